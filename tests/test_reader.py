@@ -1,0 +1,142 @@
+"""The reader against LiteRT on the real models, and against broken bytes."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pydeeplab import ModelError, read_model
+from pydeeplab.tflite.options import Conv2DOptions, DepthwiseConv2DOptions
+from pydeeplab.tflite.schema import Activation, BuiltinOperator, Padding, TensorType
+
+REAL_MODELS = ["deeplabv3_257_mv_gpu", "deeplabv3_mnv2_pascal_quant", "deeplabv3_mnv2_dm05_pascal_quant"]
+
+
+@pytest.fixture(scope="module", params=REAL_MODELS)
+def real(request, model_path):
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    path = model_path(request.param)
+    data = path.read_bytes()
+    lite = Interpreter(model_content=data, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    lite.allocate_tensors()
+    return read_model(data), lite
+
+
+def test_tensors_match_litert(real):
+    model, lite = real
+    details = lite.get_tensor_details()
+    tensors = model.main.tensors
+    assert len(details) == len(tensors)
+    for d in details:
+        t = tensors[d["index"]]
+        assert t.name == d["name"]
+        assert t.shape == tuple(d["shape"])
+        assert t.shape_signature == tuple(d["shape_signature"])
+        assert t.type.dtype.type == d["dtype"]
+        q = d["quantization_parameters"]
+        if t.quantization is None:
+            assert q["scales"].size == 0
+        else:
+            np.testing.assert_array_equal(t.quantization.scales, q["scales"])
+            np.testing.assert_array_equal(t.quantization.zero_points, q["zero_points"])
+            assert t.quantization.quantized_dimension == q["quantized_dimension"]
+            assert (t.quantization.scale, t.quantization.zero_point) == d["quantization"]
+
+
+def test_operators_match_litert(real):
+    model, lite = real
+    ops = lite._get_ops_details()
+    assert len(ops) == len(model.main.operators)
+    for d, op in zip(ops, model.main.operators):
+        assert op.name == d["op_name"]
+        assert op.inputs == tuple(d["inputs"])
+        assert op.outputs == tuple(d["outputs"])
+
+
+def test_constants_match_litert(real):
+    model, lite = real
+    n = 0
+    for t in model.main.tensors:
+        if t.data is None:
+            continue
+        n += 1
+        assert not t.data.flags.writeable
+        assert t.data.base is not None, "constants must be views of the model bytes, not copies"
+        np.testing.assert_array_equal(t.data, lite.get_tensor(t.index))
+    assert n > 100
+
+
+def test_inputs_outputs_and_options(model_path):
+    model = read_model(model_path("deeplabv3_257_mv_gpu").read_bytes())
+    g = model.main
+    assert g.inputs == (183,) and g.outputs == (168,)
+    assert model.description == "TOCO Converted."
+    first = g.operators[0]
+    assert first.builtin == BuiltinOperator.CONV_2D
+    assert first.options == Conv2DOptions(padding=Padding.SAME, stride_w=2, stride_h=2,
+                                          fused_activation_function=Activation.RELU6)
+    dilated = [op.options for op in g.operators if isinstance(op.options, DepthwiseConv2DOptions)
+               and op.options.dilation_h_factor > 1]
+    assert {o.dilation_h_factor for o in dilated} == {2, 4}
+
+
+def test_quant_model_metadata(model_path):
+    model = read_model(model_path("deeplabv3_mnv2_pascal_quant").read_bytes())
+    assert "min_runtime_version" in model.metadata
+    assert model.main.tensors[model.main.inputs[0]].type == TensorType.UINT8
+    argmax = model.main.operators[-1]
+    assert argmax.name == "ARG_MAX" and argmax.options.output_type == TensorType.INT64
+
+
+# -- broken input: only ModelError may come out --------------------------------------------
+
+
+def _read_or_model_error(data: bytes) -> None:
+    try:
+        read_model(data)
+    except ModelError as exc:
+        assert str(exc)
+
+
+@pytest.fixture(scope="module")
+def float_bytes(model_path) -> bytes:
+    return model_path("deeplabv3_257_mv_gpu").read_bytes()
+
+
+def test_not_a_model():
+    for data in [b"", b"abc", b"\0" * 8, b"\x10\0\0\0TFL2" + b"\0" * 100, b"hello world, not a flatbuffer at all"]:
+        with pytest.raises(ModelError):
+            read_model(data)
+
+
+def test_truncated(float_bytes):
+    # Constants hold most of the file: cut inside the tables near the end and at many other points.
+    cuts = sorted(set(np.linspace(0, len(float_bytes) - 1, 120).astype(int)) | set(range(len(float_bytes) - 2000, len(float_bytes), 97)))
+    for n in cuts:
+        _read_or_model_error(float_bytes[:n])
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_bit_flips(float_bytes, data):
+    buf = bytearray(float_bytes)
+    # Most bytes are weights; aim most flips at the flatbuffer tables at the end and the root.
+    n_tables = 30000
+    for _ in range(data.draw(st.integers(1, 8))):
+        region = data.draw(st.sampled_from(["head", "tail", "any"]))
+        if region == "head":
+            pos = data.draw(st.integers(0, 63))
+        elif region == "tail":
+            pos = data.draw(st.integers(len(buf) - n_tables, len(buf) - 1))
+        else:
+            pos = data.draw(st.integers(0, len(buf) - 1))
+        buf[pos] ^= 1 << data.draw(st.integers(0, 7))
+    _read_or_model_error(bytes(buf))
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.binary(min_size=0, max_size=512))
+def test_random_bytes(data):
+    _read_or_model_error(data)
+    _read_or_model_error(data[:4] + b"TFL3" + data[8:])
