@@ -1,0 +1,135 @@
+"""RELU, RELU6, RELU_N1_TO_1, LOGISTIC, TANH, HARD_SWISH: float32 and quantized uint8/int8.
+
+Prepare follows ``kernels/activations.cc`` (its Prepare functions and the
+reference kernel type's Eval): the quantized RELU family gets a requantizing
+multiplier and a clamp range, LOGISTIC and TANH a 256-entry table, HARD_SWISH its
+16-bit multipliers.
+
+Backends: float is NumPy in both. Quantized, the numba backend tabulates the
+reference arithmetic on all 256 inputs at plan time and gathers
+(``kernels/elementwise.lookup_unary``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ..quantization import quantize_multiplier, quantize_value
+from ..reference import activation as ref
+from ..tflite.schema import BuiltinOperator, TensorType
+from .base import OpContext, Prepared, TensorSpec, register
+from .elementwise import EIGHT_BIT, quantization_of, unary_lookup_run, unary_table
+
+_FLOAT_FNS = {
+    BuiltinOperator.RELU: ref.relu,
+    BuiltinOperator.RELU6: ref.relu6,
+    BuiltinOperator.RELU_N1_TO_1: ref.relu_n1_to_1,
+    BuiltinOperator.LOGISTIC: ref.logistic,
+    BuiltinOperator.TANH: ref.tanh,
+    BuiltinOperator.HARD_SWISH: ref.hard_swish,
+}
+
+#: the real clamp range of each RELU variant (activations.cc QuantizedReluX arguments)
+_RELU_RANGES = {
+    BuiltinOperator.RELU: (0.0, float("inf")),
+    BuiltinOperator.RELU6: (0.0, 6.0),
+    BuiltinOperator.RELU_N1_TO_1: (-1.0, 1.0),
+}
+
+
+def _down_scale_to_int16(multiplier: int) -> int:
+    """TFLite's ``DownScaleInt32ToInt16Multiplier``: round a Q31 multiplier to Q15, saturating."""
+    if multiplier >= 2**31 - 1 - (1 << 15):
+        return 2**15 - 1
+    return (multiplier + (1 << 15)) >> 16
+
+
+def _relu_spec(ctx: OpContext, s_in: float, z_in: int, s_out: float, z_out: int, dtype: np.dtype):
+    # activations.cc divides the float scales in float32 before widening.
+    m, s = quantize_multiplier(float(np.float32(s_in) / np.float32(s_out)))
+    lo, hi = _RELU_RANGES[ctx.opcode]
+    info = np.iinfo(dtype)
+    try:
+        act_min = max(int(info.min), quantize_value(lo, s_out, z_out))
+        act_max = int(info.max) if hi == float("inf") else min(int(info.max), quantize_value(hi, s_out, z_out))
+    except ValueError as exc:
+        raise ctx.error(str(exc)) from None
+
+    def spec(x: np.ndarray, out: np.ndarray) -> None:
+        ref.relu_quantized(x, z_in, m, s, z_out, act_min, act_max, out)
+
+    return spec
+
+
+def _table_spec(ctx: OpContext, s_in: float, z_in: int, s_out: float, z_out: int, dtype: np.dtype):
+    if ctx.opcode == BuiltinOperator.LOGISTIC:
+        if np.float32(s_out) != np.float32(1.0 / 256):
+            raise ctx.error(f"quantized LOGISTIC needs output scale 1/256 (TFLite's requirement), not {s_out}")
+        fn = ref.logistic_float32
+    else:
+        fn = ref.tanh_float32
+    table = ref.lut_populate(fn, s_in, z_in, s_out, z_out, dtype)
+
+    def spec(x: np.ndarray, out: np.ndarray) -> None:
+        ref.lookup(table, x, out)
+
+    return spec
+
+
+def _hard_swish_spec(ctx: OpContext, s_in: float, z_in: int, s_out: float, z_out: int, dtype: np.dtype):
+    # All in float32, as activations.cc HardSwishPrepare declares these scales float.
+    hires_input_scale = np.float32(1.0 / 128.0) * np.float32(s_in)
+    reluish_scale = np.float32(3.0) / np.float32(32768.0)
+    out_m, out_exp = quantize_multiplier(float(hires_input_scale / np.float32(s_out)))
+    if out_exp > 0:
+        raise ctx.error(f"output scale {s_out} is too small for input scale {s_in} (output multiplier above 1)")
+    if out_exp < -31:
+        raise ctx.error(f"output scale {s_out} is too large for input scale {s_in}")
+    rel_m, rel_exp = quantize_multiplier(float(hires_input_scale / reluish_scale))
+    params = ref.HardSwishParams(z_in, z_out, _down_scale_to_int16(rel_m), rel_exp,
+                                 _down_scale_to_int16(out_m), out_exp)
+
+    def spec(x: np.ndarray, out: np.ndarray) -> None:
+        ref.hard_swish_quantized(x, params, out)
+
+    return spec
+
+
+def _quantized_spec(ctx: OpContext, x: TensorSpec, o: TensorSpec) -> Callable[[np.ndarray, np.ndarray], None]:
+    """The reference function ``spec(x, out)`` of a quantized activation, constants bound."""
+    s_in, z_in = quantization_of(ctx, x, "input 0")
+    s_out, z_out = quantization_of(ctx, o, "output 0")
+    if ctx.opcode in _RELU_RANGES:
+        return _relu_spec(ctx, s_in, z_in, s_out, z_out, o.dtype)
+    if ctx.opcode in (BuiltinOperator.LOGISTIC, BuiltinOperator.TANH):
+        return _table_spec(ctx, s_in, z_in, s_out, z_out, o.dtype)
+    return _hard_swish_spec(ctx, s_in, z_in, s_out, z_out, o.dtype)
+
+
+@register(*_FLOAT_FNS)
+def prepare_activation(ctx: OpContext) -> Prepared:
+    """A standalone activation: output shape = input shape, same type."""
+    ctx.expect_io(1)
+    x, o = ctx.inputs[0], ctx.outputs[0]
+    if o.type != x.type:
+        raise ctx.error(f"output type {o.type.name} differs from the input type {x.type.name}")
+    shape = tuple(x.shape)
+    if x.type == TensorType.FLOAT32:
+        fn = _FLOAT_FNS[ctx.opcode]
+
+        def run(inputs, outputs):
+            fn(inputs[0], outputs[0])
+
+        return Prepared((shape,), run)
+    if x.type not in EIGHT_BIT:
+        raise ctx.error(f"{x.type.name} tensors are not supported (float32, uint8 and int8 are)")
+    spec = _quantized_spec(ctx, x, o)
+    if ctx.backend == "numba":
+        return Prepared((shape,), unary_lookup_run(unary_table(spec, x.dtype, o.dtype)))
+
+    def run(inputs, outputs):
+        spec(inputs[0], outputs[0])
+
+    return Prepared((shape,), run)

@@ -1,0 +1,205 @@
+"""ADD, SUB, MUL: float32 and quantized uint8/int8, with broadcasting and fused activation.
+
+Prepare follows TFLite's ``kernels/add.cc``, ``sub.cc`` and ``mul.cc``: the output
+shape is the broadcast of the input shapes; for 8-bit tensors the rescaling
+multipliers come from the float32 scales exactly as TFLite computes them.
+
+Backends: float arithmetic is NumPy in both (NumPy's broadcasting kernels are
+already as fast as a loop). The quantized numba path evaluates the reference
+arithmetic once at plan time on all 256 x 256 input pairs and gathers from that
+table (``kernels/elementwise.py``), which is bit-identical by construction.
+
+This module also holds the small helpers the other elementwise-like families
+(activation, shape, quantize) share: reading per-tensor quantization and building
+and running 8-bit lookup tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import partial
+
+import numpy as np
+
+from ..quantization import activation_range_float, activation_range_quantized, add_params, quantize_multiplier
+from ..reference import elementwise as ref
+from ..tflite.options import AddOptions, MulOptions, SubOptions
+from ..tflite.schema import BuiltinOperator, TensorType
+from .base import OpContext, Prepared, Run, TensorSpec, register
+
+#: the 8-bit tensor types whose values index a 256-entry table
+EIGHT_BIT = (TensorType.UINT8, TensorType.INT8)
+
+
+def quantization_of(ctx: OpContext, spec: TensorSpec, what: str) -> tuple[float, int]:
+    """(scale, zero_point) of a per-tensor quantized tensor, as TFLite's ``params`` reads them.
+
+    The scale is returned as a Python float holding the exact float32 value. Raises a
+    ModelError when the tensor has no quantization or a non-positive scale.
+    """
+    if not spec.is_quantized:
+        raise ctx.error(f"{what} ({spec.type.name} tensor {spec.name!r}) has no quantization parameters")
+    q = spec.quantization
+    if not q.scale > 0.0 or not np.isfinite(q.scale):
+        raise ctx.error(f"{what} ({spec.name!r}) has scale {q.scale}; a positive finite scale is required")
+    return q.scale, q.zero_point
+
+
+def all_values(dtype: np.dtype) -> np.ndarray:
+    """The 256 values of an 8-bit dtype in table order: ``all_values(d)[k]`` has the byte k."""
+    return np.arange(256, dtype=np.uint8).view(np.dtype(dtype))
+
+
+def unary_table(fn: Callable[[np.ndarray, np.ndarray], None], in_dtype: np.dtype, out_dtype: np.dtype) -> np.ndarray:
+    """Tabulate an 8-bit elementwise function: ``fn(x, out)`` on all 256 inputs.
+
+    Returns the [256] table of out_dtype indexed by the input's byte (see :func:`all_values`).
+    """
+    table = np.empty(256, dtype=out_dtype)
+    fn(all_values(in_dtype), table)
+    return table
+
+
+def _view(a: np.ndarray, shape) -> np.ndarray:
+    """``a`` reshaped without copying (a kernel writes through it into ``a``)."""
+    v = a.reshape(shape)
+    if v.size and not np.may_share_memory(v, a):
+        raise ValueError(f"output array of shape {a.shape} and strides {a.strides} is not contiguous")
+    return v
+
+
+def unary_lookup_run(table: np.ndarray) -> Run:
+    """A ``run`` that maps input 0 through ``table`` (indexed by the input's byte) into output 0."""
+    from ..kernels.elementwise import lookup_unary
+
+    def run(inputs: Sequence[np.ndarray | None], outputs: Sequence[np.ndarray]) -> None:
+        lookup_unary(table, inputs[0].view(np.uint8).reshape(-1), _view(outputs[0], -1))
+
+    return run
+
+
+def _merged_broadcast_shapes(a: tuple[int, ...], b: tuple[int, ...], out: tuple[int, ...]):
+    """Shapes of a, b and out as 6-D arrays with adjacent dimensions of the same broadcast
+    pattern merged (so a plain elementwise op becomes one long row), or None if more than
+    six groups remain. Size-1 output dimensions are dropped; a and b are left-padded."""
+    r = len(out)
+    pa = (1,) * (r - len(a)) + tuple(a)
+    pb = (1,) * (r - len(b)) + tuple(b)
+    groups: list[list] = []  # [a_is_full, b_is_full, size]
+    for da, db, do in zip(pa, pb, out):
+        if do == 1:
+            continue
+        kind = (da == do, db == do)
+        if groups and tuple(groups[-1][:2]) == kind:
+            groups[-1][2] *= do
+        else:
+            groups.append([kind[0], kind[1], do])
+    if len(groups) > 6:
+        return None
+    pad = [(True, True, 1)] * (6 - len(groups))
+    groups = pad + [tuple(g) for g in groups]
+    sa = tuple(n if full else 1 for full, _, n in groups)
+    sb = tuple(n if full else 1 for _, full, n in groups)
+    so = tuple(n for _, _, n in groups)
+    return sa, sb, so
+
+
+def _binary_lookup_run(table: np.ndarray, a_shape, b_shape, out_shape) -> Run | None:
+    """A ``run`` computing output 0 = table[input0, input1] with broadcasting, or None when
+    the broadcast does not fit the kernel's six dimensions."""
+    from ..kernels.elementwise import lookup_binary
+
+    merged = _merged_broadcast_shapes(a_shape, b_shape, out_shape)
+    if merged is None:
+        return None
+    sa, sb, so = merged
+
+    def run(inputs: Sequence[np.ndarray | None], outputs: Sequence[np.ndarray]) -> None:
+        a = np.broadcast_to(inputs[0].view(np.uint8).reshape(sa), so)
+        b = np.broadcast_to(inputs[1].view(np.uint8).reshape(sb), so)
+        lookup_binary(table, a, b, _view(outputs[0], so))
+
+    return run
+
+
+_FLOAT_FNS = {BuiltinOperator.ADD: ref.add, BuiltinOperator.SUB: ref.sub, BuiltinOperator.MUL: ref.mul}
+_QUANTIZED_FNS = {
+    BuiltinOperator.ADD: ref.add_quantized,
+    BuiltinOperator.SUB: ref.sub_quantized,
+    BuiltinOperator.MUL: ref.mul_quantized,
+}
+_DEFAULT_OPTIONS = {BuiltinOperator.ADD: AddOptions, BuiltinOperator.SUB: SubOptions, BuiltinOperator.MUL: MulOptions}
+
+
+def _quantized_params(ctx: OpContext, a: TensorSpec, b: TensorSpec, o: TensorSpec, activation):
+    """ArithmeticParams (ADD/SUB) or MulParams (MUL) from the tensors' float32 scales."""
+    s1, z1 = quantization_of(ctx, a, "input 0")
+    s2, z2 = quantization_of(ctx, b, "input 1")
+    so, zo = quantization_of(ctx, o, "output 0")
+    info = np.iinfo(o.dtype)
+    for z, what in ((z1, "input 0"), (z2, "input 1"), (zo, "output 0")):
+        if not info.min <= z <= info.max:
+            raise ctx.error(f"{what} zero point {z} is outside the {o.type.name} range")
+    try:
+        act_min, act_max = activation_range_quantized(activation, so, zo, o.dtype)
+    except ValueError as exc:
+        raise ctx.error(str(exc)) from None
+    if ctx.opcode == BuiltinOperator.MUL:
+        # mul.cc multiplies and divides the float scales in float32 before widening.
+        real = float(np.float32(s1) * np.float32(s2) / np.float32(so))
+        m, s = quantize_multiplier(real)
+        return ref.MulParams(-z1, -z2, zo, m, s, act_min, act_max)
+    try:
+        p = add_params(s1, s2, so, left_shift=20)
+    except ValueError:
+        # TFLite's ADD fails its check here; its SUB goes on with a multiplier > 1 whose
+        # reference arithmetic shifts by a negative amount (undefined): refuse both.
+        raise ctx.error(f"output scale {so} is too small for input scales {s1}, {s2}: the output "
+                        "rescaling multiplier is not below 1") from None
+    return ref.ArithmeticParams(p.left_shift, -z1, p.input1_multiplier, p.input1_shift, -z2,
+                                p.input2_multiplier, p.input2_shift, zo, p.output_multiplier,
+                                p.output_shift, act_min, act_max)
+
+
+@register(BuiltinOperator.ADD, BuiltinOperator.SUB, BuiltinOperator.MUL)
+def prepare_arithmetic(ctx: OpContext) -> Prepared:
+    """ADD / SUB / MUL of two tensors of the same type, broadcast against each other."""
+    ctx.expect_io(2)
+    a, b = ctx.inputs
+    o = ctx.outputs[0]
+    options = ctx.options if ctx.options is not None else _DEFAULT_OPTIONS[ctx.opcode]()
+    activation = options.fused_activation_function
+    if a.type != b.type:
+        raise ctx.error(f"input types differ: {a.type.name} and {b.type.name}")
+    if o.type != a.type:
+        raise ctx.error(f"output type {o.type.name} differs from the input type {a.type.name}")
+    try:
+        out_shape = tuple(int(d) for d in np.broadcast_shapes(a.shape, b.shape))
+    except ValueError:
+        raise ctx.error(f"input shapes {a.shape} and {b.shape} do not broadcast") from None
+
+    if a.type == TensorType.FLOAT32:
+        act_min, act_max = activation_range_float(activation)
+        fn = _FLOAT_FNS[ctx.opcode]
+
+        def run(inputs, outputs):
+            fn(inputs[0], inputs[1], act_min, act_max, outputs[0])
+
+        return Prepared((out_shape,), run)
+
+    if a.type not in EIGHT_BIT:
+        raise ctx.error(f"{a.type.name} tensors are not supported (float32, uint8 and int8 are)")
+    spec = partial(_QUANTIZED_FNS[ctx.opcode], p=_quantized_params(ctx, a, b, o, activation))
+    fast = None
+    if ctx.backend == "numba":
+        values = all_values(a.dtype)
+        table = np.empty((256, 256), dtype=o.dtype)
+        spec(values[:, None], values[None, :], out=table)
+        fast = _binary_lookup_run(table, a.shape, b.shape, out_shape)
+    if fast is not None:
+        return Prepared((out_shape,), fast)
+
+    def run(inputs, outputs):
+        spec(inputs[0], inputs[1], out=outputs[0])
+
+    return Prepared((out_shape,), run)

@@ -1,0 +1,120 @@
+"""ADD, SUB, MUL against LiteRT's reference kernels, on both backends.
+
+Float within the contract tolerance; uint8 / int8 bit-identical, with broadcasting
+shapes, fused activations and varied scales and zero points.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from oracle import T, check_op, quant, run_ours_op
+
+from pydeeplab.errors import ModelError
+from pydeeplab.tflite.options import AddOptions, MulOptions, SubOptions
+from pydeeplab.tflite.schema import Activation, BuiltinOperator
+
+OPS = {
+    BuiltinOperator.ADD: AddOptions,
+    BuiltinOperator.SUB: SubOptions,
+    BuiltinOperator.MUL: MulOptions,
+}
+
+SHAPES = [
+    ((1, 4, 4, 3), (1, 4, 4, 3)),
+    ((1, 4, 4, 3), (1, 1, 1, 3)),
+    ((1, 1, 1, 3), (1, 4, 4, 3)),
+    ((2, 1, 3), (1, 5, 1)),
+    ((1, 5, 6, 3), ()),
+    ((), (2, 3)),
+    ((3,), (2, 4, 3)),
+    ((2, 1, 3, 1, 4), (1, 3, 1, 5, 1)),
+    ((1, 8, 8, 16), (1, 8, 1, 16)),
+    ((2, 1, 2, 1, 3, 1), (1, 2, 1, 3, 1, 2)),  # six alternating broadcast groups
+]
+
+ACTIVATIONS = [Activation.NONE, Activation.RELU, Activation.RELU6, Activation.RELU_N1_TO_1]
+
+
+def _qtensor(rng, shape, dtype, scale, zp):
+    info = np.iinfo(dtype)
+    return T(rng.integers(info.min, info.max + 1, size=shape).astype(dtype), quant=quant(scale, zp))
+
+
+@pytest.mark.parametrize("opcode", list(OPS))
+@pytest.mark.parametrize("shapes", SHAPES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_float_broadcast(opcode, shapes):
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal(shapes[0]).astype(np.float32) * 4
+    b = rng.standard_normal(shapes[1]).astype(np.float32) * 4
+    # A 0-d operand is a constant: the oracle cannot feed a 0-d model input yet.
+    check_op(opcode, [T(a, const=a.ndim == 0), T(b, const=b.ndim == 0)], [T(None, np.float32)], OPS[opcode]())
+
+
+@pytest.mark.parametrize("opcode", list(OPS))
+@pytest.mark.parametrize("act", ACTIVATIONS, ids=lambda a: a.name)
+def test_float_activation(opcode, act):
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((2, 3, 5, 4)).astype(np.float32) * 3
+    b = rng.standard_normal((1, 3, 1, 4)).astype(np.float32) * 3
+    check_op(opcode, [T(a), T(b, const=True)], [T(None, np.float32)], OPS[opcode](act))
+
+
+@pytest.mark.parametrize("opcode", list(OPS))
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8], ids=["uint8", "int8"])
+@pytest.mark.parametrize("shapes", SHAPES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_quantized_broadcast(opcode, dtype, shapes):
+    rng = np.random.default_rng(3)
+    info = np.iinfo(dtype)
+    for trial in range(3):
+        s1, s2 = rng.uniform(0.005, 0.1, size=2)
+        so = rng.uniform(0.01, 0.2) if opcode != BuiltinOperator.MUL else s1 * s2 * rng.uniform(20, 200)
+        z1, z2, zo = rng.integers(info.min, info.max + 1, size=3)
+        act = ACTIVATIONS[trial % len(ACTIVATIONS)]
+        a = _qtensor(rng, shapes[0], dtype, s1, z1)
+        b = _qtensor(rng, shapes[1], dtype, s2, z2)
+        a.const, b.const = a.value.ndim == 0, b.value.ndim == 0
+        check_op(opcode, [a, b], [T(None, dtype, quant=quant(so, zo))], OPS[opcode](act))
+
+
+@pytest.mark.parametrize("opcode", list(OPS))
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8], ids=["uint8", "int8"])
+@pytest.mark.parametrize("act", ACTIVATIONS, ids=lambda a: a.name)
+def test_quantized_every_input_pair(opcode, dtype, act):
+    """All 256 x 256 input pairs at once, with scales giving ties and saturation."""
+    rng = np.random.default_rng(4)
+    values = np.arange(256, dtype=np.uint8).view(dtype)
+    a = values.reshape(1, 256, 1)
+    b = values.reshape(1, 1, 256)
+    info = np.iinfo(dtype)
+    for s1, s2, so in [(0.02, 0.02, 0.04), (0.5, 0.003, 0.01), (0.0123, 0.0456, 0.0789)]:
+        if opcode == BuiltinOperator.MUL:
+            so = s1 * s2 * 64
+        z1, z2, zo = (int(z) for z in rng.integers(info.min, info.max + 1, size=3))
+        check_op(opcode, [T(a, quant=quant(s1, z1)), T(b, quant=quant(s2, z2))],
+                 [T(None, dtype, quant=quant(so, zo))], OPS[opcode](act))
+
+
+def test_quantized_big_tensor_with_constant():
+    """A DeepLab-sized residual ADD (uint8) and a constant broadcast operand (int8 MUL)."""
+    rng = np.random.default_rng(5)
+    a = _qtensor(rng, (1, 33, 33, 64), np.uint8, 0.05, 120)
+    b = _qtensor(rng, (1, 33, 33, 64), np.uint8, 0.07, 131)
+    check_op(BuiltinOperator.ADD, [a, b], [T(None, np.uint8, quant=quant(0.09, 125))], AddOptions())
+    x = _qtensor(rng, (1, 33, 33, 64), np.int8, 0.05, -3)
+    c = _qtensor(rng, (64,), np.int8, 0.01, 2)
+    c.const = True
+    check_op(BuiltinOperator.MUL, [x, c], [T(None, np.int8, quant=quant(0.004, 7))], MulOptions())
+
+
+def test_errors():
+    x = T(np.zeros((1, 4, 3), np.float32))
+    with pytest.raises(ModelError, match="do not broadcast"):
+        run_ours_op(BuiltinOperator.ADD, [x, T(np.zeros((1, 5, 3), np.float32))],
+                    [T(None, np.float32, (1, 4, 3))], AddOptions(), "numpy")
+    with pytest.raises(ModelError, match="types differ"):
+        run_ours_op(BuiltinOperator.MUL, [x, T(np.zeros((1, 4, 3), np.int32))],
+                    [T(None, np.float32, (1, 4, 3))], MulOptions(), "numpy")
+    q = T(np.zeros((2,), np.uint8))
+    with pytest.raises(ModelError, match="no quantization"):
+        run_ours_op(BuiltinOperator.ADD, [q, q], [T(None, np.uint8, (2,))], AddOptions(), "numpy")
