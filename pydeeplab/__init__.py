@@ -8,8 +8,9 @@
 
 from .errors import ModelError, UnsupportedOperatorError
 from .interpreter import Interpreter
+from .segment import Segmentation, Segmenter
 from .tflite.reader import load_model, read_model
 
 __version__ = "0.1.0"
 
-__all__ = ["Interpreter", "ModelError", "UnsupportedOperatorError", "load_model", "read_model", "__version__"]
+__all__ = ["Interpreter", "Segmentation", "Segmenter", "ModelError", "UnsupportedOperatorError", "load_model", "read_model", "__version__"]

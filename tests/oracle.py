@@ -161,7 +161,7 @@ def run_litert(model: bytes, feeds: Sequence[np.ndarray], resolver: str = "ref")
             interp.resize_tensor_input(det["index"], list(np.shape(feed)))
     interp.allocate_tensors()
     for det, feed in zip(details, feeds):
-        interp.set_tensor(det["index"], np.ascontiguousarray(feed, dtype=det["dtype"]))
+        interp.set_tensor(det["index"], np.require(feed, dtype=det["dtype"], requirements="C"))
     interp.invoke()
     return [np.array(interp.get_tensor(det["index"])) for det in interp.get_output_details()]
 

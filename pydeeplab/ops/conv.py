@@ -32,6 +32,7 @@ from ..reference.conv import FloatStage, QuantizedStage, Stage
 from ..tflite.options import Conv2DOptions, DepthwiseConv2DOptions, TransposeConvOptions
 from ..tflite.schema import Activation, BuiltinOperator, TensorType
 from .base import OpContext, Prepared, Run, TensorSpec, register
+from ..threads import parallel_rows
 from .padding import compute_padding_hw
 
 _DATA_TYPES = (TensorType.FLOAT32, TensorType.UINT8, TensorType.INT8)
@@ -233,22 +234,31 @@ def _conv_2d_numba(weights, bias, stage, stride, dilation, padding, out_shape) -
         out2d = out.reshape(rows * ow, cout)
         if pointwise and isinstance(stage, FloatStage):
             # The bulk of DeepLab: one matrix product over all pixels, straight into out.
-            np.matmul(x.reshape(-1, cin), wmat, out=out2d)
-            k.bias_activation(out2d, b, *out_args)
+            x2d = x.reshape(-1, cin)
+
+            def pixels(p0: int, p1: int) -> None:
+                np.matmul(x2d[p0:p1], wmat, out=out2d[p0:p1])
+                k.bias_activation(out2d[p0:p1], b, *out_args)
+
+            parallel_rows(rows * ow, pixels)
             return
-        for r0 in range(0, rows, block):
-            r1 = min(rows, r0 + block)
-            m = (r1 - r0) * ow
-            cols = _WORKSPACE.get(0, dtype, (m, depth))
-            k.im2col(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, offset)
-            dst = out2d[r0 * ow : r1 * ow]
-            if isinstance(stage, FloatStage):
-                np.matmul(cols, wmat, out=dst)
-                k.bias_activation(dst, b, *out_args)
-            else:
-                acc = _WORKSPACE.get(1, dtype, (m, cout))
-                np.matmul(cols, wmat, out=acc)
-                k.requantize(acc, b, *out_args, dst)
+
+        def output_rows(start: int, stop: int) -> None:
+            for r0 in range(start, stop, block):
+                r1 = min(stop, r0 + block)
+                m = (r1 - r0) * ow
+                cols = _WORKSPACE.get(0, dtype, (m, depth))
+                k.im2col(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, offset)
+                dst = out2d[r0 * ow : r1 * ow]
+                if isinstance(stage, FloatStage):
+                    np.matmul(cols, wmat, out=dst)
+                    k.bias_activation(dst, b, *out_args)
+                else:
+                    acc = _WORKSPACE.get(1, dtype, (m, cout))
+                    np.matmul(cols, wmat, out=acc)
+                    k.requantize(acc, b, *out_args, dst)
+
+        parallel_rows(rows, output_rows, min_rows=max(1, 512 // ow))
 
     return _with_contiguous_output(fill)
 

@@ -1,0 +1,437 @@
+"""The ``tflite_runtime.interpreter.Interpreter`` API on pydeeplab's executor.
+
+``allocate_tensors`` plans the graph once: it propagates shapes, prepares every
+operator (options checked, constants such as padding and quantized multipliers
+computed, weights re-arranged), works out each intermediate tensor's lifetime,
+and places all activations in one arena so that tensors whose lifetimes do not
+overlap share memory. ``invoke`` then only loops over ready-made closures.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ModelError, UnsupportedOperatorError
+from .ops import REGISTRY, OpContext, TensorSpec
+from .ops.base import Run
+from .tflite.model import Model, Tensor
+from .tflite.reader import load_model, read_model
+from .threads import blas_threads, set_invoke_threads
+from .tflite.schema import BuiltinOperator
+
+BACKENDS = ("numba", "numpy")
+#: Refuse plans whose activations need more than this (a corrupt shape, not a real model).
+MAX_ARENA_BYTES = 8 << 30
+_ALIGN = 64
+
+
+class InterpreterStateError(RuntimeError, ValueError):
+    """A call out of order (e.g. invoke before allocate_tensors).
+
+    tflite_runtime raises RuntimeError for some of these and ValueError for
+    others; this is both, so either ``except`` clause catches it.
+    """
+
+
+@dataclass
+class _Step:
+    """One planned operator: what invoke runs."""
+
+    index: int
+    opcode: BuiltinOperator
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+    run: Run
+
+
+class Interpreter:
+    """Runs a TFLite model with pydeeplab's kernels; a drop-in for tflite_runtime's Interpreter.
+
+    Args:
+        model_path: path of a ``.tflite`` file; or
+        model_content: the model's bytes.
+        num_threads: threads for the Numba kernels (default: all cores Numba sees).
+        experimental_preserve_all_tensors: keep every intermediate tensor readable after
+            invoke (no memory reuse), as TFLite does with the same flag.
+        backend: ``"numba"`` (fast JIT kernels) or ``"numpy"`` (the readable reference).
+        experimental_delegates, experimental_op_resolver_type: accepted for API
+            compatibility and ignored (pydeeplab has one set of kernels per backend).
+    """
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike | None = None,
+        model_content: bytes | None = None,
+        experimental_delegates=None,
+        num_threads: int | None = None,
+        experimental_op_resolver_type=None,
+        experimental_preserve_all_tensors: bool = False,
+        *,
+        backend: str = "numba",
+    ):
+        if (model_path is None) == (model_content is None):
+            raise ValueError("Exactly one of model_path and model_content must be given")
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+        if num_threads is not None and (not isinstance(num_threads, int) or num_threads < -1):
+            raise ValueError("num_threads should be an integer >= 1 (or -1 for the default)")
+        self.model: Model = load_model(model_path) if model_path is not None else read_model(model_content)
+        self.backend = backend
+        self._num_threads = None if num_threads in (None, -1) else num_threads
+        self._preserve = experimental_preserve_all_tensors
+        self._graph = self.model.main
+        self._check_supported()
+        self._shapes: list[tuple[int, ...]] = [t.shape for t in self._graph.tensors]
+        self._arrays: list[np.ndarray | None] = [None] * len(self._graph.tensors)
+        self._steps: list[_Step] = []
+        self._allocated = False
+        self._lock = threading.RLock()
+
+    # -- planning ------------------------------------------------------------------
+
+    def _check_supported(self) -> None:
+        missing = {}
+        for op in self._graph.operators:
+            code = op.builtin
+            if code == BuiltinOperator.CUSTOM or code not in REGISTRY:
+                missing.setdefault(op.name, []).append(op.index)
+        if missing:
+            listing = "; ".join(f"{name} (operators {', '.join(map(str, idx))})" for name, idx in missing.items())
+            raise UnsupportedOperatorError(f"the model uses operators pydeeplab does not implement: {listing}")
+
+    def allocate_tensors(self) -> None:
+        """Plan the graph for the current input shapes and allocate every tensor."""
+        with self._lock:
+            self._allocated = False
+            tensors = self._graph.tensors
+            shapes = list(self._shapes)
+            written = self._check_dataflow()
+            steps = []
+            for op in self._graph.operators:
+                ctx = OpContext(
+                    index=op.index,
+                    opcode=BuiltinOperator(op.builtin),
+                    version=op.code.version,
+                    options=op.options,
+                    inputs=tuple(None if i < 0 else self._spec(tensors[i], shapes[i]) for i in op.inputs),
+                    outputs=tuple(self._spec(tensors[i], shapes[i]) for i in op.outputs),
+                    backend=self.backend,
+                )
+                prepared = REGISTRY[ctx.opcode](ctx)
+                if len(prepared.output_shapes) != len(op.outputs):
+                    raise ctx.error(f"prepared {len(prepared.output_shapes)} output shapes for {len(op.outputs)} outputs")
+                for i, shape in zip(op.outputs, prepared.output_shapes):
+                    shapes[i] = tuple(int(d) for d in shape)
+                steps.append(_Step(op.index, ctx.opcode, op.inputs, op.outputs, prepared.run))
+            self._arrays = self._place(shapes, written)
+            self._shapes = shapes
+            self._steps = steps
+            self._allocated = True
+
+    def _spec(self, t: Tensor, shape: tuple[int, ...]) -> TensorSpec:
+        if t.type.dtype is None:
+            raise ModelError(f"tensor {t.index} ({t.name!r}) has type {t.type.name}, which pydeeplab cannot compute with")
+        if t.sparse:
+            raise ModelError(f"tensor {t.index} ({t.name!r}) is sparse; sparse tensors are not supported")
+        return TensorSpec(t.index, t.name, t.type, shape, t.quantization, t.data)
+
+    def _check_dataflow(self) -> list[int]:
+        """Check that every tensor is written once, before it is read. Returns the writer of each tensor.
+
+        The writer is -1 for graph inputs and constants, the operator index otherwise,
+        and -2 for tensors nobody writes (which no operator may then read).
+        """
+        g = self._graph
+        writer = [-2] * len(g.tensors)
+        for i in g.inputs:
+            writer[i] = -1
+        for t in g.tensors:
+            if t.data is not None:
+                if writer[t.index] == -1:
+                    raise ModelError(f"tensor {t.index} ({t.name!r}) is both a graph input and a constant")
+                writer[t.index] = -1
+        problems = []
+        for op in g.operators:
+            for i in op.inputs:
+                if i >= 0 and (writer[i] == -2 or writer[i] >= op.index):
+                    problems.append(f"operator {op.index} ({op.name}) reads tensor {i} before any operator writes it")
+            for i in op.outputs:
+                if writer[i] != -2:
+                    who = "a graph input or constant" if writer[i] == -1 else f"operator {writer[i]}"
+                    problems.append(f"operator {op.index} ({op.name}) writes tensor {i}, already written by {who}")
+                else:
+                    writer[i] = op.index
+        for i in g.outputs:
+            if writer[i] == -2:
+                problems.append(f"graph output tensor {i} is never written")
+        if problems:
+            shown = problems[:10] + ([f"... and {len(problems) - 10} more"] if len(problems) > 10 else [])
+            raise ModelError("the graph is not a valid dataflow graph: " + "; ".join(shown))
+        return writer
+
+    def _place(self, shapes: list[tuple[int, ...]], writer: list[int]) -> list[np.ndarray | None]:
+        """Give every non-constant tensor an array; intermediates share one arena by lifetime."""
+        g = self._graph
+        n_ops = len(g.operators)
+        last_use = [-1] * len(g.tensors)
+        for op in g.operators:
+            for i in op.inputs:
+                if i >= 0:
+                    last_use[i] = op.index
+        for i in g.outputs:
+            last_use[i] = n_ops
+        arrays: list[np.ndarray | None] = [None] * len(g.tensors)
+        blocks = []  # (size, first, last, tensor)
+        total = 0
+        for t in g.tensors:
+            if t.data is not None:
+                arrays[t.index] = t.data
+                continue
+            if writer[t.index] == -2:
+                continue
+            nbytes = int(np.prod(shapes[t.index], dtype=np.int64)) * t.type.dtype.itemsize
+            if nbytes < 0 or nbytes > MAX_ARENA_BYTES:
+                raise ModelError(f"tensor {t.index} ({t.name!r}) of shape {list(shapes[t.index])} needs {nbytes} bytes")
+            total += nbytes
+            first = writer[t.index]
+            last = n_ops if (self._preserve or t.index in g.inputs) else max(last_use[t.index], first)
+            if t.index in g.inputs:
+                first = -1
+            blocks.append((nbytes, first, last, t.index))
+        if total > MAX_ARENA_BYTES:
+            raise ModelError(f"the model's activations need {total} bytes, more than pydeeplab allows ({MAX_ARENA_BYTES})")
+        offsets, arena_size = _first_fit(blocks)
+        arena = np.empty(max(arena_size, 1), dtype=np.uint8)
+        self._arena = arena
+        for nbytes, _, _, index in blocks:
+            t = g.tensors[index]
+            off = offsets[index]
+            arrays[index] = arena[off : off + nbytes].view(t.type.dtype).reshape(shapes[index])
+        return arrays
+
+    # -- running -------------------------------------------------------------------
+
+    def _require_allocated(self, what: str) -> None:
+        if not self._allocated:
+            raise InterpreterStateError(f"{what}: tensors are not allocated. Call allocate_tensors() first")
+
+    def invoke(self) -> None:
+        """Run the graph on the tensors set with set_tensor."""
+        with self._lock:
+            self._require_allocated("Invoke called on model that is not ready")
+            arrays = self._arrays
+            with self._threads():
+                for step in self._steps:
+                    step.run([None if i < 0 else arrays[i] for i in step.inputs], [arrays[i] for i in step.outputs])
+
+    def invoke_profiled(self) -> list[tuple[int, str, float]]:
+        """Run the graph like :meth:`invoke`, timing each operator: [(index, operator, seconds)]."""
+        with self._lock:
+            self._require_allocated("Invoke called on model that is not ready")
+            arrays = self._arrays
+            times = []
+            with self._threads():
+                for step in self._steps:
+                    start = time.perf_counter()
+                    step.run([None if i < 0 else arrays[i] for i in step.inputs], [arrays[i] for i in step.outputs])
+                    times.append((step.index, step.opcode.name, time.perf_counter() - start))
+            return times
+
+    @contextmanager
+    def _threads(self) -> Iterator[None]:
+        """The thread policy of one run (see pydeeplab.threads): who may use how many cores."""
+        if self.backend == "numpy":
+            if self._num_threads is None:
+                yield
+            else:
+                with blas_threads(self._num_threads):
+                    yield
+            return
+        import numba
+
+        n = max(1, min(self._num_threads or numba.config.NUMBA_NUM_THREADS, numba.config.NUMBA_NUM_THREADS))
+        numba.set_num_threads(n)
+        set_invoke_threads(n)
+        with blas_threads(1):
+            yield
+
+    def run_op(self, op_index: int, inputs: Sequence[np.ndarray | None]) -> list[np.ndarray]:
+        """Run one planned operator on given input arrays; returns fresh output arrays.
+
+        This is the isolated mode of ``verify``: each operator fed another
+        runtime's input tensors, so one operator's error cannot hide in the next.
+        """
+        with self._lock:
+            self._require_allocated("run_op")
+            step = self._steps[op_index]
+            outs = [np.empty(self._shapes[i], self._graph.tensors[i].type.dtype) for i in step.outputs]
+            with self._threads():
+                step.run(list(inputs), outs)
+            return outs
+
+    # -- the tflite_runtime API ------------------------------------------------------
+
+    def _check_index(self, index: int) -> Tensor:
+        n = len(self._graph.tensors)
+        if not isinstance(index, (int, np.integer)) or not 0 <= index < n:
+            raise ValueError(f"Invalid tensor index {index} exceeds max tensor index {n}")
+        return self._graph.tensors[int(index)]
+
+    def _details(self, index: int) -> dict:
+        t = self._graph.tensors[index]
+        q = t.quantization
+        scales = q.scales.astype(np.float32) if q is not None else np.zeros(0, np.float32)
+        zero_points = q.zero_points.astype(np.int32) if q is not None else np.zeros(0, np.int32)
+        dtype = t.type.dtype
+        return {
+            "name": t.name,
+            "index": index,
+            "shape": np.array(self._shapes[index], dtype=np.int32),
+            "shape_signature": np.array(t.shape_signature, dtype=np.int32),
+            "dtype": dtype.type if dtype is not None else None,
+            "quantization": (q.scale, q.zero_point) if q is not None and q.scales.size else (0.0, 0),
+            "quantization_parameters": {
+                "scales": scales,
+                "zero_points": zero_points,
+                "quantized_dimension": q.quantized_dimension if q is not None else 0,
+                "block_size": 0,
+            },
+            "sparsity_parameters": {},
+        }
+
+    def get_input_details(self) -> list[dict]:
+        return [self._details(i) for i in self._graph.inputs]
+
+    def get_output_details(self) -> list[dict]:
+        return [self._details(i) for i in self._graph.outputs]
+
+    def get_tensor_details(self) -> list[dict]:
+        return [self._details(i) for i in range(len(self._graph.tensors))]
+
+    def _get_ops_details(self) -> list[dict]:
+        out = []
+        for op in self._graph.operators:
+            tensors = self._graph.tensors
+            out.append({
+                "index": op.index,
+                "op_name": op.name,
+                "inputs": np.array(op.inputs, dtype=np.int32),
+                "outputs": np.array(op.outputs, dtype=np.int32),
+                "operand_types": [tensors[i].type.dtype.type if i >= 0 else None for i in op.inputs],
+                "result_types": [tensors[i].type.dtype.type for i in op.outputs],
+            })
+        return out
+
+    def set_tensor(self, tensor_index: int, value) -> None:
+        """Copy ``value`` into an input tensor; dtype and shape must match exactly."""
+        with self._lock:
+            t = self._check_index(tensor_index)
+            if not self._allocated:
+                raise InterpreterStateError("Cannot set tensor: Tensor is unallocated. Try calling allocate_tensors() first")
+            value = np.asarray(value)
+            if value.dtype != t.type.dtype:
+                got = _type_name(value.dtype)
+                raise ValueError(
+                    f"Cannot set tensor: Got value of type {got} but expected type {t.type.name} "
+                    f"for input {tensor_index}, name: {t.name} "
+                )
+            target = self._arrays[tensor_index]
+            if target is None or t.data is not None:
+                raise ValueError(f"Cannot set tensor: tensor {tensor_index} ({t.name!r}) is a constant or unused tensor")
+            if value.ndim != target.ndim:
+                raise ValueError(
+                    f"Cannot set tensor: Dimension mismatch. Got {value.ndim} but expected {target.ndim} "
+                    f"for input {tensor_index}."
+                )
+            for d, (got, want) in enumerate(zip(value.shape, target.shape)):
+                if got != want:
+                    raise ValueError(
+                        f"Cannot set tensor: Dimension mismatch. Got {got} but expected {want} "
+                        f"for dimension {d} of input {tensor_index}."
+                    )
+            target[...] = value
+
+    def get_tensor(self, tensor_index: int, subgraph_index: int = 0) -> np.ndarray:
+        """A copy of a tensor's current value."""
+        with self._lock:
+            self._check_index(tensor_index)
+            array = self._arrays[tensor_index]
+            if array is None:
+                raise ValueError("Tensor data is null. Run allocate_tensors() first")
+            return np.array(array, copy=True)
+
+    def tensor(self, tensor_index: int) -> Callable[[], np.ndarray]:
+        """A function returning a live view of the tensor (valid until the next allocate_tensors)."""
+        self._check_index(tensor_index)
+
+        def view() -> np.ndarray:
+            array = self._arrays[tensor_index]
+            if array is None:
+                raise ValueError("Tensor data is null. Run allocate_tensors() first")
+            return array
+
+        return view
+
+    def resize_tensor_input(self, input_index: int, tensor_size, strict: bool = False) -> None:
+        """Change the shape of a graph input; call allocate_tensors() before the next invoke."""
+        with self._lock:
+            t = self._check_index(input_index)
+            if input_index not in self._graph.inputs:
+                raise ValueError(f"Tensor {input_index} ({t.name!r}) is not an input of the graph and cannot be resized")
+            shape = np.asarray(tensor_size)
+            if shape.ndim != 1 or not np.issubdtype(shape.dtype, np.integer) or (shape < 0).any():
+                raise ValueError(f"Cannot resize input {input_index} to {tensor_size!r}: need non-negative integer dimensions")
+            shape = tuple(int(d) for d in shape)
+            if strict:
+                sig = t.shape_signature
+                if len(sig) != len(shape) or any(s != -1 and s != d for s, d in zip(sig, shape)):
+                    raise ValueError("Attempting to resize dimension of a fixed-size tensor with strict=True")
+            self._shapes[input_index] = shape
+            self._allocated = False
+
+    def get_signature_list(self) -> dict[str, dict[str, list[str]]]:
+        return {
+            s.key: {"inputs": list(s.inputs), "outputs": list(s.outputs)} for s in self.model.signature_defs
+        }
+
+
+def _type_name(dtype: np.dtype) -> str:
+    from .tflite.schema import tensor_type_of
+
+    try:
+        return tensor_type_of(dtype).name
+    except ValueError:
+        return str(dtype).upper()
+
+
+def _first_fit(blocks: list[tuple[int, int, int, int]]) -> tuple[dict[int, int], int]:
+    """Assign arena offsets: largest tensors first, each at the lowest offset free for its lifetime.
+
+    ``blocks`` are (bytes, first op, last op, tensor). Two tensors may share bytes
+    only if their [first, last] intervals are disjoint.
+    """
+    placed: list[tuple[int, int, int, int]] = []  # (offset, end, first, last)
+    offsets = {}
+    size = 0
+    for nbytes, first, last, index in sorted(blocks, key=lambda b: (-b[0], b[1], b[3])):
+        busy = sorted((o, e) for o, e, f, l in placed if not (l < first or last < f))
+        offset = 0
+        for o, e in busy:
+            if offset + nbytes <= o:
+                break
+            offset = max(offset, _round_up(e))
+        placed.append((offset, offset + nbytes, first, last))
+        offsets[index] = offset
+        size = max(size, offset + nbytes)
+    return offsets, size
+
+
+def _round_up(n: int) -> int:
+    return (n + _ALIGN - 1) // _ALIGN * _ALIGN

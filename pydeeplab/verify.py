@@ -1,0 +1,237 @@
+"""Op-by-op comparison of pydeeplab with the TFLite runtime (LiteRT).
+
+LiteRT runs the model once with ``experimental_preserve_all_tensors=True`` so
+that every intermediate tensor can be read. Two comparisons follow:
+
+* **isolated**: each of our operators is fed LiteRT's own input tensors, so an
+  error is charged to the operator that made it (a 1-LSB difference early on
+  cannot hide a later bug, nor make a later exact operator look wrong);
+* **cascaded**: our interpreter runs the whole graph on its own outputs, as a
+  user would, and every tensor is compared with LiteRT's.
+
+The tolerance is the numerical contract: float outputs within
+``1e-5 * (1 + max|ref|)`` (isolated) and final float outputs within ``1e-4``
+(cascaded); integer outputs identical when held against the reference kernels
+(``against="ref"``). Against LiteRT's optimized built-in kernels
+(``against="builtin"``), integer differences are counted in LSB and reported,
+not failed: the two TFLite kernel sets themselves differ by 1 LSB in places.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .image import load_rgb, resize_rgb, to_model_input
+from .interpreter import Interpreter
+
+FLOAT_ISOLATED_RTOL = 1e-5
+FLOAT_FINAL_ATOL = 1e-4
+ARGMAX_MIN_AGREEMENT = 0.9999
+
+
+@dataclass
+class OpRecord:
+    """The comparison of one operator's (first) output with LiteRT's."""
+
+    index: int
+    op: str
+    shape: tuple[int, ...]
+    dtype: str
+    max_abs: float
+    max_rel: float
+    tolerance: float
+    ok: bool
+    lsb_count: int = 0  # integer outputs: elements that differ
+    lsb_max: int = 0  # integer outputs: largest difference
+    argmax_agreement: float | None = None  # the last operator: fraction of equal labels
+
+
+@dataclass
+class VerifyReport:
+    model: str
+    against: str
+    backend: str
+    isolated: list[OpRecord] = field(default_factory=list)
+    cascaded: list[OpRecord] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.isolated + self.cascaded)
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "against": self.against, "backend": self.backend, "ok": self.ok,
+                "isolated": [asdict(r) for r in self.isolated], "cascaded": [asdict(r) for r in self.cascaded]}
+
+
+def _litert(model_content: bytes, against: str, num_threads: int | None):
+    try:
+        from ai_edge_litert.interpreter import Interpreter as LiteInterpreter
+        from ai_edge_litert.interpreter import OpResolverType
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise RuntimeError("verify needs LiteRT: pip install 'pydeeplab[test]' (ai-edge-litert)") from exc
+    resolver = {"ref": OpResolverType.BUILTIN_REF, "builtin": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}[against]
+    lite = LiteInterpreter(model_content=model_content, experimental_op_resolver_type=resolver,
+                           experimental_preserve_all_tensors=True, num_threads=num_threads)
+    lite.allocate_tensors()
+    return lite
+
+
+def make_inputs(interp: Interpreter, image: str | os.PathLike | None, seed: int = 0) -> list[np.ndarray]:
+    """Model inputs: the image preprocessed for the model, or seeded random values when no image."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for d in interp.get_input_details():
+        shape, dtype = tuple(d["shape"]), np.dtype(d["dtype"])
+        if image is not None and len(shape) == 4 and shape[-1] == 3:
+            rgb = resize_rgb(load_rgb(image), shape[1], shape[2])
+            out.append(to_model_input(rgb, dtype, d["quantization"]))
+        elif dtype.kind == "f":
+            out.append(rng.uniform(-1, 1, shape).astype(dtype))
+        else:
+            info = np.iinfo(dtype)
+            out.append(rng.integers(info.min, info.max, shape, endpoint=True).astype(dtype))
+    return out
+
+
+def compare(ours: np.ndarray, ref: np.ndarray, *, rtol: float, against: str) -> tuple[float, float, float, bool, int, int]:
+    """(max_abs, max_rel, tolerance, ok, lsb_count, lsb_max) of ``ours`` against ``ref``."""
+    if ours.shape != ref.shape:
+        return float("inf"), float("inf"), 0.0, False, int(ref.size), 0
+    if ref.dtype.kind == "f":
+        diff = np.abs(ours.astype(np.float64) - ref.astype(np.float64))
+        max_abs = float(diff.max()) if diff.size else 0.0
+        scale = float(np.abs(ref).max()) if ref.size else 0.0
+        max_rel = float((diff / np.maximum(np.abs(ref.astype(np.float64)), 1e-12)).max()) if diff.size else 0.0
+        tol = rtol * (1.0 + scale)
+        return max_abs, max_rel, tol, bool(max_abs <= tol and np.isfinite(max_abs)), 0, 0
+    diff = np.abs(ours.astype(np.int64) - ref.astype(np.int64))
+    count, worst = int(np.count_nonzero(diff)), int(diff.max()) if diff.size else 0
+    # Against the optimized kernels integer differences are reported, not failed (see module doc).
+    ok = count == 0 or against == "builtin"
+    return float(worst), 0.0, 0.0, ok, count, worst
+
+
+def _labels(x: np.ndarray) -> np.ndarray:
+    return x if x.dtype.kind in "iu" and x.ndim == 3 else np.argmax(x, axis=-1)
+
+
+class LiteRun:
+    """LiteRT's run of a model on given inputs, with every intermediate tensor kept."""
+
+    def __init__(self, content: bytes, inputs: list[np.ndarray], against: str = "ref", num_threads: int | None = None):
+        if against not in ("ref", "builtin"):
+            raise ValueError(f"against must be 'ref' or 'builtin', not {against!r}")
+        self.against = against
+        self.inputs = inputs
+        self.lite = _litert(content, against, num_threads)
+        for d, x in zip(self.lite.get_input_details(), inputs):
+            self.lite.set_tensor(d["index"], x)
+        self.lite.invoke()
+
+    def tensor(self, index: int) -> np.ndarray:
+        return self.lite.get_tensor(index)
+
+
+def _record(op, last: int, out: np.ndarray, ref: np.ndarray, rtol: float, against: str) -> OpRecord:
+    max_abs, max_rel, tol, ok, count, worst = compare(out, ref, rtol=rtol, against=against)
+    rec = OpRecord(op.index, op.name, tuple(ref.shape), str(ref.dtype), max_abs, max_rel, tol, ok, count, worst)
+    if op.index == last and out.shape == ref.shape and ref.ndim >= 3:
+        rec.argmax_agreement = float(np.mean(_labels(out) == _labels(ref)))
+        if ref.dtype.kind == "f":
+            rec.ok = rec.ok and rec.argmax_agreement >= ARGMAX_MIN_AGREEMENT
+    return rec
+
+
+def compare_isolated(ours: Interpreter, run: LiteRun) -> list[OpRecord]:
+    """Feed each of our operators LiteRT's inputs and compare its first output with LiteRT's."""
+    g = ours.model.main
+    last = len(g.operators) - 1
+    records = []
+    for op in g.operators:
+        feeds = [None if i < 0 else (g.tensors[i].data if g.tensors[i].data is not None else run.tensor(i))
+                 for i in op.inputs]
+        out = ours.run_op(op.index, feeds)[0]
+        records.append(_record(op, last, out, run.tensor(op.outputs[0]), FLOAT_ISOLATED_RTOL, run.against))
+    return records
+
+
+def compare_cascaded(ours: Interpreter, run: LiteRun) -> list[OpRecord]:
+    """Run our whole graph on the same inputs and compare every operator's output with LiteRT's.
+
+    ``ours`` must have been created with ``experimental_preserve_all_tensors=True``.
+    Float errors accumulate legitimately along the chain, so only the graph's
+    final float outputs carry a bound (1e-4 and the argmax agreement).
+    """
+    g = ours.model.main
+    last = len(g.operators) - 1
+    for d, x in zip(ours.get_input_details(), run.inputs):
+        ours.set_tensor(d["index"], x)
+    ours.invoke()
+    records = []
+    for op in g.operators:
+        out, ref = ours.get_tensor(op.outputs[0]), run.tensor(op.outputs[0])
+        rec = _record(op, last, out, ref, 0.0, run.against)
+        if ref.dtype.kind == "f":
+            rec.tolerance = FLOAT_FINAL_ATOL if op.outputs[0] in g.outputs else float("inf")
+            rec.ok = bool(rec.max_abs <= rec.tolerance) and (
+                rec.argmax_agreement is None or rec.argmax_agreement >= ARGMAX_MIN_AGREEMENT)
+        records.append(rec)
+    return records
+
+
+def verify(
+    model_path: str | os.PathLike,
+    image: str | os.PathLike | None = None,
+    *,
+    against: str = "ref",
+    backend: str = "numba",
+    modes: tuple[str, ...] = ("isolated", "cascaded"),
+    num_threads: int | None = None,
+    seed: int = 0,
+) -> VerifyReport:
+    """Compare every operator of a model with LiteRT; see the module docstring.
+
+    Returns a :class:`VerifyReport` whose ``isolated`` and ``cascaded`` lists hold
+    one :class:`OpRecord` per operator; ``report.ok`` says whether all are within
+    the tolerance.
+    """
+    with open(model_path, "rb") as f:
+        content = f.read()
+    ours = Interpreter(model_content=content, backend=backend, num_threads=num_threads,
+                       experimental_preserve_all_tensors=True)
+    ours.allocate_tensors()
+    run = LiteRun(content, make_inputs(ours, image, seed), against, num_threads)
+    report = VerifyReport(model=os.fspath(model_path), against=against, backend=backend)
+    if "isolated" in modes:
+        report.isolated = compare_isolated(ours, run)
+    if "cascaded" in modes:
+        report.cascaded = compare_cascaded(ours, run)
+    return report
+
+
+def format_report(report: VerifyReport) -> str:
+    """The per-operator table ``pydeeplab verify`` prints."""
+    lines = [f"model {report.model}  against LiteRT {report.against}  backend {report.backend}"]
+    for mode in ("isolated", "cascaded"):
+        recs = getattr(report, mode)
+        if not recs:
+            continue
+        lines.append("")
+        lines.append(f"{mode}:")
+        lines.append(f"{'#':>3}  {'operator':18} {'output shape':18} {'max abs':>10} {'max rel':>10} {'tolerance':>10}  "
+                     f"{'LSB diff':>12}  result")
+        for r in recs:
+            shape = "x".join(map(str, r.shape))
+            lsb = f"{r.lsb_count} (<= {r.lsb_max})" if r.dtype[0] in "iu" else ""
+            tol = "exact" if r.dtype[0] in "iu" and report.against == "ref" else (
+                "report" if r.dtype[0] in "iu" else ("-" if r.tolerance == float("inf") else f"{r.tolerance:.2e}"))
+            extra = f"  argmax agreement {r.argmax_agreement:.6f}" if r.argmax_agreement is not None else ""
+            lines.append(f"{r.index:>3}  {r.op:18} {shape:18} {r.max_abs:>10.3g} {r.max_rel:>10.3g} {tol:>10}  "
+                         f"{lsb:>12}  {'ok' if r.ok else 'FAIL'}{extra}")
+        bad = [r for r in recs if not r.ok]
+        lines.append(f"{mode}: {len(recs) - len(bad)} of {len(recs)} operators within tolerance")
+    lines.append("PASS" if report.ok else "FAIL")
+    return "\n".join(lines)
