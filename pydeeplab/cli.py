@@ -16,6 +16,33 @@ EPILOG = {
               "--image ../shared/data/images/cat.bmp\n"
               "  pydeeplab verify deeplabv3_mnv2_pascal_quant.tflite --against builtin --json\n\n"
               "exit status: 0 when every operator is within tolerance, 1 when one is not, 2 on errors",
+    "segment": "examples:\n  pydeeplab segment photo.jpg\n"
+               "  pydeeplab segment ../shared/data/images --model deeplabv3_mnv2_pascal_quant --overlay --out results\n"
+               "  pydeeplab segment a.jpg b.png --model ./my_model.tflite --format npy --keep-aspect --jobs 2\n\n"
+               "For each image, in --out: NAME_labels.png (palette PNG: pixel value = class id, PASCAL colors),\n"
+               "NAME_overlay.png with --overlay, and NAME.json (class pixel fractions, model, timings).\n"
+               "Masks have the image's resolution. Files are written atomically; inputs are never modified.\n\n"
+               "Models: a path to a .tflite file, or a name looked up in $PYDEEPLAB_MODELS (folders separated by\n"
+               "the system's path separator), then the checkout's weights/ folder, then the per-user cache\n"
+               "(~/.cache/pydeeplab); `pydeeplab fetch --list` shows the names.\n\n"
+               "exit status: 0 when every image was segmented, 1 when any failed (each is named), 2 on errors",
+    "evaluate": "example:\n  pydeeplab evaluate --model deeplabv3_mnv2_pascal_quant \\\n"
+                "      --images ../shared/data/images/bird_segmentation.bmp \\\n"
+                "      --masks ../shared/data/images/bird_segmentation_mask.bmp\n"
+                "  pydeeplab evaluate --model deeplabv3_257 --images VOC/JPEGImages --masks VOC/SegmentationClass --json\n\n"
+                "An image NAME.ext is paired with the mask NAME_mask.*, NAME_labels.*, NAME_label.*, NAME_gt.* or\n"
+                "NAME.* in --masks (palette or grayscale PNG/BMP, or .npy; value = class id, 255 = ignore).\n"
+                "Reports the confusion matrix, per-class IoU, mean IoU and pixel accuracy (PASCAL convention:\n"
+                "255 ignored), and Coral's agreement: same / (a.size + b.size - same), with the model's raw\n"
+                "output resized to the mask by nearest and 255 read as background.",
+    "fetch": "examples:\n  pydeeplab fetch --list\n  pydeeplab fetch deeplabv3_257\n"
+             "  pydeeplab fetch deeplabv3_mnv2_pascal_quant --dir ~/models\n\n"
+             "Saves into --dir, else the first folder of $PYDEEPLAB_MODELS, else the checkout's weights/ folder\n"
+             "(when pydeeplab runs from a source checkout), else the per-user cache ($XDG_CACHE_HOME/pydeeplab,\n"
+             "default ~/.cache/pydeeplab). The download goes to a temporary file, is checked against the\n"
+             "manifest's SHA-256 and only then renamed into place. Without network: download the URL that\n"
+             "`fetch --list` shows elsewhere and copy the file into one of those folders.\n\n"
+             "exit status: 0 when every model is present, 1 when a download failed",
 }
 
 
@@ -36,6 +63,91 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                     num_threads=args.threads)
     print(json.dumps(report.to_dict(), indent=2) if args.json else format_report(report))
     return 0 if report.ok else 1
+
+
+def _print_err(message: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(message, file=sys.stderr)
+
+
+def _cmd_segment(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from .segment import Segmenter, expand_inputs, plan_jobs, run_jobs
+
+    inputs = expand_inputs(args.inputs)
+    if not inputs:
+        print(f"pydeeplab segment: no images in {', '.join(args.inputs)}", file=sys.stderr)
+        return 1
+    threads = args.threads
+    if threads is None and args.jobs > 1:
+        threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    segmenter = Segmenter(args.model, backend=args.backend, num_threads=threads, keep_aspect=args.keep_aspect)
+    out_dir = Path(args.out)
+    jobs = plan_jobs(inputs, out_dir, args.format, args.alpha if args.overlay else None)
+    failed = 0
+    with tqdm(total=len(jobs), unit="image", desc="segment", disable=args.quiet or None, leave=False) as bar:
+        for result in run_jobs(segmenter, jobs, workers=args.jobs, num_threads=threads):
+            bar.update(1)
+            if result.error is not None:
+                failed += 1
+                _print_err(f"pydeeplab segment: error: {result.error}")
+            elif not args.quiet:
+                top = list(result.summary["classes"].items())[:3]
+                classes = ", ".join(f"{name} {100 * f:.1f}%" for name, f in top)
+                tqdm.write(f"{result.job.input}: {classes}  ({result.summary['timings_ms']['total']:.0f} ms)")
+    done = len(jobs) - failed
+    print(f"{done} of {len(jobs)} images segmented with {segmenter.info.name} into {out_dir}"
+          + (f"; {failed} failed" if failed else ""), file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate, format_result, pair_images_and_masks
+    from .segment import Segmenter
+
+    pairs, skipped = pair_images_and_masks(args.images, args.masks)
+    if not pairs:
+        print(f"pydeeplab evaluate: no image in {args.images} has a mask in {args.masks}"
+              + (f" ({'; '.join(skipped)})" if skipped else ""), file=sys.stderr)
+        return 1
+    segmenter = Segmenter(args.model, backend=args.backend, num_threads=args.threads, keep_aspect=args.keep_aspect)
+    result = evaluate(segmenter, pairs, skipped, progress=not args.json)
+    print(json.dumps(result.to_dict(), indent=2) if args.json else format_result(result))
+    return 0
+
+
+def _cmd_fetch(args: argparse.Namespace) -> int:
+    from .models import FetchError, ModelNotFoundError, default_download_dir, fetch, find_model, load_manifest
+
+    if args.list:
+        for info in load_manifest():
+            try:
+                where = str(find_model(info.name)[0])
+            except (FileNotFoundError, ModelError) as exc:
+                where = "not downloaded" if isinstance(exc, FileNotFoundError) else f"bad file: {exc}"
+            size = f"{info.input_size[0]}x{info.input_size[1]}" if info.input_size else "?"
+            print(f"{info.name}\n  {info.description}\n  input {size} {info.input_dtype}, {info.preprocessing}; "
+                  f"output {info.output}; labels {info.labels}\n  url {info.url}\n  sha256 {info.sha256}\n  file {where}")
+        print(f"\nfetch saves into {args.dir or default_download_dir()}")
+        return 0
+    if not args.names:
+        print("pydeeplab fetch: name a model (see pydeeplab fetch --list)", file=sys.stderr)
+        return 2
+    status = 0
+    for name in args.names:
+        try:
+            path, downloaded = fetch(name, args.dir, force=args.force, progress=True)
+        except (FetchError, ModelNotFoundError) as exc:
+            print(f"pydeeplab fetch: {exc}", file=sys.stderr)
+            status = 1
+            continue
+        print(f"{'downloaded' if downloaded else 'already present'}: {path}")
+    return status
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,7 +178,57 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["numba", "numpy"], default="numba")
     p.add_argument("--threads", type=int, default=None, help="threads for both runtimes")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    p = command("segment", "segment images: label PNGs, overlays and JSON summaries", _cmd_segment)
+    p.add_argument("inputs", nargs="+", metavar="IMAGE|DIR", help="image files, or folders of images (not recursive)")
+    p.add_argument("--model", default="deeplabv3_257", help="model name or .tflite path (default deeplabv3_257)")
+    p.add_argument("--out", default="segmentation", metavar="DIR", help="output folder (default ./segmentation)")
+    p.add_argument("--overlay", action="store_true", help="also write NAME_overlay.png: the classes tinted on the photo")
+    p.add_argument("--alpha", type=_unit_float, default=0.5, metavar="A", help="overlay opacity 0..1 (default 0.5)")
+    p.add_argument("--format", choices=["png", "npy", "json"], default="png",
+                   help="label mask as palette PNG (default), .npy array, or json: the summary only")
+    p.add_argument("--keep-aspect", action="store_true",
+                   help="fit the image into the model input keeping its aspect ratio (padding), not stretched")
+    p.add_argument("--jobs", type=_positive_int, default=1, metavar="N", help="images processed in parallel (processes)")
+    p.add_argument("--backend", choices=["numba", "numpy"], default="numba")
+    p.add_argument("--threads", type=_positive_int, default=None, help="threads per process for the kernels")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar nor per-image lines")
+
+    p = command("evaluate", "measure a model against ground-truth masks: IoU, accuracy, Coral agreement", _cmd_evaluate)
+    p.add_argument("--model", required=True, help="model name or .tflite path")
+    p.add_argument("--images", required=True, metavar="DIR|FILE", help="an image or a folder of images")
+    p.add_argument("--masks", required=True, metavar="DIR|FILE", help="its mask or the folder of masks")
+    p.add_argument("--keep-aspect", action="store_true", help="letterbox images instead of stretching them")
+    p.add_argument("--backend", choices=["numba", "numpy"], default="numba")
+    p.add_argument("--threads", type=_positive_int, default=None, help="threads for the kernels")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+
+    p = command("fetch", "download a known model into the models folder, checking its SHA-256", _cmd_fetch)
+    p.add_argument("names", nargs="*", metavar="NAME", help="model names (see --list)")
+    p.add_argument("--list", action="store_true", help="list the known models, their URLs and where they are")
+    p.add_argument("--dir", default=None, help="folder to save into (default: see below)")
+    p.add_argument("--force", action="store_true", help="download even if a good copy is present")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _unit_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {value}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:

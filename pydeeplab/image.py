@@ -22,6 +22,9 @@ from PIL import Image, ImageOps
 
 ImageLike = str | os.PathLike | Image.Image | np.ndarray
 
+#: File extensions taken as images when a folder is given.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm")
+
 #: Gray used to pad a letterboxed image: DeepLab pads training crops with the mean
 #: pixel 127.5, and 128 is exactly 0.0 for the uint8 models (zero point 128).
 PAD_VALUE = 128

@@ -1,0 +1,475 @@
+"""Known models: the manifest, finding a model file, downloading it, reading its TFLite metadata.
+
+**The manifest** (``weights/manifest.json``, installed as ``pydeeplab/weights/``)
+names every model pydeeplab knows: file name, official URL, SHA-256, input size,
+dtype and normalization, label set, and whether the output is logits or labels.
+
+**Finding a model** (:func:`find_model`), first match wins:
+
+1. an explicit path (a ``Path``, a string with a folder separator, or a file
+   that exists relative to the current folder) is used as it is;
+2. a name (a manifest name or alias, or a file name/stem) is looked up as a
+   file in the *models folders*, in this order:
+
+   a. each folder of ``$PYDEEPLAB_MODELS`` (several separated by ``os.pathsep``),
+   b. the ``weights/`` folder of the source checkout, when pydeeplab runs from one,
+   c. the per-user cache: ``$XDG_CACHE_HOME/pydeeplab``, default ``~/.cache/pydeeplab``
+      (``%LOCALAPPDATA%\\pydeeplab`` on Windows).
+
+   A file found by a manifest name must have the manifest's SHA-256.
+
+**Downloading** (:func:`fetch`) saves into the first of those folders: the
+first folder of ``$PYDEEPLAB_MODELS`` when it is set, else the checkout's
+``weights/``, else the per-user cache; ``dest_dir`` overrides it. The file is
+streamed to a temporary file beside the destination, its SHA-256 checked, and
+only then renamed into place (:mod:`pydeeplab.atomic`).
+
+**TFLite metadata** (:func:`read_tflite_metadata`): a model with a
+``TFLITE_METADATA`` entry (metadata_schema.fbs, file identifier ``M001``) gives
+its own class names (the label file packed into the zip archive that such
+models carry at their end) and input normalization (mean/std); these take
+precedence over the manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import socket
+import sys
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_write
+from .errors import ModelError
+
+MODELS_ENV = "PYDEEPLAB_MODELS"
+_PACKAGE_DIR = Path(__file__).resolve().parent
+_CHECKOUT = _PACKAGE_DIR.parent
+#: Metadata name under which TFLite's metadata writer stores its flatbuffer.
+METADATA_NAME = "TFLITE_METADATA"
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """No file for a model name or path; the message says where pydeeplab looked and what to do."""
+
+
+class FetchError(OSError):
+    """A download that failed (no network, HTTP error, wrong SHA-256); the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What pydeeplab knows about one model (a manifest entry, or what a file tells about itself).
+
+    ``input_size`` is (height, width); ``mean``/``std`` the float normalization
+    ``(x - mean) / std`` per RGB channel (one value for all three, or three);
+    ``labels`` the label set name (``pascal_voc``, ``cityscapes``); ``output`` is
+    ``"logits"`` ([1,H,W,C] scores) or ``"labels"`` ([1,H,W] class ids).
+    ``class_names`` overrides the label set's names (from TFLite metadata).
+    """
+
+    name: str
+    file: str
+    url: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+    input_size: tuple[int, int] | None = None
+    input_dtype: str | None = None
+    mean: tuple[float, ...] = (127.5,)
+    std: tuple[float, ...] = (127.5,)
+    labels: str = "pascal_voc"
+    output: str = "logits"
+    description: str = ""
+    aliases: tuple[str, ...] = ()
+    class_names: tuple[str, ...] | None = field(default=None, compare=False)
+
+    @property
+    def preprocessing(self) -> str:
+        """The input mapping as a formula, for summaries and ``fetch --list``."""
+        if self.input_dtype == "uint8":
+            return "raw RGB bytes"
+        mean = self.mean[0] if len(set(self.mean)) == 1 else list(self.mean)
+        std = self.std[0] if len(set(self.std)) == 1 else list(self.std)
+        return f"(x - {mean}) / {std}"
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name, "file": self.file, "url": self.url, "sha256": self.sha256, "size": self.size,
+            "input_size": list(self.input_size) if self.input_size else None, "input_dtype": self.input_dtype,
+            "preprocessing": self.preprocessing, "labels": self.labels, "output": self.output,
+        }
+
+
+# -- the manifest ---------------------------------------------------------------------------
+
+
+def manifest_path() -> Path:
+    """The manifest file: installed beside the package, or in the checkout's ``weights/``."""
+    for candidate in (_PACKAGE_DIR / "weights" / "manifest.json", _CHECKOUT / "weights" / "manifest.json"):
+        if candidate.is_file():
+            return candidate
+    raise ModelError("pydeeplab's model manifest (weights/manifest.json) is missing from the installation")
+
+
+def _parse_entry(entry: dict, where: str) -> ModelInfo:
+    try:
+        inp = entry.get("input", {})
+        size = inp.get("size")
+        info = ModelInfo(
+            name=str(entry["name"]),
+            file=str(entry["file"]),
+            url=entry.get("url"),
+            sha256=str(entry["sha256"]).lower() if entry.get("sha256") else None,
+            size=int(entry["size"]) if entry.get("size") else None,
+            input_size=(int(size[0]), int(size[1])) if size else None,
+            input_dtype=inp.get("dtype"),
+            mean=tuple(float(v) for v in inp.get("mean", (127.5,))),
+            std=tuple(float(v) for v in inp.get("std", (127.5,))),
+            labels=str(entry.get("labels", "pascal_voc")),
+            output=str(entry.get("output", "logits")),
+            description=str(entry.get("description", "")),
+            aliases=tuple(str(a) for a in entry.get("aliases", ())),
+        )
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise ModelError(f"{where}: bad manifest entry {entry!r} ({exc})") from None
+    if info.output not in ("logits", "labels"):
+        raise ModelError(f"{where}: model {info.name}: output must be 'logits' or 'labels', not {info.output!r}")
+    return info
+
+
+def load_manifest(path: str | os.PathLike | None = None) -> list[ModelInfo]:
+    """The known models, in manifest order (``path`` defaults to :func:`manifest_path`)."""
+    p = Path(path) if path is not None else manifest_path()
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+        entries = data["models"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"{p}: not a readable model manifest ({exc})") from None
+    return [_parse_entry(e, str(p)) for e in entries]
+
+
+def lookup(name: str, manifest: list[ModelInfo] | None = None) -> ModelInfo | None:
+    """The manifest entry called ``name``: its name, an alias, its file name or file stem."""
+    for info in manifest if manifest is not None else load_manifest():
+        if name in (info.name, info.file, Path(info.file).stem) or name in info.aliases:
+            return info
+    return None
+
+
+def lookup_sha256(digest: str, manifest: list[ModelInfo] | None = None) -> ModelInfo | None:
+    """The manifest entry whose file has this SHA-256 (hex), if any."""
+    for info in manifest if manifest is not None else load_manifest():
+        if info.sha256 == digest.lower():
+            return info
+    return None
+
+
+# -- where models live ------------------------------------------------------------------------
+
+
+def user_cache_dir() -> Path:
+    """The per-user model cache: ``$XDG_CACHE_HOME/pydeeplab`` or ``~/.cache/pydeeplab``
+    (``%LOCALAPPDATA%\\pydeeplab`` on Windows)."""
+    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
+        return Path(os.environ["LOCALAPPDATA"]) / "pydeeplab"
+    base = os.environ.get("XDG_CACHE_HOME")
+    return (Path(base) if base else Path.home() / ".cache") / "pydeeplab"
+
+
+def checkout_weights_dir() -> Path | None:
+    """The ``weights/`` folder of the source checkout pydeeplab runs from (None when installed)."""
+    weights = _CHECKOUT / "weights"
+    if (_CHECKOUT / "pyproject.toml").is_file() and weights.is_dir():
+        return weights
+    return None
+
+
+def models_dirs() -> list[Path]:
+    """The folders a model name is looked up in, in order (see the module docstring)."""
+    dirs = [Path(p) for p in os.environ.get(MODELS_ENV, "").split(os.pathsep) if p]
+    checkout = checkout_weights_dir()
+    if checkout is not None:
+        dirs.append(checkout)
+    dirs.append(user_cache_dir())
+    return dirs
+
+
+def default_download_dir() -> Path:
+    """Where :func:`fetch` saves: the first of :func:`models_dirs`."""
+    return models_dirs()[0]
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file, as 64 lowercase hex digits."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _is_path(text: str) -> bool:
+    """A string with a folder separator names a file, never a model."""
+    return os.sep in text or (os.altsep is not None and os.altsep in text)
+
+
+def find_model(model: str | os.PathLike) -> tuple[Path, ModelInfo | None]:
+    """The file of ``model`` (a path or a name) and its manifest entry (None when unknown).
+
+    See the module docstring for the search order. Raises :class:`ModelNotFoundError`
+    with the folders searched and how to get the file; :class:`ModelError` when a
+    file found by a manifest name has another SHA-256.
+    """
+    manifest = load_manifest()
+    text = os.fspath(model)
+    p = Path(text)
+    if isinstance(model, os.PathLike) or _is_path(text) or p.is_file():
+        if p.is_file():
+            return p, lookup_sha256(sha256_file(p), manifest)
+        raise ModelNotFoundError(f"model file {p} does not exist" if not p.exists() else f"model {p} is not a file")
+    info = lookup(text, manifest)
+    file = info.file if info is not None else (text if text.endswith(".tflite") else f"{text}.tflite")
+    dirs = models_dirs()
+    for d in dirs:
+        candidate = d / file
+        if candidate.is_file():
+            if info is not None and info.sha256:
+                digest = sha256_file(candidate)
+                if digest != info.sha256:
+                    raise ModelError(
+                        f"{candidate} has SHA-256 {digest}, but {info.name} has {info.sha256}: the file is corrupt or "
+                        f"another model. Run `pydeeplab fetch {info.name} --force` or pass the file as a path.")
+            return candidate, info
+    searched = "\n".join(f"  {d}" for d in dirs)
+    if info is not None:
+        hint = (f"Run `pydeeplab fetch {info.name}` to download it, or place {file} in one of those folders "
+                f"(or set {MODELS_ENV} to the folder that holds it).")
+    else:
+        known = ", ".join(i.name for i in manifest)
+        hint = f"It is not a known model name ({known}) nor an existing file; pass a path to a .tflite file."
+    raise ModelNotFoundError(f"model {text!r}: no file {file} in\n{searched}\n{hint}")
+
+
+# -- downloading ----------------------------------------------------------------------------
+
+
+Opener = Callable[..., object]
+
+
+def _no_network_message(info: ModelInfo, url: str, dest: Path, reason: object) -> str:
+    return (f"cannot download {info.name} from {url}: {reason}\n"
+            f"If this machine has no network, download that URL on another machine and place the file at\n"
+            f"  {dest}\n"
+            f"(SHA-256 {info.sha256}), or put it in any folder and set {MODELS_ENV} to that folder.")
+
+
+def download(info: ModelInfo, dest: Path, *, url: str | None = None, opener: Opener | None = None,
+             progress: bool = False, timeout: float = 30.0) -> Path:
+    """Download ``info``'s file to ``dest`` atomically, checking its SHA-256.
+
+    ``opener(url, timeout=...)`` returns a response with ``read(n)`` and ``headers``
+    (default :func:`urllib.request.urlopen`; tests pass a fake). The data go to a
+    temporary file beside ``dest`` that is renamed into place only when complete
+    and matching ``info.sha256``. Raises :class:`FetchError` otherwise.
+    """
+    url = url or info.url
+    if not url:
+        raise FetchError(f"{info.name} has no download URL; place {info.file} in {dest.parent} by hand")
+    opener = opener or urllib.request.urlopen
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    h = hashlib.sha256()
+    try:
+        with opener(url, timeout=timeout) as response, atomic_write(dest) as out:
+            length = response.headers.get("Content-Length") if getattr(response, "headers", None) else None
+            total = int(length) if length and str(length).isdigit() else info.size
+            from tqdm import tqdm
+
+            with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=info.file,
+                      disable=None if progress else True, leave=False) as bar:
+                while True:
+                    block = response.read(1 << 16)
+                    if not block:
+                        break
+                    h.update(block)
+                    out.write(block)
+                    bar.update(len(block))
+            digest = h.hexdigest()
+            if info.sha256 and digest != info.sha256:
+                # Raising inside atomic_write removes the temporary file: nothing lands at dest.
+                raise FetchError(f"{url}: downloaded data have SHA-256 {digest}, expected {info.sha256}; "
+                                 f"nothing was saved (a changed or corrupted download)")
+    except FetchError:
+        raise
+    except urllib.error.HTTPError as exc:
+        raise FetchError(f"cannot download {info.name} from {url}: HTTP {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise FetchError(_no_network_message(info, url, dest, reason)) from None
+    except OSError as exc:
+        if exc.filename is not None and Path(exc.filename).parent == dest.parent:
+            raise FetchError(f"cannot write {dest}: {exc.strerror or exc}") from None
+        raise FetchError(_no_network_message(info, url, dest, exc)) from None
+    return dest
+
+
+def fetch(name: str, dest_dir: str | os.PathLike | None = None, *, force: bool = False,
+          opener: Opener | None = None, progress: bool = False, url: str | None = None) -> tuple[Path, bool]:
+    """Download the manifest model ``name`` into ``dest_dir`` (default :func:`default_download_dir`).
+
+    Returns (path, downloaded): a file already there with the right SHA-256 is
+    kept (downloaded False) unless ``force``. Raises :class:`FetchError`, or
+    :class:`ModelNotFoundError` for a name the manifest does not know.
+    """
+    manifest = load_manifest()
+    info = lookup(name, manifest)
+    if info is None:
+        known = ", ".join(i.name for i in manifest)
+        raise ModelNotFoundError(f"unknown model {name!r}: known models are {known}")
+    dest = Path(dest_dir) if dest_dir is not None else default_download_dir()
+    path = dest / info.file
+    if not force and path.is_file() and (info.sha256 is None or sha256_file(path) == info.sha256):
+        return path, False
+    return download(info, path, url=url, opener=opener, progress=progress), True
+
+
+# -- TFLite metadata --------------------------------------------------------------------------
+
+# Field slots of metadata_schema.fbs (tflite-support), in declaration order.
+_MM_SUBGRAPHS, _MM_ASSOCIATED = 3, 6  # ModelMetadata
+_SG_INPUTS, _SG_OUTPUTS, _SG_ASSOCIATED = 2, 3, 4  # SubGraphMetadata
+_TM_PROCESS_UNITS, _TM_ASSOCIATED = 4, 6  # TensorMetadata
+_PU_OPTIONS_TYPE, _PU_OPTIONS = 0, 1  # ProcessUnit (a union: type byte, then table)
+_NORMALIZATION_OPTIONS = 1  # ProcessUnitOptions.NormalizationOptions
+_NO_MEAN, _NO_STD = 0, 1  # NormalizationOptions
+_AF_NAME, _AF_TYPE = 0, 2  # AssociatedFile
+_TENSOR_AXIS_LABELS, _TENSOR_VALUE_LABELS = 2, 3  # AssociatedFileType
+METADATA_IDENTIFIER = b"M001"
+
+
+@dataclass(frozen=True)
+class TfliteMetadata:
+    """What pydeeplab uses from a model's TFLite metadata (None where the metadata is silent)."""
+
+    label_file: str | None = None
+    class_names: tuple[str, ...] | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+
+
+def read_tflite_metadata(metadata: bytes, model_content: bytes | None = None) -> TfliteMetadata:
+    """Parse a ``TFLITE_METADATA`` flatbuffer; read its label file from ``model_content``'s zip.
+
+    Labels: the first TENSOR_AXIS_LABELS (or TENSOR_VALUE_LABELS) file of the first
+    output tensor, else of the subgraph, else of the model; one class name per
+    line. Normalization: the NormalizationOptions of the first input tensor.
+    Raises :class:`ModelError` for a corrupt metadata buffer; a label file missing
+    from the archive leaves ``class_names`` None.
+    """
+    from .tflite.reader import _Table  # the same bounds-checked table reader as the model's
+
+    buf = memoryview(bytes(metadata))
+    if len(buf) < 8 or bytes(buf[4:8]) != METADATA_IDENTIFIER:
+        raise ModelError(f"TFLite metadata: identifier {bytes(buf[4:8])!r}, expected {METADATA_IDENTIFIER!r}")
+    from flatbuffers import packer
+
+    root = _Table(buf, packer.uoffset.unpack_from(buf, 0)[0], "TFLite metadata")
+    subgraphs = root.tables(_MM_SUBGRAPHS, "subgraph metadata")
+    inputs = subgraphs[0].tables(_SG_INPUTS, "input tensor metadata") if subgraphs else []
+    outputs = subgraphs[0].tables(_SG_OUTPUTS, "output tensor metadata") if subgraphs else []
+
+    mean = std = None
+    for unit in inputs[0].tables(_TM_PROCESS_UNITS, "process unit") if inputs else []:
+        if unit.scalar(_PU_OPTIONS_TYPE, "uint8") == _NORMALIZATION_OPTIONS:
+            opts = unit.table(_PU_OPTIONS, "normalization options")
+            if opts is not None:
+                m, s = opts.array(_NO_MEAN, "float32"), opts.array(_NO_STD, "float32")
+                mean = tuple(float(v) for v in m) if m is not None and m.size else None
+                std = tuple(float(v) for v in s) if s is not None and s.size else None
+                if std is not None and any(v == 0 for v in std):
+                    raise ModelError("TFLite metadata: normalization std contains 0")
+            break
+
+    label_file = None
+    places = [(outputs[0], _TM_ASSOCIATED)] if outputs else []
+    places += [(subgraphs[0], _SG_ASSOCIATED)] if subgraphs else []
+    places.append((root, _MM_ASSOCIATED))
+    for table, slot in places:
+        for f in table.tables(slot, "associated file"):
+            if f.scalar(_AF_TYPE, "int8") in (_TENSOR_AXIS_LABELS, _TENSOR_VALUE_LABELS) and f.string(_AF_NAME):
+                label_file = f.string(_AF_NAME)
+                break
+        if label_file:
+            break
+
+    names = None
+    if label_file and model_content is not None:
+        names = _read_label_file(model_content, label_file)
+    return TfliteMetadata(label_file, names, mean, std)
+
+
+def _read_label_file(model_content: bytes, name: str) -> tuple[str, ...] | None:
+    """The lines of ``name`` in the zip archive appended to a model, or None when absent."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(model_content)) as z:
+            text = z.read(name).decode("utf-8", errors="replace")
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError):
+        return None
+    names = tuple(line.strip() for line in text.splitlines())
+    # A trailing empty line is not a class; inner empty lines keep their index.
+    while names and not names[-1]:
+        names = names[:-1]
+    return names or None
+
+
+# -- describing a model file --------------------------------------------------------------------
+
+
+def describe(path: str | os.PathLike, content: bytes, model, info: ModelInfo | None = None) -> ModelInfo:
+    """The :class:`ModelInfo` to run a model file with.
+
+    Starts from ``info`` (its manifest entry, found by name or SHA-256 when not
+    given), else from what the tensors say; TFLite metadata (labels,
+    normalization) take precedence; input size and dtype always come from the
+    model itself. ``model`` is the parsed :class:`pydeeplab.tflite.model.Model`.
+    """
+    path = Path(path)
+    digest = hashlib.sha256(content).hexdigest()
+    if info is None:
+        info = lookup_sha256(digest)
+    g = model.main
+    if len(g.inputs) != 1:
+        raise ModelError(f"{path}: a segmentation model has one input, this one has {len(g.inputs)}")
+    inp = g.tensors[g.inputs[0]]
+    if len(inp.shape) != 4 or inp.shape[3] != 3:
+        raise ModelError(f"{path}: the input must be an RGB image [1,H,W,3], got shape {list(inp.shape)}")
+    out = g.tensors[g.outputs[0]]
+    if len(out.shape) == 4 and out.shape[3] > 1:
+        output, classes = "logits", out.shape[3]
+    elif len(out.shape) in (3, 4):
+        output, classes = "labels", None
+    else:
+        raise ModelError(f"{path}: the output must be [1,H,W,classes] or [1,H,W] labels, got {list(out.shape)}")
+    if info is None:
+        from .palette import LABEL_SETS, label_set_for
+
+        # Unknown model: 21 classes are PASCAL VOC, 19 Cityscapes, other counts get names class_<i>.
+        ls = label_set_for(classes) if classes else LABEL_SETS["pascal_voc"]
+        names = None if ls.names == LABEL_SETS[ls.name].names else ls.names
+        info = ModelInfo(name=path.stem, file=path.name, sha256=digest, size=len(content), labels=ls.name,
+                         output=output, class_names=names)
+    info = replace(info, input_size=(int(inp.shape[1]), int(inp.shape[2])), input_dtype=str(np.dtype(inp.type.dtype)),
+                   output=output, sha256=digest)
+    if METADATA_NAME in model.metadata:
+        meta = read_tflite_metadata(model.metadata[METADATA_NAME], content)
+        info = replace(info, class_names=meta.class_names or info.class_names,
+                       mean=meta.mean or info.mean, std=meta.std or info.std)
+    return info

@@ -1,0 +1,118 @@
+"""Label sets: class names and the color maps that draw them.
+
+Two label sets are known:
+
+* ``pascal_voc``: the 21 PASCAL VOC classes (0 = background, 255 = "ignore" in
+  ground-truth masks) with PASCAL's standard color map, the one the VOC
+  development kit ships: color ``i`` spreads the bits of ``i`` over the high
+  bits of R, G and B, so every id 0..255 has a distinct color (255 is the
+  cream-colored boundary of VOC masks).
+* ``cityscapes``: the 19 Cityscapes training classes with Cityscapes' official
+  colors (ids above 18 are drawn black).
+
+A palette PNG written with :func:`palette_bytes` stores the class id as the
+pixel value, so any image viewer shows the colors while programs read the ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+PASCAL_VOC_CLASSES: tuple[str, ...] = (
+    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
+)
+
+CITYSCAPES_CLASSES: tuple[str, ...] = (
+    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign", "vegetation",
+    "terrain", "sky", "person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle",
+)
+
+_CITYSCAPES_COLORS = (
+    (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153), (153, 153, 153),
+    (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152), (70, 130, 180), (220, 20, 60),
+    (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100), (0, 80, 100), (0, 0, 230), (119, 11, 32),
+)
+
+#: The value of "no label / don't care" pixels in ground-truth masks of both datasets.
+IGNORE_INDEX = 255
+
+
+def pascal_color_map(n: int = 256) -> np.ndarray:
+    """PASCAL VOC's color map: an [n, 3] uint8 array, row ``i`` the RGB color of class ``i``.
+
+    Bit ``3k`` of the id goes to bit ``7-k`` of red, bit ``3k+1`` to green and
+    ``3k+2`` to blue, so small ids get bright, well-separated colors.
+    """
+    ids = np.arange(n, dtype=np.int64)
+    cmap = np.zeros((n, 3), dtype=np.int64)
+    for k in range(8):
+        for channel in range(3):
+            cmap[:, channel] |= ((ids >> (3 * k + channel)) & 1) << (7 - k)
+    return cmap.astype(np.uint8)
+
+
+def cityscapes_color_map(n: int = 256) -> np.ndarray:
+    """Cityscapes' colors for the 19 training ids as an [n, 3] uint8 array (other ids black)."""
+    cmap = np.zeros((n, 3), dtype=np.uint8)
+    k = min(n, len(_CITYSCAPES_COLORS))
+    cmap[:k] = np.array(_CITYSCAPES_COLORS[:k], dtype=np.uint8)
+    return cmap
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    """The classes of a model's output: ``names[i]`` is class id ``i``; ``colors`` is [256, 3] uint8."""
+
+    name: str
+    names: tuple[str, ...]
+    colors: np.ndarray
+    ignore_index: int = IGNORE_INDEX
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.names)
+
+    def with_names(self, names: tuple[str, ...] | list[str]) -> LabelSet:
+        """The same colors with other class names (e.g. the labels a model's metadata carries)."""
+        return LabelSet(self.name, tuple(names), self.colors, self.ignore_index)
+
+
+LABEL_SETS: dict[str, LabelSet] = {
+    "pascal_voc": LabelSet("pascal_voc", PASCAL_VOC_CLASSES, pascal_color_map()),
+    "cityscapes": LabelSet("cityscapes", CITYSCAPES_CLASSES, cityscapes_color_map()),
+}
+
+
+def get_label_set(name: str) -> LabelSet:
+    """The label set called ``name`` (``pascal_voc`` or ``cityscapes``)."""
+    try:
+        return LABEL_SETS[name]
+    except KeyError:
+        raise ValueError(f"unknown label set {name!r}: choose one of {', '.join(LABEL_SETS)}") from None
+
+
+def label_set_for(num_classes: int) -> LabelSet:
+    """A label set to use for a model of ``num_classes`` outputs that names none.
+
+    21 classes are PASCAL VOC, 19 Cityscapes; any other count keeps PASCAL's
+    colors with names ``class_<i>``.
+    """
+    for ls in LABEL_SETS.values():
+        if ls.num_classes == num_classes:
+            return ls
+    return LABEL_SETS["pascal_voc"].with_names(tuple(f"class_{i}" for i in range(num_classes)))
+
+
+def palette_bytes(colors: np.ndarray) -> bytes:
+    """The 768-byte RGB palette of a PIL "P" image from an [n <= 256, 3] uint8 color map."""
+    full = np.zeros((256, 3), dtype=np.uint8)
+    full[: len(colors)] = colors[:256]
+    return full.tobytes()
+
+
+def colorize(labels: np.ndarray, colors: np.ndarray) -> np.ndarray:
+    """An HxWx3 uint8 RGB image of an HxW integer label map drawn with ``colors`` ([256, 3] uint8)."""
+    return colors[np.asarray(labels, dtype=np.intp) & 0xFF]
