@@ -184,7 +184,7 @@ def _garbage(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     if out.dtype.kind == "f":
         out.fill(np.nan)
     else:
-        out.view(np.uint8).fill(0xA5)
+        out.reshape(-1).view(np.uint8).fill(0xA5)
     return out
 
 

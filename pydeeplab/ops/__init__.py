@@ -7,13 +7,8 @@ import importlib
 
 from .base import REGISTRY, OpContext, Prepared, TensorSpec, register
 
-# Each family module registers its operators on import. A module that does not
-# exist yet is skipped, so that families can land one at a time.
+# Each family module registers its operators on import.
 for _family in ("conv", "pool", "resize", "reduce", "elementwise", "activation", "shape", "quantize"):
-    try:
-        importlib.import_module(f"{__name__}.{_family}")
-    except ModuleNotFoundError as exc:  # pragma: no cover - only while a family is missing
-        if exc.name != f"{__name__}.{_family}":
-            raise
+    importlib.import_module(f"{__name__}.{_family}")
 
 __all__ = ["REGISTRY", "OpContext", "Prepared", "TensorSpec", "register"]

@@ -1,0 +1,113 @@
+"""Pooling kernels (Numba): MAX_POOL_2D and AVERAGE_POOL_2D on NHWC arrays.
+
+Parallel over output rows (batch x output height); channels are innermost, so
+each window tap reads one contiguous run of C values. Windows are clamped to
+the input exactly as in TFLite's reference kernels (``reference/pooling.h``),
+and the float average sums in the same order (window rows, then columns).
+The NumPy twin is ``pydeeplab.reference.pool``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(cache=True, inline="always")
+def _window(o, stride, pad, filt, size):
+    """[start, end) of the input positions covered by output position o's window."""
+    origin = o * stride - pad
+    return max(origin, 0), min(origin + filt, size)
+
+
+@njit(cache=True, parallel=True)
+def max_pool_2d(x, out, fh, fw, sh, sw, ph, pw, lowest, act_min, act_max):
+    """out[n, oy, ox, c] = clamp(max of x over the window, act_min, act_max).
+
+    x: [N, H, W, C] float32 or integer; out: [N, OH, OW, C], same dtype. ``lowest``
+    starts the running maximum (TFLite's: float lowest, or the type's minimum),
+    compared as ``std::max`` does, so a NaN in the window is skipped.
+    """
+    n_b, h, w, c = x.shape
+    _, oh, ow, _ = out.shape
+    for row in prange(n_b * oh):
+        b = row // oh
+        oy = row % oh
+        y0, y1 = _window(oy, sh, ph, fh, h)
+        for ox in range(ow):
+            x0, x1 = _window(ox, sw, pw, fw, w)
+            o = out[b, oy, ox]
+            o[:] = lowest
+            for iy in range(y0, y1):
+                for ix in range(x0, x1):
+                    v = x[b, iy, ix]
+                    for ch in range(c):
+                        if o[ch] < v[ch]:
+                            o[ch] = v[ch]
+            for ch in range(c):
+                m = o[ch]
+                if m < act_min:
+                    m = act_min
+                if act_max < m:
+                    m = act_max
+                o[ch] = m
+
+
+@njit(cache=True, parallel=True)
+def average_pool_2d_float(x, out, fh, fw, sh, sw, ph, pw, act_min, act_max):
+    """out = clamp(float32 sum over the window / number of covered inputs). x, out float32 NHWC."""
+    n_b, h, w, c = x.shape
+    _, oh, ow, _ = out.shape
+    for row in prange(n_b * oh):
+        b = row // oh
+        oy = row % oh
+        y0, y1 = _window(oy, sh, ph, fh, h)
+        acc = np.empty(c, dtype=np.float32)
+        for ox in range(ow):
+            x0, x1 = _window(ox, sw, pw, fw, w)
+            acc[:] = 0
+            for iy in range(y0, y1):
+                for ix in range(x0, x1):
+                    v = x[b, iy, ix]
+                    for ch in range(c):
+                        acc[ch] += v[ch]
+            count = np.float32((y1 - y0) * (x1 - x0))
+            for ch in range(c):
+                avg = acc[ch] / count
+                out[b, oy, ox, ch] = min(max(avg, act_min), act_max)
+
+
+@njit(cache=True, parallel=True)
+def average_pool_2d_int(x, out, fh, fw, sh, sw, ph, pw, act_min, act_max):
+    """Integer average pool: the window sum divided by its count, rounded half away from zero.
+
+    x, out: [N, H, W, C] / [N, OH, OW, C] uint8, int8 or int16; act_min/act_max int32.
+    """
+    n_b, h, w, c = x.shape
+    _, oh, ow, _ = out.shape
+    for row in prange(n_b * oh):
+        b = row // oh
+        oy = row % oh
+        y0, y1 = _window(oy, sh, ph, fh, h)
+        acc = np.empty(c, dtype=np.int32)
+        for ox in range(ow):
+            x0, x1 = _window(ox, sw, pw, fw, w)
+            acc[:] = 0
+            for iy in range(y0, y1):
+                for ix in range(x0, x1):
+                    v = x[b, iy, ix]
+                    for ch in range(c):
+                        acc[ch] += v[ch]
+            count = (y1 - y0) * (x1 - x0)
+            half = count // 2
+            fcount = np.float64(count)
+            for ch in range(c):
+                a = acc[ch]
+                # C's (a +- half) / count truncates toward zero: round the magnitude.
+                # The quotient of two integers below 2**32 and 2**22 in float64 is
+                # never off by enough to cross an integer, so truncating it is the
+                # exact integer quotient, and it vectorizes where integer division does not.
+                q = np.int32(np.float64(abs(a) + half) / fcount)
+                if a <= 0:
+                    q = -q
+                out[b, oy, ox, ch] = min(max(q, act_min), act_max)

@@ -1,0 +1,208 @@
+"""RESIZE_BILINEAR and RESIZE_NEAREST_NEIGHBOR (TFLite ``kernels/resize_bilinear.cc``,
+``kernels/resize_nearest_neighbor.cc``).
+
+Both take an NHWC tensor and a constant int32 tensor ``[new_height, new_width]``.
+Every output row y and column x maps to source coordinates through a scale
+(``in / out``, or ``(in - 1) / (out - 1)`` with ``align_corners``) and an optional
+half-pixel offset; those maps depend only on the sizes and flags, so prepare
+computes them once per axis and the kernels only gather and blend.
+
+Which arithmetic a type gets is TFLite's choice, reproduced exactly:
+
+- float32 and uint8 bilinear: the float formula (``reference_ops::ResizeBilinear``)
+  in float32; uint8 adds 0.5 and truncates.
+- int8 and int16 bilinear: ``ResizeBilinearInteger``, fixed point with 10
+  fractional bits per axis and a rounding division by 2**20.
+- nearest neighbour: a pure gather, any 8/16/32-bit type.
+
+Quantized tensors are resized on their raw integers (no rescaling), as TFLite does.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ..reference import resize as ref
+from ..tflite.options import ResizeBilinearOptions, ResizeNearestNeighborOptions
+from ..tflite.schema import BuiltinOperator
+from .base import OpContext, Prepared, register
+
+_BILINEAR_TYPES = (np.dtype(np.float32), np.dtype(np.uint8), np.dtype(np.int8), np.dtype(np.int16))
+_NEAREST_TYPES = _BILINEAR_TYPES + (np.dtype(np.int32),)
+
+
+class Taps(NamedTuple):
+    """The two source positions and their weights for every output position along one axis.
+
+    ``lo``/``hi`` are int64 indices; ``w_lo``/``w_hi`` are float32 weights (the float
+    path) or int64 weights in units of 1/1024 (the integer path).
+    """
+
+    lo: np.ndarray
+    hi: np.ndarray
+    w_lo: np.ndarray
+    w_hi: np.ndarray
+
+
+def _float_scale(in_size: int, out_size: int, align_corners: bool) -> np.float32:
+    """TFLite's float32 scale: in/out, or (in-1)/(out-1) with align_corners and out > 1."""
+    if align_corners and out_size > 1:
+        return np.float32(in_size - 1) / np.float32(out_size - 1)
+    return np.float32(in_size) / np.float32(out_size)
+
+
+def bilinear_taps_float(in_size: int, out_size: int, align_corners: bool, half_pixel_centers: bool) -> Taps:
+    """``ComputeInterpolationValues`` (float) for every output position, all in float32.
+
+    source = (o + 0.5) * scale - 0.5 with half-pixel centers, else o * scale;
+    lo = max(floor(source), 0), hi = min(ceil(source), in_size - 1);
+    w_hi = source - lo and w_lo = 1 - w_hi, each rounded to float32 as TFLite's
+    expression ``1 - (input_y - y0)`` rounds them.
+    """
+    scale = _float_scale(in_size, out_size, align_corners)
+    o = np.arange(out_size, dtype=np.float32)
+    if half_pixel_centers:
+        src = (o + np.float32(0.5)) * scale - np.float32(0.5)
+    else:
+        src = o * scale
+    lo = np.maximum(np.floor(src), 0).astype(np.int64)
+    hi = np.minimum(np.ceil(src).astype(np.int64), in_size - 1)
+    w_hi = src - lo.astype(np.float32)
+    w_lo = np.float32(1) - w_hi
+    return Taps(lo, hi, w_lo, w_hi)
+
+
+def _c_div(a: np.ndarray, b: int) -> np.ndarray:
+    """C's truncating integer division of an int64 array by a positive int."""
+    return np.where(a >= 0, a // b, -((-a) // b))
+
+
+def bilinear_taps_integer(in_size: int, out_size: int, align_corners: bool, half_pixel_centers: bool) -> Taps:
+    """``ComputeInterpolationValuesInteger`` for every output position (int64, 10 fractional bits).
+
+    scale_10 = round(1024 * in / out) (or with in-1, out-1 under align_corners), by
+    C integer division with half the divisor added; source_10 = o * scale_10, or
+    o * scale_10 + scale_10 / 2 - 512 with half-pixel centers; lo = max(source_10 /
+    1024, 0), hi = min(ceil(source_10 / 1024), in_size - 1), divisions truncating.
+    Weights: w_hi = source_10 - 1024 * lo, w_lo = 1024 - w_hi.
+
+    Where the rounded scale overshoots (e.g. 1 -> 65 pixels without align_corners),
+    TFLite's ``lo`` can reach ``in_size`` and its kernel reads past the row; we
+    clamp ``lo`` to the last row instead (TFLite's result there is undefined).
+    """
+    if align_corners and out_size > 1:
+        num, den = in_size - 1, out_size - 1
+    else:
+        num, den = in_size, out_size
+    scale_10 = (1024 * num + den // 2) // den
+    o = np.arange(out_size, dtype=np.int64)
+    src = o * scale_10 + (scale_10 // 2 - 512 if half_pixel_centers else 0)
+    lo = np.minimum(np.maximum(_c_div(src, 1024), 0), in_size - 1)
+    hi = np.minimum(_c_div(src + 1023, 1024), in_size - 1)
+    w_hi = src - 1024 * lo
+    w_lo = 1024 - w_hi
+    return Taps(lo, hi, w_lo, w_hi)
+
+
+def nearest_indices(in_size: int, out_size: int, align_corners: bool, half_pixel_centers: bool) -> np.ndarray:
+    """``GetNearestNeighbor`` for every output position: int64 source indices.
+
+    source = (o + offset) * scale in float32 (offset 0.5 with half-pixel centers);
+    rounded half away from zero with align_corners, else floored; at most
+    in_size - 1, and at least 0 with half-pixel centers.
+    """
+    scale = _float_scale(in_size, out_size, align_corners)
+    offset = np.float32(0.5 if half_pixel_centers else 0.0)
+    src = (np.arange(out_size, dtype=np.float32) + offset) * scale
+    idx = np.floor(src)
+    if align_corners:
+        # std::round of a non-negative value; src - floor(src) is exact, src + 0.5 is not.
+        idx = idx + (src - idx >= 0.5)
+    idx = np.minimum(idx.astype(np.int64), in_size - 1)
+    if half_pixel_centers:
+        idx = np.maximum(idx, 0)
+    return idx
+
+
+def _check(ctx: OpContext, types: tuple[np.dtype, ...]) -> tuple[int, int]:
+    """Common checks; returns the constant (new_height, new_width)."""
+    ctx.expect_io(2)
+    x = ctx.inputs[0]
+    if len(x.shape) != 4:
+        raise ctx.error(f"input must be 4-D (NHWC), got shape {x.shape}")
+    if x.dtype not in types:
+        names = ", ".join(str(t) for t in types)
+        raise ctx.error(f"input type {x.type.name} is not supported ({names})")
+    if ctx.outputs[0].type != x.type:
+        raise ctx.error(f"output type {ctx.outputs[0].type.name} differs from input type {x.type.name}")
+    size_spec = ctx.inputs[1]
+    size = ctx.constant(1, "the output size")
+    if size_spec.dtype != np.int32 or size.shape != (2,):
+        raise ctx.error(f"the output size must be an int32 tensor of shape (2,), got "
+                        f"{size_spec.type.name} {size.shape}")
+    new_h, new_w = int(size[0]), int(size[1])
+    if new_h <= 0 or new_w <= 0:
+        raise ctx.error(f"the output size must be positive, got ({new_h}, {new_w})")
+    return new_h, new_w
+
+
+@register(BuiltinOperator.RESIZE_BILINEAR)
+def prepare_resize_bilinear(ctx: OpContext) -> Prepared:
+    new_h, new_w = _check(ctx, _BILINEAR_TYPES)
+    opts = ctx.options
+    if not isinstance(opts, ResizeBilinearOptions):
+        raise ctx.error("missing ResizeBilinearOptions")
+    if opts.align_corners and opts.half_pixel_centers:
+        raise ctx.error("align_corners and half_pixel_centers cannot both be true")
+    n, h, w, c = ctx.inputs[0].shape
+    out_shape = (n, new_h, new_w, c)
+    dtype = ctx.inputs[0].dtype
+    flags = (opts.align_corners, opts.half_pixel_centers)
+
+    if dtype in (np.float32, np.uint8):
+        ty, tx = bilinear_taps_float(h, new_h, *flags), bilinear_taps_float(w, new_w, *flags)
+        # uint8 takes the float formula, plus 0.5 before the truncating cast.
+        offset = np.float32(0.5 if dtype == np.uint8 else 0.0)
+        if ctx.backend == "numpy":
+            def run(inputs, outputs):
+                outputs[0][...] = ref.resize_bilinear(inputs[0], ty, tx, offset)
+        else:
+            from ..kernels import resize as kern
+
+            def run(inputs, outputs):
+                kern.resize_bilinear_float(inputs[0], *ty, *tx, offset, outputs[0])
+    else:
+        ty, tx = bilinear_taps_integer(h, new_h, *flags), bilinear_taps_integer(w, new_w, *flags)
+        if ctx.backend == "numpy":
+            def run(inputs, outputs):
+                outputs[0][...] = ref.resize_bilinear_integer(inputs[0], ty, tx)
+        else:
+            from ..kernels import resize as kern
+
+            def run(inputs, outputs):
+                kern.resize_bilinear_integer(inputs[0], *ty, *tx, outputs[0])
+    return Prepared((out_shape,), run)
+
+
+@register(BuiltinOperator.RESIZE_NEAREST_NEIGHBOR)
+def prepare_resize_nearest_neighbor(ctx: OpContext) -> Prepared:
+    new_h, new_w = _check(ctx, _NEAREST_TYPES)
+    opts = ctx.options
+    if not isinstance(opts, ResizeNearestNeighborOptions):
+        raise ctx.error("missing ResizeNearestNeighborOptions")
+    n, h, w, c = ctx.inputs[0].shape
+    out_shape = (n, new_h, new_w, c)
+    # Unlike bilinear, TFLite accepts align_corners together with half_pixel_centers here.
+    iy = nearest_indices(h, new_h, opts.align_corners, opts.half_pixel_centers)
+    ix = nearest_indices(w, new_w, opts.align_corners, opts.half_pixel_centers)
+    if ctx.backend == "numpy":
+        def run(inputs, outputs):
+            outputs[0][...] = ref.resize_nearest_neighbor(inputs[0], iy, ix)
+    else:
+        from ..kernels import resize as kern
+
+        def run(inputs, outputs):
+            kern.resize_nearest_neighbor(inputs[0], iy, ix, outputs[0])
+    return Prepared((out_shape,), run)

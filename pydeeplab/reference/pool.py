@@ -1,0 +1,60 @@
+"""Pooling in NumPy: the readable specification of AVERAGE_POOL_2D and MAX_POOL_2D.
+
+TFLite's reference kernels (``reference/pooling.h``, ``reference/integer_ops/pooling.h``)
+clamp every window to the input: positions outside it are skipped, not padded
+with zeros, so a border window's average divides by the number of input
+elements it covers. Here the input is padded with a neutral value and the
+windows are strided views of it; the average divides by the precomputed count.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+
+def _windows(x: np.ndarray, filt: tuple[int, int], stride: tuple[int, int], pads: tuple[int, int],
+             out_hw: tuple[int, int], fill) -> np.ndarray:
+    """Every output position's window: a view of shape [N, OH, OW, C, FH, FW].
+
+    ``pads`` are the (top, left) padding amounts; the input is padded with ``fill``
+    at the top/left by them and at the bottom/right as far as the last window reaches.
+    """
+    n, h, w, c = x.shape
+    (fh, fw), (sh, sw), (ph, pw), (oh, ow) = filt, stride, pads, out_hw
+    hp = max(ph + h, (oh - 1) * sh + fh)
+    wp = max(pw + w, (ow - 1) * sw + fw)
+    padded = np.full((n, hp, wp, c), fill, dtype=x.dtype)
+    padded[:, ph:ph + h, pw:pw + w] = x
+    win = sliding_window_view(padded, (fh, fw), axis=(1, 2))
+    return win[:, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw]
+
+
+def max_pool_2d(x: np.ndarray, filt: tuple[int, int], stride: tuple[int, int], pads: tuple[int, int],
+                out_hw: tuple[int, int], act_min, act_max) -> np.ndarray:
+    """MAX_POOL_2D of an NHWC tensor (float32 or an integer type): [N, OH, OW, C], same dtype.
+
+    The maximum over each window's input elements, clamped to [act_min, act_max].
+    """
+    lowest = np.finfo(x.dtype).min if x.dtype.kind == "f" else np.iinfo(x.dtype).min
+    m = _windows(x, filt, stride, pads, out_hw, lowest).max(axis=(-2, -1))
+    return np.clip(m, act_min, act_max)
+
+
+def average_pool_2d(x: np.ndarray, filt: tuple[int, int], stride: tuple[int, int], pads: tuple[int, int],
+                    out_hw: tuple[int, int], counts: np.ndarray, act_min, act_max) -> np.ndarray:
+    """AVERAGE_POOL_2D of an NHWC tensor: [N, OH, OW, C], same dtype.
+
+    counts: [OH, OW] number of input elements in each window. float32: the float32
+    sum divided by the count. Integers: the exact sum divided by the count and
+    rounded to nearest, ties away from zero (``(acc +- count/2) / count`` with C's
+    truncating division). Then clamped to [act_min, act_max].
+    """
+    win = _windows(x, filt, stride, pads, out_hw, 0)
+    if x.dtype.kind == "f":
+        avg = win.sum(axis=(-2, -1), dtype=np.float32) / counts[:, :, None].astype(np.float32)
+    else:
+        acc = win.sum(axis=(-2, -1), dtype=np.int64)
+        cnt = counts[:, :, None]
+        avg = np.sign(acc) * ((np.abs(acc) + cnt // 2) // cnt)
+    return np.clip(avg, act_min, act_max).astype(x.dtype)
