@@ -278,10 +278,14 @@ def check_op(opcode, inputs: Sequence[T | None], outputs: Sequence[T], options=N
     return refs
 
 
+_START_DIR = Path.cwd()
+
+
 def data_dir() -> Path:
     """The folder of real models and images: $PYDEEPLAB_DATA, default <repo>/../shared/data."""
     env = os.environ.get("PYDEEPLAB_DATA")
-    return Path(env) if env else (REPO.parent / "shared" / "data").resolve()
+    # A relative path is taken from where the tests started: some tests change directory.
+    return (_START_DIR / env).resolve() if env else (REPO.parent / "shared" / "data").resolve()
 
 
 def require_data(path: str | os.PathLike) -> Path:
