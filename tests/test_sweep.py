@@ -42,7 +42,6 @@ def test_sweep(op, totals):
     sweep.run_random(s, op, sweep.CI_EXAMPLES, sweep.CI_SEED)
     for key, n in s.counts.items():
         totals.counts[key] += n
-    totals.known += s.known
     totals.failures += s.failures
     totals.seconds += s.seconds
     ran = sum(n for (_, _, status), n in s.counts.items() if status in ("pass", "rejected"))
@@ -52,19 +51,6 @@ def test_sweep(op, totals):
         for r in s.failures[:20]:
             lines.append(f"  {r.status} ({r.dtype}): {r.message}\n    python tools/sweep.py --case '{r.key}'")
         pytest.fail("\n".join(lines), pytrace=False)
-
-
-@pytest.mark.parametrize("key", sorted(sweep.KNOWN_FAILURES) or [pytest.param(None, marks=pytest.mark.skip(
-    reason="no known failures"))])
-def test_known_failure(key):
-    """Each known failure still fails (strict xfail): a fixed operator makes its entry stale."""
-    import json
-
-    spec = json.loads(key)
-    r = sweep.run_case(sweep.make_case(spec["op"], spec["dtype"], spec["params"]))
-    if r.status not in ("pass", "rejected"):
-        pytest.xfail(f"{sweep.KNOWN_FAILURES[key]}: {r.status}: {r.message}")
-    pytest.fail(f"known failure now passes; remove it from sweep.KNOWN_FAILURES: {key}")
 
 
 def test_cases_are_reproducible():

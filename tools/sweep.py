@@ -822,15 +822,6 @@ OPS = tuple(BUILDERS)
 
 
 # ---------------------------------------------------------------------------------------
-# Known failures: cases that fail today, kept in the sweep and reported, never dropped.
-# Each entry: the case key (Case.key()) -> a note naming the problem. The test marks
-# them xfail(strict): when the operator is fixed, the stale entry fails the run.
-# ---------------------------------------------------------------------------------------
-
-KNOWN_FAILURES: dict[str, str] = {}
-
-
-# ---------------------------------------------------------------------------------------
 # Running
 # ---------------------------------------------------------------------------------------
 
@@ -897,13 +888,12 @@ class Sweep:
 
     counts: Counter = field(default_factory=Counter)
     failures: list[Result] = field(default_factory=list)
-    known: list[Result] = field(default_factory=list)
     seconds: float = 0.0
 
     def add(self, r: Result) -> None:
         self.counts[r.op, r.dtype, r.status] += 1
         if r.status in FAILING:
-            (self.known if r.key in KNOWN_FAILURES else self.failures).append(r)
+            self.failures.append(r)
 
     def run(self, op: str, dtype: str, params: dict, backends=BACKENDS) -> Result:
         t0 = time.perf_counter()
@@ -943,7 +933,7 @@ class Sweep:
                              f"{c.get('rejected', 0):>6} {fail:>5}  {other}")
         n_fail = sum(n for (_, _, s), n in self.counts.items() if s in FAILING)
         lines.append(f"total: {self.total} cases in {self.seconds:.1f} s; "
-                     f"mismatches: {n_fail - len(self.known)} (+{len(self.known)} known); "
+                     f"mismatches: {n_fail}; "
                      f"unregistered: {sum(n for (_, _, s), n in self.counts.items() if s == 'unregistered')}")
         return "\n".join(lines)
 
@@ -1017,11 +1007,10 @@ def main(argv: list[str] | None = None) -> int:
         run_random(sweep, op, examples, args.seed, args.backends)
         print(f"{op}: {sweep.total - n0} cases, {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
     print(sweep.table())
-    for r in sweep.failures + sweep.known:
-        tag = "KNOWN " if r.key in KNOWN_FAILURES else ""
-        print(f"\n{tag}{r.status.upper()} {r.message}\n  python tools/sweep.py --case '{r.key}'")
+    for r in sweep.failures:
+        print(f"\n{r.status.upper()} {r.message}\n  python tools/sweep.py --case '{r.key}'")
     if args.json:
-        Path(args.json).write_text(json.dumps([r.__dict__ for r in sweep.failures + sweep.known], indent=1))
+        Path(args.json).write_text(json.dumps([r.__dict__ for r in sweep.failures], indent=1))
     return 1 if sweep.failures else 0
 
 
