@@ -208,6 +208,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="list the known models, their URLs and where they are")
     p.add_argument("--dir", default=None, help="folder to save into (default: see below)")
     p.add_argument("--force", action="store_true", help="download even if a good copy is present")
+
+    from . import bench
+
+    EPILOG["bench"] = bench.epilog()
+    p = command("bench", bench.DESCRIPTION, bench.run_from_args)
+    bench.add_arguments(p)
     return parser
 
 

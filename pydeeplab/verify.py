@@ -26,6 +26,7 @@ import numpy as np
 
 from .image import load_rgb, resize_rgb, to_model_input
 from .interpreter import Interpreter
+from .tflite.model import Subgraph
 
 FLOAT_ISOLATED_RTOL = 1e-5
 FLOAT_FINAL_ATOL = 1e-4
@@ -79,15 +80,21 @@ def _litert(model_content: bytes, against: str, num_threads: int | None):
     return lite
 
 
-def make_inputs(interp: Interpreter, image: str | os.PathLike | None, seed: int = 0) -> list[np.ndarray]:
-    """Model inputs: the image preprocessed for the model, or seeded random values when no image."""
+def make_inputs(graph: Subgraph, image: str | os.PathLike | None, seed: int = 0) -> list[np.ndarray]:
+    """One array per input of ``graph``: the image preprocessed for the model, or seeded random values.
+
+    Works from the model's tensors alone, so it serves models pydeeplab cannot run too.
+    """
     rng = np.random.default_rng(seed)
     out = []
-    for d in interp.get_input_details():
-        shape, dtype = tuple(d["shape"]), np.dtype(d["dtype"])
-        if image is not None and len(shape) == 4 and shape[-1] == 3:
+    for i in graph.inputs:
+        t = graph.tensors[i]
+        shape, dtype = tuple(t.shape), np.dtype(t.type.dtype)
+        q = t.quantization
+        if image is not None and len(shape) == 4 and shape[0] == 1 and shape[-1] == 3:
             rgb = resize_rgb(load_rgb(image), shape[1], shape[2])
-            out.append(to_model_input(rgb, dtype, d["quantization"]))
+            quantization = (q.scale, q.zero_point) if q is not None and q.scales.size else (0.0, 0)
+            out.append(np.ascontiguousarray(to_model_input(rgb, dtype, quantization)))
         elif dtype.kind == "f":
             out.append(rng.uniform(-1, 1, shape).astype(dtype))
         else:
@@ -203,7 +210,7 @@ def verify(
     ours = Interpreter(model_content=content, backend=backend, num_threads=num_threads,
                        experimental_preserve_all_tensors=True)
     ours.allocate_tensors()
-    run = LiteRun(content, make_inputs(ours, image, seed), against, num_threads)
+    run = LiteRun(content, make_inputs(ours.model.main, image, seed), against, num_threads)
     report = VerifyReport(model=os.fspath(model_path), against=against, backend=backend)
     if "isolated" in modes:
         report.isolated = compare_isolated(ours, run)

@@ -43,7 +43,7 @@ def float_model(model_path):
 @pytest.mark.parametrize("image", IMAGES)
 def test_float_model_op_by_op(float_model, image_path, image):
     content, ours = float_model
-    inputs = make_inputs(ours["numba"], image_path(image))
+    inputs = make_inputs(ours["numba"].model.main, image_path(image))
     run = LiteRun(content, inputs, "ref")
     for backend, it in ours.items():
         isolated = compare_isolated(it, run)
@@ -72,7 +72,7 @@ def test_quantized_models_bit_exact(model_path, image_path, name):
     content = model_path(name).read_bytes()
     ours = _interpreters(content)
     for image in IMAGES:
-        inputs = make_inputs(ours["numba"], image_path(image))
+        inputs = make_inputs(ours["numba"].model.main, image_path(image))
         run = LiteRun(content, inputs, "ref")
         for backend, it in ours.items():
             isolated = compare_isolated(it, run)
