@@ -1,19 +1,25 @@
 """Numba kernels of the convolutions (CONV_2D, DEPTHWISE_CONV_2D, TRANSPOSE_CONV).
 
-Matrix products are not here: the ops layer calls BLAS (``np.matmul``) between
-these kernels, which move data into and out of matrix form:
+- :func:`conv_float` / :func:`conv_quantized`: a whole CONV_2D. Each thread takes
+  a contiguous range of output rows and works through it in blocks: im2col of the
+  block's receptive fields into the thread's scratch rows (skipped for a 1x1
+  stride-1 float conv, whose input pixels already are the matrix rows), one BLAS
+  product (:func:`pydeeplab.kernels.blas.gemm`, in the same thread), then the
+  output stage while the block is still in cache.
+- :func:`depthwise_conv_float` / :func:`depthwise_conv_quantized`: a whole
+  DEPTHWISE_CONV_2D, one output row at a time.
+- :func:`bias_activation` / :func:`requantize`: the output stages alone (for
+  TRANSPOSE_CONV, whose product the ops layer computes), and
+  :func:`transpose_conv_gather`, which sums its per-tap products into pixels.
 
-- :func:`im2col` lays the receptive fields of a block of output rows out as the
-  rows of a matrix (centered on the input zero point for quantized inputs);
-- :func:`bias_activation` / :func:`requantize` are the output stages applied to
-  a product (float32 in place; quantized into the 8-bit output);
-- :func:`depthwise_conv_float` / :func:`depthwise_conv_quantized` are complete
-  depthwise convolutions, where there is no matrix product to hand to BLAS;
-- :func:`transpose_conv_gather` sums the per-tap products of a transposed
-  convolution into its output pixels.
-
+Work is split over output rows: ``prange`` over one contiguous range per thread.
 All arrays are NHWC and C-contiguous; the semantics are stated in
-``pydeeplab.reference.conv``. Work is split over output rows with ``prange``.
+``pydeeplab.reference.conv``.
+
+Quantized products are computed in floating point on exact integers (see
+``pydeeplab.ops.conv._exact_dtype``): float32 where no partial sum can exceed
+2**24, float64 otherwise. The sums are then exact whatever the order, and the
+int32 accumulator of TFLite, which wraps, is reproduced by wrapping the exact sum.
 """
 
 from __future__ import annotations
@@ -21,49 +27,37 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .blas import gemm
+
 _INT32_MIN = -(2**31)
 
 
-@njit(cache=True, parallel=True)
-def im2col(x, cols, row0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, offset):
-    """Receptive fields of output rows ``row0 ..`` as matrix rows.
-
-    x: [N, H, W, C]; cols: [R * OW, KH * KW * C] (float32 or float64), R output rows
-    (output row r is pixel row ``r % OH`` of batch ``r // OH``). Element
-    ``(rr * OW + ox, (i * KW + j) * C + c)`` becomes ``x[b, iy, ix, c] + offset``
-    with ``iy = oy * sh - pt + i * dh``, ``ix = ox * sw - pl + j * dw``, or 0 where
-    (iy, ix) is outside x. ``offset`` is ``-input_zero_point`` (0 for float).
-    """
-    _, h, w, c = x.shape
-    rows = cols.shape[0] // ow
-    for rr in prange(rows):
-        r = row0 + rr
-        b = r // oh
-        oy = r % oh
-        for ox in range(ow):
-            dst = cols[rr * ow + ox]
-            for i in range(kh):
-                iy = oy * sh - pt + i * dh
-                for j in range(kw):
-                    ix = ox * sw - pl + j * dw
-                    base = (i * kw + j) * c
-                    if iy >= 0 and iy < h and ix >= 0 and ix < w:
-                        src = x[b, iy, ix]
-                        for k in range(c):
-                            dst[base + k] = src[k] + offset
-                    else:
-                        for k in range(c):
-                            dst[base + k] = 0
+# --------------------------------------------------------------------------- output stages
 
 
-@njit(cache=True, parallel=True)
-def bias_activation(y, bias, act_min, act_max):
+@njit(cache=True, nogil=True)
+def _bias_activation_rows(y, bias, act_min, act_max):
     """In place on y [M, C] float32: ``y = min(max(y + bias, act_min), act_max)``, bias [C]."""
     m, c = y.shape
-    for r in prange(m):
+    for r in range(m):
         row = y[r]
         for k in range(c):
             row[k] = min(max(row[k] + bias[k], act_min), act_max)
+
+
+@njit(cache=True, nogil=True)
+def _bias_activation_into(acc, bias, act_min, act_max, out):
+    """out [M, C] = ``min(max(acc + bias, act_min), act_max)``; acc [M, C] float32 does not overlap out.
+
+    (A separate function from the in-place one: an output that may overlap its input
+    fails the vectorized loop's overlap check and runs one element at a time.)
+    """
+    m, c = acc.shape
+    for r in range(m):
+        a = acc[r]
+        o = out[r]
+        for k in range(c):
+            o[k] = min(max(a[k] + bias[k], act_min), act_max)
 
 
 @njit(cache=True, inline="always")
@@ -85,7 +79,94 @@ def requantize_one(total, multiplier, left_shift, right_shift, out_zero_point, a
     return min(max(v, act_min), act_max)
 
 
-@njit(cache=True, parallel=True)
+# Rows of a requantization table (int64 [7, C], see :func:`requant_table`).
+_MULT, _LEFT, _RIGHT, _NUDGE, _NUDGE_POS, _SHIFT, _WRAP = 0, 1, 2, 3, 4, 5, 6
+
+
+@njit(cache=True, nogil=True)
+def requant_table(multiplier, left_shift, right_shift, total_bound):
+    """The per-channel constants of the output stage, int64 [7, C].
+
+    ``total_bound`` [C] (float64): how large ``|acc + bias|`` can be in each channel
+    (inf if unknown); where it stays within int32, row 6 is 0 and the wrap of TFLite's
+    int32 accumulator, a no-op there, is skipped.
+
+    Rows: multiplier, left shift, right shift (for :func:`requantize_one`), and for
+    channels without left shift the two rounding steps of TFLite's
+    ``MultiplyByQuantizedMultiplier`` folded into one: with ``p = total * multiplier``,
+    ``h = floor((p + 2**30) / 2**31)`` (the rounding doubling high multiply) and the
+    result ``floor((h + c) / 2**right)``, where c = (2**right - 1) // 2 plus one if
+    h >= 0 and right > 0 (round half away from zero). Since floor((floor(y) + c) / n)
+    = floor((y + c) / n) for integers c and n > 0, that is ``(p + 2**30 + c * 2**31) >> (31 + right)``, one
+    product, one add and one shift; and h >= 0 exactly when p >= -2**30. Rows 3 and
+    4 are the nudge ``2**30 + c * 2**31`` for h < 0 and its increase for h >= 0, row 5
+    the total shift ``31 + right``.
+    """
+    c = multiplier.shape[0]
+    table = np.empty((7, c), dtype=np.int64)
+    for k in range(c):
+        right = np.int64(right_shift[k])
+        mask = (np.int64(1) << right) - 1
+        table[_MULT, k] = multiplier[k]
+        table[_LEFT, k] = left_shift[k]
+        table[_RIGHT, k] = right
+        table[_NUDGE, k] = (np.int64(1) << 30) + ((mask >> 1) << 31)
+        table[_NUDGE_POS, k] = (mask & 1) << 31
+        table[_SHIFT, k] = 31 + right
+        table[_WRAP, k] = not total_bound[k] < 2**31 - 1
+    return table
+
+
+@njit(cache=True, inline="always")
+def _rescale(p, nudge, nudge_pos, shift, out_zero_point, act_min, act_max):
+    """The folded output stage of :func:`requant_table` for the product p = total * multiplier."""
+    # nudge_pos applies where h >= 0, i.e. p + 2**30 >= 0: a sign mask, not a branch.
+    v = ((p + nudge + (nudge_pos & ~((p + (1 << 30)) >> 63))) >> shift) + out_zero_point
+    return min(max(v, act_min), act_max)
+
+
+@njit(cache=True, nogil=True)
+def _requantize_rows(acc, bias, table, out_zero_point, act_min, act_max, out):
+    """out [M, C] = the quantized output stage of acc [M, C] (exact integers, any dtype) + bias.
+
+    The sum ``acc + bias`` wraps as TFLite's int32 accumulator does. table: int64
+    [7, C] from :func:`requant_table`; where every left shift is 0 (the usual case:
+    a real multiplier below one) the folded single-rounding form runs, twice as fast.
+    """
+    m, c = acc.shape
+    mult, left, right = table[_MULT], table[_LEFT], table[_RIGHT]
+    nudge, nudge_pos, shift = table[_NUDGE], table[_NUDGE_POS], table[_SHIFT]
+    general = wrap = False
+    for k in range(c):
+        general |= left[k] != 0
+        wrap |= table[_WRAP, k] != 0
+    for r in range(m):
+        a = acc[r]
+        o = out[r]
+        if general:
+            for k in range(c):
+                total = np.int64(a[k]) + bias[k]
+                total = ((total - _INT32_MIN) & 0xFFFFFFFF) + _INT32_MIN
+                o[k] = requantize_one(total, mult[k], left[k], right[k], out_zero_point, act_min, act_max)
+        elif wrap:
+            for k in range(c):
+                total = np.int64(a[k]) + bias[k]
+                total = ((total - _INT32_MIN) & 0xFFFFFFFF) + _INT32_MIN
+                o[k] = _rescale(total * mult[k], nudge[k], nudge_pos[k], shift[k], out_zero_point, act_min, act_max)
+        else:
+            for k in range(c):
+                o[k] = _rescale((np.int64(a[k]) + bias[k]) * mult[k], nudge[k], nudge_pos[k], shift[k],
+                                out_zero_point, act_min, act_max)
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def bias_activation(y, bias, act_min, act_max):
+    """In place on y [M, C] float32: ``y = min(max(y + bias, act_min), act_max)``, bias [C]."""
+    for r in prange(y.shape[0]):
+        _bias_activation_rows(y[r : r + 1], bias, act_min, act_max)
+
+
+@njit(cache=True, parallel=True, nogil=True)
 def requantize(acc, bias, multiplier, left_shift, right_shift, out_zero_point, act_min, act_max, out):
     """The quantized output stage: out [M, C] (uint8/int8) from acc [M, C].
 
@@ -93,101 +174,249 @@ def requantize(acc, bias, multiplier, left_shift, right_shift, out_zero_point, a
     multiplier, left_shift, right_shift [C] (see :func:`requantize_one`). The sum
     ``acc + bias`` wraps as TFLite's int32 accumulator does.
     """
-    m, c = acc.shape
-    for r in prange(m):
-        a = acc[r]
-        o = out[r]
-        for k in range(c):
-            total = np.int64(a[k]) + bias[k]
-            total = ((total - _INT32_MIN) & 0xFFFFFFFF) + _INT32_MIN
-            o[k] = requantize_one(total, multiplier[k], left_shift[k], right_shift[k],
-                                  out_zero_point, act_min, act_max)
+    table = requant_table(multiplier, left_shift, right_shift, np.full(multiplier.shape[0], np.inf))
+    for r in prange(acc.shape[0]):
+        _requantize_rows(acc[r : r + 1], bias, table, out_zero_point, act_min, act_max, out[r : r + 1])
 
 
-@njit(cache=True)
-def _tap_range(n_out, stride, pad, tap_offset, in_size):
-    """Outputs o in [lo, hi) whose input index ``o * stride - pad + tap_offset`` is in [0, in_size)."""
-    t = pad - tap_offset  # need o * stride >= t
-    lo = 0 if t <= 0 else (t + stride - 1) // stride
-    u = in_size - 1 + pad - tap_offset  # need o * stride <= u
-    hi = 0 if u < 0 else u // stride + 1
-    return lo, min(hi, n_out)
+# --------------------------------------------------------------------------- CONV_2D
 
 
-@njit(cache=True)
-def _depthwise_row(x, w, b, oy, sh, sw, dh, dw, pt, pl, offset, acc):
-    """acc [OW, Cout] = the tap sums of output row oy of batch b (TFLite's tap order).
+@njit(cache=True, inline="always")
+def _copy_run(src, start, dst, base, n, offset):
+    """dst[base : base + n] = src[start : start + n] + offset (1-D arrays, indices >= 0)."""
+    if n >= 32:
+        # Slices give the loop indices Numba knows are non-negative: it then vectorizes
+        # (worth the slices' set-up cost only on long runs).
+        d = dst[base : base + n]
+        v = src[start : start + n]
+        for k in range(n):
+            d[k] = v[k] + offset
+    else:
+        for k in range(n):
+            dst[base + k] = src[start + k] + offset
 
-    Taps outside the input are skipped (the output x range of each tap is computed
-    once, not tested per pixel). Channel ``ic * M + m`` reads input channel ic.
+
+@njit(cache=True, nogil=True)
+def _im2col(x, cols, row0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, offset):
+    """Receptive fields of output rows ``row0 ..`` as matrix rows.
+
+    x: [N, H, W, C]; cols: [R * OW, KH * KW * C] (float32 or float64), R output rows
+    (output row r is pixel row ``r % OH`` of batch ``r // OH``). Element
+    ``(rr * OW + ox, (i * KW + j) * C + c)`` becomes ``x[b, iy, ix, c] + offset``
+    with ``iy = oy * sh - pt + i * dh``, ``ix = ox * sw - pl + j * dw``, or 0 where
+    (iy, ix) is outside x. ``offset`` is ``-input_zero_point`` (0 for float).
+    """
+    _, h, w, c = x.shape
+    rows = cols.shape[0] // ow
+    run = kw * c  # one window row: with dw == 1 its KW pixels are adjacent in x
+    for rr in range(rows):
+        r = row0 + rr
+        b = r // oh
+        oy = r % oh
+        for i in range(kh):
+            iy = oy * sh - pt + i * dh
+            if iy < 0 or iy >= h:
+                for ox in range(ow):
+                    cols[rr * ow + ox, i * run : (i + 1) * run] = 0
+                continue
+            src = x[b, iy].reshape(w * c)
+            for ox in range(ow):
+                dst = cols[rr * ow + ox]
+                base = i * run
+                ix0 = ox * sw - pl
+                if dw == 1 and ix0 >= 0 and ix0 + kw <= w:
+                    _copy_run(src, ix0 * c, dst, base, run, offset)
+                    continue
+                for j in range(kw):
+                    ix = ix0 + j * dw
+                    if ix >= 0 and ix < w:
+                        _copy_run(src, ix * c, dst, base + j * c, c, offset)
+                    else:
+                        for k in range(c):
+                            dst[base + j * c + k] = 0
+
+
+@njit(cache=True, nogil=True)
+def _convert(x, p0, p1, cols, offset):
+    """cols [p1 - p0, C] = pixels p0 .. p1 of x [N, H, W, C] (in NHWC order) + offset."""
+    c = x.shape[3]
+    src = x.reshape(x.size)[p0 * c : p1 * c]
+    dst = cols.reshape(cols.size)
+    for k in range(src.size):
+        dst[k] = src[k] + offset
+
+
+@njit(cache=True, inline="always")
+def _pointwise(kh, kw, sh, sw, pt, pl):
+    """True when the conv's matrix rows are x's pixels as they are (1x1, stride 1, no padding)."""
+    return kh == 1 and kw == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def conv_float(x, wmat, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, act_min, act_max, block, scratch):
+    """CONV_2D, float32.
+
+    x [N, H, W, Cin]; wmat [KH * KW * Cin, Cout] (filter rows in im2col order);
+    bias [Cout]; out [N, OH, OW, Cout]; act_min / act_max float32 clamp bounds.
+    ``block``: output rows per product; scratch [T, >= block * OW * KH * KW * Cin]
+    float32: the im2col rows of each of T chunks of output rows, one chunk per
+    thread (unused for a pointwise conv).
+    """
+    n, oh, ow, cout = out.shape
+    depth = wmat.shape[0]
+    rows = n * oh
+    out2d = out.reshape(rows * ow, cout)
+    x2d = x.reshape(x.shape[0] * x.shape[1] * x.shape[2], x.shape[3])
+    direct = _pointwise(kh, kw, sh, sw, pt, pl)
+    nt = scratch.shape[0]
+    for t in prange(nt):
+        for r0 in range(rows * t // nt, rows * (t + 1) // nt, block):
+            r1 = min(r0 + block, rows * (t + 1) // nt)
+            dst = out2d[r0 * ow : r1 * ow]
+            if direct:
+                gemm(x2d[r0 * ow : r1 * ow], wmat, dst)
+            else:
+                cols = scratch[t][: (r1 - r0) * ow * depth].reshape((r1 - r0) * ow, depth)
+                _im2col(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, np.float32(0))
+                gemm(cols, wmat, dst)
+            _bias_activation_rows(dst, bias, act_min, act_max)
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def conv_quantized(x, wmat, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, input_offset,
+                   table, out_zero_point, act_min, act_max, block, scratch):
+    """CONV_2D, uint8/int8, as an exact floating-point product of centered values.
+
+    x [N, H, W, Cin]; wmat [KH * KW * Cin, Cout] float32/float64, the centered filter
+    (``w - w_zp``); bias [Cout] int32; out [N, OH, OW, Cout]; input_offset =
+    -input_zero_point (a float32); table [7, Cout] (:func:`requant_table`);
+    scratch [T, >= block * OW * (KH * KW * Cin + Cout)] of wmat's dtype: the im2col
+    rows (for a 1x1 stride-1 conv, the converted input rows) and products of each of
+    T chunks of output rows, one chunk per thread.
+    """
+    n, oh, ow, cout = out.shape
+    depth = wmat.shape[0]
+    rows = n * oh
+    out2d = out.reshape(rows * ow, cout)
+    direct = _pointwise(kh, kw, sh, sw, pt, pl)
+    nt = scratch.shape[0]
+    for t in prange(nt):
+        for r0 in range(rows * t // nt, rows * (t + 1) // nt, block):
+            r1 = min(r0 + block, rows * (t + 1) // nt)
+            m = (r1 - r0) * ow
+            buf = scratch[t]
+            cols = buf[: m * depth].reshape(m, depth)
+            acc = buf[m * depth : m * (depth + cout)].reshape(m, cout)
+            if direct:
+                _convert(x, r0 * ow, r1 * ow, cols, input_offset)
+            else:
+                _im2col(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, input_offset)
+            gemm(cols, wmat, acc)
+            _requantize_rows(acc, bias, table, out_zero_point, act_min, act_max, out2d[r0 * ow : r1 * ow])
+
+
+# --------------------------------------------------------------------------- DEPTHWISE_CONV_2D
+
+
+@njit(cache=True, nogil=True)
+def _depthwise_row(x, w, pad, b, oy, sh, sw, dh, dw, pt, pl, acc):
+    """acc [OW, Cout] = the tap sums of output row oy of batch b.
+
+    x [N, H, W, C]; w [KH, KW, C * M] (float32/float64); pad [C]: what a tap outside x
+    reads (zeros, or the input zero point when the bias carries the zero-point
+    terms). Channel ``ic * M + m`` reads input channel ic. A 3x3 filter without
+    depth multiplier (MobileNet's) sums its nine taps in one pass per pixel; other
+    shapes add one tap at a time. Either way the taps are added in TFLite's order.
     """
     _, h, win, cin = x.shape
     ow, cout = acc.shape
     kh, kw = w.shape[0], w.shape[1]
     mult = cout // cin
-    acc[:] = 0
-    for i in range(kh):
-        iy = oy * sh - pt + i * dh
-        if iy < 0 or iy >= h:
-            continue
-        xrow = x[b, iy]
-        for j in range(kw):
-            wt = w[i, j]
-            lo, hi = _tap_range(ow, sw, pl, j * dw, win)
-            for ox in range(lo, hi):
-                xv = xrow[ox * sw - pl + j * dw]
-                a = acc[ox]
+    if kh == 3 and kw == 3 and mult == 1:
+        iy0 = oy * sh - pt
+        iy1 = iy0 + dh
+        iy2 = iy1 + dh
+        ok0, ok1, ok2 = 0 <= iy0 < h, 0 <= iy1 < h, 0 <= iy2 < h
+        w0, w1, w2, w3, w4, w5, w6, w7, w8 = w[0, 0], w[0, 1], w[0, 2], w[1, 0], w[1, 1], w[1, 2], w[2, 0], w[2, 1], w[2, 2]
+        for ox in range(ow):
+            ix0 = ox * sw - pl
+            ix1 = ix0 + dw
+            ix2 = ix1 + dw
+            c0, c1, c2 = 0 <= ix0 < win, 0 <= ix1 < win, 0 <= ix2 < win
+            x0 = x[b, iy0, ix0] if ok0 and c0 else pad
+            x1 = x[b, iy0, ix1] if ok0 and c1 else pad
+            x2 = x[b, iy0, ix2] if ok0 and c2 else pad
+            x3 = x[b, iy1, ix0] if ok1 and c0 else pad
+            x4 = x[b, iy1, ix1] if ok1 and c1 else pad
+            x5 = x[b, iy1, ix2] if ok1 and c2 else pad
+            x6 = x[b, iy2, ix0] if ok2 and c0 else pad
+            x7 = x[b, iy2, ix1] if ok2 and c1 else pad
+            x8 = x[b, iy2, ix2] if ok2 and c2 else pad
+            a = acc[ox]
+            for k in range(cout):
+                a[k] = (x0[k] * w0[k] + x1[k] * w1[k] + x2[k] * w2[k] + x3[k] * w3[k] + x4[k] * w4[k]
+                        + x5[k] * w5[k] + x6[k] * w6[k] + x7[k] * w7[k] + x8[k] * w8[k])
+        return
+    for ox in range(ow):
+        a = acc[ox]
+        a[:] = 0
+        for i in range(kh):
+            iy = oy * sh - pt + i * dh
+            for j in range(kw):
+                ix = ox * sw - pl + j * dw
+                src = x[b, iy, ix] if 0 <= iy < h and 0 <= ix < win else pad
+                wt = w[i, j]
                 if mult == 1:
                     for k in range(cout):
-                        a[k] += (xv[k] + offset) * wt[k]
+                        a[k] += src[k] * wt[k]
                 else:
                     for ic in range(cin):
-                        v = xv[ic] + offset
+                        v = src[ic]
                         for m in range(mult):
                             a[ic * mult + m] += v * wt[ic * mult + m]
 
 
-@njit(cache=True, parallel=True)
-def depthwise_conv_float(x, w, bias, out, sh, sw, dh, dw, pt, pl, act_min, act_max):
-    """DEPTHWISE_CONV_2D, float32. x [N, H, W, C]; w [KH, KW, C * M]; bias [C * M];
-    out [N, OH, OW, C * M]; act_min / act_max float32 clamp bounds."""
+@njit(cache=True, parallel=True, nogil=True)
+def depthwise_conv_float(x, w, pad, bias, out, sh, sw, dh, dw, pt, pl, act_min, act_max, nt):
+    """DEPTHWISE_CONV_2D, float32. x [N, H, W, C]; w [KH, KW, C * M]; pad [C] zeros;
+    bias [C * M]; out [N, OH, OW, C * M]; act_min / act_max float32 clamp bounds;
+    nt: chunks of output rows (one per thread)."""
     n, oh, ow, cout = out.shape
-    zero = np.float32(0)
-    for r in prange(n * oh):
-        b = r // oh
-        oy = r % oh
-        acc = np.empty((ow, cout), dtype=np.float32)
-        _depthwise_row(x, w, b, oy, sh, sw, dh, dw, pt, pl, zero, acc)
-        for ox in range(ow):
-            a = acc[ox]
-            o = out[b, oy, ox]
-            for k in range(cout):
-                o[k] = min(max(a[k] + bias[k], act_min), act_max)
+    rows = n * oh
+    for t in prange(nt):
+        acc = np.empty((ow, cout), dtype=w.dtype)
+        for r in range(rows * t // nt, rows * (t + 1) // nt):
+            b, oy = r // oh, r % oh
+            _depthwise_row(x, w, pad, b, oy, sh, sw, dh, dw, pt, pl, acc)
+            _bias_activation_into(acc, bias, act_min, act_max, out[b, oy])
 
 
-@njit(cache=True, parallel=True)
-def depthwise_conv_quantized(x, w, bias, out, sh, sw, dh, dw, pt, pl, input_offset,
-                             multiplier, left_shift, right_shift, out_zero_point, act_min, act_max):
-    """DEPTHWISE_CONV_2D, uint8/int8. x [N, H, W, C]; w [KH, KW, C * M] int32, already
-    centered (``w - w_zp``); bias [C * M] int32; input_offset = -input_zero_point;
-    multiplier, left_shift, right_shift [C * M] (see :func:`requantize_one`).
-    int32 accumulation (wrapping), as TFLite."""
+@njit(cache=True, parallel=True, nogil=True)
+def depthwise_conv_quantized(x, w, pad, bias, out, sh, sw, dh, dw, pt, pl,
+                             table, out_zero_point, act_min, act_max, nt):
+    """DEPTHWISE_CONV_2D, uint8/int8, as an exact floating-point sum (see the module docstring).
+
+    x [N, H, W, C]; w [KH, KW, C * M] float32/float64, the centered filter (``w - w_zp``);
+    pad [C] (x's dtype) filled with the input zero point; bias [C * M] int64: the int32
+    bias minus ``input_zero_point * sum over taps of w`` (so that raw inputs can be
+    summed, and a tap outside the input, reading ``pad``, adds exactly zero overall);
+    table [7, C * M] (:func:`requant_table`); nt: chunks of output rows (one per thread).
+    """
     n, oh, ow, cout = out.shape
-    off = np.int32(input_offset)
-    for r in prange(n * oh):
-        b = r // oh
-        oy = r % oh
-        acc = np.empty((ow, cout), dtype=np.int32)
-        _depthwise_row(x, w, b, oy, sh, sw, dh, dw, pt, pl, off, acc)
-        for ox in range(ow):
-            a = acc[ox]
-            o = out[b, oy, ox]
-            for k in range(cout):
-                o[k] = requantize_one(np.int32(a[k] + bias[k]), multiplier[k], left_shift[k], right_shift[k],
-                                      out_zero_point, act_min, act_max)
+    rows = n * oh
+    for t in prange(nt):
+        acc = np.empty((ow, cout), dtype=w.dtype)
+        for r in range(rows * t // nt, rows * (t + 1) // nt):
+            b, oy = r // oh, r % oh
+            _depthwise_row(x, w, pad, b, oy, sh, sw, dh, dw, pt, pl, acc)
+            _requantize_rows(acc, bias, table, out_zero_point, act_min, act_max, out[b, oy])
 
 
-@njit(cache=True, parallel=True)
+# --------------------------------------------------------------------------- TRANSPOSE_CONV
+
+
+@njit(cache=True, parallel=True, nogil=True)
 def transpose_conv_gather(taps, h, w, sh, sw, pt, pl, acc):
     """Sum a transposed convolution's tap products into its output pixels.
 

@@ -6,11 +6,31 @@
     interpreter = tflite.Interpreter(model_path="deeplabv3_257_mv_gpu.tflite")
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from .errors import ModelError, UnsupportedOperatorError
 from .interpreter import Interpreter
-from .segment import Segmentation, Segmenter
 from .tflite.reader import load_model, read_model
+
+if TYPE_CHECKING:
+    from .segment import Segmentation, Segmenter
 
 __version__ = "0.1.0"
 
 __all__ = ["Interpreter", "Segmentation", "Segmenter", "ModelError", "UnsupportedOperatorError", "load_model", "read_model", "__version__"]
+
+#: Imported on first use: the segmentation API pulls in Pillow and the model
+#: manifest, which an interpreter-only program (and its start-up time) does without.
+_LAZY = {"Segmentation": "segment", "Segmenter": "segment"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from importlib import import_module
+
+        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -23,7 +23,7 @@ from .ops import REGISTRY, OpContext, TensorSpec
 from .ops.base import Run
 from .tflite.model import Model, Tensor
 from .tflite.reader import load_model, read_model
-from .threads import blas_threads, set_invoke_threads
+from .threads import blas_threads
 from .tflite.schema import BuiltinOperator
 
 BACKENDS = ("numba", "numpy")
@@ -208,7 +208,10 @@ class Interpreter:
         if total > MAX_ARENA_BYTES:
             raise ModelError(f"the model's activations need {total} bytes, more than pydeeplab allows ({MAX_ARENA_BYTES})")
         offsets, arena_size = _first_fit(blocks)
-        arena = np.empty(max(arena_size, 1), dtype=np.uint8)
+        # Every tensor starts on a 64-byte boundary (a cache line, the widest vector load).
+        raw = np.empty(max(arena_size, 1) + _ALIGN, dtype=np.uint8)
+        start = -raw.ctypes.data % _ALIGN
+        arena = raw[start : start + max(arena_size, 1)]
         self._arena = arena
         for nbytes, _, _, index in blocks:
             t = g.tensors[index]
@@ -257,10 +260,13 @@ class Interpreter:
         import numba
 
         n = max(1, min(self._num_threads or numba.config.NUMBA_NUM_THREADS, numba.config.NUMBA_NUM_THREADS))
+        before = numba.get_num_threads()
         numba.set_num_threads(n)
-        set_invoke_threads(n)
-        with blas_threads(1):
-            yield
+        try:
+            with blas_threads(1):  # the kernels call BLAS from Numba's threads, one BLAS thread each
+                yield
+        finally:
+            numba.set_num_threads(before)
 
     def run_op(self, op_index: int, inputs: Sequence[np.ndarray | None]) -> list[np.ndarray]:
         """Run one planned operator on given input arrays; returns fresh output arrays.

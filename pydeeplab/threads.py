@@ -1,26 +1,50 @@
 """Thread policy: who uses the cores during an invoke.
 
-The Numba kernels run their own parallel loops, and NumPy's BLAS (OpenBLAS)
-has worker threads of its own that spin for a while after each call. When
-both pools are active on a small machine they starve each other (measured: the
-float model's convolutions 18 ms alone, over 300 ms with both pools busy).
-So during an invoke on the numba backend BLAS is held to one thread, and the
-parallelism is ours: Numba's threads for the kernels, and :func:`parallel_rows`
-for splitting large matrix products across a small pool of Python threads
-(NumPy releases the GIL inside matmul).
+On the numba backend there is one pool of threads at work: Numba's. Every
+kernel, the convolutions' matrix products included, runs inside a Numba
+parallel loop, each thread calling BLAS itself on its own rows
+(``pydeeplab.kernels.blas``). BLAS's own threads must then stay out of the
+way: OpenBLAS's workers spin for a while after each call, and when they and
+Numba's threads are both active on a small machine they starve each other
+(measured: the float model's convolutions 18 ms alone, over 300 ms with both
+pools busy). So during an invoke BLAS is held to one thread
+(:func:`blas_threads`).
+
+Numba's OpenMP threads (GNU libgomp) by default spin for milliseconds after
+each parallel region before they sleep. When the cores are shared with other
+processes, a spinning team makes every region wait for descheduled threads
+(measured on a loaded 2-core machine, float model: 2 threads 385 ms against 57
+ms for 1). Sleeping at once (``OMP_WAIT_POLICY=passive``) is safe under load
+but pays a futex wake-up at every kernel, which on an idle machine costs most
+of the gain (2 threads 1.3x faster than 1). A short spin bridges the few
+microseconds of Python between two kernels and gives up soon after: 1000
+spins measured 1.75x (idle) and about passive's time under load. Unless the
+user has chosen a wait policy, :func:`configure_openmp` (called on import,
+before Numba starts its threads) sets that spin count. Numba's other CPU
+threading layer, ``workqueue``, sleeps between regions too and, as its main
+thread does not take a share of the work, was slower at one thread and at two
+(1.28x).
 
 BLAS is found the way threadpoolctl finds it: among the shared libraries
-loaded in the process, by the ``*openblas_set_num_threads*`` symbols. Where none
-is found (another BLAS, or an unknown platform) the limits are no-ops.
+loaded in the process, by the ``*openblas_set_num_threads*`` symbols (and
+``cblas_?gemm`` for :func:`cblas_gemm`). Where none is found (another BLAS,
+or an unknown platform) the limits are no-ops.
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import NamedTuple
+
+#: libgomp's spin count before an idle worker sleeps (its default is 300000, a
+#: few milliseconds): enough to bridge the Python between two kernels (tens of
+#: microseconds). 300 spins measured 1.46x at 2 threads, 1000 1.75x, 3000 1.81x;
+#: under load 5000 already made 2 threads 1.7x slower than 1.
+OPENMP_SPIN_COUNT = "1000"
 
 _SYMBOLS = [  # (set, get) pairs as OpenBLAS builds name them
     ("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
@@ -28,35 +52,87 @@ _SYMBOLS = [  # (set, get) pairs as OpenBLAS builds name them
     ("openblas_set_num_threads64_", "openblas_get_num_threads64_"),
     ("openblas_set_num_threads", "openblas_get_num_threads"),
 ]
+_GEMM_SYMBOLS = [  # (sgemm, dgemm, ILP64) as BLAS builds name them
+    ("scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_", True),
+    ("cblas_sgemm64_", "cblas_dgemm64_", True),
+    ("scipy_cblas_sgemm", "scipy_cblas_dgemm", False),
+    ("cblas_sgemm", "cblas_dgemm", False),
+]
+_lock = threading.Lock()
+_libs: list[ctypes.CDLL] | None = None
 _blas: list[tuple[Callable, Callable]] | None = None
-_blas_lock = threading.Lock()
+
+
+def configure_openmp() -> None:
+    """Let idle OpenMP workers sleep after a short spin, unless the user chose a policy.
+
+    Takes effect only if libgomp is not loaded yet (it reads its environment once).
+    """
+    if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+        os.environ["GOMP_SPINCOUNT"] = OPENMP_SPIN_COUNT
+
+
+configure_openmp()
+
+
+#: Substrings of the file names of BLAS libraries (OpenBLAS, MKL, BLIS, Accelerate).
+_BLAS_NAMES = ("blas", "mkl", "blis", "accelerate", "veclib")
+
+
+def _blas_libraries() -> list[ctypes.CDLL]:
+    """The loaded shared libraries whose file name says BLAS."""
+    global _libs
+    with _lock:
+        if _libs is None:
+            import numpy  # noqa: F401  (loads NumPy's BLAS if it is not yet loaded)
+
+            try:
+                with open("/proc/self/maps") as f:
+                    paths = sorted({line.split()[-1] for line in f if "/" in line
+                                    and any(n in line.rsplit("/", 1)[-1].lower() for n in _BLAS_NAMES)})
+            except OSError:
+                paths = []
+            libs = []
+            for path in paths:
+                try:
+                    libs.append(ctypes.CDLL(path))
+                except OSError:
+                    continue
+            _libs = libs
+        return _libs
 
 
 def _find_blas() -> list[tuple[Callable, Callable]]:
     global _blas
-    with _blas_lock:
-        if _blas is None:
-            import numpy  # noqa: F401  (loads NumPy's BLAS if it is not yet loaded)
+    if _blas is None:
+        found = []
+        for lib in _blas_libraries():
+            for set_name, get_name in _SYMBOLS:
+                if hasattr(lib, set_name) and hasattr(lib, get_name):
+                    setter, getter = getattr(lib, set_name), getattr(lib, get_name)
+                    setter.argtypes, setter.restype, getter.restype = [ctypes.c_int], None, ctypes.c_int
+                    found.append((setter, getter))
+                    break
+        _blas = found
+    return _blas
 
-            found = []
-            try:
-                with open("/proc/self/maps") as f:
-                    paths = sorted({line.split()[-1] for line in f if "blas" in line.lower() and "/" in line})
-            except OSError:
-                paths = []
-            for path in paths:
-                try:
-                    lib = ctypes.CDLL(path)
-                except OSError:
-                    continue
-                for set_name, get_name in _SYMBOLS:
-                    if hasattr(lib, set_name) and hasattr(lib, get_name):
-                        setter, getter = getattr(lib, set_name), getattr(lib, get_name)
-                        setter.argtypes, setter.restype, getter.restype = [ctypes.c_int], None, ctypes.c_int
-                        found.append((setter, getter))
-                        break
-            _blas = found
-        return _blas
+
+class GemmFunctions(NamedTuple):
+    """Addresses of a loaded BLAS's ``cblas_sgemm`` and ``cblas_dgemm``; ``ilp64``: 64-bit integers."""
+
+    sgemm: int
+    dgemm: int
+    ilp64: bool
+
+
+def cblas_gemm() -> GemmFunctions | None:
+    """The CBLAS matrix products of the BLAS NumPy loaded, or None if none is found."""
+    for lib in _blas_libraries():
+        for s_name, d_name, ilp64 in _GEMM_SYMBOLS:
+            if hasattr(lib, s_name) and hasattr(lib, d_name):
+                address = lambda name: ctypes.cast(getattr(lib, name), ctypes.c_void_p).value  # noqa: E731
+                return GemmFunctions(address(s_name), address(d_name), ilp64)
+    return None
 
 
 @contextmanager
@@ -64,58 +140,12 @@ def blas_threads(n: int) -> Iterator[None]:
     """Hold BLAS to ``n`` threads inside the block, restoring the previous setting after."""
     libs = _find_blas()
     before = [get() for _, get in libs]
-    for set_, _ in libs:
-        set_(n)
+    for (set_, _), b in zip(libs, before):
+        if b != n:
+            set_(n)
     try:
         yield
     finally:
         for (set_, _), b in zip(libs, before):
-            set_(b)
-
-
-_pools: dict[int, ThreadPoolExecutor] = {}
-
-
-def _pool(n: int) -> ThreadPoolExecutor:
-    with _blas_lock:
-        if n not in _pools:
-            _pools[n] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="pydeeplab")
-        return _pools[n]
-
-
-_local = threading.local()
-
-
-def set_invoke_threads(n: int) -> None:
-    """The thread count :func:`parallel_rows` uses in the current thread (set by invoke)."""
-    _local.threads = n
-
-
-def parallel_rows(rows: int, work: Callable[[int, int], None], min_rows: int = 256) -> None:
-    """Call ``work(start, stop)`` over ``range(rows)`` split into one chunk per invoke thread.
-
-    For GIL-releasing work (a matmul into a slice of the output). Runs inline
-    when there is one thread or too few rows to be worth splitting.
-    """
-    n = getattr(_local, "threads", 1)
-    if n <= 1 or rows < 2 * min_rows:
-        work(0, rows)
-        return
-    n = min(n, rows // min_rows)
-    bounds = [rows * i // n for i in range(n + 1)]
-    futures = [_pool(n).submit(_single_threaded, work, bounds[i], bounds[i + 1]) for i in range(1, n)]
-    _single_threaded(work, bounds[0], bounds[1])
-    for f in futures:
-        f.result()
-
-
-def _single_threaded(work: Callable[[int, int], None], start: int, stop: int) -> None:
-    """Run one chunk with Numba's parallel loops on one thread: the chunks are the parallelism."""
-    import numba
-
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        work(start, stop)
-    finally:
-        numba.set_num_threads(before)
+            if b != n:
+                set_(b)

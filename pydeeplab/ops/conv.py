@@ -12,12 +12,13 @@ The two backends compute the same numbers (see ``pydeeplab.reference.conv`` for
 the semantics and why float64 products of quantized values are exact):
 
 - ``numpy``: the reference functions, unblocked.
-- ``numba``: CONV_2D and TRANSPOSE_CONV are BLAS matrix products between Numba
-  kernels (im2col in blocks of output rows into a per-thread scratch buffer, then
-  the fused bias + activation or requantization); DEPTHWISE_CONV_2D is a Numba
-  kernel. A quantized product runs in float32 instead of float64 (twice as fast)
-  when the weights prove that no partial sum can exceed 2**24, where float32
-  still counts integers exactly.
+- ``numba``: CONV_2D is one Numba kernel per call: each thread takes blocks of
+  output rows through im2col into its scratch rows, a BLAS product called from
+  that thread, and the fused bias + activation or requantization.
+  DEPTHWISE_CONV_2D is a Numba kernel; TRANSPOSE_CONV a NumPy product between
+  Numba kernels. A quantized product (or depthwise sum) runs in float32 instead of
+  float64 (twice as fast) when the weights prove that no partial sum can exceed
+  2**24, where float32 still counts integers exactly.
 """
 
 from __future__ import annotations
@@ -32,13 +33,17 @@ from ..reference.conv import FloatStage, QuantizedStage, Stage
 from ..tflite.options import Conv2DOptions, DepthwiseConv2DOptions, TransposeConvOptions
 from ..tflite.schema import Activation, BuiltinOperator, TensorType
 from .base import OpContext, Prepared, Run, TensorSpec, register
-from ..threads import parallel_rows
 from .padding import compute_padding_hw
 
 _DATA_TYPES = (TensorType.FLOAT32, TensorType.UINT8, TensorType.INT8)
 
-#: im2col / product blocks hold about this many elements (a few MB, cache-friendly).
-_BLOCK_ELEMENTS = 1 << 18
+#: A block of output rows (one im2col + product + output stage) holds about this many
+#: elements of its widest matrix (cache-sized: measured best at 2**15 on the DeepLab
+#: convolutions with 8 to 144 channels) ...
+_BLOCK_ELEMENTS = 1 << 15
+#: ... but at least this many pixels, below which BLAS spends its time re-packing the
+#: filter (measured on the 33x33 convolutions with 320 to 960 channels).
+_BLOCK_PIXELS = 256
 
 
 # --------------------------------------------------------------------------- checks
@@ -167,28 +172,65 @@ def _kernels():
     return conv
 
 
-def _exact_dtype(stage: QuantizedStage, centered_weights: np.ndarray, x_dtype: np.dtype) -> np.dtype:
-    """float32 when it counts every partial sum of the product exactly, else float64.
+def _numba_threads() -> int:
+    """Numba's thread count for this thread (set by the interpreter): the chunks a kernel splits into."""
+    import numba
 
-    centered_weights: [Cout, K]. A partial sum of output channel o is at most
-    max|x - x_zp| * sum_k |w[o, k] - w_zp| in magnitude; integers up to 2**24 are exact in
-    float32 whatever the order of the additions.
+    return numba.get_num_threads()
+
+
+def _acc_bound(stage: QuantizedStage, centered: np.ndarray, x_dtype: np.dtype) -> np.ndarray:
+    """How large an accumulator can grow, per output channel (float64 [Cout]).
+
+    centered: [Cout, K], the filter minus its zero point; a sum of products is at most
+    max|x - x_zp| * sum_k |w[o, k] - w_zp| in magnitude, partial sums included.
     """
     info = np.iinfo(x_dtype)
     x_max = max(stage.input_zero_point - int(info.min), int(info.max) - stage.input_zero_point)
-    bound = x_max * float(np.abs(centered_weights).sum(axis=1).max(initial=0.0))
-    return np.dtype(np.float32) if bound <= 2**24 else np.dtype(np.float64)
+    return x_max * np.abs(centered).sum(axis=1)
 
 
-def _numba_stage_args(stage: Stage, bias: np.ndarray | None, n_out: int):
-    """The bias (never None) and the output stage as the kernels take them."""
+def _exact_dtype(bound: np.ndarray) -> np.dtype:
+    """float32 when it counts every partial sum of the product exactly (all within
+    ``bound``, see :func:`_acc_bound`), else float64: integers up to 2**24 are exact in
+    float32 whatever the order of the additions."""
+    return np.dtype(np.float32) if float(bound.max(initial=0.0)) <= 2**24 else np.dtype(np.float64)
+
+
+def _numba_stage_args(stage: Stage, bias: np.ndarray | None, n_out: int, acc_bound: np.ndarray | None = None,
+                      table: bool = True):
+    """The bias (never None) and the output stage as the kernels take them: float clamp
+    bounds; or the requantization table (``table=True``, the conv kernels: ``acc_bound``
+    per channel, see :func:`_acc_bound`, tells where the int32 sum cannot wrap) or its
+    three arrays (multiplier, left and right shifts: ``kernels.conv.requantize``), then
+    the output zero point and clamp bounds."""
     if isinstance(stage, FloatStage):
         b = np.zeros(n_out, np.float32) if bias is None else bias.astype(np.float32)
         return b, (np.float32(stage.act_min), np.float32(stage.act_max))
     b = np.zeros(n_out, np.int32) if bias is None else bias.astype(np.int32)
     left = np.maximum(stage.shift, 0).astype(np.int64)
     right = np.maximum(-stage.shift, 0).astype(np.int64)
-    return b, (stage.multiplier, left, right, stage.output_zero_point, stage.act_min, stage.act_max)
+    if table:
+        bound = np.full(n_out, np.inf) if acc_bound is None else acc_bound + np.abs(b.astype(np.float64))
+        rescale = (_kernels().requant_table(stage.multiplier, left, right, bound),)
+    else:
+        rescale = (stage.multiplier, left, right)
+    return b, (*rescale, stage.output_zero_point, stage.act_min, stage.act_max)
+
+
+def _aligned(values: np.ndarray, dtype) -> np.ndarray:
+    """A C-contiguous copy of ``values`` as ``dtype`` starting on a 64-byte boundary.
+
+    The depthwise kernels load whole vectors of channels from the filter at every
+    pixel; a vector that straddles two cache lines costs two loads (measured: 30%
+    slower depthwise convolutions with 16-byte-aligned filters).
+    """
+    dtype = np.dtype(dtype)
+    raw = np.empty(values.size * dtype.itemsize + 64, np.uint8)
+    start = -raw.ctypes.data % 64
+    out = raw[start : start + values.size * dtype.itemsize].view(dtype).reshape(values.shape)
+    out[...] = values
+    return out
 
 
 def _with_contiguous_output(fill) -> Run:
@@ -214,51 +256,30 @@ def _conv_2d_numba(weights, bias, stage, stride, dilation, padding, out_shape) -
     cout, kh, kw, cin = weights.shape
     n, oh, ow, _ = out_shape
     depth = kh * kw * cin
-    b, out_args = _numba_stage_args(stage, bias, cout)
+    (sh, sw), (dh, dw), (pt, pl) = stride, dilation, padding
+    pointwise = kh == kw == 1 and stride == (1, 1) and padding == (0, 0)
     if isinstance(stage, FloatStage):
+        b, out_args = _numba_stage_args(stage, bias, cout)
         dtype = np.dtype(np.float32)
         wmat = np.ascontiguousarray(weights.reshape(cout, depth).T, dtype=dtype)
-        offset = 0.0
+        per_pixel = 0 if pointwise else depth  # scratch: im2col rows only
     else:
         centered = weights.reshape(cout, depth).astype(np.float64) - stage.weight_zero_point
-        dtype = _exact_dtype(stage, centered, weights.dtype)
+        bound = _acc_bound(stage, centered, weights.dtype)
+        b, out_args = _numba_stage_args(stage, bias, cout, bound)
+        dtype = _exact_dtype(bound)
         wmat = np.ascontiguousarray(centered.T, dtype=dtype)
-        offset = float(-stage.input_zero_point)
-    pointwise = kh == kw == 1 and stride == (1, 1) and padding == (0, 0)
-    rows = n * oh
-    block = max(1, _BLOCK_ELEMENTS // (ow * max(depth, cout)))
-    (sh, sw), (dh, dw), (pt, pl) = stride, dilation, padding
+        per_pixel = depth + cout  # scratch: im2col rows and their products
+        offset = np.float32(-stage.input_zero_point)  # exact: |x - zp| <= 255
+    block = max(1, -(-_BLOCK_PIXELS // ow), _BLOCK_ELEMENTS // (ow * max(depth, cout)))
 
     def fill(inputs, out) -> None:
         x = np.ascontiguousarray(inputs[0])
-        out2d = out.reshape(rows * ow, cout)
-        if pointwise and isinstance(stage, FloatStage):
-            # The bulk of DeepLab: one matrix product over all pixels, straight into out.
-            x2d = x.reshape(-1, cin)
-
-            def pixels(p0: int, p1: int) -> None:
-                np.matmul(x2d[p0:p1], wmat, out=out2d[p0:p1])
-                k.bias_activation(out2d[p0:p1], b, *out_args)
-
-            parallel_rows(rows * ow, pixels)
-            return
-
-        def output_rows(start: int, stop: int) -> None:
-            for r0 in range(start, stop, block):
-                r1 = min(stop, r0 + block)
-                m = (r1 - r0) * ow
-                cols = _WORKSPACE.get(0, dtype, (m, depth))
-                k.im2col(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, offset)
-                dst = out2d[r0 * ow : r1 * ow]
-                if isinstance(stage, FloatStage):
-                    np.matmul(cols, wmat, out=dst)
-                    k.bias_activation(dst, b, *out_args)
-                else:
-                    acc = _WORKSPACE.get(1, dtype, (m, cout))
-                    np.matmul(cols, wmat, out=acc)
-                    k.requantize(acc, b, *out_args, dst)
-
-        parallel_rows(rows, output_rows, min_rows=max(1, 512 // ow))
+        scratch = _WORKSPACE.get(0, dtype, (_numba_threads(), block * ow * per_pixel))
+        if isinstance(stage, FloatStage):
+            k.conv_float(x, wmat, b, out, kh, kw, sh, sw, dh, dw, pt, pl, *out_args, block, scratch)
+        else:
+            k.conv_quantized(x, wmat, b, out, kh, kw, sh, sw, dh, dw, pt, pl, offset, *out_args, block, scratch)
 
     return _with_contiguous_output(fill)
 
@@ -306,6 +327,39 @@ def prepare_conv_2d(ctx: OpContext) -> Prepared:
 # --------------------------------------------------------------------------- DEPTHWISE_CONV_2D
 
 
+def _depthwise_conv_2d_numba(weights, bias, stage, stride, dilation, padding, x_dtype, cin) -> Run:
+    k = _kernels()
+    _, kh, kw, cout = weights.shape
+    (sh, sw), (dh, dw), (pt, pl) = stride, dilation, padding
+    if isinstance(stage, FloatStage):
+        b, out_args = _numba_stage_args(stage, bias, cout)
+        w3 = _aligned(weights.reshape(kh, kw, cout), np.float32)
+        zeros = _aligned(np.zeros(cin), np.float32)
+
+        def run(inputs, outputs) -> None:
+            k.depthwise_conv_float(np.ascontiguousarray(inputs[0]), w3, zeros, b, outputs[0],
+                                   sh, sw, dh, dw, pt, pl, *out_args, _numba_threads())
+
+        return run
+    # Raw inputs times centered weights: the input zero point's share of every sum,
+    # zp * (sum over taps of w), moves into the bias, and a tap outside the input
+    # reads zp, adding exactly nothing once that share is taken off.
+    centered = weights.reshape(kh, kw, cout).astype(np.float64) - stage.weight_zero_point
+    b, out_args = _numba_stage_args(stage, bias, cout, _acc_bound(stage, centered.reshape(-1, cout).T, x_dtype))
+    zp = stage.input_zero_point
+    info = np.iinfo(x_dtype)
+    raw_bound = max(-int(info.min), int(info.max)) * np.abs(centered).sum(axis=(0, 1))  # sums of raw x * w
+    w3 = _aligned(centered, _exact_dtype(raw_bound))
+    folded = b.astype(np.int64) - zp * centered.sum(axis=(0, 1)).astype(np.int64)
+    pad = _aligned(np.full(cin, zp), x_dtype)
+
+    def run(inputs, outputs) -> None:
+        k.depthwise_conv_quantized(np.ascontiguousarray(inputs[0]), w3, pad, folded, outputs[0],
+                                   sh, sw, dh, dw, pt, pl, *out_args, _numba_threads())
+
+    return run
+
+
 @register(BuiltinOperator.DEPTHWISE_CONV_2D)
 def prepare_depthwise_conv_2d(ctx: OpContext) -> Prepared:
     """DEPTHWISE_CONV_2D: inputs (input [N, H, W, C], filter [1, KH, KW, C * M], bias optional).
@@ -337,21 +391,7 @@ def prepare_depthwise_conv_2d(ctx: OpContext) -> Prepared:
     padding = (pad_h.before, pad_w.before)
     (sh, sw), (dh, dw), (pt, pl) = stride, dilation, padding
     if ctx.backend == "numba":
-        k = _kernels()
-        b, out_args = _numba_stage_args(stage, bias, cout)
-        if isinstance(stage, FloatStage):
-            w3 = np.ascontiguousarray(weights.reshape(kh, kw, cout), dtype=np.float32)
-
-            def run(inputs, outputs) -> None:
-                k.depthwise_conv_float(np.ascontiguousarray(inputs[0]), w3, b, outputs[0],
-                                       sh, sw, dh, dw, pt, pl, *out_args)
-        else:
-            w3 = weights.reshape(kh, kw, cout).astype(np.int32) - np.int32(stage.weight_zero_point)
-            offset = -stage.input_zero_point
-
-            def run(inputs, outputs) -> None:
-                k.depthwise_conv_quantized(np.ascontiguousarray(inputs[0]), w3, b, outputs[0],
-                                           sh, sw, dh, dw, pt, pl, offset, *out_args)
+        run = _depthwise_conv_2d_numba(weights, bias, stage, stride, dilation, padding, x.dtype, cin)
     else:
 
         def run(inputs, outputs) -> None:
@@ -368,14 +408,14 @@ def _transpose_conv_numba(weights, bias, stage, stride, padding, x_shape, out_sh
     cout, kh, kw, cin = weights.shape
     n, h, wd, _ = x_shape
     m = n * h * wd
-    b, out_args = _numba_stage_args(stage, bias, cout)
+    b, out_args = _numba_stage_args(stage, bias, cout, table=False)
     # [Cin, KH * KW * Cout]: one product gives every tap of every input pixel.
     if isinstance(stage, FloatStage):
         dtype = np.dtype(np.float32)
         wmat = np.ascontiguousarray(weights.transpose(3, 1, 2, 0).reshape(cin, -1), dtype=dtype)
     else:
         centered = weights.astype(np.float64) - stage.weight_zero_point
-        dtype = _exact_dtype(stage, centered.reshape(cout, -1), weights.dtype)
+        dtype = _exact_dtype(_acc_bound(stage, centered.reshape(cout, -1), weights.dtype))
         wmat = np.ascontiguousarray(centered.transpose(3, 1, 2, 0).reshape(cin, -1), dtype=dtype)
     (sh, sw), (pt, pl) = stride, padding
 

@@ -76,7 +76,7 @@ def _pad(x: np.ndarray, padding: tuple[int, int], window: tuple[int, int], strid
         before = padding[axis]
         pads.append((before, max(0, reach - before - x.shape[axis + 1])))
     pads.append((0, 0))
-    return np.pad(x, pads)
+    return np.pad(x, pads) if any(before or after for before, after in pads) else x
 
 
 def _windows(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int],
@@ -93,10 +93,10 @@ def _windows(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], di
 
 
 def _output_stage(acc: np.ndarray, bias: np.ndarray | None, stage: Stage, out: np.ndarray) -> None:
-    """Add the bias, rescale (quantized) and clamp ``acc`` [..., Cout] into ``out``."""
+    """Add the bias, rescale (quantized) and clamp ``acc`` [..., Cout] into ``out`` (acc is overwritten)."""
     if isinstance(stage, FloatStage):
         if bias is not None:
-            acc = acc + bias  # float32, after the sum over taps, as TFLite
+            acc += bias  # float32, after the sum over taps, as TFLite
         np.clip(acc, stage.act_min, stage.act_max, out=out)
         return
     total = acc.astype(np.int64)
@@ -135,13 +135,22 @@ def depthwise_conv_2d(x: np.ndarray, weights: np.ndarray, bias: np.ndarray | Non
     oh, ow = out.shape[1:3]
     xc, wc = _centered(x, weights, stage)
     extent = ((kh - 1) * dilation[0] + 1, (kw - 1) * dilation[1] + 1)
-    xp = np.repeat(_pad(xc, padding, extent, stride, (oh, ow)), cout // x.shape[3], axis=3)
-    acc = np.zeros(out.shape, dtype=xc.dtype)
+    xp = _pad(xc, padding, extent, stride, (oh, ow))
+    if cout != x.shape[3]:
+        xp = np.repeat(xp, cout // x.shape[3], axis=3)  # channel c * M + m reads input channel c
+
+    def window(i: int, j: int) -> np.ndarray:
+        """The input pixels that tap (i, j) of every output pixel reads: [N, OH, OW, C * M]."""
+        ys = slice(i * dilation[0], i * dilation[0] + (oh - 1) * stride[0] + 1, stride[0])
+        xs = slice(j * dilation[1], j * dilation[1] + (ow - 1) * stride[1] + 1, stride[1])
+        return xp[:, ys, xs]
+
+    acc = window(0, 0) * wc[0, 0, 0]  # the first product starts the sum (TFLite's 0 + p is p)
+    product = np.empty_like(acc)
     for i in range(kh):
         for j in range(kw):
-            ys = slice(i * dilation[0], i * dilation[0] + (oh - 1) * stride[0] + 1, stride[0])
-            xs = slice(j * dilation[1], j * dilation[1] + (ow - 1) * stride[1] + 1, stride[1])
-            acc += xp[:, ys, xs] * wc[0, i, j]
+            if i or j:
+                acc += np.multiply(window(i, j), wc[0, i, j], out=product)
     _output_stage(acc, bias, stage, out)
 
 

@@ -21,14 +21,16 @@ def resize_bilinear(x: np.ndarray, ty, tx, offset: np.float32) -> np.ndarray:
     whose cast then truncates; 0 for float32).
     """
     xf = x.astype(np.float32, copy=False)
-    wy_lo, wy_hi = ty.w_lo[None, :, None, None], ty.w_hi[None, :, None, None]
     wx_lo, wx_hi = tx.w_lo[None, None, :, None], tx.w_hi[None, None, :, None]
-    top, bottom = xf[:, ty.lo], xf[:, ty.hi]
-    out = (top[:, :, tx.lo] * wy_lo * wx_lo
-           + bottom[:, :, tx.lo] * wy_hi * wx_lo
-           + top[:, :, tx.hi] * wy_lo * wx_hi
-           + bottom[:, :, tx.hi] * wy_hi * wx_hi
-           + offset)
+    # Each source row weighted once, [N, OH, W, C]: the same float32 products
+    # ``value * w_row`` that every pixel's corners start with.
+    top = xf[:, ty.lo] * ty.w_lo[None, :, None, None]
+    bottom = xf[:, ty.hi] * ty.w_hi[None, :, None, None]
+    out = top[:, :, tx.lo] * wx_lo  # then the four corners, added left to right
+    out += bottom[:, :, tx.lo] * wx_lo
+    out += top[:, :, tx.hi] * wx_hi
+    out += bottom[:, :, tx.hi] * wx_hi
+    out += offset
     if x.dtype == np.float32:
         return out
     return np.clip(out, 0, 255).astype(x.dtype)
