@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -49,6 +49,9 @@ class _Step:
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
     run: Run
+    # The arrays run() reads and writes, bound once the arena is placed.
+    in_arrays: list[np.ndarray | None] = field(default_factory=list)
+    out_arrays: list[np.ndarray] = field(default_factory=list)
 
 
 class Interpreter:
@@ -130,7 +133,10 @@ class Interpreter:
                 for i, shape in zip(op.outputs, prepared.output_shapes):
                     shapes[i] = tuple(int(d) for d in shape)
                 steps.append(_Step(op.index, ctx.opcode, op.inputs, op.outputs, prepared.run))
-            self._arrays = self._place(shapes, written)
+            self._arrays = arrays = self._place(shapes, written)
+            for step in steps:
+                step.in_arrays = [None if i < 0 else arrays[i] for i in step.inputs]
+                step.out_arrays = [arrays[i] for i in step.outputs]
             self._shapes = shapes
             self._steps = steps
             self._allocated = True
@@ -229,21 +235,19 @@ class Interpreter:
         """Run the graph on the tensors set with set_tensor."""
         with self._lock:
             self._require_allocated("Invoke called on model that is not ready")
-            arrays = self._arrays
             with self._threads():
                 for step in self._steps:
-                    step.run([None if i < 0 else arrays[i] for i in step.inputs], [arrays[i] for i in step.outputs])
+                    step.run(step.in_arrays, step.out_arrays)
 
     def invoke_profiled(self) -> list[tuple[int, str, float]]:
         """Run the graph like :meth:`invoke`, timing each operator: [(index, operator, seconds)]."""
         with self._lock:
             self._require_allocated("Invoke called on model that is not ready")
-            arrays = self._arrays
             times = []
             with self._threads():
                 for step in self._steps:
                     start = time.perf_counter()
-                    step.run([None if i < 0 else arrays[i] for i in step.inputs], [arrays[i] for i in step.outputs])
+                    step.run(step.in_arrays, step.out_arrays)
                     times.append((step.index, step.opcode.name, time.perf_counter() - start))
             return times
 
