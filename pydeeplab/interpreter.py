@@ -9,6 +9,7 @@ overlap share memory. ``invoke`` then only loops over ready-made closures.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -24,7 +25,7 @@ from .ops.base import Run
 from .tflite.model import Model, Tensor
 from .tflite.reader import load_model, read_model
 from .threads import blas_threads
-from .tflite.schema import BuiltinOperator
+from .tflite.schema import BuiltinOperator, tensor_type_of
 
 BACKENDS = ("numba", "numpy")
 #: Refuse plans whose activations need more than this (a corrupt shape, not a real model).
@@ -83,8 +84,8 @@ class Interpreter:
             raise ValueError("Exactly one of model_path and model_content must be given")
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
-        if num_threads is not None and (not isinstance(num_threads, int) or num_threads < -1):
-            raise ValueError("num_threads should be an integer >= 1 (or -1 for the default)")
+        if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1) and num_threads != -1:
+            raise ValueError("num_threads should >= 1 (or -1 for the default)")
         self.model: Model = load_model(model_path) if model_path is not None else read_model(model_content)
         self.backend = backend
         self._num_threads = None if num_threads in (None, -1) else num_threads
@@ -116,6 +117,8 @@ class Interpreter:
             tensors = self._graph.tensors
             shapes = list(self._shapes)
             written = self._check_dataflow()
+            for i in self._graph.inputs:  # no prepare may see a tensor larger than the plan allows
+                self._check_size(tensors[i], shapes[i])
             steps = []
             for op in self._graph.operators:
                 ctx = OpContext(
@@ -126,12 +129,18 @@ class Interpreter:
                     inputs=tuple(None if i < 0 else self._spec(tensors[i], shapes[i]) for i in op.inputs),
                     outputs=tuple(self._spec(tensors[i], shapes[i]) for i in op.outputs),
                     backend=self.backend,
+                    max_tensor_bytes=MAX_ARENA_BYTES,
                 )
-                prepared = REGISTRY[ctx.opcode](ctx)
+                _check_quantization(ctx)
+                try:
+                    prepared = REGISTRY[ctx.opcode](ctx)
+                except MemoryError:
+                    raise ctx.error("its tables do not fit in memory (a corrupt shape or option?)") from None
                 if len(prepared.output_shapes) != len(op.outputs):
                     raise ctx.error(f"prepared {len(prepared.output_shapes)} output shapes for {len(op.outputs)} outputs")
                 for i, shape in zip(op.outputs, prepared.output_shapes):
                     shapes[i] = tuple(int(d) for d in shape)
+                    self._check_size(tensors[i], shapes[i])
                 steps.append(_Step(op.index, ctx.opcode, op.inputs, op.outputs, prepared.run))
             self._arrays = arrays = self._place(shapes, written)
             for step in steps:
@@ -141,9 +150,21 @@ class Interpreter:
             self._steps = steps
             self._allocated = True
 
-    def _spec(self, t: Tensor, shape: tuple[int, ...]) -> TensorSpec:
+    @staticmethod
+    def _nbytes(t: Tensor, shape: tuple[int, ...]) -> int:
+        """Bytes of tensor ``t`` at ``shape`` (Python integers: a corrupt shape must not wrap around)."""
         if t.type.dtype is None:
             raise ModelError(f"tensor {t.index} ({t.name!r}) has type {t.type.name}, which pydeeplab cannot compute with")
+        return math.prod(shape) * t.type.dtype.itemsize
+
+    def _check_size(self, t: Tensor, shape: tuple[int, ...]) -> None:
+        nbytes = self._nbytes(t, shape)
+        if nbytes > MAX_ARENA_BYTES:
+            raise ModelError(f"tensor {t.index} ({t.name!r}) of shape {list(shape)} needs {nbytes} bytes, "
+                             f"more than pydeeplab allows ({MAX_ARENA_BYTES})")
+
+    def _spec(self, t: Tensor, shape: tuple[int, ...]) -> TensorSpec:
+        self._nbytes(t, shape)  # a type we can compute with
         if t.sparse:
             raise ModelError(f"tensor {t.index} ({t.name!r}) is sparse; sparse tensors are not supported")
         return TensorSpec(t.index, t.name, t.type, shape, t.quantization, t.data)
@@ -202,9 +223,8 @@ class Interpreter:
                 continue
             if writer[t.index] == -2:
                 continue
-            nbytes = int(np.prod(shapes[t.index], dtype=np.int64)) * t.type.dtype.itemsize
-            if nbytes < 0 or nbytes > MAX_ARENA_BYTES:
-                raise ModelError(f"tensor {t.index} ({t.name!r}) of shape {list(shapes[t.index])} needs {nbytes} bytes")
+            self._check_size(t, shapes[t.index])
+            nbytes = self._nbytes(t, shapes[t.index])
             total += nbytes
             first = writer[t.index]
             last = n_ops if (self._preserve or t.index in g.inputs) else max(last_use[t.index], first)
@@ -334,8 +354,8 @@ class Interpreter:
                 "op_name": op.name,
                 "inputs": np.array(op.inputs, dtype=np.int32),
                 "outputs": np.array(op.outputs, dtype=np.int32),
-                "operand_types": [tensors[i].type.dtype.type if i >= 0 else None for i in op.inputs],
-                "result_types": [tensors[i].type.dtype.type for i in op.outputs],
+                "operand_types": [_scalar_type(tensors[i]) if i >= 0 else None for i in op.inputs],
+                "result_types": [_scalar_type(tensors[i]) for i in op.outputs],
             })
         return out
 
@@ -412,13 +432,36 @@ class Interpreter:
         }
 
 
-def _type_name(dtype: np.dtype) -> str:
-    from .tflite.schema import tensor_type_of
+def _scalar_type(t: Tensor) -> type | None:
+    return t.type.dtype.type if t.type.dtype is not None else None
 
+
+def _type_name(dtype: np.dtype) -> str:
+    """The TFLite name of a NumPy dtype, as tflite_runtime names it in its messages."""
+    if dtype.kind in "USO":
+        return "STRING"
     try:
         return tensor_type_of(dtype).name
     except ValueError:
         return str(dtype).upper()
+
+
+def _check_quantization(ctx: OpContext) -> None:
+    """Quantized 8/16-bit tensors need finite positive scales and zero points their type can hold."""
+    for role, specs in (("input", ctx.inputs), ("output", ctx.outputs)):
+        for k, spec in enumerate(specs):
+            if spec is None or not spec.is_quantized or spec.dtype.kind not in "iu" or spec.dtype.itemsize > 2:
+                continue
+            q = spec.quantization
+            what = f"{role} {k} (tensor {spec.index})"
+            bad = q.scales[~(np.isfinite(q.scales) & (q.scales > 0))]
+            if bad.size:
+                raise ctx.error(f"{what} has quantization scale {bad[0]}; scales must be finite and > 0")
+            info = np.iinfo(spec.dtype)
+            out = q.zero_points[(q.zero_points < info.min) | (q.zero_points > info.max)]
+            if out.size:
+                raise ctx.error(f"{what} has zero point {out[0]}, outside the {spec.type.name} range "
+                                f"[{info.min}, {info.max}]")
 
 
 def _first_fit(blocks: list[tuple[int, int, int, int]]) -> tuple[dict[int, int], int]:

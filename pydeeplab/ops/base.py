@@ -16,6 +16,7 @@ and the model's dtypes, which ``run`` must fill completely, in place.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -26,6 +27,9 @@ from ..tflite.model import Quantization
 from ..tflite.schema import BuiltinOperator, TensorType
 
 Run = Callable[[Sequence[np.ndarray | None], Sequence[np.ndarray]], None]
+
+#: The largest tensor a plan accepts (a corrupt shape, not a real model, goes past it).
+MAX_TENSOR_BYTES = 8 << 30
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ class OpContext:
     inputs: tuple[TensorSpec | None, ...]  # None where the model has -1 (absent optional input)
     outputs: tuple[TensorSpec, ...]
     backend: str  # "numpy" (the readable reference) or "numba" (the fast kernels)
+    max_tensor_bytes: int = MAX_TENSOR_BYTES
 
     def error(self, message: str) -> ModelError:
         """A ModelError that names this operator: ``raise ctx.error("...")``."""
@@ -80,6 +85,17 @@ class OpContext:
         for i in range(lo):
             if self.inputs[i] is None:
                 raise self.error(f"input {i} is required but absent (-1)")
+
+    def check_shape(self, shape: tuple[int, ...], dtype: np.dtype, what: str = "output") -> None:
+        """Refuse a shape whose tensor would exceed the plan's size limit.
+
+        For operators whose output size comes from a constant (a resize target, a
+        tile multiple): call it before building any table of that size.
+        """
+        nbytes = math.prod(int(d) for d in shape) * np.dtype(dtype).itemsize
+        if nbytes > self.max_tensor_bytes:
+            raise self.error(f"{what} of shape {list(shape)} would need {nbytes} bytes, "
+                             f"more than pydeeplab allows ({self.max_tensor_bytes})")
 
     def constant(self, i: int, what: str) -> np.ndarray:
         """The value of input ``i``, which this implementation requires to be constant."""

@@ -33,7 +33,7 @@ from ..reference.conv import FloatStage, QuantizedStage, Stage
 from ..tflite.options import Conv2DOptions, DepthwiseConv2DOptions, TransposeConvOptions
 from ..tflite.schema import Activation, BuiltinOperator, TensorType
 from .base import OpContext, Prepared, Run, TensorSpec, register
-from .padding import compute_padding_hw
+from .padding import MAX_WINDOW, compute_padding_hw
 
 _DATA_TYPES = (TensorType.FLOAT32, TensorType.UINT8, TensorType.INT8)
 
@@ -76,8 +76,8 @@ def _window(ctx: OpContext, opts, dilated: bool) -> tuple[tuple[int, int], tuple
     dilation = (int(opts.dilation_h_factor), int(opts.dilation_w_factor)) if dilated else (1, 1)
     if min(stride) <= 0:
         raise ctx.error(f"strides must be positive, got {stride[0]}x{stride[1]}")
-    if min(dilation) <= 0:
-        raise ctx.error(f"dilation factors must be positive, got {dilation[0]}x{dilation[1]}")
+    if min(dilation) <= 0 or max(dilation) > MAX_WINDOW:
+        raise ctx.error(f"dilation factors must be in 1..{MAX_WINDOW}, got {dilation[0]}x{dilation[1]}")
     return stride, dilation
 
 

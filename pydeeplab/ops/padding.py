@@ -21,6 +21,10 @@ from dataclasses import dataclass
 from ..tflite.schema import Padding
 
 
+#: The largest dilation factor or pooling window TFLite accepts (INT16_MAX, as its
+#: depthwise_conv.cc checks); beyond it a window only covers padding.
+MAX_WINDOW = 32767
+
 def _c_div(a: int, b: int) -> int:
     """Integer division truncating toward zero, as C's ``/`` on ints."""
     q = abs(a) // abs(b)

@@ -20,7 +20,7 @@ from ..reference import pool as ref
 from ..tflite.options import Pool2DOptions
 from ..tflite.schema import Activation, BuiltinOperator
 from .base import OpContext, Prepared, register
-from .padding import compute_padding_hw
+from .padding import MAX_WINDOW, compute_padding_hw
 
 _TYPES = (np.dtype(np.float32), np.dtype(np.uint8), np.dtype(np.int8), np.dtype(np.int16))
 
@@ -52,6 +52,8 @@ def prepare_pool(ctx: OpContext) -> Prepared:
         raise ctx.error(
             f"strides ({opts.stride_h}, {opts.stride_w}) and filter size "
             f"({opts.filter_height}, {opts.filter_width}) must be positive")
+    if max(opts.filter_height, opts.filter_width) > MAX_WINDOW:
+        raise ctx.error(f"filter size ({opts.filter_height}, {opts.filter_width}) exceeds {MAX_WINDOW}")
 
     n, h, w, c = x.shape
     filt = (opts.filter_height, opts.filter_width)

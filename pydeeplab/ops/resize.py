@@ -145,6 +145,8 @@ def _check(ctx: OpContext, types: tuple[np.dtype, ...]) -> tuple[int, int]:
     new_h, new_w = int(size[0]), int(size[1])
     if new_h <= 0 or new_w <= 0:
         raise ctx.error(f"the output size must be positive, got ({new_h}, {new_w})")
+    n, _, _, c = x.shape
+    ctx.check_shape((n, new_h, new_w, c), x.dtype)
     return new_h, new_w
 
 

@@ -15,6 +15,7 @@ Decoding of scalars uses the ``flatbuffers`` runtime's packers.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from typing import Any
 
@@ -302,7 +303,7 @@ def _constant_view(raw: memoryview, ttype: TensorType, shape: tuple[int, ...], w
     dtype = ttype.dtype
     if dtype is None:  # strings, int4, resources: not numeric arrays; kept out of reach of the kernels
         return None
-    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    count = math.prod(shape)
     if count * dtype.itemsize != len(raw):
         raise ModelError(
             f"{who}: its buffer has {len(raw)} bytes, shape {list(shape)} of {ttype.name} needs "
