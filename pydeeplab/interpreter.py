@@ -157,11 +157,13 @@ class Interpreter:
             raise ModelError(f"tensor {t.index} ({t.name!r}) has type {t.type.name}, which pydeeplab cannot compute with")
         return math.prod(shape) * t.type.dtype.itemsize
 
-    def _check_size(self, t: Tensor, shape: tuple[int, ...]) -> None:
+    def _check_size(self, t: Tensor, shape: tuple[int, ...]) -> int:
+        """The bytes of ``t`` at ``shape``, refusing more than the plan allows."""
         nbytes = self._nbytes(t, shape)
         if nbytes > MAX_ARENA_BYTES:
             raise ModelError(f"tensor {t.index} ({t.name!r}) of shape {list(shape)} needs {nbytes} bytes, "
                              f"more than pydeeplab allows ({MAX_ARENA_BYTES})")
+        return nbytes
 
     def _spec(self, t: Tensor, shape: tuple[int, ...]) -> TensorSpec:
         self._nbytes(t, shape)  # a type we can compute with
@@ -223,8 +225,7 @@ class Interpreter:
                 continue
             if writer[t.index] == -2:
                 continue
-            self._check_size(t, shapes[t.index])
-            nbytes = self._nbytes(t, shapes[t.index])
+            nbytes = self._check_size(t, shapes[t.index])
             total += nbytes
             first = writer[t.index]
             last = n_ops if (self._preserve or t.index in g.inputs) else max(last_use[t.index], first)
