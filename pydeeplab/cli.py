@@ -34,7 +34,9 @@ EPILOG = {
                 "NAME.* in --masks (palette or grayscale PNG/BMP, or .npy; value = class id, 255 = ignore).\n"
                 "Reports the confusion matrix, per-class IoU, mean IoU and pixel accuracy (PASCAL convention:\n"
                 "255 ignored), and Coral's agreement: same / (a.size + b.size - same), with the model's raw\n"
-                "output resized to the mask by nearest and 255 read as background.",
+                "output resized to the mask by nearest and 255 read as background. A mask must have its image's\n"
+                "size (after EXIF orientation) and hold class ids of the model's label set or 255.\n\n"
+                "exit status: 0 when every pair was evaluated, 1 when any failed (each is named), 2 on errors",
     "fetch": "examples:\n  pydeeplab fetch --list\n  pydeeplab fetch deeplabv3_257\n"
              "  pydeeplab fetch deeplabv3_mnv2_pascal_quant --dir ~/models\n\n"
              "Saves into --dir, else the first folder of $PYDEEPLAB_MODELS, else the checkout's weights/ folder\n"
@@ -117,8 +119,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         return 1
     segmenter = Segmenter(args.model, backend=args.backend, num_threads=args.threads, keep_aspect=args.keep_aspect)
     result = evaluate(segmenter, pairs, skipped, progress=not args.json)
+    for message in result.failed:
+        _print_err(f"pydeeplab evaluate: error: {message}")
     print(json.dumps(result.to_dict(), indent=2) if args.json else format_result(result))
-    return 0
+    print(f"{len(result.images)} of {len(pairs)} image and mask pairs evaluated"
+          + (f"; {len(result.failed)} failed" if result.failed else ""), file=sys.stderr)
+    return 1 if result.failed else 0
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:

@@ -87,10 +87,21 @@ def load_mask(path: str | os.PathLike) -> np.ndarray:
     """A ground-truth mask file as an HxW uint8 array of class ids.
 
     Palette ("P") and grayscale PNG/BMP masks store the id as the pixel value,
-    which is kept as is (never mapped through the palette's colors).
+    which is kept as is (never mapped through the palette's colors). A ``.npy``
+    file must hold a 2-D integer array of values 0..255.
     """
     from .image import ImageError
 
+    if Path(path).suffix.lower() == ".npy":
+        try:
+            a = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            raise ImageError(f"{path}: not a readable .npy mask ({exc})") from None
+        if a.ndim != 2 or a.dtype.kind not in "iub":
+            raise ImageError(f"{path}: a .npy mask must be a 2-D integer array, not {a.dtype} of shape {a.shape}")
+        if a.size and (a.min() < 0 or a.max() > 255):
+            raise ImageError(f"{path}: mask values {a.min()}..{a.max()} do not fit class ids 0..255")
+        return a.astype(np.uint8)
     try:
         with Image.open(path) as im:
             if im.mode in ("P", "L"):
@@ -120,6 +131,7 @@ class EvalResult:
     confusion: np.ndarray
     images: list[dict] = field(default_factory=list)  # {"image", "mask", "agreement", "pixel_accuracy"}
     skipped: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # pairs that could not be evaluated, each naming its files
 
     @property
     def iou(self) -> np.ndarray:
@@ -147,6 +159,7 @@ class EvalResult:
             "model": self.model,
             "images": self.images,
             "skipped": self.skipped,
+            "failed": self.failed,
             "pixel_accuracy": num(self.pixel_accuracy),
             "mean_iou": num(self.mean_iou),
             "coral_agreement": num(self.agreement),
@@ -181,6 +194,8 @@ def format_result(result: EvalResult) -> str:
             lines.append(f"{result.class_names[r]:<16}" + "".join(f"{int(cm[r, c]):>{width}}" for c in present))
     if result.skipped:
         lines += ["", "skipped: " + "; ".join(result.skipped)]
+    if result.failed:
+        lines += ["", "failed:"] + [f"  {message}" for message in result.failed]
     return "\n".join(lines)
 
 
@@ -242,20 +257,34 @@ def evaluate(segmenter, pairs: Sequence[tuple[Path, Path]], skipped: Sequence[st
     """Run ``segmenter`` (a :class:`pydeeplab.Segmenter`) on each (image, mask) pair and sum the metrics.
 
     The confusion matrix compares the segmentation at the image's resolution
-    (resized to the mask's by nearest if they differ) with the mask, 255 ignored.
-    The agreement uses the model's raw labels resized to the mask (Coral's way).
-    A ``.npy`` mask is read with NumPy.
+    with the mask, 255 ignored. The agreement uses the model's raw labels resized
+    to the mask (Coral's way). A ``.npy`` mask is read with NumPy. A pair that
+    cannot be evaluated (unreadable image or mask, a mask of another size than
+    the image, mask values outside the label set) goes to ``result.failed`` with
+    a message naming its file; the other pairs are still evaluated.
     """
+    from .image import ImageError
+
     from tqdm import tqdm
 
     names = tuple(segmenter.class_names)
     cm = np.zeros((len(names), len(names)), dtype=np.int64)
     result = EvalResult(model=segmenter.info.name, class_names=names, confusion=cm, skipped=list(skipped))
     for image, mask_path in tqdm(pairs, desc="evaluate", unit="image", disable=None if progress else True, leave=False):
-        mask = np.load(mask_path).astype(np.uint8) if mask_path.suffix == ".npy" else load_mask(mask_path)
-        seg = segmenter.segment(image)
-        pred = resize_labels(seg.labels, *mask.shape)
-        one = confusion_matrix(pred, mask, len(names))
+        try:
+            mask = load_mask(mask_path)
+            seg = segmenter.segment(image)
+            if seg.labels.shape != mask.shape:
+                raise ImageError(f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but the image {image} is "
+                                 f"{seg.labels.shape[1]}x{seg.labels.shape[0]} (width x height, after EXIF orientation)")
+            try:
+                one = confusion_matrix(seg.labels, mask, len(names))
+            except ValueError as exc:
+                raise ImageError(f"{mask_path}: {exc}") from None
+        except (ImageError, OSError, ValueError) as exc:
+            result.failed.append(str(exc) if str(image) in str(exc) or str(mask_path) in str(exc)
+                                 else f"{image}: {exc}")
+            continue
         cm += one
         result.images.append({
             "image": str(image), "mask": str(mask_path),

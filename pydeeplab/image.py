@@ -51,6 +51,7 @@ def load_rgb(image: ImageLike) -> np.ndarray:
     try:
         with Image.open(path) as im:
             im.seek(0)
+            im.load()  # decode here, so that a truncated file is reported as unreadable, not as unconvertible
             return _pil_to_rgb(im, str(path))
     except ImageError:
         raise

@@ -44,6 +44,8 @@ from .palette import LabelSet, colorize, get_label_set, palette_bytes
 
 #: Rows of output computed at once when upsampling logits (bounds the memory to a strip).
 _STRIP_BYTES = 16 << 20
+#: Pixels counted at once by Segmentation's class statistics.
+_COUNT_CHUNK = 1 << 20
 
 
 def _bilinear_axis(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -108,7 +110,11 @@ class Segmentation:
 
     def _present(self) -> list[tuple[int, int]]:
         """(class id, pixel count) of each class present, largest first."""
-        counts = np.bincount(self.labels.ravel(), minlength=len(self.class_names))
+        # Counted in chunks: bincount widens its input to intp, 8 bytes a pixel for the whole image otherwise.
+        flat = self.labels.ravel()
+        counts = np.zeros(max(256, len(self.class_names)), dtype=np.int64)
+        for i in range(0, flat.size, _COUNT_CHUNK):
+            counts += np.bincount(flat[i: i + _COUNT_CHUNK], minlength=counts.size)
         return sorted(((int(c), int(counts[c])) for c in np.flatnonzero(counts)), key=lambda t: (-t[1], t[0]))
 
     def _name(self, c: int) -> str:
@@ -141,13 +147,20 @@ class Segmentation:
         """
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be between 0 and 1, not {alpha}")
-        photo = self.image.astype(np.float32)
-        tint = colorize(self.labels, self.colors).astype(np.float32)
-        blended = photo * (1.0 - alpha) + tint * alpha
-        if "background" in self.class_names:
-            keep = self.labels == self.class_names.index("background")
-            blended[keep] = photo[keep]
-        return Image.fromarray(np.clip(blended + 0.5, 0, 255).astype(np.uint8), "RGB")
+        background = self.class_names.index("background") if "background" in self.class_names else None
+        out = np.empty_like(self.image)
+        # Blended in strips of rows: float copies of a whole large photo would take 4 bytes a channel each.
+        step = max(1, _STRIP_BYTES // max(1, self.image.shape[1] * 3 * 4))
+        for r in range(0, out.shape[0], step):
+            rows = slice(r, r + step)
+            photo = self.image[rows].astype(np.float32)
+            labels = self.labels[rows]
+            blended = photo * (1.0 - alpha) + colorize(labels, self.colors).astype(np.float32) * alpha
+            if background is not None:
+                keep = labels == background
+                blended[keep] = photo[keep]
+            out[rows] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(out, "RGB")
 
     def summary(self) -> dict:
         """A JSON-able summary: image, model, size, class fractions and ids, timings."""
