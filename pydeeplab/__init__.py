@@ -16,14 +16,16 @@ from .tflite.reader import load_model, read_model
 
 if TYPE_CHECKING:
     from .segment import Segmentation, Segmenter
+    from .verification import verify
 
 __version__ = "0.1.0"
 
-__all__ = ["Interpreter", "Segmentation", "Segmenter", "ModelError", "UnsupportedOperatorError", "load_model", "read_model", "__version__"]
+__all__ = ["Interpreter", "Segmentation", "Segmenter", "ModelError", "UnsupportedOperatorError", "load_model",
+           "read_model", "verify", "__version__"]
 
-#: Imported on first use: the segmentation API pulls in Pillow and the model
-#: manifest, which an interpreter-only program (and its start-up time) does without.
-_LAZY = {"Segmentation": "segment", "Segmenter": "segment"}
+#: Imported on first use: the segmentation API and verify pull in Pillow (and the
+#: model manifest, LiteRT), which an interpreter-only program (and its start-up time) does without.
+_LAZY = {"Segmentation": "segment", "Segmenter": "segment", "verify": "verification"}
 
 
 def __getattr__(name: str):

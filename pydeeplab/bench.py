@@ -221,7 +221,7 @@ def find_models(names: Sequence[str] | None = None, models_dir: str | os.PathLik
 def make_inputs(model_path: Path, image: str | os.PathLike | None, seed: int = 0) -> list[np.ndarray]:
     """One array per model input: ``image`` preprocessed for the model, or seeded random values."""
     from .tflite.reader import load_model
-    from .verify import make_inputs as inputs_for
+    from .verification import make_inputs as inputs_for
 
     return inputs_for(load_model(model_path).main, image, seed)
 

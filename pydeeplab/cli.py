@@ -58,7 +58,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from .verify import format_report, verify
+    from .verification import format_report, verify
 
     modes = ("isolated", "cascaded") if args.mode == "both" else (args.mode,)
     report = verify(args.model, args.image, against=args.against, backend=args.backend, modes=modes,

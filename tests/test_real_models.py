@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import pydeeplab
-from pydeeplab.verify import LiteRun, compare_cascaded, compare_isolated, make_inputs
+from pydeeplab.verification import LiteRun, compare_cascaded, compare_isolated, make_inputs
 
 IMAGES = ["bird_segmentation.bmp", "cat.bmp", "grace_hopper.bmp", "kite_and_cold.jpg"]
 FLOAT = "deeplabv3_257_mv_gpu"
@@ -86,7 +86,7 @@ def test_quantized_models_bit_exact(model_path, image_path, name):
 
 def test_verify_against_builtin_reports_lsb(model_path):
     """Against LiteRT's optimized kernels integer differences are counted, not failed."""
-    from pydeeplab.verify import verify
+    from pydeeplab.verification import verify
 
     report = verify(model_path("deeplabv3_mnv2_pascal_quant"), against="builtin", modes=("isolated",))
     assert report.ok

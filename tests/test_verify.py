@@ -11,7 +11,7 @@ from pydeeplab.cli import main
 from pydeeplab.ops.base import Prepared
 from pydeeplab.tflite.options import AddOptions
 from pydeeplab.tflite.schema import BuiltinOperator, TensorType
-from pydeeplab.verify import compare, verify
+from pydeeplab.verification import compare, verify
 
 
 def _add_model(tmp_path, dtype=np.float32):
@@ -63,3 +63,10 @@ def test_compare_integer_against_ref_and_builtin():
 def test_verify_missing_model(capsys):
     assert main(["verify", "/nonexistent/model.tflite"]) == 2
     assert "No such file" in capsys.readouterr().err
+
+
+def test_package_level_verify_is_the_function(tmp_path):
+    import pydeeplab
+
+    report = pydeeplab.verify(_add_model(tmp_path), modes=("isolated",))
+    assert report.ok and report.isolated[0].op == "ADD"
