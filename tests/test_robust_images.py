@@ -10,7 +10,6 @@ evaluate batches with masks of the wrong size, labels outside the label set,
 broken masks and images among good pairs.
 """
 
-import hashlib
 import io
 import json
 import struct
@@ -20,22 +19,12 @@ import zlib
 import numpy as np
 import pytest
 from PIL import Image
-from test_segment import CAT, PERSON, halves, tiny_logits_model
+from test_cli_segment import _digest, model  # noqa: F401 (model is a fixture)
+from test_segment import CAT, PERSON, halves
 
 from pydeeplab.cli import main
 from pydeeplab.evaluate import evaluate, format_result, load_mask, pair_images_and_masks
 from pydeeplab.image import ImageError, load_rgb
-
-
-@pytest.fixture
-def model(tmp_path):
-    p = tmp_path / "tiny.tflite"
-    p.write_bytes(tiny_logits_model())
-    return p
-
-
-def _digest(folder):
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
 
 
 def _encoded(rgb: np.ndarray, fmt: str, **kw) -> bytes:
