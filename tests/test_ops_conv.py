@@ -169,6 +169,14 @@ DW_CASES = [
     ((1, 15, 14, 2), 2, (3, 3), (1, 1), (3, 2), SAME, N1, True),
     ((1, 8, 8, 5), 2, (1, 1), (1, 1), (1, 1), VALID, RELU, True),
     ((1, 11, 10, 3), 3, (5, 3), (2, 2), (1, 1), SAME, NONE, True),
+    # 32+ channels: the float 3x3 kernel's grouped paths (4 pixels one dilation apart, stride-2
+    # pairs, edge pixels), as in DeepLab's 33x33 atrous layers.
+    ((1, 33, 33, 40), 1, (3, 3), (1, 1), (4, 4), SAME, RELU6, True),
+    ((1, 17, 19, 32), 1, (3, 3), (1, 1), (1, 1), SAME, NONE, True),
+    ((1, 18, 17, 96), 1, (3, 3), (2, 2), (1, 1), SAME, RELU6, True),
+    ((1, 13, 12, 48), 1, (3, 3), (1, 1), (6, 6), SAME, N1, False),
+    ((2, 9, 11, 33), 1, (3, 3), (2, 1), (2, 3), VALID, RELU, True),
+    ((1, 3, 2, 64), 1, (3, 3), (1, 1), (2, 2), SAME, NONE, True),
 ]
 
 

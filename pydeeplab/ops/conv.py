@@ -44,6 +44,14 @@ _BLOCK_ELEMENTS = 1 << 15
 #: ... but at least this many pixels, below which BLAS spends its time re-packing the
 #: filter (measured on the 33x33 convolutions with 320 to 960 channels).
 _BLOCK_PIXELS = 256
+#: A float conv with at most this many taps (KH * KW * Cin, e.g. a first conv on RGB)
+#: gathers its im2col rows value by value (``kernels.conv.conv_float_small``): its
+#: runs of adjacent input values are too short for copying them to pay.
+_SMALL_DEPTH = 32
+#: Float depthwise layers with fewer channels than this (too few for a loop over one
+#: pixel's channels) stream runs of _DEPTHWISE_RUN values with stride 1.
+_DEPTHWISE_NARROW = 32
+_DEPTHWISE_RUN = 256
 
 
 # --------------------------------------------------------------------------- checks
@@ -277,7 +285,8 @@ def _conv_2d_numba(weights, bias, stage, stride, dilation, padding, out_shape) -
         x = np.ascontiguousarray(inputs[0])
         scratch = _WORKSPACE.get(0, dtype, (_numba_threads(), block * ow * per_pixel))
         if isinstance(stage, FloatStage):
-            k.conv_float(x, wmat, b, out, kh, kw, sh, sw, dh, dw, pt, pl, *out_args, block, scratch)
+            conv = k.conv_float_small if 0 < per_pixel <= _SMALL_DEPTH else k.conv_float
+            conv(x, wmat, b, out, kh, kw, sh, sw, dh, dw, pt, pl, *out_args, block, scratch)
         else:
             k.conv_quantized(x, wmat, b, out, kh, kw, sh, sw, dh, dw, pt, pl, offset, *out_args, block, scratch)
 
@@ -327,7 +336,7 @@ def prepare_conv_2d(ctx: OpContext) -> Prepared:
 # --------------------------------------------------------------------------- DEPTHWISE_CONV_2D
 
 
-def _depthwise_conv_2d_numba(weights, bias, stage, stride, dilation, padding, x_dtype, cin) -> Run:
+def _depthwise_conv_2d_numba(weights, bias, stage, stride, dilation, padding, x_dtype, cin, x_width) -> Run:
     k = _kernels()
     _, kh, kw, cout = weights.shape
     (sh, sw), (dh, dw), (pt, pl) = stride, dilation, padding
@@ -335,12 +344,18 @@ def _depthwise_conv_2d_numba(weights, bias, stage, stride, dilation, padding, x_
         b, out_args = _numba_stage_args(stage, bias, cout)
         w3 = _aligned(weights.reshape(kh, kw, cout), np.float32)
         zeros = _aligned(np.zeros(cin), np.float32)
+        # The 3x3 kernel's taps and bias tiled for narrow layers, which it streams in runs
+        # of _DEPTHWISE_RUN values, and the zeros it reads for rows outside the input.
+        reps = -(-_DEPTHWISE_RUN // cout) if cout < _DEPTHWISE_NARROW else 1
+        wt = _aligned(np.tile(weights.reshape(kh * kw, cout), (1, reps)), np.float32)
+        bt = _aligned(np.tile(b, reps), np.float32)
+        zrow = _aligned(np.zeros(x_width * cin), np.float32)
 
-        def run(inputs, outputs) -> None:
-            k.depthwise_conv_float(np.ascontiguousarray(inputs[0]), w3, zeros, b, outputs[0],
-                                   sh, sw, dh, dw, pt, pl, *out_args, _numba_threads())
+        def fill(inputs, out) -> None:
+            k.depthwise_conv_float(np.ascontiguousarray(inputs[0]), w3, zeros, b, out,
+                                   sh, sw, dh, dw, pt, pl, *out_args, _numba_threads(), wt, bt, zrow)
 
-        return run
+        return _with_contiguous_output(fill)
     # Raw inputs times centered weights: the input zero point's share of every sum,
     # zp * (sum over taps of w), moves into the bias, and a tap outside the input
     # reads zp, adding exactly nothing once that share is taken off.
@@ -391,7 +406,7 @@ def prepare_depthwise_conv_2d(ctx: OpContext) -> Prepared:
     padding = (pad_h.before, pad_w.before)
     (sh, sw), (dh, dw), (pt, pl) = stride, dilation, padding
     if ctx.backend == "numba":
-        run = _depthwise_conv_2d_numba(weights, bias, stage, stride, dilation, padding, x.dtype, cin)
+        run = _depthwise_conv_2d_numba(weights, bias, stage, stride, dilation, padding, x.dtype, cin, wd)
     else:
 
         def run(inputs, outputs) -> None:
