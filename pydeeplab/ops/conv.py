@@ -89,6 +89,16 @@ def _window(ctx: OpContext, opts, dilated: bool) -> tuple[tuple[int, int], tuple
     return stride, dilation
 
 
+def _geometry(ctx: OpContext, opts, in_hw: tuple[int, int], filter_hw: tuple[int, int]):
+    """(stride, dilation, padding before, output size), each an (h, w) pair, of a dilated conv."""
+    stride, dilation = _window(ctx, opts, dilated=True)
+    pad_h, pad_w = compute_padding_hw(opts.padding, in_hw, filter_hw, stride, dilation)
+    if pad_h.out <= 0 or pad_w.out <= 0:
+        raise ctx.error(f"filter {filter_hw[0]}x{filter_hw[1]} (dilation {dilation[0]}x{dilation[1]}) does not "
+                        f"fit the {in_hw[0]}x{in_hw[1]} input with {opts.padding.name} padding")
+    return stride, dilation, (pad_h.before, pad_w.before), (pad_h.out, pad_w.out)
+
+
 def _bias(ctx: OpContext, i: int, n_out: int, x: TensorSpec, zero_point_checked: bool) -> np.ndarray | None:
     """The bias values (float32 or int32 [n_out], contiguous) or None when absent."""
     spec = _spec(ctx, i)
@@ -314,15 +324,10 @@ def prepare_conv_2d(ctx: OpContext) -> Prepared:
     if w_cin != cin:
         grouped = " (grouped convolution is not supported)" if cin % w_cin == 0 else ""
         raise ctx.error(f"filter has {w_cin} input channels, the input has {cin}{grouped}")
-    stride, dilation = _window(ctx, opts, dilated=True)
-    pad_h, pad_w = compute_padding_hw(opts.padding, (h, wd), (kh, kw), stride, dilation)
-    if pad_h.out <= 0 or pad_w.out <= 0:
-        raise ctx.error(f"filter {kh}x{kw} (dilation {dilation[0]}x{dilation[1]}) does not fit the "
-                        f"{h}x{wd} input with {opts.padding.name} padding")
+    stride, dilation, padding, (oh, ow) = _geometry(ctx, opts, (h, wd), (kh, kw))
     bias = _bias(ctx, 2, cout, x, zero_point_checked=True)
     stage = _stage(ctx, x, w, _spec(ctx, 2), out, opts.fused_activation_function, cout, channel_axis=0)
-    out_shape = (n, pad_h.out, pad_w.out, cout)
-    padding = (pad_h.before, pad_w.before)
+    out_shape = (n, oh, ow, cout)
     if ctx.backend == "numba":
         run = _conv_2d_numba(weights, bias, stage, stride, dilation, padding, out_shape)
     else:
@@ -395,15 +400,10 @@ def prepare_depthwise_conv_2d(ctx: OpContext) -> Prepared:
         raise ctx.error(f"depthwise filter must have shape [1, KH, KW, C*M], has {w.shape}")
     if cout % cin != 0:
         raise ctx.error(f"filter depth {cout} is not a multiple of the input depth {cin}")
-    stride, dilation = _window(ctx, opts, dilated=True)
-    pad_h, pad_w = compute_padding_hw(opts.padding, (h, wd), (kh, kw), stride, dilation)
-    if pad_h.out <= 0 or pad_w.out <= 0:
-        raise ctx.error(f"filter {kh}x{kw} (dilation {dilation[0]}x{dilation[1]}) does not fit the "
-                        f"{h}x{wd} input with {opts.padding.name} padding")
+    stride, dilation, padding, (oh, ow) = _geometry(ctx, opts, (h, wd), (kh, kw))
     bias = _bias(ctx, 2, cout, x, zero_point_checked=True)
     stage = _stage(ctx, x, w, _spec(ctx, 2), out, opts.fused_activation_function, cout, channel_axis=3)
-    out_shape = (n, pad_h.out, pad_w.out, cout)
-    padding = (pad_h.before, pad_w.before)
+    out_shape = (n, oh, ow, cout)
     (sh, sw), (dh, dw), (pt, pl) = stride, dilation, padding
     if ctx.backend == "numba":
         run = _depthwise_conv_2d_numba(weights, bias, stage, stride, dilation, padding, x.dtype, cin, wd)
