@@ -89,6 +89,17 @@ def _window(ctx: OpContext, opts, dilated: bool) -> tuple[tuple[int, int], tuple
     return stride, dilation
 
 
+def _conv_operands(ctx: OpContext, options_class: type):
+    """The checks CONV_2D and DEPTHWISE_CONV_2D share: (options, input, filter, output, filter values)."""
+    ctx.expect_io((2, 3))
+    opts = ctx.options if ctx.options is not None else options_class()
+    x, w, out = ctx.inputs[0], ctx.inputs[1], ctx.outputs[0]
+    _check_rank4(ctx, x, "input")
+    _check_rank4(ctx, w, "filter")
+    _check_types(ctx, x, w, out)
+    return opts, x, w, out, ctx.constant(1, "the filter")
+
+
 def _geometry(ctx: OpContext, opts, in_hw: tuple[int, int], filter_hw: tuple[int, int]):
     """(stride, dilation, padding before, output size), each an (h, w) pair, of a dilated conv."""
     stride, dilation = _window(ctx, opts, dilated=True)
@@ -310,13 +321,7 @@ def prepare_conv_2d(ctx: OpContext) -> Prepared:
     TFLite itself requires the bias; a bias-less conv is accepted here as bias 0.
     Grouped convolutions (Cin a multiple of the filter's depth) are not supported.
     """
-    ctx.expect_io((2, 3))
-    opts = ctx.options if ctx.options is not None else Conv2DOptions()
-    x, w, out = ctx.inputs[0], ctx.inputs[1], ctx.outputs[0]
-    _check_rank4(ctx, x, "input")
-    _check_rank4(ctx, w, "filter")
-    _check_types(ctx, x, w, out)
-    weights = ctx.constant(1, "the filter")
+    opts, x, w, out, weights = _conv_operands(ctx, Conv2DOptions)
     n, h, wd, cin = x.shape
     cout, kh, kw, w_cin = w.shape
     if cout <= 0:
@@ -387,13 +392,7 @@ def prepare_depthwise_conv_2d(ctx: OpContext) -> Prepared:
     The depth multiplier M is the filter depth over the input depth, as TFLite
     computes it at Eval (the ``depth_multiplier`` option is redundant and ignored).
     """
-    ctx.expect_io((2, 3))
-    opts = ctx.options if ctx.options is not None else DepthwiseConv2DOptions()
-    x, w, out = ctx.inputs[0], ctx.inputs[1], ctx.outputs[0]
-    _check_rank4(ctx, x, "input")
-    _check_rank4(ctx, w, "filter")
-    _check_types(ctx, x, w, out)
-    weights = ctx.constant(1, "the filter")
+    opts, x, w, out, weights = _conv_operands(ctx, DepthwiseConv2DOptions)
     n, h, wd, cin = x.shape
     one, kh, kw, cout = w.shape
     if one != 1:
