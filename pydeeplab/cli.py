@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Callable
 
-from .errors import ModelError
+from .errors import BackendUnavailableError, ModelError
 
 EPILOG = {
     "inspect": "example:\n  pydeeplab inspect ../shared/data/models/deeplabv3_257_mv_gpu.tflite\n"
@@ -52,8 +52,11 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     from .summary import format_summary, summarize
     from .tflite.reader import load_model
 
+    from .backends import describe_backend
+
     summary = summarize(load_model(args.model))
-    print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
+    summary["backend"] = describe_backend(args.backend)  # which kernels would run it here, and why
+    print(json.dumps(summary, indent=2) if args.json else f"{format_summary(summary)}\nbackend: {summary['backend']}")
     return 0
 
 
@@ -162,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="DeepLab semantic segmentation as TensorFlow Lite runs it, in NumPy and Numba.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action=_VersionAction,
+                        help="print the version and the backend that runs the kernels here (and why), then exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help: str, fn: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
@@ -173,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("inspect", "show a model's inputs, outputs, operators, options and multiply-accumulates", _cmd_inspect)
     p.add_argument("model", help="path of a .tflite file")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _backend_argument(p)
 
     p = command("verify", "compare every operator of a model with the TFLite runtime (LiteRT)", _cmd_verify)
     p.add_argument("model", help="path of a .tflite file")
@@ -181,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="LiteRT's reference kernels (ref, the default) or its optimized built-in kernels")
     p.add_argument("--mode", choices=["isolated", "cascaded", "both"], default="both",
                    help="isolated: each op fed LiteRT's inputs; cascaded: our own chain (default both)")
-    p.add_argument("--backend", choices=["numba", "numpy"], default="numba")
+    _backend_argument(p)
     p.add_argument("--threads", type=int, default=None, help="threads for both runtimes")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -196,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-aspect", action="store_true",
                    help="fit the image into the model input keeping its aspect ratio (padding), not stretched")
     p.add_argument("--jobs", type=_positive_int, default=1, metavar="N", help="images processed in parallel (processes)")
-    p.add_argument("--backend", choices=["numba", "numpy"], default="numba")
+    _backend_argument(p)
     p.add_argument("--threads", type=_positive_int, default=None, help="threads per process for the kernels")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar nor per-image lines")
 
@@ -205,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", required=True, metavar="DIR|FILE", help="an image or a folder of images")
     p.add_argument("--masks", required=True, metavar="DIR|FILE", help="its mask or the folder of masks")
     p.add_argument("--keep-aspect", action="store_true", help="letterbox images instead of stretching them")
-    p.add_argument("--backend", choices=["numba", "numpy"], default="numba")
+    _backend_argument(p)
     p.add_argument("--threads", type=_positive_int, default=None, help="threads for the kernels")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
@@ -221,6 +227,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("bench", bench.DESCRIPTION, bench.run_from_args)
     bench.add_arguments(p)
     return parser
+
+
+def _backend_argument(p: argparse.ArgumentParser) -> None:
+    from .backends import CHOICES
+
+    p.add_argument("--backend", choices=CHOICES, default="auto",
+                   help="numba (fast kernels), numpy (the reference, no Numba needed) or auto (the default: "
+                        "numba when it loads, else numpy with a warning)")
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: the version, then which backend runs here and why (probing Numba takes a moment)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from . import __version__
+        from .backends import describe_backend
+
+        print(f"pydeeplab {__version__}\nbackend: {describe_backend('auto')}")
+        parser.exit()
 
 
 def _positive_int(text: str) -> int:
@@ -248,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ModelError, OSError, ValueError, RuntimeError) as exc:
+    except (ModelError, BackendUnavailableError, OSError, ValueError, RuntimeError) as exc:
         print(f"pydeeplab {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

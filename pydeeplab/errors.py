@@ -15,3 +15,11 @@ class ModelError(ValueError):
 
 class UnsupportedOperatorError(ModelError):
     """The model uses operators (or operator variants) pydeeplab does not implement."""
+
+
+class BackendUnavailableError(ImportError):
+    """The backend asked for cannot run here (``backend="numba"`` without a working Numba).
+
+    An ImportError, since a missing or broken package is the cause; the message says
+    which and how to fix it (install Numba, or use ``backend="auto"`` / ``"numpy"``).
+    """

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .backends import resolve_backend
 from .errors import ModelError, UnsupportedOperatorError
 from .ops import REGISTRY, OpContext, TensorSpec
 from .ops.base import Run
@@ -27,7 +28,6 @@ from .tflite.reader import load_model, read_model
 from .threads import blas_threads
 from .tflite.schema import BuiltinOperator, tensor_type_of
 
-BACKENDS = ("numba", "numpy")
 #: Refuse plans whose activations need more than this (a corrupt shape, not a real model).
 MAX_ARENA_BYTES = 8 << 30
 _ALIGN = 64
@@ -64,7 +64,9 @@ class Interpreter:
         num_threads: threads for the Numba kernels (default: all cores Numba sees).
         experimental_preserve_all_tensors: keep every intermediate tensor readable after
             invoke (no memory reuse), as TFLite does with the same flag.
-        backend: ``"numba"`` (fast JIT kernels) or ``"numpy"`` (the readable reference).
+        backend: ``"auto"`` (the default: Numba when it loads, else NumPy with one warning,
+            see :mod:`pydeeplab.backends`), ``"numba"`` (fast JIT kernels; fails if Numba
+            cannot load) or ``"numpy"`` (the readable reference). ``self.backend`` is the one chosen.
         experimental_delegates, experimental_op_resolver_type: accepted for API
             compatibility and ignored (pydeeplab has one set of kernels per backend).
     """
@@ -78,16 +80,15 @@ class Interpreter:
         experimental_op_resolver_type=None,
         experimental_preserve_all_tensors: bool = False,
         *,
-        backend: str = "numba",
+        backend: str = "auto",
     ):
         if (model_path is None) == (model_content is None):
             raise ValueError("Exactly one of model_path and model_content must be given")
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
         if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1) and num_threads != -1:
             raise ValueError("num_threads should >= 1 (or -1 for the default)")
+        resolved = resolve_backend(backend)
         self.model: Model = load_model(model_path) if model_path is not None else read_model(model_content)
-        self.backend = backend
+        self.backend = resolved
         self._num_threads = None if num_threads in (None, -1) else num_threads
         self._preserve = experimental_preserve_all_tensors
         self._graph = self.model.main

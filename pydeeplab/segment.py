@@ -206,14 +206,15 @@ class Segmenter:
             ``deeplabv3_mnv2_dm05_pascal_quant``, ``deeplabv3_257_metadata``, see
             ``pydeeplab fetch --list``) or a path to a ``.tflite`` file; names are
             looked up as :func:`pydeeplab.models.find_model` describes.
-        backend: ``"numba"`` or ``"numpy"`` (see :class:`pydeeplab.Interpreter`).
+        backend: ``"auto"`` (default: Numba, else NumPy with a warning), ``"numba"`` or
+            ``"numpy"`` (see :class:`pydeeplab.Interpreter`); ``self.backend`` is the one chosen.
         num_threads: threads for the Numba kernels (default: all).
         keep_aspect: default for :meth:`segment`: letterbox instead of stretching.
 
     A Segmenter may be shared by threads; calls to the model are serialized.
     """
 
-    def __init__(self, model: str | os.PathLike = "deeplabv3_257", backend: str = "numba",
+    def __init__(self, model: str | os.PathLike = "deeplabv3_257", backend: str = "auto",
                  num_threads: int | None = None, keep_aspect: bool = False):
         start = time.perf_counter()
         path, info = find_model(model)
@@ -225,7 +226,7 @@ class Segmenter:
         self.interpreter = Interpreter(model_content=content, backend=backend, num_threads=num_threads)
         self.interpreter.allocate_tensors()
         self.info: ModelInfo = describe(path, content, self.interpreter.model, info)
-        self.backend = backend
+        self.backend = self.interpreter.backend
         self.keep_aspect = keep_aspect
         self._lock = threading.Lock()
 

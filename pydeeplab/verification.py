@@ -194,7 +194,7 @@ def verify(
     image: str | os.PathLike | None = None,
     *,
     against: str = "ref",
-    backend: str = "numba",
+    backend: str = "auto",
     modes: tuple[str, ...] = ("isolated", "cascaded"),
     num_threads: int | None = None,
     seed: int = 0,
@@ -211,7 +211,7 @@ def verify(
                        experimental_preserve_all_tensors=True)
     ours.allocate_tensors()
     run = LiteRun(content, make_inputs(ours.model.main, image, seed), against, num_threads)
-    report = VerifyReport(model=os.fspath(model_path), against=against, backend=backend)
+    report = VerifyReport(model=os.fspath(model_path), against=against, backend=ours.backend)
     if "isolated" in modes:
         report.isolated = compare_isolated(ours, run)
     if "cascaded" in modes:

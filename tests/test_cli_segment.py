@@ -42,7 +42,7 @@ def _images(folder):
 def test_defaults_and_options():
     a = build_parser().parse_args(["segment", "x.jpg"])
     assert (a.model, a.out, a.overlay, a.alpha, a.format, a.keep_aspect, a.jobs, a.backend) == \
-        ("deeplabv3_257", "segmentation", False, 0.5, "png", False, 1, "numba")
+        ("deeplabv3_257", "segmentation", False, 0.5, "png", False, 1, "auto")
     a = build_parser().parse_args(["segment", "a", "b", "--model", "m.tflite", "--out", "o", "--overlay",
                                    "--alpha", "0.7", "--format", "npy", "--keep-aspect", "--jobs", "3"])
     assert (a.inputs, a.model, a.out, a.overlay, a.alpha, a.format, a.keep_aspect, a.jobs) == \
