@@ -530,8 +530,8 @@ def test_bug_mean_with_a_zero_output_scale():
 def test_bug_numpy_backend_pads_for_taps_that_never_touch_the_input(tmp_path):
     """BUG (fuzz options, numpy backend): a SAME convolution or pool whose dilated filter is
     huge (dilation_h_factor 2**30, or filter_width 2**30). The numba kernels skip the taps
-    outside the input and run; the numpy reference (reference/conv.py ``_pad``/``_windows``,
-    reference/pool.py ``_windows``) pads the input to the whole dilated extent and raises
+    outside the input and run; the numpy reference (reference/pool.py ``_windows``, and
+    reference/conv.py before it skipped those taps too) pads the input to the whole dilated extent and raises
     MemoryError (154 TiB for the 257 model). LiteRT refuses both at allocate_tensors
     (depthwise_conv.cc: ``dilation_height_factor <= INT16_MAX``; the pool fails to prepare).
     Fix: refuse them in prepare as TFLite does (dilation factors <= 32767 in

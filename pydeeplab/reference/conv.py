@@ -10,25 +10,34 @@ their ``integer_ops/`` twins). For every output element::
                              + out_zp, act_min, act_max)
 
 (zero points are 0 in the float case; int8 filters are symmetric, w_zp = 0.)
-TFLite skips the taps that fall outside the input; here the input is first
-centered (``x - x_zp``) and then padded with zeros, so those taps add exactly 0.
+CONV_2D and DEPTHWISE_CONV_2D are written as TFLite writes them: a loop over the
+filter taps (ky, kx), each reading input pixel ``(y * stride - pad + k * dilation)``
+for the output pixels where that is inside the input (:func:`_inside`) and skipping
+the others, as TFLite's ``is_point_inside_image`` does. NumPy vectorizes the rest: the
+output pixels of a block of rows, and the channels (a matrix product for CONV_2D).
 
 Quantized accumulations are computed in float64 on the centered integers. That is
 exact: each product is below 2**16 in magnitude (8-bit operands, centered, are
 within +-255), so every partial sum is an integer below 2**53 for any kernel of
 fewer than 2**37 taps x channels, whatever the summation order. This lets
-``@`` (BLAS) do the integer matrix products. TFLite's int32 accumulator wraps
-on overflow; :func:`_output_stage` reproduces that before rescaling.
+``@`` (BLAS) do the integer matrix products. The work goes in blocks of output rows
+(:data:`BLOCK_ELEMENTS`), so these float64 temporaries stay a few MB whatever the
+image size. TFLite's int32 accumulator wraps on overflow; :func:`_output_stage`
+reproduces that before rescaling.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from .fixedpoint import multiply_by_quantized_multiplier, wrap_int32
+
+#: A block of output rows holds at most about this many accumulator (or input) values:
+#: 2 MB of float64, small enough for the cache and for the 513x513 models' memory.
+BLOCK_ELEMENTS = 1 << 18
 
 
 class FloatStage(NamedTuple):
@@ -66,30 +75,28 @@ def _centered(x: np.ndarray, weights: np.ndarray, stage: Stage) -> tuple[np.ndar
             weights.astype(np.float64) - stage.weight_zero_point)
 
 
-def _pad(x: np.ndarray, padding: tuple[int, int], window: tuple[int, int], stride: tuple[int, int],
-         out_hw: tuple[int, int]) -> np.ndarray:
-    """x [N, H, W, C] with ``padding`` = (top, left) zeros before and, after, as many
-    zeros as the last of ``out_hw`` windows of extent ``window`` (dilated size) needs."""
-    pads = [(0, 0)]
-    for axis in (0, 1):
-        reach = (out_hw[axis] - 1) * stride[axis] + window[axis]
-        before = padding[axis]
-        pads.append((before, max(0, reach - before - x.shape[axis + 1])))
-    pads.append((0, 0))
-    return np.pad(x, pads) if any(before or after for before, after in pads) else x
+def _centered_input(x: np.ndarray, stage: Stage) -> np.ndarray:
+    """A block of input pixels as the accumulation reads them: float32 as it is, or ``x - x_zp`` in float64."""
+    return x if isinstance(stage, FloatStage) else x.astype(np.float64) - stage.input_zero_point
 
 
-def _windows(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int],
-             padding: tuple[int, int], out_hw: tuple[int, int]) -> np.ndarray:
-    """The receptive fields of the output pixels: a read-only [N, OH, OW, KH, KW, C] view
-    of the zero-padded x, element [n, y, x, i, j] being input pixel
-    (y * stride_h - pad_top + i * dilation_h, x * stride_w - pad_left + j * dilation_w)."""
-    extent = ((kernel[0] - 1) * dilation[0] + 1, (kernel[1] - 1) * dilation[1] + 1)
-    xp = _pad(x, padding, extent, stride, out_hw)
-    sn, sy, sx, sc = xp.strides
-    shape = (xp.shape[0], out_hw[0], out_hw[1], kernel[0], kernel[1], xp.shape[3])
-    strides = (sn, stride[0] * sy, stride[1] * sx, dilation[0] * sy, dilation[1] * sx, sc)
-    return as_strided(xp, shape=shape, strides=strides, writeable=False)
+def _row_blocks(out_h: int, row_elements: int) -> Iterator[tuple[int, int]]:
+    """(start, stop) of the blocks of output rows, each about :data:`BLOCK_ELEMENTS` values."""
+    rows = max(1, BLOCK_ELEMENTS // max(1, row_elements))
+    for start in range(0, out_h, rows):
+        yield start, min(out_h, start + rows)
+
+
+def _inside(start: int, stop: int, stride: int, pad: int, offset: int, size: int) -> tuple[slice, slice] | None:
+    """Output positions o in [start, stop) whose tap reads input position ``o * stride - pad + offset``
+    inside [0, size): (their slice relative to ``start``, the input positions they read), or None if none.
+    """
+    first = max(start, -(-(pad - offset) // stride))  # smallest o with o * stride - pad + offset >= 0
+    last = min(stop, (size - 1 + pad - offset) // stride + 1)  # one past the largest inside
+    if first >= last:
+        return None
+    at = first * stride - pad + offset
+    return slice(first - start, last - start), slice(at, at + (last - first - 1) * stride + 1, stride)
 
 
 def _output_stage(acc: np.ndarray, bias: np.ndarray | None, stage: Stage, out: np.ndarray) -> None:
@@ -115,11 +122,24 @@ def conv_2d(x: np.ndarray, weights: np.ndarray, bias: np.ndarray | None, out: np
     bias: [Cout] float32 / int32, or None; out: [N, OH, OW, Cout], written in place.
     stride, dilation: (h, w); padding: (top, left), the implicit zeros before the input.
     """
-    cout, kh, kw, cin = weights.shape
-    xc, wc = _centered(x, weights, stage)
-    cols = _windows(xc, (kh, kw), stride, dilation, padding, out.shape[1:3])
-    acc = cols.reshape(-1, kh * kw * cin) @ wc.reshape(cout, -1).T
-    _output_stage(acc.reshape(out.shape), bias, stage, out)
+    n, in_h, in_w, cin = x.shape
+    cout, kh, kw, _ = weights.shape
+    out_h, out_w = out.shape[1:3]
+    _, w = _centered(x[:0], weights, stage)
+    for b in range(n):
+        for y0, y1 in _row_blocks(out_h, out_w * max(cin, cout)):
+            acc = np.zeros((y1 - y0, out_w, cout), w.dtype)
+            for ky in range(kh):
+                rows = _inside(y0, y1, stride[0], padding[0], ky * dilation[0], in_h)
+                for kx in range(kw):
+                    cols = _inside(0, out_w, stride[1], padding[1], kx * dilation[1], in_w)
+                    if rows is None or cols is None:
+                        continue  # this tap falls outside the input for the whole block
+                    (out_y, in_y), (out_x, in_x) = rows, cols
+                    pixels = _centered_input(x[b, in_y, in_x], stage)  # [rows, cols, Cin]
+                    tap = pixels.reshape(-1, cin) @ w[:, ky, kx, :].T  # [rows * cols, Cout]
+                    acc[out_y, out_x] += tap.reshape(*pixels.shape[:2], cout)
+            _output_stage(acc, bias, stage, out[b, y0:y1])
 
 
 def depthwise_conv_2d(x: np.ndarray, weights: np.ndarray, bias: np.ndarray | None, out: np.ndarray,
@@ -131,27 +151,25 @@ def depthwise_conv_2d(x: np.ndarray, weights: np.ndarray, bias: np.ndarray | Non
     [C * M] or None; out: [N, OH, OW, C * M]. Other arguments as :func:`conv_2d`.
     The taps are summed one after the other in TFLite's order (row, then column).
     """
+    n, in_h, in_w, cin = x.shape
     _, kh, kw, cout = weights.shape
-    oh, ow = out.shape[1:3]
-    xc, wc = _centered(x, weights, stage)
-    extent = ((kh - 1) * dilation[0] + 1, (kw - 1) * dilation[1] + 1)
-    xp = _pad(xc, padding, extent, stride, (oh, ow))
-    if cout != x.shape[3]:
-        xp = np.repeat(xp, cout // x.shape[3], axis=3)  # channel c * M + m reads input channel c
-
-    def window(i: int, j: int) -> np.ndarray:
-        """The input pixels that tap (i, j) of every output pixel reads: [N, OH, OW, C * M]."""
-        ys = slice(i * dilation[0], i * dilation[0] + (oh - 1) * stride[0] + 1, stride[0])
-        xs = slice(j * dilation[1], j * dilation[1] + (ow - 1) * stride[1] + 1, stride[1])
-        return xp[:, ys, xs]
-
-    acc = window(0, 0) * wc[0, 0, 0]  # the first product starts the sum (TFLite's 0 + p is p)
-    product = np.empty_like(acc)
-    for i in range(kh):
-        for j in range(kw):
-            if i or j:
-                acc += np.multiply(window(i, j), wc[0, i, j], out=product)
-    _output_stage(acc, bias, stage, out)
+    out_h, out_w = out.shape[1:3]
+    _, w = _centered(x[:0], weights, stage)
+    for b in range(n):
+        for y0, y1 in _row_blocks(out_h, out_w * cout):
+            acc = np.zeros((y1 - y0, out_w, cout), w.dtype)  # 0 + the first product is that product
+            for ky in range(kh):
+                rows = _inside(y0, y1, stride[0], padding[0], ky * dilation[0], in_h)
+                for kx in range(kw):
+                    cols = _inside(0, out_w, stride[1], padding[1], kx * dilation[1], in_w)
+                    if rows is None or cols is None:
+                        continue
+                    (out_y, in_y), (out_x, in_x) = rows, cols
+                    pixels = _centered_input(x[b, in_y, in_x], stage)
+                    if cout != cin:
+                        pixels = np.repeat(pixels, cout // cin, axis=-1)  # channel c * M + m reads input c
+                    acc[out_y, out_x] += pixels * w[0, ky, kx]
+            _output_stage(acc, bias, stage, out[b, y0:y1])
 
 
 def transpose_conv(x: np.ndarray, weights: np.ndarray, bias: np.ndarray | None, out: np.ndarray,
