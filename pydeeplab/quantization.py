@@ -18,20 +18,12 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .reference.fixedpoint import round_half_away
+
 from .tflite.schema import Activation
 
 _INT32_MIN = -(2**31)
 _INT32_MAX = 2**31 - 1
-
-
-def _round_half_away(x: np.ndarray) -> np.ndarray:
-    """``std::round`` elementwise: nearest integer, ties away from zero, same dtype.
-
-    ``x - trunc(x)`` is exact in binary floating point, so the tie test is exact
-    (``floor(x + 0.5)`` is not: 0.49999997f + 0.5f rounds up to 1.0f).
-    """
-    t = np.trunc(x)
-    return np.where(np.abs(x - t) >= 0.5, t + np.sign(x), t)
 
 
 def quantize_multipliers(reals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -48,7 +40,7 @@ def quantize_multipliers(reals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if not np.all(np.isfinite(reals)):
         raise ValueError(f"cannot quantize a non-finite multiplier: {reals[~np.isfinite(reals)]}")
     q, shift = np.frexp(reals)  # frexp(0) = (0, 0), as TFLite's explicit zero case
-    q_fixed = _round_half_away(q * 2.0**31).astype(np.int64)
+    q_fixed = round_half_away(q * 2.0**31).astype(np.int64)
     shift = shift.astype(np.int64)
     at_top = q_fixed == 2**31
     q_fixed = np.where(at_top, 2**30, q_fixed)
@@ -173,7 +165,7 @@ def quantize_value(f: float, scale: float, zero_point: int) -> int:
     as in kernel_util.cc. Not clamped. Raises ValueError if the rounded quotient is
     outside the int32 range (TFLite fails the same check).
     """
-    q = _round_half_away(np.float32(f) / np.float32(scale))
+    q = round_half_away(np.float32(f) / np.float32(scale))
     if not _INT32_MIN <= float(q) <= _INT32_MAX:
         raise ValueError(f"quantizing {f} with scale {scale} overflows int32")
     return int(zero_point) + int(q)

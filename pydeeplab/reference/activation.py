@@ -24,6 +24,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .fixedpoint import round_half_away
+
 from .fixedpoint import multiply_by_quantized_multiplier
 
 # ---------------------------------------------------------------------------- float
@@ -119,12 +121,6 @@ def tanh_float32(v: np.ndarray) -> np.ndarray:
     return _tanhf(v)
 
 
-def _round_half_away(x: np.ndarray) -> np.ndarray:
-    """``std::round``: nearest integer, ties away from zero (x - trunc(x) is exact)."""
-    t = np.trunc(x)
-    return np.where(np.abs(x - t) >= 0.5, t + np.sign(x), t)
-
-
 def lut_populate(fn: Callable[[np.ndarray], np.ndarray], input_scale: float, input_zero_point: int,
                  output_scale: float, output_zero_point: int, dtype: np.dtype) -> np.ndarray:
     """TFLite's ``LUTPopulate`` for uint8 / int8: the [256] table of ``fn`` on every input value.
@@ -138,7 +134,7 @@ def lut_populate(fn: Callable[[np.ndarray], np.ndarray], input_scale: float, inp
     values = np.arange(256, dtype=np.uint8).view(dtype).astype(np.int64)
     dequantized = np.float32(input_scale) * (values - input_zero_point).astype(np.float32)
     inverse_scale = np.float32(1) / np.float32(output_scale)
-    rescaled = _round_half_away(fn(dequantized).astype(np.float32) * inverse_scale)
+    rescaled = round_half_away(fn(dequantized).astype(np.float32) * inverse_scale)
     quantized = (rescaled + np.float32(output_zero_point)).astype(np.int64)
     info = np.iinfo(dtype)
     return np.clip(quantized, info.min, info.max).astype(dtype)

@@ -24,6 +24,18 @@ def _i64(x: np.ndarray | int) -> np.ndarray:
     return np.asarray(x, dtype=np.int64)
 
 
+def round_half_away(x: np.ndarray) -> np.ndarray:
+    """``std::round`` elementwise: nearest integer, ties away from zero, same dtype.
+
+    TFLite rounds this way wherever it turns a float into an integer (quantizing,
+    lookup tables, the fixed-point multiplier). ``x - trunc(x)`` is exact in binary
+    floating point, so the tie test is exact (``floor(x + 0.5)`` is not: 0.49999997f
+    + 0.5f rounds up to 1.0f).
+    """
+    t = np.trunc(x)
+    return np.where(np.abs(x - t) >= 0.5, t + np.sign(x), t)
+
+
 def wrap_int32(x: np.ndarray) -> np.ndarray:
     """Reduce int64 values modulo 2**32 into the int32 range (C's wrapping int32 arithmetic)."""
     return ((_i64(x) - _INT32_MIN) & 0xFFFFFFFF) + _INT32_MIN

@@ -17,15 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .fixedpoint import multiply_by_quantized_multiplier, wrap_int32
+from .fixedpoint import multiply_by_quantized_multiplier, round_half_away, wrap_int32
 
 _INT32_MIN = -(2**31)
-
-
-def _round_half_away(x: np.ndarray) -> np.ndarray:
-    """``std::round``: nearest integer, ties away from zero (x - trunc(x) is exact)."""
-    t = np.trunc(x)
-    return np.where(np.abs(x - t) >= 0.5, t + np.sign(x), t)
 
 
 def quantize(x: np.ndarray, scale: np.ndarray | float, zero_point: np.ndarray | int, out: np.ndarray) -> None:
@@ -37,7 +31,7 @@ def quantize(x: np.ndarray, scale: np.ndarray | float, zero_point: np.ndarray | 
     conversion instruction TFLite's ``static_cast<int32_t>`` compiles to does.
     """
     with np.errstate(invalid="ignore", divide="ignore"):
-        rounded = _round_half_away(x / np.asarray(scale, dtype=np.float32))
+        rounded = round_half_away(x / np.asarray(scale, dtype=np.float32))
         in_range = (rounded >= np.float32(_INT32_MIN)) & (rounded < np.float32(2**31))
     as_int = np.where(in_range, rounded, _INT32_MIN).astype(np.int64)
     info = np.iinfo(out.dtype)

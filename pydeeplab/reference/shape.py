@@ -14,16 +14,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .fixedpoint import round_half_away
+
 
 def concatenation(xs: Sequence[np.ndarray], axis: int, out: np.ndarray) -> None:
     """Join arrays of equal rank along ``axis`` (non-negative); other dimensions match."""
     np.concatenate(xs, axis=axis, out=out)
-
-
-def _round_half_away(x: np.ndarray) -> np.ndarray:
-    """``std::round``: nearest integer, ties away from zero (x - trunc(x) is exact)."""
-    t = np.trunc(x)
-    return np.where(np.abs(x - t) >= 0.5, t + np.sign(x), t)
 
 
 def requantize_uint8_for_concatenation(x: np.ndarray, input_scale: float, input_zero_point: int,
@@ -36,7 +32,7 @@ def requantize_uint8_for_concatenation(x: np.ndarray, input_scale: float, input_
     """
     scale = np.float32(input_scale) * (np.float32(1) / np.float32(output_scale))
     bias = np.float32(-input_zero_point) * scale
-    value = _round_half_away(x.astype(np.float32) * scale + bias).astype(np.int64) + output_zero_point
+    value = round_half_away(x.astype(np.float32) * scale + bias).astype(np.int64) + output_zero_point
     return np.clip(value, 0, 255).astype(np.uint8)
 
 
