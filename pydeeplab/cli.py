@@ -22,8 +22,9 @@ EPILOG = {
                "For each image, in --out: NAME_labels.png (palette PNG: pixel value = class id, PASCAL colors),\n"
                "NAME_overlay.png with --overlay, and NAME.json (class pixel fractions, model, timings).\n"
                "Masks have the image's resolution. Files are written atomically; inputs are never modified.\n\n"
-               "Models: a path to a .tflite file, or a name looked up in $PYDEEPLAB_MODELS (folders separated by\n"
-               "the system's path separator), then the checkout's weights/ folder, then the per-user cache\n"
+               "Models: a path to a .tflite file, or a name looked up in the models/ subfolder of each folder of\n"
+               "$PYDEEPLAB_DATA (separated by the system's path separator) and in that folder itself, then the\n"
+               "checkout's weights/ folder, then the per-user cache\n"
                "(~/.cache/pydeeplab); `pydeeplab fetch --list` shows the names.\n\n"
                "exit status: 0 when every image was segmented, 1 when any failed (each is named), 2 on errors",
     "evaluate": "example:\n  pydeeplab evaluate --model deeplabv3_mnv2_pascal_quant \\\n"
@@ -39,7 +40,8 @@ EPILOG = {
                 "exit status: 0 when every pair was evaluated, 1 when any failed (each is named), 2 on errors",
     "fetch": "examples:\n  pydeeplab fetch --list\n  pydeeplab fetch deeplabv3_257\n"
              "  pydeeplab fetch deeplabv3_mnv2_pascal_quant --dir ~/models\n\n"
-             "Saves into --dir, else the first folder of $PYDEEPLAB_MODELS, else the checkout's weights/ folder\n"
+             "Saves into --dir, else the models/ subfolder of the first folder of $PYDEEPLAB_DATA, else the\n"
+             "checkout's weights/ folder\n"
              "(when pydeeplab runs from a source checkout), else the per-user cache ($XDG_CACHE_HOME/pydeeplab,\n"
              "default ~/.cache/pydeeplab). The download goes to a temporary file, is checked against the\n"
              "manifest's SHA-256 and only then renamed into place. Without network: download the URL that\n"
@@ -221,11 +223,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", default=None, help="folder to save into (default: see below)")
     p.add_argument("--force", action="store_true", help="download even if a good copy is present")
 
-    from . import bench
-
-    EPILOG["bench"] = bench.epilog()
-    p = command("bench", bench.DESCRIPTION, bench.run_from_args)
-    bench.add_arguments(p)
     return parser
 
 

@@ -11,7 +11,8 @@ dtype and normalization, label set, and whether the output is logits or labels.
 2. a name (a manifest name or alias, or a file name/stem) is looked up as a
    file in the *models folders*, in this order:
 
-   a. each folder of ``$PYDEEPLAB_MODELS`` (several separated by ``os.pathsep``),
+   a. for each folder of ``$PYDEEPLAB_DATA`` (several separated by ``os.pathsep``):
+      its ``models/`` subfolder, then the folder itself,
    b. the ``weights/`` folder of the source checkout, when pydeeplab runs from one,
    c. the per-user cache: ``$XDG_CACHE_HOME/pydeeplab``, default ``~/.cache/pydeeplab``
       (``%LOCALAPPDATA%\\pydeeplab`` on Windows).
@@ -19,10 +20,16 @@ dtype and normalization, label set, and whether the output is logits or labels.
    A file found by a manifest name must have the manifest's SHA-256.
 
 **Downloading** (:func:`fetch`) saves into the first of those folders: the
-first folder of ``$PYDEEPLAB_MODELS`` when it is set, else the checkout's
+``models/`` subfolder of the first folder of ``$PYDEEPLAB_DATA`` when it is set, else the checkout's
 ``weights/``, else the per-user cache; ``dest_dir`` overrides it. The file is
 streamed to a temporary file beside the destination, its SHA-256 checked, and
 only then renamed into place (:mod:`pydeeplab.atomic`).
+
+**The data folder** (:func:`data_dir`): ``$PYDEEPLAB_DATA`` is pydeeplab's one
+environment variable for where things live. It names folders laid out like
+``../shared/data`` (``models/``, ``images/``); models are found there as above, and
+the tests and tools in the checkout read their real models and images from
+:func:`data_dir`.
 
 **TFLite metadata** (:func:`read_tflite_metadata`): a model with a
 ``TFLITE_METADATA`` entry (metadata_schema.fbs, file identifier ``M001``) gives
@@ -51,7 +58,10 @@ import numpy as np
 from .atomic import atomic_write
 from .errors import ModelError
 
-MODELS_ENV = "PYDEEPLAB_MODELS"
+#: The one environment variable: the data folders (models in ``<folder>/models`` or ``<folder>``).
+DATA_ENV = "PYDEEPLAB_DATA"
+#: Read by pydeeplab 0.1 before PYDEEPLAB_DATA took its place; named in "not found" messages only.
+_OLD_MODELS_ENV = "PYDEEPLAB_MODELS"
 _PACKAGE_DIR = Path(__file__).resolve().parent
 _CHECKOUT = _PACKAGE_DIR.parent
 #: Metadata name under which TFLite's metadata writer stores its flatbuffer.
@@ -193,9 +203,21 @@ def checkout_weights_dir() -> Path | None:
     return None
 
 
+def data_dirs() -> list[Path]:
+    """The folders of ``$PYDEEPLAB_DATA``, in order (empty when it is not set)."""
+    return [Path(p) for p in os.environ.get(DATA_ENV, "").split(os.pathsep) if p]
+
+
+def data_dir() -> Path:
+    """The data folder (``models/``, ``images/``) the tests and tools read: the first folder of
+    ``$PYDEEPLAB_DATA``, else ``shared/data`` beside the source checkout (the development layout)."""
+    dirs = data_dirs()
+    return dirs[0] if dirs else (_CHECKOUT.parent / "shared" / "data").resolve()
+
+
 def models_dirs() -> list[Path]:
     """The folders a model name is looked up in, in order (see the module docstring)."""
-    dirs = [Path(p) for p in os.environ.get(MODELS_ENV, "").split(os.pathsep) if p]
+    dirs = [d for folder in data_dirs() for d in (folder / "models", folder)]
     checkout = checkout_weights_dir()
     if checkout is not None:
         dirs.append(checkout)
@@ -252,10 +274,12 @@ def find_model(model: str | os.PathLike) -> tuple[Path, ModelInfo | None]:
     searched = "\n".join(f"  {d}" for d in dirs)
     if info is not None:
         hint = (f"Run `pydeeplab fetch {info.name}` to download it, or place {file} in one of those folders "
-                f"(or set {MODELS_ENV} to the folder that holds it).")
+                f"(or set {DATA_ENV} to the folder that holds it, or its parent).")
     else:
         known = ", ".join(i.name for i in manifest)
         hint = f"It is not a known model name ({known}) nor an existing file; pass a path to a .tflite file."
+    if os.environ.get(_OLD_MODELS_ENV):
+        hint += f"\n{_OLD_MODELS_ENV} is no longer read: set {DATA_ENV} instead."
     raise ModelNotFoundError(f"model {text!r}: no file {file} in\n{searched}\n{hint}")
 
 
@@ -269,7 +293,7 @@ def _no_network_message(info: ModelInfo, url: str, dest: Path, reason: object) -
     return (f"cannot download {info.name} from {url}: {reason}\n"
             f"If this machine has no network, download that URL on another machine and place the file at\n"
             f"  {dest}\n"
-            f"(SHA-256 {info.sha256}), or put it in any folder and set {MODELS_ENV} to that folder.")
+            f"(SHA-256 {info.sha256}), or put it in any folder and set {DATA_ENV} to that folder.")
 
 
 def download(info: ModelInfo, dest: Path, *, url: str | None = None, opener: Opener | None = None,

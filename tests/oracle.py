@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pydeeplab import models
 from pydeeplab.tflite.model import Quantization
 from pydeeplab.tflite.schema import BuiltinOperator, TensorType, tensor_type_of
 from pydeeplab.tflite.writer import ModelBuilder
@@ -279,13 +280,16 @@ def check_op(opcode, inputs: Sequence[T | None], outputs: Sequence[T], options=N
 
 
 _START_DIR = Path.cwd()
+# A relative $PYDEEPLAB_DATA (the README's ../shared/data) names a folder seen from where the
+# tests started; some tests change directory, and subprocesses inherit the variable.
+if os.environ.get(models.DATA_ENV):
+    os.environ[models.DATA_ENV] = os.pathsep.join(str((_START_DIR / d).resolve()) for d in models.data_dirs())
 
 
 def data_dir() -> Path:
-    """The folder of real models and images: $PYDEEPLAB_DATA, default <repo>/../shared/data."""
-    env = os.environ.get("PYDEEPLAB_DATA")
-    # A relative path is taken from where the tests started: some tests change directory.
-    return (_START_DIR / env).resolve() if env else (REPO.parent / "shared" / "data").resolve()
+    """The folder of real models and images: :func:`pydeeplab.models.data_dir` ($PYDEEPLAB_DATA,
+    default ../shared/data beside the checkout), relative paths taken from where the tests started."""
+    return (_START_DIR / models.data_dir()).resolve()
 
 
 def require_data(path: str | os.PathLike) -> Path:

@@ -22,7 +22,8 @@ REAL = ("deeplabv3_257_mv_gpu", "deeplabv3_mnv2_pascal_quant", "deeplabv3_mnv2_d
 
 @pytest.fixture
 def isolated(tmp_path, monkeypatch):
-    """No $PYDEEPLAB_MODELS, no checkout weights/, a private per-user cache."""
+    """No $PYDEEPLAB_DATA (nor the old $PYDEEPLAB_MODELS), no checkout weights/, a private per-user cache."""
+    monkeypatch.delenv("PYDEEPLAB_DATA", raising=False)
     monkeypatch.delenv("PYDEEPLAB_MODELS", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.setattr(models, "checkout_weights_dir", lambda: None)
@@ -99,11 +100,15 @@ def test_search_order_env_then_cache(isolated, monkeypatch):
         d.mkdir(parents=True)
     (cache / src.name).write_bytes(src.read_bytes())
     assert find_model("deeplabv3_mnv2_dm05_pascal_quant")[0] == cache / src.name
-    monkeypatch.setenv("PYDEEPLAB_MODELS", os.pathsep.join([str(a), str(b)]))
+    monkeypatch.setenv("PYDEEPLAB_DATA", os.pathsep.join([str(a), str(b)]))
     (b / src.name).write_bytes(src.read_bytes())
     assert find_model("deeplabv3_mnv2_dm05_pascal_quant")[0] == b / src.name
     (a / src.name).write_bytes(src.read_bytes())
     assert find_model("deeplabv3_mnv2_dm05_pascal_quant")[0] == a / src.name
+    # A data folder laid out like ../shared/data: its models/ subfolder comes first.
+    (a / "models").mkdir()
+    (a / "models" / src.name).write_bytes(src.read_bytes())
+    assert find_model("deeplabv3_mnv2_dm05_pascal_quant")[0] == a / "models" / src.name
     # An unknown name is a file stem in the same folders.
     (b / "mine.tflite").write_bytes(b"x")
     assert find_model("mine") == (b / "mine.tflite", None)
@@ -111,15 +116,16 @@ def test_search_order_env_then_cache(isolated, monkeypatch):
 
 def test_checkout_weights_folder_comes_after_the_variable(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.delenv("PYDEEPLAB_MODELS", raising=False)
+    monkeypatch.delenv("PYDEEPLAB_DATA", raising=False)
     weights = tmp_path / "weights"
     weights.mkdir()
     monkeypatch.setattr(models, "checkout_weights_dir", lambda: weights)
     assert models.models_dirs() == [weights, tmp_path / "xdg" / "pydeeplab"]
     assert models.default_download_dir() == weights
-    monkeypatch.setenv("PYDEEPLAB_MODELS", str(tmp_path / "env"))
-    assert models.models_dirs()[:2] == [tmp_path / "env", weights]
-    assert models.default_download_dir() == tmp_path / "env"
+    monkeypatch.setenv("PYDEEPLAB_DATA", str(tmp_path / "env"))
+    assert models.models_dirs()[:3] == [tmp_path / "env" / "models", tmp_path / "env", weights]
+    assert models.default_download_dir() == tmp_path / "env" / "models"
+    assert models.data_dir() == tmp_path / "env"
 
 
 def test_the_real_checkout_has_a_weights_folder():
@@ -131,13 +137,20 @@ def test_not_found_says_where_it_looked_and_what_to_do(isolated):
         find_model("deeplabv3_257")
     text = str(exc.value)
     assert "deeplabv3_257_mv_gpu.tflite" in text and str(isolated / "xdg" / "pydeeplab") in text
-    assert "pydeeplab fetch deeplabv3_257" in text and "PYDEEPLAB_MODELS" in text
+    assert "pydeeplab fetch deeplabv3_257" in text and "PYDEEPLAB_DATA" in text
+    assert "PYDEEPLAB_MODELS" not in text
     with pytest.raises(ModelNotFoundError, match="not a known model name"):
         find_model("no_such_model")
 
 
-def test_a_named_file_with_the_wrong_sha256_is_refused(isolated, monkeypatch):
+def test_the_old_models_variable_is_named_when_a_model_is_not_found(isolated, monkeypatch):
     monkeypatch.setenv("PYDEEPLAB_MODELS", str(isolated))
+    with pytest.raises(ModelNotFoundError, match="PYDEEPLAB_MODELS is no longer read: set PYDEEPLAB_DATA"):
+        find_model("deeplabv3_257")
+
+
+def test_a_named_file_with_the_wrong_sha256_is_refused(isolated, monkeypatch):
+    monkeypatch.setenv("PYDEEPLAB_DATA", str(isolated))
     (isolated / "deeplabv3_257_mv_gpu.tflite").write_bytes(b"truncated download")
     with pytest.raises(ModelError, match="SHA-256"):
         find_model("deeplabv3_257")
@@ -164,9 +177,9 @@ def test_fetch_file_url_verifies_and_writes_atomically(isolated):
 
 def test_fetch_goes_to_the_models_variable_by_default(isolated, monkeypatch):
     src = require_data(data_dir() / "models" / "deeplabv3_mnv2_dm05_pascal_quant.tflite")
-    monkeypatch.setenv("PYDEEPLAB_MODELS", str(isolated / "env"))
+    monkeypatch.setenv("PYDEEPLAB_DATA", str(isolated / "env"))
     path, _ = fetch("deeplabv3_mnv2_dm05_pascal_quant", url=src.as_uri())
-    assert path == isolated / "env" / src.name
+    assert path == isolated / "env" / "models" / src.name
     assert find_model("deeplabv3_mnv2_dm05_pascal_quant")[0] == path
 
 
@@ -214,7 +227,7 @@ def test_fetch_without_network_explains_how_to_place_the_file(isolated):
         fetch("deeplabv3_257", dest, opener=offline)
     text = str(exc.value)
     assert "cannot download deeplabv3_257" in text and "name resolution" in text
-    assert str(dest / "deeplabv3_257_mv_gpu.tflite") in text and "PYDEEPLAB_MODELS" in text
+    assert str(dest / "deeplabv3_257_mv_gpu.tflite") in text and "PYDEEPLAB_DATA" in text
     assert "68a539782c2c6a72f8aac3724600124a85ed977162b44e84cbae5db717c933c6" in text
     assert not (dest / "deeplabv3_257_mv_gpu.tflite").exists() and _no_temp_files(dest)
 

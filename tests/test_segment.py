@@ -363,9 +363,9 @@ def test_real_images_with_the_257_model(float257, image, cls, share):
     assert r.overlay(0.5).size == (r.labels.shape[1], r.labels.shape[0])
 
 
-def test_model_by_name_through_the_models_variable(monkeypatch, model_path):
-    folder = model_path("deeplabv3_mnv2_dm05_pascal_quant").parent
-    monkeypatch.setenv("PYDEEPLAB_MODELS", str(folder))
+def test_model_by_name_through_the_data_variable(monkeypatch, model_path):
+    folder = model_path("deeplabv3_mnv2_dm05_pascal_quant").parent.parent  # the data folder, models/ inside
+    monkeypatch.setenv("PYDEEPLAB_DATA", str(folder))
     seg = Segmenter("deeplabv3_mnv2_dm05_pascal_quant")
     assert seg.info.name == "deeplabv3_mnv2_dm05_pascal_quant" and seg.info.output == "labels"
     assert seg.input_size == (513, 513) and seg.class_names[BIRD] == "bird"

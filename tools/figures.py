@@ -19,9 +19,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from pydeeplab.models import data_dir
+
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "docs" / "figures"
-DATA = Path(os.environ.get("PYDEEPLAB_DATA", REPO.parent / "shared" / "data"))
+DATA = data_dir()
 
 INK = (40, 40, 40)
 GRID = (200, 200, 200)
@@ -396,7 +398,7 @@ def segment_cli(image_name: str = "grace_hopper.bmp", model: str = "deeplabv3_mn
     image = DATA / "images" / image_name
     stem = Path(image_name).stem
     with tempfile.TemporaryDirectory() as tmp:
-        env = dict(os.environ, PYDEEPLAB_MODELS=str(DATA / "models"))
+        env = dict(os.environ, PYDEEPLAB_DATA=str(DATA))
         subprocess.run([sys.executable, "-m", "pydeeplab.cli", "segment", str(image), "--model", model,
                         "--overlay", "--out", tmp, "-q"], check=True, env=env)
         labels = Image.open(Path(tmp) / f"{stem}_labels.png")

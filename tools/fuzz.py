@@ -75,10 +75,6 @@ SELFTEST = ("selftest-segv", "selftest-hang", "selftest-memory", "selftest-excep
 GiB = 1 << 30
 
 
-def data_dir() -> Path:
-    """The folder of real models: $PYDEEPLAB_DATA, default <repo>/../shared/data."""
-    env = os.environ.get("PYDEEPLAB_DATA")
-    return Path(env) if env else (REPO.parent / "shared" / "data").resolve()
 
 
 # ---------------------------------------------------------------------------------------
@@ -435,7 +431,9 @@ def synthetic_seeds() -> dict[str, bytes]:
 
 
 def real_seeds(folder: Path | None = None) -> dict[str, Path]:
-    """The real models found in ``folder`` (default: data_dir()/models)."""
+    """The real models found in ``folder`` (default: the data folder's models/, see pydeeplab.models.data_dir)."""
+    from pydeeplab.models import data_dir
+
     folder = data_dir() / "models" if folder is None else folder
     return {name: folder / f"{name}.tflite" for name in MODEL_NAMES if (folder / f"{name}.tflite").exists()}
 
