@@ -4,10 +4,10 @@ The convolution kernels run im2col, the matrix product and the output stage of a
 block of output rows one after the other on the same thread, inside one Numba
 parallel loop: the block stays in cache between the three steps, and Numba's
 threads are the only threads at work (BLAS is held to one thread by the
-interpreter, see ``pydeeplab.threads``).
+interpreter).
 
 The BLAS is the one NumPy already loaded (found in the process, see
-:func:`pydeeplab.threads.cblas_gemm`). Its functions are registered with LLVM
+:func:`.loaded_blas.cblas_gemm`). Its functions are registered with LLVM
 under fixed names, so that the compiled kernels refer to them by name and stay
 valid in Numba's on-disk cache across processes (a raw address would not).
 The integer arguments are declared 64-bit: exact for ILP64 builds (NumPy's
@@ -23,6 +23,8 @@ import platform
 import llvmlite.binding as ll
 import numpy as np
 from numba import cfunc, config, njit, types
+
+from .loaded_blas import cblas_gemm
 
 _SGEMM = "pydeeplab_cblas_sgemm"
 _DGEMM = "pydeeplab_cblas_dgemm"
@@ -57,8 +59,6 @@ def _fallback(real):
 
 def _register() -> bool:
     """Point the fixed symbol names at the process's BLAS; True if a real BLAS was found."""
-    from ..threads import cblas_gemm
-
     found = cblas_gemm()
     if found is not None and (found.ilp64 or platform.machine().lower() in ("x86_64", "amd64")):
         ll.add_symbol(_SGEMM, found.sgemm)

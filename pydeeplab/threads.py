@@ -26,19 +26,19 @@ thread does not take a share of the work, was slower at one thread and at two
 (1.28x).
 
 BLAS is found the way threadpoolctl finds it: among the shared libraries
-loaded in the process, by the ``*openblas_set_num_threads*`` symbols (and
-``cblas_?gemm`` for :func:`cblas_gemm`). Where none is found (another BLAS,
-or an unknown platform) the limits are no-ops.
+loaded in the process (``pydeeplab.kernels.loaded_blas``, which also gives the
+kernels their ``cblas_?gemm``), by the ``*openblas_set_num_threads*`` symbols.
+Where none is found (another BLAS, or an unknown platform) the limits are no-ops.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import NamedTuple
+
+from .kernels.loaded_blas import blas_libraries
 
 #: libgomp's spin count before an idle worker sleeps (its default is 300000, a
 #: few milliseconds): enough to bridge the Python between two kernels (tens of
@@ -52,14 +52,6 @@ _SYMBOLS = [  # (set, get) pairs as OpenBLAS builds name them
     ("openblas_set_num_threads64_", "openblas_get_num_threads64_"),
     ("openblas_set_num_threads", "openblas_get_num_threads"),
 ]
-_GEMM_SYMBOLS = [  # (sgemm, dgemm, ILP64) as BLAS builds name them
-    ("scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_", True),
-    ("cblas_sgemm64_", "cblas_dgemm64_", True),
-    ("scipy_cblas_sgemm", "scipy_cblas_dgemm", False),
-    ("cblas_sgemm", "cblas_dgemm", False),
-]
-_lock = threading.Lock()
-_libs: list[ctypes.CDLL] | None = None
 _blas: list[tuple[Callable, Callable]] | None = None
 
 
@@ -75,38 +67,11 @@ def configure_openmp() -> None:
 configure_openmp()
 
 
-#: Substrings of the file names of BLAS libraries (OpenBLAS, MKL, BLIS, Accelerate).
-_BLAS_NAMES = ("blas", "mkl", "blis", "accelerate", "veclib")
-
-
-def _blas_libraries() -> list[ctypes.CDLL]:
-    """The loaded shared libraries whose file name says BLAS."""
-    global _libs
-    with _lock:
-        if _libs is None:
-            import numpy  # noqa: F401  (loads NumPy's BLAS if it is not yet loaded)
-
-            try:
-                with open("/proc/self/maps") as f:
-                    paths = sorted({line.split()[-1] for line in f if "/" in line
-                                    and any(n in line.rsplit("/", 1)[-1].lower() for n in _BLAS_NAMES)})
-            except OSError:
-                paths = []
-            libs = []
-            for path in paths:
-                try:
-                    libs.append(ctypes.CDLL(path))
-                except OSError:
-                    continue
-            _libs = libs
-        return _libs
-
-
 def _find_blas() -> list[tuple[Callable, Callable]]:
     global _blas
     if _blas is None:
         found = []
-        for lib in _blas_libraries():
+        for lib in blas_libraries():
             for set_name, get_name in _SYMBOLS:
                 if hasattr(lib, set_name) and hasattr(lib, get_name):
                     setter, getter = getattr(lib, set_name), getattr(lib, get_name)
@@ -115,24 +80,6 @@ def _find_blas() -> list[tuple[Callable, Callable]]:
                     break
         _blas = found
     return _blas
-
-
-class GemmFunctions(NamedTuple):
-    """Addresses of a loaded BLAS's ``cblas_sgemm`` and ``cblas_dgemm``; ``ilp64``: 64-bit integers."""
-
-    sgemm: int
-    dgemm: int
-    ilp64: bool
-
-
-def cblas_gemm() -> GemmFunctions | None:
-    """The CBLAS matrix products of the BLAS NumPy loaded, or None if none is found."""
-    for lib in _blas_libraries():
-        for s_name, d_name, ilp64 in _GEMM_SYMBOLS:
-            if hasattr(lib, s_name) and hasattr(lib, d_name):
-                address = lambda name: ctypes.cast(getattr(lib, name), ctypes.c_void_p).value  # noqa: E731
-                return GemmFunctions(address(s_name), address(d_name), ilp64)
-    return None
 
 
 @contextmanager

@@ -36,3 +36,30 @@ def test_test_tools_are_not_runtime_dependencies():
     runtime = text.split("dependencies = [", 1)[1].split("]", 1)[0]
     for name in ("pytest", "hypothesis", "litert"):
         assert name not in runtime
+
+
+def _imports(path: Path) -> list[tuple[str, int]]:
+    """(module, level) of every import statement in a Python file (level > 0: relative)."""
+    import ast
+
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            out.append((node.module or "", node.level))
+        elif isinstance(node, ast.Import):
+            out.extend((alias.name, 0) for alias in node.names)
+    return out
+
+
+def test_kernels_do_not_import_the_package_above_them():
+    """kernels/ is the bottom layer (installed as pydeeplab.kernels): numba, numpy and its own modules."""
+    for path in sorted((ROOT / "kernels").glob("*.py")):
+        for module, level in _imports(path):
+            assert level <= 1, f"{path.name} imports from the package above kernels/ ({'.' * level}{module})"
+            assert not module.startswith("pydeeplab"), f"{path.name} imports {module}"
+
+
+def test_runtime_package_holds_no_tools():
+    """Benchmark and conformance harnesses live in tools/, not in the installed package."""
+    names = {p.stem for p in (ROOT / "pydeeplab").glob("*.py")}
+    assert not names & {"bench", "sweep", "fuzz", "figures", "synth"}

@@ -6,13 +6,14 @@ padding as ``ComputePaddingHeightWidth``; uint8 models (TF1 / Coral) carry one
 filter scale and zero point, int8 models (the TF2 converter) symmetric filters
 with one scale per output channel; bias is float32 or int32 with zero point 0.
 Weights and bias must be constant (every converted DeepLab has them so): they
-are re-laid-out once here.
+are re-laid-out once, at plan time.
 
 The two backends compute the same numbers (see ``pydeeplab.reference.conv`` for
 the semantics and why float64 products of quantized values are exact):
 
-- ``numpy``: the reference functions, unblocked.
-- ``numba``: CONV_2D is one Numba kernel per call: each thread takes blocks of
+- ``numpy``: the reference functions (TFLite's tap loop, over blocks of output rows).
+- ``numba``: the runners of ``kernels/conv_plan.py`` (weights laid out for the
+  kernels, scratch memory, argument lists). CONV_2D is one Numba kernel per call: each thread takes blocks of
   output rows through im2col into its scratch rows, a BLAS product called from
   that thread, and the fused bias + activation or requantization.
   DEPTHWISE_CONV_2D is a Numba kernel; TRANSPOSE_CONV a NumPy product between
@@ -23,8 +24,6 @@ the semantics and why float64 products of quantized values are exact):
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 
 from ..quantization import activation_range_float, activation_range_quantized, conv_output_multipliers
@@ -32,27 +31,10 @@ from ..reference import conv as reference
 from ..reference.conv import FloatStage, QuantizedStage, Stage
 from ..tflite.options import Conv2DOptions, DepthwiseConv2DOptions, TransposeConvOptions
 from ..tflite.schema import Activation, BuiltinOperator, TensorType
-from .base import OpContext, Prepared, Run, TensorSpec, register
+from .base import OpContext, Prepared, TensorSpec, register
 from .padding import MAX_WINDOW, compute_padding_hw
 
 _DATA_TYPES = (TensorType.FLOAT32, TensorType.UINT8, TensorType.INT8)
-
-#: A block of output rows (one im2col + product + output stage) holds about this many
-#: elements of its widest matrix (cache-sized: measured best at 2**15 on the DeepLab
-#: convolutions with 8 to 144 channels) ...
-_BLOCK_ELEMENTS = 1 << 15
-#: ... but at least this many pixels, below which BLAS spends its time re-packing the
-#: filter (measured on the 33x33 convolutions with 320 to 960 channels).
-_BLOCK_PIXELS = 256
-#: A float conv with at most this many taps (KH * KW * Cin, e.g. a first conv on RGB)
-#: gathers its im2col rows value by value (``kernels.conv.conv_float_small``): its
-#: runs of adjacent input values are too short for copying them to pay.
-_SMALL_DEPTH = 32
-#: Float depthwise layers with fewer channels than this (too few for a loop over one
-#: pixel's channels) stream runs of _DEPTHWISE_RUN values with stride 1.
-_DEPTHWISE_NARROW = 32
-_DEPTHWISE_RUN = 256
-
 
 # --------------------------------------------------------------------------- checks
 
@@ -167,151 +149,15 @@ def _stage(ctx: OpContext, x: TensorSpec, w: TensorSpec, bias: TensorSpec | None
         output_zero_point=out.quantization.zero_point, act_min=lo, act_max=hi)
 
 
-# --------------------------------------------------------------------------- numba plumbing
+def _numba():
+    """The Numba side of the convolutions (weights laid out for the kernels, scratch memory,
+    argument packs): imported on first use, so that the numpy backend needs no Numba."""
+    from ..kernels import conv_plan
 
-
-class _Workspace(threading.local):
-    """Per-thread scratch buffers that grow to the largest request and are reused.
-
-    One buffer per slot and dtype, shared by every operator that runs in the thread:
-    operators run one after the other, so the scratch memory of a whole model is
-    that of its largest operator rather than the sum over operators.
-    """
-
-    def __init__(self) -> None:
-        self.buffers: dict[tuple[int, np.dtype], np.ndarray] = {}
-
-    def get(self, slot: int, dtype, shape: tuple[int, ...]) -> np.ndarray:
-        dtype = np.dtype(dtype)
-        size = int(np.prod(shape))
-        buf = self.buffers.get((slot, dtype))
-        if buf is None or buf.size < size:
-            buf = np.empty(size, dtype=dtype)
-            self.buffers[(slot, dtype)] = buf
-        return buf[:size].reshape(shape)
-
-
-_WORKSPACE = _Workspace()
-
-
-def _kernels():
-    """The Numba kernels, imported on first use so that the numpy backend needs no Numba."""
-    from ..kernels import conv
-
-    return conv
-
-
-def _numba_threads() -> int:
-    """Numba's thread count for this thread (set by the interpreter): the chunks a kernel splits into."""
-    import numba
-
-    return numba.get_num_threads()
-
-
-def _acc_bound(stage: QuantizedStage, centered: np.ndarray, x_dtype: np.dtype) -> np.ndarray:
-    """How large an accumulator can grow, per output channel (float64 [Cout]).
-
-    centered: [Cout, K], the filter minus its zero point; a sum of products is at most
-    max|x - x_zp| * sum_k |w[o, k] - w_zp| in magnitude, partial sums included.
-    """
-    info = np.iinfo(x_dtype)
-    x_max = max(stage.input_zero_point - int(info.min), int(info.max) - stage.input_zero_point)
-    return x_max * np.abs(centered).sum(axis=1)
-
-
-def _exact_dtype(bound: np.ndarray) -> np.dtype:
-    """float32 when it counts every partial sum of the product exactly (all within
-    ``bound``, see :func:`_acc_bound`), else float64: integers up to 2**24 are exact in
-    float32 whatever the order of the additions."""
-    return np.dtype(np.float32) if float(bound.max(initial=0.0)) <= 2**24 else np.dtype(np.float64)
-
-
-def _numba_stage_args(stage: Stage, bias: np.ndarray | None, n_out: int, acc_bound: np.ndarray | None = None,
-                      table: bool = True):
-    """The bias (never None) and the output stage as the kernels take them: float clamp
-    bounds; or the requantization table (``table=True``, the conv kernels: ``acc_bound``
-    per channel, see :func:`_acc_bound`, tells where the int32 sum cannot wrap) or its
-    three arrays (multiplier, left and right shifts: ``kernels.conv.requantize``), then
-    the output zero point and clamp bounds."""
-    if isinstance(stage, FloatStage):
-        b = np.zeros(n_out, np.float32) if bias is None else bias.astype(np.float32)
-        return b, (np.float32(stage.act_min), np.float32(stage.act_max))
-    b = np.zeros(n_out, np.int32) if bias is None else bias.astype(np.int32)
-    left = np.maximum(stage.shift, 0).astype(np.int64)
-    right = np.maximum(-stage.shift, 0).astype(np.int64)
-    if table:
-        bound = np.full(n_out, np.inf) if acc_bound is None else acc_bound + np.abs(b.astype(np.float64))
-        rescale = (_kernels().requant_table(stage.multiplier, left, right, bound),)
-    else:
-        rescale = (stage.multiplier, left, right)
-    return b, (*rescale, stage.output_zero_point, stage.act_min, stage.act_max)
-
-
-def _aligned(values: np.ndarray, dtype) -> np.ndarray:
-    """A C-contiguous copy of ``values`` as ``dtype`` starting on a 64-byte boundary.
-
-    The depthwise kernels load whole vectors of channels from the filter at every
-    pixel; a vector that straddles two cache lines costs two loads (measured: 30%
-    slower depthwise convolutions with 16-byte-aligned filters).
-    """
-    dtype = np.dtype(dtype)
-    raw = np.empty(values.size * dtype.itemsize + 64, np.uint8)
-    start = -raw.ctypes.data % 64
-    out = raw[start : start + values.size * dtype.itemsize].view(dtype).reshape(values.shape)
-    out[...] = values
-    return out
-
-
-def _with_contiguous_output(fill) -> Run:
-    """run() for a ``fill(inputs, out)`` that needs a C-contiguous output (else it fills a temporary)."""
-
-    def run(inputs, outputs) -> None:
-        out = outputs[0]
-        if out.flags.c_contiguous:
-            fill(inputs, out)
-        else:
-            tmp = np.empty(out.shape, out.dtype)
-            fill(inputs, tmp)
-            out[...] = tmp
-
-    return run
+    return conv_plan
 
 
 # --------------------------------------------------------------------------- CONV_2D
-
-
-def _conv_2d_numba(weights, bias, stage, stride, dilation, padding, out_shape) -> Run:
-    k = _kernels()
-    cout, kh, kw, cin = weights.shape
-    n, oh, ow, _ = out_shape
-    depth = kh * kw * cin
-    (sh, sw), (dh, dw), (pt, pl) = stride, dilation, padding
-    pointwise = kh == kw == 1 and stride == (1, 1) and padding == (0, 0)
-    if isinstance(stage, FloatStage):
-        b, out_args = _numba_stage_args(stage, bias, cout)
-        dtype = np.dtype(np.float32)
-        wmat = np.ascontiguousarray(weights.reshape(cout, depth).T, dtype=dtype)
-        per_pixel = 0 if pointwise else depth  # scratch: im2col rows only
-    else:
-        centered = weights.reshape(cout, depth).astype(np.float64) - stage.weight_zero_point
-        bound = _acc_bound(stage, centered, weights.dtype)
-        b, out_args = _numba_stage_args(stage, bias, cout, bound)
-        dtype = _exact_dtype(bound)
-        wmat = np.ascontiguousarray(centered.T, dtype=dtype)
-        per_pixel = depth + cout  # scratch: im2col rows and their products
-        offset = np.float32(-stage.input_zero_point)  # exact: |x - zp| <= 255
-    block = max(1, -(-_BLOCK_PIXELS // ow), _BLOCK_ELEMENTS // (ow * max(depth, cout)))
-
-    def fill(inputs, out) -> None:
-        x = np.ascontiguousarray(inputs[0])
-        scratch = _WORKSPACE.get(0, dtype, (_numba_threads(), block * ow * per_pixel))
-        if isinstance(stage, FloatStage):
-            conv = k.conv_float_small if 0 < per_pixel <= _SMALL_DEPTH else k.conv_float
-            conv(x, wmat, b, out, kh, kw, sh, sw, dh, dw, pt, pl, *out_args, block, scratch)
-        else:
-            k.conv_quantized(x, wmat, b, out, kh, kw, sh, sw, dh, dw, pt, pl, offset, *out_args, block, scratch)
-
-    return _with_contiguous_output(fill)
 
 
 @register(BuiltinOperator.CONV_2D)
@@ -334,7 +180,7 @@ def prepare_conv_2d(ctx: OpContext) -> Prepared:
     stage = _stage(ctx, x, w, _spec(ctx, 2), out, opts.fused_activation_function, cout, channel_axis=0)
     out_shape = (n, oh, ow, cout)
     if ctx.backend == "numba":
-        run = _conv_2d_numba(weights, bias, stage, stride, dilation, padding, out_shape)
+        run = _numba().conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape)
     else:
 
         def run(inputs, outputs) -> None:
@@ -344,45 +190,6 @@ def prepare_conv_2d(ctx: OpContext) -> Prepared:
 
 
 # --------------------------------------------------------------------------- DEPTHWISE_CONV_2D
-
-
-def _depthwise_conv_2d_numba(weights, bias, stage, stride, dilation, padding, x_dtype, cin, x_width) -> Run:
-    k = _kernels()
-    _, kh, kw, cout = weights.shape
-    (sh, sw), (dh, dw), (pt, pl) = stride, dilation, padding
-    if isinstance(stage, FloatStage):
-        b, out_args = _numba_stage_args(stage, bias, cout)
-        w3 = _aligned(weights.reshape(kh, kw, cout), np.float32)
-        zeros = _aligned(np.zeros(cin), np.float32)
-        # The 3x3 kernel's taps and bias tiled for narrow layers, which it streams in runs
-        # of _DEPTHWISE_RUN values, and the zeros it reads for rows outside the input.
-        reps = -(-_DEPTHWISE_RUN // cout) if cout < _DEPTHWISE_NARROW else 1
-        wt = _aligned(np.tile(weights.reshape(kh * kw, cout), (1, reps)), np.float32)
-        bt = _aligned(np.tile(b, reps), np.float32)
-        zrow = _aligned(np.zeros(x_width * cin), np.float32)
-
-        def fill(inputs, out) -> None:
-            k.depthwise_conv_float(np.ascontiguousarray(inputs[0]), w3, zeros, b, out,
-                                   sh, sw, dh, dw, pt, pl, *out_args, _numba_threads(), wt, bt, zrow)
-
-        return _with_contiguous_output(fill)
-    # Raw inputs times centered weights: the input zero point's share of every sum,
-    # zp * (sum over taps of w), moves into the bias, and a tap outside the input
-    # reads zp, adding exactly nothing once that share is taken off.
-    centered = weights.reshape(kh, kw, cout).astype(np.float64) - stage.weight_zero_point
-    b, out_args = _numba_stage_args(stage, bias, cout, _acc_bound(stage, centered.reshape(-1, cout).T, x_dtype))
-    zp = stage.input_zero_point
-    info = np.iinfo(x_dtype)
-    raw_bound = max(-int(info.min), int(info.max)) * np.abs(centered).sum(axis=(0, 1))  # sums of raw x * w
-    w3 = _aligned(centered, _exact_dtype(raw_bound))
-    folded = b.astype(np.int64) - zp * centered.sum(axis=(0, 1)).astype(np.int64)
-    pad = _aligned(np.full(cin, zp), x_dtype)
-
-    def run(inputs, outputs) -> None:
-        k.depthwise_conv_quantized(np.ascontiguousarray(inputs[0]), w3, pad, folded, outputs[0],
-                                   sh, sw, dh, dw, pt, pl, *out_args, _numba_threads())
-
-    return run
 
 
 @register(BuiltinOperator.DEPTHWISE_CONV_2D)
@@ -405,7 +212,7 @@ def prepare_depthwise_conv_2d(ctx: OpContext) -> Prepared:
     out_shape = (n, oh, ow, cout)
     (sh, sw), (dh, dw), (pt, pl) = stride, dilation, padding
     if ctx.backend == "numba":
-        run = _depthwise_conv_2d_numba(weights, bias, stage, stride, dilation, padding, x.dtype, cin, wd)
+        run = _numba().depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x.dtype, cin, wd)
     else:
 
         def run(inputs, outputs) -> None:
@@ -415,44 +222,6 @@ def prepare_depthwise_conv_2d(ctx: OpContext) -> Prepared:
 
 
 # --------------------------------------------------------------------------- TRANSPOSE_CONV
-
-
-def _transpose_conv_numba(weights, bias, stage, stride, padding, x_shape, out_shape) -> Run:
-    k = _kernels()
-    cout, kh, kw, cin = weights.shape
-    n, h, wd, _ = x_shape
-    m = n * h * wd
-    b, out_args = _numba_stage_args(stage, bias, cout, table=False)
-    # [Cin, KH * KW * Cout]: one product gives every tap of every input pixel.
-    if isinstance(stage, FloatStage):
-        dtype = np.dtype(np.float32)
-        wmat = np.ascontiguousarray(weights.transpose(3, 1, 2, 0).reshape(cin, -1), dtype=dtype)
-    else:
-        centered = weights.astype(np.float64) - stage.weight_zero_point
-        dtype = _exact_dtype(_acc_bound(stage, centered.reshape(cout, -1), weights.dtype))
-        wmat = np.ascontiguousarray(centered.transpose(3, 1, 2, 0).reshape(cin, -1), dtype=dtype)
-    (sh, sw), (pt, pl) = stride, padding
-
-    def fill(inputs, out) -> None:
-        x2d = inputs[2].reshape(m, cin)
-        if isinstance(stage, FloatStage):
-            xc = x2d
-        else:
-            xc = _WORKSPACE.get(0, dtype, (m, cin))
-            xc[...] = x2d
-            xc -= stage.input_zero_point
-        taps = _WORKSPACE.get(1, dtype, (m, kh * kw * cout))
-        np.matmul(xc, wmat, out=taps)
-        taps4 = taps.reshape(m, kh, kw, cout)
-        if isinstance(stage, FloatStage):
-            k.transpose_conv_gather(taps4, h, wd, sh, sw, pt, pl, out)
-            k.bias_activation(out.reshape(-1, cout), b, *out_args)
-        else:
-            acc = _WORKSPACE.get(2, dtype, out.shape)
-            k.transpose_conv_gather(taps4, h, wd, sh, sw, pt, pl, acc)
-            k.requantize(acc.reshape(-1, cout), b, *out_args, out.reshape(-1, cout))
-
-    return _with_contiguous_output(fill)
 
 
 @register(BuiltinOperator.TRANSPOSE_CONV)
@@ -487,7 +256,7 @@ def prepare_transpose_conv(ctx: OpContext) -> Prepared:
     stage = _stage(ctx, x, w, _spec(ctx, 3), out, opts.fused_activation_function, cout, channel_axis=0)
     padding = (pad_h.before, pad_w.before)
     if ctx.backend == "numba":
-        run = _transpose_conv_numba(weights, bias, stage, stride, padding, x.shape, out_shape)
+        run = _numba().transpose_conv_runner(weights, bias, stage, stride, padding, x.shape, out_shape)
     else:
 
         def run(inputs, outputs) -> None:
