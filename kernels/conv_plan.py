@@ -152,7 +152,6 @@ def with_contiguous_output(fill) -> Run:
 
 
 def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape) -> Run:
-    k = kernels
     cout, kh, kw, cin = weights.shape
     n, oh, ow, _ = out_shape
     depth = kh * kw * cin
@@ -177,16 +176,15 @@ def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape) -
         x = np.ascontiguousarray(inputs[0])
         scratch = WORKSPACE.get(0, dtype, (numba_threads(), block * ow * per_pixel))
         if is_float(stage):
-            conv = k.conv_float_small if 0 < per_pixel <= _SMALL_DEPTH else k.conv_float
+            conv = kernels.conv_float_small if 0 < per_pixel <= _SMALL_DEPTH else kernels.conv_float
             conv(x, wmat, b, out, kh, kw, sh, sw, dh, dw, pt, pl, *out_args, block, scratch)
         else:
-            k.conv_quantized(x, wmat, b, out, kh, kw, sh, sw, dh, dw, pt, pl, offset, *out_args, block, scratch)
+            kernels.conv_quantized(x, wmat, b, out, kh, kw, sh, sw, dh, dw, pt, pl, offset, *out_args, block, scratch)
 
     return with_contiguous_output(fill)
 
 
 def depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x_dtype, cin, x_width) -> Run:
-    k = kernels
     _, kh, kw, cout = weights.shape
     (sh, sw), (dh, dw), (pt, pl) = stride, dilation, padding
     if is_float(stage):
@@ -201,7 +199,7 @@ def depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x_
         zrow = aligned(np.zeros(x_width * cin), np.float32)
 
         def fill(inputs, out) -> None:
-            k.depthwise_conv_float(np.ascontiguousarray(inputs[0]), w3, zeros, b, out,
+            kernels.depthwise_conv_float(np.ascontiguousarray(inputs[0]), w3, zeros, b, out,
                                    sh, sw, dh, dw, pt, pl, *out_args, numba_threads(), wt, bt, zrow)
 
         return with_contiguous_output(fill)
@@ -218,14 +216,13 @@ def depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x_
     pad = aligned(np.full(cin, zp), x_dtype)
 
     def run(inputs, outputs) -> None:
-        k.depthwise_conv_quantized(np.ascontiguousarray(inputs[0]), w3, pad, folded, outputs[0],
+        kernels.depthwise_conv_quantized(np.ascontiguousarray(inputs[0]), w3, pad, folded, outputs[0],
                                    sh, sw, dh, dw, pt, pl, *out_args, numba_threads())
 
     return run
 
 
 def transpose_conv_runner(weights, bias, stage, stride, padding, x_shape, out_shape) -> Run:
-    k = kernels
     cout, kh, kw, cin = weights.shape
     n, h, wd, _ = x_shape
     m = n * h * wd
@@ -252,12 +249,12 @@ def transpose_conv_runner(weights, bias, stage, stride, padding, x_shape, out_sh
         np.matmul(xc, wmat, out=taps)
         taps4 = taps.reshape(m, kh, kw, cout)
         if is_float(stage):
-            k.transpose_conv_gather(taps4, h, wd, sh, sw, pt, pl, out)
-            k.bias_activation(out.reshape(-1, cout), b, *out_args)
+            kernels.transpose_conv_gather(taps4, h, wd, sh, sw, pt, pl, out)
+            kernels.bias_activation(out.reshape(-1, cout), b, *out_args)
         else:
             acc = WORKSPACE.get(2, dtype, out.shape)
-            k.transpose_conv_gather(taps4, h, wd, sh, sw, pt, pl, acc)
-            k.requantize(acc.reshape(-1, cout), b, *out_args, out.reshape(-1, cout))
+            kernels.transpose_conv_gather(taps4, h, wd, sh, sw, pt, pl, acc)
+            kernels.requantize(acc.reshape(-1, cout), b, *out_args, out.reshape(-1, cout))
 
     return with_contiguous_output(fill)
 

@@ -20,6 +20,18 @@ def _window(o, stride, pad, filt, size):
     return max(origin, 0), min(origin + filt, size)
 
 
+@njit(cache=True, inline="always")
+def _window_sum(x, b, y0, y1, x0, x1, acc):
+    """acc[:] = sum of x[b, y0:y1, x0:x1] per channel, in TFLite's order (rows, then columns),
+    in acc's type (float32, or int32 for the integer average)."""
+    acc[:] = 0
+    for iy in range(y0, y1):
+        for ix in range(x0, x1):
+            v = x[b, iy, ix]
+            for ch in range(x.shape[3]):
+                acc[ch] += v[ch]
+
+
 @njit(cache=True, parallel=True)
 def max_pool_2d(x, out, fh, fw, sh, sw, ph, pw, lowest, act_min, act_max):
     """out[n, oy, ox, c] = clamp(max of x over the window, act_min, act_max).
@@ -65,12 +77,7 @@ def average_pool_2d_float(x, out, fh, fw, sh, sw, ph, pw, act_min, act_max):
         acc = np.empty(c, dtype=np.float32)
         for ox in range(ow):
             x0, x1 = _window(ox, sw, pw, fw, w)
-            acc[:] = 0
-            for iy in range(y0, y1):
-                for ix in range(x0, x1):
-                    v = x[b, iy, ix]
-                    for ch in range(c):
-                        acc[ch] += v[ch]
+            _window_sum(x, b, y0, y1, x0, x1, acc)
             count = np.float32((y1 - y0) * (x1 - x0))
             for ch in range(c):
                 avg = acc[ch] / count
@@ -92,12 +99,7 @@ def average_pool_2d_int(x, out, fh, fw, sh, sw, ph, pw, act_min, act_max):
         acc = np.empty(c, dtype=np.int32)
         for ox in range(ow):
             x0, x1 = _window(ox, sw, pw, fw, w)
-            acc[:] = 0
-            for iy in range(y0, y1):
-                for ix in range(x0, x1):
-                    v = x[b, iy, ix]
-                    for ch in range(c):
-                        acc[ch] += v[ch]
+            _window_sum(x, b, y0, y1, x0, x1, acc)
             count = (y1 - y0) * (x1 - x0)
             half = count // 2
             fcount = np.float64(count)

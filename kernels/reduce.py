@@ -27,6 +27,15 @@ def _wrap_int32(v):
 
 # -- MEAN ------------------------------------------------------------------------------------
 
+
+@njit(cache=True, inline="always")
+def _sum_rows(x, a, acc):
+    """acc[b] += x[a, r, b] for r in order: the sum over the reduced axis, in acc's type."""
+    for r in range(x.shape[1]):
+        for b in range(x.shape[2]):
+            acc[b] += x[a, r, b]
+
+
 @njit(cache=True, parallel=True)
 def mean_float(x, out):
     """out[a, b] = float32 sum of x[a, :, b] (in order) / float32(R). x [A, R, B] float32, out [A, B]."""
@@ -34,9 +43,7 @@ def mean_float(x, out):
     count = np.float32(n_r)
     for a in prange(n_a):
         acc = np.zeros(n_b, dtype=np.float32)
-        for r in range(n_r):
-            for b in range(n_b):
-                acc[b] += x[a, r, b]
+        _sum_rows(x, a, acc)
         for b in range(n_b):
             out[a, b] = acc[b] / count
 
@@ -47,9 +54,7 @@ def mean_int(x, out):
     n_a, n_r, n_b = x.shape
     for a in prange(n_a):
         acc = np.zeros(n_b, dtype=np.int64)
-        for r in range(n_r):
-            for b in range(n_b):
-                acc[b] += x[a, r, b]
+        _sum_rows(x, a, acc)
         for b in range(n_b):
             s = acc[b]
             out[a, b] = s // n_r if s >= 0 else -((-s) // n_r)
@@ -65,9 +70,7 @@ def mean_quantized(x, out, input_zp, multiplier, shift, output_zp, qmin, qmax):
     offset = np.int64(input_zp) * n_r
     for a in prange(n_a):
         acc = np.zeros(n_b, dtype=np.int64)
-        for r in range(n_r):
-            for b in range(n_b):
-                acc[b] += x[a, r, b]
+        _sum_rows(x, a, acc)
         for b in range(n_b):
             # TFLite's sum is a wrapping int32, and so is the zero-point correction.
             shifted = _wrap_int32(_wrap_int32(acc[b]) - offset)

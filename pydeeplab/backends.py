@@ -80,6 +80,18 @@ def numba_status() -> NumbaStatus:
         return _status
 
 
+def _decide(requested: str) -> tuple[str | None, str]:
+    """(the backend ``requested`` runs here, or None when it cannot run; why), without warning."""
+    if requested not in CHOICES:
+        raise ValueError(f"unknown backend {requested!r}: choose one of {', '.join(CHOICES)}")
+    if requested == "numpy":
+        return "numpy", "chosen explicitly"
+    status = numba_status()
+    if status.available:
+        return "numba", status.reason
+    return (None if requested == "numba" else "numpy"), status.reason
+
+
 def resolve_backend(requested: str = "auto") -> str:
     """The backend to run: ``"numba"`` or ``"numpy"``.
 
@@ -92,23 +104,18 @@ def resolve_backend(requested: str = "auto") -> str:
         BackendUnavailableError: ``"numba"`` was asked for and Numba cannot be loaded.
     """
     global _warned
-    if requested not in CHOICES:
-        raise ValueError(f"unknown backend {requested!r}: choose one of {', '.join(CHOICES)}")
-    if requested == "numpy":
-        return "numpy"
-    status = numba_status()
-    if status.available:
-        return "numba"
-    if requested == "numba":
-        raise BackendUnavailableError(f"backend='numba' was asked for but {status.reason}; install Numba "
+    backend, why = _decide(requested)
+    if backend is None:
+        raise BackendUnavailableError(f"backend='numba' was asked for but {why}; install Numba "
                                       "(`pip install numba`), or use backend='auto' or 'numpy' (same results, "
                                       "slower)")
-    with _lock:
-        first, _warned = not _warned, True
-    if first:
-        warnings.warn(f"pydeeplab falls back to its NumPy backend: {status.reason}. Expect {NUMPY_SPEED}. "
-                      f"To fix: {INSTALL_HINT}.", NumbaUnavailableWarning, stacklevel=3)
-    return "numpy"
+    if requested == "auto" and backend == "numpy":
+        with _lock:
+            first, _warned = not _warned, True
+        if first:
+            warnings.warn(f"pydeeplab falls back to its NumPy backend: {why}. Expect {NUMPY_SPEED}. "
+                          f"To fix: {INSTALL_HINT}.", NumbaUnavailableWarning, stacklevel=3)
+    return backend
 
 
 def describe_backend(requested: str = "auto") -> str:
@@ -116,16 +123,12 @@ def describe_backend(requested: str = "auto") -> str:
 
     Does not warn: it reports the fallback instead of announcing it.
     """
-    if requested not in CHOICES:
-        raise ValueError(f"unknown backend {requested!r}: choose one of {', '.join(CHOICES)}")
-    if requested == "numpy":
-        return "numpy (chosen explicitly)"
-    status = numba_status()
-    if status.available:
-        return f"numba ({status.reason})"
-    if requested == "numba":
-        return f"none: numba was asked for but {status.reason}"
-    return f"numpy (fallback: {status.reason}; {INSTALL_HINT.split(', or pass')[0]})"
+    backend, why = _decide(requested)
+    if backend is None:
+        return f"none: numba was asked for but {why}"
+    if requested == "auto" and backend == "numpy":
+        return f"numpy (fallback: {why}; {INSTALL_HINT.split(', or pass')[0]})"
+    return f"{backend} ({why})"
 
 
 __all__ = ["BACKENDS", "CHOICES", "NumbaStatus", "NumbaUnavailableWarning", "describe_backend", "numba_status",
