@@ -26,10 +26,9 @@ BACKENDS = ("numba", "numpy")
 #: What callers may ask for: a backend, or "auto" (Numba if it loads, else NumPy).
 CHOICES = ("auto", *BACKENDS)
 
-#: What to expect from the NumPy backend, measured on a 2-core x86-64 machine, one thread
-#: (tools/bench.py): 257 float model 0.12 s against 0.03 s with Numba, pascal_quant (513x513
-#: uint8) about 1.5 s against 0.22 s.
-NUMPY_SPEED = ("the same results, about 4 to 8 times slower (the 513x513 uint8 models take seconds "
+#: What to expect from the NumPy backend, measured on a 2-core x86-64 machine, one thread: the 257
+#: float model 0.13 s against 0.035 s with Numba, pascal_quant (513x513 uint8) 2.9 s against 0.24 s.
+NUMPY_SPEED = ("the same results, about 4 to 12 times slower (the 513x513 uint8 models take seconds "
                "per image instead of a fraction of one)")
 INSTALL_HINT = ("install Numba for the fast kernels (`pip install numba`; it needs a platform with Numba "
                 "wheels or an LLVM build), or pass backend='numpy' (CLI: --backend numpy) to choose the "
