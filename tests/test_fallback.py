@@ -207,3 +207,43 @@ def test_blocked_cli_says_which_backend_and_refuses_numba(model_path, image_path
     assert proc.returncode == 2
     assert "backend='numba' was asked for but Numba cannot be imported" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# --------------------------------------------------------------------------- the NumPy backend's memory
+
+
+@pytest.mark.parametrize("depthwise", [False, True])
+def test_numpy_convolutions_work_in_bounded_blocks(depthwise):
+    """The quantized reference convolutions keep their float64 temporaries to blocks of output
+    rows: on a 257x257x96 uint8 input (51 MB as a whole-image float64 array, which the reference
+    allocated before, with its padded copy and im2col on top) they stay within a dozen block-sized
+    arrays (the output stage's int64 temporaries included)."""
+    import tracemalloc
+
+    from pydeeplab.reference import conv as reference
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (1, 257, 257, 96), dtype=np.uint8)
+    cout = 96 if depthwise else 24
+    shape = (1, 3, 3, 96) if depthwise else (24, 3, 3, 96)
+    weights = rng.integers(0, 256, shape, dtype=np.uint8)
+    stage = reference.QuantizedStage(input_zero_point=128, weight_zero_point=120,
+                                     multiplier=np.full(cout, 1 << 30, np.int32), shift=np.full(cout, -8, np.int32),
+                                     output_zero_point=3, act_min=0, act_max=255)
+    out = np.empty((1, 129, 129, cout), np.uint8)
+    fn = reference.depthwise_conv_2d if depthwise else reference.conv_2d
+    tracemalloc.start()
+    try:
+        fn(x, weights, None, out, (2, 2), (1, 1), (0, 0), stage)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 12 * reference.BLOCK_ELEMENTS * 8, f"{peak / 2**20:.1f} MB"
+    # And the numbers: output pixel (5, 7), written out as TFLite's loop would compute it.
+    xs = x[0, 10:13, 14:17].astype(np.int64) - 128
+    ws = weights.astype(np.int64) - 120
+    acc = (xs * ws[0]).sum(axis=(0, 1)) if depthwise else np.einsum("ijc,oijc->o", xs, ws)
+    from pydeeplab.reference.fixedpoint import multiply_by_quantized_multiplier, wrap_int32
+
+    expected = np.clip(multiply_by_quantized_multiplier(wrap_int32(acc), stage.multiplier, stage.shift) + 3, 0, 255)
+    assert np.array_equal(out[0, 5, 7], expected)

@@ -67,17 +67,14 @@ class QuantizedStage(NamedTuple):
 Stage = FloatStage | QuantizedStage
 
 
-def _centered(x: np.ndarray, weights: np.ndarray, stage: Stage) -> tuple[np.ndarray, np.ndarray]:
-    """The operands the accumulation works on: as they are (float) or ``q - zero_point`` in float64."""
-    if isinstance(stage, FloatStage):
-        return x, weights
-    return (x.astype(np.float64) - stage.input_zero_point,
-            weights.astype(np.float64) - stage.weight_zero_point)
-
-
 def _centered_input(x: np.ndarray, stage: Stage) -> np.ndarray:
-    """A block of input pixels as the accumulation reads them: float32 as it is, or ``x - x_zp`` in float64."""
+    """Input pixels as the accumulation reads them: float32 as they are, or ``x - x_zp`` in float64."""
     return x if isinstance(stage, FloatStage) else x.astype(np.float64) - stage.input_zero_point
+
+
+def _centered_weights(weights: np.ndarray, stage: Stage) -> np.ndarray:
+    """The filter as the accumulation reads it: float32 as it is, or ``w - w_zp`` in float64."""
+    return weights if isinstance(stage, FloatStage) else weights.astype(np.float64) - stage.weight_zero_point
 
 
 def _row_blocks(out_h: int, row_elements: int) -> Iterator[tuple[int, int]]:
@@ -125,7 +122,7 @@ def conv_2d(x: np.ndarray, weights: np.ndarray, bias: np.ndarray | None, out: np
     n, in_h, in_w, cin = x.shape
     cout, kh, kw, _ = weights.shape
     out_h, out_w = out.shape[1:3]
-    _, w = _centered(x[:0], weights, stage)
+    w = _centered_weights(weights, stage)
     for b in range(n):
         for y0, y1 in _row_blocks(out_h, out_w * max(cin, cout)):
             acc = np.zeros((y1 - y0, out_w, cout), w.dtype)
@@ -154,7 +151,7 @@ def depthwise_conv_2d(x: np.ndarray, weights: np.ndarray, bias: np.ndarray | Non
     n, in_h, in_w, cin = x.shape
     _, kh, kw, cout = weights.shape
     out_h, out_w = out.shape[1:3]
-    _, w = _centered(x[:0], weights, stage)
+    w = _centered_weights(weights, stage)
     for b in range(n):
         for y0, y1 in _row_blocks(out_h, out_w * cout):
             acc = np.zeros((y1 - y0, out_w, cout), w.dtype)  # 0 + the first product is that product
@@ -184,7 +181,7 @@ def transpose_conv(x: np.ndarray, weights: np.ndarray, bias: np.ndarray | None, 
     n, h, w, cin = x.shape
     cout, kh, kw, _ = weights.shape
     oh, ow = out.shape[1:3]
-    xc, wc = _centered(x, weights, stage)
+    xc, wc = _centered_input(x, stage), _centered_weights(weights, stage)
     # taps[n, y, x, i, j, o]: what input pixel (y, x) sends through filter tap (i, j).
     taps = (xc.reshape(-1, cin) @ wc.transpose(3, 1, 2, 0).reshape(cin, -1)).reshape(n, h, w, kh, kw, cout)
     # Scatter into an uncropped canvas, then cut the padding off.
