@@ -247,3 +247,13 @@ def test_numpy_convolutions_work_in_bounded_blocks(depthwise):
 
     expected = np.clip(multiply_by_quantized_multiplier(wrap_int32(acc), stage.multiplier, stage.shift) + 3, 0, 255)
     assert np.array_equal(out[0, 5, 7], expected)
+
+
+def test_version_says_which_backend_runs(capsys):
+    from pydeeplab.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"pydeeplab {pydeeplab.__version__}\nbackend: numba (Numba ")
