@@ -268,9 +268,27 @@ def _unit_float(text: str) -> float:
     return value
 
 
+def _plain_warnings(command: str):
+    """A ``warnings.showwarning`` that prints pydeeplab's own warnings as CLI messages
+    (``pydeeplab segment: warning: ...``) rather than with a source file and line."""
+    import warnings
+
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not category.__module__.startswith("pydeeplab"):
+            return default(message, category, filename, lineno, file, line)
+        _print_err(f"pydeeplab {command}: warning: {message}")
+
+    return show
+
+
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    before, warnings.showwarning = warnings.showwarning, _plain_warnings(args.command)
     try:
         return args.func(args)
     except (ModelError, BackendUnavailableError, OSError, ValueError, RuntimeError) as exc:
@@ -279,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = before
 
 
 if __name__ == "__main__":
