@@ -56,8 +56,8 @@ def is_animated(path: str | os.PathLike) -> bool:
     try:
         with Image.open(p) as im:
             return bool(getattr(im, "is_animated", False))
-    except (OSError, ValueError, SyntaxError):
-        return False
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return False  # not an animation; reading it as an image reports what is wrong
 
 
 def open_clip(path: str | os.PathLike) -> Clip:
@@ -69,7 +69,7 @@ def open_clip(path: str | os.PathLike) -> Clip:
             for frame in ImageSequence.Iterator(im):
                 durations.append(int(frame.info.get("duration", 0) or 0))
             loop = im.info.get("loop")
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
         raise ImageError(f"{p}: not a readable animation ({exc})") from None
     return Clip(p, (), tuple(durations), None if loop is None else int(loop))
 
@@ -114,7 +114,7 @@ def read_clip(clip: Clip) -> Iterator[np.ndarray]:
                 yield load_rgb(frame.convert("RGBA") if frame.mode == "P" else frame.copy())
     except ImageError:
         raise
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
         raise ImageError(f"{clip.path}: cannot decode a frame ({exc})") from None
 
 

@@ -112,7 +112,10 @@ def _cmd_segment(args: argparse.Namespace) -> int:
         inputs = expand_inputs(args.inputs)
     for p in inputs:
         if p not in clips and is_animated(p):
-            clips[p] = open_clip(p)
+            try:
+                clips[p] = open_clip(p)
+            except ValueError:
+                pass  # segmented as a still image, which reports what is wrong with the file
     if not inputs:
         print(f"pydeeplab segment: no images in {', '.join(args.inputs)}", file=sys.stderr)
         return 1
@@ -150,8 +153,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.dataset is not None:
         return _evaluate_dataset(args)
     if args.images is None or args.masks is None:
-        print("pydeeplab evaluate: give --dataset DIR, or --images and --masks", file=sys.stderr)
-        return 2
+        print("pydeeplab evaluate: error: give --dataset DIR, or --images and --masks (see --help)", file=sys.stderr)
+        raise SystemExit(2)  # a usage error, as argparse reports its own
     pairs, skipped = pair_images_and_masks(args.images, args.masks)
     if not pairs:
         print(f"pydeeplab evaluate: no image in {args.images} has a mask in {args.masks}"
@@ -186,9 +189,8 @@ def _evaluate_dataset(args: argparse.Namespace) -> int:
     else:
         check_label_set(dataset, names, segmenter.info.name)
     result = evaluate_dataset(segmenter, dataset, jobs=args.jobs, scheduler=args.scheduler, threads=threads,
-                              progress=not args.json)
-    for message in result.broken:
-        _print_err(f"pydeeplab evaluate: broken, skipped: {message}")
+                              progress=not args.json,
+                              on_broken=lambda message: _print_err(f"pydeeplab evaluate: broken, skipped: {message}"))
     print(json.dumps(result.to_dict(), indent=2) if args.json else format_dataset_result(result))
     print(f"{result.images} of {len(dataset.samples)} images evaluated"
           + (f"; {len(result.broken)} broken, skipped" if result.broken else ""), file=sys.stderr)

@@ -302,7 +302,8 @@ def default_threads(jobs: int, scheduler: str | None, threads: int | None) -> in
 
 
 def evaluate_dataset(segmenter, dataset, jobs: int = 1, scheduler: str | None = None,
-                     threads: int | None = None, progress: bool = False):
+                     threads: int | None = None, progress: bool = False,
+                     on_broken: Callable[[str], None] | None = None):
     """Evaluate ``segmenter`` on ``dataset`` (:class:`pydeeplab.datasets.Dataset`): a :class:`DatasetResult`.
 
     ``dataset.lookup`` must map its masks to the segmenter's class ids (see
@@ -310,7 +311,8 @@ def evaluate_dataset(segmenter, dataset, jobs: int = 1, scheduler: str | None = 
     ``jobs`` local processes, or on the Dask cluster at ``scheduler``; the
     confusion matrix is the same int64 sum in every case. Raises
     :class:`SchedulerError` when a task fails for another reason than a broken
-    file (e.g. a worker that cannot load the model).
+    file (e.g. a worker that cannot load the model). ``on_broken`` is called
+    with the message of each broken sample as soon as its partition is back.
     """
     import numpy as np
     from tqdm import tqdm
@@ -334,8 +336,9 @@ def evaluate_dataset(segmenter, dataset, jobs: int = 1, scheduler: str | None = 
                 raise SchedulerError(f"evaluating {len(part)} images from {part[0].image} failed on a worker: "
                                      f"{type(error).__name__}: {error}") from error
             total.add(result)
-            for message in result.broken:
-                bar.write(f"broken, skipped: {message}")
+            if on_broken is not None:
+                for message in result.broken:
+                    on_broken(message)
             bar.update(len(part))
     return DatasetResult(model=segmenter.info.name, dataset=f"{dataset.layout} {dataset.root}", split=dataset.split,
                          label_set=dataset.label_set, class_names=tuple(segmenter.class_names),
