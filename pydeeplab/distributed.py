@@ -41,6 +41,10 @@ from .atomic import write_bytes
 from .errors import ModelError
 
 
+#: Seconds to wait for a Dask scheduler to answer before giving up.
+CONNECT_TIMEOUT = 30.0
+
+
 class SchedulerError(RuntimeError):
     """A Dask scheduler that cannot be used (dask missing, address unreachable); the message says which."""
 
@@ -206,13 +210,14 @@ class PoolExecutor(Executor):
 class DaskExecutor(Executor):
     """The workers of the Dask distributed scheduler at ``address`` (e.g. ``tcp://10.0.0.5:8786``)."""
 
-    def __init__(self, address: str, timeout: float = 30.0):
+    def __init__(self, address: str, timeout: float | None = None):
         try:
             from distributed import Client
         except ImportError:
             raise SchedulerError("--scheduler needs Dask distributed: pip install 'pydeeplab[dask]'") from None
         try:
-            self.client = Client(address, timeout=timeout, set_as_default=False)
+            self.client = Client(address, timeout=CONNECT_TIMEOUT if timeout is None else timeout,
+                                 set_as_default=False)
         except (OSError, TimeoutError) as exc:
             raise SchedulerError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
         self.workers = max(1, sum(self.client.nthreads().values()))

@@ -15,6 +15,9 @@ from pydeeplab.tflite.options import Conv2DOptions
 from pydeeplab.tflite.schema import BuiltinOperator, Padding, TensorType
 from pydeeplab.tflite.writer import ModelBuilder
 
+#: The real model the dataset tests run (uint8: labels bit-identical with LiteRT's reference kernels).
+DM05 = "deeplabv3_mnv2_dm05_pascal_quant"
+
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 
 #: The VOC colour of the "ignore" label 255 in VOC's colour masks.

@@ -11,15 +11,12 @@ import json
 
 import numpy as np
 import pytest
-from dataset_fixtures import BLUE, GREEN, RED, save_palette_png, stripes, tiny_model, voc_from_shared
-from oracle import data_dir, require_data, run_litert
+from dataset_fixtures import BLUE, DM05, GREEN, RED, save_palette_png, stripes, tiny_model
+from oracle import run_litert
 from PIL import Image
 
 from pydeeplab.cli import main
 from pydeeplab.datasets import (DatasetError, ade20k_lookup, cityscapes_lookup, load_label_map, open_dataset)
-
-DM05 = "deeplabv3_mnv2_dm05_pascal_quant"
-
 
 def evaluate_json(capsys, *argv) -> tuple[int, dict]:
     rc = main(["evaluate", *map(str, argv), "--json"])
@@ -46,26 +43,6 @@ def independent_miou(cm: np.ndarray) -> float:
 
 
 # -- PASCAL VOC on the real model, against LiteRT --------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def voc(tmp_path_factory):
-    images = require_data(data_dir() / "images" / "voc").parent
-    root = tmp_path_factory.mktemp("voc") / "VOCdevkit" / "VOC2012"
-    ids = voc_from_shared(images, root)
-    return root.parent.parent, ids
-
-
-@pytest.fixture(scope="module")
-def voc_local_json(voc, model_path):
-    """`evaluate --dataset` on the VOC folder in this process: (exit status, JSON text)."""
-    import contextlib
-    import io
-
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        rc = main(["evaluate", "--model", str(model_path(DM05)), "--dataset", str(voc[0]), "--json"])
-    return rc, out.getvalue()
 
 
 def test_voc_evaluate_equals_litert(voc, voc_local_json, model_path):
