@@ -155,6 +155,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.images is None or args.masks is None:
         print("pydeeplab evaluate: error: give --dataset DIR, or --images and --masks (see --help)", file=sys.stderr)
         raise SystemExit(2)  # a usage error, as argparse reports its own
+    if args.jobs > 1 or args.scheduler:
+        print("pydeeplab evaluate: error: --jobs and --scheduler work with --dataset", file=sys.stderr)
+        raise SystemExit(2)
     pairs, skipped = pair_images_and_masks(args.images, args.masks)
     if not pairs:
         print(f"pydeeplab evaluate: no image in {args.images} has a mask in {args.masks}"

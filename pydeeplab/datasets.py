@@ -251,9 +251,17 @@ def load_label_map(path: str | os.PathLike) -> np.ndarray:
 
 
 def check_label_set(dataset: Dataset, model_names: tuple[str, ...], model: str) -> None:
-    """Raise :class:`DatasetError` unless the model labels the dataset's classes (same names, same order)."""
-    if tuple(model_names) == tuple(dataset.class_names):
+    """Raise :class:`DatasetError` unless the model labels the dataset's classes (same names, same order).
+
+    Names are compared without case, spaces or punctuation ("dining table" is
+    "diningtable", "tv/monitor" is "tvmonitor"), as label files spell them differently.
+    """
+    def key(name: str) -> str:
+        return "".join(ch for ch in name.lower() if ch.isalnum())
+
+    if [key(n) for n in model_names] == [key(n) for n in dataset.class_names]:
         return
+
     def show(names: tuple[str, ...]) -> str:
         return ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
 

@@ -16,7 +16,8 @@ from oracle import run_litert
 from PIL import Image
 
 from pydeeplab.cli import main
-from pydeeplab.datasets import (DatasetError, ade20k_lookup, cityscapes_lookup, load_label_map, open_dataset)
+from pydeeplab.datasets import (DatasetError, ade20k_lookup, check_label_set, cityscapes_lookup, load_label_map,
+                                open_dataset)
 
 def evaluate_json(capsys, *argv) -> tuple[int, dict]:
     rc = main(["evaluate", *map(str, argv), "--json"])
@@ -233,3 +234,16 @@ def test_evaluate_without_a_source_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["evaluate", "--model", "m"])
     assert exc.value.code == 2 and "--dataset" in capsys.readouterr().err
+
+
+def test_label_set_check_ignores_spelling_not_classes(tmp_path):
+    make_voc(tmp_path)
+    ds = open_dataset(tmp_path)
+    names = list(ds.class_names)
+    names[11], names[20] = "Dining Table", "tv/monitor"
+    check_label_set(ds, tuple(names), "m")  # the same classes spelt otherwise
+    with pytest.raises(DatasetError, match="labels 20 classes"):
+        check_label_set(ds, tuple(names[:20]), "m")
+    names[1], names[2] = names[2], names[1]  # same names, another order: other ids
+    with pytest.raises(DatasetError, match="--label-map"):
+        check_label_set(ds, tuple(names), "m")
