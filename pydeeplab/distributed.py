@@ -328,7 +328,7 @@ def evaluate_dataset(segmenter, dataset, jobs: int = 1, scheduler: str | None = 
     total = PartitionResult(np.zeros((c, c), dtype=np.int64))
     spec = ModelSpec.of(segmenter, default_threads(jobs, scheduler, threads))
     with ExitStack() as stack:
-        executor = stack.enter_context(make_executor(jobs, scheduler))
+        executor = stack.enter_context(make_executor(min(jobs, max(1, len(dataset.samples))), scheduler))
         bar = stack.enter_context(tqdm(total=len(dataset.samples), desc="evaluate", unit="image",
                                        disable=None if progress else True, leave=False))
         content = executor.share(Path(spec.path).read_bytes()) if scheduler else None
@@ -351,16 +351,18 @@ def evaluate_dataset(segmenter, dataset, jobs: int = 1, scheduler: str | None = 
 
 
 def segment_jobs(segmenter, jobs: list, workers: int = 1, scheduler: str | None = None,
-                 threads: int | None = None) -> Iterator:
+                 threads: int | None = None, protected: frozenset[str] | None = None) -> Iterator:
     """Run ``jobs`` (:class:`pydeeplab.segment.Job`), yielding a :class:`JobResult` per job as each completes.
 
     Here (``workers`` 1), in local processes, or on the Dask cluster at
     ``scheduler``; every output is written once, atomically, by whoever runs
-    its job. Inputs are never written.
+    its job. Inputs are never written (nor the resolved paths in ``protected``,
+    by default the jobs' inputs).
     """
     from .segment import JobResult
 
-    protected = frozenset(str(j.input.resolve()) for j in jobs)
+    if protected is None:
+        protected = frozenset(str(j.input.resolve()) for j in jobs)
     for d in {p.parent for j in jobs for p in j.outputs.values()}:
         d.mkdir(parents=True, exist_ok=True)
     if not jobs:

@@ -474,4 +474,6 @@ def run_jobs(segmenter: Segmenter, jobs: list[Job], workers: int = 1, num_thread
             yield JobResult(job, skipped=True)
         else:
             todo.append(job)
-    yield from segment_jobs(segmenter, todo, workers=workers, scheduler=scheduler, threads=num_threads)
+    protected = frozenset(str(j.input.resolve()) for j in jobs)
+    yield from segment_jobs(segmenter, todo, workers=workers, scheduler=scheduler, threads=num_threads,
+                            protected=protected)
