@@ -18,7 +18,12 @@ EPILOG = {
               "exit status: 0 when every operator is within tolerance, 1 when one is not, 2 on errors",
     "segment": "examples:\n  pydeeplab segment photo.jpg\n"
                "  pydeeplab segment ../shared/data/images --model deeplabv3_mnv2_pascal_quant --overlay --out results\n"
-               "  pydeeplab segment a.jpg b.png --model ./my_model.tflite --format npy --keep-aspect --jobs 2\n\n"
+               "  pydeeplab segment a.jpg b.png --model ./my_model.tflite --format npy --keep-aspect --jobs 2\n"
+               "  pydeeplab segment portrait.jpg --model selfie_segmenter.tflite --overlay\n"
+               "  pydeeplab segment photo.jpg --model unknown.tflite --mean 127.5 --std 127.5 --labels labels.txt\n\n"
+               "Any segmentation .tflite works: normalization, class names and the output kind (scores, a one-channel\n"
+               "foreground probability, class ids) come from its TFLite metadata, else pydeeplab's manifest, else\n"
+               "the output tensor; --mean/--std/--labels/--output-kind override them.\n\n"
                "For each image, in --out: NAME_labels.png (palette PNG: pixel value = class id, PASCAL colors),\n"
                "NAME_overlay.png with --overlay, and NAME.json (class pixel fractions, model, timings).\n"
                "Masks have the image's resolution. Files are written atomically; inputs are never modified.\n\n"
@@ -29,7 +34,10 @@ EPILOG = {
     "evaluate": "example:\n  pydeeplab evaluate --model deeplabv3_mnv2_pascal_quant \\\n"
                 "      --images ../shared/data/images/bird_segmentation.bmp \\\n"
                 "      --masks ../shared/data/images/bird_segmentation_mask.bmp\n"
-                "  pydeeplab evaluate --model deeplabv3_257 --images VOC/JPEGImages --masks VOC/SegmentationClass --json\n\n"
+                "  pydeeplab evaluate --model deeplabv3_257 --images VOC/JPEGImages --masks VOC/SegmentationClass --json\n"
+                "  pydeeplab evaluate --model deeplabv3_mnv2_ade20k_uint8 --images ADE/images --masks ADE/annotations\n\n"
+                "MLPerf's ADE20K models (label set ade20k_mlperf: 0 other + ADE20K classes 1..31) are evaluated on\n"
+                "ADE20K's 150-class annotations: ids 0 and above 31 are ignored, as MLPerf's data preparation does.\n\n"
                 "An image NAME.ext is paired with the mask NAME_mask.*, NAME_labels.*, NAME_label.*, NAME_gt.* or\n"
                 "NAME.* in --masks (palette or grayscale PNG/BMP, or .npy; value = class id, 255 = ignore).\n"
                 "Reports the confusion matrix, per-class IoU, mean IoU and pixel accuracy (PASCAL convention:\n"
@@ -88,7 +96,8 @@ def _cmd_segment(args: argparse.Namespace) -> int:
     threads = args.threads
     if threads is None and args.jobs > 1:
         threads = max(1, (os.cpu_count() or 1) // args.jobs)
-    segmenter = Segmenter(args.model, backend=args.backend, num_threads=threads, keep_aspect=args.keep_aspect)
+    segmenter = Segmenter(args.model, backend=args.backend, num_threads=threads, keep_aspect=args.keep_aspect,
+                          **_model_settings(args))
     out_dir = Path(args.out)
     jobs = plan_jobs(inputs, out_dir, args.format, args.alpha if args.overlay else None)
     failed = 0
@@ -117,7 +126,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"pydeeplab evaluate: no image in {args.images} has a mask in {args.masks}"
               + (f" ({'; '.join(skipped)})" if skipped else ""), file=sys.stderr)
         return 1
-    segmenter = Segmenter(args.model, backend=args.backend, num_threads=args.threads, keep_aspect=args.keep_aspect)
+    segmenter = Segmenter(args.model, backend=args.backend, num_threads=args.threads, keep_aspect=args.keep_aspect,
+                          **_model_settings(args))
     result = evaluate(segmenter, pairs, skipped, progress=not args.json)
     for message in result.failed:
         _print_err(f"pydeeplab evaluate: error: {message}")
@@ -125,6 +135,27 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"{len(result.images)} of {len(pairs)} image and mask pairs evaluated"
           + (f"; {len(result.failed)} failed" if result.failed else ""), file=sys.stderr)
     return 1 if result.failed else 0
+
+
+def _model_settings(args: argparse.Namespace) -> dict:
+    """The Segmenter's model settings from --mean/--std/--labels/--output-kind (None: from the model)."""
+    return {"mean": args.mean, "std": args.std, "labels": args.labels, "output": args.output_kind}
+
+
+def _add_model_settings(p: argparse.ArgumentParser) -> None:
+    from .models import OUTPUT_KINDS
+
+    g = p.add_argument_group("model settings (default: the model's TFLite metadata, else the manifest, "
+                             "else what the output tensor says)")
+    g.add_argument("--mean", type=_numbers, default=None, metavar="M[,M,M]",
+                   help="float input normalization (x - mean) / std: one value or R,G,B")
+    g.add_argument("--std", type=_numbers, default=None, metavar="S[,S,S]", help="see --mean")
+    g.add_argument("--labels", default=None, metavar="FILE|SET",
+                   help="class names: a text file (one a line, line i = class i) or a label set "
+                        "(pascal_voc, cityscapes, person, ade20k_mlperf)")
+    g.add_argument("--output-kind", choices=OUTPUT_KINDS, default=None,
+                   help="how to read the output: logits, probabilities (softmaxed), probability or logit "
+                        "(one foreground channel: p > 0.5), labels (class ids)")
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
@@ -199,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["numba", "numpy"], default="numba")
     p.add_argument("--threads", type=_positive_int, default=None, help="threads per process for the kernels")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar nor per-image lines")
+    _add_model_settings(p)
 
     p = command("evaluate", "measure a model against ground-truth masks: IoU, accuracy, Coral agreement", _cmd_evaluate)
     p.add_argument("--model", required=True, help="model name or .tflite path")
@@ -208,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["numba", "numpy"], default="numba")
     p.add_argument("--threads", type=_positive_int, default=None, help="threads for the kernels")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    _add_model_settings(p)
 
     p = command("fetch", "download a known model into the models folder, checking its SHA-256", _cmd_fetch)
     p.add_argument("names", nargs="*", metavar="NAME", help="model names (see --list)")
@@ -231,6 +264,16 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
     return value
+
+
+def _numbers(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number or three comma-separated numbers: {text!r}") from None
+    if len(values) not in (1, 3):
+        raise argparse.ArgumentTypeError(f"give one value or three (R,G,B), not {len(values)}: {text!r}")
+    return values
 
 
 def _unit_float(text: str) -> float:

@@ -39,7 +39,7 @@ from .atomic import atomic_write
 from .errors import ModelError
 from .image import IMAGE_EXTENSIONS, ImageLike, letterbox, load_rgb, resize_labels, resize_rgb, to_model_input
 from .interpreter import Interpreter
-from .models import ModelInfo, describe, find_model
+from .models import ModelInfo, describe, find_model, output_grid
 from .palette import LabelSet, colorize, get_label_set, palette_bytes
 
 #: Rows of output computed at once when upsampling logits (bounds the memory to a strip).
@@ -86,6 +86,31 @@ def upsample_argmax(logits: np.ndarray, height: int, width: int) -> np.ndarray:
     return out
 
 
+def upsample_bilinear(x: np.ndarray, height: int, width: int) -> np.ndarray:
+    """float32 [h, w, C] resized bilinearly (half-pixel centers, edges clamped) to [height, width, C].
+
+    The convention of OpenCV's ``INTER_LINEAR``, with which MediaPipe's
+    ImageSegmenter resizes its confidence masks.
+    """
+    h, w, _ = x.shape
+    x = x.astype(np.float32, copy=False)
+    x0, x1, fx = _bilinear_axis(w, width)
+    cols = x[:, x0] * (1.0 - fx)[None, :, None] + x[:, x1] * fx[None, :, None]
+    y0, y1, fy = _bilinear_axis(h, height)
+    return cols[y0] * (1.0 - fy)[:, None, None] + cols[y1] * fy[:, None, None]
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    # exp of a negative argument only: no overflow warning for large |x|.
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(np.float32)
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
 @dataclass
 class Segmentation:
     """The result of :meth:`Segmenter.segment`.
@@ -93,9 +118,11 @@ class Segmentation:
     ``labels``: HxW uint8 class ids at the input image's resolution.
     ``class_names``: name of each id. ``logits``: [h, w, C] float32 scores at the
     model's output resolution (padding cropped) when the model outputs scores,
-    else None. ``model_labels``: [h, w] uint8 labels at the model's output
-    resolution (what Coral's agreement figure compares). ``image``: the HxWx3
-    uint8 RGB image that was segmented. ``timings``: milliseconds per stage.
+    else None (for a one-channel model, [h, w, 1]: the foreground probability).
+    ``model_labels``: [h, w] uint8 labels at the model's output resolution
+    (what Coral's agreement figure compares). ``image``: the HxWx3 uint8 RGB
+    image that was segmented. ``timings``: milliseconds per stage.
+    ``output_kind``: the model's output kind (see :data:`pydeeplab.models.OUTPUT_KINDS`).
     """
 
     labels: np.ndarray
@@ -107,6 +134,28 @@ class Segmentation:
     model: str = ""
     source: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    output_kind: str = "logits"
+
+    @property
+    def confidence_masks(self) -> np.ndarray | None:
+        """Per-class confidence at the image's size: float32 [num_classes, H, W], or None for class-id models.
+
+        As MediaPipe's ImageSegmenter gives them: the activation first (softmax
+        over the classes of a logits model, sigmoid of a one-channel logit;
+        already-probability outputs as they are), then each class's map resized
+        bilinearly to the image. A one-channel model gives two masks,
+        background ``1 - p`` and foreground ``p`` (``p`` is MediaPipe's single
+        mask). Computed on each access: C x H x W x 4 bytes.
+        """
+        if self.logits is None:
+            return None
+        x = self.logits
+        if self.output_kind == "logits":
+            x = _softmax(x)
+        elif self.output_kind in ("probability", "logit"):
+            x = np.concatenate([1.0 - x, x], axis=-1)  # logits holds p already (sigmoid applied)
+        h, w = self.labels.shape
+        return np.ascontiguousarray(np.moveaxis(upsample_bilinear(x, h, w), -1, 0))
 
     def _present(self) -> list[tuple[int, int]]:
         """(class id, pixel count) of each class present, largest first."""
@@ -214,7 +263,9 @@ class Segmenter:
     """
 
     def __init__(self, model: str | os.PathLike = "deeplabv3_257", backend: str = "numba",
-                 num_threads: int | None = None, keep_aspect: bool = False):
+                 num_threads: int | None = None, keep_aspect: bool = False, *,
+                 mean: float | tuple[float, ...] | None = None, std: float | tuple[float, ...] | None = None,
+                 labels: str | os.PathLike | tuple[str, ...] | list[str] | None = None, output: str | None = None):
         start = time.perf_counter()
         path, info = find_model(model)
         self.path = path
@@ -224,7 +275,9 @@ class Segmenter:
             raise ModelError(f"{path}: cannot read the model ({exc.strerror or exc})") from None
         self.interpreter = Interpreter(model_content=content, backend=backend, num_threads=num_threads)
         self.interpreter.allocate_tensors()
-        self.info: ModelInfo = describe(path, content, self.interpreter.model, info)
+        # Arguments given here win over the metadata, which wins over the manifest (see models.describe).
+        self.settings = {"mean": mean, "std": std, "labels": labels, "output": output}
+        self.info: ModelInfo = describe(path, content, self.interpreter.model, info, **self.settings)
         self.backend = backend
         self.keep_aspect = keep_aspect
         self._lock = threading.Lock()
@@ -234,15 +287,16 @@ class Segmenter:
         self.input_size: tuple[int, int] = (int(inp["shape"][1]), int(inp["shape"][2]))
         out = self.interpreter.get_output_details()[0]
         self._output = out
-        self.output_size: tuple[int, int] = (int(out["shape"][1]), int(out["shape"][2]))
+        self.output_size: tuple[int, int] = output_grid(tuple(out["shape"]), self.info.output)
         self.label_set: LabelSet = self._label_set(out)
         self.load_ms = (time.perf_counter() - start) * 1e3
 
     def _label_set(self, out: dict) -> LabelSet:
         ls = get_label_set(self.info.labels)
         names = list(self.info.class_names or ls.names)
-        if self.info.output == "logits":
-            classes = int(out["shape"][-1])
+        classes = {"logits": int(out["shape"][-1]), "probabilities": int(out["shape"][-1]),
+                   "probability": 2, "logit": 2}.get(self.info.output)
+        if classes is not None:
             # A label list that does not fit the output is completed or cut so that every id has a name.
             names = (names + [f"class_{i}" for i in range(len(names), classes)])[:classes]
         return ls.with_names(tuple(names))
@@ -279,28 +333,37 @@ class Segmenter:
         # The part of the output that saw the image (all of it unless letterboxed).
         valid = (max(1, round(rows * h_out / h_in)), max(1, round(cols * w_out / w_in)))
         height, width = rgb.shape[:2]
-        if self.info.output == "logits":
-            scores = raw[0, : valid[0], : valid[1], :]
+        kind = self.info.output
+        if kind == "labels":
+            lab = raw.reshape(h_out, w_out)[: valid[0], : valid[1]]
+            if lab.size and (lab.min() < 0 or lab.max() > 255):
+                raise ModelError(f"{self.path}: the model output labels {lab.min()}..{lab.max()}, outside 0..255")
+            scores = None
+            model_labels = np.ascontiguousarray(lab, dtype=np.uint8)
+            labels = resize_labels(model_labels, height, width)
+        else:
+            scores = raw.reshape(h_out, w_out, -1)[: valid[0], : valid[1], :]
             if scores.dtype != np.float32:  # quantized scores: dequantize (argmax is unchanged by it)
                 scale, zero_point = self._output["quantization"]
                 scores = (scores.astype(np.float32) - zero_point) * np.float32(scale or 1.0)
-            logits = np.ascontiguousarray(scores)
-            model_labels = np.argmax(logits, axis=-1).astype(np.uint8)
-            labels = upsample_argmax(logits, height, width)
-        else:
-            lab = raw.reshape(raw.shape[0], h_out, w_out)[0, : valid[0], : valid[1]]
-            if lab.size and (lab.min() < 0 or lab.max() > 255):
-                raise ModelError(f"{self.path}: the model output labels {lab.min()}..{lab.max()}, outside 0..255")
-            logits = None
-            model_labels = np.ascontiguousarray(lab, dtype=np.uint8)
-            labels = resize_labels(model_labels, height, width)
+            scores = np.ascontiguousarray(scores, dtype=np.float32)
+            if kind in ("probability", "logit"):
+                if kind == "logit":
+                    scores = _sigmoid(scores)
+                # Foreground where p > 0.5, as MediaPipe's ImageSegmenter draws its category mask
+                # (the probability is upsampled first, like its confidence mask).
+                model_labels = (scores[..., 0] > 0.5).astype(np.uint8)
+                labels = (upsample_bilinear(scores, height, width)[..., 0] > 0.5).astype(np.uint8)
+            else:
+                model_labels = np.argmax(scores, axis=-1).astype(np.uint8)
+                labels = upsample_argmax(scores, height, width)
         t4 = time.perf_counter()
         timings = {"decode": (t1 - t0) * 1e3, "preprocess": (t2 - t1) * 1e3, "invoke": (t3 - t2) * 1e3,
                    "postprocess": (t4 - t3) * 1e3, "total": (t4 - t0) * 1e3}
         source = os.fspath(image) if isinstance(image, (str, os.PathLike)) else None
-        return Segmentation(labels=labels, class_names=self.class_names, logits=logits, model_labels=model_labels,
+        return Segmentation(labels=labels, class_names=self.class_names, logits=scores, model_labels=model_labels,
                             image=rgb, colors=self.label_set.colors, model=self.info.name, source=source,
-                            timings=timings)
+                            timings=timings, output_kind=kind)
 
 
 # -- many images: the engine of ``pydeeplab segment`` ---------------------------------------------
@@ -393,9 +456,9 @@ def run_job(segmenter: Segmenter, job: Job, protected: frozenset[str] = frozense
 _WORKER: Segmenter | None = None
 
 
-def _worker_init(model: str, backend: str, num_threads: int | None, keep_aspect: bool) -> None:
+def _worker_init(model: str, backend: str, num_threads: int | None, keep_aspect: bool, settings: dict | None = None) -> None:
     global _WORKER
-    _WORKER = Segmenter(model, backend=backend, num_threads=num_threads, keep_aspect=keep_aspect)
+    _WORKER = Segmenter(model, backend=backend, num_threads=num_threads, keep_aspect=keep_aspect, **(settings or {}))
 
 
 def _worker_run(job: Job, protected: frozenset[str]) -> JobResult:
@@ -422,7 +485,7 @@ def run_jobs(segmenter: Segmenter, jobs: list[Job], workers: int = 1, num_thread
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     ctx = multiprocessing.get_context("spawn")
-    init = (str(segmenter.path), segmenter.backend, num_threads, segmenter.keep_aspect)
+    init = (str(segmenter.path), segmenter.backend, num_threads, segmenter.keep_aspect, segmenter.settings)
     with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx,
                              initializer=_worker_init, initargs=init) as pool:
         futures = {pool.submit(_worker_run, job, protected): job for job in jobs}
