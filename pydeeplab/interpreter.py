@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import ModelError, UnsupportedOperatorError
+from .folding import fold
 from .ops import REGISTRY, OpContext, TensorSpec
 from .ops.base import Run
 from .tflite.model import Model, Tensor
@@ -50,6 +51,7 @@ class _Step:
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
     run: Run
+    folded: bool = False  # computed once at plan time (all inputs constant): not run by invoke
     # The arrays run() reads and writes, bound once the arena is placed.
     in_arrays: list[np.ndarray | None] = field(default_factory=list)
     out_arrays: list[np.ndarray] = field(default_factory=list)
@@ -95,6 +97,8 @@ class Interpreter:
         self._shapes: list[tuple[int, ...]] = [t.shape for t in self._graph.tensors]
         self._arrays: list[np.ndarray | None] = [None] * len(self._graph.tensors)
         self._steps: list[_Step] = []
+        self._program: list[_Step] = []  # the steps invoke runs: _steps without the folded ones
+        self._folded: dict[int, np.ndarray] = {}  # tensor -> value computed at plan time
         self._allocated = False
         self._lock = threading.RLock()
 
@@ -120,13 +124,15 @@ class Interpreter:
             for i in self._graph.inputs:  # no prepare may see a tensor larger than the plan allows
                 self._check_size(tensors[i], shapes[i])
             steps = []
+            folded: dict[int, np.ndarray] = {}
             for op in self._graph.operators:
                 ctx = OpContext(
                     index=op.index,
                     opcode=BuiltinOperator(op.builtin),
                     version=op.code.version,
                     options=op.options,
-                    inputs=tuple(None if i < 0 else self._spec(tensors[i], shapes[i]) for i in op.inputs),
+                    inputs=tuple(None if i < 0 else self._spec(tensors[i], shapes[i], folded.get(i))
+                                 for i in op.inputs),
                     outputs=tuple(self._spec(tensors[i], shapes[i]) for i in op.outputs),
                     backend=self.backend,
                     max_tensor_bytes=MAX_ARENA_BYTES,
@@ -141,13 +147,18 @@ class Interpreter:
                 for i, shape in zip(op.outputs, prepared.output_shapes):
                     shapes[i] = tuple(int(d) for d in shape)
                     self._check_size(tensors[i], shapes[i])
-                steps.append(_Step(op.index, ctx.opcode, op.inputs, op.outputs, prepared.run))
-            self._arrays = arrays = self._place(shapes, written)
+                values = fold(ctx, prepared)
+                if values is not None:
+                    folded.update(zip(op.outputs, values))
+                steps.append(_Step(op.index, ctx.opcode, op.inputs, op.outputs, prepared.run, values is not None))
+            self._arrays = arrays = self._place(shapes, written, folded)
             for step in steps:
                 step.in_arrays = [None if i < 0 else arrays[i] for i in step.inputs]
                 step.out_arrays = [arrays[i] for i in step.outputs]
             self._shapes = shapes
             self._steps = steps
+            self._program = [s for s in steps if not s.folded]
+            self._folded = folded
             self._allocated = True
 
     @staticmethod
@@ -165,11 +176,11 @@ class Interpreter:
                              f"more than pydeeplab allows ({MAX_ARENA_BYTES})")
         return nbytes
 
-    def _spec(self, t: Tensor, shape: tuple[int, ...]) -> TensorSpec:
+    def _spec(self, t: Tensor, shape: tuple[int, ...], folded: np.ndarray | None = None) -> TensorSpec:
         self._nbytes(t, shape)  # a type we can compute with
         if t.sparse:
             raise ModelError(f"tensor {t.index} ({t.name!r}) is sparse; sparse tensors are not supported")
-        return TensorSpec(t.index, t.name, t.type, shape, t.quantization, t.data)
+        return TensorSpec(t.index, t.name, t.type, shape, t.quantization, t.data if folded is None else folded)
 
     def _check_dataflow(self) -> list[int]:
         """Check that every tensor is written once, before it is read. Returns the writer of each tensor.
@@ -205,8 +216,12 @@ class Interpreter:
             raise ModelError("the graph is not a valid dataflow graph: " + "; ".join(shown))
         return writer
 
-    def _place(self, shapes: list[tuple[int, ...]], writer: list[int]) -> list[np.ndarray | None]:
-        """Give every non-constant tensor an array; intermediates share one arena by lifetime."""
+    def _place(self, shapes: list[tuple[int, ...]], writer: list[int],
+               folded: dict[int, np.ndarray]) -> list[np.ndarray | None]:
+        """Give every non-constant tensor an array; intermediates share one arena by lifetime.
+
+        Constants, and the tensors folded at plan time, keep their own arrays, outside the arena.
+        """
         g = self._graph
         n_ops = len(g.operators)
         last_use = [-1] * len(g.tensors)
@@ -222,6 +237,9 @@ class Interpreter:
         for t in g.tensors:
             if t.data is not None:
                 arrays[t.index] = t.data
+                continue
+            if t.index in folded:
+                arrays[t.index] = folded[t.index]
                 continue
             if writer[t.index] == -2:
                 continue
@@ -257,7 +275,7 @@ class Interpreter:
         with self._lock:
             self._require_allocated("Invoke called on model that is not ready")
             with self._threads():
-                for step in self._steps:
+                for step in self._program:
                     step.run(step.in_arrays, step.out_arrays)
 
     def invoke_profiled(self) -> list[tuple[int, str, float]]:
@@ -266,7 +284,7 @@ class Interpreter:
             self._require_allocated("Invoke called on model that is not ready")
             times = []
             with self._threads():
-                for step in self._steps:
+                for step in self._program:
                     start = time.perf_counter()
                     step.run(step.in_arrays, step.out_arrays)
                     times.append((step.index, step.opcode.name, time.perf_counter() - start))
@@ -374,7 +392,7 @@ class Interpreter:
                     f"for input {tensor_index}, name: {t.name} "
                 )
             target = self._arrays[tensor_index]
-            if target is None or t.data is not None:
+            if target is None or t.data is not None or tensor_index in self._folded:
                 raise ValueError(f"Cannot set tensor: tensor {tensor_index} ({t.name!r}) is a constant or unused tensor")
             if value.ndim != target.ndim:
                 raise ValueError(
