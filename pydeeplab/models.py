@@ -378,20 +378,21 @@ OUTPUT_KINDS = ("logits", "probabilities", "probability", "logit", "labels")
 def output_grid(shape: tuple[int, ...], kind: str) -> tuple[int, int]:
     """(height, width) of a segmentation output of ``shape`` read as ``kind``.
 
-    [1,H,W,C] and [1,H,W] (batch 1), [H,W] for class ids, [H,W,C] for scores.
-    Raises :class:`ModelError` for any other shape.
+    Scores: [1,H,W,C] or [H,W,C]; class ids and one-channel scores: [1,H,W,1],
+    [1,H,W] or [H,W]. Raises :class:`ModelError` for any other shape.
     """
     shape = tuple(int(d) for d in shape)
-    if len(shape) == 4 and shape[0] == 1:
+    one_channel = kind in ("labels", "probability", "logit")
+    if len(shape) == 4 and shape[0] == 1 and (shape[3] == 1 or not one_channel):
         return shape[1], shape[2]
-    if len(shape) == 3 and kind == "labels" and shape[0] == 1:
+    if len(shape) == 3 and one_channel and shape[0] == 1:
         return shape[1], shape[2]
-    if len(shape) == 3 and kind != "labels":
+    if len(shape) == 3 and kind in ("logits", "probabilities"):
         return shape[0], shape[1]
-    if len(shape) == 2 and kind == "labels":
+    if len(shape) == 2 and one_channel:
         return shape
-    raise ModelError(f"a segmentation output of kind {kind!r} must be [1,H,W,C], [1,H,W] or [H,W], "
-                     f"got shape {list(shape)}")
+    expected = "[1,H,W,1], [1,H,W] or [H,W]" if one_channel else "[1,H,W,C] or [H,W,C]"
+    raise ModelError(f"a segmentation output of kind {kind!r} must be {expected}, got shape {list(shape)}")
 
 
 def _producer(graph, tensor: int):
@@ -504,10 +505,11 @@ def describe(path: str | os.PathLike, content: bytes, model, info: ModelInfo | N
         kind = infer_output_kind(model, meta.activation if meta else None)
         sources["output"] = "metadata and model" if meta and meta.activation else "model"
     out = g.tensors[g.outputs[0]]
-    output_grid(out.shape, kind)
-    channels = int(out.shape[-1]) if kind not in ("labels",) and len(out.shape) >= 3 else None
-    if kind in ("probability", "logit") and channels not in (1, None) and len(out.shape) == 4:
-        raise ModelError(f"{path}: output kind {kind!r} needs one channel, the output has {channels}")
+    try:
+        output_grid(out.shape, kind)
+    except ModelError as exc:
+        raise ModelError(f"{path}: {exc}") from None
+    channels = int(out.shape[-1]) if kind in ("logits", "probabilities") else None
 
     if info is None:
         info = ModelInfo(name=path.stem, file=path.name, sha256=digest, size=len(content))

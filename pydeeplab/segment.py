@@ -138,22 +138,41 @@ class Segmentation:
 
     @property
     def confidence_masks(self) -> np.ndarray | None:
-        """Per-class confidence at the image's size: float32 [num_classes, H, W], or None for class-id models.
+        """Per-class probabilities at the image's size: float32 [num_classes, H, W], or None for class-id models.
 
-        As MediaPipe's ImageSegmenter gives them: the activation first (softmax
-        over the classes of a logits model, sigmoid of a one-channel logit;
-        already-probability outputs as they are), then each class's map resized
-        bilinearly to the image. A one-channel model gives two masks,
-        background ``1 - p`` and foreground ``p`` (``p`` is MediaPipe's single
-        mask). Computed on each access: C x H x W x 4 bytes.
+        ``confidence("auto")``: softmax over the classes of a logits model,
+        sigmoid of a one-channel logit, probability outputs as they are; then
+        each class's map resized bilinearly to the image, as MediaPipe's
+        ImageSegmenter resizes its confidence masks. A one-channel model gives
+        two masks, background ``1 - p`` and foreground ``p`` (``p`` is
+        MediaPipe's single mask). Computed on each access: C x H x W x 4 bytes.
         """
+        return self.confidence("auto")
+
+    def confidence(self, activation: str = "auto") -> np.ndarray | None:
+        """Per-class confidence maps at the image's size: float32 [num_classes, H, W] (None for class-id models).
+
+        ``activation``: ``"auto"`` (probabilities, see :attr:`confidence_masks`),
+        ``"softmax"``, ``"sigmoid"`` or ``"none"`` (the model's scores as they
+        are, which is what MediaPipe's ImageSegmenter returns for a model whose
+        metadata names no activation). A one-channel model always gives its
+        probability ``p`` (a logit output has been through the sigmoid) and
+        ``1 - p`` for the background, whatever ``activation`` says.
+        """
+        if activation not in ("auto", "softmax", "sigmoid", "none"):
+            raise ValueError(f"activation must be auto, softmax, sigmoid or none, not {activation!r}")
         if self.logits is None:
             return None
         x = self.logits
-        if self.output_kind == "logits":
+        one_channel = self.output_kind in ("probability", "logit")
+        if activation == "auto":
+            activation = "softmax" if self.output_kind == "logits" else "none"
+        if one_channel:  # logits holds p already (a logit output went through the sigmoid in segment)
+            x = np.concatenate([1.0 - x, x], axis=-1)
+        elif activation == "softmax":
             x = _softmax(x)
-        elif self.output_kind in ("probability", "logit"):
-            x = np.concatenate([1.0 - x, x], axis=-1)  # logits holds p already (sigmoid applied)
+        elif activation == "sigmoid":
+            x = _sigmoid(x)
         h, w = self.labels.shape
         return np.ascontiguousarray(np.moveaxis(upsample_bilinear(x, h, w), -1, 0))
 
