@@ -13,7 +13,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -22,6 +22,8 @@ import numpy as np
 from .errors import ModelError, UnsupportedOperatorError
 from .folding import fold
 from .ops import REGISTRY, OpContext, TensorSpec
+from .ops.base import Prepare, Prepared
+from .ops.custom import check_custom_op, lookup_custom_op
 from .ops.base import Run
 from .tflite.model import Model, Tensor
 from .tflite.reader import load_model, read_model
@@ -69,6 +71,9 @@ class Interpreter:
         backend: ``"numba"`` (fast JIT kernels) or ``"numpy"`` (the readable reference).
         experimental_delegates, experimental_op_resolver_type: accepted for API
             compatibility and ignored (pydeeplab has one set of kernels per backend).
+        custom_ops: implementations of custom operators for this interpreter only,
+            ``{custom_code: prepare}``; they take precedence over those registered with
+            :func:`pydeeplab.register_custom_op` (see docs/custom_ops.md).
     """
 
     def __init__(
@@ -81,6 +86,7 @@ class Interpreter:
         experimental_preserve_all_tensors: bool = False,
         *,
         backend: str = "numba",
+        custom_ops: Mapping[str, Prepare] | None = None,
     ):
         if (model_path is None) == (model_content is None):
             raise ValueError("Exactly one of model_path and model_content must be given")
@@ -90,6 +96,9 @@ class Interpreter:
             raise ValueError("num_threads should >= 1 (or -1 for the default)")
         self.model: Model = load_model(model_path) if model_path is not None else read_model(model_content)
         self.backend = backend
+        self._custom_ops = dict(custom_ops or {})
+        for name, prepare in self._custom_ops.items():
+            check_custom_op(name, prepare)
         self._num_threads = None if num_threads in (None, -1) else num_threads
         self._preserve = experimental_preserve_all_tensors
         self._graph = self.model.main
@@ -104,15 +113,34 @@ class Interpreter:
 
     # -- planning ------------------------------------------------------------------
 
+    def _prepare_of(self, op) -> Prepare | None:
+        """The prepare function of an operator: a builtin's, or a custom operator's implementation."""
+        if op.builtin == BuiltinOperator.CUSTOM:
+            return lookup_custom_op(op.code.custom_code, self._custom_ops)
+        return REGISTRY.get(op.builtin)
+
     def _check_supported(self) -> None:
-        missing = {}
+        missing: dict[str, list[int]] = {}
+        custom: dict[str, list[int]] = {}
         for op in self._graph.operators:
-            code = op.builtin
-            if code == BuiltinOperator.CUSTOM or code not in REGISTRY:
-                missing.setdefault(op.name, []).append(op.index)
+            if self._prepare_of(op) is None:
+                if op.builtin == BuiltinOperator.CUSTOM:
+                    custom.setdefault(op.code.custom_code or "", []).append(op.index)
+                else:
+                    missing.setdefault(op.name, []).append(op.index)
+        if not (missing or custom):
+            return
+        parts = []
         if missing:
             listing = "; ".join(f"{name} (operators {', '.join(map(str, idx))})" for name, idx in missing.items())
-            raise UnsupportedOperatorError(f"the model uses operators pydeeplab does not implement: {listing}")
+            parts.append(f"the model uses operators pydeeplab does not implement: {listing}")
+        if custom:
+            listing = "; ".join(f"CUSTOM({name}) (operators {', '.join(map(str, idx))})" for name, idx in custom.items())
+            first = next(iter(custom))
+            parts.append(f"the model uses custom operators that have no implementation: {listing}. "
+                         f"Register one with pydeeplab.register_custom_op({first!r}, prepare) or pass "
+                         f"Interpreter(..., custom_ops={{{first!r}: prepare}}); see docs/custom_ops.md")
+        raise UnsupportedOperatorError("; ".join(parts))
 
     def allocate_tensors(self) -> None:
         """Plan the graph for the current input shapes and allocate every tensor."""
@@ -136,12 +164,23 @@ class Interpreter:
                     outputs=tuple(self._spec(tensors[i], shapes[i]) for i in op.outputs),
                     backend=self.backend,
                     max_tensor_bytes=MAX_ARENA_BYTES,
+                    custom_code=op.code.custom_code,
+                    custom_options=op.custom_options,
                 )
                 _check_quantization(ctx)
                 try:
-                    prepared = REGISTRY[ctx.opcode](ctx)
+                    prepared = self._prepare_of(op)(ctx)
                 except MemoryError:
                     raise ctx.error("its tables do not fit in memory (a corrupt shape or option?)") from None
+                except (ModelError, InterpreterStateError):
+                    raise
+                except Exception as exc:
+                    if op.builtin != BuiltinOperator.CUSTOM:
+                        raise
+                    raise ctx.error(f"its prepare function failed: {type(exc).__name__}: {exc}") from exc
+                if not isinstance(prepared, Prepared):
+                    raise ctx.error(f"prepare returned {type(prepared).__name__}, not "
+                                    f"Prepared(output_shapes, run)")
                 if len(prepared.output_shapes) != len(op.outputs):
                     raise ctx.error(f"prepared {len(prepared.output_shapes)} output shapes for {len(op.outputs)} outputs")
                 for i, shape in zip(op.outputs, prepared.output_shapes):
