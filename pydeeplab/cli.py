@@ -139,7 +139,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _model_settings(args: argparse.Namespace) -> dict:
     """The Segmenter's model settings from --mean/--std/--labels/--output-kind (None: from the model)."""
-    return {"mean": args.mean, "std": args.std, "labels": args.labels, "output": args.output_kind}
+    return {"mean": args.mean, "std": args.std, "labels": args.labels, "output": args.output_kind,
+            "resample": args.resample}
 
 
 def _add_model_settings(p: argparse.ArgumentParser) -> None:
@@ -156,6 +157,9 @@ def _add_model_settings(p: argparse.ArgumentParser) -> None:
     g.add_argument("--output-kind", choices=OUTPUT_KINDS, default=None,
                    help="how to read the output: logits, probabilities (softmaxed), probability or logit "
                         "(one foreground channel: p > 0.5), labels (class ids)")
+    g.add_argument("--resample", choices=["antialias", "bilinear"], default="antialias",
+                   help="resizing to the model input: antialias (default, Pillow) or bilinear "
+                        "(sampling, as MediaPipe's ImageSegmenter: reproduces its masks)")
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:

@@ -37,7 +37,8 @@ from PIL import Image
 
 from .atomic import atomic_write
 from .errors import ModelError
-from .image import IMAGE_EXTENSIONS, ImageLike, letterbox, load_rgb, resize_labels, resize_rgb, to_model_input
+from .image import (IMAGE_EXTENSIONS, RESAMPLE_METHODS, ImageLike, letterbox, load_rgb, resize_image, resize_labels,
+                    to_model_input)
 from .interpreter import Interpreter
 from .models import ModelInfo, describe, find_model, output_grid
 from .palette import LabelSet, colorize, get_label_set, palette_bytes
@@ -267,7 +268,7 @@ class Segmentation:
 
 
 class Segmenter:
-    """Semantic segmentation with a DeepLab TFLite model on pydeeplab's interpreter.
+    """Semantic segmentation with any segmentation TFLite model on pydeeplab's interpreter.
 
     Args:
         model: a model name (``deeplabv3_257``, ``deeplabv3_mnv2_pascal_quant``,
@@ -277,6 +278,17 @@ class Segmenter:
         backend: ``"numba"`` or ``"numpy"`` (see :class:`pydeeplab.Interpreter`).
         num_threads: threads for the Numba kernels (default: all).
         keep_aspect: default for :meth:`segment`: letterbox instead of stretching.
+        mean, std: float input normalization ``(x - mean) / std`` (one value or R, G, B).
+        labels: class names: a label-set name, a text file (one a line) or a list.
+        output: the output kind (:data:`pydeeplab.models.OUTPUT_KINDS`).
+        resample: how the image is resized to the model input: ``"antialias"``
+            (default; Pillow's bilinear, low-pass when shrinking) or
+            ``"bilinear"`` (four-tap sampling, bit for bit MediaPipe's
+            ImageSegmenter: use it to reproduce MediaPipe's results).
+
+    ``mean``, ``std``, ``labels`` and ``output`` default to the model's TFLite
+    metadata, else its manifest entry, else what its output tensor says
+    (:func:`pydeeplab.models.describe`; ``info.sources`` tells which).
 
     A Segmenter may be shared by threads; calls to the model are serialized.
     """
@@ -284,7 +296,10 @@ class Segmenter:
     def __init__(self, model: str | os.PathLike = "deeplabv3_257", backend: str = "numba",
                  num_threads: int | None = None, keep_aspect: bool = False, *,
                  mean: float | tuple[float, ...] | None = None, std: float | tuple[float, ...] | None = None,
-                 labels: str | os.PathLike | tuple[str, ...] | list[str] | None = None, output: str | None = None):
+                 labels: str | os.PathLike | tuple[str, ...] | list[str] | None = None, output: str | None = None,
+                 resample: str = "antialias"):
+        if resample not in RESAMPLE_METHODS:
+            raise ValueError(f"resample must be one of {', '.join(RESAMPLE_METHODS)}, not {resample!r}")
         start = time.perf_counter()
         path, info = find_model(model)
         self.path = path
@@ -297,6 +312,8 @@ class Segmenter:
         # Arguments given here win over the metadata, which wins over the manifest (see models.describe).
         self.settings = {"mean": mean, "std": std, "labels": labels, "output": output}
         self.info: ModelInfo = describe(path, content, self.interpreter.model, info, **self.settings)
+        self.resample = resample
+        self.settings["resample"] = resample
         self.backend = backend
         self.keep_aspect = keep_aspect
         self._lock = threading.Lock()
@@ -337,9 +354,9 @@ class Segmenter:
         t1 = time.perf_counter()
         h_in, w_in = self.input_size
         if keep_aspect:
-            x, (rows, cols) = letterbox(rgb, h_in, w_in)
+            x, (rows, cols) = letterbox(rgb, h_in, w_in, resample=self.resample)
         else:
-            x, (rows, cols) = resize_rgb(rgb, h_in, w_in), (h_in, w_in)
+            x, (rows, cols) = resize_image(rgb, h_in, w_in, self.resample), (h_in, w_in)
         tensor = to_model_input(x, self._input["dtype"], self._input["quantization"], self.info.mean, self.info.std)
         t2 = time.perf_counter()
         with self._lock:

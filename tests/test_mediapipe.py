@@ -55,3 +55,30 @@ def test_tf_hub_fp16_model_category_mask(model_path, image_path, backend):
     err = float(np.abs(ours - confidence).max())
     assert err <= 1e-4 * (1 + float(np.abs(confidence).max())), err
     assert len(np.unique(category)) >= 2  # a real scene, not an all-background image
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_selfie_segmenter_confidence_and_labels(model_path, image_path, backend):
+    model = model_path("selfie_segmenter")
+    image = image_path("grace_hopper.bmp")
+    _, confidence = mediapipe_segment(model, image)
+    assert confidence.shape == (1, 600, 512)
+    # resample="bilinear" is MediaPipe's own resizing (OpenCV's fixed-point warp): the same input tensor.
+    seg = Segmenter(model, backend=backend, resample="bilinear")
+    assert seg.info.output == "probability" and seg.class_names == ("background", "selfie")
+    r = seg.segment(image)
+    ours = r.confidence_masks
+    assert ours.shape == (2, 600, 512)
+    err = float(np.abs(ours[1] - confidence[0]).max())
+    assert err <= 1e-4, err
+    assert np.array_equal(r.labels == 1, confidence[0] > 0.5)
+    assert 0.1 < (r.labels == 1).mean() < 0.9  # a person and a background in the picture
+
+
+def test_selfie_segmenter_default_resizing_is_close(model_path, image_path):
+    # Pillow's low-pass resizing (the default) sees a slightly different input: labels differ at the edges only.
+    model = model_path("selfie_segmenter")
+    image = image_path("grace_hopper.bmp")
+    _, confidence = mediapipe_segment(model, image)
+    r = Segmenter(model).segment(image)
+    assert np.mean((r.labels == 1) == (confidence[0] > 0.5)) > 0.99
