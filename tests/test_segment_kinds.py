@@ -256,7 +256,7 @@ def test_mlperf_ade20k_model_matches_litert_ref(model_path, image_path):
 
 def test_mlperf_models_evaluate_on_ade20k(model_path, image_path):
     # Both MLPerf models on ADE20K's own annotation (150 classes mapped to MLPerf's 32): a quality floor
-    # well under what they reach (mean IoU 0.56 and 0.60 on this image), far above chance (1/32).
+    # well under what they reach (mean IoU 0.56 and 0.68 on this image), far above chance (1/32).
     pairs = [(image_path("ade20k/ADE_val_00000001.jpg"), image_path("ade20k/ADE_val_00000001.png"))]
     for name in ("deeplabv3_mnv2_ade20k_uint8", "mobile_segmenter_r3_quant"):
         seg = Segmenter(model_path(name))
