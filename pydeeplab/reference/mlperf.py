@@ -25,9 +25,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def _blend(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The four integer blends from a to b, stacked on a new axis -2 (before the channels)."""
-    return np.stack([a, (3 * a + b) // 4, (a + b) // 2, (a + 3 * b) // 4], axis=-2)
+def _blend(a: np.ndarray, b: np.ndarray, axis: int) -> np.ndarray:
+    """The four integer blends from a to b, stacked on a new axis."""
+    return np.stack([a, (3 * a + b) // 4, (a + b) // 2, (a + 3 * b) // 4], axis=axis)
 
 
 def resize_argmax(x: np.ndarray, out: np.ndarray) -> None:
@@ -40,8 +40,8 @@ def resize_argmax(x: np.ndarray, out: np.ndarray) -> None:
         return
     v = x.astype(np.uint32)
     tl, tr, bl, br = v[:, :-1, :-1], v[:, :-1, 1:], v[:, 1:, :-1], v[:, 1:, 1:]
-    top, bottom = _blend(tl, tr), _blend(bl, br)  # [N, H-1, W-1, 4 (j), C]
-    values = _blend(top, bottom)  # [N, H-1, W-1, 4 (i), 4 (j), C]
+    top, bottom = _blend(tl, tr, -2), _blend(bl, br, -2)  # [N, H-1, W-1, 4 (j), C]
+    values = _blend(top, bottom, -3)  # [N, H-1, W-1, 4 (i), 4 (j), C]
     blended = np.argmax(values, axis=-1).astype(np.int32)  # strict '>' from 0: the first maximum
     a = corner
     uniform = (a[:, :-1, :-1] == a[:, :-1, 1:]) & (a[:, :-1, 1:] == a[:, 1:, :-1]) & (a[:, 1:, :-1] == a[:, 1:, 1:])
