@@ -387,7 +387,7 @@ def output_grid(shape: tuple[int, ...], kind: str) -> tuple[int, int]:
         return shape[1], shape[2]
     if len(shape) == 3 and one_channel and shape[0] == 1:
         return shape[1], shape[2]
-    if len(shape) == 3 and kind in ("logits", "probabilities"):
+    if len(shape) == 3 and kind in ("logits", "probabilities") and shape[0] != 1:  # [1,H,W] is not [H,W,C]
         return shape[0], shape[1]
     if len(shape) == 2 and one_channel:
         return shape

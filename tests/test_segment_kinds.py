@@ -140,6 +140,9 @@ def test_class_ids_of_any_layout(tmp_path, shape, dtype):
     r = seg.segment(img)
     assert r.labels.shape == (16, 24) and (r.labels[:, :12] == 1).all() and (r.labels[:, 12:] == 2).all()
     assert r.logits is None and r.confidence_masks is None
+    if len(shape) == 3:  # class ids cannot be read as a score map
+        with pytest.raises(ModelError, match="logits"):
+            Segmenter(tmp_path / "ids.tflite", output="logits")
 
 
 # -- scores ----------------------------------------------------------------------------------------------------
