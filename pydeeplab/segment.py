@@ -4,15 +4,24 @@ The pipeline around the TFLite model:
 
 1. decode the image to 8-bit RGB (:func:`pydeeplab.image.load_rgb`: EXIF
    orientation, color modes);
-2. resize it to the model's input (bilinear), or with ``keep_aspect`` fit it
+2. resize it to the model's input (``resample``: Pillow's antialiased bilinear, or
+   MediaPipe's bilinear sampling), or with ``keep_aspect`` fit it
    inside keeping its proportions and pad the rest (:func:`pydeeplab.image.letterbox`);
 3. normalize (float models ``(x - mean) / std``, uint8 models raw bytes) and run
    :class:`pydeeplab.Interpreter`;
-4. bring the result back to the image's size: a model that outputs logits
-   ([1,h,w,C]) has them upsampled bilinearly and then takes the argmax (sharper
-   edges than upsampling the labels); a model that outputs labels ([1,h,w],
-   e.g. ending in ARG_MAX) has its labels upsampled by nearest neighbor. With
+4. bring the result back to the image's size, by output kind
+   (:data:`pydeeplab.models.OUTPUT_KINDS`): scores ([1,h,w,C] logits or
+   probabilities) are upsampled bilinearly and then argmaxed (sharper edges
+   than upsampling the labels); a one-channel foreground probability (or logit,
+   through a sigmoid) is upsampled and thresholded at 0.5, as MediaPipe's
+   ImageSegmenter does; class ids (ARG_MAX, ResizeArgmax; any integer type, with
+   or without the batch dimension) are upsampled by nearest neighbor. With
    ``keep_aspect`` the padded part of the output is cropped off first.
+
+Normalization, class names and the output kind come from the Segmenter's
+arguments, else the model's TFLite metadata, else the manifest, else the
+output tensor (:func:`pydeeplab.models.describe`).
+:attr:`Segmentation.confidence_masks` gives per-class maps at the image's size.
 
 Example::
 
