@@ -407,3 +407,20 @@ def test_bad_registrations_are_refused_clearly():
         it = pydeeplab.Interpreter(model_content=_times_model(), custom_ops={"Times": prepare})
         with pytest.raises(ModelError, match=rf"operator 0 \(Times\): {message}"):
             it.allocate_tensors()
+
+
+def test_verify_holds_a_custom_op_against_its_builtin_rewrite(tmp_path):
+    from pydeeplab.verification import format_report, verify
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 4, 4, 3)).astype(np.float32)
+    weights, bias = rng.standard_normal((2, 3, 3, 3)).astype(np.float32), np.float32([0.5, -0.5])
+    model = _custom_model("Convolution2DTransposeBias", struct.pack("<3i", 1, 2, 2),
+                          [(x, False), (weights, True), (bias, True)], [(TensorType.FLOAT32, (1, 8, 8, 2))])
+    path = tmp_path / "tcb.tflite"
+    path.write_bytes(model)
+    report = verify(path, backend="numpy")
+    assert report.ok and len(report.isolated) == 1
+    assert report.isolated[0].note == "held against LiteRT's builtin rewrite of Convolution2DTransposeBias"
+    assert report.isolated[0].max_abs <= report.isolated[0].tolerance
+    assert "builtin rewrite" in format_report(report)
