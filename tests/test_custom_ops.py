@@ -159,6 +159,9 @@ def test_selfie_segmenter_against_mediapipe(model_path, image_path):
     theirs = result.confidence_masks[0].numpy_view().reshape(256, 256)
     (ours,) = _run(path.read_bytes(), [x], "numba")
     assert np.abs(ours[0, :, :, 0] - theirs).max() <= 5e-5  # measured 1.9e-5 (the data README: ~2e-5)
+    # The two oracles agree with each other too: MediaPipe and LiteRT on the TRANSPOSE_CONV rewrite.
+    (lite,) = run_litert(litert_equivalent(path.read_bytes()).content, [x], resolver="default")
+    assert np.abs(lite[0, :, :, 0] - theirs).max() <= 5e-5
 
 
 # --------------------------------------------------------------------------- MediaPipe pooling
@@ -407,3 +410,20 @@ def test_bad_registrations_are_refused_clearly():
         it = pydeeplab.Interpreter(model_content=_times_model(), custom_ops={"Times": prepare})
         with pytest.raises(ModelError, match=rf"operator 0 \(Times\): {message}"):
             it.allocate_tensors()
+
+
+def test_verify_holds_a_custom_op_against_its_builtin_rewrite(tmp_path):
+    from pydeeplab.verification import format_report, verify
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 4, 4, 3)).astype(np.float32)
+    weights, bias = rng.standard_normal((2, 3, 3, 3)).astype(np.float32), np.float32([0.5, -0.5])
+    model = _custom_model("Convolution2DTransposeBias", struct.pack("<3i", 1, 2, 2),
+                          [(x, False), (weights, True), (bias, True)], [(TensorType.FLOAT32, (1, 8, 8, 2))])
+    path = tmp_path / "tcb.tflite"
+    path.write_bytes(model)
+    report = verify(path, backend="numpy")
+    assert report.ok and len(report.isolated) == 1
+    assert report.isolated[0].note == "held against LiteRT's builtin rewrite of Convolution2DTransposeBias"
+    assert report.isolated[0].max_abs <= report.isolated[0].tolerance
+    assert "builtin rewrite" in format_report(report)
