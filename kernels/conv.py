@@ -21,7 +21,7 @@ All arrays are NHWC and C-contiguous; the semantics are stated in
 ``pydeeplab.reference.conv``.
 
 Quantized products are computed in floating point on exact integers (see
-``pydeeplab.ops.conv._exact_dtype``): float32 where no partial sum can exceed
+``conv_plan.exact_dtype``): float32 where no partial sum can exceed
 2**24, float64 otherwise. The sums are then exact whatever the order, and the
 int32 accumulator of TFLite, which wraps, is reproduced by wrapping the exact sum.
 """

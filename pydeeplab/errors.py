@@ -17,6 +17,10 @@ class UnsupportedOperatorError(ModelError):
     """The model uses operators (or operator variants) pydeeplab does not implement."""
 
 
+class CustomOpRegistrationError(ValueError):
+    """A custom operator registration that cannot work (bad name, not callable, name taken)."""
+
+
 class BackendUnavailableError(ImportError):
     """The backend asked for cannot run here (``backend="numba"`` without a working Numba).
 
