@@ -1,0 +1,64 @@
+"""FULLY_CONNECTED: the readable specification (``reference/fully_connected.h``,
+``reference/integer_ops/fully_connected.h``).
+
+The input is seen as [batch, depth] rows, the weights as [units, depth]. Float:
+``clamp(x @ W.T + bias)``. Quantized (uint8, int8 per tensor or per channel): the
+int32 accumulator ``sum((x - zp_x) * (w - zp_w)) + bias`` is rescaled by the
+output multiplier of its unit (``MultiplyByQuantizedMultiplier``), offset by the
+output zero point and clamped to the activation range.
+
+The accumulator is computed as a float64 matrix product of the offset integers:
+every product and partial sum is an integer below 2**53, so it is exact, and BLAS
+computes it quickly.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .fixedpoint import multiply_by_quantized_multiplier, wrap_int32
+
+
+def fully_connected(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, act_min: float, act_max: float,
+                    out: np.ndarray) -> None:
+    """Float FULLY_CONNECTED. x: float32 [batch, depth]; w: [units, depth]; bias: [units] or None;
+    out: float32 [batch, units]."""
+    y = x @ w.T
+    if bias is not None:
+        y = y + bias
+    np.clip(y, act_min, act_max, out=out)
+
+
+class QuantizedFullyConnectedParams(NamedTuple):
+    """Offsets (-zp for input and weights, +zp for the output), per-unit (multiplier, shift)
+    arrays ([units] or [1], positive shift = left) and the output clamp range."""
+
+    input_offset: int
+    weights_offset: int
+    output_offset: int
+    output_multiplier: np.ndarray
+    output_shift: np.ndarray
+    act_min: int
+    act_max: int
+
+
+def accumulate(x: np.ndarray, w: np.ndarray, input_offset: int, weights_offset: int,
+               bias: np.ndarray | None) -> np.ndarray:
+    """The int32 accumulators [batch, units] of quantized FULLY_CONNECTED (wrapping as int32)."""
+    xs = x.astype(np.float64) + input_offset
+    ws = w.astype(np.float64) + weights_offset
+    acc = (xs @ ws.T).astype(np.int64)
+    if bias is not None:
+        acc = acc + bias.astype(np.int64)
+    return wrap_int32(acc)
+
+
+def fully_connected_quantized(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None,
+                              p: QuantizedFullyConnectedParams, out: np.ndarray) -> None:
+    """Quantized FULLY_CONNECTED. x: uint8/int8 [batch, depth]; w: [units, depth]; bias: int32
+    [units] or None; out: [batch, units] of the output's 8-bit type."""
+    acc = accumulate(x, w, p.input_offset, p.weights_offset, bias)
+    y = multiply_by_quantized_multiplier(acc, p.output_multiplier, p.output_shift) + p.output_offset
+    out[...] = np.clip(y, p.act_min, p.act_max)
