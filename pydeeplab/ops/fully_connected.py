@@ -3,10 +3,10 @@
 Prepare follows TFLite's ``kernels/fully_connected.cc``: weights [units, depth], an
 optional bias [units] (absent as a missing third input or -1), the input flattened to
 [numel / depth, depth] rows; the output is [rows, units], or with ``keep_num_dims`` the
-input's shape with its last dimension replaced by units. Quantized multipliers:
-per tensor ``double(float(s_in * s_w)) / s_out`` (``GetQuantizedConvolutionMultipler``,
-the product in float32), per channel ``double(s_in) * double(s_w[c]) / double(s_out)``.
-A bias scale must equal s_in * s_w (relative 1e-6), as TFLite checks for per-tensor weights.
+input's shape with its last dimension replaced by units. Quantized outputs are
+rescaled as the reference kernels do, in double: ``double(s_in) * double(s_w[c]) /
+double(s_out)`` per unit (one s_w for per-tensor weights). A bias scale must equal
+s_in * s_w (relative 1e-6), as TFLite checks for per-tensor weights.
 
 Weights need not be constant (attention blocks multiply two activations). Hybrid
 models (float input, 8-bit weights), shuffled weight layouts and int16 are refused
@@ -105,15 +105,18 @@ def prepare_fully_connected(ctx: OpContext) -> Prepared:
             bs = float(np.float32(bias.quantization.scales[0]))
             if abs(product - bs) > 1e-6 * min(product, bs):
                 raise ctx.error(f"bias scale {bs} differs from input scale x weight scale {product}")
-        mult, shift = conv_output_multipliers(s_in, w_scales, s_out, np.uint8)  # float32 product
-    else:
-        mult, shift = conv_output_multipliers(s_in, w_scales, s_out, np.int8)
+    # TFLite also quantizes a fixed-point multiplier at Prepare (and refuses a non-finite one);
+    # its reference Eval rescales with this double instead.
+    effective = np.float64(np.float32(s_in)) * w_scales.astype(np.float64) / np.float64(np.float32(s_out))
+    try:
+        conv_output_multipliers(s_in, w_scales, s_out, np.uint8 if w_scales.size == 1 else np.int8)
+    except ValueError as exc:
+        raise ctx.error(str(exc)) from None
     try:
         act_min, act_max = activation_range_quantized(options.fused_activation_function, s_out, z_out, o.dtype)
     except ValueError as exc:
         raise ctx.error(str(exc)) from None
-    params = ref.QuantizedFullyConnectedParams(-z_in, -z_w, z_out, mult.astype(np.int64), shift.astype(np.int64),
-                                               act_min, act_max)
+    params = ref.QuantizedFullyConnectedParams(-z_in, -z_w, z_out, effective, act_min, act_max)
 
     def run(inputs, outputs):
         ref.fully_connected_quantized(inputs[0].reshape(rows, depth), inputs[1], b_of(inputs), params,

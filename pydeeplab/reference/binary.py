@@ -20,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .fixedpoint import multiply_by_quantized_multiplier_smaller_than_one_exp as mbqm_smaller
-from .fixedpoint import rounding_divide_by_pot
+from .fixedpoint import wrap_int32
 from .fixedpoint import saturating_rounding_doubling_high_mul as srdhm
 from .reduce import get_reciprocal
 
@@ -68,6 +68,23 @@ def count_leading_sign_bits(x: np.ndarray) -> np.ndarray:
     return 32 - np.frexp(magnitude.astype(np.float64))[1] - 1
 
 
+def rounding_divide_by_pot_x86(x: np.ndarray, exponent: np.ndarray) -> np.ndarray:
+    """gemmlowp ``RoundingDivideByPOT`` as LiteRT's x86 build computes it for any exponent >= 0.
+
+    Quantized DIV can ask for a right shift of more than 31 bits (a tiny quotient of a
+    dividend with much headroom: ``output_shift - recip_shift - headroom`` below -31).
+    That is undefined in C++; compiled for x86 the int32 shift count is taken modulo 32
+    and the mask ``(1ll << exponent) - 1`` truncated to int32 (all ones), so such
+    results come out huge and saturate. For exponents 0..31 this is
+    :func:`rounding_divide_by_pot`.
+    """
+    x = np.asarray(x, dtype=np.int64)
+    exponent = np.asarray(exponent, dtype=np.int64)
+    mask = wrap_int32((np.int64(1) << np.minimum(exponent, 62)) - 1)
+    threshold = (mask >> 1) + (x < 0)
+    return wrap_int32((x >> (exponent & 31)) + ((x & mask) > threshold))
+
+
 def div_quantized(a: np.ndarray, b: np.ndarray, p: QuantizedDivParams, out: np.ndarray) -> None:
     """Quantized DIV (uint8 / int8), broadcast. Callers make sure no ``b`` equals its zero point.
 
@@ -84,7 +101,7 @@ def div_quantized(a: np.ndarray, b: np.ndarray, p: QuantizedDivParams, out: np.n
     headroom = count_leading_sign_bits(v1)
     unscaled = srdhm(v1 << headroom, inv)
     total_shift = p.output_shift - recip_shift - headroom
-    result = rounding_divide_by_pot(srdhm(unscaled, p.output_multiplier), -total_shift) + p.output_offset
+    result = rounding_divide_by_pot_x86(srdhm(unscaled, p.output_multiplier), -total_shift) + p.output_offset
     out[...] = np.clip(result, p.act_min, p.act_max)
 
 

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .fixedpoint import multiply_by_quantized_multiplier, wrap_int32
+from .fixedpoint import wrap_int32
 
 
 def fully_connected(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, act_min: float, act_max: float,
@@ -32,16 +32,21 @@ def fully_connected(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, act_m
 
 
 class QuantizedFullyConnectedParams(NamedTuple):
-    """Offsets (-zp for input and weights, +zp for the output), per-unit (multiplier, shift)
-    arrays ([units] or [1], positive shift = left) and the output clamp range."""
+    """Offsets (-zp for input and weights, +zp for the output), the float64 effective
+    output scales ([units] or [1]: s_in * s_w / s_out in double) and the output clamp range."""
 
     input_offset: int
     weights_offset: int
     output_offset: int
-    output_multiplier: np.ndarray
-    output_shift: np.ndarray
+    effective_scale: np.ndarray
     act_min: int
     act_max: int
+
+
+def _round_half_away(x: np.ndarray) -> np.ndarray:
+    """C's ``round``: nearest integer, ties away from zero."""
+    t = np.trunc(x)
+    return np.where(np.abs(x - t) >= 0.5, t + np.sign(x), t)
 
 
 def accumulate(x: np.ndarray, w: np.ndarray, input_offset: int, weights_offset: int,
@@ -60,5 +65,5 @@ def fully_connected_quantized(x: np.ndarray, w: np.ndarray, bias: np.ndarray | N
     """Quantized FULLY_CONNECTED. x: uint8/int8 [batch, depth]; w: [units, depth]; bias: int32
     [units] or None; out: [batch, units] of the output's 8-bit type."""
     acc = accumulate(x, w, p.input_offset, p.weights_offset, bias)
-    y = multiply_by_quantized_multiplier(acc, p.output_multiplier, p.output_shift) + p.output_offset
+    y = _round_half_away(acc.astype(np.float64) * p.effective_scale).astype(np.int64) + p.output_offset
     out[...] = np.clip(y, p.act_min, p.act_max)
