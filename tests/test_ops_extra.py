@@ -319,3 +319,108 @@ def test_errors():
         run_ours_op(B.FULLY_CONNECTED, [T(np.zeros((2, 3), np.float32)),
                                         T(np.zeros((4, 3), np.int8), quant=quant(0.1, 0), const=True)],
                     [T(None, np.float32, (2, 4))], None, "numpy")
+
+
+# ------------------------------------------------- the new operators in a whole model
+
+
+def _graph_model(quantized: bool) -> tuple[bytes, list[np.ndarray]]:
+    """A small graph of the new operators (a PReLU block, a dense layer, self-attention-like
+    scores with weights computed at run time, space/depth shuffles, shape ops), written as
+    a .tflite file with the project's writer."""
+    from pydeeplab.tflite.writer import ModelBuilder
+
+    rng = RNG(30)
+    F, U8 = TensorType.FLOAT32, TensorType.UINT8
+    b = ModelBuilder(description="new builtin operators")
+    if quantized:
+        qx, qa, qw, qf, qo = quant(0.05, 120), quant(0.01, 30), quant(0.02, 128), quant(0.1, 100), quant(0.08, 60)
+        x = b.add_tensor("x", U8, (1, 8, 8, 4), qx)
+        alpha = b.add_constant("alpha", rng.integers(0, 256, (1, 1, 4)).astype(np.uint8), qa, U8)
+        p = b.add_tensor("prelu", U8, (1, 8, 8, 4), qx)
+        w = b.add_constant("w", rng.integers(0, 256, (6, 4)).astype(np.uint8), qw, U8)
+        bias = b.add_constant("bias", rng.integers(-500, 500, 6).astype(np.int32),
+                              quant(float(np.float32(0.05) * np.float32(0.02)), 0), TensorType.INT32)
+        f = b.add_tensor("dense", U8, (1, 8, 8, 6), qf)
+        o = b.add_tensor("leaky", U8, (1, 8, 8, 6), qo)
+        b.add_operator(B.PRELU, [x, alpha], [p])
+        b.add_operator(B.FULLY_CONNECTED, [p, w, bias], [f], FullyConnectedOptions(Activation.NONE, keep_num_dims=True))
+        b.add_operator(B.LEAKY_RELU, [f], [o], LeakyReluOptions(0.2))
+        b.set_inputs([x])
+        b.set_outputs([o])
+        return b.finish(), [rng.integers(0, 256, (1, 8, 8, 4)).astype(np.uint8)]
+    x = b.add_tensor("x", F, (1, 8, 8, 4))
+    alpha = b.add_constant("alpha", (rng.random((1, 1, 4)) * 0.3).astype(np.float32))
+    p = b.add_tensor("prelu", F, (1, 8, 8, 4))
+    rows = b.add_tensor("rows", F, (64, 4))
+    new_shape = b.add_constant("new_shape", np.array([64, 4], np.int32))
+    w = b.add_constant("w", rng.standard_normal((6, 4)).astype(np.float32))
+    bias = b.add_constant("bias", rng.standard_normal(6).astype(np.float32))
+    f = b.add_tensor("dense", F, (64, 6))
+    scores = b.add_tensor("scores", F, (64, 64))
+    logp = b.add_tensor("logp", F, (64, 64))
+    probs = b.add_tensor("probs", F, (64, 64))
+    axis1 = b.add_constant("axis1", np.array([1], np.int32))
+    total = b.add_tensor("total", F, (64,))
+    s2d = b.add_tensor("s2d", F, (1, 4, 4, 16))
+    d2s = b.add_tensor("d2s", F, (1, 8, 8, 4))
+    sq = b.add_tensor("sq", F, (1, 8, 8, 4))
+    idx = b.add_constant("idx", np.array([3, 0, 63], np.int32))
+    picked = b.add_tensor("picked", F, (3, 6))
+    perm = b.add_constant("perm", np.array([1, 0], np.int32))
+    picked_t = b.add_tensor("picked_t", F, (6, 3))
+    shape = b.add_tensor("shape", TensorType.INT32, (4,))
+    shape_f = b.add_tensor("shape_f", F, (4,))
+    b.add_operator(B.PRELU, [x, alpha], [p])
+    b.add_operator(B.RESHAPE, [p, new_shape], [rows])
+    b.add_operator(B.FULLY_CONNECTED, [rows, w, bias], [f], FullyConnectedOptions(Activation.RELU))
+    b.add_operator(B.FULLY_CONNECTED, [f, f], [scores], FullyConnectedOptions())  # weights at run time
+    b.add_operator(B.LOG_SOFTMAX, [scores], [logp], EmptyOptions())
+    b.add_operator(B.EXP, [logp], [probs], EmptyOptions())
+    b.add_operator(B.SUM, [probs, axis1], [total], ReducerOptions(False))
+    b.add_operator(B.SPACE_TO_DEPTH, [x], [s2d], SpaceToDepthOptions(2))
+    b.add_operator(B.DEPTH_TO_SPACE, [s2d], [d2s], DepthToSpaceOptions(2))
+    b.add_operator(B.SQUARED_DIFFERENCE, [d2s, p], [sq], EmptyOptions())
+    b.add_operator(B.GATHER, [f, idx], [picked], GatherOptions(0))
+    b.add_operator(B.TRANSPOSE, [picked, perm], [picked_t], EmptyOptions())
+    b.add_operator(B.SHAPE, [s2d], [shape], ShapeOptions(TensorType.INT32))
+    b.add_operator(B.CAST, [shape], [shape_f], CastOptions(TensorType.INT32, F))
+    b.set_inputs([x])
+    b.set_outputs([total, sq, picked_t, shape_f])
+    return b.finish(), [rng.standard_normal((1, 8, 8, 4)).astype(np.float32)]
+
+
+@pytest.mark.parametrize("quantized", [False, True], ids=["float32", "uint8"])
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_new_operators_in_a_model(quantized, backend):
+    """The new operators through the reader, the plan and the Interpreter, against LiteRT."""
+    from pydeeplab import Interpreter
+
+    model, feeds = _graph_model(quantized)
+    refs = run_litert(model, feeds, "ref")
+    interp = Interpreter(model_content=model, backend=backend)
+    interp.allocate_tensors()
+    interp.set_tensor(interp.get_input_details()[0]["index"], feeds[0])
+    interp.invoke()
+    for det, ref in zip(interp.get_output_details(), refs):
+        compare(interp.get_tensor(det["index"]), ref, f"{det['name']} [{backend}]", atol_scale=1e-4)
+
+
+def test_inspect_names_new_options_and_fc_macs(tmp_path, capsys):
+    from pydeeplab.cli import main
+
+    path = tmp_path / "new_ops.tflite"
+    path.write_bytes(_graph_model(False)[0])
+    assert main(["inspect", str(path), "--json"]) == 0
+    import json
+
+    s = json.loads(capsys.readouterr().out)
+    ops = {o["op"]: o for o in s["operators"]}
+    assert [o["macs"] for o in s["operators"] if o["op"] == "FULLY_CONNECTED"] == [64 * 6 * 4, 64 * 64 * 6]
+    assert ops["FULLY_CONNECTED"]["options"]["keep_num_dims"] is False
+    assert ops["DEPTH_TO_SPACE"]["options"] == {"block_size": 2}
+    assert ops["GATHER"]["options"] == {"axis": 0, "batch_dims": 0}
+    assert ops["CAST"]["options"] == {"in_data_type": "INT32", "out_data_type": "FLOAT32"}
+    assert s["totals"]["macs"] == 64 * 6 * 4 + 64 * 64 * 6
+    assert main(["inspect", str(path)]) == 0
+    assert "block_size=2" in capsys.readouterr().out

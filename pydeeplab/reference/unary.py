@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from .activation import _libm_float_function, lut_populate
@@ -48,6 +50,7 @@ def _clz32(x: int) -> int:
     return 32 - int(x).bit_length() if x > 0 else (32 if x == 0 else 0)
 
 
+@lru_cache(maxsize=1024)
 def inv_sqrt_multiplier(value: int) -> tuple[int, int]:
     """TFLite's ``GetInvSqrtQuantizedMultiplierExp(value, kReverseShift = -1)``: 1/sqrt(value).
 
