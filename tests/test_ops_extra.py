@@ -156,7 +156,8 @@ def test_binary_quantized(opcode, dtype, shapes):
             so = float(s[0] / s[1] * rng.uniform(0.02, 0.1))
         else:
             opts = EmptyOptions()
-            so = float(s[2]) if opcode != B.SQUARED_DIFFERENCE else float(max(s[0], s[1]) ** 2 * 255 * rng.uniform(4, 40))
+            squared = float(max(s[0], s[1]) ** 2 * 255 * rng.uniform(4, 40))
+            so = squared if opcode == B.SQUARED_DIFFERENCE else float(s[2])
         check_op(opcode, [a, b], [T(None, dtype, quant=quant(so, z[2] if opcode != B.MAXIMUM and
                                                                opcode != B.MINIMUM else z[0]))], opts)
 

@@ -1052,8 +1052,8 @@ def extra_strategies(st, seed, dtype_of, binary) -> dict:
 
     @st.composite
     def shape_(draw):
-        return draw(dtype_of("SHAPE")), dict(shape=shape(draw, 1, 5), out_type=draw(st.sampled_from(("INT32", "INT64"))),
-                                             seed=draw(seed))
+        out_type = draw(st.sampled_from(("INT32", "INT64")))
+        return draw(dtype_of("SHAPE")), dict(shape=shape(draw, 1, 5), out_type=out_type, seed=draw(seed))
 
     return {
         "PRELU": prelu_(), "LEAKY_RELU": leaky(), "FULLY_CONNECTED": fc(),

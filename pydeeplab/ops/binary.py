@@ -130,8 +130,12 @@ def prepare_div(ctx: OpContext) -> Prepared:
     except ValueError as exc:
         raise ctx.error(str(exc)) from None
     # div.cc: input1->params.scale / (input2->params.scale * output->params.scale), all float32.
-    real = float(np.float32(s1) / (np.float32(s2) * np.float32(so)))
-    m, s = quantize_multiplier(real)
+    with np.errstate(over="ignore", divide="ignore"):
+        real = float(np.float32(s1) / (np.float32(s2) * np.float32(so)))
+    try:
+        m, s = quantize_multiplier(real)
+    except ValueError as exc:
+        raise ctx.error(f"scales give no usable multiplier: {exc}") from None
     params = ref.QuantizedDivParams(-z1, -z2, zo, m, s, act_min, act_max)
     spec = partial(ref.div_quantized, p=params)
     return Prepared((out_shape,), _quantized_run(ctx, lambda x, y, out: spec(x, y, out=out), a, b, o, out_shape,

@@ -10,8 +10,9 @@ s_in * s_w (relative 1e-6), as TFLite checks for per-tensor weights.
 
 Weights need not be constant (attention blocks multiply two activations). Hybrid
 models (float input, 8-bit weights), shuffled weight layouts and int16 are refused
-with a message. Both backends run ``reference/fully_connected.py``, whose integer
-path is an exact float64 BLAS product.
+with a message. Float: a BLAS product on both backends. 8-bit: the numpy backend runs
+``reference/fully_connected.py`` (an exact float64 BLAS product, in blocks of rows), the
+numba backend ``kernels/fully_connected.py`` (int32 accumulation, parallel over rows).
 """
 
 from __future__ import annotations
@@ -83,10 +84,12 @@ def prepare_fully_connected(ctx: OpContext) -> Prepared:
         if o.type != TensorType.FLOAT32 or (has_bias and bias.type != TensorType.FLOAT32):
             raise ctx.error("a float32 FULLY_CONNECTED needs float32 output and bias")
         lo, hi = activation_range_float(options.fused_activation_function)
+        # Constant weights are transposed once here; run-time weights on every call.
+        w_t = None if w.data is None else np.ascontiguousarray(w.data.T)
 
         def run(inputs, outputs):
-            ref.fully_connected(inputs[0].reshape(rows, depth), inputs[1], b_of(inputs), lo, hi,
-                                outputs[0].reshape(rows, units))
+            ref.fully_connected(inputs[0].reshape(rows, depth), w_t if w_t is not None else inputs[1].T,
+                                b_of(inputs), lo, hi, outputs[0].reshape(rows, units))
         return Prepared((out_shape,), run)
 
     if x.type not in EIGHT_BIT:
@@ -117,9 +120,25 @@ def prepare_fully_connected(ctx: OpContext) -> Prepared:
     except ValueError as exc:
         raise ctx.error(str(exc)) from None
     params = ref.QuantizedFullyConnectedParams(-z_in, -z_w, z_out, effective, act_min, act_max)
+    if ctx.backend == "numba":
+        from ..kernels.fully_connected import fully_connected_quantized as kernel
+
+        scale = np.ascontiguousarray(np.broadcast_to(effective, (units,)), dtype=np.float64)
+        w_off = None if w.data is None else w.data.astype(np.int32) - z_w
+        zero_bias = np.zeros(units, dtype=np.int32)
+
+        def run_numba(inputs, outputs):
+            weights = w_off if w_off is not None else inputs[1].astype(np.int32) - z_w
+            bias_v = inputs[2].reshape(-1) if has_bias else zero_bias
+            kernel(inputs[0].reshape(rows, depth), weights, bias_v, -z_in, scale, z_out, act_min, act_max,
+                   outputs[0].reshape(rows, units))
+
+        return Prepared((out_shape,), run_numba)
+    ws_t = None if w.data is None else ref.offset_weights(w.data, -z_w)
 
     def run(inputs, outputs):
-        ref.fully_connected_quantized(inputs[0].reshape(rows, depth), inputs[1], b_of(inputs), params,
+        weights = ws_t if ws_t is not None else ref.offset_weights(inputs[1], -z_w)
+        ref.fully_connected_quantized(inputs[0].reshape(rows, depth), weights, b_of(inputs), params,
                                       outputs[0].reshape(rows, units))
 
     return Prepared((out_shape,), run)

@@ -49,8 +49,11 @@ def prepare_prelu(ctx: OpContext) -> Prepared:
     s_in, z_in = quantization_of(ctx, x, "input 0")
     s_a, z_a = quantization_of(ctx, alpha, "alpha (input 1)")
     s_out, z_out = quantization_of(ctx, o, "output 0")
-    m1, sh1 = quantize_multiplier(float(np.float32(s_in) / np.float32(s_out)))
-    m2, sh2 = quantize_multiplier(float(np.float32(s_in) * np.float32(s_a) / np.float32(s_out)))
+    try:
+        m1, sh1 = quantize_multiplier(float(np.float32(s_in) / np.float32(s_out)))
+        m2, sh2 = quantize_multiplier(float(np.float32(s_in) * np.float32(s_a) / np.float32(s_out)))
+    except ValueError as exc:
+        raise ctx.error(f"scales give no usable multiplier: {exc}") from None
     params = ref.PreluParams(-z_in, -z_a, z_out, m1, sh1, m2, sh2)
     return Prepared((shape,), _quantized_run(
         ctx, lambda v, a, out: ref.prelu_quantized(v, a, params, out), x, alpha, o, shape))
@@ -65,6 +68,8 @@ def prepare_leaky_relu(ctx: OpContext) -> Prepared:
         raise ctx.error(f"output type {o.type.name} differs from the input type {x.type.name}")
     options = ctx.options if ctx.options is not None else LeakyReluOptions()
     alpha = np.float32(options.alpha)
+    if not np.isfinite(alpha):
+        raise ctx.error(f"alpha must be finite, got {options.alpha}")
     shape = tuple(x.shape)
     if x.type == TensorType.FLOAT32:
         def run(inputs, outputs):
@@ -74,8 +79,11 @@ def prepare_leaky_relu(ctx: OpContext) -> Prepared:
         raise ctx.error(f"{x.type.name} input is not supported (float32, uint8 and int8 are)")
     s_in, z_in = quantization_of(ctx, x, "input 0")
     s_out, z_out = quantization_of(ctx, o, "output 0")
-    m_alpha, sh_alpha = quantize_multiplier(float(np.float32(s_in) * alpha / np.float32(s_out)))
-    m_id, sh_id = quantize_multiplier(float(np.float32(s_in) / np.float32(s_out)))
+    try:
+        m_alpha, sh_alpha = quantize_multiplier(float(np.float32(s_in) * alpha / np.float32(s_out)))
+        m_id, sh_id = quantize_multiplier(float(np.float32(s_in) / np.float32(s_out)))
+    except ValueError as exc:
+        raise ctx.error(f"scales give no usable multiplier: {exc}") from None
     params = ref.LeakyReluParams(z_in, z_out, m_id, sh_id, m_alpha, sh_alpha)
 
     def spec(v: np.ndarray, out: np.ndarray) -> None:

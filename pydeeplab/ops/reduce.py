@@ -312,7 +312,10 @@ def prepare_sum(ctx: OpContext) -> Prepared:
         out_scale, out_zp = _quant(ctx, out, "output")
         if x.dtype == np.int16 and (in_zp != 0 or out_zp != 0):
             raise ctx.error("int16 SUM needs zero points of 0")
-        mult, shift = quantize_multiplier(float(np.float32(in_scale)) / float(np.float32(out_scale)))
+        try:
+            mult, shift = quantize_multiplier(float(np.float32(in_scale)) / float(np.float32(out_scale)))
+        except ValueError as exc:
+            raise ctx.error(f"scales give no usable multiplier: {exc}") from None
         info = np.iinfo(x.dtype)
         qmin, qmax = int(info.min), int(info.max)
         if x.dtype == np.int8:

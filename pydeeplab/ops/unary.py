@@ -64,8 +64,12 @@ def prepare_rsqrt(ctx: OpContext) -> Prepared:
     s_in, z_in = quantization_of(ctx, x, "input 0")
     s_out, z_out = quantization_of(ctx, o, "output 0")
     # elementwise.cc: 1. / (std::sqrt(float) * float), the product in float32.
-    real = 1.0 / float(np.sqrt(np.float32(s_in)) * np.float32(s_out))
-    m, s = quantize_multiplier(real)
+    with np.errstate(over="ignore", under="ignore"):
+        product = float(np.sqrt(np.float32(s_in)) * np.float32(s_out))
+    try:
+        m, s = quantize_multiplier(1.0 / product if product > 0 else float("inf"))
+    except ValueError as exc:
+        raise ctx.error(f"scales give no usable multiplier: {exc}") from None
     table = ref.rsqrt_table(z_in, m, s, z_out, x.dtype)
     lookup = _lookup_both(ctx, table)
 

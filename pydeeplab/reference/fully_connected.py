@@ -21,11 +21,11 @@ import numpy as np
 from .fixedpoint import wrap_int32
 
 
-def fully_connected(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, act_min: float, act_max: float,
+def fully_connected(x: np.ndarray, w_t: np.ndarray, bias: np.ndarray | None, act_min: float, act_max: float,
                     out: np.ndarray) -> None:
-    """Float FULLY_CONNECTED. x: float32 [batch, depth]; w: [units, depth]; bias: [units] or None;
-    out: float32 [batch, units]."""
-    y = x @ w.T
+    """Float FULLY_CONNECTED. x: float32 [batch, depth]; w_t: the weights transposed, [depth, units];
+    bias: [units] or None; out: float32 [batch, units]."""
+    y = x @ w_t
     if bias is not None:
         y = y + bias
     np.clip(y, act_min, act_max, out=out)
@@ -49,21 +49,30 @@ def _round_half_away(x: np.ndarray) -> np.ndarray:
     return np.where(np.abs(x - t) >= 0.5, t + np.sign(x), t)
 
 
-def accumulate(x: np.ndarray, w: np.ndarray, input_offset: int, weights_offset: int,
-               bias: np.ndarray | None) -> np.ndarray:
-    """The int32 accumulators [batch, units] of quantized FULLY_CONNECTED (wrapping as int32)."""
+def offset_weights(w: np.ndarray, weights_offset: int) -> np.ndarray:
+    """The offset weights ``w - zp_w`` as float64, transposed to [depth, units] (plan time for constants)."""
+    return np.ascontiguousarray((w.astype(np.float64) + weights_offset).T)
+
+
+def accumulate(x: np.ndarray, ws_t: np.ndarray, input_offset: int, bias: np.ndarray | None) -> np.ndarray:
+    """The int32 accumulators [batch, units] of quantized FULLY_CONNECTED (wrapping as int32).
+    ws_t: :func:`offset_weights`."""
     xs = x.astype(np.float64) + input_offset
-    ws = w.astype(np.float64) + weights_offset
-    acc = (xs @ ws.T).astype(np.int64)
+    acc = (xs @ ws_t).astype(np.int64)
     if bias is not None:
         acc = acc + bias.astype(np.int64)
     return wrap_int32(acc)
 
 
-def fully_connected_quantized(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None,
+def fully_connected_quantized(x: np.ndarray, ws_t: np.ndarray, bias: np.ndarray | None,
                               p: QuantizedFullyConnectedParams, out: np.ndarray) -> None:
-    """Quantized FULLY_CONNECTED. x: uint8/int8 [batch, depth]; w: [units, depth]; bias: int32
-    [units] or None; out: [batch, units] of the output's 8-bit type."""
-    acc = accumulate(x, w, p.input_offset, p.weights_offset, bias)
-    y = _round_half_away(acc.astype(np.float64) * p.effective_scale).astype(np.int64) + p.output_offset
-    out[...] = np.clip(y, p.act_min, p.act_max)
+    """Quantized FULLY_CONNECTED. x: uint8/int8 [batch, depth]; ws_t: the offset weights
+    [depth, units] (:func:`offset_weights`); bias: int32 [units] or None; out: [batch, units]
+    of the output's 8-bit type."""
+    # Blocks of rows bound the float64 / int64 temporaries (~32 MiB) on long inputs.
+    step = max(1, (1 << 22) // max(1, ws_t.shape[0], ws_t.shape[1]))
+    for start in range(0, x.shape[0], step):
+        rows = slice(start, start + step)
+        acc = accumulate(x[rows], ws_t, p.input_offset, bias)
+        y = _round_half_away(acc.astype(np.float64) * p.effective_scale).astype(np.int64) + p.output_offset
+        out[rows] = np.clip(y, p.act_min, p.act_max)
