@@ -425,3 +425,18 @@ def test_inspect_names_new_options_and_fc_macs(tmp_path, capsys):
     assert s["totals"]["macs"] == 64 * 6 * 4 + 64 * 64 * 6
     assert main(["inspect", str(path)]) == 0
     assert "block_size=2" in capsys.readouterr().out
+
+
+def test_broadcast_rank_limits():
+    """TFLite's fixed-rank broadcast loops: 4-D for SQUARED_DIFFERENCE and PRELU, 5-D for DIV,
+    MAXIMUM and MINIMUM. Beyond them pydeeplab refuses the model with a message."""
+    a = T(np.zeros((2, 1, 3, 1, 2), np.float32))
+    b = T(np.zeros((1, 4, 1, 5, 1), np.float32))
+    with pytest.raises(ModelError, match="at most 4"):
+        run_ours_op(B.SQUARED_DIFFERENCE, [a, b], [T(None, np.float32, (1,))], EmptyOptions(), "numpy")
+    six = T(np.zeros((2, 1, 1, 1, 1, 3), np.float32))
+    with pytest.raises(ModelError, match="at most 5"):
+        run_ours_op(B.MAXIMUM, [six, T(np.zeros((3,), np.float32))], [T(None, np.float32, (1,))],
+                    EmptyOptions(), "numpy")
+    # Five dimensions are within DIV's limit.
+    check_op(B.DIV, [a, T(np.ones((1, 4, 1, 5, 1), np.float32))], [T(None, np.float32)], DivOptions())

@@ -81,7 +81,7 @@ def _quantized_run(ctx: OpContext, spec, a: TensorSpec, b: TensorSpec, o: Tensor
 @register(BuiltinOperator.MAXIMUM, BuiltinOperator.MINIMUM)
 def prepare_maximum_minimum(ctx: OpContext) -> Prepared:
     a, b, o = _inputs(ctx, (_T.FLOAT32, _T.UINT8, _T.INT8, _T.INT16, _T.INT32, _T.INT64))
-    out_shape = broadcast_output_shape(ctx, a, b)
+    out_shape = broadcast_output_shape(ctx, a, b, max_rank=5)
     fn = ref.maximum if ctx.opcode == BuiltinOperator.MAXIMUM else ref.minimum
     if a.type in EIGHT_BIT:
         return Prepared((out_shape,), _quantized_run(ctx, fn, a, b, o, out_shape))
