@@ -116,7 +116,7 @@ def test_calls_out_of_order():
     with pytest.raises(ValueError, match="allocate_tensors"):
         ours.set_tensor(0, np.zeros((1, 9, 9, 3), np.float32))
     assert issubclass(InterpreterStateError, ValueError)
-    with pytest.raises(ValueError, match="Exactly one"):
+    with pytest.raises(ValueError, match="`model_path` or `model_content` must be specified"):
         pydeeplab.Interpreter()
     with pytest.raises(ValueError, match="backend"):
         pydeeplab.Interpreter(model_content=_conv_model(), backend="cuda")
