@@ -292,13 +292,16 @@ class Interpreter:
     def _check_dataflow(self) -> list[int]:
         """Check that every tensor is written once, before it is read. Returns the writer of each tensor.
 
-        The writer is -1 for graph inputs and constants, the operator index otherwise,
-        and -2 for tensors nobody writes (which no operator may then read).
+        The writer is -1 for graph inputs, variables and constants, the operator index
+        otherwise, and -2 for tensors nobody writes (which no operator may then read).
         """
         g = self._graph
         writer = [-2] * len(g.tensors)
         for i in g.inputs:
             writer[i] = -1
+        for t in g.tensors:  # a variable is state: it holds a value (zero at first) before any operator runs
+            if t.is_variable and t.data is None:
+                writer[t.index] = -1
         for t in g.tensors:
             if t.data is not None:
                 if writer[t.index] == -1:
@@ -346,8 +349,9 @@ class Interpreter:
             nbytes = self._check_size(t, shapes[t.index])
             total += nbytes
             first = writer[t.index]
-            last = n_ops if (self._preserve or t.index in g.inputs) else max(last_use[t.index], first)
-            if t.index in g.inputs:
+            whole_run = t.index in g.inputs or t.is_variable  # set from outside, or state kept between runs
+            last = n_ops if (self._preserve or whole_run) else max(last_use[t.index], first)
+            if whole_run:
                 first = -1
             blocks.append((nbytes, first, last, t.index))
         if total > MAX_ARENA_BYTES:
@@ -362,6 +366,8 @@ class Interpreter:
             t = g.tensors[index]
             off = offsets[index]
             arrays[index] = arena[off : off + nbytes].view(t.type.dtype).reshape(shapes[index])
+            if t.is_variable:
+                arrays[index][...] = _variable_reset_value(t)
         return arrays
 
     # -- running -------------------------------------------------------------------
@@ -491,8 +497,8 @@ class Interpreter:
         plan = self._subgraph(subgraph_index)
         n = len(plan._graph.tensors)
         if not isinstance(tensor_index, (int, np.integer)) or not 0 <= tensor_index < n:
-            raise ValueError(f"Tensor with no shape found. (pydeeplab: tensor index {tensor_index} is out of "
-                             f"range; subgraph {subgraph_index} has {n} tensors)")
+            raise ValueError(f"Invalid tensor index {tensor_index} exceeds max tensor index {n} "
+                             f"(of subgraph {subgraph_index})")
         return plan._details(int(tensor_index))
 
     def num_subgraphs(self) -> int:
@@ -600,18 +606,14 @@ class Interpreter:
                 self._allocated = False
 
     def reset_all_variables(self) -> None:
-        """Set every variable tensor (``is_variable``) to zero, as TFLite's ResetVariableTensors.
-
-        int8 variables are set to their zero point, as TFLite does (its reset writes the
-        quantized zero for int8 state such as LSTM cell tensors).
-        """
+        """Set every variable tensor (``is_variable``: state kept between invokes) back to zero,
+        as TFLite's ResetVariableTensors does (int8 variables to their zero point)."""
         with self._lock:
             for plan in self._subgraph_plans.values():
                 for t in plan._graph.tensors:
                     array = plan._arrays[t.index]
                     if t.is_variable and array is not None and t.data is None:
-                        zero = t.quantization.zero_point if t.type.dtype == np.int8 and t.quantization else 0
-                        array[...] = zero
+                        array[...] = _variable_reset_value(t)
 
     def get_signature_list(self) -> dict[str, dict[str, list[str]]]:
         """{signature key: {"inputs": [names], "outputs": [names]}} ({} for a model without signatures)."""
@@ -695,6 +697,11 @@ def _read(content: bytes) -> Model:
         raise
     except ModelError as exc:
         raise ModelError(f"The model is not a valid Flatbuffer buffer: {exc}") from exc
+
+
+def _variable_reset_value(t: Tensor) -> int:
+    """What TFLite resets a variable to: zero, or for int8 its zero point (the quantized 0.0)."""
+    return t.quantization.zero_point if t.type.dtype == np.int8 and t.quantization is not None else 0
 
 
 def _scalar_type(t: Tensor) -> type | None:

@@ -260,3 +260,48 @@ def test_uint8_pool_through_interpreter():
     ours.set_tensor(ours.get_input_details()[0]["index"], x)
     ours.invoke()
     np.testing.assert_array_equal(ours.get_tensor(ours.get_output_details()[0]["index"]), run_litert(model, [x])[0])
+
+
+# -- LiteRT API pieces that only pydeeplab needs to state (the shared ones: test_litert_compat.py) --
+
+
+def test_delegates_passed_in_are_ignored_with_a_warning():
+    with pytest.warns(RuntimeWarning, match="ignores the 1 delegate"):
+        it = pydeeplab.Interpreter(model_content=_conv_model(), experimental_delegates=[object()])
+    it.allocate_tensors()
+    it.invoke()
+
+
+def test_litert_op_resolver_values_are_accepted():
+    from ai_edge_litert.interpreter import OpResolverType as LiteResolver
+
+    for value in LiteResolver:
+        it = pydeeplab.Interpreter(model_content=_conv_model(), experimental_op_resolver_type=value)
+        assert it.op_resolver_type is pydeeplab.OpResolverType[value.name]
+
+
+def test_custom_op_registerers_are_called_once_before_the_model_is_resolved():
+    calls = []
+    it = pydeeplab.InterpreterWithCustomOps(model_content=_conv_model(),
+                                            custom_op_registerers=[lambda: calls.append(1)])
+    assert calls == [1] and it._safe_to_run()
+    with pytest.raises(ValueError, match="neither a function nor a symbol name"):
+        pydeeplab.InterpreterWithCustomOps(model_content=_conv_model(), custom_op_registerers=[3])
+
+
+def test_every_subgraph_is_checked_at_construction():
+    """LiteRT resolves every subgraph's operators up front; so does pydeeplab."""
+    b = ModelBuilder()
+    x = b.add_tensor("x", TensorType.FLOAT32, (1, 4))
+    y = b.add_tensor("y", TensorType.FLOAT32, (1, 4))
+    b.add_operator(BuiltinOperator.RELU, [x], [y])
+    b.set_inputs([x])
+    b.set_outputs([y])
+    b.add_subgraph("second")
+    x = b.add_tensor("x", TensorType.FLOAT32, (1, 4))
+    y = b.add_tensor("y", TensorType.FLOAT32, (1, 4))
+    b.add_operator(BuiltinOperator.CUSTOM, [x], [y], custom_code="NoSuchOp")
+    b.set_inputs([x])
+    b.set_outputs([y])
+    with pytest.raises(pydeeplab.UnsupportedOperatorError, match="NoSuchOp"):
+        pydeeplab.Interpreter(model_content=b.finish())
