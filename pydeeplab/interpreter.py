@@ -28,7 +28,7 @@ from .ops import REGISTRY, OpContext, TensorSpec
 from .ops.base import Run
 from .tflite.model import Model, Tensor
 from .tflite.reader import read_model
-from .threads import blas_threads
+from .threads import blas_threads, start_numba_threads
 from .tflite.schema import BuiltinOperator, tensor_type_of
 
 if TYPE_CHECKING:
@@ -154,6 +154,8 @@ class Interpreter:
     ):
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+        if backend == "numba":
+            start_numba_threads()  # before any kernel: see pydeeplab.threads (OpenMP spin count)
         self.op_resolver_type = _op_resolver_type(experimental_op_resolver_type)
         if num_threads is not None:  # LiteRT's checks and words (bool passes, as it is an int)
             if not isinstance(num_threads, int):
