@@ -383,7 +383,7 @@ class Interpreter:
         # One reference is self._views, one the argument of getrefcount; each live view adds one.
         return sys.getrefcount(self._views) == 2
 
-    def _ensure_safe(self, what: str) -> None:
+    def _ensure_safe(self, what: str = "this call") -> None:
         if not self._safe_to_run():
             raise InterpreterStateError(_HELD_VIEW_MESSAGE.format(what=what))
 

@@ -22,7 +22,9 @@ pydeeplab/delegate.py). The delegate that fails to load (testFail) is covered.
 
 from __future__ import annotations
 
+import enum
 import importlib
+import inspect
 import pathlib
 import shutil
 import subprocess
@@ -440,3 +442,48 @@ def test_variables_hold_state_until_reset(api):
     assert it.reset_all_variables() is None
     it.invoke()
     np.testing.assert_array_equal(it.get_tensor(y), np.ones((1, 4)))
+
+
+# -- the API's shape -------------------------------------------------------------------------
+
+
+def _parameters(fn) -> list[tuple[str, str, object]]:
+    """(name, kind, default) of each parameter; enum defaults by name (each module has its own enum)."""
+    out = []
+    for p in inspect.signature(fn).parameters.values():
+        default = p.default.name if isinstance(p.default, enum.Enum) else p.default
+        out.append((p.name, p.kind.name, default))
+    return out
+
+
+def test_every_public_name_and_signature_of_litert_is_on_pydeeplab():
+    """ai_edge_litert.interpreter's public classes and functions exist on pydeeplab, their methods
+    with the same parameters (pydeeplab may add keyword-only ones after, such as ``backend``)."""
+    import ai_edge_litert.interpreter as litert
+
+    import pydeeplab
+
+    public = [n for n in dir(litert) if not n.startswith("_") and (inspect.isclass(getattr(litert, n))
+                                                                  or inspect.isfunction(getattr(litert, n)))]
+    assert set(public) >= {"Interpreter", "InterpreterWithCustomOps", "SignatureRunner", "OpResolverType",
+                           "Delegate", "load_delegate"}
+    for name in public:
+        theirs, ours = getattr(litert, name), getattr(pydeeplab, name, None)
+        assert ours is not None, f"pydeeplab.{name} is missing"
+        if inspect.isfunction(theirs):
+            assert _parameters(ours) == _parameters(theirs), name
+        elif issubclass(theirs, enum.Enum):
+            assert [(m.name, m.value) for m in ours] == [(m.name, m.value) for m in theirs], name
+        else:
+            methods = [m for m, v in vars(theirs).items()
+                       if callable(v) and (not m.startswith("_") or m in ("__init__", "__call__"))]
+            for method in methods:
+                assert hasattr(ours, method), f"pydeeplab.{name}.{method} is missing"
+                mine = [p for p in _parameters(getattr(ours, method)) if p[1] != "KEYWORD_ONLY"]
+                assert mine == _parameters(getattr(theirs, method)), f"{name}.{method}"
+    # The private helpers LiteRT's tests and tools call.
+    for method in ("_get_op_details", "_get_ops_details", "_get_tensor_details", "_safe_to_run", "_ensure_safe",
+                   "_get_full_signature_list"):
+        assert _parameters(getattr(pydeeplab.Interpreter, method))[:len(
+            _parameters(getattr(litert.Interpreter, method)))] == _parameters(getattr(litert.Interpreter, method))
+    assert isinstance(pydeeplab.Interpreter.experimental_compress_quantization_zero_points, property)
