@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING
 from .errors import ModelError, UnsupportedOperatorError
 from .delegate import Delegate, load_delegate
 from .interpreter import Interpreter, InterpreterWithCustomOps, OpResolverType
+from .signature import SignatureRunner
 from .tflite.reader import load_model, read_model
 
 if TYPE_CHECKING:
     from .segment import Segmentation, Segmenter
-    from .signature import SignatureRunner
     from .verification import verify
 
 __version__ = "0.1.0"
@@ -28,7 +28,7 @@ __all__ = ["Interpreter", "InterpreterWithCustomOps", "OpResolverType", "Signatu
 
 #: Imported on first use: the segmentation API and verify pull in Pillow (and the
 #: model manifest, LiteRT), which an interpreter-only program (and its start-up time) does without.
-_LAZY = {"SignatureRunner": "signature", "Segmentation": "segment", "Segmenter": "segment", "verify": "verification"}
+_LAZY = {"Segmentation": "segment", "Segmenter": "segment", "verify": "verification"}
 
 
 def __getattr__(name: str):

@@ -19,20 +19,18 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .delegate import Delegate, load_delegate  # noqa: F401  (LiteRT's module has them: a drop-in for it)
 from .errors import ModelError, UnsupportedOperatorError
 from .ops import REGISTRY, OpContext, TensorSpec
 from .ops.base import Run
+from .signature import SignatureRunner
 from .tflite.model import Model, Tensor
 from .tflite.reader import read_model
 from .threads import blas_threads, start_numba_threads
 from .tflite.schema import BuiltinOperator, tensor_type_of
-
-if TYPE_CHECKING:
-    from .signature import SignatureRunner
 
 BACKENDS = ("numba", "numpy")
 #: Refuse plans whose activations need more than this (a corrupt shape, not a real model).
@@ -632,8 +630,6 @@ class Interpreter:
 
         ``signature_key`` may be None only when the model has exactly one signature.
         """
-        from .signature import SignatureRunner
-
         if signature_key is None:
             n = len(self.model.signature_defs)
             if n != 1:

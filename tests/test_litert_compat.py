@@ -470,6 +470,7 @@ def test_every_public_name_and_signature_of_litert_is_on_pydeeplab():
     for name in public:
         theirs, ours = getattr(litert, name), getattr(pydeeplab, name, None)
         assert ours is not None, f"pydeeplab.{name} is missing"
+        assert getattr(pydeeplab.interpreter, name) is ours  # `import pydeeplab.interpreter as tflite` too
         if inspect.isfunction(theirs):
             assert _parameters(ours) == _parameters(theirs), name
         elif issubclass(theirs, enum.Enum):
