@@ -111,3 +111,23 @@ def test_verify_against_builtin_reports_lsb(model_path):
     # ../shared/data/README.md: the optimized kernels differ by 1 in ~0.2% of a conv's outputs.
     first = differing[0]
     assert 0 < first.lsb_count < 0.01 * np.prod(first.shape) and first.lsb_max == 1
+
+
+def test_mlperf_ade20k_model_bit_exact_in_the_default_plan(model_path, image_path):
+    """The MLPerf uint8 model (int32 labels), run as users run it (default memory plan, numba),
+    gives LiteRT BUILTIN_REF's labels on every pixel."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    content = model_path("deeplabv3_mnv2_ade20k_uint8").read_bytes()
+    ours = pydeeplab.Interpreter(model_content=content, num_threads=2)
+    ours.allocate_tensors()
+    (x,) = make_inputs(ours.model.main, image_path(IMAGES[1]))
+    lite = Interpreter(model_content=content, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    lite.allocate_tensors()
+    for it in (ours, lite):
+        it.set_tensor(it.get_input_details()[0]["index"], x)
+        it.invoke()
+    out = ours.get_output_details()[0]["index"]
+    labels = ours.get_tensor(out)
+    assert labels.dtype == np.int32 and labels.shape == (1, 512, 512)
+    np.testing.assert_array_equal(labels, lite.get_tensor(out))
