@@ -152,8 +152,6 @@ class Interpreter:
     ):
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
-        if backend == "numba":
-            start_numba_threads()  # before any kernel: see pydeeplab.threads (OpenMP spin count)
         self.op_resolver_type = _op_resolver_type(experimental_op_resolver_type)
         if num_threads is not None:  # LiteRT's checks and words (bool passes, as it is an int)
             if not isinstance(num_threads, int):
@@ -180,6 +178,8 @@ class Interpreter:
         self._num_threads = num_threads
         self._preserve = experimental_preserve_all_tensors
         self._views = _ViewToken()
+        if backend == "numba":
+            start_numba_threads()  # before any kernel: see pydeeplab.threads (OpenMP spin count)
         self._setup(0)
         # LiteRT resolves every subgraph's operators when it builds the interpreter.
         self._subgraph_plans: dict[int, Interpreter] = {0: self}
@@ -204,7 +204,10 @@ class Interpreter:
                      "_experimental_compress_quantization_zero_points"):
             setattr(other, name, getattr(self, name))
         other._views = _ViewToken()  # its own arena: views of subgraph 0 do not pin it
-        other._setup(k)
+        try:
+            other._setup(k)
+        except UnsupportedOperatorError as exc:
+            raise UnsupportedOperatorError(f"subgraph {k} ({other.model.subgraphs[k].name!r}): {exc}") from None
         other._subgraph_plans = self._subgraph_plans
         return other
 

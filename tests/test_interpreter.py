@@ -303,5 +303,5 @@ def test_every_subgraph_is_checked_at_construction():
     b.add_operator(BuiltinOperator.CUSTOM, [x], [y], custom_code="NoSuchOp")
     b.set_inputs([x])
     b.set_outputs([y])
-    with pytest.raises(pydeeplab.UnsupportedOperatorError, match="NoSuchOp"):
+    with pytest.raises(pydeeplab.UnsupportedOperatorError, match="subgraph 1 .*NoSuchOp"):
         pydeeplab.Interpreter(model_content=b.finish())
