@@ -33,7 +33,7 @@ thread does not take a share of the work, was slower at one thread and at two
 BLAS is found the way threadpoolctl finds it: among the shared libraries
 loaded in the process, by the ``*openblas_set_num_threads*`` symbols (and
 ``cblas_?gemm`` for :func:`cblas_gemm`). Where none is found (another BLAS,
-or an unknown platform) the limits are no-ops.
+or an unknown platform) the limits are no-ops, and the first one says so with a warning.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import NamedTuple
@@ -156,10 +157,23 @@ def cblas_gemm() -> GemmFunctions | None:
     return None
 
 
+_said_no_blas_control = False
+
+
 @contextmanager
 def blas_threads(n: int) -> Iterator[None]:
-    """Hold BLAS to ``n`` threads inside the block, restoring the previous setting after."""
+    """Hold BLAS to ``n`` threads inside the block, restoring the previous setting after.
+
+    Where no OpenBLAS thread control is found this cannot be done: said once, with a warning.
+    """
+    global _said_no_blas_control
     libs = _find_blas()
+    if not libs and not _said_no_blas_control:
+        _said_no_blas_control = True
+        warnings.warn("pydeeplab found no OpenBLAS thread control in this process (another BLAS, or none), "
+                      "so it cannot hold BLAS to one thread while Numba's threads run: results are "
+                      "unchanged, but the two thread pools may slow each other down (set the BLAS's own "
+                      "thread variable, e.g. MKL_NUM_THREADS=1, if they do)", RuntimeWarning, stacklevel=3)
     before = [get() for _, get in libs]
     for (set_, _), b in zip(libs, before):
         if b != n:

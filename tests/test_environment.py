@@ -79,3 +79,16 @@ def test_missing_libm_warns_once(monkeypatch):
         expf(np.array([2.0], np.float32))
     assert [str(w.message).split(",")[0] for w in caught] == ["the C library's expf is not loadable here"]
     np.testing.assert_array_equal(first, np.exp(np.array([0.0, 1.0], np.float32)))
+
+
+def test_no_blas_thread_control_is_said_once(monkeypatch):
+    from pydeeplab import threads
+
+    monkeypatch.setattr(threads, "_blas", [])
+    monkeypatch.setattr(threads, "_said_no_blas_control", False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            with threads.blas_threads(1):
+                pass
+    assert len(caught) == 1 and "no OpenBLAS thread control" in str(caught[0].message)
