@@ -58,7 +58,8 @@ def _op_resolver_type(value) -> OpResolverType:
     """``value`` as our OpResolverType, refused as LiteRT refuses what it does not know."""
     if isinstance(value, OpResolverType):
         return value
-    if isinstance(value, enum.Enum) and type(value).__name__ == "OpResolverType" and value.name in OpResolverType.__members__:
+    foreign = isinstance(value, enum.Enum) and type(value).__name__ == "OpResolverType"
+    if foreign and value.name in OpResolverType.__members__:
         return OpResolverType[value.name]
     raise ValueError(f"Unrecognized passed in op resolver type: {value}. "
                      f"Pass one of pydeeplab.OpResolverType: {', '.join(OpResolverType.__members__)}")

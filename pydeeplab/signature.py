@@ -21,7 +21,9 @@ class SignatureRunner:
 
     Made by :meth:`pydeeplab.Interpreter.get_signature_runner`. Each call resizes the
     subgraph's inputs to the given arrays (re-planning only when a shape changed),
-    sets them, runs the subgraph and returns copies of its outputs.
+    sets them, runs the subgraph and returns copies of its outputs. Re-planning subgraph 0
+    while an array from ``interpreter.tensor(i)()`` is held raises RuntimeError (that array
+    would show freed memory); with unchanged shapes the runner runs, as LiteRT's does.
     """
 
     def __init__(self, interpreter: Interpreter | None = None, signature_key: str | None = None):
@@ -65,8 +67,10 @@ class SignatureRunner:
 
     def get_input_details(self) -> dict[str, dict]:
         """{input alias: details}, the details as :meth:`Interpreter.get_input_details` gives them."""
-        return {name: self._interpreter._get_tensor_details(i, self._subgraph_index) for name, i in self._inputs.items()}
+        details = self._interpreter._get_tensor_details
+        return {name: details(i, self._subgraph_index) for name, i in self._inputs.items()}
 
     def get_output_details(self) -> dict[str, dict]:
         """{output alias: details}, the details as :meth:`Interpreter.get_output_details` gives them."""
-        return {name: self._interpreter._get_tensor_details(i, self._subgraph_index) for name, i in self._outputs.items()}
+        details = self._interpreter._get_tensor_details
+        return {name: details(i, self._subgraph_index) for name, i in self._outputs.items()}
