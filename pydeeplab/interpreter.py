@@ -708,10 +708,12 @@ class InterpreterWithCustomOps(Interpreter):
     """LiteRT's interpreter with custom-op registerers, for code written against it.
 
     LiteRT's registerers are C symbols or functions taking a C op-resolver pointer;
-    pydeeplab's custom operators are Python (``pydeeplab.register_custom_op`` where
-    available). Here each registerer is a Python callable taking no arguments that
-    registers its operators; it is called once, before the model's operators are
-    resolved. A symbol name (str) is refused with LiteRT's words.
+    pydeeplab's custom operators are Python (:func:`pydeeplab.register_custom_op`). Here
+    each registerer is a Python callable taking no arguments that registers its
+    operators (e.g. ``lambda: pydeeplab.register_custom_op("MyOp", prepare)``); it is
+    called once, before the model's operators are resolved. A symbol name (str) is
+    refused with LiteRT's words. ``custom_ops={...}`` (passed on to Interpreter) is the
+    per-interpreter alternative.
     """
 
     def __init__(self, custom_op_registerers=None, **kwargs):

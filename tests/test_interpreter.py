@@ -305,3 +305,34 @@ def test_every_subgraph_is_checked_at_construction():
     b.set_outputs([y])
     with pytest.raises(pydeeplab.UnsupportedOperatorError, match="subgraph 1 .*NoSuchOp"):
         pydeeplab.Interpreter(model_content=b.finish())
+
+
+def test_custom_op_registerer_registers_a_python_operator():
+    """InterpreterWithCustomOps with a registerer calling pydeeplab.register_custom_op: the op runs."""
+    from pydeeplab import Prepared, register_custom_op, unregister_custom_op
+
+    def prepare_twice(ctx):
+        def run(inputs, outputs):
+            np.multiply(inputs[0], 2, out=outputs[0])
+
+        return Prepared((ctx.inputs[0].shape,), run)
+
+    b = ModelBuilder()
+    x = b.add_tensor("x", TensorType.FLOAT32, (1, 4))
+    y = b.add_tensor("y", TensorType.FLOAT32, (1, 4))
+    b.add_operator(BuiltinOperator.CUSTOM, [x], [y], custom_code="TwiceForRegistererTest")
+    b.set_inputs([x])
+    b.set_outputs([y])
+    model = b.finish()
+    with pytest.raises(UnsupportedOperatorError, match="TwiceForRegistererTest"):
+        pydeeplab.Interpreter(model_content=model)
+    try:
+        it = pydeeplab.InterpreterWithCustomOps(
+            model_content=model, custom_op_registerers=[lambda: register_custom_op("TwiceForRegistererTest",
+                                                                                   prepare_twice)])
+        it.allocate_tensors()
+        it.set_tensor(x, np.arange(4, dtype=np.float32).reshape(1, 4))
+        it.invoke()
+        np.testing.assert_array_equal(it.get_tensor(y), [[0.0, 2.0, 4.0, 6.0]])
+    finally:
+        unregister_custom_op("TwiceForRegistererTest")
