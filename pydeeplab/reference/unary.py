@@ -16,12 +16,11 @@ from functools import lru_cache
 
 import numpy as np
 
-from .activation import _libm_float_function, lut_populate
+from .activation import _expf, lut_populate
 from .fixedpoint import multiply_by_quantized_multiplier, rounding_divide_by_pot
 from .fixedpoint import saturating_rounding_doubling_high_mul as srdhm
 
 _INT32_MAX = 2**31 - 1
-_expf = _libm_float_function("expf", lambda v: np.exp(v.astype(np.float32)))
 
 
 def exp(x: np.ndarray, out: np.ndarray) -> None:
