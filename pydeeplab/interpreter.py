@@ -22,9 +22,8 @@ import numpy as np
 from .errors import ModelError, UnsupportedOperatorError
 from .folding import fold
 from .ops import REGISTRY, OpContext, TensorSpec
-from .ops.base import Prepare, Prepared
+from .ops.base import Prepare, Prepared, Run
 from .ops.custom import check_custom_op, lookup_custom_op
-from .ops.base import Run
 from .tflite.model import Model, Tensor
 from .tflite.reader import load_model, read_model
 from .threads import blas_threads
