@@ -293,3 +293,126 @@ def evaluate(segmenter, pairs: Sequence[tuple[Path, Path]], skipped: Sequence[st
             "mean_iou": round(mean_iou(one), 6) if one.sum() else None,
         })
     return result
+
+
+# -- whole datasets: one image at a time, on this machine or a Dask cluster ----------------------
+
+
+@dataclass
+class PartitionResult:
+    """What evaluating some samples gives: their summed int64 confusion matrix, the count, the broken files."""
+
+    confusion: np.ndarray
+    images: int = 0
+    broken: list[str] = field(default_factory=list)
+
+    def add(self, other: PartitionResult) -> None:
+        # Integer sums: the total is the same whatever the partitioning and the order partitions finish in.
+        self.confusion += other.confusion
+        self.images += other.images
+        self.broken += other.broken
+
+
+def evaluate_sample(segmenter, image: Path, mask_path: Path, lookup: np.ndarray) -> np.ndarray:
+    """The [C, C] int64 confusion matrix of one image (C = the segmenter's classes).
+
+    The mask's stored values go through ``lookup`` (uint8 [256], stored value ->
+    class id, 255 = ignored) first. Raises :class:`pydeeplab.image.ImageError`
+    naming the file when the image or mask cannot be read, differ in size, or
+    the mask holds a value outside the label set.
+    """
+    from .image import ImageError
+
+    num_classes = len(segmenter.class_names)
+    mask = lookup[load_mask(mask_path)]
+    seg = segmenter.segment(image)
+    if seg.labels.shape != mask.shape:
+        raise ImageError(f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but the image {image} is "
+                         f"{seg.labels.shape[1]}x{seg.labels.shape[0]} (width x height)")
+    try:
+        return confusion_matrix(seg.labels, mask, num_classes)
+    except ValueError as exc:
+        raise ImageError(f"{mask_path}: {exc}") from None
+
+
+def evaluate_partition(segmenter, samples: Sequence, lookup: np.ndarray) -> PartitionResult:
+    """Evaluate ``samples`` (:class:`pydeeplab.datasets.Sample`) one by one into one :class:`PartitionResult`.
+
+    A sample whose files cannot be used is counted in ``broken`` with a message
+    naming the file; the others are still evaluated. This is the per-image
+    work of ``pydeeplab evaluate --dataset``, run in this process, in worker
+    processes or on Dask workers alike.
+    """
+    from .image import ImageError
+
+    c = len(segmenter.class_names)
+    out = PartitionResult(np.zeros((c, c), dtype=np.int64))
+    for sample in samples:
+        try:
+            out.confusion += evaluate_sample(segmenter, sample.image, sample.mask, lookup)
+            out.images += 1
+        except (ImageError, OSError, ValueError) as exc:
+            text = str(exc)
+            out.broken.append(text if str(sample.image) in text or str(sample.mask) in text
+                              else f"{sample.image}: {text}")
+    return out
+
+
+@dataclass
+class DatasetResult:
+    """The metrics of a model on a dataset split: the summed confusion matrix and what was left out."""
+
+    model: str
+    dataset: str
+    split: str
+    label_set: str
+    class_names: tuple[str, ...]
+    confusion: np.ndarray
+    images: int = 0
+    broken: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """``miou`` (over classes present in truth or prediction), ``pixel_accuracy``, ``per_class_iou``
+        (name -> IoU, classes present only), ``confusion`` (rows truth, columns prediction), ``images``
+        (the number evaluated), and ``model``, ``label_set``, ``broken`` (the files skipped)."""
+        def num(x: float) -> float | None:
+            return None if not np.isfinite(x) else float(x)
+
+        ious = iou_per_class(self.confusion)
+        return {
+            "miou": num(mean_iou(self.confusion)),
+            "pixel_accuracy": num(pixel_accuracy(self.confusion)),
+            "per_class_iou": {n: float(v) for n, v in zip(self.class_names, ious) if np.isfinite(v)},
+            "confusion": self.confusion.tolist(),
+            "images": self.images,
+            "model": self.model,
+            "label_set": self.label_set,
+            "broken": list(self.broken),
+        }
+
+
+def format_dataset_result(result: DatasetResult) -> str:
+    """A text report: what was evaluated, the per-class IoU table, mIoU, pixel accuracy, the confusion matrix."""
+    cm = result.confusion
+    ious = iou_per_class(cm)
+    lines = [f"model:     {result.model}", f"dataset:   {result.dataset} ({result.split})",
+             f"label set: {result.label_set} ({len(result.class_names)} classes)",
+             f"images:    {result.images}" + (f" ({len(result.broken)} broken, skipped)" if result.broken else ""),
+             "", f"{'id':>4}  {'class':<22}{'IoU':>8}{'truth px':>14}{'pred px':>14}"]
+    for c, name in enumerate(result.class_names):
+        if np.isfinite(ious[c]):
+            lines.append(f"{c:>4}  {name[:21]:<22}{ious[c]:>8.4f}{int(cm[c].sum()):>14}{int(cm[:, c].sum()):>14}")
+    lines += ["", f"mIoU            {mean_iou(cm):.4f}  (over the {int(np.isfinite(ious).sum())} classes present)",
+              f"pixel accuracy  {pixel_accuracy(cm):.4f}"]
+    present = [c for c in range(len(result.class_names)) if cm[c].sum() or cm[:, c].sum()]
+    if present and len(present) <= 30:
+        width = max(8, max(len(str(int(v))) for v in cm[np.ix_(present, present)].ravel()) + 1)
+        lines += ["", "confusion matrix (rows: truth, columns: prediction)",
+                  " " * 16 + "".join(f"{result.class_names[c][:width - 1]:>{width}}" for c in present)]
+        for r in present:
+            lines.append(f"{result.class_names[r][:15]:<16}" + "".join(f"{int(cm[r, c]):>{width}}" for c in present))
+    elif present:
+        lines += ["", f"confusion matrix: {len(present)} classes present, too wide to print (see --json)"]
+    if result.broken:
+        lines += ["", "broken (skipped):"] + [f"  {message}" for message in result.broken]
+    return "\n".join(lines)

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .animation import Clip
 from .atomic import atomic_write
 from .errors import ModelError
 from .image import IMAGE_EXTENSIONS, ImageLike, letterbox, load_rgb, resize_labels, resize_rgb, to_model_input
@@ -308,13 +309,24 @@ class Segmenter:
 
 @dataclass
 class Job:
-    """One image of a batch and the files it is to produce (keys: labels, overlay, summary)."""
+    """One image (or clip) of a batch and the files it is to produce (keys: labels, overlay, summary).
+
+    A clip (``clip`` set: an animated image or a folder of frames) writes its
+    per-frame labels into the folder ``outputs["labels"]`` and its overlay as an
+    animated GIF. The summary is always written last: its presence means the
+    job is complete (what ``--resume`` checks).
+    """
 
     index: int
     input: Path
     outputs: dict[str, Path]
     format: str = "png"
     overlay_alpha: float | None = None
+    clip: Clip | None = None
+
+    def done(self) -> bool:
+        """True when every output exists (each is written atomically, the summary last)."""
+        return all(p.exists() for p in self.outputs.values())
 
 
 @dataclass
@@ -322,6 +334,7 @@ class JobResult:
     job: Job
     summary: dict | None = None
     error: str | None = None
+    skipped: bool = False  # --resume found its outputs
 
 
 def expand_inputs(paths: list[str | os.PathLike]) -> list[Path]:
@@ -335,14 +348,19 @@ def expand_inputs(paths: list[str | os.PathLike]) -> list[Path]:
     return files
 
 
-def plan_jobs(inputs: list[Path], out_dir: Path, format: str = "png", overlay_alpha: float | None = None) -> list[Job]:
+def plan_jobs(inputs: list[Path], out_dir: Path, format: str = "png", overlay_alpha: float | None = None,
+              clips: dict[Path, Clip] | None = None) -> list[Job]:
     """A :class:`Job` per input with output names ``<stem>_labels.<format>``, ``<stem>_overlay.png``, ``<stem>.json``.
 
     ``format``: ``png`` (palette PNG of class ids), ``npy`` (uint8 array) or
     ``json`` (the summary only). Inputs sharing a stem get ``<stem>-2``, ``-3``...
+    An input in ``clips`` (see :mod:`pydeeplab.animation`) gets
+    ``<stem>_overlay.gif`` (always) and a folder ``<stem>_labels/`` of
+    ``frame_<nnnn>.<format>`` files.
     """
     if format not in ("png", "npy", "json"):
         raise ValueError(f"unknown output format {format!r} (use png, npy or json)")
+    clips = clips or {}
     jobs, used = [], set()
     for i, path in enumerate(inputs):
         stem, n = path.stem, 1
@@ -350,17 +368,20 @@ def plan_jobs(inputs: list[Path], out_dir: Path, format: str = "png", overlay_al
             n += 1
             stem = f"{path.stem}-{n}"
         used.add(stem)
+        clip = clips.get(path)
         outputs = {"summary": out_dir / f"{stem}.json"}
         if format != "json":
-            outputs["labels"] = out_dir / f"{stem}_labels.{format}"
-        if overlay_alpha is not None:
+            outputs["labels"] = out_dir / (f"{stem}_labels" if clip else f"{stem}_labels.{format}")
+        if clip is not None:
+            outputs["overlay"] = out_dir / f"{stem}_overlay.gif"
+        elif overlay_alpha is not None:
             outputs["overlay"] = out_dir / f"{stem}_overlay.png"
-        jobs.append(Job(i, path, outputs, format, overlay_alpha))
+        jobs.append(Job(i, path, outputs, format, overlay_alpha, clip))
     return jobs
 
 
 def run_job(segmenter: Segmenter, job: Job, protected: frozenset[str] = frozenset()) -> JobResult:
-    """Segment one image and write its outputs atomically; errors are returned, not raised.
+    """Segment one image (or clip) and write its outputs atomically; errors are returned, not raised.
 
     ``protected``: resolved paths never to write (the batch's inputs).
     """
@@ -370,6 +391,8 @@ def run_job(segmenter: Segmenter, job: Job, protected: frozenset[str] = frozense
         for p in job.outputs.values():
             if str(p.resolve()) in protected:
                 return JobResult(job, error=f"{job.input}: refusing to overwrite the input file {p}")
+        if job.clip is not None:
+            return _run_clip(segmenter, job)
         seg = segmenter.segment(job.input)
         written = {}
         if "labels" in job.outputs:
@@ -390,45 +413,67 @@ def run_job(segmenter: Segmenter, job: Job, protected: frozenset[str] = frozense
         return JobResult(job, error=f"{job.input}: {type(exc).__name__}: {exc}")
 
 
-_WORKER: Segmenter | None = None
+def _run_clip(segmenter: Segmenter, job: Job) -> JobResult:
+    """Each frame segmented in turn: its labels written at once, its overlay kept for the animated GIF."""
+    from .animation import GifWriter, read_clip
+
+    clip = job.clip
+    labels_dir = job.outputs.get("labels")
+    if labels_dir is not None:
+        labels_dir.mkdir(parents=True, exist_ok=True)
+    gif = GifWriter()
+    frames, pixels = [], {}
+    alpha = 0.5 if job.overlay_alpha is None else job.overlay_alpha
+    width = height = 0
+    for n, rgb in enumerate(read_clip(clip)):
+        seg = segmenter.segment(rgb)
+        height, width = seg.labels.shape
+        if labels_dir is not None:
+            seg.save(labels_dir / f"frame_{n:04d}.{job.format}", job.format)
+        gif.add(seg.overlay(alpha))
+        fractions = seg.class_fractions()
+        frames.append({"frame": n, "duration_ms": clip.durations[n] if n < len(clip.durations) else None,
+                       "classes": {k: round(v, 6) for k, v in fractions.items()},
+                       "timings_ms": {k: round(v, 3) for k, v in seg.timings.items()}})
+        for name, count in seg.class_pixels().items():
+            pixels[name] = pixels.get(name, 0) + count
+    if len(frames) != clip.frame_count:
+        raise ValueError(f"{job.input}: read {len(frames)} frames, the file announced {clip.frame_count}")
+    gif.save(job.outputs["overlay"], clip.durations, clip.loop)
+    total = sum(pixels.values()) or 1
+    written = {"overlay": str(job.outputs["overlay"])}
+    if labels_dir is not None:
+        written["labels"] = str(labels_dir)
+    summary = {"image": str(job.input), "model": segmenter.info.name, "width": width, "height": height,
+               "frames": len(frames), "durations_ms": list(clip.durations), "loop": clip.loop,
+               "classes": {k: round(v / total, 6) for k, v in sorted(pixels.items(), key=lambda kv: -kv[1])},
+               "per_frame": frames, "model_file": str(segmenter.path), "backend": segmenter.backend,
+               "keep_aspect": segmenter.keep_aspect, "outputs": written,
+               "timings_ms": {"total": round(sum(f["timings_ms"].get("total", 0.0) for f in frames), 3)}}
+    with atomic_write(job.outputs["summary"]) as f:
+        f.write((json.dumps(summary, indent=2) + "\n").encode("utf-8"))
+    return JobResult(job, summary=summary)
 
 
-def _worker_init(model: str, backend: str, num_threads: int | None, keep_aspect: bool) -> None:
-    global _WORKER
-    _WORKER = Segmenter(model, backend=backend, num_threads=num_threads, keep_aspect=keep_aspect)
-
-
-def _worker_run(job: Job, protected: frozenset[str]) -> JobResult:
-    if _WORKER is None:
-        raise RuntimeError("a segment worker ran a job before its initializer")
-    return run_job(_WORKER, job, protected)
-
-
-def run_jobs(segmenter: Segmenter, jobs: list[Job], workers: int = 1, num_threads: int | None = None):
+def run_jobs(segmenter: Segmenter, jobs: list[Job], workers: int = 1, num_threads: int | None = None,
+             scheduler: str | None = None, resume: bool = False):
     """Run ``jobs``, yielding a :class:`JobResult` per job as each completes.
 
     With ``workers`` > 1, that many processes each load the model once (spawned,
     not forked: Numba's thread pool does not survive a fork) and share the jobs;
-    ``num_threads`` is then per process. Inputs are never written.
+    with ``scheduler`` (a Dask scheduler address) the cluster's workers do (see
+    :mod:`pydeeplab.distributed`); ``num_threads`` is then per process. With
+    ``resume``, jobs whose outputs all exist are not run (their results have
+    ``skipped`` set). Inputs are never written.
     """
-    protected = frozenset(str(j.input.resolve()) for j in jobs)
-    for d in {p.parent for j in jobs for p in j.outputs.values()}:
-        d.mkdir(parents=True, exist_ok=True)
-    if workers <= 1 or len(jobs) <= 1:
-        for job in jobs:
-            yield run_job(segmenter, job, protected)
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from .distributed import segment_jobs
 
-    ctx = multiprocessing.get_context("spawn")
-    init = (str(segmenter.path), segmenter.backend, num_threads, segmenter.keep_aspect)
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx,
-                             initializer=_worker_init, initargs=init) as pool:
-        futures = {pool.submit(_worker_run, job, protected): job for job in jobs}
-        for fut in as_completed(futures):
-            try:
-                yield fut.result()
-            except Exception as exc:  # a worker that died (e.g. killed): report its image
-                job = futures[fut]
-                yield JobResult(job, error=f"{job.input}: worker failed: {type(exc).__name__}: {exc}")
+    todo = []
+    for job in jobs:
+        if resume and job.done():
+            yield JobResult(job, skipped=True)
+        else:
+            todo.append(job)
+    protected = frozenset(str(j.input.resolve()) for j in jobs)
+    yield from segment_jobs(segmenter, todo, workers=workers, scheduler=scheduler, threads=num_threads,
+                            protected=protected)
