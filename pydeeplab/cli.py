@@ -19,7 +19,12 @@ EPILOG = {
               "exit status: 0 when every operator is within tolerance, 1 when one is not, 2 on errors",
     "segment": "examples:\n  pydeeplab segment photo.jpg\n"
                "  pydeeplab segment ../shared/data/images --model deeplabv3_mnv2_pascal_quant --overlay --out results\n"
-               "  pydeeplab segment a.jpg b.png --model ./my_model.tflite --format npy --keep-aspect --jobs 2\n\n"
+               "  pydeeplab segment a.jpg b.png --model ./my_model.tflite --format npy --keep-aspect --jobs 2\n"
+               "  pydeeplab segment portrait.jpg --model selfie_segmenter.tflite --overlay\n"
+               "  pydeeplab segment photo.jpg --model unknown.tflite --mean 127.5 --std 127.5 --labels labels.txt\n\n"
+               "Any segmentation .tflite works: normalization, class names and the output kind (scores, a one-channel\n"
+               "foreground probability, class ids) come from its TFLite metadata, else pydeeplab's manifest, else\n"
+               "the output tensor; --mean/--std/--labels/--output-kind override them.\n\n"
                "For each image, in --out: NAME_labels.png (palette PNG: pixel value = class id, PASCAL colors),\n"
                "NAME_overlay.png with --overlay, and NAME.json (class pixel fractions, model, timings).\n"
                "Masks have the image's resolution. Files are written atomically; inputs are never modified.\n\n"
@@ -47,6 +52,9 @@ EPILOG = {
                 "at a time, broken files named and skipped. A model whose classes are not the dataset's needs\n"
                 "--label-map FILE: lines '<mask value> <class id>' (or a JSON object); unlisted values are ignored.\n"
                 "--json then prints miou, pixel_accuracy, per_class_iou, confusion, images (+ model, label_set, broken).\n\n"
+                "  pydeeplab evaluate --model deeplabv3_mnv2_ade20k_uint8 --images ADE/images --masks ADE/annotations\n\n"
+                "MLPerf's ADE20K models (label set ade20k_mlperf: 0 other + ADE20K classes 1..31) are evaluated on\n"
+                "ADE20K's 150-class annotations: ids 0 and above 31 are ignored, as MLPerf's data preparation does.\n\n"
                 "An image NAME.ext is paired with the mask NAME_mask.*, NAME_labels.*, NAME_label.*, NAME_gt.* or\n"
                 "NAME.* in --masks (palette or grayscale PNG/BMP, or .npy; value = class id, 255 = ignore).\n"
                 "Reports the confusion matrix, per-class IoU, mean IoU and pixel accuracy (PASCAL convention:\n"
@@ -122,7 +130,8 @@ def _cmd_segment(args: argparse.Namespace) -> int:
     threads = args.threads
     if threads is None and args.jobs > 1:
         threads = max(1, (os.cpu_count() or 1) // args.jobs)
-    segmenter = Segmenter(args.model, backend=args.backend, num_threads=threads, keep_aspect=args.keep_aspect)
+    segmenter = Segmenter(args.model, backend=args.backend, num_threads=threads, keep_aspect=args.keep_aspect,
+                          **_model_settings(args))
     out_dir = Path(args.out)
     jobs = plan_jobs(inputs, out_dir, args.format, args.alpha if args.overlay else None, clips)
     failed = skipped = 0
@@ -163,7 +172,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"pydeeplab evaluate: no image in {args.images} has a mask in {args.masks}"
               + (f" ({'; '.join(skipped)})" if skipped else ""), file=sys.stderr)
         return 1
-    segmenter = Segmenter(args.model, backend=args.backend, num_threads=args.threads, keep_aspect=args.keep_aspect)
+    segmenter = Segmenter(args.model, backend=args.backend, num_threads=args.threads, keep_aspect=args.keep_aspect,
+                          **_model_settings(args))
     result = evaluate(segmenter, pairs, skipped, progress=not args.json)
     for message in result.failed:
         _print_err(f"pydeeplab evaluate: error: {message}")
@@ -185,7 +195,8 @@ def _evaluate_dataset(args: argparse.Namespace) -> int:
         return 1
     threads = args.threads if args.threads is not None or args.scheduler else (
         max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else None)
-    segmenter = Segmenter(args.model, backend=args.backend, num_threads=threads, keep_aspect=args.keep_aspect)
+    segmenter = Segmenter(args.model, backend=args.backend, num_threads=threads, keep_aspect=args.keep_aspect,
+                          **_model_settings(args))
     names = tuple(segmenter.class_names)
     if args.label_map:
         dataset = dataset.with_label_map(load_label_map(args.label_map), names, segmenter.label_set.name)
@@ -198,6 +209,31 @@ def _evaluate_dataset(args: argparse.Namespace) -> int:
     print(f"{result.images} of {len(dataset.samples)} images evaluated"
           + (f"; {len(result.broken)} broken, skipped" if result.broken else ""), file=sys.stderr)
     return 1 if result.broken else 0
+
+
+def _model_settings(args: argparse.Namespace) -> dict:
+    """The Segmenter's model settings from --mean/--std/--labels/--output-kind (None: from the model)."""
+    return {"mean": args.mean, "std": args.std, "labels": args.labels, "output": args.output_kind,
+            "resample": args.resample}
+
+
+def _add_model_settings(p: argparse.ArgumentParser) -> None:
+    from .models import OUTPUT_KINDS
+
+    g = p.add_argument_group("model settings (default: the model's TFLite metadata, else the manifest, "
+                             "else what the output tensor says)")
+    g.add_argument("--mean", type=_numbers, default=None, metavar="M[,M,M]",
+                   help="float input normalization (x - mean) / std: one value or R,G,B")
+    g.add_argument("--std", type=_numbers, default=None, metavar="S[,S,S]", help="see --mean")
+    g.add_argument("--labels", default=None, metavar="FILE|SET",
+                   help="class names: a text file (one a line, line i = class i) or a label set "
+                        "(pascal_voc, cityscapes, person, ade20k_mlperf)")
+    g.add_argument("--output-kind", choices=OUTPUT_KINDS, default=None,
+                   help="how to read the output: logits, probabilities (softmaxed), probability or logit "
+                        "(one foreground channel: p > 0.5), labels (class ids)")
+    g.add_argument("--resample", choices=["antialias", "bilinear"], default="antialias",
+                   help="resizing to the model input: antialias (default, Pillow) or bilinear "
+                        "(sampling, as MediaPipe's ImageSegmenter: reproduces its masks)")
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
@@ -279,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frame-ms", type=_positive_int, default=100, metavar="MS",
                    help="frame duration of a --clip folder in milliseconds (default 100)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar nor per-image lines")
+    _add_model_settings(p)
 
     p = command("evaluate", "measure a model against ground-truth masks: IoU, accuracy, Coral agreement", _cmd_evaluate)
     p.add_argument("--model", required=True, help="model name or .tflite path")
@@ -295,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["numba", "numpy"], default="numba")
     p.add_argument("--threads", type=_positive_int, default=None, help="threads for the kernels")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    _add_model_settings(p)
 
     p = command("fetch", "download a known model into the models folder, checking its SHA-256", _cmd_fetch)
     p.add_argument("names", nargs="*", metavar="NAME", help="model names (see --list)")
@@ -318,6 +356,16 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
     return value
+
+
+def _numbers(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number or three comma-separated numbers: {text!r}") from None
+    if len(values) not in (1, 3):
+        raise argparse.ArgumentTypeError(f"give one value or three (R,G,B), not {len(values)}: {text!r}")
+    return values
 
 
 def _unit_float(text: str) -> float:

@@ -58,13 +58,16 @@ class ModelSpec:
     backend: str = "numba"
     num_threads: int | None = None
     keep_aspect: bool = False
+    #: the Segmenter's keyword settings (mean, std, labels, output, resample) as hashable pairs
+    settings: tuple = ()
 
     @classmethod
     def of(cls, segmenter, num_threads: int | None = None) -> ModelSpec:
         """The spec of a loaded :class:`pydeeplab.Segmenter` (``num_threads``: kernel threads per worker)."""
         digest = segmenter.info.sha256 or hashlib.sha256(Path(segmenter.path).read_bytes()).hexdigest()
+        settings = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in segmenter.settings.items())
         return cls(str(Path(segmenter.path).resolve()), digest, segmenter.backend, num_threads,
-                   segmenter.keep_aspect)
+                   segmenter.keep_aspect, settings)
 
 
 _SEGMENTERS: dict[ModelSpec, Any] = {}
@@ -84,7 +87,7 @@ def worker_segmenter(spec: ModelSpec, content: bytes | None = None):
             from .segment import Segmenter
 
             seg = Segmenter(_model_file(spec, content), backend=spec.backend, num_threads=spec.num_threads,
-                            keep_aspect=spec.keep_aspect)
+                            keep_aspect=spec.keep_aspect, **dict(spec.settings))
             _SEGMENTERS[spec] = seg
         return seg
 

@@ -199,6 +199,23 @@ def format_result(result: EvalResult) -> str:
     return "\n".join(lines)
 
 
+def _ade20k_to_mlperf() -> np.ndarray:
+    """ADE20K annotation id (0..150) -> MLPerf ADE20K model class (1..31 kept, the rest ignored).
+
+    MLPerf's data preparation (mlcommons/mobile_open, input_preprocess.py) sets
+    every annotation id >= 32 to its ignore label 0, and its mIoU counts classes
+    1..31 only: here both 0 and ids >= 32 become the ignore value 255.
+    """
+    lut = np.full(256, IGNORE_INDEX, dtype=np.uint8)
+    lut[1:32] = np.arange(1, 32, dtype=np.uint8)
+    return lut
+
+
+#: Label-set name -> lookup table from the annotation ids of the dataset such models are evaluated on
+#: to the model's class ids (255 = ignored).
+ANNOTATION_MAPS: dict[str, np.ndarray] = {"ade20k_mlperf": _ade20k_to_mlperf()}
+
+
 MASK_SUFFIXES = ("_mask", "_labels", "_label", "_gt", "")
 
 
@@ -258,7 +275,9 @@ def evaluate(segmenter, pairs: Sequence[tuple[Path, Path]], skipped: Sequence[st
 
     The confusion matrix compares the segmentation at the image's resolution
     with the mask, 255 ignored. The agreement uses the model's raw labels resized
-    to the mask (Coral's way). A ``.npy`` mask is read with NumPy. A pair that
+    to the mask (Coral's way). A ``.npy`` mask is read with NumPy. Models of a
+    label set in :data:`ANNOTATION_MAPS` (MLPerf's ADE20K models) have their
+    masks mapped from the dataset's annotation ids first. A pair that
     cannot be evaluated (unreadable image or mask, a mask of another size than
     the image, mask values outside the label set) goes to ``result.failed`` with
     a message naming its file; the other pairs are still evaluated.
@@ -268,11 +287,14 @@ def evaluate(segmenter, pairs: Sequence[tuple[Path, Path]], skipped: Sequence[st
     from tqdm import tqdm
 
     names = tuple(segmenter.class_names)
+    lut = ANNOTATION_MAPS.get(segmenter.label_set.name)
     cm = np.zeros((len(names), len(names)), dtype=np.int64)
     result = EvalResult(model=segmenter.info.name, class_names=names, confusion=cm, skipped=list(skipped))
     for image, mask_path in tqdm(pairs, desc="evaluate", unit="image", disable=None if progress else True, leave=False):
         try:
             mask = load_mask(mask_path)
+            if lut is not None:
+                mask = lut[mask]
             seg = segmenter.segment(image)
             if seg.labels.shape != mask.shape:
                 raise ImageError(f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but the image {image} is "
@@ -280,7 +302,8 @@ def evaluate(segmenter, pairs: Sequence[tuple[Path, Path]], skipped: Sequence[st
             try:
                 one = confusion_matrix(seg.labels, mask, len(names))
             except ValueError as exc:
-                raise ImageError(f"{mask_path}: {exc}") from None
+                raise ImageError(f"{mask_path}: {exc}; the model's label set ({segmenter.label_set.name}, "
+                                 f"{len(names)} classes) differs from the mask's") from None
         except (ImageError, OSError, ValueError) as exc:
             result.failed.append(str(exc) if str(image) in str(exc) or str(mask_path) in str(exc)
                                  else f"{image}: {exc}")
