@@ -15,7 +15,8 @@ EPILOG = {
                "  pydeeplab inspect model.tflite --json > summary.json",
     "verify": "example:\n  pydeeplab verify ../shared/data/models/deeplabv3_257_mv_gpu.tflite "
               "--image ../shared/data/images/cat.bmp\n"
-              "  pydeeplab verify deeplabv3_mnv2_pascal_quant.tflite --against builtin --json\n\n"
+              "  pydeeplab verify deeplabv3_mnv2_pascal_quant.tflite --against builtin --json\n"
+              "  pydeeplab verify deeplabv3_mnv2_pascal_quant.tflite --against builtin --tolerance 0\n\n"
               "exit status: 0 when every operator is within tolerance, 1 when one is not, 2 on errors",
     "segment": "examples:\n  pydeeplab segment photo.jpg\n"
                "  pydeeplab segment ../shared/data/images --model deeplabv3_mnv2_pascal_quant --overlay --out results\n"
@@ -87,7 +88,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
     modes = ("isolated", "cascaded") if args.mode == "both" else (args.mode,)
     report = verify(args.model, args.image, against=args.against, backend=args.backend, modes=modes,
-                    num_threads=args.threads)
+                    num_threads=args.threads, lsb_tolerance=args.tolerance)
     print(json.dumps(report.to_dict(), indent=2) if args.json else format_report(report))
     return 0 if report.ok else 1
 
@@ -292,6 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="isolated: each op fed LiteRT's inputs; cascaded: our own chain (default both)")
     p.add_argument("--backend", choices=["numba", "numpy"], default="numba")
     p.add_argument("--threads", type=int, default=None, help="threads for both runtimes")
+    p.add_argument("--tolerance", type=_lsb_count, default=None, metavar="N",
+                   help="with --against builtin: LSB an isolated integer output may differ (default 1); "
+                        "against ref integers must be identical")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     p = command("segment", "segment images: label PNGs, overlays and JSON summaries", _cmd_segment)
@@ -355,6 +359,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _lsb_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, not {value}")
     return value
 
 
