@@ -20,7 +20,7 @@ from ..quantization import quantize_multiplier, quantize_value
 from ..reference import activation as ref
 from ..tflite.schema import BuiltinOperator, TensorType
 from .base import OpContext, Prepared, TensorSpec, register
-from .elementwise import EIGHT_BIT, quantization_of, unary_lookup_run, unary_table
+from .elementwise import EIGHT_BIT, in_out_quantization, quantized_unary_run, unary_run
 
 _FLOAT_FNS = {
     BuiltinOperator.RELU: ref.relu,
@@ -99,8 +99,7 @@ def _hard_swish_spec(ctx: OpContext, s_in: float, z_in: int, s_out: float, z_out
 
 def _quantized_spec(ctx: OpContext, x: TensorSpec, o: TensorSpec) -> Callable[[np.ndarray, np.ndarray], None]:
     """The reference function ``spec(x, out)`` of a quantized activation, constants bound."""
-    s_in, z_in = quantization_of(ctx, x, "input 0")
-    s_out, z_out = quantization_of(ctx, o, "output 0")
+    s_in, z_in, s_out, z_out = in_out_quantization(ctx, x, o)
     if ctx.opcode in _RELU_RANGES:
         return _relu_spec(ctx, s_in, z_in, s_out, z_out, o.dtype)
     if ctx.opcode in (BuiltinOperator.LOGISTIC, BuiltinOperator.TANH):
@@ -111,25 +110,10 @@ def _quantized_spec(ctx: OpContext, x: TensorSpec, o: TensorSpec) -> Callable[[n
 @register(*_FLOAT_FNS)
 def prepare_activation(ctx: OpContext) -> Prepared:
     """A standalone activation: output shape = input shape, same type."""
-    ctx.expect_io(1)
-    x, o = ctx.inputs[0], ctx.outputs[0]
-    if o.type != x.type:
-        raise ctx.error(f"output type {o.type.name} differs from the input type {x.type.name}")
+    x, o = ctx.same_type_io()
     shape = tuple(x.shape)
     if x.type == TensorType.FLOAT32:
-        fn = _FLOAT_FNS[ctx.opcode]
-
-        def run(inputs, outputs):
-            fn(inputs[0], outputs[0])
-
-        return Prepared((shape,), run)
+        return Prepared((shape,), unary_run(_FLOAT_FNS[ctx.opcode]))
     if x.type not in EIGHT_BIT:
         raise ctx.error(f"{x.type.name} tensors are not supported (float32, uint8 and int8 are)")
-    spec = _quantized_spec(ctx, x, o)
-    if ctx.backend == "numba":
-        return Prepared((shape,), unary_lookup_run(unary_table(spec, x.dtype, o.dtype)))
-
-    def run(inputs, outputs):
-        spec(inputs[0], outputs[0])
-
-    return Prepared((shape,), run)
+    return Prepared((shape,), quantized_unary_run(ctx, _quantized_spec(ctx, x, o), x.dtype, o.dtype))

@@ -19,12 +19,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
 from ..errors import ModelError
 from ..tflite.model import Quantization
 from ..tflite.schema import BuiltinOperator, TensorType
+
+_Options = TypeVar("_Options")
 
 Run = Callable[[Sequence[np.ndarray | None], Sequence[np.ndarray]], None]
 
@@ -92,6 +95,27 @@ class OpContext:
         for i in range(lo):
             if self.inputs[i] is None:
                 raise self.error(f"input {i} is required but absent (-1)")
+
+    def same_type_io(self) -> tuple[TensorSpec, TensorSpec]:
+        """(input 0, output 0) of a one-input operator whose output has the input's type."""
+        self.expect_io(1)
+        x, o = self.inputs[0], self.outputs[0]
+        if o.type != x.type:
+            raise self.error(f"output type {o.type.name} differs from the input type {x.type.name}")
+        return x, o
+
+    def options_as(self, cls: type[_Options], required: bool = False) -> _Options:
+        """The operator's options as a ``cls`` instance.
+
+        A model may omit an operator's options table; TFLite then reads every field's
+        default, so ``cls()`` stands in, unless ``required`` (operators whose options
+        TFLite insists on). Options of another class mean a corrupt model: a ModelError.
+        """
+        if self.options is None and not required:
+            return cls()
+        if not isinstance(self.options, cls):
+            raise self.error(f"missing {cls.__name__}" if self.options is None else f"expects {cls.__name__}")
+        return self.options
 
     def check_shape(self, shape: tuple[int, ...], dtype: np.dtype, what: str = "output") -> None:
         """Refuse a shape whose tensor would exceed the plan's size limit.

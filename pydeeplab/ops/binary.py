@@ -23,7 +23,7 @@ from ..reference import binary as ref
 from ..tflite.options import DivOptions
 from ..tflite.schema import BuiltinOperator, TensorType
 from .base import OpContext, Prepared, TensorSpec, register
-from .elementwise import EIGHT_BIT, _binary_lookup_run, all_values, quantization_of
+from .elementwise import EIGHT_BIT, quantization_of, quantized_binary_run
 
 _T = TensorType
 
@@ -55,26 +55,6 @@ def _inputs(ctx: OpContext, allowed) -> tuple[TensorSpec, TensorSpec, TensorSpec
     return a, b, o
 
 
-def _quantized_run(ctx: OpContext, spec, a: TensorSpec, b: TensorSpec, o: TensorSpec, out_shape, check=None):
-    """A run for an 8-bit binary spec ``spec(x1, x2, out)``: tabulated on the numba backend."""
-    fast = None
-    if ctx.backend == "numba":
-        values = all_values(a.dtype)
-        table = np.empty((256, 256), dtype=o.dtype)
-        spec(values[:, None], values[None, :], table)
-        fast = _binary_lookup_run(table, a.shape, b.shape, out_shape)
-
-    def run(inputs, outputs):
-        if check is not None:
-            check(inputs[1])
-        if fast is not None:
-            fast(inputs, outputs)
-        else:
-            spec(inputs[0], inputs[1], outputs[0])
-
-    return run
-
-
 # ------------------------------------------------------------------ MAXIMUM / MINIMUM
 
 
@@ -84,7 +64,7 @@ def prepare_maximum_minimum(ctx: OpContext) -> Prepared:
     out_shape = broadcast_output_shape(ctx, a, b, max_rank=5)
     fn = ref.maximum if ctx.opcode == BuiltinOperator.MAXIMUM else ref.minimum
     if a.type in EIGHT_BIT:
-        return Prepared((out_shape,), _quantized_run(ctx, fn, a, b, o, out_shape))
+        return Prepared((out_shape,), quantized_binary_run(ctx, fn, a, b, o, out_shape))
 
     def run(inputs, outputs):
         fn(inputs[0], inputs[1], outputs[0])
@@ -98,7 +78,7 @@ def prepare_maximum_minimum(ctx: OpContext) -> Prepared:
 @register(BuiltinOperator.DIV)
 def prepare_div(ctx: OpContext) -> Prepared:
     a, b, o = _inputs(ctx, (_T.FLOAT32, _T.INT32, _T.UINT8, _T.INT8))
-    options = ctx.options if ctx.options is not None else DivOptions()
+    options = ctx.options_as(DivOptions)
     activation = options.fused_activation_function
     out_shape = broadcast_output_shape(ctx, a, b, max_rank=5)
     if a.type == _T.FLOAT32:
@@ -136,10 +116,10 @@ def prepare_div(ctx: OpContext) -> Prepared:
         m, s = quantize_multiplier(real)
     except ValueError as exc:
         raise ctx.error(f"scales give no usable multiplier: {exc}") from None
-    params = ref.QuantizedDivParams(-z1, -z2, zo, m, s, act_min, act_max)
-    spec = partial(ref.div_quantized, p=params)
-    return Prepared((out_shape,), _quantized_run(ctx, lambda x, y, out: spec(x, y, out=out), a, b, o, out_shape,
-                                                 check=partial(refuse_zero, zero=z2)))
+    params = ref.MulParams(-z1, -z2, zo, m, s, act_min, act_max)
+    return Prepared((out_shape,), quantized_binary_run(
+        ctx, lambda x, y, out: ref.div_quantized(x, y, params, out), a, b, o, out_shape,
+        check=partial(refuse_zero, zero=z2)))
 
 
 # ------------------------------------------------------------------- SQUARED_DIFFERENCE
@@ -169,6 +149,8 @@ def prepare_squared_difference(ctx: OpContext) -> Prepared:
         mo, sho = quantize_multiplier_smaller_than_one_exp(real_out)
     except ValueError as exc:
         raise ctx.error(f"output scale {so} is too small for input scales {s1}, {s2}: {exc}") from None
-    params = ref.SquaredDifferenceParams(left_shift, -z1, m1, sh1, -z2, m2, sh2, zo, mo, sho)
-    return Prepared((out_shape,), _quantized_run(
+    # squared_difference.cc clamps to the int8 range (no fused activation).
+    info = np.iinfo(o.dtype)
+    params = ref.ArithmeticParams(left_shift, -z1, m1, sh1, -z2, m2, sh2, zo, mo, sho, int(info.min), int(info.max))
+    return Prepared((out_shape,), quantized_binary_run(
         ctx, lambda x, y, out: ref.squared_difference_quantized(x, y, params, out), a, b, o, out_shape))

@@ -74,7 +74,7 @@ def _window(ctx: OpContext, opts, dilated: bool) -> tuple[tuple[int, int], tuple
 def _conv_operands(ctx: OpContext, options_class: type):
     """The checks CONV_2D and DEPTHWISE_CONV_2D share: (options, input, filter, output, filter values)."""
     ctx.expect_io((2, 3))
-    opts = ctx.options if ctx.options is not None else options_class()
+    opts = ctx.options_as(options_class)
     x, w, out = ctx.inputs[0], ctx.inputs[1], ctx.outputs[0]
     _check_rank4(ctx, x, "input")
     _check_rank4(ctx, w, "filter")
@@ -229,7 +229,7 @@ def prepare_transpose_conv(ctx: OpContext) -> Prepared:
     """TRANSPOSE_CONV: inputs (output_shape int32 [4], filter [Cout, KH, KW, Cin],
     input [N, H, W, Cin], bias [Cout] optional). The output shape must be constant."""
     ctx.expect_io((3, 4))
-    opts = ctx.options if ctx.options is not None else TransposeConvOptions()
+    opts = ctx.options_as(TransposeConvOptions)
     shape_spec, w, x, out = ctx.inputs[0], ctx.inputs[1], ctx.inputs[2], ctx.outputs[0]
     if shape_spec.type != TensorType.INT32:
         raise ctx.error(f"output shape tensor must be INT32, is {shape_spec.type.name}")

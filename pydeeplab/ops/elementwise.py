@@ -17,8 +17,6 @@ and running 8-bit lookup tables.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from functools import partial
-
 import numpy as np
 
 from ..quantization import activation_range_float, activation_range_quantized, add_params, quantize_multiplier
@@ -78,6 +76,34 @@ def unary_lookup_run(table: np.ndarray) -> Run:
     return run
 
 
+def unary_run(fn: Callable[[np.ndarray, np.ndarray], None]) -> Run:
+    """A ``run`` that calls ``fn(input 0, output 0)``."""
+
+    def run(inputs: Sequence[np.ndarray | None], outputs: Sequence[np.ndarray]) -> None:
+        fn(inputs[0], outputs[0])
+
+    return run
+
+
+def quantized_unary_run(ctx: OpContext, spec: Callable[[np.ndarray, np.ndarray], None],
+                        in_dtype: np.dtype, out_dtype: np.dtype) -> Run:
+    """The ``run`` of an 8-bit one-input operator given its reference ``spec(x, out)``.
+
+    The numpy backend runs the reference itself; the numba backend tabulates it on the
+    256 possible inputs at plan time and gathers (bit-identical by construction).
+    """
+    if ctx.backend == "numba":
+        return unary_lookup_run(unary_table(spec, in_dtype, out_dtype))
+    return unary_run(spec)
+
+
+def in_out_quantization(ctx: OpContext, x: TensorSpec, o: TensorSpec) -> tuple[float, int, float, int]:
+    """(s_in, z_in, s_out, z_out) of a one-input operator's input 0 and output 0."""
+    s_in, z_in = quantization_of(ctx, x, "input 0")
+    s_out, z_out = quantization_of(ctx, o, "output 0")
+    return s_in, z_in, s_out, z_out
+
+
 def _merged_broadcast_shapes(a: tuple[int, ...], b: tuple[int, ...], out: tuple[int, ...]):
     """Shapes of a, b and out as 6-D arrays with adjacent dimensions of the same broadcast
     pattern merged (so a plain elementwise op becomes one long row), or None if more than
@@ -118,6 +144,33 @@ def _binary_lookup_run(table: np.ndarray, a_shape, b_shape, out_shape) -> Run | 
         a = np.broadcast_to(inputs[0].view(np.uint8).reshape(sa), so)
         b = np.broadcast_to(inputs[1].view(np.uint8).reshape(sb), so)
         lookup_binary(table, a, b, _view(outputs[0], so))
+
+    return run
+
+
+def quantized_binary_run(ctx: OpContext, spec: Callable[[np.ndarray, np.ndarray, np.ndarray], None],
+                         a: TensorSpec, b: TensorSpec, o: TensorSpec, out_shape: tuple[int, ...],
+                         check: Callable[[np.ndarray], None] | None = None) -> Run:
+    """The ``run`` of an 8-bit two-input operator given its reference ``spec(x1, x2, out)``.
+
+    The numba backend tabulates the spec on all 256 x 256 input pairs at plan time and
+    gathers with broadcasting (when the broadcast fits the kernel's six dimensions);
+    otherwise the reference runs. ``check(input 1)``, if given, runs first on every call.
+    """
+    fast = None
+    if ctx.backend == "numba":
+        values = all_values(a.dtype)
+        table = np.empty((256, 256), dtype=o.dtype)
+        spec(values[:, None], values[None, :], table)
+        fast = _binary_lookup_run(table, a.shape, b.shape, out_shape)
+
+    def run(inputs: Sequence[np.ndarray | None], outputs: Sequence[np.ndarray]) -> None:
+        if check is not None:
+            check(inputs[1])
+        if fast is not None:
+            fast(inputs, outputs)
+        else:
+            spec(inputs[0], inputs[1], outputs[0])
 
     return run
 
@@ -167,7 +220,7 @@ def prepare_arithmetic(ctx: OpContext) -> Prepared:
     ctx.expect_io(2)
     a, b = ctx.inputs
     o = ctx.outputs[0]
-    options = ctx.options if ctx.options is not None else _DEFAULT_OPTIONS[ctx.opcode]()
+    options = ctx.options_as(_DEFAULT_OPTIONS[ctx.opcode])
     activation = options.fused_activation_function
     if a.type != b.type:
         raise ctx.error(f"input types differ: {a.type.name} and {b.type.name}")
@@ -189,17 +242,7 @@ def prepare_arithmetic(ctx: OpContext) -> Prepared:
 
     if a.type not in EIGHT_BIT:
         raise ctx.error(f"{a.type.name} tensors are not supported (float32, uint8 and int8 are)")
-    spec = partial(_QUANTIZED_FNS[ctx.opcode], p=_quantized_params(ctx, a, b, o, activation))
-    fast = None
-    if ctx.backend == "numba":
-        values = all_values(a.dtype)
-        table = np.empty((256, 256), dtype=o.dtype)
-        spec(values[:, None], values[None, :], out=table)
-        fast = _binary_lookup_run(table, a.shape, b.shape, out_shape)
-    if fast is not None:
-        return Prepared((out_shape,), fast)
-
-    def run(inputs, outputs):
-        spec(inputs[0], inputs[1], out=outputs[0])
-
-    return Prepared((out_shape,), run)
+    params = _quantized_params(ctx, a, b, o, activation)
+    fn = _QUANTIZED_FNS[ctx.opcode]
+    return Prepared((out_shape,), quantized_binary_run(
+        ctx, lambda x1, x2, out: fn(x1, x2, params, out), a, b, o, out_shape))

@@ -24,7 +24,7 @@ from ..reference import fully_connected as ref
 from ..tflite.options import FullyConnectedOptions
 from ..tflite.schema import BuiltinOperator, TensorType
 from .base import OpContext, Prepared, register
-from .elementwise import EIGHT_BIT, quantization_of
+from .elementwise import EIGHT_BIT, in_out_quantization
 
 
 def _weight_quantization(ctx: OpContext, w, units: int) -> tuple[np.ndarray, int]:
@@ -55,7 +55,7 @@ def prepare_fully_connected(ctx: OpContext) -> Prepared:
         raise ctx.error("the input and the weights are required")
     bias = ctx.inputs[2] if len(ctx.inputs) == 3 else None
     o = ctx.outputs[0]
-    options = ctx.options if ctx.options is not None else FullyConnectedOptions()
+    options = ctx.options_as(FullyConnectedOptions)
     if options.weights_format != 0:
         raise ctx.error(f"weights_format {options.weights_format} (shuffled) is not supported; only DEFAULT is")
     if len(w.shape) != 2:
@@ -99,8 +99,7 @@ def prepare_fully_connected(ctx: OpContext) -> Prepared:
                         f"{x.type.name}")
     if has_bias and bias.type != TensorType.INT32:
         raise ctx.error(f"an 8-bit FULLY_CONNECTED needs an int32 bias, not {bias.type.name}")
-    s_in, z_in = quantization_of(ctx, x, "input 0")
-    s_out, z_out = quantization_of(ctx, o, "output 0")
+    s_in, z_in, s_out, z_out = in_out_quantization(ctx, x, o)
     w_scales, z_w = _weight_quantization(ctx, w, units)
     if w_scales.size == 1:
         product = float(np.float32(s_in) * w_scales[0])

@@ -86,8 +86,7 @@ def prepare_depth_space(ctx: OpContext) -> Prepared:
     x, o = ctx.inputs[0], ctx.outputs[0]
     _check_type(ctx, x, _SPACE_TYPES, o)
     to_space = ctx.opcode == BuiltinOperator.DEPTH_TO_SPACE
-    options = ctx.options if ctx.options is not None else (
-        DepthToSpaceOptions() if to_space else SpaceToDepthOptions())
+    options = ctx.options_as(DepthToSpaceOptions if to_space else SpaceToDepthOptions)
     b = int(options.block_size)
     if len(x.shape) != 4:
         raise ctx.error(f"input must be 4-D (NHWC), has shape {x.shape}")
@@ -118,7 +117,7 @@ def prepare_depth_space(ctx: OpContext) -> Prepared:
 @register(BuiltinOperator.PACK)
 def prepare_pack(ctx: OpContext) -> Prepared:
     """Stack ``values_count`` inputs of one shape along a new dimension ``axis``."""
-    options = ctx.options if ctx.options is not None else PackOptions()
+    options = ctx.options_as(PackOptions)
     if len(ctx.inputs) != options.values_count or len(ctx.outputs) != 1:
         raise ctx.error(f"expects values_count = {options.values_count} inputs and 1 output, "
                         f"has {len(ctx.inputs)} and {len(ctx.outputs)}")
@@ -146,7 +145,7 @@ def prepare_pack(ctx: OpContext) -> Prepared:
 @register(BuiltinOperator.UNPACK)
 def prepare_unpack(ctx: OpContext) -> Prepared:
     """Split the input along ``axis`` into ``num`` outputs with that dimension removed."""
-    options = ctx.options if ctx.options is not None else UnpackOptions()
+    options = ctx.options_as(UnpackOptions)
     if len(ctx.inputs) != 1 or ctx.inputs[0] is None:
         raise ctx.error(f"expects 1 input, has {len(ctx.inputs)}")
     x = ctx.inputs[0]
@@ -183,7 +182,7 @@ def prepare_gather(ctx: OpContext) -> Prepared:
     _check_type(ctx, x, _GATHER_TYPES, o)
     if idx.type not in (_T.INT32, _T.INT64, _T.INT16):
         raise ctx.error(f"indices must be int16, int32 or int64, not {idx.type.name}")
-    options = ctx.options if ctx.options is not None else GatherOptions()
+    options = ctx.options_as(GatherOptions)
     rank, irank = len(x.shape), len(idx.shape)
     axis = options.axis + rank if options.axis < 0 else options.axis
     batch_dims = options.batch_dims + irank if options.batch_dims < 0 else options.batch_dims
@@ -220,7 +219,7 @@ def prepare_shape(ctx: OpContext) -> Prepared:
     """The input's shape as an int32 or int64 vector (known at plan time: a constant)."""
     ctx.expect_io(1)
     x, o = ctx.inputs[0], ctx.outputs[0]
-    options = ctx.options if ctx.options is not None else ShapeOptions()
+    options = ctx.options_as(ShapeOptions)
     if o.type not in (_T.INT32, _T.INT64):
         raise ctx.error(f"output type must be int32 or int64, not {o.type.name}")
     wanted = options.out_type if options.out_type in (_T.INT32, _T.INT64) else _T.INT32

@@ -15,16 +15,13 @@ from ..quantization import quantize_multiplier_smaller_than_one_exp
 from ..reference import log_softmax as ref
 from ..tflite.schema import BuiltinOperator, TensorType
 from .base import OpContext, Prepared, register
-from .elementwise import EIGHT_BIT, quantization_of
+from .elementwise import EIGHT_BIT, in_out_quantization
 from .reduce import softmax_params
 
 
 @register(BuiltinOperator.LOG_SOFTMAX)
 def prepare_log_softmax(ctx: OpContext) -> Prepared:
-    ctx.expect_io(1)
-    x, o = ctx.inputs[0], ctx.outputs[0]
-    if o.type != x.type:
-        raise ctx.error(f"output type {o.type.name} differs from the input type {x.type.name}")
+    x, o = ctx.same_type_io()
     if len(x.shape) < 1:
         raise ctx.error("input must have at least one dimension")
     shape = tuple(x.shape)
@@ -34,8 +31,7 @@ def prepare_log_softmax(ctx: OpContext) -> Prepared:
         return Prepared((shape,), run)
     if x.type not in EIGHT_BIT:
         raise ctx.error(f"{x.type.name} input is not supported (float32, uint8 and int8 are)")
-    s_in, _ = quantization_of(ctx, x, "input 0")
-    s_out, z_out = quantization_of(ctx, o, "output 0")
+    s_in, _, s_out, z_out = in_out_quantization(ctx, x, o)
     want_zp = 255 if x.type == TensorType.UINT8 else 127
     if np.float32(s_out) != np.float32(16.0 / 256) or z_out != want_zp:
         raise ctx.error(f"quantized LOG_SOFTMAX needs output scale 16/256 and zero point {want_zp} "

@@ -38,9 +38,7 @@ def window_counts(in_size: int, filter_size: int, stride: int, pad: int, out_siz
 @register(BuiltinOperator.AVERAGE_POOL_2D, BuiltinOperator.MAX_POOL_2D)
 def prepare_pool(ctx: OpContext) -> Prepared:
     ctx.expect_io(1)
-    opts = ctx.options
-    if not isinstance(opts, Pool2DOptions):
-        raise ctx.error("missing Pool2DOptions")
+    opts = ctx.options_as(Pool2DOptions, required=True)
     x = ctx.inputs[0]
     if len(x.shape) != 4:
         raise ctx.error(f"input must be 4-D (NHWC), got shape {x.shape}")

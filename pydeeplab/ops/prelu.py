@@ -20,8 +20,9 @@ from ..reference import prelu as ref
 from ..tflite.options import LeakyReluOptions
 from ..tflite.schema import BuiltinOperator, TensorType
 from .base import OpContext, Prepared, register
-from .binary import _quantized_run, broadcast_output_shape
-from .elementwise import EIGHT_BIT, quantization_of, unary_lookup_run, unary_table
+from .binary import broadcast_output_shape
+from .elementwise import EIGHT_BIT, in_out_quantization, quantization_of, quantized_binary_run
+from .elementwise import quantized_unary_run, unary_run
 
 
 @register(BuiltinOperator.PRELU)
@@ -55,44 +56,29 @@ def prepare_prelu(ctx: OpContext) -> Prepared:
     except ValueError as exc:
         raise ctx.error(f"scales give no usable multiplier: {exc}") from None
     params = ref.PreluParams(-z_in, -z_a, z_out, m1, sh1, m2, sh2)
-    return Prepared((shape,), _quantized_run(
+    return Prepared((shape,), quantized_binary_run(
         ctx, lambda v, a, out: ref.prelu_quantized(v, a, params, out), x, alpha, o, shape))
 
 
 @register(BuiltinOperator.LEAKY_RELU)
 def prepare_leaky_relu(ctx: OpContext) -> Prepared:
     """x > 0 ? x : x * alpha with the scalar ``alpha`` of LeakyReluOptions."""
-    ctx.expect_io(1)
-    x, o = ctx.inputs[0], ctx.outputs[0]
-    if o.type != x.type:
-        raise ctx.error(f"output type {o.type.name} differs from the input type {x.type.name}")
-    options = ctx.options if ctx.options is not None else LeakyReluOptions()
+    x, o = ctx.same_type_io()
+    options = ctx.options_as(LeakyReluOptions)
     alpha = np.float32(options.alpha)
     if not np.isfinite(alpha):
         raise ctx.error(f"alpha must be finite, got {options.alpha}")
     shape = tuple(x.shape)
     if x.type == TensorType.FLOAT32:
-        def run(inputs, outputs):
-            ref.leaky_relu(inputs[0], alpha, outputs[0])
-        return Prepared((shape,), run)
+        return Prepared((shape,), unary_run(lambda v, out: ref.leaky_relu(v, alpha, out)))
     if x.type not in EIGHT_BIT:
         raise ctx.error(f"{x.type.name} input is not supported (float32, uint8 and int8 are)")
-    s_in, z_in = quantization_of(ctx, x, "input 0")
-    s_out, z_out = quantization_of(ctx, o, "output 0")
+    s_in, z_in, s_out, z_out = in_out_quantization(ctx, x, o)
     try:
         m_alpha, sh_alpha = quantize_multiplier(float(np.float32(s_in) * alpha / np.float32(s_out)))
         m_id, sh_id = quantize_multiplier(float(np.float32(s_in) / np.float32(s_out)))
     except ValueError as exc:
         raise ctx.error(f"scales give no usable multiplier: {exc}") from None
     params = ref.LeakyReluParams(z_in, z_out, m_id, sh_id, m_alpha, sh_alpha)
-
-    def spec(v: np.ndarray, out: np.ndarray) -> None:
-        ref.leaky_relu_quantized(v, params, out)
-
-    if ctx.backend == "numba":
-        return Prepared((shape,), unary_lookup_run(unary_table(spec, x.dtype, o.dtype)))
-
-    def run(inputs, outputs):
-        spec(inputs[0], outputs[0])
-
-    return Prepared((shape,), run)
+    return Prepared((shape,), quantized_unary_run(
+        ctx, lambda v, out: ref.leaky_relu_quantized(v, params, out), x.dtype, o.dtype))

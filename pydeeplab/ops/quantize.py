@@ -16,7 +16,7 @@ from ..quantization import quantize_multiplier
 from ..reference import quantize as ref
 from ..tflite.schema import BuiltinOperator, TensorType
 from .base import OpContext, Prepared, TensorSpec, register
-from .elementwise import EIGHT_BIT, quantization_of, unary_lookup_run, unary_table
+from .elementwise import EIGHT_BIT, in_out_quantization, quantization_of, unary_lookup_run, unary_table
 
 _INTEGER_OUT = (TensorType.UINT8, TensorType.INT8, TensorType.INT16)
 
@@ -72,8 +72,7 @@ def prepare_quantize(ctx: OpContext) -> Prepared:
 
     if o.type not in _REQUANTIZE.get(x.type, ()):
         raise ctx.error(f"cannot requantize {x.type.name} to {o.type.name}")
-    s_in, z_in = quantization_of(ctx, x, "input 0")
-    s_out, z_out = quantization_of(ctx, o, "output 0")
+    s_in, z_in, s_out, z_out = in_out_quantization(ctx, x, o)
     if x.type == o.type == TensorType.INT16 and (z_in != 0 or z_out != 0):
         raise ctx.error("int16 -> int16 requantization needs zero points 0")
     m, s = quantize_multiplier(float(np.float64(s_in) / np.float64(s_out)))

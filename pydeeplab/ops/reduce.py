@@ -78,9 +78,7 @@ def reduction_layout(shape: tuple[int, ...],
 @register(BuiltinOperator.MEAN)
 def prepare_mean(ctx: OpContext) -> Prepared:
     ctx.expect_io(2)
-    opts = ctx.options if ctx.options is not None else ReducerOptions()
-    if not isinstance(opts, ReducerOptions):
-        raise ctx.error("expects ReducerOptions")
+    opts = ctx.options_as(ReducerOptions)
     x, out = ctx.inputs[0], ctx.outputs[0]
     if ctx.inputs[1].type != TensorType.INT32:
         raise ctx.error(f"the axes must be int32, got {ctx.inputs[1].type.name}")
@@ -187,9 +185,7 @@ def softmax_params(beta: float, input_scale: float) -> SoftmaxParams:
 @register(BuiltinOperator.SOFTMAX)
 def prepare_softmax(ctx: OpContext) -> Prepared:
     ctx.expect_io(1)
-    opts = ctx.options if ctx.options is not None else SoftmaxOptions()
-    if not isinstance(opts, SoftmaxOptions):
-        raise ctx.error("expects SoftmaxOptions")
+    opts = ctx.options_as(SoftmaxOptions)
     x, out = ctx.inputs[0], ctx.outputs[0]
     if len(x.shape) < 1:
         raise ctx.error("input must have at least one dimension")
@@ -246,9 +242,7 @@ def prepare_softmax(ctx: OpContext) -> Prepared:
 @register(BuiltinOperator.ARG_MAX)
 def prepare_arg_max(ctx: OpContext) -> Prepared:
     ctx.expect_io(2)
-    opts = ctx.options if ctx.options is not None else ArgMaxOptions()
-    if not isinstance(opts, ArgMaxOptions):
-        raise ctx.error("expects ArgMaxOptions")
+    opts = ctx.options_as(ArgMaxOptions)
     x, out = ctx.inputs[0], ctx.outputs[0]
     if opts.output_type not in (TensorType.INT32, TensorType.INT64):
         raise ctx.error(f"output_type must be INT32 or INT64, got {opts.output_type.name}")
@@ -283,9 +277,7 @@ def prepare_arg_max(ctx: OpContext) -> Prepared:
 def _reducer_shapes(ctx: OpContext):
     """Shared checks of SUM / REDUCE_MAX: (x, out, axes, out_shape, (perm, (A, R, B)))."""
     ctx.expect_io(2)
-    opts = ctx.options if ctx.options is not None else ReducerOptions()
-    if not isinstance(opts, ReducerOptions):
-        raise ctx.error("expects ReducerOptions")
+    opts = ctx.options_as(ReducerOptions)
     x, out = ctx.inputs[0], ctx.outputs[0]
     if ctx.inputs[1].type not in (TensorType.INT32, TensorType.INT64):
         raise ctx.error(f"the axes must be int32, got {ctx.inputs[1].type.name}")

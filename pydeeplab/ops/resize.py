@@ -153,9 +153,7 @@ def _check(ctx: OpContext, types: tuple[np.dtype, ...]) -> tuple[int, int]:
 @register(BuiltinOperator.RESIZE_BILINEAR)
 def prepare_resize_bilinear(ctx: OpContext) -> Prepared:
     new_h, new_w = _check(ctx, _BILINEAR_TYPES)
-    opts = ctx.options
-    if not isinstance(opts, ResizeBilinearOptions):
-        raise ctx.error("missing ResizeBilinearOptions")
+    opts = ctx.options_as(ResizeBilinearOptions, required=True)
     if opts.align_corners and opts.half_pixel_centers:
         raise ctx.error("align_corners and half_pixel_centers cannot both be true")
     n, h, w, c = ctx.inputs[0].shape
@@ -191,9 +189,7 @@ def prepare_resize_bilinear(ctx: OpContext) -> Prepared:
 @register(BuiltinOperator.RESIZE_NEAREST_NEIGHBOR)
 def prepare_resize_nearest_neighbor(ctx: OpContext) -> Prepared:
     new_h, new_w = _check(ctx, _NEAREST_TYPES)
-    opts = ctx.options
-    if not isinstance(opts, ResizeNearestNeighborOptions):
-        raise ctx.error("missing ResizeNearestNeighborOptions")
+    opts = ctx.options_as(ResizeNearestNeighborOptions, required=True)
     n, h, w, c = ctx.inputs[0].shape
     out_shape = (n, new_h, new_w, c)
     # Unlike bilinear, TFLite accepts align_corners together with half_pixel_centers here.

@@ -63,7 +63,7 @@ def prepare_concatenation(ctx: OpContext) -> Prepared:
         raise ctx.error(f"expects at least 1 input and 1 output, has {len(ctx.inputs)} and {len(ctx.outputs)}")
     if any(t is None for t in ctx.inputs):
         raise ctx.error("an input is absent (-1)")
-    options = ctx.options if ctx.options is not None else ConcatenationOptions()
+    options = ctx.options_as(ConcatenationOptions)
     if options.fused_activation_function != Activation.NONE:
         raise ctx.error(f"fused activation {options.fused_activation_function.name} is not supported "
                         "(TFLite requires NONE)")
@@ -138,7 +138,7 @@ def prepare_reshape(ctx: OpContext) -> Prepared:
     ctx.expect_io((1, 2))
     x, o = ctx.inputs[0], ctx.outputs[0]
     _same_type(ctx, x, o)
-    options = ctx.options if ctx.options is not None else ReshapeOptions()
+    options = ctx.options_as(ReshapeOptions)
     shape_t = ctx.inputs[1] if len(ctx.inputs) == 2 else None
     if shape_t is not None and shape_t.type == TensorType.INT32 and len(shape_t.shape) == 1:
         if shape_t.data is not None:
@@ -163,7 +163,7 @@ def prepare_squeeze(ctx: OpContext) -> Prepared:
     ctx.expect_io(1)
     x, o = ctx.inputs[0], ctx.outputs[0]
     _same_type(ctx, x, o)
-    options = ctx.options if ctx.options is not None else SqueezeOptions()
+    options = ctx.options_as(SqueezeOptions)
     rank = len(x.shape)
     if not options.squeeze_dims:
         drop = {d for d in range(rank) if x.shape[d] == 1}
@@ -398,7 +398,7 @@ def prepare_strided_slice(ctx: OpContext) -> Prepared:
     ctx.expect_io(4)
     x, o = ctx.inputs[0], ctx.outputs[0]
     _same_type(ctx, x, o)
-    opts = ctx.options if ctx.options is not None else StridedSliceOptions()
+    opts = ctx.options_as(StridedSliceOptions)
     vectors = []
     for i, what in ((1, "begin"), (2, "end"), (3, "strides")):
         if ctx.inputs[i].type != TensorType.INT32:

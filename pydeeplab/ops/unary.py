@@ -15,8 +15,8 @@ import numpy as np
 from ..quantization import quantize_multiplier
 from ..reference import unary as ref
 from ..tflite.schema import BuiltinOperator, TensorType
-from .base import OpContext, Prepared, register
-from .elementwise import quantization_of, unary_lookup_run
+from .base import OpContext, Prepared, TensorSpec, register
+from .elementwise import in_out_quantization, unary_lookup_run, unary_run
 
 
 def _lookup_both(ctx: OpContext, table: np.ndarray):
@@ -30,39 +30,30 @@ def _lookup_both(ctx: OpContext, table: np.ndarray):
     return run
 
 
-@register(BuiltinOperator.EXP)
-def prepare_exp(ctx: OpContext) -> Prepared:
-    ctx.expect_io(1)
-    x, o = ctx.inputs[0], ctx.outputs[0]
-    if o.type != x.type:
-        raise ctx.error(f"output type {o.type.name} differs from the input type {x.type.name}")
-    shape = tuple(x.shape)
-    if x.type == TensorType.FLOAT32:
-        def run(inputs, outputs):
-            ref.exp(inputs[0], outputs[0])
-        return Prepared((shape,), run)
+def _int8_quantization(ctx: OpContext, x: TensorSpec, o: TensorSpec) -> tuple[float, int, float, int]:
+    """(s_in, z_in, s_out, z_out) of an operator whose only quantized type is int8, as in TFLite."""
     if x.type != TensorType.INT8:
         raise ctx.error(f"{x.type.name} input is not supported (float32 and int8 are, as in TFLite)")
-    s_in, z_in = quantization_of(ctx, x, "input 0")
-    s_out, z_out = quantization_of(ctx, o, "output 0")
+    return in_out_quantization(ctx, x, o)
+
+
+@register(BuiltinOperator.EXP)
+def prepare_exp(ctx: OpContext) -> Prepared:
+    x, o = ctx.same_type_io()
+    shape = tuple(x.shape)
+    if x.type == TensorType.FLOAT32:
+        return Prepared((shape,), unary_run(ref.exp))
+    s_in, z_in, s_out, z_out = _int8_quantization(ctx, x, o)
     return Prepared((shape,), _lookup_both(ctx, ref.exp_table(s_in, z_in, s_out, z_out, x.dtype)))
 
 
 @register(BuiltinOperator.RSQRT)
 def prepare_rsqrt(ctx: OpContext) -> Prepared:
-    ctx.expect_io(1)
-    x, o = ctx.inputs[0], ctx.outputs[0]
-    if o.type != x.type:
-        raise ctx.error(f"output type {o.type.name} differs from the input type {x.type.name}")
+    x, o = ctx.same_type_io()
     shape = tuple(x.shape)
     if x.type == TensorType.FLOAT32:
-        def run(inputs, outputs):
-            ref.rsqrt(inputs[0], outputs[0])
-        return Prepared((shape,), run)
-    if x.type != TensorType.INT8:
-        raise ctx.error(f"{x.type.name} input is not supported (float32 and int8 are)")
-    s_in, z_in = quantization_of(ctx, x, "input 0")
-    s_out, z_out = quantization_of(ctx, o, "output 0")
+        return Prepared((shape,), unary_run(ref.rsqrt))
+    s_in, z_in, s_out, z_out = _int8_quantization(ctx, x, o)
     # elementwise.cc: 1. / (std::sqrt(float) * float), the product in float32.
     with np.errstate(over="ignore", under="ignore"):
         product = float(np.sqrt(np.float32(s_in)) * np.float32(s_out))
@@ -96,7 +87,4 @@ def prepare_cast(ctx: OpContext) -> Prepared:
         if t.type not in _CAST_TYPES:
             raise ctx.error(f"cannot cast {what} type {t.type.name}")
 
-    def run(inputs, outputs):
-        ref.cast(inputs[0], outputs[0])
-
-    return Prepared((tuple(x.shape),), run)
+    return Prepared((tuple(x.shape),), unary_run(ref.cast))

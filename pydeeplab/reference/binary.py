@@ -15,11 +15,10 @@ Integer intermediates are int64 arrays holding TFLite's int32 values.
 
 from __future__ import annotations
 
-from typing import NamedTuple
 
 import numpy as np
 
-from .fixedpoint import multiply_by_quantized_multiplier_smaller_than_one_exp as mbqm_smaller
+from .elementwise import ArithmeticParams, MulParams, on_common_scale, rescale_to_output
 from .fixedpoint import wrap_int32
 from .fixedpoint import saturating_rounding_doubling_high_mul as srdhm
 from .reduce import get_reciprocal
@@ -48,19 +47,6 @@ def div_int32(a: np.ndarray, b: np.ndarray, act_min: int, act_max: int, out: np.
     out[...] = np.clip(q, act_min, act_max)
 
 
-class QuantizedDivParams(NamedTuple):
-    """Integer constants of quantized DIV: offsets (-zp for inputs, +zp for the output),
-    the multiplier of s1 / (s2 * s_out) (positive shift = left) and the clamp range."""
-
-    input1_offset: int
-    input2_offset: int
-    output_offset: int
-    output_multiplier: int
-    output_shift: int
-    act_min: int
-    act_max: int
-
-
 def count_leading_sign_bits(x: np.ndarray) -> np.ndarray:
     """``CountLeadingSignBits`` of int32 values: redundant sign bits (31 for 0 and -1)."""
     x = np.asarray(x, dtype=np.int64)
@@ -85,7 +71,7 @@ def rounding_divide_by_pot_x86(x: np.ndarray, exponent: np.ndarray) -> np.ndarra
     return wrap_int32((x >> (exponent & 31)) + ((x & mask) > threshold))
 
 
-def div_quantized(a: np.ndarray, b: np.ndarray, p: QuantizedDivParams, out: np.ndarray) -> None:
+def div_quantized(a: np.ndarray, b: np.ndarray, p: MulParams, out: np.ndarray) -> None:
     """Quantized DIV (uint8 / int8), broadcast. Callers make sure no ``b`` equals its zero point.
 
     The signs are moved to the dividend so the divisor is positive; 1/divisor is
@@ -111,28 +97,11 @@ def squared_difference(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     np.multiply(d, d, out=out)
 
 
-class SquaredDifferenceParams(NamedTuple):
-    """Integer constants of int8 SQUARED_DIFFERENCE (every shift <= 0: right shifts)."""
-
-    left_shift: int
-    input1_offset: int
-    input1_multiplier: int
-    input1_shift: int
-    input2_offset: int
-    input2_multiplier: int
-    input2_shift: int
-    output_offset: int
-    output_multiplier: int
-    output_shift: int
-
-
-def squared_difference_quantized(a: np.ndarray, b: np.ndarray, p: SquaredDifferenceParams,
+def squared_difference_quantized(a: np.ndarray, b: np.ndarray, p: ArithmeticParams,
                                  out: np.ndarray) -> None:
     """int8 SQUARED_DIFFERENCE, broadcast: inputs on the scale 2 * max(s1, s2) / 2**7,
     the difference squared (at most 255^2 * 2**14: an exact int32), rescaled, clamped."""
-    x1 = mbqm_smaller((a.astype(np.int64) + p.input1_offset) << p.left_shift, p.input1_multiplier, p.input1_shift)
-    x2 = mbqm_smaller((b.astype(np.int64) + p.input2_offset) << p.left_shift, p.input2_multiplier, p.input2_shift)
+    x1 = on_common_scale(a, p.input1_offset, p.left_shift, p.input1_multiplier, p.input1_shift)
+    x2 = on_common_scale(b, p.input2_offset, p.left_shift, p.input2_multiplier, p.input2_shift)
     d = x1 - x2
-    result = mbqm_smaller(d * d, p.output_multiplier, p.output_shift) + p.output_offset
-    info = np.iinfo(out.dtype)
-    out[...] = np.clip(result, info.min, info.max)
+    rescale_to_output(d * d, p, out)

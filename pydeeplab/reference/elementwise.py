@@ -43,7 +43,8 @@ class ArithmeticParams(NamedTuple):
 
 
 class MulParams(NamedTuple):
-    """The integer constants of quantized MUL: one multiplier for s1 * s2 / s_out (any shift sign)."""
+    """The integer constants of quantized MUL and DIV: one multiplier for the combined scale,
+    s1 * s2 / s_out for MUL, s1 / (s2 * s_out) for DIV (any shift sign; positive = left)."""
 
     input1_offset: int
     input2_offset: int
@@ -69,30 +70,31 @@ def mul(x1: np.ndarray, x2: np.ndarray, act_min: float, act_max: float, out: np.
     np.clip(np.multiply(x1, x2), act_min, act_max, out=out)
 
 
-def _on_common_scale(x: np.ndarray, offset: int, left_shift: int, multiplier: int, shift: int) -> np.ndarray:
-    """One input of ADD/SUB on the shared scale 2 * max(s1, s2) / 2**left_shift (int32 values)."""
+def on_common_scale(x: np.ndarray, offset: int, left_shift: int, multiplier: int, shift: int) -> np.ndarray:
+    """One input of ADD/SUB/SQUARED_DIFFERENCE on the shared scale 2 * max(s1, s2) / 2**left_shift (int32 values)."""
     shifted = (x.astype(np.int64) + offset) << left_shift  # |x - zp| < 2**9: fits int32 after << 20
     return multiply_by_quantized_multiplier_smaller_than_one_exp(shifted, multiplier, shift)
 
 
-def _finish_add(raw: np.ndarray, p: ArithmeticParams, out: np.ndarray) -> None:
-    """Rescale a raw sum or difference to the output scale, add the zero point and clamp."""
+def rescale_to_output(raw: np.ndarray, p: ArithmeticParams, out: np.ndarray) -> None:
+    """Rescale a raw sum, difference or squared difference on the common scale to the
+    output scale, add the zero point and clamp."""
     result = multiply_by_quantized_multiplier_smaller_than_one_exp(raw, p.output_multiplier, p.output_shift)
     out[...] = np.clip(result + p.output_offset, p.act_min, p.act_max)
 
 
 def add_quantized(x1: np.ndarray, x2: np.ndarray, p: ArithmeticParams, out: np.ndarray) -> None:
     """Quantized ADD. x1, x2: uint8 or int8, broadcast to out's shape; out: same dtype."""
-    a = _on_common_scale(x1, p.input1_offset, p.left_shift, p.input1_multiplier, p.input1_shift)
-    b = _on_common_scale(x2, p.input2_offset, p.left_shift, p.input2_multiplier, p.input2_shift)
-    _finish_add(a + b, p, out)
+    a = on_common_scale(x1, p.input1_offset, p.left_shift, p.input1_multiplier, p.input1_shift)
+    b = on_common_scale(x2, p.input2_offset, p.left_shift, p.input2_multiplier, p.input2_shift)
+    rescale_to_output(a + b, p, out)
 
 
 def sub_quantized(x1: np.ndarray, x2: np.ndarray, p: ArithmeticParams, out: np.ndarray) -> None:
     """Quantized SUB. x1, x2: uint8 or int8, broadcast to out's shape; out: same dtype."""
-    a = _on_common_scale(x1, p.input1_offset, p.left_shift, p.input1_multiplier, p.input1_shift)
-    b = _on_common_scale(x2, p.input2_offset, p.left_shift, p.input2_multiplier, p.input2_shift)
-    _finish_add(a - b, p, out)
+    a = on_common_scale(x1, p.input1_offset, p.left_shift, p.input1_multiplier, p.input1_shift)
+    b = on_common_scale(x2, p.input2_offset, p.left_shift, p.input2_multiplier, p.input2_shift)
+    rescale_to_output(a - b, p, out)
 
 
 def mul_quantized(x1: np.ndarray, x2: np.ndarray, p: MulParams, out: np.ndarray) -> None:
