@@ -63,10 +63,15 @@ class ModelSpec:
 
     @classmethod
     def of(cls, segmenter, num_threads: int | None = None) -> ModelSpec:
-        """The spec of a loaded :class:`pydeeplab.Segmenter` (``num_threads``: kernel threads per worker)."""
+        """The spec of a loaded :class:`pydeeplab.Segmenter` (``num_threads``: kernel threads per worker).
+
+        The backend is the one the user asked for, not the one the driver resolved:
+        with "auto" each worker takes Numba where it loads there and NumPy elsewhere,
+        rather than failing where the driver's "numba" is not installed.
+        """
         digest = segmenter.info.sha256 or hashlib.sha256(Path(segmenter.path).read_bytes()).hexdigest()
         settings = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in segmenter.settings.items())
-        return cls(str(Path(segmenter.path).resolve()), digest, segmenter.backend, num_threads,
+        return cls(str(Path(segmenter.path).resolve()), digest, segmenter.requested_backend, num_threads,
                    segmenter.keep_aspect, settings)
 
 

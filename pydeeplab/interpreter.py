@@ -31,7 +31,7 @@ from .ops.base import Prepare, Prepared, Run
 from .ops.custom import check_custom_op, lookup_custom_op
 from .signature import SignatureRunner
 from .tflite.model import Model, Tensor
-from .tflite.reader import read_model
+from .tflite.reader import model_file_bytes, read_model
 from .threads import blas_threads, start_numba_threads
 from .tflite.schema import BuiltinOperator, tensor_type_of
 
@@ -743,12 +743,7 @@ def _given(value) -> bool:
 
 def _load(path: str | os.PathLike) -> Model:
     """Read a model file, with LiteRT's words for a file that cannot be opened or parsed."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as exc:
-        raise ModelError(f"Could not open '{os.fspath(path)}'. ({exc.strerror or exc})") from exc
-    return _read(data)
+    return _read(model_file_bytes(path))
 
 
 def _read(content: bytes) -> Model:

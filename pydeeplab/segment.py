@@ -326,6 +326,8 @@ class Segmenter:
         self.resample = resample
         self.settings["resample"] = resample
         self.backend = self.interpreter.backend
+        # What the caller asked for ("auto" unless chosen): Dask workers resolve it themselves.
+        self.requested_backend = backend
         self.keep_aspect = keep_aspect
         self._lock = threading.Lock()
 

@@ -96,9 +96,10 @@ class OpContext:
             if self.inputs[i] is None:
                 raise self.error(f"input {i} is required but absent (-1)")
 
-    def same_type_io(self) -> tuple[TensorSpec, TensorSpec]:
-        """(input 0, output 0) of a one-input operator whose output has the input's type."""
-        self.expect_io(1)
+    def same_type_io(self, n_inputs: int | tuple[int, int] = 1) -> tuple[TensorSpec, TensorSpec]:
+        """(input 0, output 0) of a one-output operator whose output has input 0's type,
+        after :meth:`expect_io` (``n_inputs``)."""
+        self.expect_io(n_inputs)
         x, o = self.inputs[0], self.outputs[0]
         if o.type != x.type:
             raise self.error(f"output type {o.type.name} differs from the input type {x.type.name}")

@@ -77,25 +77,11 @@ def reduction_layout(shape: tuple[int, ...],
 
 @register(BuiltinOperator.MEAN)
 def prepare_mean(ctx: OpContext) -> Prepared:
-    ctx.expect_io(2)
-    opts = ctx.options_as(ReducerOptions)
-    x, out = ctx.inputs[0], ctx.outputs[0]
-    if ctx.inputs[1].type != TensorType.INT32:
-        raise ctx.error(f"the axes must be int32, got {ctx.inputs[1].type.name}")
-    axes_value = ctx.constant(1, "the axes")
-    # TFLite ignores the axes of a scalar input (its mean is itself).
-    axes = _resolve_axes(ctx, axes_value, len(x.shape)) if x.shape else ()
+    # mean.cc takes int32 axes only (SUM and REDUCE_MAX also take int64).
+    x, out, axes, out_shape, (perm, (a, r, b)) = _reducer_shapes(ctx, (TensorType.INT32,))
     if x.type not in (TensorType.FLOAT32, TensorType.INT32, TensorType.INT64, TensorType.UINT8,
                       TensorType.INT8, TensorType.INT16):
         raise ctx.error(f"input type {x.type.name} is not supported")
-    if out.type != x.type:
-        raise ctx.error(f"output type {out.type.name} differs from input type {x.type.name}")
-
-    if opts.keep_dims:
-        out_shape = tuple(1 if d in axes else s for d, s in enumerate(x.shape))
-    else:
-        out_shape = tuple(s for d, s in enumerate(x.shape) if d not in axes)
-    perm, (a, r, b) = reduction_layout(x.shape, axes)
     numpy_backend = ctx.backend == "numpy"
     if not numpy_backend:
         from ..kernels import reduce as kern
@@ -274,13 +260,15 @@ def prepare_arg_max(ctx: OpContext) -> Prepared:
     return Prepared((out_shape,), run)
 
 
-def _reducer_shapes(ctx: OpContext):
-    """Shared checks of SUM / REDUCE_MAX: (x, out, axes, out_shape, (perm, (A, R, B)))."""
+def _reducer_shapes(ctx: OpContext, axes_types: tuple[TensorType, ...] = (TensorType.INT32, TensorType.INT64)):
+    """Shared checks of MEAN / SUM / REDUCE_MAX: (x, out, axes, out_shape, (perm, (A, R, B)))."""
     ctx.expect_io(2)
     opts = ctx.options_as(ReducerOptions)
     x, out = ctx.inputs[0], ctx.outputs[0]
-    if ctx.inputs[1].type not in (TensorType.INT32, TensorType.INT64):
-        raise ctx.error(f"the axes must be int32, got {ctx.inputs[1].type.name}")
+    if ctx.inputs[1].type not in axes_types:
+        raise ctx.error(f"the axes must be {' or '.join(t.name.lower() for t in axes_types)}, "
+                        f"got {ctx.inputs[1].type.name}")
+    # TFLite ignores the axes of a scalar input (its reduction is itself).
     axes = _resolve_axes(ctx, ctx.constant(1, "the axes"), len(x.shape)) if x.shape else ()
     if out.type != x.type:
         raise ctx.error(f"output type {out.type.name} differs from input type {x.type.name}")

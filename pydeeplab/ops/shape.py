@@ -135,9 +135,7 @@ def _reshape_run(inputs, outputs):
 @register(BuiltinOperator.RESHAPE)
 def prepare_reshape(ctx: OpContext) -> Prepared:
     """The new shape comes from input 1 (a constant int32 vector) or else the options."""
-    ctx.expect_io((1, 2))
-    x, o = ctx.inputs[0], ctx.outputs[0]
-    _same_type(ctx, x, o)
+    x, o = ctx.same_type_io((1, 2))
     options = ctx.options_as(ReshapeOptions)
     shape_t = ctx.inputs[1] if len(ctx.inputs) == 2 else None
     if shape_t is not None and shape_t.type == TensorType.INT32 and len(shape_t.shape) == 1:
@@ -160,9 +158,7 @@ def prepare_reshape(ctx: OpContext) -> Prepared:
 @register(BuiltinOperator.SQUEEZE)
 def prepare_squeeze(ctx: OpContext) -> Prepared:
     """Remove the size-1 dimensions listed in ``squeeze_dims`` (all of them if none are)."""
-    ctx.expect_io(1)
-    x, o = ctx.inputs[0], ctx.outputs[0]
-    _same_type(ctx, x, o)
+    x, o = ctx.same_type_io()
     options = ctx.options_as(SqueezeOptions)
     rank = len(x.shape)
     if not options.squeeze_dims:
@@ -185,9 +181,7 @@ def prepare_squeeze(ctx: OpContext) -> Prepared:
 def prepare_pad(ctx: OpContext) -> Prepared:
     """Pad with constant ``paddings`` [rank, 2]; the value is 0 (the output zero point for
     8-bit data) or PADV2's scalar constant input 2."""
-    ctx.expect_io((2, 3))
-    x, o = ctx.inputs[0], ctx.outputs[0]
-    _same_type(ctx, x, o)
+    x, o = ctx.same_type_io((2, 3))
     rank = len(x.shape)
     paddings = _int_constant(ctx, 1, "paddings", 2)
     if paddings.shape != (rank, 2):
@@ -217,9 +211,7 @@ def prepare_pad(ctx: OpContext) -> Prepared:
 def _block_params(ctx: OpContext, what: str) -> tuple[TensorSpec, TensorSpec, np.ndarray, np.ndarray]:
     """Checks shared by SPACE_TO_BATCH_ND and BATCH_TO_SPACE_ND: x [N, H, (W,) C], block_shape [M],
     ``what`` (paddings / crops) [M, 2], M = rank - 2, all constants; blocks >= 1, amounts >= 0."""
-    ctx.expect_io(3)
-    x, o = ctx.inputs[0], ctx.outputs[0]
-    _same_type(ctx, x, o)
+    x, o = ctx.same_type_io(3)
     _same_quantization(ctx, x, o)
     if len(x.shape) not in (3, 4):
         raise ctx.error(f"input must have rank 3 or 4, has shape {x.shape}")
@@ -279,9 +271,7 @@ def prepare_batch_to_space_nd(ctx: OpContext) -> Prepared:
 @register(BuiltinOperator.TILE)
 def prepare_tile(ctx: OpContext) -> Prepared:
     """Repeat the input ``multiples[d]`` times along each dimension (a constant int32/int64 vector)."""
-    ctx.expect_io(2)
-    x, o = ctx.inputs[0], ctx.outputs[0]
-    _same_type(ctx, x, o)
+    x, o = ctx.same_type_io(2)
     multiples = _int_constant(ctx, 1, "multiples", 1)
     if multiples.shape != (len(x.shape),):
         raise ctx.error(f"multiples has {multiples.size} entries for an input of rank {len(x.shape)}")
@@ -395,9 +385,7 @@ def _as_slice(r: range) -> slice:
 @register(BuiltinOperator.STRIDED_SLICE)
 def prepare_strided_slice(ctx: OpContext) -> Prepared:
     """begin, end, strides: constant int32 vectors; all masks and ``offset`` as TFLite applies them."""
-    ctx.expect_io(4)
-    x, o = ctx.inputs[0], ctx.outputs[0]
-    _same_type(ctx, x, o)
+    x, o = ctx.same_type_io(4)
     opts = ctx.options_as(StridedSliceOptions)
     vectors = []
     for i, what in ((1, "begin"), (2, "end"), (3, "strides")):

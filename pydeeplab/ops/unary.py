@@ -15,7 +15,7 @@ import numpy as np
 from ..quantization import quantize_multiplier
 from ..reference import unary as ref
 from ..tflite.schema import BuiltinOperator, TensorType
-from .base import OpContext, Prepared, TensorSpec, register
+from .base import OpContext, Prepared, register
 from .elementwise import in_out_quantization, unary_lookup_run, unary_run
 
 
@@ -30,30 +30,7 @@ def _lookup_both(ctx: OpContext, table: np.ndarray):
     return run
 
 
-def _int8_quantization(ctx: OpContext, x: TensorSpec, o: TensorSpec) -> tuple[float, int, float, int]:
-    """(s_in, z_in, s_out, z_out) of an operator whose only quantized type is int8, as in TFLite."""
-    if x.type != TensorType.INT8:
-        raise ctx.error(f"{x.type.name} input is not supported (float32 and int8 are, as in TFLite)")
-    return in_out_quantization(ctx, x, o)
-
-
-@register(BuiltinOperator.EXP)
-def prepare_exp(ctx: OpContext) -> Prepared:
-    x, o = ctx.same_type_io()
-    shape = tuple(x.shape)
-    if x.type == TensorType.FLOAT32:
-        return Prepared((shape,), unary_run(ref.exp))
-    s_in, z_in, s_out, z_out = _int8_quantization(ctx, x, o)
-    return Prepared((shape,), _lookup_both(ctx, ref.exp_table(s_in, z_in, s_out, z_out, x.dtype)))
-
-
-@register(BuiltinOperator.RSQRT)
-def prepare_rsqrt(ctx: OpContext) -> Prepared:
-    x, o = ctx.same_type_io()
-    shape = tuple(x.shape)
-    if x.type == TensorType.FLOAT32:
-        return Prepared((shape,), unary_run(ref.rsqrt))
-    s_in, z_in, s_out, z_out = _int8_quantization(ctx, x, o)
+def _rsqrt_int8_run(ctx: OpContext, s_in: float, z_in: int, s_out: float, z_out: int, dtype: np.dtype):
     # elementwise.cc: 1. / (std::sqrt(float) * float), the product in float32.
     with np.errstate(over="ignore", under="ignore"):
         product = float(np.sqrt(np.float32(s_in)) * np.float32(s_out))
@@ -61,8 +38,7 @@ def prepare_rsqrt(ctx: OpContext) -> Prepared:
         m, s = quantize_multiplier(1.0 / product if product > 0 else float("inf"))
     except ValueError as exc:
         raise ctx.error(f"scales give no usable multiplier: {exc}") from None
-    table = ref.rsqrt_table(z_in, m, s, z_out, x.dtype)
-    lookup = _lookup_both(ctx, table)
+    lookup = _lookup_both(ctx, ref.rsqrt_table(z_in, m, s, z_out, dtype))
 
     def run(inputs, outputs):
         if inputs[0].size and int(inputs[0].min()) < z_in:
@@ -70,7 +46,25 @@ def prepare_rsqrt(ctx: OpContext) -> Prepared:
                             f"the zero point {z_in}")
         lookup(inputs, outputs)
 
-    return Prepared((shape,), run)
+    return run
+
+
+_FLOAT_FNS = {BuiltinOperator.EXP: ref.exp, BuiltinOperator.RSQRT: ref.rsqrt}
+
+
+@register(*_FLOAT_FNS)
+def prepare_exp_rsqrt(ctx: OpContext) -> Prepared:
+    """EXP or RSQRT: output shape = input shape, same type (float32 or int8)."""
+    x, o = ctx.same_type_io()
+    shape = tuple(x.shape)
+    if x.type == TensorType.FLOAT32:
+        return Prepared((shape,), unary_run(_FLOAT_FNS[ctx.opcode]))
+    if x.type != TensorType.INT8:
+        raise ctx.error(f"{x.type.name} input is not supported (float32 and int8 are, as in TFLite)")
+    s_in, z_in, s_out, z_out = in_out_quantization(ctx, x, o)
+    if ctx.opcode == BuiltinOperator.EXP:
+        return Prepared((shape,), _lookup_both(ctx, ref.exp_table(s_in, z_in, s_out, z_out, x.dtype)))
+    return Prepared((shape,), _rsqrt_int8_run(ctx, s_in, z_in, s_out, z_out, x.dtype))
 
 
 #: element types CAST converts between (TFLite's cast.cc, those NumPy holds)

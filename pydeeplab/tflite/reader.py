@@ -186,14 +186,18 @@ def read_model(data: bytes | bytearray | memoryview) -> Model:
     )
 
 
-def load_model(path: str | os.PathLike) -> Model:
-    """Read a ``.tflite`` file. The bytes are read once and shared by every constant tensor."""
+def model_file_bytes(path: str | os.PathLike) -> bytes:
+    """The bytes of a model file; a ModelError in LiteRT's words when it cannot be opened."""
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            return f.read()
     except OSError as exc:
-        raise ModelError(f"cannot read model file {os.fspath(path)!r}: {exc.strerror or exc}") from exc
-    return read_model(data)
+        raise ModelError(f"Could not open '{os.fspath(path)}'. ({exc.strerror or exc})") from exc
+
+
+def load_model(path: str | os.PathLike) -> Model:
+    """Read a ``.tflite`` file. The bytes are read once and shared by every constant tensor."""
+    return read_model(model_file_bytes(path))
 
 
 def _read_buffer(buf: memoryview, t: _Table) -> memoryview:
