@@ -14,7 +14,13 @@ EPILOG = {
                "  pydeeplab inspect model.tflite --json > summary.json",
     "verify": "example:\n  pydeeplab verify ../shared/data/models/deeplabv3_257_mv_gpu.tflite "
               "--image ../shared/data/images/cat.bmp\n"
-              "  pydeeplab verify deeplabv3_mnv2_pascal_quant.tflite --against builtin --json\n\n"
+              "  pydeeplab verify deeplabv3_mnv2_pascal_quant.tflite --against builtin --json\n"
+              "  pydeeplab verify deeplabv3_mnv2_pascal_quant.tflite --against float --image bird.bmp\n"
+              "  pydeeplab verify model_uint8.tflite --against model_float.tflite\n\n"
+              "--against float (or OTHER.tflite) prints the quantization error per operator, as TF's\n"
+              "QuantizationDebugger: rmse, rmse/scale (~0.29 is rounding alone), mean error, max abs error,\n"
+              "isolated (the float op fed the dequantized integer inputs) and cascaded, and the final label\n"
+              "agreement; it needs no LiteRT and exits 0.\n\n"
               "exit status: 0 when every operator is within tolerance, 1 when one is not, 2 on errors",
     "segment": "examples:\n  pydeeplab segment photo.jpg\n"
                "  pydeeplab segment ../shared/data/images --model deeplabv3_mnv2_pascal_quant --overlay --out results\n"
@@ -61,6 +67,13 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     from .verification import format_report, verify
 
     modes = ("isolated", "cascaded") if args.mode == "both" else (args.mode,)
+    if args.against not in ("ref", "builtin"):  # float shadow or another model: quantization error
+        from .quantization_error import format_quantization_error, quantization_error
+
+        qe = quantization_error(args.model, args.image, against=args.against, backend=args.backend, modes=modes,
+                                num_threads=args.threads, progress=not args.json)
+        print(json.dumps(qe.to_dict(), indent=2) if args.json else format_quantization_error(qe))
+        return 0
     report = verify(args.model, args.image, against=args.against, backend=args.backend, modes=modes,
                     num_threads=args.threads)
     print(json.dumps(report.to_dict(), indent=2) if args.json else format_report(report))
@@ -177,8 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("verify", "compare every operator of a model with the TFLite runtime (LiteRT)", _cmd_verify)
     p.add_argument("model", help="path of a .tflite file")
     p.add_argument("--image", help="an image to feed (default: seeded random input)")
-    p.add_argument("--against", choices=["ref", "builtin"], default="ref",
-                   help="LiteRT's reference kernels (ref, the default) or its optimized built-in kernels")
+    p.add_argument("--against", default="ref", metavar="ref|builtin|float|OTHER.tflite",
+                   help="LiteRT's reference kernels (ref, the default) or its optimized built-in kernels; "
+                        "float: quantization error per operator against the model's float shadow; "
+                        "OTHER.tflite: against a float version of the model, tensors matched by name")
     p.add_argument("--mode", choices=["isolated", "cascaded", "both"], default="both",
                    help="isolated: each op fed LiteRT's inputs; cascaded: our own chain (default both)")
     p.add_argument("--backend", choices=["numba", "numpy"], default="numba")

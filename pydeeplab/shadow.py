@@ -1,0 +1,114 @@
+"""The float shadow of a quantized model: the same graph, computed in float32.
+
+TF's QuantizationDebugger asks, per layer, how far a quantized operator is from
+what it would compute in real numbers. The float shadow answers it with
+pydeeplab's own operators: every quantized constant is dequantized
+(``real = scale * (q - zero_point)``, per channel where the model says so;
+int32 biases with their ``s_in * s_w`` scales), every quantized activation
+becomes a float32 tensor without quantization, and the operators stay the same,
+in the same order, with the same options: so each one runs its float path.
+
+Operators whose only job is to change the integer representation (QUANTIZE
+requantizing between two scales, QUANTIZE of a float input, DEQUANTIZE of an
+integer tensor) become identities in float: they are written as a RESHAPE to
+the same shape, so that the shadow keeps one operator per operator of the model
+and each tensor keeps its index and name. Integer tensors that are not
+quantized (ARG_MAX's labels, shape vectors) stay as they are.
+
+The shadow is written as a real .tflite file (:func:`float_shadow` returns its
+bytes), so it can be inspected, run by pydeeplab or by LiteRT.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import ModelError
+from .tflite.model import Model, Quantization, Tensor
+from .tflite.options import ReshapeOptions
+from .tflite.schema import BuiltinOperator, TensorType
+from .tflite.writer import ModelBuilder
+
+_REPRESENTATION_OPS = (BuiltinOperator.QUANTIZE, BuiltinOperator.DEQUANTIZE)
+
+
+def is_quantized_tensor(t: Tensor) -> bool:
+    """An integer tensor with affine quantization parameters (the ones the shadow turns into float32)."""
+    return (t.type.dtype is not None and t.type.dtype.kind in "iu" and t.quantization is not None
+            and t.quantization.scales.size > 0)
+
+
+def is_quantized_model(model: Model) -> bool:
+    """Whether any tensor of the main graph is quantized (else there is nothing to shadow)."""
+    return any(is_quantized_tensor(t) for t in model.main.tensors)
+
+
+def dequantize(q: np.ndarray, quantization: Quantization, axis: int | None = None) -> np.ndarray:
+    """``scale * (q - zero_point)`` as float64; per-channel parameters apply along ``axis``.
+
+    ``q``: any integer array; ``quantization``: one scale/zero point, or one per slice of
+    ``q`` along ``quantization.quantized_dimension`` (``axis`` overrides it).
+    """
+    scales = quantization.scales.astype(np.float64)
+    zero_points = quantization.zero_points.astype(np.float64)
+    x = np.asarray(q).astype(np.float64)
+    if scales.size == 1:
+        return (x - zero_points[0]) * scales[0]
+    dim = quantization.quantized_dimension if axis is None else axis
+    if x.ndim == 0 or x.shape[dim] != scales.size:
+        raise ModelError(f"per-channel quantization with {scales.size} scales does not fit a tensor of shape "
+                         f"{list(x.shape)} along dimension {dim}")
+    shape = [1] * x.ndim
+    shape[dim] = scales.size
+    return (x - zero_points.reshape(shape)) * scales.reshape(shape)
+
+
+def quantize(x: np.ndarray, quantization: Quantization, dtype: np.dtype) -> np.ndarray:
+    """Real values to integers of ``dtype``: round half away from zero, then clamp (per-tensor parameters)."""
+    info = np.iinfo(dtype)
+    scaled = np.asarray(x, np.float64) / quantization.scale
+    q = np.sign(scaled) * np.floor(np.abs(scaled) + 0.5) + quantization.zero_point
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
+def float_shadow(model: Model) -> bytes:
+    """The float shadow of ``model``'s main graph, as the bytes of a .tflite file.
+
+    Tensor ``i`` of the shadow is tensor ``i`` of the model (same name; float32 where
+    the model's was quantized); operator ``k`` is operator ``k``. Raises
+    :class:`~pydeeplab.errors.ModelError` if the model has no quantized tensor.
+    """
+    g = model.main
+    if not is_quantized_model(model):
+        raise ModelError("the model has no quantized tensors: it is already float, so it has no float shadow "
+                         "(compare two models with --against OTHER.tflite)")
+    b = ModelBuilder(description=f"float shadow of: {model.description}".strip(), subgraph_name=g.name)
+    for t in g.tensors:
+        if t.data is not None:
+            if is_quantized_tensor(t):
+                # Bias scales are s_in * s_w per output channel: dimension 0 of the bias vector.
+                axis = 0 if t.data.ndim == 1 else None
+                b.add_constant(t.name, dequantize(t.data, t.quantization, axis).astype(np.float32))
+            else:
+                b.add_constant(t.name, t.data, t.quantization, type=t.type)
+        elif is_quantized_tensor(t):
+            b.add_tensor(t.name, TensorType.FLOAT32, t.shape, shape_signature=t.shape_signature)
+        else:
+            b.add_tensor(t.name, t.type, t.shape, t.quantization, shape_signature=t.shape_signature,
+                         is_variable=t.is_variable)
+    float_like = {t.index for t in g.tensors if is_quantized_tensor(t) or t.type == TensorType.FLOAT32}
+    for op in g.operators:
+        if (op.builtin in _REPRESENTATION_OPS and len(op.inputs) == 1 and len(op.outputs) == 1
+                and op.inputs[0] in float_like and op.outputs[0] in float_like):
+            shape = g.tensors[op.outputs[0]].shape
+            new_shape = b.add_constant(f"{g.tensors[op.outputs[0]].name}/float_shadow_identity_shape",
+                                       np.array(shape, np.int32))
+            b.add_operator(BuiltinOperator.RESHAPE, [op.inputs[0], new_shape], op.outputs,
+                           ReshapeOptions(new_shape=tuple(shape)))
+            continue
+        b.add_operator(op.builtin, op.inputs, op.outputs, op.options, op.code.version,
+                       custom_code=op.code.custom_code, custom_options=op.custom_options,
+                       intermediates=op.intermediates)
+    b.set_inputs(g.inputs)
+    b.set_outputs(g.outputs)
+    return b.finish()
