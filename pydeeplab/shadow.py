@@ -15,21 +15,35 @@ the same shape, so that the shadow keeps one operator per operator of the model
 and each tensor keeps its index and name. Integer tensors that are not
 quantized (ARG_MAX's labels, shape vectors) stay as they are.
 
+Some converters fold an activation into the output's quantization range instead
+of the operator's options (MLPerf's uint8 DeepLab: every ReLU6 is a range [0, 6]
+with ``fused_activation_function = NONE``); the integer kernel clamps there
+anyway. The shadow makes such an *implied* activation explicit (RELU6 when the
+range is [0, 6] to within a step, RELU when it starts at 0; for convolutions and
+elementwise arithmetic), else the float
+graph would compute a different function. Other ranges are not clamped, so the
+error of saturating a too-narrow range is measured, not hidden.
+
 The shadow is written as a real .tflite file (:func:`float_shadow` returns its
 bytes), so it can be inspected, run by pydeeplab or by LiteRT.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from .errors import ModelError
 from .tflite.model import Model, Quantization, Tensor
 from .tflite.options import ReshapeOptions
-from .tflite.schema import BuiltinOperator, TensorType
+from .tflite.schema import Activation, BuiltinOperator, TensorType
 from .tflite.writer import ModelBuilder
 
 _REPRESENTATION_OPS = (BuiltinOperator.QUANTIZE, BuiltinOperator.DEQUANTIZE)
+#: Operators that compute new values and take a fused activation (the ones an implied activation can follow).
+_ARITHMETIC_OPS = (BuiltinOperator.CONV_2D, BuiltinOperator.DEPTHWISE_CONV_2D, BuiltinOperator.FULLY_CONNECTED,
+                   BuiltinOperator.ADD, BuiltinOperator.SUB, BuiltinOperator.MUL)
 
 
 def is_quantized_tensor(t: Tensor) -> bool:
@@ -71,6 +85,25 @@ def quantize(x: np.ndarray, quantization: Quantization, dtype: np.dtype) -> np.n
     return np.clip(q, info.min, info.max).astype(dtype)
 
 
+def implied_activation(t: Tensor) -> Activation:
+    """The activation a quantized output's range implies: RELU6 for [0, 6], RELU for [0, x], else NONE."""
+    if not is_quantized_tensor(t) or t.quantization.per_channel:
+        return Activation.NONE
+    info = np.iinfo(t.type.dtype)
+    scale, zero_point = t.quantization.scale, t.quantization.zero_point
+    if zero_point != info.min:
+        return Activation.NONE
+    top = scale * (info.max - zero_point)
+    return Activation.RELU6 if abs(top - 6.0) <= scale else Activation.RELU
+
+
+def _explicit_activation(options, out: Tensor):
+    if getattr(options, "fused_activation_function", None) != Activation.NONE:
+        return options
+    act = implied_activation(out)
+    return options if act == Activation.NONE else dataclasses.replace(options, fused_activation_function=act)
+
+
 def float_shadow(model: Model) -> bytes:
     """The float shadow of ``model``'s main graph, as the bytes of a .tflite file.
 
@@ -106,7 +139,10 @@ def float_shadow(model: Model) -> bytes:
             b.add_operator(BuiltinOperator.RESHAPE, [op.inputs[0], new_shape], op.outputs,
                            ReshapeOptions(new_shape=tuple(shape)))
             continue
-        b.add_operator(op.builtin, op.inputs, op.outputs, op.options, op.code.version,
+        options = op.options
+        if op.builtin in _ARITHMETIC_OPS and op.outputs:
+            options = _explicit_activation(options, g.tensors[op.outputs[0]])
+        b.add_operator(op.builtin, op.inputs, op.outputs, options, op.code.version,
                        custom_code=op.code.custom_code, custom_options=op.custom_options,
                        intermediates=op.intermediates)
     b.set_inputs(g.inputs)

@@ -154,3 +154,38 @@ def test_synthesized_v3_shadow_and_pair(tmp_path, capsys):
     # The first conv sees the same input on both sides; only weight rounding separates the two floats.
     assert by_index[0].rmse == pytest.approx(iso[0]["rmse"], rel=0.2)
     assert not by_index[14].matched and "no float tensor" in by_index[14].note  # QUANTIZE: float has none
+
+
+def test_implied_activation_is_made_explicit_in_the_shadow():
+    """A [0, 6] output range with no fused activation is a folded ReLU6 (MLPerf's uint8 DeepLab)."""
+    from pydeeplab.shadow import implied_activation
+    from pydeeplab.tflite.schema import Activation
+
+    def out(scale, zero_point, type_=TensorType.UINT8):
+        b = ModelBuilder()
+        x = b.add_tensor("x", TensorType.UINT8, (1, 2, 2, 1), q(0.5, 128))
+        w = b.add_constant("w", np.array([[[[200]]]], np.uint8), q(0.01, 100))
+        y = b.add_tensor("y", type_, (1, 2, 2, 1), q(scale, zero_point))
+        b.add_operator(BuiltinOperator.CONV_2D, [x, w, -1], [y], Conv2DOptions(Padding.VALID, 1, 1))
+        b.set_inputs([x])
+        b.set_outputs([y])
+        m = read_model(b.finish())
+        return m.main.tensors[y], read_model(float_shadow(m)).main.operators[0].options.fused_activation_function
+
+    tensor, shadow_activation = out(6 / 255, 0)
+    assert implied_activation(tensor) == shadow_activation == Activation.RELU6
+    assert out(0.1, 0)[1] == Activation.RELU and out(0.1, 10)[1] == Activation.NONE
+    assert out(6 / 255, -128, TensorType.INT8)[1] == Activation.RELU6
+    # In the shadow the clamp acts: x real (200-128)*0.5 = 36, w real 1.0 -> 36, clamped to 6.
+    b = ModelBuilder()
+    x = b.add_tensor("x", TensorType.UINT8, (1, 1, 1, 1), q(0.5, 128))
+    w = b.add_constant("w", np.array([[[[200]]]], np.uint8), q(0.01, 100))
+    y = b.add_tensor("y", TensorType.UINT8, (1, 1, 1, 1), q(6 / 255, 0))
+    b.add_operator(BuiltinOperator.CONV_2D, [x, w, -1], [y], Conv2DOptions(Padding.VALID, 1, 1))
+    b.set_inputs([x])
+    b.set_outputs([y])
+    it = Interpreter(model_content=float_shadow(read_model(b.finish())))
+    it.allocate_tensors()
+    it.set_tensor(0, np.array([[[[36.0]]]], np.float32))
+    it.invoke()
+    assert it.get_tensor(2).item() == pytest.approx(6.0)

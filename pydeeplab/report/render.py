@@ -59,6 +59,7 @@ tr.hide{display:none}svg text{font-size:11px;fill:#333}
 _JS = """
 (function(){
   var box=document.getElementById('opfilter');
+  document.body.setAttribute('data-report-ready','1');
   if(!box){return;}
   box.addEventListener('input',function(){
     var q=box.value.toLowerCase();

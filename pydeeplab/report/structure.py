@@ -310,8 +310,11 @@ def recognise(g: Subgraph) -> Structure:
                     break
             if st.decoder_low_level is not None:
                 low = set(st.decoder_low_level.ops)
-                st.aspp_projection = [j for j in after if j < k and j not in low and j not in branch_ops]
-                st.decoder = sorted(low | {j for j in after if j >= k})
+                between = [j for j in after if j < k and j not in low and j not in branch_ops]
+                # The upsampling of the ASPP output to the low-level resolution is the decoder's first step.
+                up = {j for j in between if g.operators[j].builtin in _RESIZES}
+                st.aspp_projection = [j for j in between if j not in up]
+                st.decoder = sorted(low | up | {j for j in after if j >= k})
                 break
         if st.decoder_low_level is None:
             st.aspp_projection = [j for j in after if j not in branch_ops]
