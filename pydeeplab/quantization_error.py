@@ -108,10 +108,11 @@ class QuantErrorReport:
     isolated: list[QuantErrorRecord] = field(default_factory=list)
     cascaded: list[QuantErrorRecord] = field(default_factory=list)
     label_agreement: float | None = None  # final output, cascaded: integer model vs float
+    note: str = ""  # why there is nothing to compare, when there is not
 
     def to_dict(self) -> dict:
         return {"model": self.model, "against": self.against, "backend": self.backend,
-                "label_agreement": self.label_agreement,
+                "label_agreement": self.label_agreement, "note": self.note,
                 "isolated": [asdict(r) for r in self.isolated], "cascaded": [asdict(r) for r in self.cascaded]}
 
 
@@ -282,8 +283,13 @@ def quantization_error(
         kwargs["backend"] = backend
     if os.fspath(against) == "float":
         if not is_quantized_model(model):
-            raise ModelError(f"{os.fspath(model_path)} has no quantized tensors: --against float compares a "
-                             "quantized model with its float shadow; for two models use --against OTHER.tflite")
+            halves = sum(1 for t in model.main.tensors if t.data is not None and t.type.name == "FLOAT16")
+            return QuantErrorReport(
+                model=os.fspath(model_path), against="float shadow", backend=backend or "-",
+                note="the model has no quantized (integer) tensors: it computes in float already, so it is its own "
+                     "float shadow and has no quantization error to measure"
+                     + (f" ({halves} float16 constants are widened to float32 exactly by DEQUANTIZE)" if halves else "")
+                     + ". To compare two models use --against OTHER.tflite.")
         other = Interpreter(model_content=float_shadow(model), **kwargs)
         match = {t.index: t.index for t in model.main.tensors}
         label = "float shadow"
@@ -319,9 +325,11 @@ def _num(x: float | None, fmt: str = ".3g") -> str:
 
 def format_quantization_error(report: QuantErrorReport) -> str:
     """The per-operator table ``pydeeplab verify --against float`` prints."""
-    lines = [f"model {report.model}  against {report.against}  backend {report.backend}",
-             f"error = dequantized integer output - float output; rmse/scale ~ {UNIFORM_ROUNDING_RMSE:.2f} "
-             "is rounding alone"]
+    lines = [f"model {report.model}  against {report.against}  backend {report.backend}"]
+    if report.note:
+        return "\n".join(lines + [report.note])
+    lines.append(f"error = dequantized integer output - float output; rmse/scale ~ {UNIFORM_ROUNDING_RMSE:.2f} "
+                 "is rounding alone")
     for mode in ("isolated", "cascaded"):
         recs = getattr(report, mode)
         if not recs:

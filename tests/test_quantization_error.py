@@ -107,7 +107,7 @@ def test_error_stats_and_label_agreement_by_hand():
         error_stats(np.zeros(2), np.zeros(3), 1.0)
 
 
-def test_float_model_has_no_shadow(tmp_path):
+def test_float_model_has_no_shadow(tmp_path, capsys):
     b = ModelBuilder()
     x = b.add_tensor("x", TensorType.FLOAT32, (1, 2))
     y = b.add_tensor("y", TensorType.FLOAT32, (1, 2))
@@ -118,7 +118,9 @@ def test_float_model_has_no_shadow(tmp_path):
     path.write_bytes(b.finish())
     with pytest.raises(ModelError, match="already float"):
         float_shadow(read_model(path.read_bytes()))
-    assert main(["verify", str(path), "--against", "float"]) == 2
+    assert main(["verify", str(path), "--against", "float"]) == 0  # nothing to measure, and it says so
+    assert "no quantized (integer) tensors" in capsys.readouterr().out
+    assert quantization_error(path).isolated == []
 
 
 def test_synthesized_v3_shadow_and_pair(tmp_path, capsys):
