@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = ["Interpreter", "Segmentation", "Segmenter", "ModelError", "UnsupportedOperatorError", "load_model",
-           "read_model", "report", "verify", "__version__"]
+           "read_model", "verify", "__version__"]
 
 #: Imported on first use: the segmentation API and verify pull in Pillow (and the
 #: model manifest, LiteRT), which an interpreter-only program (and its start-up time) does without.

@@ -113,7 +113,12 @@ class QuantErrorReport:
     def to_dict(self) -> dict:
         return {"model": self.model, "against": self.against, "backend": self.backend,
                 "label_agreement": self.label_agreement, "note": self.note,
-                "isolated": [asdict(r) for r in self.isolated], "cascaded": [asdict(r) for r in self.cascaded]}
+                "isolated": [_json_record(r) for r in self.isolated], "cascaded": [_json_record(r) for r in self.cascaded]}
+
+
+def _json_record(r: QuantErrorRecord) -> dict:
+    """asdict with NaN (nothing measured) as None: JSON has no NaN."""
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(r).items()}
 
 
 def _real(value: np.ndarray, t: Tensor) -> np.ndarray:
@@ -183,6 +188,9 @@ def compare_quantized(
         if j is None or j not in fg.inputs:
             raise ModelError(f"input {qg.tensors[i].name!r} of the quantized model has no input of the same name "
                              f"in the float model")
+        if tuple(fg.tensors[j].shape) != tuple(x.shape):
+            raise ModelError(f"input {qg.tensors[i].name!r} has shape {list(x.shape)} in the quantized model but "
+                             f"{list(fg.tensors[j].shape)} in the float one: the two are not the same network")
     if any(j not in match.values() for j in fg.inputs):
         raise ModelError("the float model has inputs that the quantized model does not have")
     for i, x in zip(qg.inputs, quant_inputs):
@@ -218,12 +226,12 @@ def compare_quantized(
                         feeds.append(None)
                     elif fg.tensors[k].data is not None:
                         feeds.append(fg.tensors[k].data)
-                    elif k in back:
+                    elif k in back and tuple(qg.tensors[back[k]].shape) == tuple(fg.tensors[k].shape):
                         feeds.append(_convert(quant.get_tensor(back[k]), qg.tensors[back[k]], fg.tensors[k]))
                     else:
                         missing.append(fg.tensors[k].name)
                 if missing:
-                    rec.note = "float inputs without a quantized tensor of the same name: " + ", ".join(missing)
+                    rec.note = "float inputs without a quantized tensor of the same name and shape: " + ", ".join(missing)
                 else:
                     rec.matched = True
                     f_val = other.run_op(f_op_index, feeds)[pos]

@@ -24,6 +24,13 @@ elementwise arithmetic), else the float
 graph would compute a different function. Other ranges are not clamped, so the
 error of saturating a too-narrow range is measured, not hidden.
 
+Custom operators have no float path to rely on (MLPerf's ResizeArgmax reads
+uint8 logits only): in the shadow they run on their integer representation, their
+quantized inputs quantized from the float tensors with the model's own parameters
+(one QUANTIZE each) and their quantized outputs dequantized back (one DEQUANTIZE
+each). Those extra operators and tensors come after the model's own, so indices
+still match.
+
 The shadow is written as a real .tflite file (:func:`float_shadow` returns its
 bytes), so it can be inspected, run by pydeeplab or by LiteRT.
 """
@@ -104,11 +111,37 @@ def _explicit_activation(options, out: Tensor):
     return options if act == Activation.NONE else dataclasses.replace(options, fused_activation_function=act)
 
 
+def _integer_island(b: ModelBuilder, g, op) -> None:
+    """Write custom operator ``op`` on integer tensors: QUANTIZE before, DEQUANTIZE after (see module doc)."""
+    inputs, outputs, after = [], [], []
+    for i in op.inputs:
+        t = g.tensors[i] if i >= 0 else None
+        if t is None or t.data is not None or not is_quantized_tensor(t):
+            inputs.append(i)
+            continue
+        q = b.add_tensor(f"{t.name}/float_shadow_integer", t.type, t.shape, t.quantization)
+        b.add_operator(BuiltinOperator.QUANTIZE, [i], [q])
+        inputs.append(q)
+    for o in op.outputs:
+        t = g.tensors[o]
+        if not is_quantized_tensor(t):
+            outputs.append(o)
+            continue
+        q = b.add_tensor(f"{t.name}/float_shadow_integer", t.type, t.shape, t.quantization)
+        outputs.append(q)
+        after.append((q, o))
+    b.add_operator(op.builtin, inputs, outputs, op.options, op.code.version, custom_code=op.code.custom_code,
+                   custom_options=op.custom_options, intermediates=op.intermediates)
+    for q, o in after:
+        b.add_operator(BuiltinOperator.DEQUANTIZE, [q], [o])
+
+
 def float_shadow(model: Model) -> bytes:
     """The float shadow of ``model``'s main graph, as the bytes of a .tflite file.
 
     Tensor ``i`` of the shadow is tensor ``i`` of the model (same name; float32 where
-    the model's was quantized); operator ``k`` is operator ``k``. Raises
+    the model's was quantized); operator ``k`` is operator ``k`` unless a custom operator
+    before it was wrapped in QUANTIZE/DEQUANTIZE (see the module docstring). Raises
     :class:`~pydeeplab.errors.ModelError` if the model has no quantized tensor.
     """
     g = model.main
@@ -138,6 +171,9 @@ def float_shadow(model: Model) -> bytes:
                                        np.array(shape, np.int32))
             b.add_operator(BuiltinOperator.RESHAPE, [op.inputs[0], new_shape], op.outputs,
                            ReshapeOptions(new_shape=tuple(shape)))
+            continue
+        if op.builtin == BuiltinOperator.CUSTOM:
+            _integer_island(b, g, op)
             continue
         options = op.options
         if op.builtin in _ARITHMETIC_OPS and op.outputs:

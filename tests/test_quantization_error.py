@@ -191,3 +191,25 @@ def test_implied_activation_is_made_explicit_in_the_shadow():
     it.set_tensor(0, np.array([[[[36.0]]]], np.float32))
     it.invoke()
     assert it.get_tensor(2).item() == pytest.approx(6.0)
+
+
+def test_custom_operators_run_on_integers_in_the_shadow():
+    """A custom op (no float path to rely on) is wrapped: QUANTIZE in, DEQUANTIZE out; indices stay."""
+    b = ModelBuilder()
+    x = b.add_tensor("x", TensorType.UINT8, (1, 2, 2, 3), q(0.5, 10))
+    size = b.add_constant("size", np.array([4, 4], np.int32))
+    y = b.add_tensor("y", TensorType.UINT8, (1, 4, 4, 3), q(0.25, 3))
+    labels = b.add_tensor("labels", TensorType.INT32, (1, 4, 4))
+    b.add_operator(BuiltinOperator.CUSTOM, [x, size], [y], custom_code="SomeResize", custom_options=b"\x01")
+    b.add_operator(BuiltinOperator.CUSTOM, [y], [labels], custom_code="SomeArgmax")
+    b.set_inputs([x])
+    b.set_outputs([labels])
+    g = read_model(float_shadow(read_model(b.finish()))).main
+    assert [op.name for op in g.operators] == ["QUANTIZE", "CUSTOM(SomeResize)", "DEQUANTIZE", "QUANTIZE",
+                                               "CUSTOM(SomeArgmax)"]
+    assert [t.type for t in g.tensors[:4]] == [TensorType.FLOAT32, TensorType.INT32, TensorType.FLOAT32,
+                                               TensorType.INT32]
+    quant_x = g.tensors[g.operators[0].outputs[0]]
+    assert g.operators[0].inputs == (0,) and quant_x.type == TensorType.UINT8 and quant_x.quantization.scale == 0.5
+    assert g.operators[1].inputs == (quant_x.index, 1) and g.operators[1].custom_options == b"\x01"
+    assert g.operators[2].outputs == (2,) and g.operators[4].outputs == (3,)
