@@ -79,7 +79,14 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
     modes = ("isolated", "cascaded") if args.mode == "both" else (args.mode,)
     if args.against not in ("ref", "builtin"):  # float shadow or another model: quantization error
+        import os
+
         from .quantization_error import format_quantization_error, quantization_error
+
+        if args.against != "float" and not os.path.isfile(args.against):
+            print(f"pydeeplab verify: error: --against takes ref, builtin, float or the path of a .tflite file; "
+                  f"{args.against!r} is none of them", file=sys.stderr)
+            return 2
 
         qe = quantization_error(args.model, args.image, against=args.against, backend=args.backend, modes=modes,
                                 num_threads=args.threads, progress=not args.json)

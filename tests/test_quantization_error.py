@@ -213,3 +213,8 @@ def test_custom_operators_run_on_integers_in_the_shadow():
     assert g.operators[0].inputs == (0,) and quant_x.type == TensorType.UINT8 and quant_x.quantization.scale == 0.5
     assert g.operators[1].inputs == (quant_x.index, 1) and g.operators[1].custom_options == b"\x01"
     assert g.operators[2].outputs == (2,) and g.operators[4].outputs == (3,)
+
+
+def test_against_a_typo_is_refused(tmp_path, capsys):
+    assert main(["verify", str(conv_then_requantize(tmp_path)), "--against", "flaot"]) == 2
+    assert "--against takes ref, builtin, float or the path of a .tflite file" in capsys.readouterr().err
