@@ -90,6 +90,16 @@ def test_real_models_structure(model_path, name, variant, stride, rates, encodin
     assert st.geometry[st.logits].receptive_field >= st.input_size / 2
 
 
+@pytest.mark.parametrize("name", ["mobile_segmenter_r3_quant", "selfie_segmenter", "deeplabv3_mnv2_dm05_pascal_quant"])
+def test_every_block_name_covers_every_operator(model_path, name):
+    """Models that are not (or not quite) DeepLab still get a reading: every operator in one block."""
+    g = load_model(model_path(name)).main
+    st = recognise(g)
+    assert set(st.blocks) == {op.index for op in g.operators}
+    assert st.logits is not None and st.final and st.stages
+    assert all(geo.receptive_field is None or geo.receptive_field >= 1 for geo in st.geometry)
+
+
 def _write_image(path: Path, size: int) -> Path:
     Image.fromarray(synth.random_image(size, 7)[0]).save(path)
     return path
