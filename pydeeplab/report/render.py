@@ -267,7 +267,10 @@ def _segmentation_section(d: ReportData) -> str:
 
 def _operators_section(d: ReportData) -> str:
     head = ("#", "block", "operator", "inputs &rarr; output", "options", "MACs", "ms", "output stride",
-            "receptive field", "rate", "output: channel mean and channels")
+            "receptive field", "rate", "vs LiteRT (isolated)", "quant. rmse/scale (isolated)",
+            "output: channel mean and channels")
+    lite = {r["index"]: r for r in d.comparison.litert_isolated}
+    quant = {r["index"]: r for r in d.comparison.quant_isolated}
     rows = []
     for r in d.ops:
         if r.block == "weight preparation":
@@ -280,7 +283,9 @@ def _operators_section(d: ReportData) -> str:
                     f"<td>{_e(ins)} &rarr; {_e(_shape(r.output))} {_e(r.dtype)}</td><td>{_e(_fmt_options(r.options))}</td>"
                     f"<td class=n>{r.macs:,}</td><td class=n>{_num(r.time_ms, '.2f')}</td>"
                     f"<td class=n>{_e(_fmt_os(r.output_stride))}</td><td class=n>{_num(r.receptive_field, '.0f')}</td>"
-                    f"<td class=n>{rate}</td><td class=pics>{pics}</td></tr>")
+                    f"<td class=n>{rate}</td><td class=n>{_lite_cell(lite.get(r.index))}</td>"
+                    f"<td class=n>{_num((quant.get(r.index) or {}).get('rmse_over_scale'), '.3f')}</td>"
+                    f"<td class=pics>{pics}</td></tr>")
     hidden = sum(1 for r in d.ops if r.block == "weight preparation")
     note = (f'<p class="note">{hidden} weight-preparation operators (all inputs constant, e.g. DEQUANTIZE of '
             "float16 weights) are left out.</p>") if hidden else ""
@@ -290,6 +295,17 @@ def _operators_section(d: ReportData) -> str:
             '<p class="note">Pictures: the operator\'s output (dequantized) on the report\'s image, each scaled to its '
             "own range; the channels shown are the most varied ones. Times: one profiled run, "
             "Interpreter.invoke_profiled.</p>")
+
+
+def _lite_cell(r: dict | None) -> str:
+    """One operator's isolated LiteRT error: exact / differing elements (integer), max abs (float)."""
+    if r is None:
+        return "-"
+    if r["dtype"][0] in "iu":
+        text = "exact" if r["lsb_count"] == 0 else f"{r['lsb_count']} differ"
+    else:
+        text = _num(r["max_abs"])
+    return text if r["ok"] else f'<span class="err">{text} FAIL</span>'
 
 
 def _err_value(r: dict) -> float:
