@@ -25,6 +25,7 @@ import numpy as np
 
 from ..image import load_rgb, resize_rgb, to_model_input
 from ..interpreter import Interpreter
+from ..shadow import dequantize, is_quantized_model, is_quantized_tensor
 from ..summary import summarize
 from ..tflite.model import Model
 from .structure import Structure, recognise
@@ -142,10 +143,8 @@ def _pick_thumbnail_ops(structure: Structure, rows_ops: list[int], limit: int) -
 
 
 def _real(x: np.ndarray, t) -> np.ndarray:
-    q = t.quantization
-    if q is not None and q.scales.size == 1 and x.dtype.kind in "iu":
-        return (x.astype(np.float32) - q.zero_point) * np.float32(q.scale)
-    return x
+    """A tensor's value in real units: the pictures show what the integers stand for."""
+    return dequantize(x, t.quantization) if is_quantized_tensor(t) else x
 
 
 def gather(
@@ -180,8 +179,6 @@ def gather(
     g = model.main
     summary = summarize(model)
     structure = recognise(g)
-    from ..shadow import is_quantized_model
-
     quantized = is_quantized_model(model)
     inputs, rgb = _model_input(model_path, ours, image, seed)
     timings["plan_s"] = time.perf_counter() - t0

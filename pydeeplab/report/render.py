@@ -16,7 +16,7 @@ from PIL import Image
 
 from ..summary import _fmt_options
 from .gather import THUMBNAIL_SIZE, ReportData
-from .structure import Structure, _fmt_os
+from .structure import Structure, format_stride
 
 #: The sections every report has, in order (id, title); tests check them in the rendered page.
 SECTIONS = (
@@ -200,7 +200,7 @@ def _structure_section(d: ReportData) -> str:
     st: Structure = d.structure
     g = st.geometry
     parts = [f"<p><b>{_e(st.variant)}</b>; input {st.input_size}x{st.input_size}; features for the head at output "
-             f"stride {_fmt_os(st.output_stride)}.</p>"]
+             f"stride {format_stride(st.output_stride)}.</p>"]
     if st.atrous_start is not None:
         parts.append(f'<p class="atrous">Atrous convolution starts at operator {st.atrous_start} '
                      f"(rates {', '.join(map(str, st.atrous_rates))}, encoded as {_e(st.atrous_encoding)}).</p>")
@@ -208,7 +208,7 @@ def _structure_section(d: ReportData) -> str:
         parts.append(f'<p class="note">{_e(n)}</p>')
     flow = [_blk("input", [f"{st.input_size}x{st.input_size}"])]
     for i, stage in enumerate(st.stages):
-        lines = [_ops_range(stage.ops), f"output stride {_fmt_os(stage.output_stride)}", _shape(stage.shape[1:])]
+        lines = [_ops_range(stage.ops), f"output stride {format_stride(stage.output_stride)}", _shape(stage.shape[1:])]
         if stage.rates:
             lines.append(f'<span class="atrous">atrous rate {", ".join(map(str, stage.rates))}</span>')
         flow.append(_blk(f"backbone stage {i + 1}", lines))
@@ -282,7 +282,7 @@ def _operators_section(d: ReportData) -> str:
         rows.append(f"<tr><td class=n>{r.index}</td><td>{_e(r.block)}</td><td>{_e(r.op)}</td>"
                     f"<td>{_e(ins)} &rarr; {_e(_shape(r.output))} {_e(r.dtype)}</td><td>{_e(_fmt_options(r.options))}</td>"
                     f"<td class=n>{r.macs:,}</td><td class=n>{_num(r.time_ms, '.2f')}</td>"
-                    f"<td class=n>{_e(_fmt_os(r.output_stride))}</td><td class=n>{_num(r.receptive_field, '.0f')}</td>"
+                    f"<td class=n>{_e(format_stride(r.output_stride))}</td><td class=n>{_num(r.receptive_field, '.0f')}</td>"
                     f"<td class=n>{rate}</td><td class=n>{_lite_cell(lite.get(r.index))}</td>"
                     f"<td class=n>{_num((quant.get(r.index) or {}).get('rmse_over_scale'), '.3f')}</td>"
                     f"<td class=pics>{pics}</td></tr>")

@@ -139,7 +139,7 @@ class _Flow:
         chain = []
         while True:
             p = self.producer[t]
-            if p is None or (chain and len(self.consumers[t]) > 1) or (not chain and len(self.consumers[t]) > 1):
+            if p is None or len(self.consumers[t]) > 1:  # a graph input, or where branches fork
                 return chain, t
             ins = self.data_inputs(p)
             if len(ins) != 1:
@@ -306,7 +306,7 @@ def recognise(g: Subgraph) -> Structure:
                 if (p is not None and src_op is not None and p < src_op and _hw(t[src].shape)
                         and _hw(t[src].shape)[0] > _hw(t[st.aspp_source].shape)[0]):
                     st.decoder_low_level = Branch(f"low-level features at output stride "
-                                                  f"{_fmt_os(geo[p].output_stride)}", chain)
+                                                  f"{format_stride(geo[p].output_stride)}", chain)
                     break
             if st.decoder_low_level is not None:
                 low = set(st.decoder_low_level.ops)
@@ -359,7 +359,7 @@ def recognise(g: Subgraph) -> Structure:
         st.blocks[k] = "other"
     for i, stage in enumerate(st.stages):
         for k in stage.ops:
-            st.blocks[k] = f"backbone stage {i + 1} (output stride {_fmt_os(stage.output_stride)})"
+            st.blocks[k] = f"backbone stage {i + 1} (output stride {format_stride(stage.output_stride)})"
     for k in extra:
         st.blocks[k] = "head"
     for b in st.aspp_branches:
@@ -404,7 +404,8 @@ def recognise(g: Subgraph) -> Structure:
     return st
 
 
-def _fmt_os(s: float | None) -> str:
+def format_stride(s: float | None) -> str:
+    """An output stride as text: 16, 14.33, or ? when unknown."""
     if s is None:
         return "?"
     return str(int(s)) if float(s).is_integer() else f"{s:g}"
