@@ -113,7 +113,8 @@ class QuantErrorReport:
     def to_dict(self) -> dict:
         return {"model": self.model, "against": self.against, "backend": self.backend,
                 "label_agreement": self.label_agreement, "note": self.note,
-                "isolated": [_json_record(r) for r in self.isolated], "cascaded": [_json_record(r) for r in self.cascaded]}
+                "isolated": [_json_record(r) for r in self.isolated],
+                "cascaded": [_json_record(r) for r in self.cascaded]}
 
 
 def _json_record(r: QuantErrorRecord) -> dict:
@@ -231,7 +232,8 @@ def compare_quantized(
                     else:
                         missing.append(fg.tensors[k].name)
                 if missing:
-                    rec.note = "float inputs without a quantized tensor of the same name and shape: " + ", ".join(missing)
+                    rec.note = ("float inputs without a quantized tensor of the same name and shape: "
+                                + ", ".join(missing))
                 else:
                     rec.matched = True
                     f_val = other.run_op(f_op_index, feeds)[pos]

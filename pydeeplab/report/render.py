@@ -42,13 +42,16 @@ nav a{margin-right:14px;color:#2456a6;text-decoration:none;font-size:14px}
 section{background:#fff;margin:16px 24px;padding:12px 20px;border-radius:6px;box-shadow:0 1px 2px #0002}
 h2{font-size:17px;margin:6px 0 10px}h3{font-size:14px;margin:12px 0 6px}
 table{border-collapse:collapse;font-size:12px}td,th{padding:3px 6px;border-bottom:1px solid #e6e8ee;text-align:left;
-vertical-align:top}th{background:#eef1f6;position:sticky;top:33px}td.n{text-align:right;font-variant-numeric:tabular-nums}
+vertical-align:top}th{background:#eef1f6;position:sticky;top:33px}
+td.n{text-align:right;font-variant-numeric:tabular-nums}
 .kv td:first-child{color:#555}.flow{display:flex;flex-wrap:wrap;align-items:stretch;gap:6px}
 .blk{border:1px solid #99a;border-radius:5px;padding:6px 8px;font-size:12px;background:#f3f6fb;min-width:110px}
 .blk b{display:block;font-size:12px;margin-bottom:2px}.arrow{align-self:center;color:#889;font-size:18px}
 .aspp{display:flex;flex-direction:column;gap:4px}.aspp .blk{background:#fff6e6;border-color:#d9a441}
-.dec{background:#eaf7ee!important;border-color:#4a9d63!important}.head{background:#f9ecf2!important;border-color:#b0577f!important}
-.atrous{color:#b03a2e;font-weight:600}td.pics{white-space:nowrap}.pics img{image-rendering:pixelated;margin-right:2px;border:1px solid #ccd}
+.dec{background:#eaf7ee!important;border-color:#4a9d63!important}
+.head{background:#f9ecf2!important;border-color:#b0577f!important}
+.atrous{color:#b03a2e;font-weight:600}td.pics{white-space:nowrap}
+.pics img{image-rendering:pixelated;margin-right:2px;border:1px solid #ccd}
 .imgs{display:flex;gap:14px;flex-wrap:wrap}.imgs figure{margin:0}.imgs figcaption{font-size:12px;color:#555}
 .legend span{display:inline-block;margin:2px 10px 2px 0;font-size:13px}.legend i{display:inline-block;width:12px;
 height:12px;margin-right:4px;vertical-align:-1px;border:1px solid #0003}.err{color:#a12}.ok{color:#176b2c}
@@ -135,7 +138,8 @@ def svg_plot(series: list[tuple[str, str, list[tuple[float, float]]]], *, xlabel
                    f'stroke-dasharray="3,3"><title>{html.escape(label)}</title></line>')
     for k in np.linspace(x0, x1, min(11, int(x1 - x0) + 1)):
         out.append(f'<text x="{sx(k):.1f}" y="{height - bottom + 14}" text-anchor="middle">{k:.0f}</text>')
-    out.append(f'<text x="{(left + width - right) / 2}" y="{height - 4}" text-anchor="middle">{html.escape(xlabel)}</text>')
+    out.append(f'<text x="{(left + width - right) / 2}" y="{height - 4}" text-anchor="middle">'
+               f"{html.escape(xlabel)}</text>")
     out.append(f'<text x="12" y="{(top + height - bottom) / 2}" text-anchor="middle" '
                f'transform="rotate(-90 12 {(top + height - bottom) / 2})">{html.escape(ylabel)}</text>')
     for i, (label, colour, s) in enumerate(series):
@@ -280,9 +284,11 @@ def _operators_section(d: ReportData) -> str:
         ins = " ".join(_shape(s) for s in r.inputs[:2])
         rate = f'<span class="atrous">{r.rate}</span>' if r.rate > 1 else "1"
         rows.append(f"<tr><td class=n>{r.index}</td><td>{_e(r.block)}</td><td>{_e(r.op)}</td>"
-                    f"<td>{_e(ins)} &rarr; {_e(_shape(r.output))} {_e(r.dtype)}</td><td>{_e(_fmt_options(r.options))}</td>"
+                    f"<td>{_e(ins)} &rarr; {_e(_shape(r.output))} {_e(r.dtype)}</td>"
+                    f"<td>{_e(_fmt_options(r.options))}</td>"
                     f"<td class=n>{r.macs:,}</td><td class=n>{_num(r.time_ms, '.2f')}</td>"
-                    f"<td class=n>{_e(format_stride(r.output_stride))}</td><td class=n>{_num(r.receptive_field, '.0f')}</td>"
+                    f"<td class=n>{_e(format_stride(r.output_stride))}</td>"
+                    f"<td class=n>{_num(r.receptive_field, '.0f')}</td>"
                     f"<td class=n>{rate}</td><td class=n>{_lite_cell(lite.get(r.index))}</td>"
                     f"<td class=n>{_num((quant.get(r.index) or {}).get('rmse_over_scale'), '.3f')}</td>"
                     f"<td class=pics>{pics}</td></tr>")
@@ -333,7 +339,8 @@ def _litert_section(d: ReportData) -> str:
         def cell(r):
             return f"{r['lsb_count']} (&le; {r['lsb_max']} LSB)" if integer else _num(r["max_abs"])
         agree = next((x["argmax_agreement"] for x in (a, b) if x["argmax_agreement"] is not None), None)
-        rows.append(f"<tr><td class=n>{a['index']}</td><td>{_e(a['op'])}</td><td>{_e(_shape(a['shape']))} {_e(a['dtype'])}"
+        rows.append(f"<tr><td class=n>{a['index']}</td><td>{_e(a['op'])}</td>"
+                    f"<td>{_e(_shape(a['shape']))} {_e(a['dtype'])}"
                     f"</td><td class=n>{cell(a)}</td><td class=n>{cell(b)}</td><td>"
                     f"{'ok' if a['ok'] and b['ok'] else '<span class=err>FAIL</span>'}"
                     f"{'' if agree is None else f' labels {agree:.6f}'}</td></tr>")

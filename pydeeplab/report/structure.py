@@ -282,10 +282,12 @@ def recognise(g: Subgraph) -> Structure:
                 best = (score, k, src, branches)
     if best is not None:
         _, st.aspp_merge, st.aspp_source, st.aspp_branches = best
-        st.output_stride = geo[flow.producer[st.aspp_source]].output_stride if flow.producer[st.aspp_source] is not None else 1.0
+        src_op = flow.producer[st.aspp_source]
+        st.output_stride = geo[src_op].output_stride if src_op is not None else 1.0
 
     # -- logits: the last convolution; final: what follows it.
-    convs = [k for k in compute if g.operators[k].builtin in _CONVS or g.operators[k].name.startswith("CUSTOM(Convolution")]
+    convs = [k for k in compute
+             if g.operators[k].builtin in _CONVS or g.operators[k].name.startswith("CUSTOM(Convolution")]
     st.logits = convs[-1] if convs else None
     if st.aspp_merge is not None and st.logits is not None and st.logits < st.aspp_merge:
         st.logits = st.aspp_merge  # v2: the branches are the classifiers; their sum is the logits
