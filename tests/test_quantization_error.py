@@ -74,8 +74,10 @@ def test_float_shadow_dequantizes_weights_and_computes_the_hand_result(tmp_path)
     assert it.get_tensor(4).ravel().tolist() == [5.0, 0.0]
 
 
-def test_isolated_and_cascaded_errors_match_the_hand_computation(tmp_path):
-    report = quantization_error(conv_then_requantize(tmp_path), against="float", input_arrays=[X])
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_isolated_and_cascaded_errors_match_the_hand_computation(tmp_path, backend):
+    report = quantization_error(conv_then_requantize(tmp_path), against="float", input_arrays=[X], backend=backend)
+    assert report.backend == backend
     conv_i, quant_i = report.isolated
     conv_c, quant_c = report.cascaded
     # CONV_2D: errors [6-5, 0-0] = [1, 0], isolated and cascaded alike (it is the first operator).
