@@ -220,3 +220,37 @@ def test_custom_operators_run_on_integers_in_the_shadow():
 def test_against_a_typo_is_refused(tmp_path, capsys):
     assert main(["verify", str(conv_then_requantize(tmp_path)), "--against", "flaot"]) == 2
     assert "--against takes ref, builtin, float or the path of a .tflite file" in capsys.readouterr().err
+
+
+def test_per_channel_int8_depthwise_by_hand(tmp_path):
+    """Per-channel weights dequantize along their quantized dimension (3 for DEPTHWISE_CONV_2D).
+
+    x int8 [5, -3] (s=0.5, zp=-1): real [3, -1]; w [10, -5] with scales [0.1, 0.2]: real [1, -1];
+    bias [20, 10] with scales s_in*s_w = [0.05, 0.1]: real [1, 1]. Float: [3*1+1, -1*-1+1] = [4, 2].
+    Integer: acc [6*10+20, -2*-5+10] = [80, 20] times [0.2, 0.4] = [16, 8] at s=0.25: real [4, 2], no error.
+    """
+    from pydeeplab.tflite.options import DepthwiseConv2DOptions
+
+    b = ModelBuilder()
+    x = b.add_tensor("x", TensorType.INT8, (1, 1, 1, 2), q(0.5, -1))
+    w = b.add_constant("w", np.array([10, -5], np.int8).reshape(1, 1, 1, 2), q([0.1, 0.2], [0, 0], dim=3))
+    bias = b.add_constant("bias", np.array([20, 10], np.int32), q([0.05, 0.1], [0, 0]))
+    y = b.add_tensor("y", TensorType.INT8, (1, 1, 1, 2), q(0.25, 0))
+    b.add_operator(BuiltinOperator.DEPTHWISE_CONV_2D, [x, w, bias], [y],
+                   DepthwiseConv2DOptions(Padding.VALID, 1, 1, depth_multiplier=1))
+    b.set_inputs([x])
+    b.set_outputs([y])
+    path = tmp_path / "dw.tflite"
+    path.write_bytes(b.finish())
+    shadow = read_model(float_shadow(read_model(path.read_bytes())))
+    assert shadow.main.tensors[1].data.ravel().tolist() == pytest.approx([1.0, -1.0])
+    assert shadow.main.tensors[2].data.tolist() == pytest.approx([1.0, 1.0])
+    x_q = np.array([5, -3], np.int8).reshape(1, 1, 1, 2)
+    report = quantization_error(path, input_arrays=[x_q])
+    for r in report.isolated + report.cascaded:
+        assert r.n == 2 and r.max_abs_error < 1e-6 and r.scale == 0.25
+    it = Interpreter(model_content=float_shadow(read_model(path.read_bytes())))
+    it.allocate_tensors()
+    it.set_tensor(0, np.array([3.0, -1.0], np.float32).reshape(1, 1, 1, 2))
+    it.invoke()
+    assert it.get_tensor(3).ravel().tolist() == pytest.approx([4.0, 2.0])
