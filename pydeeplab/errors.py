@@ -15,3 +15,7 @@ class ModelError(ValueError):
 
 class UnsupportedOperatorError(ModelError):
     """The model uses operators (or operator variants) pydeeplab does not implement."""
+
+
+class CustomOpRegistrationError(ValueError):
+    """A custom operator registration that cannot work (bad name, not callable, name taken)."""

@@ -13,14 +13,17 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .errors import ModelError, UnsupportedOperatorError
+from .folding import fold
 from .ops import REGISTRY, OpContext, TensorSpec
+from .ops.base import Prepare, Prepared
+from .ops.custom import check_custom_op, lookup_custom_op
 from .ops.base import Run
 from .tflite.model import Model, Tensor
 from .tflite.reader import load_model, read_model
@@ -50,6 +53,7 @@ class _Step:
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
     run: Run
+    folded: bool = False  # computed once at plan time (all inputs constant): not run by invoke
     # The arrays run() reads and writes, bound once the arena is placed.
     in_arrays: list[np.ndarray | None] = field(default_factory=list)
     out_arrays: list[np.ndarray] = field(default_factory=list)
@@ -67,6 +71,9 @@ class Interpreter:
         backend: ``"numba"`` (fast JIT kernels) or ``"numpy"`` (the readable reference).
         experimental_delegates, experimental_op_resolver_type: accepted for API
             compatibility and ignored (pydeeplab has one set of kernels per backend).
+        custom_ops: implementations of custom operators for this interpreter only,
+            ``{custom_code: prepare}``; they take precedence over those registered with
+            :func:`pydeeplab.register_custom_op` (see docs/custom_ops.md).
     """
 
     def __init__(
@@ -79,6 +86,7 @@ class Interpreter:
         experimental_preserve_all_tensors: bool = False,
         *,
         backend: str = "numba",
+        custom_ops: Mapping[str, Prepare] | None = None,
     ):
         if (model_path is None) == (model_content is None):
             raise ValueError("Exactly one of model_path and model_content must be given")
@@ -88,6 +96,9 @@ class Interpreter:
             raise ValueError("num_threads should >= 1 (or -1 for the default)")
         self.model: Model = load_model(model_path) if model_path is not None else read_model(model_content)
         self.backend = backend
+        self._custom_ops = dict(custom_ops or {})
+        for name, prepare in self._custom_ops.items():
+            check_custom_op(name, prepare)
         self._num_threads = None if num_threads in (None, -1) else num_threads
         self._preserve = experimental_preserve_all_tensors
         self._graph = self.model.main
@@ -95,20 +106,41 @@ class Interpreter:
         self._shapes: list[tuple[int, ...]] = [t.shape for t in self._graph.tensors]
         self._arrays: list[np.ndarray | None] = [None] * len(self._graph.tensors)
         self._steps: list[_Step] = []
+        self._program: list[_Step] = []  # the steps invoke runs: _steps without the folded ones
+        self._folded: dict[int, np.ndarray] = {}  # tensor -> value computed at plan time
         self._allocated = False
         self._lock = threading.RLock()
 
     # -- planning ------------------------------------------------------------------
 
+    def _prepare_of(self, op) -> Prepare | None:
+        """The prepare function of an operator: a builtin's, or a custom operator's implementation."""
+        if op.builtin == BuiltinOperator.CUSTOM:
+            return lookup_custom_op(op.code.custom_code, self._custom_ops)
+        return REGISTRY.get(op.builtin)
+
     def _check_supported(self) -> None:
-        missing = {}
+        missing: dict[str, list[int]] = {}
+        custom: dict[str, list[int]] = {}
         for op in self._graph.operators:
-            code = op.builtin
-            if code == BuiltinOperator.CUSTOM or code not in REGISTRY:
-                missing.setdefault(op.name, []).append(op.index)
+            if self._prepare_of(op) is None:
+                if op.builtin == BuiltinOperator.CUSTOM:
+                    custom.setdefault(op.code.custom_code or "", []).append(op.index)
+                else:
+                    missing.setdefault(op.name, []).append(op.index)
+        if not (missing or custom):
+            return
+        parts = []
         if missing:
             listing = "; ".join(f"{name} (operators {', '.join(map(str, idx))})" for name, idx in missing.items())
-            raise UnsupportedOperatorError(f"the model uses operators pydeeplab does not implement: {listing}")
+            parts.append(f"the model uses operators pydeeplab does not implement: {listing}")
+        if custom:
+            listing = "; ".join(f"CUSTOM({name}) (operators {', '.join(map(str, idx))})" for name, idx in custom.items())
+            first = next(iter(custom))
+            parts.append(f"the model uses custom operators that have no implementation: {listing}. "
+                         f"Register one with pydeeplab.register_custom_op({first!r}, prepare) or pass "
+                         f"Interpreter(..., custom_ops={{{first!r}: prepare}}); see docs/custom_ops.md")
+        raise UnsupportedOperatorError("; ".join(parts))
 
     def allocate_tensors(self) -> None:
         """Plan the graph for the current input shapes and allocate every tensor."""
@@ -120,34 +152,52 @@ class Interpreter:
             for i in self._graph.inputs:  # no prepare may see a tensor larger than the plan allows
                 self._check_size(tensors[i], shapes[i])
             steps = []
+            folded: dict[int, np.ndarray] = {}
             for op in self._graph.operators:
                 ctx = OpContext(
                     index=op.index,
                     opcode=BuiltinOperator(op.builtin),
                     version=op.code.version,
                     options=op.options,
-                    inputs=tuple(None if i < 0 else self._spec(tensors[i], shapes[i]) for i in op.inputs),
+                    inputs=tuple(None if i < 0 else self._spec(tensors[i], shapes[i], folded.get(i))
+                                 for i in op.inputs),
                     outputs=tuple(self._spec(tensors[i], shapes[i]) for i in op.outputs),
                     backend=self.backend,
                     max_tensor_bytes=MAX_ARENA_BYTES,
+                    custom_code=op.code.custom_code,
+                    custom_options=op.custom_options,
                 )
                 _check_quantization(ctx)
                 try:
-                    prepared = REGISTRY[ctx.opcode](ctx)
+                    prepared = self._prepare_of(op)(ctx)
                 except MemoryError:
                     raise ctx.error("its tables do not fit in memory (a corrupt shape or option?)") from None
+                except (ModelError, InterpreterStateError):
+                    raise
+                except Exception as exc:
+                    if op.builtin != BuiltinOperator.CUSTOM:
+                        raise
+                    raise ctx.error(f"its prepare function failed: {type(exc).__name__}: {exc}") from exc
+                if not isinstance(prepared, Prepared):
+                    raise ctx.error(f"prepare returned {type(prepared).__name__}, not "
+                                    f"Prepared(output_shapes, run)")
                 if len(prepared.output_shapes) != len(op.outputs):
                     raise ctx.error(f"prepared {len(prepared.output_shapes)} output shapes for {len(op.outputs)} outputs")
                 for i, shape in zip(op.outputs, prepared.output_shapes):
                     shapes[i] = tuple(int(d) for d in shape)
                     self._check_size(tensors[i], shapes[i])
-                steps.append(_Step(op.index, ctx.opcode, op.inputs, op.outputs, prepared.run))
-            self._arrays = arrays = self._place(shapes, written)
+                values = fold(ctx, prepared)
+                if values is not None:
+                    folded.update(zip(op.outputs, values))
+                steps.append(_Step(op.index, ctx.opcode, op.inputs, op.outputs, prepared.run, values is not None))
+            self._arrays = arrays = self._place(shapes, written, folded)
             for step in steps:
                 step.in_arrays = [None if i < 0 else arrays[i] for i in step.inputs]
                 step.out_arrays = [arrays[i] for i in step.outputs]
             self._shapes = shapes
             self._steps = steps
+            self._program = [s for s in steps if not s.folded]
+            self._folded = folded
             self._allocated = True
 
     @staticmethod
@@ -165,11 +215,11 @@ class Interpreter:
                              f"more than pydeeplab allows ({MAX_ARENA_BYTES})")
         return nbytes
 
-    def _spec(self, t: Tensor, shape: tuple[int, ...]) -> TensorSpec:
+    def _spec(self, t: Tensor, shape: tuple[int, ...], folded: np.ndarray | None = None) -> TensorSpec:
         self._nbytes(t, shape)  # a type we can compute with
         if t.sparse:
             raise ModelError(f"tensor {t.index} ({t.name!r}) is sparse; sparse tensors are not supported")
-        return TensorSpec(t.index, t.name, t.type, shape, t.quantization, t.data)
+        return TensorSpec(t.index, t.name, t.type, shape, t.quantization, t.data if folded is None else folded)
 
     def _check_dataflow(self) -> list[int]:
         """Check that every tensor is written once, before it is read. Returns the writer of each tensor.
@@ -205,8 +255,12 @@ class Interpreter:
             raise ModelError("the graph is not a valid dataflow graph: " + "; ".join(shown))
         return writer
 
-    def _place(self, shapes: list[tuple[int, ...]], writer: list[int]) -> list[np.ndarray | None]:
-        """Give every non-constant tensor an array; intermediates share one arena by lifetime."""
+    def _place(self, shapes: list[tuple[int, ...]], writer: list[int],
+               folded: dict[int, np.ndarray]) -> list[np.ndarray | None]:
+        """Give every non-constant tensor an array; intermediates share one arena by lifetime.
+
+        Constants, and the tensors folded at plan time, keep their own arrays, outside the arena.
+        """
         g = self._graph
         n_ops = len(g.operators)
         last_use = [-1] * len(g.tensors)
@@ -222,6 +276,9 @@ class Interpreter:
         for t in g.tensors:
             if t.data is not None:
                 arrays[t.index] = t.data
+                continue
+            if t.index in folded:
+                arrays[t.index] = folded[t.index]
                 continue
             if writer[t.index] == -2:
                 continue
@@ -257,7 +314,7 @@ class Interpreter:
         with self._lock:
             self._require_allocated("Invoke called on model that is not ready")
             with self._threads():
-                for step in self._steps:
+                for step in self._program:
                     step.run(step.in_arrays, step.out_arrays)
 
     def invoke_profiled(self) -> list[tuple[int, str, float]]:
@@ -266,7 +323,7 @@ class Interpreter:
             self._require_allocated("Invoke called on model that is not ready")
             times = []
             with self._threads():
-                for step in self._steps:
+                for step in self._program:
                     start = time.perf_counter()
                     step.run(step.in_arrays, step.out_arrays)
                     times.append((step.index, step.opcode.name, time.perf_counter() - start))
@@ -374,7 +431,7 @@ class Interpreter:
                     f"for input {tensor_index}, name: {t.name} "
                 )
             target = self._arrays[tensor_index]
-            if target is None or t.data is not None:
+            if target is None or t.data is not None or tensor_index in self._folded:
                 raise ValueError(f"Cannot set tensor: tensor {tensor_index} ({t.name!r}) is a constant or unused tensor")
             if value.ndim != target.ndim:
                 raise ValueError(

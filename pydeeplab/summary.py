@@ -15,7 +15,7 @@ from collections import Counter
 from math import prod
 
 from .tflite.model import Model, Operator, Tensor
-from .tflite.schema import BuiltinOperator
+from .tflite.schema import BuiltinOperator, BuiltinOptionsType
 
 # The options worth a column: the ones that change what an operator computes.
 _SHOWN_OPTIONS = (
@@ -64,6 +64,13 @@ def _option_values(options) -> dict:
     return out
 
 
+def _union_name(union_type: int) -> str:
+    try:
+        return BuiltinOptionsType(union_type).name
+    except ValueError:
+        return f"BuiltinOptions type {union_type}"
+
+
 def summarize(model: Model) -> dict:
     """The whole summary as plain JSON-ready data."""
     g = model.main
@@ -78,6 +85,8 @@ def summarize(model: Model) -> dict:
             "options": _option_values(op.options),
             "macs": operator_macs(op, t),
         })
+        if op.ignored_options_type:
+            ops[-1]["ignored_options"] = _union_name(op.ignored_options_type)
     constants = [x for x in t if x.data is not None]
     return {
         "description": model.description,
@@ -124,10 +133,15 @@ def format_summary(s: dict) -> str:
         shapes = " ".join("x".join(map(str, sh)) if sh is not None else "-" for sh in o["inputs"][:2])
         io = f"{shapes} -> {'x'.join(map(str, o['outputs'][0])) if o['outputs'] else '-'}"
         macs = f"{o['macs']:,}" if o["macs"] else ""
-        lines.append(f"{o['index']:>3}  {o['op']:18} {io:44} {macs:>12}  {_fmt_options(o['options'])}")
+        ignored = f"  (ignored stray {o['ignored_options']}, as LiteRT does)" if o.get("ignored_options") else ""
+        lines.append(f"{o['index']:>3}  {o['op']:18} {io:44} {macs:>12}  {_fmt_options(o['options'])}{ignored}")
     tot = s["totals"]
     lines.append("")
     lines.append("operators: " + ", ".join(f"{k} {v}" for k, v in tot["by_type"].items()) + f" ({tot['operators']} in all)")
+    stray = [o for o in s["operators"] if o.get("ignored_options")]
+    if stray:
+        lines.append(f"ignored options: {len(stray)} operator(s) carry an options union of a type they do not "
+                     f"read ({', '.join(str(o['index']) for o in stray)}); LiteRT ignores these and so does pydeeplab")
     lines.append(f"parameters: {tot['parameters']:,}   weight bytes: {tot['weight_bytes']:,}   "
                  f"MACs: {tot['macs']:,} ({tot['macs'] / 1e9:.2f} G)")
     return "\n".join(lines)

@@ -27,6 +27,7 @@ import numpy as np
 from .image import load_rgb, resize_rgb, to_model_input
 from .interpreter import Interpreter
 from .tflite.model import Subgraph
+from .tflite.surgery import litert_equivalent
 
 FLOAT_ISOLATED_RTOL = 1e-5
 FLOAT_FINAL_ATOL = 1e-4
@@ -48,6 +49,7 @@ class OpRecord:
     lsb_count: int = 0  # integer outputs: elements that differ
     lsb_max: int = 0  # integer outputs: largest difference
     argmax_agreement: float | None = None  # the last operator: fraction of equal labels
+    note: str = ""  # a custom operator: held against a builtin rewrite, or not comparable
 
 
 @dataclass
@@ -126,14 +128,21 @@ def _labels(x: np.ndarray) -> np.ndarray:
 
 
 class LiteRun:
-    """LiteRT's run of a model on given inputs, with every intermediate tensor kept."""
+    """LiteRT's run of a model on given inputs, with every intermediate tensor kept.
+
+    A model with custom operators runs as :func:`pydeeplab.tflite.surgery.litert_equivalent`
+    makes it: ``rewritten`` operators are held against their builtin twin, ``cut``
+    operators (no builtin computes them) have no LiteRT counterpart.
+    """
 
     def __init__(self, content: bytes, inputs: list[np.ndarray], against: str = "ref", num_threads: int | None = None):
         if against not in ("ref", "builtin"):
             raise ValueError(f"against must be 'ref' or 'builtin', not {against!r}")
         self.against = against
         self.inputs = inputs
-        self.lite = _litert(content, against, num_threads)
+        equivalent = litert_equivalent(content)
+        self.rewritten, self.cut = equivalent.rewritten, equivalent.cut
+        self.lite = _litert(equivalent.content, against, num_threads)
         for d, x in zip(self.lite.get_input_details(), inputs):
             self.lite.set_tensor(d["index"], x)
         self.lite.invoke()
@@ -152,16 +161,34 @@ def _record(op, last: int, out: np.ndarray, ref: np.ndarray, rtol: float, agains
     return rec
 
 
+def _not_comparable(op, ours: Interpreter) -> OpRecord:
+    """The record of an operator LiteRT cannot run (a custom operator with no builtin twin, or after one)."""
+    t = ours.model.main.tensors[op.outputs[0]]
+    note = (f"not comparable: LiteRT has no kernel for {op.code.custom_code}" if op.code.custom_code
+            else "not comparable: reads the output of a custom operator LiteRT cannot run")
+    return OpRecord(op.index, op.name, tuple(t.shape), str(t.type.dtype), 0.0, 0.0, 0.0, True, note=note)
+
+
+def _annotate(rec: OpRecord, op, run: LiteRun) -> OpRecord:
+    if op.index in run.rewritten:
+        rec.note = f"held against LiteRT's builtin rewrite of {run.rewritten[op.index]}"
+    return rec
+
+
 def compare_isolated(ours: Interpreter, run: LiteRun) -> list[OpRecord]:
     """Feed each of our operators LiteRT's inputs and compare its first output with LiteRT's."""
     g = ours.model.main
     last = len(g.operators) - 1
     records = []
     for op in g.operators:
+        if op.index in run.cut:
+            records.append(_not_comparable(op, ours))
+            continue
         feeds = [None if i < 0 else (g.tensors[i].data if g.tensors[i].data is not None else run.tensor(i))
                  for i in op.inputs]
         out = ours.run_op(op.index, feeds)[0]
-        records.append(_record(op, last, out, run.tensor(op.outputs[0]), FLOAT_ISOLATED_RTOL, run.against))
+        records.append(_annotate(_record(op, last, out, run.tensor(op.outputs[0]), FLOAT_ISOLATED_RTOL, run.against),
+                                 op, run))
     return records
 
 
@@ -179,13 +206,16 @@ def compare_cascaded(ours: Interpreter, run: LiteRun) -> list[OpRecord]:
     ours.invoke()
     records = []
     for op in g.operators:
+        if op.index in run.cut:
+            records.append(_not_comparable(op, ours))
+            continue
         out, ref = ours.get_tensor(op.outputs[0]), run.tensor(op.outputs[0])
         rec = _record(op, last, out, ref, 0.0, run.against)
         if ref.dtype.kind == "f":
             rec.tolerance = FLOAT_FINAL_ATOL if op.outputs[0] in g.outputs else float("inf")
             rec.ok = bool(rec.max_abs <= rec.tolerance) and (
                 rec.argmax_agreement is None or rec.argmax_agreement >= ARGMAX_MIN_AGREEMENT)
-        records.append(rec)
+        records.append(_annotate(rec, op, run))
     return records
 
 
@@ -236,9 +266,13 @@ def format_report(report: VerifyReport) -> str:
             tol = "exact" if r.dtype[0] in "iu" and report.against == "ref" else (
                 "report" if r.dtype[0] in "iu" else ("-" if r.tolerance == float("inf") else f"{r.tolerance:.2e}"))
             extra = f"  argmax agreement {r.argmax_agreement:.6f}" if r.argmax_agreement is not None else ""
+            extra += f"  ({r.note})" if r.note else ""
             lines.append(f"{r.index:>3}  {r.op:18} {shape:18} {r.max_abs:>10.3g} {r.max_rel:>10.3g} {tol:>10}  "
-                         f"{lsb:>12}  {'ok' if r.ok else 'FAIL'}{extra}")
+                         f"{lsb:>12}  {'n/a' if r.note.startswith('not comparable') else ('ok' if r.ok else 'FAIL')}{extra}")
         bad = [r for r in recs if not r.ok]
-        lines.append(f"{mode}: {len(recs) - len(bad)} of {len(recs)} operators within tolerance")
+        skipped = sum(r.note.startswith("not comparable") for r in recs)
+        compared = len(recs) - skipped
+        lines.append(f"{mode}: {compared - len(bad)} of {compared} operators within tolerance"
+                     + (f"; {skipped} not comparable (no LiteRT kernel)" if skipped else ""))
     lines.append("PASS" if report.ok else "FAIL")
     return "\n".join(lines)

@@ -95,3 +95,52 @@ def test_verify_against_builtin_reports_lsb(model_path):
     # ../shared/data/README.md: the optimized kernels differ by 1 in ~0.2% of a conv's outputs.
     first = differing[0]
     assert 0 < first.lsb_count < 0.01 * np.prod(first.shape) and first.lsb_max == 1
+
+
+# The models of issue 11, one image each: every operator isolated (numba, fed LiteRT's reference-kernel
+# tensors), then the default memory plan on both backends against LiteRT's final output. Custom ops: LiteRT
+# runs the model rewritten (selfie: Convolution2DTransposeBias as TRANSPOSE_CONV + bias) or cut before an op
+# it lacks (mobile_segmenter: ResizeArgmax, applied by its definition to LiteRT's logits; see test_custom_ops).
+WILD = {
+    "mobilenetv2_dm05_coco_fp16": "voc/0_image.png",
+    "selfie_segmenter": "grace_hopper.bmp",
+    "deeplabv3_mnv2_ade20k_uint8": "ade20k/ADE_val_00000001.jpg",
+    "mobile_segmenter_r3_quant": "ade20k/ADE_val_00000001.jpg",
+}
+
+
+@pytest.mark.parametrize("name", list(WILD))
+def test_models_in_the_wild(model_path, image_path, name):
+    from pydeeplab.reference.mlperf import resize_argmax
+
+    content = model_path(name).read_bytes()
+    graph = pydeeplab.read_model(content).main
+    inputs = make_inputs(graph, image_path(WILD[name]))
+    run = LiteRun(content, inputs, "ref", num_threads=2)
+    it = pydeeplab.Interpreter(model_content=content, backend="numba", num_threads=2,
+                               experimental_preserve_all_tensors=True)
+    it.allocate_tensors()
+    isolated = compare_isolated(it, run)
+    assert len(isolated) == len(graph.operators)
+    assert not _failures(isolated), _failures(isolated)
+    skipped = [r.op for r in isolated if r.note.startswith("not comparable")]
+    assert skipped == (["CUSTOM(ResizeArgmax)"] if name == "mobile_segmenter_r3_quant" else [])
+
+    out = graph.outputs[0]
+    if run.cut:
+        theirs = np.empty(graph.tensors[out].shape, np.int32)
+        resize_argmax(run.tensor(graph.operators[min(run.cut)].inputs[0]), theirs)
+    else:
+        theirs = run.tensor(out)
+    for backend in ("numba", "numpy"):
+        it = pydeeplab.Interpreter(model_content=content, backend=backend, num_threads=2)  # default memory plan
+        it.allocate_tensors()
+        it.set_tensor(graph.inputs[0], inputs[0])
+        it.invoke()
+        ours = it.get_tensor(out)
+        if theirs.dtype.kind in "iu":
+            np.testing.assert_array_equal(ours, theirs, err_msg=backend)
+        else:
+            assert np.abs(ours - theirs).max() <= 1e-4 * (1 + np.abs(theirs).max()), backend
+            if ours.shape[-1] > 1:
+                assert np.mean(ours.argmax(-1) == theirs.argmax(-1)) >= 0.9999, backend

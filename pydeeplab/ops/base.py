@@ -69,10 +69,17 @@ class OpContext:
     outputs: tuple[TensorSpec, ...]
     backend: str  # "numpy" (the readable reference) or "numba" (the fast kernels)
     max_tensor_bytes: int = MAX_TENSOR_BYTES
+    custom_code: str | None = None  # a CUSTOM operator's name in the model
+    custom_options: bytes | None = None  # a CUSTOM operator's raw options (a little-endian struct, flexbuffer, ...)
+
+    @property
+    def name(self) -> str:
+        """The operator's name: the builtin's (CONV_2D) or the custom code (Convolution2DTransposeBias)."""
+        return self.custom_code if self.opcode == BuiltinOperator.CUSTOM and self.custom_code else self.opcode.name
 
     def error(self, message: str) -> ModelError:
         """A ModelError that names this operator: ``raise ctx.error("...")``."""
-        return ModelError(f"operator {self.index} ({self.opcode.name}): {message}")
+        return ModelError(f"operator {self.index} ({self.name}): {message}")
 
     def expect_io(self, n_inputs: int | tuple[int, int], n_outputs: int = 1) -> None:
         """Check the operator's arity; ``n_inputs`` may be an inclusive (min, max) range."""

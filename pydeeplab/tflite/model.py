@@ -91,6 +91,9 @@ class Operator:
     options: object | None = None
     custom_options: bytes | None = None
     intermediates: tuple[int, ...] = ()
+    #: A builtin-options union of a type the operator does not read (BuiltinOptions position),
+    #: ignored as LiteRT ignores it (the operator then has its default options); 0 when none.
+    ignored_options_type: int = 0
 
     @property
     def builtin(self) -> int:

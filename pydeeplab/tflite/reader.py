@@ -247,6 +247,7 @@ def _read_subgraph(
             raise ModelError(f"operator {i} uses operator code {opcode_index}, model has {len(codes)} codes")
         code = codes[opcode_index]
         custom = ot.array(OP_CUSTOM_OPTIONS, "uint8")
+        options, ignored = _read_options(ot, i, code)
         operators.append(
             Operator(
                 index=i,
@@ -254,9 +255,10 @@ def _read_subgraph(
                 code=code,
                 inputs=indices(ot.array(OP_INPUTS, "int32"), f"operator {i} inputs", optional=True),
                 outputs=indices(ot.array(OP_OUTPUTS, "int32"), f"operator {i} outputs"),
-                options=_read_options(ot, i, code),
+                options=options,
                 custom_options=None if custom is None else custom.tobytes(),
                 intermediates=indices(ot.array(OP_INTERMEDIATES, "int32"), f"operator {i} intermediates"),
+                ignored_options_type=ignored,
             )
         )
     return Subgraph(
@@ -340,24 +342,30 @@ def _read_quantization(t: _Table | None, shape: tuple[int, ...], who: str) -> Qu
     )
 
 
-def _read_options(t: _Table, op_index: int, code: OperatorCode) -> object | None:
+def _read_options(t: _Table, op_index: int, code: OperatorCode) -> tuple[object | None, int]:
+    """(the operator's options, the union type ignored or 0).
+
+    LiteRT reads an operator's options with ``builtin_options_as_XOptions()``, which
+    gives null for a union of another type, and the operator then runs with its
+    defaults; operators that read no options never look. Converters do emit such
+    stray unions (an ST-converted QUANTIZE carrying another op's options), so they
+    are ignored here too, and reported through ``Operator.ignored_options_type``.
+    """
     union_type = t.scalar(OP_OPTIONS_TYPE, "uint8")
     try:
         op = BuiltinOperator(code.builtin_code)
     except ValueError:
-        return None
+        return None, 0
     expected = OPERATOR_OPTIONS.get(op)
-    if union_type == BuiltinOptionsType.NONE or expected is None:
-        return default_options(op)
-    if union_type != expected:
-        raise ModelError(
-            f"operator {op_index} ({op.name}) carries options of union type {union_type}, expected {expected.name}"
-        )
+    if union_type == BuiltinOptionsType.NONE:
+        return default_options(op), 0
+    if expected is None or union_type != expected:
+        return default_options(op), union_type
     table = t.table(OP_OPTIONS, f"operator {op_index} options")
     cls = OPTIONS_CLASSES[expected]
     if table is None:
-        return cls()
-    return _parse_options(table, cls, f"operator {op_index} ({op.name}) options")
+        return cls(), 0
+    return _parse_options(table, cls, f"operator {op_index} ({op.name}) options"), 0
 
 
 def _parse_options(t: _Table, cls: type, who: str) -> object:

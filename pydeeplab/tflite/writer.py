@@ -136,16 +136,20 @@ class ModelBuilder:
     def add_operator(self, opcode: int, inputs: Sequence[int], outputs: Sequence[int],
                      options: object | None = None, version: int = 1, *,
                      custom_code: str | None = None, custom_options: bytes | None = None,
-                     intermediates: Sequence[int] = ()) -> int:
+                     intermediates: Sequence[int] = (), options_type: int | None = None) -> int:
         """Add an operator (in execution order); return its index.
 
         ``options`` is a dataclass of :mod:`pydeeplab.tflite.options`; its union type is
         the one the operator requires (``OPERATOR_OPTIONS``), since several operators
-        share a class such as ``EmptyOptions``.
+        share a class such as ``EmptyOptions``. ``options_type`` overrides that union type,
+        to write the stray unions some converters emit (tests of reader leniency).
         """
         code = int(opcode)
-        options_type = 0
-        if options is not None:
+        if options is None:
+            options_type = 0
+        elif options_type is not None:
+            options_type = int(options_type)
+        else:
             try:
                 union = OPERATOR_OPTIONS[BuiltinOperator(code)]
             except (KeyError, ValueError):

@@ -1,0 +1,71 @@
+"""Numba kernel of MLPerf's ResizeArgmax (the NumPy twin and the semantics:
+``pydeeplab.reference.mlperf``)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(cache=True, inline="always")
+def _argmax(x, b, y, xx):
+    best = x[b, y, xx, 0]
+    k = 0
+    for ch in range(1, x.shape[3]):
+        if x[b, y, xx, ch] > best:
+            best = x[b, y, xx, ch]
+            k = ch
+    return k
+
+
+@njit(cache=True, parallel=True)
+def resize_argmax(x, out):
+    """x: uint8 [N, H, W, C]; out: int32 [N, 4H, 4W] (a view of the output)."""
+    n_b, h, w, c = x.shape
+    for row in prange(n_b * h):
+        b = row // h
+        y = row % h
+        best = np.zeros((4, 4), dtype=np.uint32)
+        pick = np.zeros((4, 4), dtype=np.int32)
+        for xx in range(w):
+            a = _argmax(x, b, y, xx)
+            edge = y == h - 1 or xx == w - 1
+            if not edge:
+                edge = (a == _argmax(x, b, y, xx + 1) and a == _argmax(x, b, y + 1, xx)
+                        and a == _argmax(x, b, y + 1, xx + 1))
+            if edge:
+                for i in range(4):
+                    for j in range(4):
+                        out[b, 4 * y + i, 4 * xx + j] = a
+                continue
+            best[:, :] = 0
+            pick[:, :] = 0
+            for ch in range(c):
+                tl = np.uint32(x[b, y, xx, ch])
+                tr = np.uint32(x[b, y, xx + 1, ch])
+                bl = np.uint32(x[b, y + 1, xx, ch])
+                br = np.uint32(x[b, y + 1, xx + 1, ch])
+                for j in range(4):
+                    if j == 0:
+                        t, u = tl, bl
+                    elif j == 1:
+                        t, u = (3 * tl + tr) // 4, (3 * bl + br) // 4
+                    elif j == 2:
+                        t, u = (tl + tr) // 2, (bl + br) // 2
+                    else:
+                        t, u = (tl + 3 * tr) // 4, (bl + 3 * br) // 4
+                    for i in range(4):
+                        if i == 0:
+                            v = t
+                        elif i == 1:
+                            v = (3 * t + u) // 4
+                        elif i == 2:
+                            v = (t + u) // 2
+                        else:
+                            v = (t + 3 * u) // 4
+                        if v > best[i, j]:
+                            best[i, j] = v
+                            pick[i, j] = ch
+            for i in range(4):
+                for j in range(4):
+                    out[b, 4 * y + i, 4 * xx + j] = pick[i, j]
