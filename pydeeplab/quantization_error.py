@@ -174,11 +174,13 @@ def compare_quantized(
     *,
     modes: tuple[str, ...] = ("isolated", "cascaded"),
     progress: Callable[[int], None] | None = None,
+    feeds_from: dict[int, int] | None = None,
 ) -> tuple[list[QuantErrorRecord], list[QuantErrorRecord], float | None]:
     """The per-operator error of ``quant`` against ``other`` (both allocated with every tensor preserved).
 
     ``match`` maps tensor indices of ``quant`` to tensors of ``other``. ``other``'s inputs are
-    ``quant_inputs`` converted to its representation. Returns (isolated, cascaded, final label agreement).
+    ``quant_inputs`` converted to its representation. ``feeds_from`` names more tensors of
+    ``other`` that the isolated mode may feed from a tensor of ``quant`` (other -> quant). Returns (isolated, cascaded, final label agreement).
     """
     qg, fg = quant.model.main, other.model.main
     for d, x in zip(quant.get_input_details(), quant_inputs):
@@ -199,7 +201,7 @@ def compare_quantized(
         other.set_tensor(j, _convert(x, qg.tensors[i], fg.tensors[j]))
     other.invoke()
     writers = _writers(fg)
-    back = {j: i for i, j in match.items()}
+    back = {j: i for i, j in match.items()} | dict(feeds_from or {})
     isolated, cascaded = [], []
     for op in qg.operators:
         out = op.outputs[0]
@@ -246,6 +248,17 @@ def compare_quantized(
     if q_out in match:
         final = label_agreement(quant.get_tensor(q_out), other.get_tensor(match[q_out]))
     return isolated, cascaded, final
+
+
+def shadow_integer_inputs(model: Subgraph, shadow: Subgraph) -> dict[int, int]:
+    """Shadow tensors that hold a model tensor in its integer form (a custom operator's inputs): shadow -> model.
+
+    They are the outputs of the QUANTIZE operators :func:`~pydeeplab.shadow.float_shadow` adds
+    (tensors past the model's own), written from the float twin of the model's tensor.
+    """
+    n = len(model.tensors)
+    return {op.outputs[0]: op.inputs[0] for op in shadow.operators
+            if op.name == "QUANTIZE" and op.outputs and op.outputs[0] >= n and 0 <= op.inputs[0] < n}
 
 
 def _name_match(a: Subgraph, b: Subgraph) -> dict[int, int]:
@@ -302,10 +315,12 @@ def quantization_error(
                      + ". To compare two models use --against OTHER.tflite.")
         other = Interpreter(model_content=float_shadow(model), **kwargs)
         match = {t.index: t.index for t in model.main.tensors}
+        feeds_from = shadow_integer_inputs(model.main, other.model.main)
         label = "float shadow"
     else:
         other = Interpreter(model_path=against, **kwargs)
         match = _name_match(model.main, other.model.main)
+        feeds_from = {}
         label = os.fspath(against)
         if not match:
             raise ModelError(f"no tensor of {os.fspath(model_path)} has a name found in {label}: "
@@ -321,7 +336,7 @@ def quantization_error(
         bar = tqdm(total=len(model.main.operators), unit="op", desc="quantization error", leave=False)
     try:
         iso, cas, final = compare_quantized(quant, other, inputs, match, modes=modes,
-                                            progress=bar.update if bar is not None else None)
+                                            progress=bar.update if bar is not None else None, feeds_from=feeds_from)
     finally:
         if bar is not None:
             bar.close()

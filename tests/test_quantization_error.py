@@ -206,7 +206,8 @@ def test_custom_operators_run_on_integers_in_the_shadow():
     b.add_operator(BuiltinOperator.CUSTOM, [y], [labels], custom_code="SomeArgmax")
     b.set_inputs([x])
     b.set_outputs([labels])
-    g = read_model(float_shadow(read_model(b.finish()))).main
+    model = read_model(b.finish())
+    g = read_model(float_shadow(model)).main
     assert [op.name for op in g.operators] == ["QUANTIZE", "CUSTOM(SomeResize)", "DEQUANTIZE", "QUANTIZE",
                                                "CUSTOM(SomeArgmax)"]
     assert [t.type for t in g.tensors[:4]] == [TensorType.FLOAT32, TensorType.INT32, TensorType.FLOAT32,
@@ -215,6 +216,10 @@ def test_custom_operators_run_on_integers_in_the_shadow():
     assert g.operators[0].inputs == (0,) and quant_x.type == TensorType.UINT8 and quant_x.quantization.scale == 0.5
     assert g.operators[1].inputs == (quant_x.index, 1) and g.operators[1].custom_options == b"\x01"
     assert g.operators[2].outputs == (2,) and g.operators[4].outputs == (3,)
+    # The isolated mode feeds those integer inputs straight from the quantized model's tensors.
+    from pydeeplab.quantization_error import shadow_integer_inputs
+
+    assert shadow_integer_inputs(model.main, g) == {quant_x.index: 0, g.operators[3].outputs[0]: 2}
 
 
 def test_against_a_typo_is_refused(tmp_path, capsys):

@@ -268,14 +268,15 @@ def _litert_comparison(model_path: str, ours: Interpreter, inputs, comparison: C
 
 
 def _quantization_comparison(model: Model, ours: Interpreter, inputs, kwargs, comparison: Comparison) -> None:
-    from ..quantization_error import compare_quantized
+    from ..quantization_error import compare_quantized, shadow_integer_inputs
     from ..shadow import float_shadow
 
     try:
         shadow = Interpreter(model_content=float_shadow(model), experimental_preserve_all_tensors=True, **kwargs)
         shadow.allocate_tensors()
         match = {t.index: t.index for t in model.main.tensors}
-        iso, cas, final = compare_quantized(ours, shadow, inputs, match)
+        iso, cas, final = compare_quantized(ours, shadow, inputs, match,
+                                            feeds_from=shadow_integer_inputs(model.main, shadow.model.main))
     except Exception as exc:  # e.g. an operator without a float path
         comparison.quant_error = f"{type(exc).__name__}: {exc}"
         return
