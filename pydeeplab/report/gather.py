@@ -212,7 +212,7 @@ def gather(
     comparison = Comparison()
     if litert:
         say("LiteRT comparison")
-        _litert_comparison(model_path, ours, inputs, comparison)
+        _litert_comparison(model_path, ours, inputs, comparison, num_threads)
     if quantization and quantized:
         say("quantization error")
         _quantization_comparison(model, ours, inputs, kwargs, comparison)
@@ -246,7 +246,8 @@ def _segmentation(model_path, image, backend, num_threads, rgb) -> Segmentation:
     return seg
 
 
-def _litert_comparison(model_path: str, ours: Interpreter, inputs, comparison: Comparison) -> None:
+def _litert_comparison(model_path: str, ours: Interpreter, inputs, comparison: Comparison,
+                       num_threads: int | None) -> None:
     try:
         import ai_edge_litert  # noqa: F401
     except ImportError:
@@ -256,7 +257,7 @@ def _litert_comparison(model_path: str, ours: Interpreter, inputs, comparison: C
 
     try:
         with open(model_path, "rb") as f:
-            run = LiteRun(f.read(), inputs, "ref")
+            run = LiteRun(f.read(), inputs, "ref", num_threads)
     except Exception as exc:  # LiteRT refuses the model (e.g. a custom operator it does not know)
         comparison.litert_error = f"LiteRT cannot run this model: {type(exc).__name__}: {exc}"
         return
