@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 
@@ -35,18 +36,42 @@ EPILOG = {
               "exit status: 0 when the report was written, 2 on errors",
     "segment": "examples:\n  pydeeplab segment photo.jpg\n"
                "  pydeeplab segment ../shared/data/images --model deeplabv3_mnv2_pascal_quant --overlay --out results\n"
-               "  pydeeplab segment a.jpg b.png --model ./my_model.tflite --format npy --keep-aspect --jobs 2\n\n"
+               "  pydeeplab segment a.jpg b.png --model ./my_model.tflite --format npy --keep-aspect --jobs 2\n"
+               "  pydeeplab segment portrait.jpg --model selfie_segmenter.tflite --overlay\n"
+               "  pydeeplab segment photo.jpg --model unknown.tflite --mean 127.5 --std 127.5 --labels labels.txt\n\n"
+               "Any segmentation .tflite works: normalization, class names and the output kind (scores, a one-channel\n"
+               "foreground probability, class ids) come from its TFLite metadata, else pydeeplab's manifest, else\n"
+               "the output tensor; --mean/--std/--labels/--output-kind override them.\n\n"
                "For each image, in --out: NAME_labels.png (palette PNG: pixel value = class id, PASCAL colors),\n"
                "NAME_overlay.png with --overlay, and NAME.json (class pixel fractions, model, timings).\n"
                "Masks have the image's resolution. Files are written atomically; inputs are never modified.\n\n"
                "Models: a path to a .tflite file, or a name looked up in $PYDEEPLAB_MODELS (folders separated by\n"
                "the system's path separator), then the checkout's weights/ folder, then the per-user cache\n"
                "(~/.cache/pydeeplab); `pydeeplab fetch --list` shows the names.\n\n"
+               "Animated input: an animated GIF (or APNG/WebP), or with --clip a folder of numbered frames\n"
+               "(frame_0001.png, ...), gives NAME_overlay.gif with the same frame count and durations, and\n"
+               "NAME_labels/frame_NNNN.png (or .npy) per frame:\n"
+               "  pydeeplab segment clip.gif --out results\n"
+               "  pydeeplab segment frames/ --clip --frame-ms 40 --format npy\n\n"
+               "On a Dask cluster (pip install 'pydeeplab[dask]'; images and --out on a shared file system):\n"
+               "  pydeeplab segment /data/photos --out /data/masks --scheduler tcp://10.0.0.5:8786 --resume\n"
+               "--resume skips the images whose outputs all exist, so a killed run continues where it stopped.\n\n"
                "exit status: 0 when every image was segmented, 1 when any failed (each is named), 2 on errors",
     "evaluate": "example:\n  pydeeplab evaluate --model deeplabv3_mnv2_pascal_quant \\\n"
                 "      --images ../shared/data/images/bird_segmentation.bmp \\\n"
                 "      --masks ../shared/data/images/bird_segmentation_mask.bmp\n"
-                "  pydeeplab evaluate --model deeplabv3_257 --images VOC/JPEGImages --masks VOC/SegmentationClass --json\n\n"
+                "  pydeeplab evaluate --model deeplabv3_257 --images VOC/JPEGImages --masks VOC/SegmentationClass --json\n"
+                "  pydeeplab evaluate --model deeplabv3_mnv2_pascal_quant --dataset VOCdevkit/VOC2012 --split val --jobs 2\n"
+                "  pydeeplab evaluate --model m.tflite --dataset cityscapes --scheduler tcp://10.0.0.5:8786 --json\n\n"
+                "--dataset DIR recognises PASCAL VOC (ImageSets/Segmentation/<split>.txt, JPEGImages/, SegmentationClass/),\n"
+                "ADE20K (images/, annotations/; 0 = other, ignored) and Cityscapes (leftImg8bit/<split>/<city>/,\n"
+                "gtFine/<split>/<city>/*_gtFine_labelIds.png, mapped to the 19 train ids) and streams it: one image\n"
+                "at a time, broken files named and skipped. A model whose classes are not the dataset's needs\n"
+                "--label-map FILE: lines '<mask value> <class id>' (or a JSON object); unlisted values are ignored.\n"
+                "--json then prints miou, pixel_accuracy, per_class_iou, confusion, images (+ model, label_set, broken).\n\n"
+                "  pydeeplab evaluate --model deeplabv3_mnv2_ade20k_uint8 --images ADE/images --masks ADE/annotations\n\n"
+                "MLPerf's ADE20K models (label set ade20k_mlperf: 0 other + ADE20K classes 1..31) are evaluated on\n"
+                "ADE20K's 150-class annotations: ids 0 and above 31 are ignored, as MLPerf's data preparation does.\n\n"
                 "An image NAME.ext is paired with the mask NAME_mask.*, NAME_labels.*, NAME_label.*, NAME_gt.* or\n"
                 "NAME.* in --masks (palette or grayscale PNG/BMP, or .npy; value = class id, 255 = ignore).\n"
                 "Reports the confusion matrix, per-class IoU, mean IoU and pixel accuracy (PASCAL convention:\n"
@@ -130,29 +155,51 @@ def _cmd_segment(args: argparse.Namespace) -> int:
 
     from .segment import Segmenter, expand_inputs, plan_jobs, run_jobs
 
-    inputs = expand_inputs(args.inputs)
+    from .animation import frames_clip, is_animated, open_clip
+
+    clips = {}
+    if args.clip:
+        inputs = []
+        for name in args.inputs:
+            p = Path(name)
+            if p.is_dir():
+                clips[p] = frames_clip(p, args.frame_ms)
+            inputs.append(p)
+    else:
+        inputs = expand_inputs(args.inputs)
+    for p in inputs:
+        if p not in clips and is_animated(p):
+            try:
+                clips[p] = open_clip(p)
+            except ValueError:
+                pass  # segmented as a still image, which reports what is wrong with the file
     if not inputs:
         print(f"pydeeplab segment: no images in {', '.join(args.inputs)}", file=sys.stderr)
         return 1
     threads = args.threads
     if threads is None and args.jobs > 1:
         threads = max(1, (os.cpu_count() or 1) // args.jobs)
-    segmenter = Segmenter(args.model, backend=args.backend, num_threads=threads, keep_aspect=args.keep_aspect)
+    segmenter = Segmenter(args.model, backend=args.backend, num_threads=threads, keep_aspect=args.keep_aspect,
+                          **_model_settings(args))
     out_dir = Path(args.out)
-    jobs = plan_jobs(inputs, out_dir, args.format, args.alpha if args.overlay else None)
-    failed = 0
+    jobs = plan_jobs(inputs, out_dir, args.format, args.alpha if args.overlay else None, clips)
+    failed = skipped = 0
     with tqdm(total=len(jobs), unit="image", desc="segment", disable=args.quiet or None, leave=False) as bar:
-        for result in run_jobs(segmenter, jobs, workers=args.jobs, num_threads=threads):
+        for result in run_jobs(segmenter, jobs, workers=args.jobs, num_threads=threads, scheduler=args.scheduler,
+                               resume=args.resume):
             bar.update(1)
-            if result.error is not None:
+            if result.skipped:
+                skipped += 1
+            elif result.error is not None:
                 failed += 1
                 _print_err(f"pydeeplab segment: error: {result.error}")
             elif not args.quiet:
                 top = list(result.summary["classes"].items())[:3]
                 classes = ", ".join(f"{name} {100 * f:.1f}%" for name, f in top)
                 tqdm.write(f"{result.job.input}: {classes}  ({result.summary['timings_ms']['total']:.0f} ms)")
-    done = len(jobs) - failed
+    done = len(jobs) - failed - skipped
     print(f"{done} of {len(jobs)} images segmented with {segmenter.info.name} into {out_dir}"
+          + (f"; {skipped} already done (--resume)" if skipped else "")
           + (f"; {failed} failed" if failed else ""), file=sys.stderr)
     return 1 if failed else 0
 
@@ -161,12 +208,21 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate, format_result, pair_images_and_masks
     from .segment import Segmenter
 
+    if args.dataset is not None:
+        return _evaluate_dataset(args)
+    if args.images is None or args.masks is None:
+        print("pydeeplab evaluate: error: give --dataset DIR, or --images and --masks (see --help)", file=sys.stderr)
+        raise SystemExit(2)  # a usage error, as argparse reports its own
+    if args.jobs > 1 or args.scheduler:
+        print("pydeeplab evaluate: error: --jobs and --scheduler work with --dataset", file=sys.stderr)
+        raise SystemExit(2)
     pairs, skipped = pair_images_and_masks(args.images, args.masks)
     if not pairs:
         print(f"pydeeplab evaluate: no image in {args.images} has a mask in {args.masks}"
               + (f" ({'; '.join(skipped)})" if skipped else ""), file=sys.stderr)
         return 1
-    segmenter = Segmenter(args.model, backend=args.backend, num_threads=args.threads, keep_aspect=args.keep_aspect)
+    segmenter = Segmenter(args.model, backend=args.backend, num_threads=args.threads, keep_aspect=args.keep_aspect,
+                          **_model_settings(args))
     result = evaluate(segmenter, pairs, skipped, progress=not args.json)
     for message in result.failed:
         _print_err(f"pydeeplab evaluate: error: {message}")
@@ -174,6 +230,59 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"{len(result.images)} of {len(pairs)} image and mask pairs evaluated"
           + (f"; {len(result.failed)} failed" if result.failed else ""), file=sys.stderr)
     return 1 if result.failed else 0
+
+
+def _evaluate_dataset(args: argparse.Namespace) -> int:
+    from .datasets import check_label_set, load_label_map, open_dataset
+    from .distributed import evaluate_dataset
+    from .evaluate import format_dataset_result
+    from .segment import Segmenter
+
+    dataset = open_dataset(args.dataset, args.split).limited(args.limit)
+    if not dataset.samples:
+        print(f"pydeeplab evaluate: no images in the {args.split} split of {args.dataset}", file=sys.stderr)
+        return 1
+    threads = args.threads if args.threads is not None or args.scheduler else (
+        max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else None)
+    segmenter = Segmenter(args.model, backend=args.backend, num_threads=threads, keep_aspect=args.keep_aspect,
+                          **_model_settings(args))
+    names = tuple(segmenter.class_names)
+    if args.label_map:
+        dataset = dataset.with_label_map(load_label_map(args.label_map), names, segmenter.label_set.name)
+    else:
+        check_label_set(dataset, names, segmenter.info.name)
+    result = evaluate_dataset(segmenter, dataset, jobs=args.jobs, scheduler=args.scheduler, threads=threads,
+                              progress=not args.json,
+                              on_broken=lambda message: _print_err(f"pydeeplab evaluate: broken, skipped: {message}"))
+    print(json.dumps(result.to_dict(), indent=2) if args.json else format_dataset_result(result))
+    print(f"{result.images} of {len(dataset.samples)} images evaluated"
+          + (f"; {len(result.broken)} broken, skipped" if result.broken else ""), file=sys.stderr)
+    return 1 if result.broken else 0
+
+
+def _model_settings(args: argparse.Namespace) -> dict:
+    """The Segmenter's model settings from --mean/--std/--labels/--output-kind (None: from the model)."""
+    return {"mean": args.mean, "std": args.std, "labels": args.labels, "output": args.output_kind,
+            "resample": args.resample}
+
+
+def _add_model_settings(p: argparse.ArgumentParser) -> None:
+    from .models import OUTPUT_KINDS
+
+    g = p.add_argument_group("model settings (default: the model's TFLite metadata, else the manifest, "
+                             "else what the output tensor says)")
+    g.add_argument("--mean", type=_numbers, default=None, metavar="M[,M,M]",
+                   help="float input normalization (x - mean) / std: one value or R,G,B")
+    g.add_argument("--std", type=_numbers, default=None, metavar="S[,S,S]", help="see --mean")
+    g.add_argument("--labels", default=None, metavar="FILE|SET",
+                   help="class names: a text file (one a line, line i = class i) or a label set "
+                        "(pascal_voc, cityscapes, person, ade20k_mlperf)")
+    g.add_argument("--output-kind", choices=OUTPUT_KINDS, default=None,
+                   help="how to read the output: logits, probabilities (softmaxed), probability or logit "
+                        "(one foreground channel: p > 0.5), labels (class ids)")
+    g.add_argument("--resample", choices=["antialias", "bilinear"], default="antialias",
+                   help="resizing to the model input: antialias (default, Pillow) or bilinear "
+                        "(sampling, as MediaPipe's ImageSegmenter: reproduces its masks)")
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
@@ -263,16 +372,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=_positive_int, default=1, metavar="N", help="images processed in parallel (processes)")
     p.add_argument("--backend", choices=["numba", "numpy"], default="numba")
     p.add_argument("--threads", type=_positive_int, default=None, help="threads per process for the kernels")
+    p.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="run on the Dask distributed cluster of this scheduler (e.g. tcp://10.0.0.5:8786)")
+    p.add_argument("--resume", action="store_true", help="skip images whose outputs all exist (a killed run continues)")
+    p.add_argument("--clip", action="store_true",
+                   help="take each folder as one clip of numbered frames: an animated overlay GIF out")
+    p.add_argument("--frame-ms", type=_positive_int, default=100, metavar="MS",
+                   help="frame duration of a --clip folder in milliseconds (default 100)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar nor per-image lines")
+    _add_model_settings(p)
 
     p = command("evaluate", "measure a model against ground-truth masks: IoU, accuracy, Coral agreement", _cmd_evaluate)
     p.add_argument("--model", required=True, help="model name or .tflite path")
-    p.add_argument("--images", required=True, metavar="DIR|FILE", help="an image or a folder of images")
-    p.add_argument("--masks", required=True, metavar="DIR|FILE", help="its mask or the folder of masks")
+    p.add_argument("--images", metavar="DIR|FILE", help="an image or a folder of images")
+    p.add_argument("--masks", metavar="DIR|FILE", help="its mask or the folder of masks")
+    p.add_argument("--dataset", metavar="DIR", help="a PASCAL VOC, ADE20K or Cityscapes folder (instead of --images)")
+    p.add_argument("--split", default="val", help="the dataset split (default val)")
+    p.add_argument("--limit", type=_positive_int, default=None, metavar="K", help="only the first K images")
+    p.add_argument("--label-map", metavar="FILE", help="dataset mask value -> model class id, for another label set")
+    p.add_argument("--jobs", type=_positive_int, default=1, metavar="N", help="images in parallel (local processes)")
+    p.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="run on the Dask distributed cluster of this scheduler (e.g. tcp://10.0.0.5:8786)")
     p.add_argument("--keep-aspect", action="store_true", help="letterbox images instead of stretching them")
     p.add_argument("--backend", choices=["numba", "numpy"], default="numba")
     p.add_argument("--threads", type=_positive_int, default=None, help="threads for the kernels")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    _add_model_settings(p)
 
     p = command("fetch", "download a known model into the models folder, checking its SHA-256", _cmd_fetch)
     p.add_argument("names", nargs="*", metavar="NAME", help="model names (see --list)")
@@ -296,6 +421,16 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
     return value
+
+
+def _numbers(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number or three comma-separated numbers: {text!r}") from None
+    if len(values) not in (1, 3):
+        raise argparse.ArgumentTypeError(f"give one value or three (R,G,B), not {len(values)}: {text!r}")
+    return values
 
 
 def _unit_float(text: str) -> float:

@@ -199,6 +199,23 @@ def format_result(result: EvalResult) -> str:
     return "\n".join(lines)
 
 
+def _ade20k_to_mlperf() -> np.ndarray:
+    """ADE20K annotation id (0..150) -> MLPerf ADE20K model class (1..31 kept, the rest ignored).
+
+    MLPerf's data preparation (mlcommons/mobile_open, input_preprocess.py) sets
+    every annotation id >= 32 to its ignore label 0, and its mIoU counts classes
+    1..31 only: here both 0 and ids >= 32 become the ignore value 255.
+    """
+    lut = np.full(256, IGNORE_INDEX, dtype=np.uint8)
+    lut[1:32] = np.arange(1, 32, dtype=np.uint8)
+    return lut
+
+
+#: Label-set name -> lookup table from the annotation ids of the dataset such models are evaluated on
+#: to the model's class ids (255 = ignored).
+ANNOTATION_MAPS: dict[str, np.ndarray] = {"ade20k_mlperf": _ade20k_to_mlperf()}
+
+
 MASK_SUFFIXES = ("_mask", "_labels", "_label", "_gt", "")
 
 
@@ -258,7 +275,9 @@ def evaluate(segmenter, pairs: Sequence[tuple[Path, Path]], skipped: Sequence[st
 
     The confusion matrix compares the segmentation at the image's resolution
     with the mask, 255 ignored. The agreement uses the model's raw labels resized
-    to the mask (Coral's way). A ``.npy`` mask is read with NumPy. A pair that
+    to the mask (Coral's way). A ``.npy`` mask is read with NumPy. Models of a
+    label set in :data:`ANNOTATION_MAPS` (MLPerf's ADE20K models) have their
+    masks mapped from the dataset's annotation ids first. A pair that
     cannot be evaluated (unreadable image or mask, a mask of another size than
     the image, mask values outside the label set) goes to ``result.failed`` with
     a message naming its file; the other pairs are still evaluated.
@@ -268,11 +287,14 @@ def evaluate(segmenter, pairs: Sequence[tuple[Path, Path]], skipped: Sequence[st
     from tqdm import tqdm
 
     names = tuple(segmenter.class_names)
+    lut = ANNOTATION_MAPS.get(segmenter.label_set.name)
     cm = np.zeros((len(names), len(names)), dtype=np.int64)
     result = EvalResult(model=segmenter.info.name, class_names=names, confusion=cm, skipped=list(skipped))
     for image, mask_path in tqdm(pairs, desc="evaluate", unit="image", disable=None if progress else True, leave=False):
         try:
             mask = load_mask(mask_path)
+            if lut is not None:
+                mask = lut[mask]
             seg = segmenter.segment(image)
             if seg.labels.shape != mask.shape:
                 raise ImageError(f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but the image {image} is "
@@ -280,7 +302,8 @@ def evaluate(segmenter, pairs: Sequence[tuple[Path, Path]], skipped: Sequence[st
             try:
                 one = confusion_matrix(seg.labels, mask, len(names))
             except ValueError as exc:
-                raise ImageError(f"{mask_path}: {exc}") from None
+                raise ImageError(f"{mask_path}: {exc}; the model's label set ({segmenter.label_set.name}, "
+                                 f"{len(names)} classes) differs from the mask's") from None
         except (ImageError, OSError, ValueError) as exc:
             result.failed.append(str(exc) if str(image) in str(exc) or str(mask_path) in str(exc)
                                  else f"{image}: {exc}")
@@ -293,3 +316,126 @@ def evaluate(segmenter, pairs: Sequence[tuple[Path, Path]], skipped: Sequence[st
             "mean_iou": round(mean_iou(one), 6) if one.sum() else None,
         })
     return result
+
+
+# -- whole datasets: one image at a time, on this machine or a Dask cluster ----------------------
+
+
+@dataclass
+class PartitionResult:
+    """What evaluating some samples gives: their summed int64 confusion matrix, the count, the broken files."""
+
+    confusion: np.ndarray
+    images: int = 0
+    broken: list[str] = field(default_factory=list)
+
+    def add(self, other: PartitionResult) -> None:
+        # Integer sums: the total is the same whatever the partitioning and the order partitions finish in.
+        self.confusion += other.confusion
+        self.images += other.images
+        self.broken += other.broken
+
+
+def evaluate_sample(segmenter, image: Path, mask_path: Path, lookup: np.ndarray) -> np.ndarray:
+    """The [C, C] int64 confusion matrix of one image (C = the segmenter's classes).
+
+    The mask's stored values go through ``lookup`` (uint8 [256], stored value ->
+    class id, 255 = ignored) first. Raises :class:`pydeeplab.image.ImageError`
+    naming the file when the image or mask cannot be read, differ in size, or
+    the mask holds a value outside the label set.
+    """
+    from .image import ImageError
+
+    num_classes = len(segmenter.class_names)
+    mask = lookup[load_mask(mask_path)]
+    seg = segmenter.segment(image)
+    if seg.labels.shape != mask.shape:
+        raise ImageError(f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but the image {image} is "
+                         f"{seg.labels.shape[1]}x{seg.labels.shape[0]} (width x height)")
+    try:
+        return confusion_matrix(seg.labels, mask, num_classes)
+    except ValueError as exc:
+        raise ImageError(f"{mask_path}: {exc}") from None
+
+
+def evaluate_partition(segmenter, samples: Sequence, lookup: np.ndarray) -> PartitionResult:
+    """Evaluate ``samples`` (:class:`pydeeplab.datasets.Sample`) one by one into one :class:`PartitionResult`.
+
+    A sample whose files cannot be used is counted in ``broken`` with a message
+    naming the file; the others are still evaluated. This is the per-image
+    work of ``pydeeplab evaluate --dataset``, run in this process, in worker
+    processes or on Dask workers alike.
+    """
+    from .image import ImageError
+
+    c = len(segmenter.class_names)
+    out = PartitionResult(np.zeros((c, c), dtype=np.int64))
+    for sample in samples:
+        try:
+            out.confusion += evaluate_sample(segmenter, sample.image, sample.mask, lookup)
+            out.images += 1
+        except (ImageError, OSError, ValueError) as exc:
+            text = str(exc)
+            out.broken.append(text if str(sample.image) in text or str(sample.mask) in text
+                              else f"{sample.image}: {text}")
+    return out
+
+
+@dataclass
+class DatasetResult:
+    """The metrics of a model on a dataset split: the summed confusion matrix and what was left out."""
+
+    model: str
+    dataset: str
+    split: str
+    label_set: str
+    class_names: tuple[str, ...]
+    confusion: np.ndarray
+    images: int = 0
+    broken: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """``miou`` (over classes present in truth or prediction), ``pixel_accuracy``, ``per_class_iou``
+        (name -> IoU, classes present only), ``confusion`` (rows truth, columns prediction), ``images``
+        (the number evaluated), and ``model``, ``label_set``, ``broken`` (the files skipped)."""
+        def num(x: float) -> float | None:
+            return None if not np.isfinite(x) else float(x)
+
+        ious = iou_per_class(self.confusion)
+        return {
+            "miou": num(mean_iou(self.confusion)),
+            "pixel_accuracy": num(pixel_accuracy(self.confusion)),
+            "per_class_iou": {n: float(v) for n, v in zip(self.class_names, ious) if np.isfinite(v)},
+            "confusion": self.confusion.tolist(),
+            "images": self.images,
+            "model": self.model,
+            "label_set": self.label_set,
+            "broken": list(self.broken),
+        }
+
+
+def format_dataset_result(result: DatasetResult) -> str:
+    """A text report: what was evaluated, the per-class IoU table, mIoU, pixel accuracy, the confusion matrix."""
+    cm = result.confusion
+    ious = iou_per_class(cm)
+    lines = [f"model:     {result.model}", f"dataset:   {result.dataset} ({result.split})",
+             f"label set: {result.label_set} ({len(result.class_names)} classes)",
+             f"images:    {result.images}" + (f" ({len(result.broken)} broken, skipped)" if result.broken else ""),
+             "", f"{'id':>4}  {'class':<22}{'IoU':>8}{'truth px':>14}{'pred px':>14}"]
+    for c, name in enumerate(result.class_names):
+        if np.isfinite(ious[c]):
+            lines.append(f"{c:>4}  {name[:21]:<22}{ious[c]:>8.4f}{int(cm[c].sum()):>14}{int(cm[:, c].sum()):>14}")
+    lines += ["", f"mIoU            {mean_iou(cm):.4f}  (over the {int(np.isfinite(ious).sum())} classes present)",
+              f"pixel accuracy  {pixel_accuracy(cm):.4f}"]
+    present = [c for c in range(len(result.class_names)) if cm[c].sum() or cm[:, c].sum()]
+    if present and len(present) <= 30:
+        width = max(8, max(len(str(int(v))) for v in cm[np.ix_(present, present)].ravel()) + 1)
+        lines += ["", "confusion matrix (rows: truth, columns: prediction)",
+                  " " * 16 + "".join(f"{result.class_names[c][:width - 1]:>{width}}" for c in present)]
+        for r in present:
+            lines.append(f"{result.class_names[r][:15]:<16}" + "".join(f"{int(cm[r, c]):>{width}}" for c in present))
+    elif present:
+        lines += ["", f"confusion matrix: {len(present)} classes present, too wide to print (see --json)"]
+    if result.broken:
+        lines += ["", "broken (skipped):"] + [f"  {message}" for message in result.broken]
+    return "\n".join(lines)

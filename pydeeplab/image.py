@@ -129,6 +129,51 @@ def resize_rgb(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb).resize((width, height), Image.BILINEAR), dtype=np.uint8)
 
 
+#: How :func:`resize_image` resamples: ``antialias`` (Pillow's bilinear, which widens its support when
+#: shrinking) or ``bilinear`` (four-tap sampling, as OpenCV's warps and so MediaPipe and TFLite Support do).
+RESAMPLE_METHODS = ("antialias", "bilinear")
+
+
+def resize_sampled(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize an HxWx3 uint8 image by bilinear sampling, bit for bit as MediaPipe's ImageSegmenter does.
+
+    MediaPipe maps the image's corners onto the tensor's corners and warps with
+    OpenCV (``warpPerspective``, ``INTER_LINEAR``, replicated border): output
+    pixel (x, y) samples the source at (x * W / width, y * H / height), in pixel
+    index coordinates (no half-pixel shift, no low-pass filter). OpenCV rounds
+    the source position to 1/32 pixel and weighs the four neighbors with
+    integers that sum to 1024 (products of 32 - f and f), then rounds the
+    weighted sum: ``(sum + 512) >> 10``.
+    """
+    h, w = rgb.shape[:2]
+    if (h, w) == (height, width):
+        return rgb
+
+    def taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        # Position in 1/32 pixel, rounded half away from zero like OpenCV's saturate_cast (never negative here).
+        pos = (np.arange(n_out, dtype=np.int64) * n_in * 64 + n_out) // (2 * n_out)
+        i0, frac = pos >> 5, pos & 31
+        return np.minimum(i0, n_in - 1), np.minimum(i0 + 1, n_in - 1), frac
+
+    y0, y1, fy = taps(h, height)
+    x0, x1, fx = taps(w, width)
+    src = rgb.astype(np.int64)
+    wx0, wx1 = (32 - fx)[None, :, None], fx[None, :, None]
+    top = src[y0][:, x0] * wx0 + src[y0][:, x1] * wx1
+    bottom = src[y1][:, x0] * wx0 + src[y1][:, x1] * wx1
+    total = top * (32 - fy)[:, None, None] + bottom * fy[:, None, None]
+    return ((total + 512) >> 10).astype(np.uint8)
+
+
+def resize_image(rgb: np.ndarray, height: int, width: int, resample: str = "antialias") -> np.ndarray:
+    """Resize an HxWx3 uint8 image with one of :data:`RESAMPLE_METHODS`."""
+    if resample == "antialias":
+        return resize_rgb(rgb, height, width)
+    if resample == "bilinear":
+        return resize_sampled(rgb, height, width)
+    raise ValueError(f"resample must be one of {', '.join(RESAMPLE_METHODS)}, not {resample!r}")
+
+
 def resize_labels(labels: np.ndarray, height: int, width: int) -> np.ndarray:
     """Nearest-neighbor resize of an HxW label map (values 0..255) to uint8 [height, width].
 
@@ -141,20 +186,21 @@ def resize_labels(labels: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.asarray(Image.fromarray(labels.astype(np.uint8)).resize((width, height), Image.NEAREST))
 
 
-def letterbox(rgb: np.ndarray, height: int, width: int, pad_value: int = PAD_VALUE) -> tuple[np.ndarray, tuple[int, int]]:
+def letterbox(rgb: np.ndarray, height: int, width: int, pad_value: int = PAD_VALUE,
+              resample: str = "antialias") -> tuple[np.ndarray, tuple[int, int]]:
     """Fit an HxWx3 uint8 image into (height, width) keeping its aspect ratio.
 
     The image is resized (bilinear) as large as fits and placed in the top-left
     corner; the rest is ``pad_value`` gray (see :data:`PAD_VALUE`). Returns the
     (height, width, 3) uint8 canvas and the (rows, cols) of the image inside it,
-    the region of the model's output to keep.
+    the region of the model's output to keep. ``resample``: see :func:`resize_image`.
     """
     h, w = rgb.shape[:2]
     scale = min(height / h, width / w)
     rows = min(height, max(1, round(h * scale)))
     cols = min(width, max(1, round(w * scale)))
     canvas = np.full((height, width, 3), pad_value, dtype=np.uint8)
-    canvas[:rows, :cols] = resize_rgb(rgb, rows, cols)
+    canvas[:rows, :cols] = resize_image(rgb, rows, cols, resample)
     return canvas, (rows, cols)
 
 

@@ -24,24 +24,22 @@ first folder of ``$PYDEEPLAB_MODELS`` when it is set, else the checkout's
 streamed to a temporary file beside the destination, its SHA-256 checked, and
 only then renamed into place (:mod:`pydeeplab.atomic`).
 
-**TFLite metadata** (:func:`read_tflite_metadata`): a model with a
-``TFLITE_METADATA`` entry (metadata_schema.fbs, file identifier ``M001``) gives
-its own class names (the label file packed into the zip archive that such
-models carry at their end) and input normalization (mean/std); these take
-precedence over the manifest.
+**Describing a model file** (:func:`describe`): normalization, labels and the
+output kind come from the caller's arguments, else the model's TFLite metadata
+(:mod:`pydeeplab.tflite.metadata`: class names from the label file zipped into
+the model, mean/std, MediaPipe's activation), else the manifest, else what the
+output tensor says (:func:`infer_output_kind`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import socket
 import sys
 import urllib.error
 import urllib.request
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -50,12 +48,11 @@ import numpy as np
 
 from .atomic import atomic_write
 from .errors import ModelError
+from .tflite.metadata import METADATA_NAME, parse_metadata
 
 MODELS_ENV = "PYDEEPLAB_MODELS"
 _PACKAGE_DIR = Path(__file__).resolve().parent
 _CHECKOUT = _PACKAGE_DIR.parent
-#: Metadata name under which TFLite's metadata writer stores its flatbuffer.
-METADATA_NAME = "TFLITE_METADATA"
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -72,8 +69,9 @@ class ModelInfo:
 
     ``input_size`` is (height, width); ``mean``/``std`` the float normalization
     ``(x - mean) / std`` per RGB channel (one value for all three, or three);
-    ``labels`` the label set name (``pascal_voc``, ``cityscapes``); ``output`` is
-    ``"logits"`` ([1,H,W,C] scores) or ``"labels"`` ([1,H,W] class ids).
+    ``labels`` the label set name (``pascal_voc``, ``cityscapes``, ``person``,
+    ``ade20k_mlperf``); ``output`` one of :data:`OUTPUT_KINDS` (``"logits"``:
+    [1,H,W,C] scores; ``"labels"``: class ids; ...).
     ``class_names`` overrides the label set's names (from TFLite metadata).
     """
 
@@ -91,6 +89,10 @@ class ModelInfo:
     description: str = ""
     aliases: tuple[str, ...] = ()
     class_names: tuple[str, ...] | None = field(default=None, compare=False)
+    #: Where each setting came from ("normalization", "labels", "output" -> "argument", "metadata", ...).
+    sources: dict[str, str] = field(default_factory=dict, compare=False)
+    #: The model's TFLite metadata (a :class:`pydeeplab.tflite.metadata.ModelMetadata`), when it has some.
+    metadata: object | None = field(default=None, compare=False, repr=False)
 
     @property
     def preprocessing(self) -> str:
@@ -141,8 +143,9 @@ def _parse_entry(entry: dict, where: str) -> ModelInfo:
         )
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise ModelError(f"{where}: bad manifest entry {entry!r} ({exc})") from None
-    if info.output not in ("logits", "labels"):
-        raise ModelError(f"{where}: model {info.name}: output must be 'logits' or 'labels', not {info.output!r}")
+    if info.output not in OUTPUT_KINDS:
+        raise ModelError(f"{where}: model {info.name}: output must be one of {', '.join(OUTPUT_KINDS)}, "
+                         f"not {info.output!r}")
     return info
 
 
@@ -343,21 +346,10 @@ def fetch(name: str, dest_dir: str | os.PathLike | None = None, *, force: bool =
 
 # -- TFLite metadata --------------------------------------------------------------------------
 
-# Field slots of metadata_schema.fbs (tflite-support), in declaration order.
-_MM_SUBGRAPHS, _MM_ASSOCIATED = 3, 6  # ModelMetadata
-_SG_INPUTS, _SG_OUTPUTS, _SG_ASSOCIATED = 2, 3, 4  # SubGraphMetadata
-_TM_PROCESS_UNITS, _TM_ASSOCIATED = 4, 6  # TensorMetadata
-_PU_OPTIONS_TYPE, _PU_OPTIONS = 0, 1  # ProcessUnit (a union: type byte, then table)
-_NORMALIZATION_OPTIONS = 1  # ProcessUnitOptions.NormalizationOptions
-_NO_MEAN, _NO_STD = 0, 1  # NormalizationOptions
-_AF_NAME, _AF_TYPE = 0, 2  # AssociatedFile
-_TENSOR_AXIS_LABELS, _TENSOR_VALUE_LABELS = 2, 3  # AssociatedFileType
-METADATA_IDENTIFIER = b"M001"
-
 
 @dataclass(frozen=True)
 class TfliteMetadata:
-    """What pydeeplab uses from a model's TFLite metadata (None where the metadata is silent)."""
+    """What :func:`read_tflite_metadata` returns (None where the metadata is silent)."""
 
     label_file: str | None = None
     class_names: tuple[str, ...] | None = None
@@ -366,110 +358,201 @@ class TfliteMetadata:
 
 
 def read_tflite_metadata(metadata: bytes, model_content: bytes | None = None) -> TfliteMetadata:
-    """Parse a ``TFLITE_METADATA`` flatbuffer; read its label file from ``model_content``'s zip.
+    """Labels and normalization of a ``TFLITE_METADATA`` flatbuffer (see :mod:`pydeeplab.tflite.metadata`).
 
-    Labels: the first TENSOR_AXIS_LABELS (or TENSOR_VALUE_LABELS) file of the first
-    output tensor, else of the subgraph, else of the model; one class name per
-    line. Normalization: the NormalizationOptions of the first input tensor.
-    Raises :class:`ModelError` for a corrupt metadata buffer; a label file missing
-    from the archive leaves ``class_names`` None.
+    Raises :class:`ModelError` for a corrupt metadata buffer; a label file
+    missing from ``model_content``'s archive leaves ``class_names`` None.
     """
-    from .tflite.reader import _Table  # the same bounds-checked table reader as the model's
-
-    buf = memoryview(bytes(metadata))
-    if len(buf) < 8 or bytes(buf[4:8]) != METADATA_IDENTIFIER:
-        raise ModelError(f"TFLite metadata: identifier {bytes(buf[4:8])!r}, expected {METADATA_IDENTIFIER!r}")
-    from flatbuffers import packer
-
-    root = _Table(buf, packer.uoffset.unpack_from(buf, 0)[0], "TFLite metadata")
-    subgraphs = root.tables(_MM_SUBGRAPHS, "subgraph metadata")
-    inputs = subgraphs[0].tables(_SG_INPUTS, "input tensor metadata") if subgraphs else []
-    outputs = subgraphs[0].tables(_SG_OUTPUTS, "output tensor metadata") if subgraphs else []
-
-    mean = std = None
-    for unit in inputs[0].tables(_TM_PROCESS_UNITS, "process unit") if inputs else []:
-        if unit.scalar(_PU_OPTIONS_TYPE, "uint8") == _NORMALIZATION_OPTIONS:
-            opts = unit.table(_PU_OPTIONS, "normalization options")
-            if opts is not None:
-                m, s = opts.array(_NO_MEAN, "float32"), opts.array(_NO_STD, "float32")
-                mean = tuple(float(v) for v in m) if m is not None and m.size else None
-                std = tuple(float(v) for v in s) if s is not None and s.size else None
-                if std is not None and any(v == 0 for v in std):
-                    raise ModelError("TFLite metadata: normalization std contains 0")
-            break
-
-    label_file = None
-    places = [(outputs[0], _TM_ASSOCIATED)] if outputs else []
-    places += [(subgraphs[0], _SG_ASSOCIATED)] if subgraphs else []
-    places.append((root, _MM_ASSOCIATED))
-    for table, slot in places:
-        for f in table.tables(slot, "associated file"):
-            if f.scalar(_AF_TYPE, "int8") in (_TENSOR_AXIS_LABELS, _TENSOR_VALUE_LABELS) and f.string(_AF_NAME):
-                label_file = f.string(_AF_NAME)
-                break
-        if label_file:
-            break
-
-    names = None
-    if label_file and model_content is not None:
-        names = _read_label_file(model_content, label_file)
-    return TfliteMetadata(label_file, names, mean, std)
-
-
-def _read_label_file(model_content: bytes, name: str) -> tuple[str, ...] | None:
-    """The lines of ``name`` in the zip archive appended to a model, or None when absent."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(model_content)) as z:
-            text = z.read(name).decode("utf-8", errors="replace")
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError):
-        return None
-    names = tuple(line.strip() for line in text.splitlines())
-    # A trailing empty line is not a class; inner empty lines keep their index.
-    while names and not names[-1]:
-        names = names[:-1]
-    return names or None
+    meta = parse_metadata(metadata, model_content)
+    return TfliteMetadata(meta.label_file, meta.class_names, meta.mean, meta.std)
 
 
 # -- describing a model file --------------------------------------------------------------------
 
+#: Output kinds. logits: [1,H,W,C] scores (argmax; softmax for confidences); probabilities: the same
+#: already softmaxed; probability / logit: one foreground channel [1,H,W,1] (labels p > 0.5, sigmoid
+#: first for a logit); labels: integer class ids ([1,H,W], [H,W] or [1,H,W,1]).
+OUTPUT_KINDS = ("logits", "probabilities", "probability", "logit", "labels")
 
-def describe(path: str | os.PathLike, content: bytes, model, info: ModelInfo | None = None) -> ModelInfo:
+
+def output_grid(shape: tuple[int, ...], kind: str) -> tuple[int, int]:
+    """(height, width) of a segmentation output of ``shape`` read as ``kind``.
+
+    Scores: [1,H,W,C] or [H,W,C]; class ids and one-channel scores: [1,H,W,1],
+    [1,H,W] or [H,W]. Raises :class:`ModelError` for any other shape.
+    """
+    shape = tuple(int(d) for d in shape)
+    one_channel = kind in ("labels", "probability", "logit")
+    if len(shape) == 4 and shape[0] == 1 and (shape[3] == 1 or not one_channel):
+        return shape[1], shape[2]
+    if len(shape) == 3 and one_channel and shape[0] == 1:
+        return shape[1], shape[2]
+    if len(shape) == 3 and kind in ("logits", "probabilities") and shape[0] != 1:  # [1,H,W] is not [H,W,C]
+        return shape[0], shape[1]
+    if len(shape) == 2 and one_channel:
+        return shape
+    expected = "[1,H,W,1], [1,H,W] or [H,W]" if one_channel else "[1,H,W,C] or [H,W,C]"
+    raise ModelError(f"a segmentation output of kind {kind!r} must be {expected}, got shape {list(shape)}")
+
+
+def _producer(graph, tensor: int):
+    for op in graph.operators:
+        if tensor in op.outputs:
+            return op
+    return None
+
+
+def infer_output_kind(model, activation: str | None = None) -> str:
+    """The output kind (:data:`OUTPUT_KINDS`) of a parsed model's first output.
+
+    Integer tensors without a quantization scale hold class ids. Scores with
+    one channel are a probability when the graph ends in LOGISTIC (or
+    MediaPipe's metadata says activation "none"), else a logit; with several
+    channels they are probabilities when the graph ends in SOFTMAX, else logits.
+    ``activation``: MediaPipe's segmenter activation, when the metadata has it.
+    """
+    from .tflite.schema import BuiltinOperator
+
+    g = model.main
+    out = g.tensors[g.outputs[0]]
+    shape = tuple(int(d) for d in out.shape)
+    dtype = np.dtype(out.type.dtype) if out.type.dtype is not None else None
+    quantized = out.quantization is not None and out.quantization.scale != 0.0
+    op = _producer(g, g.outputs[0])
+    last = op.builtin if op is not None else None
+    if dtype is not None and dtype.kind in "iub" and not quantized:
+        kind = "labels"
+    elif len(shape) >= 3 and shape[-1] == 1:
+        if activation == "sigmoid":
+            kind = "logit"
+        elif activation == "none" or last == BuiltinOperator.LOGISTIC:
+            kind = "probability"
+        else:
+            kind = "logit"
+    elif len(shape) == 3 and shape[0] == 1 and last != BuiltinOperator.LOGISTIC:
+        kind = "labels"  # float class ids (some converters cast ARG_MAX's result)
+    elif len(shape) == 3 and shape[0] == 1:
+        kind = "probability"
+    elif activation == "softmax":
+        kind = "logits"
+    else:
+        kind = "probabilities" if last == BuiltinOperator.SOFTMAX else "logits"
+    output_grid(shape, kind)  # refuses shapes that are not a segmentation map
+    return kind
+
+
+def read_label_file(path: str | os.PathLike) -> tuple[str, ...]:
+    """Class names from a text file, one a line (index = class id); raises ModelError when unreadable or empty."""
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read the label file ({exc.strerror or exc})") from None
+    names = tuple(line.strip() for line in text.splitlines())
+    while names and not names[-1]:
+        names = names[:-1]
+    if not names:
+        raise ModelError(f"{path}: the label file holds no class name")
+    return names
+
+
+def _channels(values: float | tuple[float, ...] | list[float] | None, what: str) -> tuple[float, ...] | None:
+    if values is None:
+        return None
+    v = tuple(float(x) for x in (values if isinstance(values, (tuple, list)) else (values,)))
+    if len(v) not in (1, 3) or not all(np.isfinite(v)):
+        raise ModelError(f"{what} must be one number or three (R, G, B), got {list(v)}")
+    if what == "std" and any(x == 0 for x in v):
+        raise ModelError(f"std must not be 0, got {list(v)}")
+    return v
+
+
+def describe(path: str | os.PathLike, content: bytes, model, info: ModelInfo | None = None, *,
+             mean: float | tuple[float, ...] | None = None, std: float | tuple[float, ...] | None = None,
+             labels: str | os.PathLike | tuple[str, ...] | list[str] | None = None,
+             output: str | None = None) -> ModelInfo:
     """The :class:`ModelInfo` to run a model file with.
 
-    Starts from ``info`` (its manifest entry, found by name or SHA-256 when not
-    given), else from what the tensors say; TFLite metadata (labels,
-    normalization) take precedence; input size and dtype always come from the
-    model itself. ``model`` is the parsed :class:`pydeeplab.tflite.model.Model`.
+    Each setting comes from the first source that has it: the arguments
+    (``mean``/``std``, ``labels`` as a label-set name, a label file or a list
+    of names, ``output`` one of :data:`OUTPUT_KINDS`), the model's TFLite
+    metadata, its manifest entry (``info``, or found by SHA-256), what the
+    tensors say. ``ModelInfo.sources`` records which one each came from.
+    Input size and dtype always come from the model. Broken metadata is
+    ignored with a warning. ``model`` is the parsed :class:`pydeeplab.tflite.model.Model`.
     """
+    from .palette import LABEL_SETS, label_set_for
+    from .tflite.metadata import read_model_metadata
+
     path = Path(path)
     digest = hashlib.sha256(content).hexdigest()
     if info is None:
         info = lookup_sha256(digest)
+    known = info is not None
     g = model.main
     if len(g.inputs) != 1:
         raise ModelError(f"{path}: a segmentation model has one input, this one has {len(g.inputs)}")
     inp = g.tensors[g.inputs[0]]
-    if len(inp.shape) != 4 or inp.shape[3] != 3:
+    if len(inp.shape) != 4 or inp.shape[0] != 1 or inp.shape[3] != 3:
         raise ModelError(f"{path}: the input must be an RGB image [1,H,W,3], got shape {list(inp.shape)}")
-    out = g.tensors[g.outputs[0]]
-    if len(out.shape) == 4 and out.shape[3] > 1:
-        output, classes = "logits", out.shape[3]
-    elif len(out.shape) in (3, 4):
-        output, classes = "labels", None
-    else:
-        raise ModelError(f"{path}: the output must be [1,H,W,classes] or [1,H,W] labels, got {list(out.shape)}")
-    if info is None:
-        from .palette import LABEL_SETS, label_set_for
+    meta = read_model_metadata(model, content, str(path))
+    sources = {}
 
-        # Unknown model: 21 classes are PASCAL VOC, 19 Cityscapes, other counts get names class_<i>.
+    if output is not None:
+        if output not in OUTPUT_KINDS:
+            raise ModelError(f"output kind {output!r} is not one of {', '.join(OUTPUT_KINDS)}")
+        kind, sources["output"] = output, "argument"
+    else:
+        kind = infer_output_kind(model, meta.activation if meta else None)
+        sources["output"] = "metadata and model" if meta and meta.activation else "model"
+    out = g.tensors[g.outputs[0]]
+    try:
+        output_grid(out.shape, kind)
+    except ModelError as exc:
+        raise ModelError(f"{path}: {exc}") from None
+    channels = int(out.shape[-1]) if kind in ("logits", "probabilities") else None
+
+    if info is None:
+        info = ModelInfo(name=path.stem, file=path.name, sha256=digest, size=len(content))
+    base_names = info.class_names
+    label_set = info.labels if known else None
+    names = None
+    if labels is not None:
+        if isinstance(labels, (tuple, list)):
+            names = tuple(str(n) for n in labels)
+        elif str(labels) in LABEL_SETS:
+            label_set, names = str(labels), None
+        else:
+            names = read_label_file(labels)
+        sources["labels"] = "argument"
+    elif meta is not None and meta.class_names:
+        names, sources["labels"] = meta.class_names, "metadata"
+    elif known:
+        names, sources["labels"] = base_names, "manifest"
+    if kind in ("probability", "logit"):
+        # One channel: class 1 is the foreground the metadata names (MediaPipe: "selfie"), 0 the rest.
+        if names is not None and len(names) == 1:
+            names = ("background", names[0])
+        elif names is None and label_set in (None, "pascal_voc"):
+            label_set = "person"
+    if label_set is None:
+        classes = channels if kind in ("logits", "probabilities") else None
         ls = label_set_for(classes) if classes else LABEL_SETS["pascal_voc"]
-        names = None if ls.names == LABEL_SETS[ls.name].names else ls.names
-        info = ModelInfo(name=path.stem, file=path.name, sha256=digest, size=len(content), labels=ls.name,
-                         output=output, class_names=names)
-    info = replace(info, input_size=(int(inp.shape[1]), int(inp.shape[2])), input_dtype=str(np.dtype(inp.type.dtype)),
-                   output=output, sha256=digest)
-    if METADATA_NAME in model.metadata:
-        meta = read_tflite_metadata(model.metadata[METADATA_NAME], content)
-        info = replace(info, class_names=meta.class_names or info.class_names,
-                       mean=meta.mean or info.mean, std=meta.std or info.std)
-    return info
+        label_set = ls.name
+        if names is None and ls.names != LABEL_SETS[ls.name].names:
+            names = ls.names
+        sources.setdefault("labels", "model")
+
+    m, s = _channels(mean, "mean"), _channels(std, "std")
+    if m is not None or s is not None:
+        sources["normalization"] = "argument"
+    elif meta is not None and (meta.mean or meta.std):
+        sources["normalization"] = "metadata"
+    else:
+        sources["normalization"] = "manifest" if known else "default"
+    if m is None:
+        m = (meta.mean if meta is not None and meta.mean else None) or info.mean
+    if s is None:
+        s = (meta.std if meta is not None and meta.std else None) or info.std
+    return replace(info, input_size=(int(inp.shape[1]), int(inp.shape[2])), input_dtype=str(np.dtype(inp.type.dtype)),
+                   output=kind, sha256=digest, labels=label_set, class_names=names, mean=tuple(m), std=tuple(s),
+                   sources=sources, metadata=meta)

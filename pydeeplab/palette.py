@@ -1,6 +1,7 @@
 """Label sets: class names and the color maps that draw them.
 
-Two label sets are known:
+Label sets known (besides ``person``, background vs person, and ``ade20k_mlperf``,
+the 32 classes of MLPerf's ADE20K models, both drawn with PASCAL's colors):
 
 * ``pascal_voc``: the 21 PASCAL VOC classes (0 = background, 255 = "ignore" in
   ground-truth masks) with PASCAL's standard color map, the one the VOC
@@ -29,6 +30,18 @@ CITYSCAPES_CLASSES: tuple[str, ...] = (
     "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign", "vegetation",
     "terrain", "sky", "person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle",
 )
+
+#: The classes of MLPerf Mobile's ADE20K segmentation models: ADE20K's annotation ids 0..31, i.e. "other"
+#: (0, every pixel outside the 31 most frequent classes) and the first 31 of ADE20K's 150 classes.
+#: MLPerf's training data map annotation ids >= 32 to 0 (mlcommons/mobile_open, input_preprocess.py).
+ADE20K_MLPERF_CLASSES: tuple[str, ...] = (
+    "other", "wall", "building", "sky", "floor", "tree", "ceiling", "road", "bed", "windowpane", "grass",
+    "cabinet", "sidewalk", "person", "earth", "door", "table", "mountain", "plant", "curtain", "chair", "car",
+    "water", "painting", "sofa", "shelf", "house", "sea", "mirror", "rug", "field", "armchair",
+)
+
+#: Person vs background, the two classes of a single-channel (foreground probability) segmenter.
+PERSON_CLASSES: tuple[str, ...] = ("background", "person")
 
 _CITYSCAPES_COLORS = (
     (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153), (153, 153, 153),
@@ -83,11 +96,13 @@ class LabelSet:
 LABEL_SETS: dict[str, LabelSet] = {
     "pascal_voc": LabelSet("pascal_voc", PASCAL_VOC_CLASSES, pascal_color_map()),
     "cityscapes": LabelSet("cityscapes", CITYSCAPES_CLASSES, cityscapes_color_map()),
+    "person": LabelSet("person", PERSON_CLASSES, pascal_color_map()),
+    "ade20k_mlperf": LabelSet("ade20k_mlperf", ADE20K_MLPERF_CLASSES, pascal_color_map()),
 }
 
 
 def get_label_set(name: str) -> LabelSet:
-    """The label set called ``name`` (``pascal_voc`` or ``cityscapes``)."""
+    """The label set called ``name`` (``pascal_voc``, ``cityscapes``, ``person``, ``ade20k_mlperf``)."""
     try:
         return LABEL_SETS[name]
     except KeyError:
@@ -100,7 +115,7 @@ def label_set_for(num_classes: int) -> LabelSet:
     21 classes are PASCAL VOC, 19 Cityscapes; any other count keeps PASCAL's
     colors with names ``class_<i>``.
     """
-    for ls in LABEL_SETS.values():
+    for ls in (LABEL_SETS["pascal_voc"], LABEL_SETS["cityscapes"]):  # a class count alone says no more
         if ls.num_classes == num_classes:
             return ls
     return LABEL_SETS["pascal_voc"].with_names(tuple(f"class_{i}" for i in range(num_classes)))

@@ -4,15 +4,24 @@ The pipeline around the TFLite model:
 
 1. decode the image to 8-bit RGB (:func:`pydeeplab.image.load_rgb`: EXIF
    orientation, color modes);
-2. resize it to the model's input (bilinear), or with ``keep_aspect`` fit it
+2. resize it to the model's input (``resample``: Pillow's antialiased bilinear, or
+   MediaPipe's bilinear sampling), or with ``keep_aspect`` fit it
    inside keeping its proportions and pad the rest (:func:`pydeeplab.image.letterbox`);
 3. normalize (float models ``(x - mean) / std``, uint8 models raw bytes) and run
    :class:`pydeeplab.Interpreter`;
-4. bring the result back to the image's size: a model that outputs logits
-   ([1,h,w,C]) has them upsampled bilinearly and then takes the argmax (sharper
-   edges than upsampling the labels); a model that outputs labels ([1,h,w],
-   e.g. ending in ARG_MAX) has its labels upsampled by nearest neighbor. With
+4. bring the result back to the image's size, by output kind
+   (:data:`pydeeplab.models.OUTPUT_KINDS`): scores ([1,h,w,C] logits or
+   probabilities) are upsampled bilinearly and then argmaxed (sharper edges
+   than upsampling the labels); a one-channel foreground probability (or logit,
+   through a sigmoid) is upsampled and thresholded at 0.5, as MediaPipe's
+   ImageSegmenter does; class ids (ARG_MAX, ResizeArgmax; any integer type, with
+   or without the batch dimension) are upsampled by nearest neighbor. With
    ``keep_aspect`` the padded part of the output is cropped off first.
+
+Normalization, class names and the output kind come from the Segmenter's
+arguments, else the model's TFLite metadata, else the manifest, else the
+output tensor (:func:`pydeeplab.models.describe`).
+:attr:`Segmentation.confidence_masks` gives per-class maps at the image's size.
 
 Example::
 
@@ -35,11 +44,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .animation import Clip
 from .atomic import atomic_write
 from .errors import ModelError
-from .image import IMAGE_EXTENSIONS, ImageLike, letterbox, load_rgb, resize_labels, resize_rgb, to_model_input
+from .image import (IMAGE_EXTENSIONS, RESAMPLE_METHODS, ImageLike, letterbox, load_rgb, resize_image, resize_labels,
+                    to_model_input)
 from .interpreter import Interpreter
-from .models import ModelInfo, describe, find_model
+from .models import ModelInfo, describe, find_model, output_grid
 from .palette import LabelSet, colorize, get_label_set, palette_bytes
 
 #: Rows of output computed at once when upsampling logits (bounds the memory to a strip).
@@ -86,6 +97,31 @@ def upsample_argmax(logits: np.ndarray, height: int, width: int) -> np.ndarray:
     return out
 
 
+def upsample_bilinear(x: np.ndarray, height: int, width: int) -> np.ndarray:
+    """float32 [h, w, C] resized bilinearly (half-pixel centers, edges clamped) to [height, width, C].
+
+    The convention of OpenCV's ``INTER_LINEAR``, with which MediaPipe's
+    ImageSegmenter resizes its confidence masks.
+    """
+    h, w, _ = x.shape
+    x = x.astype(np.float32, copy=False)
+    x0, x1, fx = _bilinear_axis(w, width)
+    cols = x[:, x0] * (1.0 - fx)[None, :, None] + x[:, x1] * fx[None, :, None]
+    y0, y1, fy = _bilinear_axis(h, height)
+    return cols[y0] * (1.0 - fy)[:, None, None] + cols[y1] * fy[:, None, None]
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    # exp of a negative argument only: no overflow warning for large |x|.
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(np.float32)
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
 @dataclass
 class Segmentation:
     """The result of :meth:`Segmenter.segment`.
@@ -93,9 +129,11 @@ class Segmentation:
     ``labels``: HxW uint8 class ids at the input image's resolution.
     ``class_names``: name of each id. ``logits``: [h, w, C] float32 scores at the
     model's output resolution (padding cropped) when the model outputs scores,
-    else None. ``model_labels``: [h, w] uint8 labels at the model's output
-    resolution (what Coral's agreement figure compares). ``image``: the HxWx3
-    uint8 RGB image that was segmented. ``timings``: milliseconds per stage.
+    else None (for a one-channel model, [h, w, 1]: the foreground probability).
+    ``model_labels``: [h, w] uint8 labels at the model's output resolution
+    (what Coral's agreement figure compares). ``image``: the HxWx3 uint8 RGB
+    image that was segmented. ``timings``: milliseconds per stage.
+    ``output_kind``: the model's output kind (see :data:`pydeeplab.models.OUTPUT_KINDS`).
     """
 
     labels: np.ndarray
@@ -107,6 +145,47 @@ class Segmentation:
     model: str = ""
     source: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    output_kind: str = "logits"
+
+    @property
+    def confidence_masks(self) -> np.ndarray | None:
+        """Per-class probabilities at the image's size: float32 [num_classes, H, W], or None for class-id models.
+
+        ``confidence("auto")``: softmax over the classes of a logits model,
+        sigmoid of a one-channel logit, probability outputs as they are; then
+        each class's map resized bilinearly to the image, as MediaPipe's
+        ImageSegmenter resizes its confidence masks. A one-channel model gives
+        two masks, background ``1 - p`` and foreground ``p`` (``p`` is
+        MediaPipe's single mask). Computed on each access: C x H x W x 4 bytes.
+        """
+        return self.confidence("auto")
+
+    def confidence(self, activation: str = "auto") -> np.ndarray | None:
+        """Per-class confidence maps at the image's size: float32 [num_classes, H, W] (None for class-id models).
+
+        ``activation``: ``"auto"`` (probabilities, see :attr:`confidence_masks`),
+        ``"softmax"``, ``"sigmoid"`` or ``"none"`` (the model's scores as they
+        are, which is what MediaPipe's ImageSegmenter returns for a model whose
+        metadata names no activation). A one-channel model always gives its
+        probability ``p`` (a logit output has been through the sigmoid) and
+        ``1 - p`` for the background, whatever ``activation`` says.
+        """
+        if activation not in ("auto", "softmax", "sigmoid", "none"):
+            raise ValueError(f"activation must be auto, softmax, sigmoid or none, not {activation!r}")
+        if self.logits is None:
+            return None
+        x = self.logits
+        one_channel = self.output_kind in ("probability", "logit")
+        if activation == "auto":
+            activation = "softmax" if self.output_kind == "logits" else "none"
+        if one_channel:  # logits holds p already (a logit output went through the sigmoid in segment)
+            x = np.concatenate([1.0 - x, x], axis=-1)
+        elif activation == "softmax":
+            x = _softmax(x)
+        elif activation == "sigmoid":
+            x = _sigmoid(x)
+        h, w = self.labels.shape
+        return np.ascontiguousarray(np.moveaxis(upsample_bilinear(x, h, w), -1, 0))
 
     def _present(self) -> list[tuple[int, int]]:
         """(class id, pixel count) of each class present, largest first."""
@@ -199,7 +278,7 @@ class Segmentation:
 
 
 class Segmenter:
-    """Semantic segmentation with a DeepLab TFLite model on pydeeplab's interpreter.
+    """Semantic segmentation with any segmentation TFLite model on pydeeplab's interpreter.
 
     Args:
         model: a model name (``deeplabv3_257``, ``deeplabv3_mnv2_pascal_quant``,
@@ -209,12 +288,28 @@ class Segmenter:
         backend: ``"numba"`` or ``"numpy"`` (see :class:`pydeeplab.Interpreter`).
         num_threads: threads for the Numba kernels (default: all).
         keep_aspect: default for :meth:`segment`: letterbox instead of stretching.
+        mean, std: float input normalization ``(x - mean) / std`` (one value or R, G, B).
+        labels: class names: a label-set name, a text file (one a line) or a list.
+        output: the output kind (:data:`pydeeplab.models.OUTPUT_KINDS`).
+        resample: how the image is resized to the model input: ``"antialias"``
+            (default; Pillow's bilinear, low-pass when shrinking) or
+            ``"bilinear"`` (four-tap sampling, bit for bit MediaPipe's
+            ImageSegmenter: use it to reproduce MediaPipe's results).
+
+    ``mean``, ``std``, ``labels`` and ``output`` default to the model's TFLite
+    metadata, else its manifest entry, else what its output tensor says
+    (:func:`pydeeplab.models.describe`; ``info.sources`` tells which).
 
     A Segmenter may be shared by threads; calls to the model are serialized.
     """
 
     def __init__(self, model: str | os.PathLike = "deeplabv3_257", backend: str = "numba",
-                 num_threads: int | None = None, keep_aspect: bool = False):
+                 num_threads: int | None = None, keep_aspect: bool = False, *,
+                 mean: float | tuple[float, ...] | None = None, std: float | tuple[float, ...] | None = None,
+                 labels: str | os.PathLike | tuple[str, ...] | list[str] | None = None, output: str | None = None,
+                 resample: str = "antialias"):
+        if resample not in RESAMPLE_METHODS:
+            raise ValueError(f"resample must be one of {', '.join(RESAMPLE_METHODS)}, not {resample!r}")
         start = time.perf_counter()
         path, info = find_model(model)
         self.path = path
@@ -224,7 +319,11 @@ class Segmenter:
             raise ModelError(f"{path}: cannot read the model ({exc.strerror or exc})") from None
         self.interpreter = Interpreter(model_content=content, backend=backend, num_threads=num_threads)
         self.interpreter.allocate_tensors()
-        self.info: ModelInfo = describe(path, content, self.interpreter.model, info)
+        # Arguments given here win over the metadata, which wins over the manifest (see models.describe).
+        self.settings = {"mean": mean, "std": std, "labels": labels, "output": output}
+        self.info: ModelInfo = describe(path, content, self.interpreter.model, info, **self.settings)
+        self.resample = resample
+        self.settings["resample"] = resample
         self.backend = backend
         self.keep_aspect = keep_aspect
         self._lock = threading.Lock()
@@ -234,15 +333,16 @@ class Segmenter:
         self.input_size: tuple[int, int] = (int(inp["shape"][1]), int(inp["shape"][2]))
         out = self.interpreter.get_output_details()[0]
         self._output = out
-        self.output_size: tuple[int, int] = (int(out["shape"][1]), int(out["shape"][2]))
+        self.output_size: tuple[int, int] = output_grid(tuple(out["shape"]), self.info.output)
         self.label_set: LabelSet = self._label_set(out)
         self.load_ms = (time.perf_counter() - start) * 1e3
 
     def _label_set(self, out: dict) -> LabelSet:
         ls = get_label_set(self.info.labels)
         names = list(self.info.class_names or ls.names)
-        if self.info.output == "logits":
-            classes = int(out["shape"][-1])
+        classes = {"logits": int(out["shape"][-1]), "probabilities": int(out["shape"][-1]),
+                   "probability": 2, "logit": 2}.get(self.info.output)
+        if classes is not None:
             # A label list that does not fit the output is completed or cut so that every id has a name.
             names = (names + [f"class_{i}" for i in range(len(names), classes)])[:classes]
         return ls.with_names(tuple(names))
@@ -264,9 +364,9 @@ class Segmenter:
         t1 = time.perf_counter()
         h_in, w_in = self.input_size
         if keep_aspect:
-            x, (rows, cols) = letterbox(rgb, h_in, w_in)
+            x, (rows, cols) = letterbox(rgb, h_in, w_in, resample=self.resample)
         else:
-            x, (rows, cols) = resize_rgb(rgb, h_in, w_in), (h_in, w_in)
+            x, (rows, cols) = resize_image(rgb, h_in, w_in, self.resample), (h_in, w_in)
         tensor = to_model_input(x, self._input["dtype"], self._input["quantization"], self.info.mean, self.info.std)
         t2 = time.perf_counter()
         with self._lock:
@@ -279,28 +379,37 @@ class Segmenter:
         # The part of the output that saw the image (all of it unless letterboxed).
         valid = (max(1, round(rows * h_out / h_in)), max(1, round(cols * w_out / w_in)))
         height, width = rgb.shape[:2]
-        if self.info.output == "logits":
-            scores = raw[0, : valid[0], : valid[1], :]
+        kind = self.info.output
+        if kind == "labels":
+            lab = raw.reshape(h_out, w_out)[: valid[0], : valid[1]]
+            if lab.size and (lab.min() < 0 or lab.max() > 255):
+                raise ModelError(f"{self.path}: the model output labels {lab.min()}..{lab.max()}, outside 0..255")
+            scores = None
+            model_labels = np.ascontiguousarray(lab, dtype=np.uint8)
+            labels = resize_labels(model_labels, height, width)
+        else:
+            scores = raw.reshape(h_out, w_out, -1)[: valid[0], : valid[1], :]
             if scores.dtype != np.float32:  # quantized scores: dequantize (argmax is unchanged by it)
                 scale, zero_point = self._output["quantization"]
                 scores = (scores.astype(np.float32) - zero_point) * np.float32(scale or 1.0)
-            logits = np.ascontiguousarray(scores)
-            model_labels = np.argmax(logits, axis=-1).astype(np.uint8)
-            labels = upsample_argmax(logits, height, width)
-        else:
-            lab = raw.reshape(raw.shape[0], h_out, w_out)[0, : valid[0], : valid[1]]
-            if lab.size and (lab.min() < 0 or lab.max() > 255):
-                raise ModelError(f"{self.path}: the model output labels {lab.min()}..{lab.max()}, outside 0..255")
-            logits = None
-            model_labels = np.ascontiguousarray(lab, dtype=np.uint8)
-            labels = resize_labels(model_labels, height, width)
+            scores = np.ascontiguousarray(scores, dtype=np.float32)
+            if kind in ("probability", "logit"):
+                if kind == "logit":
+                    scores = _sigmoid(scores)
+                # Foreground where p > 0.5, as MediaPipe's ImageSegmenter draws its category mask
+                # (the probability is upsampled first, like its confidence mask).
+                model_labels = (scores[..., 0] > 0.5).astype(np.uint8)
+                labels = (upsample_bilinear(scores, height, width)[..., 0] > 0.5).astype(np.uint8)
+            else:
+                model_labels = np.argmax(scores, axis=-1).astype(np.uint8)
+                labels = upsample_argmax(scores, height, width)
         t4 = time.perf_counter()
         timings = {"decode": (t1 - t0) * 1e3, "preprocess": (t2 - t1) * 1e3, "invoke": (t3 - t2) * 1e3,
                    "postprocess": (t4 - t3) * 1e3, "total": (t4 - t0) * 1e3}
         source = os.fspath(image) if isinstance(image, (str, os.PathLike)) else None
-        return Segmentation(labels=labels, class_names=self.class_names, logits=logits, model_labels=model_labels,
+        return Segmentation(labels=labels, class_names=self.class_names, logits=scores, model_labels=model_labels,
                             image=rgb, colors=self.label_set.colors, model=self.info.name, source=source,
-                            timings=timings)
+                            timings=timings, output_kind=kind)
 
 
 # -- many images: the engine of ``pydeeplab segment`` ---------------------------------------------
@@ -308,13 +417,24 @@ class Segmenter:
 
 @dataclass
 class Job:
-    """One image of a batch and the files it is to produce (keys: labels, overlay, summary)."""
+    """One image (or clip) of a batch and the files it is to produce (keys: labels, overlay, summary).
+
+    A clip (``clip`` set: an animated image or a folder of frames) writes its
+    per-frame labels into the folder ``outputs["labels"]`` and its overlay as an
+    animated GIF. The summary is always written last: its presence means the
+    job is complete (what ``--resume`` checks).
+    """
 
     index: int
     input: Path
     outputs: dict[str, Path]
     format: str = "png"
     overlay_alpha: float | None = None
+    clip: Clip | None = None
+
+    def done(self) -> bool:
+        """True when every output exists (each is written atomically, the summary last)."""
+        return all(p.exists() for p in self.outputs.values())
 
 
 @dataclass
@@ -322,6 +442,7 @@ class JobResult:
     job: Job
     summary: dict | None = None
     error: str | None = None
+    skipped: bool = False  # --resume found its outputs
 
 
 def expand_inputs(paths: list[str | os.PathLike]) -> list[Path]:
@@ -335,14 +456,19 @@ def expand_inputs(paths: list[str | os.PathLike]) -> list[Path]:
     return files
 
 
-def plan_jobs(inputs: list[Path], out_dir: Path, format: str = "png", overlay_alpha: float | None = None) -> list[Job]:
+def plan_jobs(inputs: list[Path], out_dir: Path, format: str = "png", overlay_alpha: float | None = None,
+              clips: dict[Path, Clip] | None = None) -> list[Job]:
     """A :class:`Job` per input with output names ``<stem>_labels.<format>``, ``<stem>_overlay.png``, ``<stem>.json``.
 
     ``format``: ``png`` (palette PNG of class ids), ``npy`` (uint8 array) or
     ``json`` (the summary only). Inputs sharing a stem get ``<stem>-2``, ``-3``...
+    An input in ``clips`` (see :mod:`pydeeplab.animation`) gets
+    ``<stem>_overlay.gif`` (always) and a folder ``<stem>_labels/`` of
+    ``frame_<nnnn>.<format>`` files.
     """
     if format not in ("png", "npy", "json"):
         raise ValueError(f"unknown output format {format!r} (use png, npy or json)")
+    clips = clips or {}
     jobs, used = [], set()
     for i, path in enumerate(inputs):
         stem, n = path.stem, 1
@@ -350,17 +476,20 @@ def plan_jobs(inputs: list[Path], out_dir: Path, format: str = "png", overlay_al
             n += 1
             stem = f"{path.stem}-{n}"
         used.add(stem)
+        clip = clips.get(path)
         outputs = {"summary": out_dir / f"{stem}.json"}
         if format != "json":
-            outputs["labels"] = out_dir / f"{stem}_labels.{format}"
-        if overlay_alpha is not None:
+            outputs["labels"] = out_dir / (f"{stem}_labels" if clip else f"{stem}_labels.{format}")
+        if clip is not None:
+            outputs["overlay"] = out_dir / f"{stem}_overlay.gif"
+        elif overlay_alpha is not None:
             outputs["overlay"] = out_dir / f"{stem}_overlay.png"
-        jobs.append(Job(i, path, outputs, format, overlay_alpha))
+        jobs.append(Job(i, path, outputs, format, overlay_alpha, clip))
     return jobs
 
 
 def run_job(segmenter: Segmenter, job: Job, protected: frozenset[str] = frozenset()) -> JobResult:
-    """Segment one image and write its outputs atomically; errors are returned, not raised.
+    """Segment one image (or clip) and write its outputs atomically; errors are returned, not raised.
 
     ``protected``: resolved paths never to write (the batch's inputs).
     """
@@ -370,6 +499,8 @@ def run_job(segmenter: Segmenter, job: Job, protected: frozenset[str] = frozense
         for p in job.outputs.values():
             if str(p.resolve()) in protected:
                 return JobResult(job, error=f"{job.input}: refusing to overwrite the input file {p}")
+        if job.clip is not None:
+            return _run_clip(segmenter, job)
         seg = segmenter.segment(job.input)
         written = {}
         if "labels" in job.outputs:
@@ -390,45 +521,67 @@ def run_job(segmenter: Segmenter, job: Job, protected: frozenset[str] = frozense
         return JobResult(job, error=f"{job.input}: {type(exc).__name__}: {exc}")
 
 
-_WORKER: Segmenter | None = None
+def _run_clip(segmenter: Segmenter, job: Job) -> JobResult:
+    """Each frame segmented in turn: its labels written at once, its overlay kept for the animated GIF."""
+    from .animation import GifWriter, read_clip
+
+    clip = job.clip
+    labels_dir = job.outputs.get("labels")
+    if labels_dir is not None:
+        labels_dir.mkdir(parents=True, exist_ok=True)
+    gif = GifWriter()
+    frames, pixels = [], {}
+    alpha = 0.5 if job.overlay_alpha is None else job.overlay_alpha
+    width = height = 0
+    for n, rgb in enumerate(read_clip(clip)):
+        seg = segmenter.segment(rgb)
+        height, width = seg.labels.shape
+        if labels_dir is not None:
+            seg.save(labels_dir / f"frame_{n:04d}.{job.format}", job.format)
+        gif.add(seg.overlay(alpha))
+        fractions = seg.class_fractions()
+        frames.append({"frame": n, "duration_ms": clip.durations[n] if n < len(clip.durations) else None,
+                       "classes": {k: round(v, 6) for k, v in fractions.items()},
+                       "timings_ms": {k: round(v, 3) for k, v in seg.timings.items()}})
+        for name, count in seg.class_pixels().items():
+            pixels[name] = pixels.get(name, 0) + count
+    if len(frames) != clip.frame_count:
+        raise ValueError(f"{job.input}: read {len(frames)} frames, the file announced {clip.frame_count}")
+    gif.save(job.outputs["overlay"], clip.durations, clip.loop)
+    total = sum(pixels.values()) or 1
+    written = {"overlay": str(job.outputs["overlay"])}
+    if labels_dir is not None:
+        written["labels"] = str(labels_dir)
+    summary = {"image": str(job.input), "model": segmenter.info.name, "width": width, "height": height,
+               "frames": len(frames), "durations_ms": list(clip.durations), "loop": clip.loop,
+               "classes": {k: round(v / total, 6) for k, v in sorted(pixels.items(), key=lambda kv: -kv[1])},
+               "per_frame": frames, "model_file": str(segmenter.path), "backend": segmenter.backend,
+               "keep_aspect": segmenter.keep_aspect, "outputs": written,
+               "timings_ms": {"total": round(sum(f["timings_ms"].get("total", 0.0) for f in frames), 3)}}
+    with atomic_write(job.outputs["summary"]) as f:
+        f.write((json.dumps(summary, indent=2) + "\n").encode("utf-8"))
+    return JobResult(job, summary=summary)
 
 
-def _worker_init(model: str, backend: str, num_threads: int | None, keep_aspect: bool) -> None:
-    global _WORKER
-    _WORKER = Segmenter(model, backend=backend, num_threads=num_threads, keep_aspect=keep_aspect)
-
-
-def _worker_run(job: Job, protected: frozenset[str]) -> JobResult:
-    if _WORKER is None:
-        raise RuntimeError("a segment worker ran a job before its initializer")
-    return run_job(_WORKER, job, protected)
-
-
-def run_jobs(segmenter: Segmenter, jobs: list[Job], workers: int = 1, num_threads: int | None = None):
+def run_jobs(segmenter: Segmenter, jobs: list[Job], workers: int = 1, num_threads: int | None = None,
+             scheduler: str | None = None, resume: bool = False):
     """Run ``jobs``, yielding a :class:`JobResult` per job as each completes.
 
     With ``workers`` > 1, that many processes each load the model once (spawned,
     not forked: Numba's thread pool does not survive a fork) and share the jobs;
-    ``num_threads`` is then per process. Inputs are never written.
+    with ``scheduler`` (a Dask scheduler address) the cluster's workers do (see
+    :mod:`pydeeplab.distributed`); ``num_threads`` is then per process. With
+    ``resume``, jobs whose outputs all exist are not run (their results have
+    ``skipped`` set). Inputs are never written.
     """
-    protected = frozenset(str(j.input.resolve()) for j in jobs)
-    for d in {p.parent for j in jobs for p in j.outputs.values()}:
-        d.mkdir(parents=True, exist_ok=True)
-    if workers <= 1 or len(jobs) <= 1:
-        for job in jobs:
-            yield run_job(segmenter, job, protected)
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from .distributed import segment_jobs
 
-    ctx = multiprocessing.get_context("spawn")
-    init = (str(segmenter.path), segmenter.backend, num_threads, segmenter.keep_aspect)
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx,
-                             initializer=_worker_init, initargs=init) as pool:
-        futures = {pool.submit(_worker_run, job, protected): job for job in jobs}
-        for fut in as_completed(futures):
-            try:
-                yield fut.result()
-            except Exception as exc:  # a worker that died (e.g. killed): report its image
-                job = futures[fut]
-                yield JobResult(job, error=f"{job.input}: worker failed: {type(exc).__name__}: {exc}")
+    todo = []
+    for job in jobs:
+        if resume and job.done():
+            yield JobResult(job, skipped=True)
+        else:
+            todo.append(job)
+    protected = frozenset(str(j.input.resolve()) for j in jobs)
+    yield from segment_jobs(segmenter, todo, workers=workers, scheduler=scheduler, threads=num_threads,
+                            protected=protected)

@@ -2,8 +2,8 @@
 
 Multiply-accumulates (MACs) are counted for the operators that carry the
 compute of a DeepLab network: CONV_2D (``out_h*out_w*C_out*k_h*k_w*C_in``),
-DEPTHWISE_CONV_2D (``out_h*out_w*C_out*k_h*k_w``), TRANSPOSE_CONV
-(``in_h*in_w*C_in*k_h*k_w*C_out``) and FULLY_CONNECTED, per image of the batch
+DEPTHWISE_CONV_2D (``out_h*out_w*C_out*k_h*k_w``), TRANSPOSE_CONV and MediaPipe's
+Convolution2DTransposeBias (``in_h*in_w*C_in*k_h*k_w*C_out``) and FULLY_CONNECTED, per image of the batch
 times the batch.
 """
 
@@ -47,6 +47,9 @@ def operator_macs(op: Operator, tensors: tuple[Tensor, ...]) -> int:
         return prod(out) * w[1] * w[2]
     if code == BuiltinOperator.TRANSPOSE_CONV:
         w, x = tensors[op.inputs[1]].shape, tensors[op.inputs[2]].shape
+        return prod(x) * w[0] * w[1] * w[2] if len(w) == 4 and len(x) == 4 else 0
+    if code == BuiltinOperator.CUSTOM and op.code.custom_code == "Convolution2DTransposeBias":
+        x, w = tensors[op.inputs[0]].shape, tensors[op.inputs[1]].shape  # MediaPipe's order: input, weights, bias
         return prod(x) * w[0] * w[1] * w[2] if len(w) == 4 and len(x) == 4 else 0
     if code == BuiltinOperator.FULLY_CONNECTED:
         return prod(tensors[op.outputs[0]].shape) * tensors[op.inputs[1]].shape[-1]

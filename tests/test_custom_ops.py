@@ -159,6 +159,9 @@ def test_selfie_segmenter_against_mediapipe(model_path, image_path):
     theirs = result.confidence_masks[0].numpy_view().reshape(256, 256)
     (ours,) = _run(path.read_bytes(), [x], "numba")
     assert np.abs(ours[0, :, :, 0] - theirs).max() <= 5e-5  # measured 1.9e-5 (the data README: ~2e-5)
+    # The two oracles agree with each other too: MediaPipe and LiteRT on the TRANSPOSE_CONV rewrite.
+    (lite,) = run_litert(litert_equivalent(path.read_bytes()).content, [x], resolver="default")
+    assert np.abs(lite[0, :, :, 0] - theirs).max() <= 5e-5
 
 
 # --------------------------------------------------------------------------- MediaPipe pooling

@@ -96,3 +96,41 @@ def test_fp16_model_runs(model_path, image_path):
     n_dequantize = sum(op.name == "DEQUANTIZE" for op in it.model.main.operators)
     assert n_dequantize > 100
     assert len(it._program) == len(it.model.main.operators) - n_dequantize
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_int8_and_fp16_weights_of_depthwise_and_transpose_conv(backend):
+    """Per-channel int8 weights behind DEQUANTIZE (DEPTHWISE_CONV_2D) and fp16 ones (TRANSPOSE_CONV)."""
+    from oracle import quant
+
+    from pydeeplab.tflite.options import DepthwiseConv2DOptions, TransposeConvOptions
+
+    rng = np.random.default_rng(4)
+    b = ModelBuilder(description="int8 + fp16 weights")
+    x = b.add_tensor("x", TensorType.FLOAT32, (1, 6, 6, 4))
+    scales = np.float32([0.01, 0.02, 0.03, 0.04])
+    wq = b.add_constant("wq", rng.integers(-127, 128, (1, 3, 3, 4)).astype(np.int8), quant(scales, 0, dim=3))
+    wd = b.add_tensor("wd", TensorType.FLOAT32, (1, 3, 3, 4))
+    h = b.add_tensor("h", TensorType.FLOAT32, (1, 6, 6, 4))
+    t16 = b.add_constant("t16", rng.standard_normal((2, 2, 2, 4)).astype(np.float16))
+    tw = b.add_tensor("tw", TensorType.FLOAT32, (2, 2, 2, 4))
+    shape = b.add_constant("shape", np.int32([1, 12, 12, 2]))
+    y = b.add_tensor("y", TensorType.FLOAT32, (1, 12, 12, 2))
+    b.add_operator(BuiltinOperator.DEQUANTIZE, [wq], [wd], version=4)
+    bias = b.add_constant("bias", np.float32([0.1, -0.2, 0.3, 0]))
+    b.add_operator(BuiltinOperator.DEPTHWISE_CONV_2D, [x, wd, bias], [h],
+                   DepthwiseConv2DOptions(padding=Padding.SAME, stride_w=1, stride_h=1, depth_multiplier=1))
+    b.add_operator(BuiltinOperator.DEQUANTIZE, [t16], [tw])
+    b.add_operator(BuiltinOperator.TRANSPOSE_CONV, [shape, tw, h, -1], [y],
+                   TransposeConvOptions(padding=Padding.SAME, stride_w=2, stride_h=2))
+    b.set_inputs([x])
+    b.set_outputs([y])
+    model = b.finish()
+    xv = rng.standard_normal((1, 6, 6, 4)).astype(np.float32)
+    (theirs,) = run_litert(model, [xv])
+    it = pydeeplab.Interpreter(model_content=model, backend=backend)
+    it.allocate_tensors()
+    it.set_tensor(x, xv)
+    it.invoke()
+    assert np.abs(it.get_tensor(y) - theirs).max() <= 1e-5 * (1 + np.abs(theirs).max())
+    assert [s.opcode for s in it._program] == [BuiltinOperator.DEPTHWISE_CONV_2D, BuiltinOperator.TRANSPOSE_CONV]

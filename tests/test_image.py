@@ -273,3 +273,27 @@ def test_resize_labels_keeps_label_values():
     assert set(np.unique(out)) == {0, 3, 15, 255}
     assert out[0, 0] == 0 and out[-1, -1] == 255
     np.testing.assert_array_equal(resize_labels(out, 5, 7), out)
+
+
+def test_resize_sampled_is_opencv_fixed_point_bilinear():
+    from pydeeplab.image import resize_image, resize_sampled
+
+    # Two columns 0 and 255 stretched to 8: samples at x * 2 / 8 = 0, 1/4, 1/2, 3/4, then the replicated edge.
+    img = np.zeros((1, 2, 3), np.uint8)
+    img[0, 1] = 255
+    assert resize_sampled(img, 1, 8)[0, :, 0].tolist() == [0, 64, 128, 191, 255, 255, 255, 255]
+    # 1/32-pixel positions: 3 columns to 7 samples at x * 3 / 7 (0.4286 -> 14/32), weights (32 - f) and f.
+    img = np.zeros((1, 3, 3), np.uint8)
+    img[0, :, 0] = (0, 100, 200)
+    out = resize_sampled(img, 1, 7)[0, :, 0].tolist()
+    positions = [round(x * 3 / 7 * 32) for x in range(7)]
+    expected = []
+    for p in positions:
+        i, f = p >> 5, p & 31
+        v0, v1 = img[0, min(i, 2), 0], img[0, min(i + 1, 2), 0]
+        expected.append(((32 - f) * 32 * int(v0) + f * 32 * int(v1) + 512) >> 10)
+    assert out == expected and out[1] == 44  # 14/32 of the way from 0 to 100 is 43.75
+    same = np.arange(24, dtype=np.uint8).reshape(2, 4, 3)
+    assert resize_sampled(same, 2, 4) is same
+    with pytest.raises(ValueError, match="resample"):
+        resize_image(same, 3, 3, "cubic")

@@ -107,15 +107,21 @@ def test_batch_with_truncated_empty_text_and_animated_files(model, tmp_path, cap
     assert (out / "text.json").read_text() == "{}"
     assert not [n for n in names if n.startswith("cut_")]
     for stem in good:
-        assert {f"{stem}_labels.png", f"{stem}_overlay.png", f"{stem}.json"} <= names, stem
-        with Image.open(out / f"{stem}_labels.png") as im:
+        animated = stem.startswith("anim")
+        # An animation gives an animated overlay and a folder of per-frame labels (issue 14).
+        expected = ({f"{stem}_labels", f"{stem}_overlay.gif", f"{stem}.json"} if animated
+                    else {f"{stem}_labels.png", f"{stem}_overlay.png", f"{stem}.json"})
+        assert expected <= names, stem
+        with Image.open(out / (f"{stem}_labels/frame_0000.png" if animated else f"{stem}_labels.png")) as im:
             im.load()
             assert im.size == (32, 24)
             labels = np.asarray(im)
         if stem == "deep16":
             assert (labels == 0).all()
-        else:  # the first frame of the animations, not the blue second one
+        else:
             assert (labels[:, :14] == PERSON).all() and (labels[:, 18:] == CAT).all(), stem
+        if animated:  # the blue second frame is background
+            assert (np.asarray(Image.open(out / f"{stem}_labels/frame_0001.png")) == 0).all(), stem
 
 
 # -- decompression bombs -------------------------------------------------------------------------

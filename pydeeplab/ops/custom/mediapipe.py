@@ -134,7 +134,7 @@ def prepare_max_pooling_with_argmax_2d(ctx: OpContext) -> Prepared:
     else:
         oh, ow = (h - fh + sh) // sh, (w - fw + sw) // sw
     if oh <= 0 or ow <= 0:
-        raise ctx.error(f"a {fh}x{fw} VALID window does not fit the {h}x{w} input")
+        raise ctx.error(f"a {fh}x{fw} window with stride {sh}x{sw} gives an empty output on the {h}x{w} input")
     out_shape = (n, oh, ow, c)
     window = (fh, fw, sh, sw, _compute_padding(sh, h, fh, oh), _compute_padding(sw, w, fw, ow))
     if ctx.backend == "numba":
