@@ -19,6 +19,7 @@ half of each argument slot. Where no usable BLAS is found, a plain Numba loop
 from __future__ import annotations
 
 import platform
+import warnings
 
 import llvmlite.binding as ll
 import numpy as np
@@ -64,6 +65,12 @@ def _register() -> bool:
         ll.add_symbol(_SGEMM, found.sgemm)
         ll.add_symbol(_DGEMM, found.dgemm)
         return True
+    # Said once (this runs once, at import): the convolutions stay exact but become many times slower.
+    reason = ("no CBLAS sgemm/dgemm among the loaded libraries" if found is None
+              else "its CBLAS takes 32-bit integers on a platform where passing 64-bit ones is unsafe")
+    warnings.warn(f"pydeeplab's numba kernels multiply matrices with a plain Numba loop: {reason}. Results "
+                  "are unchanged but convolutions are much slower; a NumPy built on OpenBLAS (the PyPI "
+                  "wheels) avoids this", RuntimeWarning, stacklevel=2)
     global _FALLBACKS
     _FALLBACKS = (_fallback(types.float32), _fallback(types.float64))  # keep them alive
     ll.add_symbol(_SGEMM, _FALLBACKS[0].address)

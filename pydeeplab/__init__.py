@@ -11,9 +11,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .errors import ModelError, UnsupportedOperatorError
-from .interpreter import Interpreter
+from .delegate import Delegate, load_delegate
+from .interpreter import Interpreter, InterpreterWithCustomOps, OpResolverType
 from .ops.base import OpContext, Prepared
 from .ops.custom import register_custom_op, unregister_custom_op
+from .signature import SignatureRunner
 from .tflite.reader import load_model, read_model
 
 if TYPE_CHECKING:
@@ -22,7 +24,9 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-__all__ = ["Interpreter", "OpContext", "Prepared", "register_custom_op", "unregister_custom_op", "Segmentation", "Segmenter", "ModelError", "UnsupportedOperatorError", "load_model",
+__all__ = ["Interpreter", "InterpreterWithCustomOps", "OpResolverType", "SignatureRunner", "Delegate",
+           "load_delegate", "OpContext", "Prepared", "register_custom_op", "unregister_custom_op",
+           "Segmentation", "Segmenter", "ModelError", "UnsupportedOperatorError", "load_model",
            "read_model", "verify", "__version__"]
 
 #: Imported on first use: the segmentation API and verify pull in Pillow (and the

@@ -16,6 +16,7 @@ EPILOG = {
     "verify": "example:\n  pydeeplab verify ../shared/data/models/deeplabv3_257_mv_gpu.tflite "
               "--image ../shared/data/images/cat.bmp\n"
               "  pydeeplab verify deeplabv3_mnv2_pascal_quant.tflite --against builtin --json\n"
+              "  pydeeplab verify deeplabv3_mnv2_pascal_quant.tflite --against builtin --tolerance 0\n"
               "  pydeeplab verify deeplabv3_mnv2_pascal_quant.tflite --against float --image bird.bmp\n"
               "  pydeeplab verify model_uint8.tflite --against model_float.tflite\n\n"
               "--against float (or OTHER.tflite) prints the quantization error per operator, as TF's\n"
@@ -108,6 +109,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
         from .quantization_error import format_quantization_error, quantization_error
 
+        if args.tolerance is not None:
+            print("pydeeplab verify: error: --tolerance applies to --against builtin, not to the quantization "
+                  "error", file=sys.stderr)
+            return 2
         if args.against != "float" and not os.path.isfile(args.against):
             print(f"pydeeplab verify: error: --against takes ref, builtin, float or the path of a .tflite file; "
                   f"{args.against!r} is none of them", file=sys.stderr)
@@ -118,7 +123,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         print(json.dumps(qe.to_dict(), indent=2) if args.json else format_quantization_error(qe))
         return 0
     report = verify(args.model, args.image, against=args.against, backend=args.backend, modes=modes,
-                    num_threads=args.threads)
+                    num_threads=args.threads, lsb_tolerance=args.tolerance)
     print(json.dumps(report.to_dict(), indent=2) if args.json else format_report(report))
     return 0 if report.ok else 1
 
@@ -343,6 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="isolated: each op fed LiteRT's inputs; cascaded: our own chain (default both)")
     p.add_argument("--backend", choices=["numba", "numpy"], default="numba")
     p.add_argument("--threads", type=int, default=None, help="threads for both runtimes")
+    p.add_argument("--tolerance", type=_lsb_count, default=None, metavar="N",
+                   help="with --against builtin: LSB an isolated integer output may differ (default 1); "
+                        "against ref integers must be identical")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     p = command("report", "write a self-contained HTML study and verification report of a model on an image",
@@ -420,6 +428,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _lsb_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, not {value}")
     return value
 
 

@@ -9,31 +9,86 @@ overlap share memory. ``invoke`` then only loops over ready-made closures.
 
 from __future__ import annotations
 
+import enum
 import math
 import os
+import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .delegate import Delegate, load_delegate  # noqa: F401  (LiteRT's module has them: a drop-in for it)
 from .errors import ModelError, UnsupportedOperatorError
 from .folding import fold
 from .ops import REGISTRY, OpContext, TensorSpec
 from .ops.base import Prepare, Prepared
 from .ops.custom import check_custom_op, lookup_custom_op
 from .ops.base import Run
+from .signature import SignatureRunner
 from .tflite.model import Model, Tensor
-from .tflite.reader import load_model, read_model
-from .threads import blas_threads
+from .tflite.reader import read_model
+from .threads import blas_threads, start_numba_threads
 from .tflite.schema import BuiltinOperator, tensor_type_of
 
 BACKENDS = ("numba", "numpy")
 #: Refuse plans whose activations need more than this (a corrupt shape, not a real model).
 MAX_ARENA_BYTES = 8 << 30
 _ALIGN = 64
+
+
+@enum.unique
+class OpResolverType(enum.Enum):
+    """LiteRT's choice of kernel set, accepted for compatibility.
+
+    pydeeplab has one kernel set per backend, so every value runs the same kernels:
+    integer operators are bit-identical to LiteRT's ``BUILTIN_REF`` whatever is
+    chosen, float operators within the numerical contract of all of them. Values of
+    LiteRT's own ``OpResolverType`` are accepted too (matched by name).
+    """
+
+    AUTO = 0
+    BUILTIN = 1
+    BUILTIN_REF = 2
+    BUILTIN_WITHOUT_DEFAULT_DELEGATES = 3
+
+
+def _op_resolver_type(value) -> OpResolverType:
+    """``value`` as our OpResolverType, refused as LiteRT refuses what it does not know."""
+    if isinstance(value, OpResolverType):
+        return value
+    foreign = isinstance(value, enum.Enum) and type(value).__name__ == "OpResolverType"
+    if foreign and value.name in OpResolverType.__members__:
+        return OpResolverType[value.name]
+    raise ValueError(f"Unrecognized passed in op resolver type: {value}. "
+                     f"Pass one of pydeeplab.OpResolverType: {', '.join(OpResolverType.__members__)}")
+
+
+#: LiteRT's words when an array handed out by ``tensor()`` is still alive (user code matches on them).
+_HELD_VIEW_MESSAGE = (
+    "There is at least 1 reference to internal data in the interpreter in the form of a numpy array or "
+    "slice. Be sure to only hold the function returned from tensor() if you are using raw data access. "
+    "(pydeeplab: {what} would move or overwrite the tensors such an array shows; delete it first.)"
+)
+
+
+class _ViewToken:
+    """Referenced by every array :meth:`Interpreter.tensor` hands out, so its reference count tells
+    whether any such array (or a slice of one) is still alive: LiteRT's own check, where the
+    arrays' base is its wrapper object and ``sys.getrefcount(wrapper) == 2`` means none is."""
+
+
+class _TensorView:
+    """The owner (NumPy ``base``) of one handed-out array: exposes the tensor's memory and holds the token."""
+
+    def __init__(self, array: np.ndarray, token: _ViewToken):
+        self.__array_interface__ = array.__array_interface__
+        self._array = array  # keeps the arena alive as long as the view
+        self._token = token
 
 
 class InterpreterStateError(RuntimeError, ValueError):
@@ -65,15 +120,26 @@ class Interpreter:
     Args:
         model_path: path of a ``.tflite`` file; or
         model_content: the model's bytes.
-        num_threads: threads for the Numba kernels (default: all cores Numba sees).
+        num_threads: threads for the Numba kernels (default: all cores Numba sees); an int >= 1.
+        experimental_op_resolver_type: a :class:`OpResolverType`, validated as LiteRT does; every
+            value runs pydeeplab's one kernel set (integer results are those of ``BUILTIN_REF``).
         experimental_preserve_all_tensors: keep every intermediate tensor readable after
             invoke (no memory reuse), as TFLite does with the same flag.
+        experimental_delegates: delegates are ignored with a warning: a delegate changes where
+            a graph runs, not what it computes, so the model runs on pydeeplab's kernels instead
+            (a model that cannot run without its delegate, such as an Edge TPU graph, is refused
+            for its custom operator). ``pydeeplab.load_delegate`` loads none (see there).
+        experimental_disable_delegate_clustering, experimental_default_delegate_latest_features,
+        experimental_compress_quantization_zero_points, experimental_disable_delegate_node_fusion,
+        experimental_force_delegate_node_profiling: LiteRT's delegate and storage switches,
+            accepted for compatibility; they do not change what pydeeplab computes.
         backend: ``"numba"`` (fast JIT kernels) or ``"numpy"`` (the readable reference).
-        experimental_delegates, experimental_op_resolver_type: accepted for API
-            compatibility and ignored (pydeeplab has one set of kernels per backend).
         custom_ops: implementations of custom operators for this interpreter only,
             ``{custom_code: prepare}``; they take precedence over those registered with
             :func:`pydeeplab.register_custom_op` (see docs/custom_ops.md).
+
+    Models with several signatures have several subgraphs: :meth:`invoke` runs subgraph 0,
+    as LiteRT does; :meth:`get_signature_runner` runs the subgraph its signature names.
     """
 
     def __init__(
@@ -82,26 +148,60 @@ class Interpreter:
         model_content: bytes | None = None,
         experimental_delegates=None,
         num_threads: int | None = None,
-        experimental_op_resolver_type=None,
+        experimental_op_resolver_type=OpResolverType.AUTO,
         experimental_preserve_all_tensors: bool = False,
+        experimental_disable_delegate_clustering: bool = False,
+        experimental_default_delegate_latest_features: bool = False,
+        experimental_compress_quantization_zero_points: bool = False,
+        experimental_disable_delegate_node_fusion: bool = False,
+        experimental_force_delegate_node_profiling: bool = False,
         *,
         backend: str = "numba",
         custom_ops: Mapping[str, Prepare] | None = None,
     ):
-        if (model_path is None) == (model_content is None):
-            raise ValueError("Exactly one of model_path and model_content must be given")
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
-        if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1) and num_threads != -1:
-            raise ValueError("num_threads should >= 1 (or -1 for the default)")
-        self.model: Model = load_model(model_path) if model_path is not None else read_model(model_content)
+        self.op_resolver_type = _op_resolver_type(experimental_op_resolver_type)
+        if num_threads is not None:  # LiteRT's checks and words (bool passes, as it is an int)
+            if not isinstance(num_threads, int):
+                raise ValueError(f"type of num_threads should be int, not {type(num_threads).__name__}")
+            if num_threads < 1:
+                raise ValueError(f"num_threads should >= 1, got {num_threads}")
+        # LiteRT tests truth, not None: an empty path or empty bytes count as not given.
+        path_given, content_given = _given(model_path), _given(model_content)
+        if path_given and not content_given:
+            self.model: Model = _load(model_path)
+        elif content_given and not path_given:
+            self.model = _read(model_content)
+        elif not content_given and not path_given:
+            raise ValueError("`model_path` or `model_content` must be specified.")
+        else:
+            raise ValueError("Can't both provide `model_path` and `model_content`")
+        self._experimental_compress_quantization_zero_points = experimental_compress_quantization_zero_points
+        self._delegates = list(experimental_delegates or [])
+        if self._delegates:
+            warnings.warn(f"pydeeplab ignores the {len(self._delegates)} delegate(s) passed in "
+                          "(experimental_delegates): the model runs on pydeeplab's own kernels",
+                          RuntimeWarning, stacklevel=2)
         self.backend = backend
         self._custom_ops = dict(custom_ops or {})
         for name, prepare in self._custom_ops.items():
             check_custom_op(name, prepare)
-        self._num_threads = None if num_threads in (None, -1) else num_threads
+        self._num_threads = num_threads
         self._preserve = experimental_preserve_all_tensors
-        self._graph = self.model.main
+        self._views = _ViewToken()
+        if backend == "numba":
+            start_numba_threads()  # before any kernel: see pydeeplab.threads (OpenMP spin count)
+        self._setup(0)
+        # LiteRT resolves every subgraph's operators when it builds the interpreter.
+        self._subgraph_plans: dict[int, Interpreter] = {0: self}
+        for k in range(1, len(self.model.subgraphs)):
+            self._subgraph_plans[k] = self._plan_for_subgraph(k)
+
+    def _setup(self, subgraph_index: int) -> None:
+        """Prepare to plan subgraph ``subgraph_index`` (nothing allocated yet)."""
+        self._graph = self.model.subgraphs[subgraph_index]
+        self._subgraph_index = subgraph_index
         self._check_supported()
         self._shapes: list[tuple[int, ...]] = [t.shape for t in self._graph.tensors]
         self._arrays: list[np.ndarray | None] = [None] * len(self._graph.tensors)
@@ -110,6 +210,27 @@ class Interpreter:
         self._folded: dict[int, np.ndarray] = {}  # tensor -> value computed at plan time
         self._allocated = False
         self._lock = threading.RLock()
+
+    def _plan_for_subgraph(self, k: int) -> Interpreter:
+        """An executor of subgraph ``k`` of the same model, with this interpreter's settings."""
+        other = object.__new__(type(self))
+        for name in ("model", "op_resolver_type", "backend", "_num_threads", "_preserve", "_delegates",
+                     "_experimental_compress_quantization_zero_points", "_custom_ops"):
+            setattr(other, name, getattr(self, name))
+        other._views = _ViewToken()  # its own arena: views of subgraph 0 do not pin it
+        try:
+            other._setup(k)
+        except UnsupportedOperatorError as exc:
+            raise UnsupportedOperatorError(f"subgraph {k} ({other.model.subgraphs[k].name!r}): {exc}") from None
+        other._subgraph_plans = self._subgraph_plans
+        return other
+
+    def _subgraph(self, subgraph_index: int) -> Interpreter:
+        """The executor of one subgraph (``self`` for subgraph 0), LiteRT's error when there is none."""
+        n = len(self.model.subgraphs)
+        if not isinstance(subgraph_index, (int, np.integer)) or not 0 <= subgraph_index < n:
+            raise ValueError(f"Invalid subgraph index {subgraph_index} exceeds max subgraph index {n}")
+        return self._subgraph_plans[int(subgraph_index)]
 
     # -- planning ------------------------------------------------------------------
 
@@ -144,6 +265,7 @@ class Interpreter:
 
     def allocate_tensors(self) -> None:
         """Plan the graph for the current input shapes and allocate every tensor."""
+        self._ensure_safe("allocate_tensors()")
         with self._lock:
             self._allocated = False
             tensors = self._graph.tensors
@@ -224,13 +346,16 @@ class Interpreter:
     def _check_dataflow(self) -> list[int]:
         """Check that every tensor is written once, before it is read. Returns the writer of each tensor.
 
-        The writer is -1 for graph inputs and constants, the operator index otherwise,
-        and -2 for tensors nobody writes (which no operator may then read).
+        The writer is -1 for graph inputs, variables and constants, the operator index
+        otherwise, and -2 for tensors nobody writes (which no operator may then read).
         """
         g = self._graph
         writer = [-2] * len(g.tensors)
         for i in g.inputs:
             writer[i] = -1
+        for t in g.tensors:  # a variable is state: it holds a value (zero at first) before any operator runs
+            if t.is_variable and t.data is None:
+                writer[t.index] = -1
         for t in g.tensors:
             if t.data is not None:
                 if writer[t.index] == -1:
@@ -285,8 +410,9 @@ class Interpreter:
             nbytes = self._check_size(t, shapes[t.index])
             total += nbytes
             first = writer[t.index]
-            last = n_ops if (self._preserve or t.index in g.inputs) else max(last_use[t.index], first)
-            if t.index in g.inputs:
+            whole_run = t.index in g.inputs or t.is_variable  # set from outside, or state kept between runs
+            last = n_ops if (self._preserve or whole_run) else max(last_use[t.index], first)
+            if whole_run:
                 first = -1
             blocks.append((nbytes, first, last, t.index))
         if total > MAX_ARENA_BYTES:
@@ -301,6 +427,8 @@ class Interpreter:
             t = g.tensors[index]
             off = offsets[index]
             arrays[index] = arena[off : off + nbytes].view(t.type.dtype).reshape(shapes[index])
+            if t.is_variable:
+                arrays[index][...] = _variable_reset_value(t)
         return arrays
 
     # -- running -------------------------------------------------------------------
@@ -309,8 +437,24 @@ class Interpreter:
         if not self._allocated:
             raise InterpreterStateError(f"{what}: tensors are not allocated. Call allocate_tensors() first")
 
+    def _safe_to_run(self) -> bool:
+        """True when no array handed out by :meth:`tensor` is alive (LiteRT's test, same name)."""
+        # One reference is self._views, one the argument of getrefcount; each live view adds one.
+        return sys.getrefcount(self._views) == 2
+
+    def _ensure_safe(self, what: str = "this call") -> None:
+        if not self._safe_to_run():
+            raise InterpreterStateError(_HELD_VIEW_MESSAGE.format(what=what))
+
     def invoke(self) -> None:
-        """Run the graph on the tensors set with set_tensor."""
+        """Run the graph (subgraph 0) on the tensors set with set_tensor.
+
+        Raises RuntimeError while an array from ``tensor(i)()`` is held, as LiteRT does.
+        """
+        self._ensure_safe("invoke()")
+        self._invoke()
+
+    def _invoke(self) -> None:
         with self._lock:
             self._require_allocated("Invoke called on model that is not ready")
             with self._threads():
@@ -400,22 +544,48 @@ class Interpreter:
     def get_output_details(self) -> list[dict]:
         return [self._details(i) for i in self._graph.outputs]
 
-    def get_tensor_details(self) -> list[dict]:
-        return [self._details(i) for i in range(len(self._graph.tensors))]
+    def get_tensor_details(self, subgraph_index: int = 0) -> list[dict]:
+        """Details (as :meth:`get_input_details`) of every tensor of a subgraph."""
+        n = len(self.model.subgraphs)
+        if not isinstance(subgraph_index, (int, np.integer)) or not 0 <= subgraph_index < n:
+            raise ValueError(f"subgraph_index is out of range: {subgraph_index} for the model, "
+                             f"which has {n} subgraphs.")
+        plan = self._subgraph(subgraph_index)
+        return [plan._details(i) for i in range(len(plan._graph.tensors))]
+
+    def _get_tensor_details(self, tensor_index: int, subgraph_index: int) -> dict:
+        """Details of one tensor of one subgraph (LiteRT's private helper, used by its signature runner)."""
+        plan = self._subgraph(subgraph_index)
+        n = len(plan._graph.tensors)
+        if not isinstance(tensor_index, (int, np.integer)) or not 0 <= tensor_index < n:
+            raise ValueError(f"Invalid tensor index {tensor_index} exceeds max tensor index {n} "
+                             f"(of subgraph {subgraph_index})")
+        return plan._details(int(tensor_index))
+
+    def num_subgraphs(self) -> int:
+        """The number of subgraphs in the model (one per signature in multi-signature models)."""
+        return len(self.model.subgraphs)
+
+    def _get_op_details(self, op_index: int) -> dict:
+        """Index, name, input and output tensor indices and their types of one operator of subgraph 0.
+
+        Absent optional inputs (-1) are listed in ``inputs`` but have no entry in ``operand_types``.
+        """
+        ops = self._graph.operators
+        if not isinstance(op_index, (int, np.integer)) or not 0 <= op_index < len(ops):
+            raise ValueError(f"Invalid node index {op_index}: the model's subgraph 0 has {len(ops)} operators")
+        op, tensors = ops[int(op_index)], self._graph.tensors
+        return {
+            "index": int(op_index),
+            "op_name": op.name,
+            "inputs": np.array(op.inputs, dtype=np.int32),
+            "outputs": np.array(op.outputs, dtype=np.int32),
+            "operand_types": [_scalar_type(tensors[i]) for i in op.inputs if i >= 0],
+            "result_types": [_scalar_type(tensors[i]) for i in op.outputs if i >= 0],
+        }
 
     def _get_ops_details(self) -> list[dict]:
-        out = []
-        for op in self._graph.operators:
-            tensors = self._graph.tensors
-            out.append({
-                "index": op.index,
-                "op_name": op.name,
-                "inputs": np.array(op.inputs, dtype=np.int32),
-                "outputs": np.array(op.outputs, dtype=np.int32),
-                "operand_types": [_scalar_type(tensors[i]) if i >= 0 else None for i in op.inputs],
-                "result_types": [_scalar_type(tensors[i]) for i in op.outputs],
-            })
-        return out
+        return [self._get_op_details(i) for i in range(len(self._graph.operators))]
 
     def set_tensor(self, tensor_index: int, value) -> None:
         """Copy ``value`` into an input tensor; dtype and shape must match exactly."""
@@ -448,6 +618,8 @@ class Interpreter:
 
     def get_tensor(self, tensor_index: int, subgraph_index: int = 0) -> np.ndarray:
         """A copy of a tensor's current value."""
+        if subgraph_index != 0:
+            return self._subgraph(subgraph_index).get_tensor(tensor_index)
         with self._lock:
             self._check_index(tensor_index)
             array = self._arrays[tensor_index]
@@ -456,19 +628,28 @@ class Interpreter:
             return np.array(array, copy=True)
 
     def tensor(self, tensor_index: int) -> Callable[[], np.ndarray]:
-        """A function returning a live view of the tensor (valid until the next allocate_tensors)."""
+        """A function returning a live view of the tensor.
+
+        As in LiteRT, hold the function, not the array: while an array it returned (or a
+        slice of one) is alive, invoke, allocate_tensors and resize_tensor_input raise
+        RuntimeError, since they would change the memory the array shows.
+        """
         self._check_index(tensor_index)
 
         def view() -> np.ndarray:
             array = self._arrays[tensor_index]
             if array is None:
                 raise ValueError("Tensor data is null. Run allocate_tensors() first")
-            return array
+            return np.asarray(_TensorView(array, self._views))
 
         return view
 
     def resize_tensor_input(self, input_index: int, tensor_size, strict: bool = False) -> None:
         """Change the shape of a graph input; call allocate_tensors() before the next invoke."""
+        self._ensure_safe("resize_tensor_input()")
+        self._resize_input(input_index, tensor_size, strict)
+
+    def _resize_input(self, input_index: int, tensor_size, strict: bool = False) -> None:
         with self._lock:
             t = self._check_index(input_index)
             if input_index not in self._graph.inputs:
@@ -481,13 +662,107 @@ class Interpreter:
                 sig = t.shape_signature
                 if len(sig) != len(shape) or any(s != -1 and s != d for s, d in zip(sig, shape)):
                     raise ValueError("Attempting to resize dimension of a fixed-size tensor with strict=True")
-            self._shapes[input_index] = shape
-            self._allocated = False
+            if shape != self._shapes[input_index]:  # an unchanged shape keeps the plan, as in TFLite
+                self._shapes[input_index] = shape
+                self._allocated = False
+
+    def reset_all_variables(self) -> None:
+        """Set every variable tensor (``is_variable``: state kept between invokes) back to zero,
+        as TFLite's ResetVariableTensors does (int8 variables to their zero point)."""
+        with self._lock:
+            for plan in self._subgraph_plans.values():
+                for t in plan._graph.tensors:
+                    array = plan._arrays[t.index]
+                    if t.is_variable and array is not None and t.data is None:
+                        array[...] = _variable_reset_value(t)
 
     def get_signature_list(self) -> dict[str, dict[str, list[str]]]:
+        """{signature key: {"inputs": [names], "outputs": [names]}} ({} for a model without signatures)."""
         return {
             s.key: {"inputs": list(s.inputs), "outputs": list(s.outputs)} for s in self.model.signature_defs
         }
+
+    def _get_full_signature_list(self) -> dict[str, dict[str, dict[str, int]]]:
+        """{signature key: {"inputs": {name: tensor index}, "outputs": {...}}}, as LiteRT's."""
+        return {s.key: {"inputs": dict(s.inputs), "outputs": dict(s.outputs)} for s in self.model.signature_defs}
+
+    def get_signature_runner(self, signature_key: str | None = None) -> SignatureRunner:
+        """A callable running one signature: ``runner(x=array, ...)`` -> {output name: array}.
+
+        ``signature_key`` may be None only when the model has exactly one signature.
+        """
+        if signature_key is None:
+            n = len(self.model.signature_defs)
+            if n != 1:
+                raise ValueError(f"SignatureDef signature_key is None and model has {n} Signatures. "
+                                 "None is only allowed when the model has 1 SignatureDef")
+            signature_key = self.model.signature_defs[0].key
+        return SignatureRunner(interpreter=self, signature_key=signature_key)
+
+    @property
+    def experimental_compress_quantization_zero_points(self) -> bool:
+        return self._experimental_compress_quantization_zero_points
+
+
+class InterpreterWithCustomOps(Interpreter):
+    """LiteRT's interpreter with custom-op registerers, for code written against it.
+
+    LiteRT's registerers are C symbols or functions taking a C op-resolver pointer;
+    pydeeplab's custom operators are Python (:func:`pydeeplab.register_custom_op`). Here
+    each registerer is a Python callable taking no arguments that registers its
+    operators (e.g. ``lambda: pydeeplab.register_custom_op("MyOp", prepare)``); it is
+    called once, before the model's operators are resolved. A symbol name (str) is
+    refused with LiteRT's words. ``custom_ops={...}`` (passed on to Interpreter) is the
+    per-interpreter alternative.
+    """
+
+    def __init__(self, custom_op_registerers=None, **kwargs):
+        self._custom_op_registerers = list(custom_op_registerers or [])
+        for registerer in self._custom_op_registerers:
+            if isinstance(registerer, str):
+                raise ValueError(f"Looking up symbol '{registerer}' failed: pydeeplab registers custom "
+                                 "operators from Python; pass a function that registers them instead of "
+                                 "a symbol name")
+            if not callable(registerer):
+                raise ValueError(f"custom_op_registerers holds {registerer!r}, which is neither a "
+                                 "function nor a symbol name")
+        for registerer in self._custom_op_registerers:
+            registerer()
+        super().__init__(**kwargs)
+
+
+def _given(value) -> bool:
+    """LiteRT's truth test of a model argument (None and empty are not given), safe for any buffer."""
+    if value is None:
+        return False
+    try:
+        return len(value) > 0
+    except TypeError:  # no length: a path object or a wrong type, refused further on
+        return True
+
+
+def _load(path: str | os.PathLike) -> Model:
+    """Read a model file, with LiteRT's words for a file that cannot be opened or parsed."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise ModelError(f"Could not open '{os.fspath(path)}'. ({exc.strerror or exc})") from exc
+    return _read(data)
+
+
+def _read(content: bytes) -> Model:
+    try:
+        return read_model(content)
+    except UnsupportedOperatorError:
+        raise
+    except ModelError as exc:
+        raise ModelError(f"The model is not a valid Flatbuffer buffer: {exc}") from exc
+
+
+def _variable_reset_value(t: Tensor) -> int:
+    """What TFLite resets a variable to: zero, or for int8 its zero point (the quantized 0.0)."""
+    return t.quantization.zero_point if t.type.dtype == np.int8 and t.quantization is not None else 0
 
 
 def _scalar_type(t: Tensor) -> type | None:

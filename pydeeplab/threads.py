@@ -18,9 +18,14 @@ ms for 1). Sleeping at once (``OMP_WAIT_POLICY=passive``) is safe under load
 but pays a futex wake-up at every kernel, which on an idle machine costs most
 of the gain (2 threads 1.3x faster than 1). A short spin bridges the few
 microseconds of Python between two kernels and gives up soon after: 1000
-spins measured 1.75x (idle) and about passive's time under load. Unless the
-user has chosen a wait policy, :func:`configure_openmp` (called on import,
-before Numba starts its threads) sets that spin count. Numba's other CPU
+spins measured 1.75x (idle) and about passive's time under load. libgomp reads
+``GOMP_SPINCOUNT`` once, when it is loaded, which is when Numba starts its
+threads. So, unless the user has chosen a wait policy, :func:`start_numba_threads`
+(called when a numba-backend Interpreter is made) sets the variable for exactly
+that moment and restores the environment after: importing pydeeplab changes no
+environment variable, and child processes do not inherit ours. If Numba's
+threads were already started (by other code), or its threading layer is not
+OpenMP, the spin count does not apply. Numba's other CPU
 threading layer, ``workqueue``, sleeps between regions too and, as its main
 thread does not take a share of the work, was slower at one thread and at two
 (1.28x).
@@ -28,7 +33,7 @@ thread does not take a share of the work, was slower at one thread and at two
 BLAS is found the way threadpoolctl finds it: among the shared libraries
 loaded in the process, by the ``*openblas_set_num_threads*`` symbols (and
 ``cblas_?gemm`` for :func:`cblas_gemm`). Where none is found (another BLAS,
-or an unknown platform) the limits are no-ops.
+or an unknown platform) the limits are no-ops, and the first one says so with a warning.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import NamedTuple
@@ -63,16 +69,32 @@ _libs: list[ctypes.CDLL] | None = None
 _blas: list[tuple[Callable, Callable]] | None = None
 
 
-def configure_openmp() -> None:
-    """Let idle OpenMP workers sleep after a short spin, unless the user chose a policy.
+_numba_started = False
 
-    Takes effect only if libgomp is not loaded yet (it reads its environment once).
+
+def start_numba_threads() -> None:
+    """Start Numba's thread pool, its OpenMP workers spinning only briefly when idle.
+
+    Unless the user chose a policy (``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` set),
+    ``GOMP_SPINCOUNT`` is set while Numba loads its threading layer (libgomp reads it
+    then, once) and removed right after, so ``os.environ`` ends as it began.
+    Does nothing after the first call.
     """
-    if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
-        os.environ["GOMP_SPINCOUNT"] = OPENMP_SPIN_COUNT
+    global _numba_started
+    with _lock:
+        if _numba_started:
+            return
+        import numba
 
-
-configure_openmp()
+        if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
+            numba.get_num_threads()  # starts the pool
+        else:
+            os.environ["GOMP_SPINCOUNT"] = OPENMP_SPIN_COUNT
+            try:
+                numba.get_num_threads()
+            finally:
+                del os.environ["GOMP_SPINCOUNT"]
+        _numba_started = True
 
 
 #: Substrings of the file names of BLAS libraries (OpenBLAS, MKL, BLIS, Accelerate).
@@ -135,10 +157,23 @@ def cblas_gemm() -> GemmFunctions | None:
     return None
 
 
+_said_no_blas_control = False
+
+
 @contextmanager
 def blas_threads(n: int) -> Iterator[None]:
-    """Hold BLAS to ``n`` threads inside the block, restoring the previous setting after."""
+    """Hold BLAS to ``n`` threads inside the block, restoring the previous setting after.
+
+    Where no OpenBLAS thread control is found this cannot be done: said once, with a warning.
+    """
+    global _said_no_blas_control
     libs = _find_blas()
+    if not libs and not _said_no_blas_control:
+        _said_no_blas_control = True
+        warnings.warn("pydeeplab found no OpenBLAS thread control in this process (another BLAS, or none), "
+                      "so it cannot hold BLAS to one thread while Numba's threads run: results are "
+                      "unchanged, but the two thread pools may slow each other down (set the BLAS's own "
+                      "thread variable, e.g. MKL_NUM_THREADS=1, if they do)", RuntimeWarning, stacklevel=3)
     before = [get() for _, get in libs]
     for (set_, _), b in zip(libs, before):
         if b != n:

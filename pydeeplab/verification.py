@@ -13,8 +13,13 @@ The tolerance is the numerical contract: float outputs within
 ``1e-5 * (1 + max|ref|)`` (isolated) and final float outputs within ``1e-4``
 (cascaded); integer outputs identical when held against the reference kernels
 (``against="ref"``). Against LiteRT's optimized built-in kernels
-(``against="builtin"``), integer differences are counted in LSB and reported,
-not failed: the two TFLite kernel sets themselves differ by 1 LSB in places.
+(``against="builtin"``), the two TFLite kernel sets themselves differ by 1 LSB in
+places, so an isolated integer output may differ by up to ``lsb_tolerance``
+(default :data:`BUILTIN_LSB_TOLERANCE`, 1) and fails beyond it. In the cascaded
+chain such a difference feeds every later operator and grows legitimately
+(measured: up to 111 LSB inside the quantized DeepLab models, with every isolated
+operator within 1), so there integer differences against builtin are counted
+and reported, not judged: the isolated mode is the judge.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from .tflite.surgery import litert_equivalent
 FLOAT_ISOLATED_RTOL = 1e-5
 FLOAT_FINAL_ATOL = 1e-4
 ARGMAX_MIN_AGREEMENT = 0.9999
+#: Isolated integer outputs may differ from LiteRT's optimized kernels by this many LSB.
+BUILTIN_LSB_TOLERANCE = 1
 
 
 @dataclass
@@ -105,8 +112,13 @@ def make_inputs(graph: Subgraph, image: str | os.PathLike | None, seed: int = 0)
     return out
 
 
-def compare(ours: np.ndarray, ref: np.ndarray, *, rtol: float, against: str) -> tuple[float, float, float, bool, int, int]:
-    """(max_abs, max_rel, tolerance, ok, lsb_count, lsb_max) of ``ours`` against ``ref``."""
+def compare(ours: np.ndarray, ref: np.ndarray, *, rtol: float, against: str,
+            lsb_tolerance: int = 0) -> tuple[float, float, float, bool, int, int]:
+    """(max_abs, max_rel, tolerance, ok, lsb_count, lsb_max) of ``ours`` against ``ref``.
+
+    Float outputs are held to ``rtol * (1 + max|ref|)``; integer outputs to
+    ``lsb_tolerance`` (an int >= 0; 0 means bit-identical, which ``against="ref"`` requires).
+    """
     if ours.shape != ref.shape:
         return float("inf"), float("inf"), 0.0, False, int(ref.size), 0
     if ref.dtype.kind == "f":
@@ -118,9 +130,8 @@ def compare(ours: np.ndarray, ref: np.ndarray, *, rtol: float, against: str) -> 
         return max_abs, max_rel, tol, bool(max_abs <= tol and np.isfinite(max_abs)), 0, 0
     diff = np.abs(ours.astype(np.int64) - ref.astype(np.int64))
     count, worst = int(np.count_nonzero(diff)), int(diff.max()) if diff.size else 0
-    # Against the optimized kernels integer differences are reported, not failed (see module doc).
-    ok = count == 0 or against == "builtin"
-    return float(worst), 0.0, 0.0, ok, count, worst
+    tolerance = 0 if against == "ref" else lsb_tolerance  # the reference kernels: bit-identical, always
+    return float(worst), 0.0, float(tolerance), worst <= tolerance, count, worst
 
 
 def _labels(x: np.ndarray) -> np.ndarray:
@@ -151,8 +162,10 @@ class LiteRun:
         return self.lite.get_tensor(index)
 
 
-def _record(op, last: int, out: np.ndarray, ref: np.ndarray, rtol: float, against: str) -> OpRecord:
-    max_abs, max_rel, tol, ok, count, worst = compare(out, ref, rtol=rtol, against=against)
+def _record(op, last: int, out: np.ndarray, ref: np.ndarray, rtol: float, against: str,
+            lsb_tolerance: int = 0) -> OpRecord:
+    max_abs, max_rel, tol, ok, count, worst = compare(out, ref, rtol=rtol, against=against,
+                                                      lsb_tolerance=lsb_tolerance)
     rec = OpRecord(op.index, op.name, tuple(ref.shape), str(ref.dtype), max_abs, max_rel, tol, ok, count, worst)
     if op.index == last and out.shape == ref.shape and ref.ndim >= 3:
         rec.argmax_agreement = float(np.mean(_labels(out) == _labels(ref)))
@@ -175,8 +188,11 @@ def _annotate(rec: OpRecord, op, run: LiteRun) -> OpRecord:
     return rec
 
 
-def compare_isolated(ours: Interpreter, run: LiteRun) -> list[OpRecord]:
-    """Feed each of our operators LiteRT's inputs and compare its first output with LiteRT's."""
+def compare_isolated(ours: Interpreter, run: LiteRun, lsb_tolerance: int = BUILTIN_LSB_TOLERANCE) -> list[OpRecord]:
+    """Feed each of our operators LiteRT's inputs and compare its first output with LiteRT's.
+
+    Integer outputs must be identical against ``ref``, within ``lsb_tolerance`` against ``builtin``.
+    """
     g = ours.model.main
     last = len(g.operators) - 1
     records = []
@@ -187,8 +203,8 @@ def compare_isolated(ours: Interpreter, run: LiteRun) -> list[OpRecord]:
         feeds = [None if i < 0 else (g.tensors[i].data if g.tensors[i].data is not None else run.tensor(i))
                  for i in op.inputs]
         out = ours.run_op(op.index, feeds)[0]
-        records.append(_annotate(_record(op, last, out, run.tensor(op.outputs[0]), FLOAT_ISOLATED_RTOL, run.against),
-                                 op, run))
+        records.append(_annotate(_record(op, last, out, run.tensor(op.outputs[0]), FLOAT_ISOLATED_RTOL, run.against,
+                                         lsb_tolerance), op, run))
     return records
 
 
@@ -197,7 +213,9 @@ def compare_cascaded(ours: Interpreter, run: LiteRun) -> list[OpRecord]:
 
     ``ours`` must have been created with ``experimental_preserve_all_tensors=True``.
     Float errors accumulate legitimately along the chain, so only the graph's
-    final float outputs carry a bound (1e-4 and the argmax agreement).
+    final float outputs carry a bound (1e-4 and the argmax agreement). Integer
+    outputs must be identical against ``ref``; against ``builtin`` their differences
+    grow along the chain too and are reported, not judged (see the module doc).
     """
     g = ours.model.main
     last = len(g.operators) - 1
@@ -211,6 +229,8 @@ def compare_cascaded(ours: Interpreter, run: LiteRun) -> list[OpRecord]:
             continue
         out, ref = ours.get_tensor(op.outputs[0]), run.tensor(op.outputs[0])
         rec = _record(op, last, out, ref, 0.0, run.against)
+        if ref.dtype.kind in "iu" and run.against == "builtin":
+            rec.tolerance, rec.ok = float("inf"), True
         if ref.dtype.kind == "f":
             rec.tolerance = FLOAT_FINAL_ATOL if op.outputs[0] in g.outputs else float("inf")
             rec.ok = bool(rec.max_abs <= rec.tolerance) and (
@@ -228,13 +248,25 @@ def verify(
     modes: tuple[str, ...] = ("isolated", "cascaded"),
     num_threads: int | None = None,
     seed: int = 0,
+    lsb_tolerance: int | None = None,
 ) -> VerifyReport:
     """Compare every operator of a model with LiteRT; see the module docstring.
+
+    ``lsb_tolerance``: how many LSB an isolated integer output may differ from LiteRT's
+    optimized kernels (``against="builtin"`` only; default 1). Against ``ref`` integers
+    must be identical, and giving a tolerance is refused.
 
     Returns a :class:`VerifyReport` whose ``isolated`` and ``cascaded`` lists hold
     one :class:`OpRecord` per operator; ``report.ok`` says whether all are within
     the tolerance.
     """
+    if lsb_tolerance is not None and against != "builtin":
+        raise ValueError("an LSB tolerance applies only against LiteRT's optimized kernels (against='builtin'); "
+                         "against its reference kernels integer outputs must be identical")
+    if lsb_tolerance is None:
+        lsb_tolerance = BUILTIN_LSB_TOLERANCE
+    if isinstance(lsb_tolerance, bool) or not isinstance(lsb_tolerance, int) or lsb_tolerance < 0:
+        raise ValueError(f"lsb_tolerance must be an integer >= 0, not {lsb_tolerance!r}")
     with open(model_path, "rb") as f:
         content = f.read()
     ours = Interpreter(model_content=content, backend=backend, num_threads=num_threads,
@@ -243,7 +275,7 @@ def verify(
     run = LiteRun(content, make_inputs(ours.model.main, image, seed), against, num_threads)
     report = VerifyReport(model=os.fspath(model_path), against=against, backend=backend)
     if "isolated" in modes:
-        report.isolated = compare_isolated(ours, run)
+        report.isolated = compare_isolated(ours, run, lsb_tolerance)
     if "cascaded" in modes:
         report.cascaded = compare_cascaded(ours, run)
     return report
@@ -263,8 +295,11 @@ def format_report(report: VerifyReport) -> str:
         for r in recs:
             shape = "x".join(map(str, r.shape))
             lsb = f"{r.lsb_count} (<= {r.lsb_max})" if r.dtype[0] in "iu" else ""
-            tol = "exact" if r.dtype[0] in "iu" and report.against == "ref" else (
-                "report" if r.dtype[0] in "iu" else ("-" if r.tolerance == float("inf") else f"{r.tolerance:.2e}"))
+            if r.dtype[0] in "iu":
+                tol = ("exact" if r.tolerance == 0 else "report" if r.tolerance == float("inf")
+                       else f"{r.tolerance:g} LSB")
+            else:
+                tol = "-" if r.tolerance == float("inf") else f"{r.tolerance:.2e}"
             extra = f"  argmax agreement {r.argmax_agreement:.6f}" if r.argmax_agreement is not None else ""
             extra += f"  ({r.note})" if r.note else ""
             lines.append(f"{r.index:>3}  {r.op:18} {shape:18} {r.max_abs:>10.3g} {r.max_rel:>10.3g} {tol:>10}  "

@@ -116,7 +116,7 @@ def test_calls_out_of_order():
     with pytest.raises(ValueError, match="allocate_tensors"):
         ours.set_tensor(0, np.zeros((1, 9, 9, 3), np.float32))
     assert issubclass(InterpreterStateError, ValueError)
-    with pytest.raises(ValueError, match="Exactly one"):
+    with pytest.raises(ValueError, match="`model_path` or `model_content` must be specified"):
         pydeeplab.Interpreter()
     with pytest.raises(ValueError, match="backend"):
         pydeeplab.Interpreter(model_content=_conv_model(), backend="cuda")
@@ -260,3 +260,79 @@ def test_uint8_pool_through_interpreter():
     ours.set_tensor(ours.get_input_details()[0]["index"], x)
     ours.invoke()
     np.testing.assert_array_equal(ours.get_tensor(ours.get_output_details()[0]["index"]), run_litert(model, [x])[0])
+
+
+# -- LiteRT API pieces that only pydeeplab needs to state (the shared ones: test_litert_compat.py) --
+
+
+def test_delegates_passed_in_are_ignored_with_a_warning():
+    with pytest.warns(RuntimeWarning, match="ignores the 1 delegate"):
+        it = pydeeplab.Interpreter(model_content=_conv_model(), experimental_delegates=[object()])
+    it.allocate_tensors()
+    it.invoke()
+
+
+def test_litert_op_resolver_values_are_accepted():
+    from ai_edge_litert.interpreter import OpResolverType as LiteResolver
+
+    for value in LiteResolver:
+        it = pydeeplab.Interpreter(model_content=_conv_model(), experimental_op_resolver_type=value)
+        assert it.op_resolver_type is pydeeplab.OpResolverType[value.name]
+
+
+def test_custom_op_registerers_are_called_once_before_the_model_is_resolved():
+    calls = []
+    it = pydeeplab.InterpreterWithCustomOps(model_content=_conv_model(),
+                                            custom_op_registerers=[lambda: calls.append(1)])
+    assert calls == [1] and it._safe_to_run()
+    with pytest.raises(ValueError, match="neither a function nor a symbol name"):
+        pydeeplab.InterpreterWithCustomOps(model_content=_conv_model(), custom_op_registerers=[3])
+
+
+def test_every_subgraph_is_checked_at_construction():
+    """LiteRT resolves every subgraph's operators up front; so does pydeeplab."""
+    b = ModelBuilder()
+    x = b.add_tensor("x", TensorType.FLOAT32, (1, 4))
+    y = b.add_tensor("y", TensorType.FLOAT32, (1, 4))
+    b.add_operator(BuiltinOperator.RELU, [x], [y])
+    b.set_inputs([x])
+    b.set_outputs([y])
+    b.add_subgraph("second")
+    x = b.add_tensor("x", TensorType.FLOAT32, (1, 4))
+    y = b.add_tensor("y", TensorType.FLOAT32, (1, 4))
+    b.add_operator(BuiltinOperator.CUSTOM, [x], [y], custom_code="NoSuchOp")
+    b.set_inputs([x])
+    b.set_outputs([y])
+    with pytest.raises(pydeeplab.UnsupportedOperatorError, match="subgraph 1 .*NoSuchOp"):
+        pydeeplab.Interpreter(model_content=b.finish())
+
+
+def test_custom_op_registerer_registers_a_python_operator():
+    """InterpreterWithCustomOps with a registerer calling pydeeplab.register_custom_op: the op runs."""
+    from pydeeplab import Prepared, register_custom_op, unregister_custom_op
+
+    def prepare_twice(ctx):
+        def run(inputs, outputs):
+            np.multiply(inputs[0], 2, out=outputs[0])
+
+        return Prepared((ctx.inputs[0].shape,), run)
+
+    b = ModelBuilder()
+    x = b.add_tensor("x", TensorType.FLOAT32, (1, 4))
+    y = b.add_tensor("y", TensorType.FLOAT32, (1, 4))
+    b.add_operator(BuiltinOperator.CUSTOM, [x], [y], custom_code="TwiceForRegistererTest")
+    b.set_inputs([x])
+    b.set_outputs([y])
+    model = b.finish()
+    with pytest.raises(UnsupportedOperatorError, match="TwiceForRegistererTest"):
+        pydeeplab.Interpreter(model_content=model)
+    try:
+        it = pydeeplab.InterpreterWithCustomOps(
+            model_content=model, custom_op_registerers=[lambda: register_custom_op("TwiceForRegistererTest",
+                                                                                   prepare_twice)])
+        it.allocate_tensors()
+        it.set_tensor(x, np.arange(4, dtype=np.float32).reshape(1, 4))
+        it.invoke()
+        np.testing.assert_array_equal(it.get_tensor(y), [[0.0, 2.0, 4.0, 6.0]])
+    finally:
+        unregister_custom_op("TwiceForRegistererTest")

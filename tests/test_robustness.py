@@ -273,7 +273,9 @@ def test_resize_then_run_matches_litert():
 def test_bad_model_content_and_path(tmp_path):
     from ai_edge_litert.interpreter import Interpreter as LiteRT
 
-    for content in (b"", b"x" * 100, MINI[:100], MINI[: len(MINI) // 2]):
+    with pytest.raises(ValueError, match="`model_path` or `model_content` must be specified"):
+        pydeeplab.Interpreter(model_content=b"")  # empty counts as not given, as in LiteRT
+    for content in (b"x" * 100, MINI[:100], MINI[: len(MINI) // 2]):
         assert isinstance(_error(lambda: LiteRT(model_content=content)), ValueError)
         with pytest.raises(ModelError):
             pydeeplab.Interpreter(model_content=content)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import warnings
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -95,7 +96,17 @@ def _libm_float_function(name: str, fallback: Callable[[np.ndarray], np.ndarray]
     except (OSError, AttributeError):
         fn = None
     if fn is None:
-        return fallback
+        warned = []
+
+        def numpy_instead(v: np.ndarray) -> np.ndarray:
+            if not warned:  # said once per function, when a table first needs it
+                warned.append(True)
+                warnings.warn(f"the C library's {name} is not loadable here, so LOGISTIC/TANH tables use "
+                              f"NumPy's, which differs in the last bit for some inputs: uint8/int8 results "
+                              f"may then differ from TFLite's by 1", RuntimeWarning, stacklevel=2)
+            return fallback(v)
+
+        return numpy_instead
     fn.restype = ctypes.c_float
     fn.argtypes = [ctypes.c_float]
 

@@ -70,6 +70,17 @@ class _Tensor:
 
 
 @dataclass
+class _Graph:
+    """One subgraph under construction."""
+
+    name: str
+    tensors: list[_Tensor] = dataclasses.field(default_factory=list)
+    operators: list["_Operator"] = dataclasses.field(default_factory=list)
+    inputs: tuple[int, ...] = ()
+    outputs: tuple[int, ...] = ()
+
+
+@dataclass
 class _Operator:
     opcode_index: int
     inputs: tuple[int, ...]
@@ -81,23 +92,38 @@ class _Operator:
 
 
 class ModelBuilder:
-    """Collects one subgraph's tensors and operators and serializes them as a .tflite model.
+    """Collects subgraphs' tensors and operators and serializes them as a .tflite model.
 
     Tensor and operator methods return indices, which are the indices the written
-    model uses; ``-1`` marks an absent optional operator input.
+    model uses; ``-1`` marks an absent optional operator input. They act on the
+    current subgraph: subgraph 0 at first, the newest after :meth:`add_subgraph`
+    (models with several signatures hold one subgraph per signature).
     """
 
     def __init__(self, description: str = "pydeeplab.tflite.writer", subgraph_name: str = "main"):
         self.description = description
         self.subgraph_name = subgraph_name
         self._buffers: list[bytes] = [b""]  # buffer 0: the empty sentinel
-        self._tensors: list[_Tensor] = []
-        self._operators: list[_Operator] = []
+        self._graphs: list[_Graph] = [_Graph(subgraph_name)]
+        self._current = 0
         self._opcodes: dict[tuple[int, str | None, int], int] = {}
-        self._inputs: tuple[int, ...] = ()
-        self._outputs: tuple[int, ...] = ()
         self._metadata: list[tuple[str, int]] = []
-        self._signatures: list[tuple[str, dict[str, int], dict[str, int]]] = []
+        self._signatures: list[tuple[str, dict[str, int], dict[str, int], int]] = []
+
+    # The current subgraph's parts (the methods below were written for one subgraph).
+    @property
+    def _tensors(self) -> list[_Tensor]:
+        return self._graphs[self._current].tensors
+
+    @property
+    def _operators(self) -> list[_Operator]:
+        return self._graphs[self._current].operators
+
+    def add_subgraph(self, name: str) -> int:
+        """Start a new subgraph; later tensors and operators go to it. Returns its index."""
+        self._graphs.append(_Graph(name))
+        self._current = len(self._graphs) - 1
+        return self._current
 
     # -- graph construction ---------------------------------------------------------------
 
@@ -167,18 +193,19 @@ class ModelBuilder:
         return len(self._operators) - 1
 
     def set_inputs(self, inputs: Sequence[int]) -> None:
-        self._inputs = tuple(int(i) for i in inputs)
+        self._graphs[self._current].inputs = tuple(int(i) for i in inputs)
 
     def set_outputs(self, outputs: Sequence[int]) -> None:
-        self._outputs = tuple(int(i) for i in outputs)
+        self._graphs[self._current].outputs = tuple(int(i) for i in outputs)
 
     def add_metadata(self, name: str, data: bytes) -> None:
         """Attach named metadata (stored in its own buffer, as the converter does)."""
         self._metadata.append((name, self.add_buffer(data)))
 
-    def add_signature(self, key: str, inputs: dict[str, int], outputs: dict[str, int]) -> None:
-        """Add a SignatureDef of subgraph 0: alias -> tensor index for inputs and outputs."""
-        self._signatures.append((key, dict(inputs), dict(outputs)))
+    def add_signature(self, key: str, inputs: dict[str, int], outputs: dict[str, int],
+                      subgraph_index: int = 0) -> None:
+        """Add a SignatureDef of a subgraph: alias -> tensor index for inputs and outputs."""
+        self._signatures.append((key, dict(inputs), dict(outputs), int(subgraph_index)))
 
     # -- serialization --------------------------------------------------------------------
 
@@ -188,8 +215,7 @@ class ModelBuilder:
         # Flatbuffers are built back to front: children before the tables that point to them.
         buffers = self._vector_of_tables(b, [self._write_buffer(b, d) for d in self._buffers])
         opcodes = self._vector_of_tables(b, [self._write_opcode(b, *k) for k in self._opcodes])
-        subgraph = self._write_subgraph(b)
-        subgraphs = self._vector_of_tables(b, [subgraph])
+        subgraphs = self._vector_of_tables(b, [self._write_subgraph(b, g) for g in self._graphs])
         description = b.CreateString(self.description)
         metadata = signatures = None
         if self._metadata:
@@ -318,12 +344,12 @@ class ModelBuilder:
             b.PrependUOffsetTRelativeSlot(_OPERATOR["intermediates"], intermediates, 0)
         return b.EndObject()
 
-    def _write_subgraph(self, b: flatbuffers.Builder) -> int:
-        tensors = self._vector_of_tables(b, [self._write_tensor(b, t) for t in self._tensors])
-        inputs = self._vector(b, self._inputs, "<i4")
-        outputs = self._vector(b, self._outputs, "<i4")
-        operators = self._vector_of_tables(b, [self._write_operator(b, op) for op in self._operators])
-        name = b.CreateString(self.subgraph_name)
+    def _write_subgraph(self, b: flatbuffers.Builder, g: _Graph) -> int:
+        tensors = self._vector_of_tables(b, [self._write_tensor(b, t) for t in g.tensors])
+        inputs = self._vector(b, g.inputs, "<i4")
+        outputs = self._vector(b, g.outputs, "<i4")
+        operators = self._vector_of_tables(b, [self._write_operator(b, op) for op in g.operators])
+        name = b.CreateString(g.name)
         b.StartObject(_SUBGRAPH["n"])
         b.PrependUOffsetTRelativeSlot(_SUBGRAPH["tensors"], tensors, 0)
         b.PrependUOffsetTRelativeSlot(_SUBGRAPH["inputs"], inputs, 0)
@@ -341,7 +367,7 @@ class ModelBuilder:
         return b.EndObject()
 
     def _write_signature(self, b: flatbuffers.Builder, key: str, inputs: dict[str, int],
-                         outputs: dict[str, int]) -> int:
+                         outputs: dict[str, int], subgraph_index: int) -> int:
         def tensor_maps(aliases: dict[str, int]) -> int:
             maps = []
             for alias, index in aliases.items():
@@ -358,5 +384,5 @@ class ModelBuilder:
         b.PrependUOffsetTRelativeSlot(_SIGNATURE["inputs"], ins, 0)
         b.PrependUOffsetTRelativeSlot(_SIGNATURE["outputs"], outs, 0)
         b.PrependUOffsetTRelativeSlot(_SIGNATURE["signature_key"], key_off, 0)
-        b.PrependUint32Slot(_SIGNATURE["subgraph_index"], 0, 0)
+        b.PrependUint32Slot(_SIGNATURE["subgraph_index"], subgraph_index, 0)
         return b.EndObject()

@@ -1,0 +1,94 @@
+"""What pydeeplab does to its process: environment variables, and the fallbacks it reports."""
+
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+
+
+def _run(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_import_and_a_numba_interpreter_leave_the_environment_untouched():
+    """`import pydeeplab` changes no environment variable; neither does starting Numba's threads,
+    which sets GOMP_SPINCOUNT only while libgomp reads it (pydeeplab.threads)."""
+    result = _run("""
+        import os
+        before = dict(os.environ)
+        import pydeeplab
+        assert dict(os.environ) == before, set(os.environ.items()) ^ set(before.items())
+        from pydeeplab.threads import start_numba_threads
+        start_numba_threads()
+        assert dict(os.environ) == before, set(os.environ.items()) ^ set(before.items())
+        import numba
+        assert numba.threading_layer() in ("omp", "tbb", "workqueue")
+        print("ok")
+    """)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+def test_a_user_spin_count_is_kept():
+    result = _run("""
+        import os
+        os.environ["GOMP_SPINCOUNT"] = "7"
+        from pydeeplab.threads import start_numba_threads
+        start_numba_threads()
+        assert os.environ["GOMP_SPINCOUNT"] == "7"
+        print("ok")
+    """)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+def test_gemm_without_blas_warns_once_and_stays_exact():
+    """Without a usable CBLAS the kernels' matrix products fall back to a Numba loop: said, not silent."""
+    result = _run("""
+        import warnings
+        import numpy as np
+        import pydeeplab.threads
+        pydeeplab.threads.cblas_gemm = lambda: None  # as in a process whose NumPy has no CBLAS
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            from pydeeplab.kernels import blas
+        messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+        assert len(messages) == 1 and "plain Numba loop" in messages[0], messages
+        assert not blas.HAVE_BLAS
+        rng = np.random.default_rng(0)
+        a, b = rng.standard_normal((5, 7)), rng.standard_normal((7, 3))
+        c = np.empty((5, 3))
+        blas.gemm(a, b, c)
+        np.testing.assert_allclose(c, a @ b, rtol=1e-12)
+        print("ok")
+    """)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+def test_missing_libm_warns_once(monkeypatch):
+    import ctypes.util
+
+    from pydeeplab.reference import activation
+
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
+    expf = activation._libm_float_function("expf", lambda v: np.exp(v.astype(np.float32)))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        first = expf(np.array([0.0, 1.0], np.float32))
+        expf(np.array([2.0], np.float32))
+    assert [str(w.message).split(",")[0] for w in caught] == ["the C library's expf is not loadable here"]
+    np.testing.assert_array_equal(first, np.exp(np.array([0.0, 1.0], np.float32)))
+
+
+def test_no_blas_thread_control_is_said_once(monkeypatch):
+    from pydeeplab import threads
+
+    monkeypatch.setattr(threads, "_blas", [])
+    monkeypatch.setattr(threads, "_said_no_blas_control", False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            with threads.blas_threads(1):
+                pass
+    assert len(caught) == 1 and "no OpenBLAS thread control" in str(caught[0].message)
