@@ -22,6 +22,8 @@ _SHOWN_OPTIONS = (
     "padding", "stride_h", "stride_w", "dilation_h_factor", "dilation_w_factor", "depth_multiplier",
     "filter_height", "filter_width", "fused_activation_function", "align_corners", "half_pixel_centers",
     "axis", "keep_dims", "beta", "output_type",
+    "keep_num_dims", "alpha", "block_size", "batch_dims", "values_count", "num", "out_type", "in_data_type",
+    "out_data_type",
 )
 
 
@@ -52,7 +54,9 @@ def operator_macs(op: Operator, tensors: tuple[Tensor, ...]) -> int:
         x, w = tensors[op.inputs[0]].shape, tensors[op.inputs[1]].shape  # MediaPipe's order: input, weights, bias
         return prod(x) * w[0] * w[1] * w[2] if len(w) == 4 and len(x) == 4 else 0
     if code == BuiltinOperator.FULLY_CONNECTED:
-        return prod(tensors[op.outputs[0]].shape) * tensors[op.inputs[1]].shape[-1]
+        # One multiply-accumulate per (row, unit, depth): output elements x weights' depth.
+        w = tensors[op.inputs[1]].shape
+        return prod(tensors[op.outputs[0]].shape) * w[-1] if len(w) == 2 else 0
     return 0
 
 

@@ -40,7 +40,7 @@ def test_sweep(op, totals):
         pytest.skip(f"{op} is not implemented (not in pydeeplab.ops.REGISTRY)")
     s = sweep.Sweep()
     sweep.run_grid(s, op)
-    sweep.run_random(s, op, sweep.CI_EXAMPLES, sweep.CI_SEED)
+    sweep.run_random(s, op, sweep.examples_for(op), sweep.CI_SEED)
     for key, n in s.counts.items():
         totals.counts[key] += n
     totals.failures += s.failures

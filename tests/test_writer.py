@@ -280,7 +280,7 @@ def test_options_with_every_field_set_round_trip():
         B.CONV_2D: O.Conv2DOptions(Padding.VALID, 3, 4, Activation.TANH, 5, 6, TensorType.INT32),
         B.DEPTHWISE_CONV_2D: O.DepthwiseConv2DOptions(Padding.VALID, 2, 3, 4, Activation.RELU, 5, 6),
         B.AVERAGE_POOL_2D: O.Pool2DOptions(Padding.VALID, 2, 3, 4, 5, Activation.RELU_N1_TO_1),
-        B.FULLY_CONNECTED: O.FullyConnectedOptions(Activation.RELU, 1, True, True),
+        B.FULLY_CONNECTED: O.FullyConnectedOptions(Activation.RELU, 1, True, True, TensorType.INT64),
         B.CONCATENATION: O.ConcatenationOptions(-1, Activation.RELU6),
         B.SUB: O.SubOptions(Activation.RELU, False),
         B.MUL: O.MulOptions(Activation.RELU6),
@@ -293,6 +293,16 @@ def test_options_with_every_field_set_round_trip():
         B.STRIDED_SLICE: O.StridedSliceOptions(1, 2, 4, 8, 16, True),
         B.REDUCE_MAX: O.ReducerOptions(True),
         B.QUANTIZE: O.EmptyOptions(),
+        B.DIV: O.DivOptions(Activation.RELU6),
+        B.SPACE_TO_DEPTH: O.SpaceToDepthOptions(3),
+        B.DEPTH_TO_SPACE: O.DepthToSpaceOptions(4),
+        B.GATHER: O.GatherOptions(2, 1),
+        B.CAST: O.CastOptions(TensorType.INT32, TensorType.UINT8),
+        B.SHAPE: O.ShapeOptions(TensorType.INT64),
+        B.PACK: O.PackOptions(3, -1),
+        B.UNPACK: O.UnpackOptions(2, 1),
+        B.LEAKY_RELU: O.LeakyReluOptions(0.25),
+        B.MAXIMUM: O.EmptyOptions(),
     }
     b = ModelBuilder()
     t = b.add_tensor("t", TensorType.FLOAT32, (1,))

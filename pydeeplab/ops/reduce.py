@@ -278,3 +278,91 @@ def prepare_arg_max(ctx: OpContext) -> Prepared:
         def run(inputs, outputs):
             kern.arg_max(inputs[0].reshape(a, k, b), outputs[0].reshape(a, b))
     return Prepared((out_shape,), run)
+
+
+def _reducer_shapes(ctx: OpContext):
+    """Shared checks of SUM / REDUCE_MAX: (x, out, axes, out_shape, (perm, (A, R, B)))."""
+    ctx.expect_io(2)
+    opts = ctx.options if ctx.options is not None else ReducerOptions()
+    if not isinstance(opts, ReducerOptions):
+        raise ctx.error("expects ReducerOptions")
+    x, out = ctx.inputs[0], ctx.outputs[0]
+    if ctx.inputs[1].type not in (TensorType.INT32, TensorType.INT64):
+        raise ctx.error(f"the axes must be int32, got {ctx.inputs[1].type.name}")
+    axes = _resolve_axes(ctx, ctx.constant(1, "the axes"), len(x.shape)) if x.shape else ()
+    if out.type != x.type:
+        raise ctx.error(f"output type {out.type.name} differs from input type {x.type.name}")
+    if opts.keep_dims:
+        out_shape = tuple(1 if d in axes else s for d, s in enumerate(x.shape))
+    else:
+        out_shape = tuple(s for d, s in enumerate(x.shape) if d not in axes)
+    return x, out, axes, out_shape, reduction_layout(x.shape, axes)
+
+
+@register(BuiltinOperator.SUM)
+def prepare_sum(ctx: OpContext) -> Prepared:
+    """SUM over constant axes. Quantized: TFLite's ``QuantizedMeanOrSum`` with compute_sum,
+    the int32 sum minus zp_in * count rescaled by s_in / s_out (no division by the count)."""
+    x, out, axes, out_shape, (perm, (a, r, b)) = _reducer_shapes(ctx)
+    if x.type not in (TensorType.FLOAT32, TensorType.INT32, TensorType.INT64, TensorType.UINT8,
+                      TensorType.INT8, TensorType.INT16):
+        raise ctx.error(f"input type {x.type.name} is not supported")
+    if x.dtype in _QUANTIZED:
+        in_scale, in_zp = _quant(ctx, x, "input")
+        out_scale, out_zp = _quant(ctx, out, "output")
+        if x.dtype == np.int16 and (in_zp != 0 or out_zp != 0):
+            raise ctx.error("int16 SUM needs zero points of 0")
+        try:
+            mult, shift = quantize_multiplier(float(np.float32(in_scale)) / float(np.float32(out_scale)))
+        except ValueError as exc:
+            raise ctx.error(f"scales give no usable multiplier: {exc}") from None
+        info = np.iinfo(x.dtype)
+        qmin, qmax = int(info.min), int(info.max)
+        if x.dtype == np.int8:
+            # LiteRT's reference SUM reads int8 data as uint8 (reduce.cc hands
+            # GetTensorData<uint8_t> to QuantizedMeanOrSum for every 8-bit type), a bug;
+            # int8 follows its optimized kernel instead, which sums the true values and
+            # rescales in float32.
+            def run(inputs, outputs):
+                outputs[0][...] = ref.sum_int8_float_rescale(inputs[0], axes, r, in_scale, in_zp, out_scale,
+                                                             out_zp).reshape(out_shape)
+        elif ctx.backend == "numpy" or r == 0:
+            def run(inputs, outputs):
+                if r == 0:
+                    outputs[0].fill(0)
+                    return
+                outputs[0][...] = ref.mean_quantized(inputs[0], axes, r, in_zp, mult, shift, out_zp,
+                                                     qmin, qmax).reshape(out_shape)
+        else:
+            from ..kernels import reduce as kern
+
+            def run(inputs, outputs):
+                v = inputs[0]
+                if perm is not None:
+                    v = np.ascontiguousarray(v.transpose(perm))
+                kern.mean_quantized(v.reshape(a, r, b), outputs[0].reshape(a, b), in_zp, mult, shift,
+                                    out_zp, qmin, qmax)
+        return Prepared((out_shape,), run)
+
+    def run(inputs, outputs):
+        outputs[0][...] = ref.reduce_sum(inputs[0], axes).reshape(out_shape)
+
+    return Prepared((out_shape,), run)
+
+
+@register(BuiltinOperator.REDUCE_MAX)
+def prepare_reduce_max(ctx: OpContext) -> Prepared:
+    """REDUCE_MAX over constant axes; quantized inputs keep their scale and zero point
+    (TFLite requires the output's to be equal) and compare as raw integers."""
+    x, out, axes, out_shape, _ = _reducer_shapes(ctx)
+    if x.type not in (TensorType.FLOAT32, TensorType.INT32, TensorType.INT64, TensorType.UINT8,
+                      TensorType.INT8, TensorType.INT16, TensorType.BOOL):
+        raise ctx.error(f"input type {x.type.name} is not supported")
+    if x.dtype in _QUANTIZED and (x.is_quantized or out.is_quantized):
+        if _quant(ctx, x, "input") != _quant(ctx, out, "output"):
+            raise ctx.error("input and output scale and zero point must be equal (TFLite's requirement)")
+
+    def run(inputs, outputs):
+        outputs[0][...] = ref.reduce_max(inputs[0], axes).reshape(out_shape)
+
+    return Prepared((out_shape,), run)

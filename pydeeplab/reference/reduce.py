@@ -208,3 +208,45 @@ def arg_max(x: np.ndarray, axis: int) -> np.ndarray:
     else:
         hit = x == x.max(axis=axis, keepdims=True)
     return np.where(hit.any(axis=axis), hit.argmax(axis=axis), 0)
+
+
+# -- SUM, REDUCE_MAX ---------------------------------------------------------------------------
+
+def reduce_sum(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """SUM of a float32 or integer tensor over ``axes`` (keep_dims shape): float32 sums in
+    float32; int32 wraps as TFLite's int32 accumulator does; int64 sums in int64."""
+    if x.dtype.kind == "f":
+        return x.sum(axis=axes, keepdims=True, dtype=np.float32)
+    total = x.sum(axis=axes, keepdims=True, dtype=np.int64)
+    return (wrap_int32(total) if x.dtype == np.int32 else total).astype(x.dtype)
+
+
+def reduce_max(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """REDUCE_MAX over ``axes`` (keep_dims shape): ``in > current ? in : current`` from the
+    type's lowest value, so NaN never wins and an empty reduction gives the lowest value."""
+    if x.dtype == np.bool_:
+        return x.any(axis=axes, keepdims=True) if x.size else np.zeros(
+            tuple(1 if d in axes else s for d, s in enumerate(x.shape)), bool)
+    lowest = np.finfo(x.dtype).min if x.dtype.kind == "f" else np.iinfo(x.dtype).min
+    key = np.where(np.isnan(x), lowest, x) if x.dtype.kind == "f" else x
+    return np.max(key, axis=axes, keepdims=True, initial=lowest).astype(x.dtype)
+
+
+def _round_half_away(x: np.ndarray) -> np.ndarray:
+    t = np.trunc(x)
+    return np.where(np.abs(x - t) >= 0.5, t + np.sign(x), t)
+
+
+def sum_int8_float_rescale(x: np.ndarray, axes: tuple[int, ...], count: int, input_scale: float,
+                           input_zero_point: int, output_scale: float, output_zero_point: int) -> np.ndarray:
+    """int8 SUM as LiteRT's optimized ``QuantizedMeanOrSum`` computes it (keep_dims shape).
+
+    ``round(float(sum) * scale + bias) + zp_out`` clamped to int8, with float32
+    ``scale = s_in / s_out`` and ``bias = -zp_in * scale * count`` (each product rounded
+    to float32, as C++ evaluates them) and ``round`` half away from zero.
+    """
+    total = wrap_int32(x.sum(axis=axes, keepdims=True, dtype=np.int64))
+    scale = np.float32(input_scale) / np.float32(output_scale)
+    bias = np.float32(np.float32(-input_zero_point) * scale) * np.float32(count)
+    value = _round_half_away(total.astype(np.float32) * scale + bias).astype(np.int64) + output_zero_point
+    return np.clip(value, -128, 127).astype(np.int8)

@@ -60,6 +60,7 @@ class FullyConnectedOptions:
     weights_format: int = slot("int8", 0)
     keep_num_dims: bool = slot("bool", False)
     asymmetric_quantize_inputs: bool = slot("bool", False)
+    quantized_bias_type: TensorType = slot("int8", TensorType.FLOAT32, TensorType)
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,55 @@ class StridedSliceOptions:
 
 
 @dataclass(frozen=True)
+class DivOptions:
+    fused_activation_function: Activation = slot("int8", Activation.NONE, Activation)
+
+
+@dataclass(frozen=True)
+class SpaceToDepthOptions:
+    block_size: int = slot("int32", 0)
+
+
+@dataclass(frozen=True)
+class DepthToSpaceOptions:
+    block_size: int = slot("int32", 0)
+
+
+@dataclass(frozen=True)
+class GatherOptions:
+    axis: int = slot("int32", 0)
+    batch_dims: int = slot("int32", 0)
+
+
+@dataclass(frozen=True)
+class CastOptions:
+    in_data_type: TensorType = slot("int8", TensorType.FLOAT32, TensorType)
+    out_data_type: TensorType = slot("int8", TensorType.FLOAT32, TensorType)
+
+
+@dataclass(frozen=True)
+class ShapeOptions:
+    out_type: TensorType = slot("int8", TensorType.FLOAT32, TensorType)  # FLOAT32 (0) means "not set": int32
+
+
+@dataclass(frozen=True)
+class PackOptions:
+    values_count: int = slot("int32", 0)
+    axis: int = slot("int32", 0)
+
+
+@dataclass(frozen=True)
+class UnpackOptions:
+    num: int = slot("int32", 0)
+    axis: int = slot("int32", 0)
+
+
+@dataclass(frozen=True)
+class LeakyReluOptions:
+    alpha: float = slot("float32", 0.0)
+
+
+@dataclass(frozen=True)
 class EmptyOptions:
     """An options table with no fields (PAD, TILE, QUANTIZE, ...)."""
 
@@ -174,6 +224,20 @@ OPTIONS_CLASSES: dict[BuiltinOptionsType, type] = {
     BuiltinOptionsType.ResizeNearestNeighborOptions: ResizeNearestNeighborOptions,
     BuiltinOptionsType.QuantizeOptions: EmptyOptions,
     BuiltinOptionsType.HardSwishOptions: EmptyOptions,
+    BuiltinOptionsType.SpaceToDepthOptions: SpaceToDepthOptions,
+    BuiltinOptionsType.DepthToSpaceOptions: DepthToSpaceOptions,
+    BuiltinOptionsType.GatherOptions: GatherOptions,
+    BuiltinOptionsType.TransposeOptions: EmptyOptions,
+    BuiltinOptionsType.DivOptions: DivOptions,
+    BuiltinOptionsType.ExpOptions: EmptyOptions,
+    BuiltinOptionsType.LogSoftmaxOptions: EmptyOptions,
+    BuiltinOptionsType.CastOptions: CastOptions,
+    BuiltinOptionsType.MaximumMinimumOptions: EmptyOptions,
+    BuiltinOptionsType.ShapeOptions: ShapeOptions,
+    BuiltinOptionsType.PackOptions: PackOptions,
+    BuiltinOptionsType.UnpackOptions: UnpackOptions,
+    BuiltinOptionsType.LeakyReluOptions: LeakyReluOptions,
+    BuiltinOptionsType.SquaredDifferenceOptions: EmptyOptions,
 }
 
 #: operator -> the options union type its builtin_options must carry (absent: NONE is fine).
@@ -205,6 +269,21 @@ OPERATOR_OPTIONS: dict[BuiltinOperator, BuiltinOptionsType] = {
     BuiltinOperator.QUANTIZE: BuiltinOptionsType.QuantizeOptions,
     BuiltinOperator.DEQUANTIZE: BuiltinOptionsType.DequantizeOptions,
     BuiltinOperator.HARD_SWISH: BuiltinOptionsType.HardSwishOptions,
+    BuiltinOperator.SPACE_TO_DEPTH: BuiltinOptionsType.SpaceToDepthOptions,
+    BuiltinOperator.DEPTH_TO_SPACE: BuiltinOptionsType.DepthToSpaceOptions,
+    BuiltinOperator.GATHER: BuiltinOptionsType.GatherOptions,
+    BuiltinOperator.TRANSPOSE: BuiltinOptionsType.TransposeOptions,
+    BuiltinOperator.DIV: BuiltinOptionsType.DivOptions,
+    BuiltinOperator.EXP: BuiltinOptionsType.ExpOptions,
+    BuiltinOperator.LOG_SOFTMAX: BuiltinOptionsType.LogSoftmaxOptions,
+    BuiltinOperator.CAST: BuiltinOptionsType.CastOptions,
+    BuiltinOperator.MAXIMUM: BuiltinOptionsType.MaximumMinimumOptions,
+    BuiltinOperator.MINIMUM: BuiltinOptionsType.MaximumMinimumOptions,
+    BuiltinOperator.SHAPE: BuiltinOptionsType.ShapeOptions,
+    BuiltinOperator.PACK: BuiltinOptionsType.PackOptions,
+    BuiltinOperator.UNPACK: BuiltinOptionsType.UnpackOptions,
+    BuiltinOperator.LEAKY_RELU: BuiltinOptionsType.LeakyReluOptions,
+    BuiltinOperator.SQUARED_DIFFERENCE: BuiltinOptionsType.SquaredDifferenceOptions,
 }
 
 

@@ -1,0 +1,174 @@
+"""MAXIMUM, MINIMUM, DIV, SQUARED_DIFFERENCE: broadcasting binary operators beyond ADD/SUB/MUL.
+
+Prepare follows TFLite's ``kernels/maximum_minimum.cc``, ``div.cc`` and
+``squared_difference.cc``: both inputs of one type, the output shape their broadcast,
+and for 8-bit DIV / SQUARED_DIFFERENCE the fixed-point constants computed from the
+float32 scales exactly as TFLite computes them (see each prepare). A quantized or
+int32 DIV whose divisor holds a zero is refused at run time, as TFLite refuses it.
+
+Backends: float and int32 are NumPy in both. 8-bit: the numba backend evaluates the
+reference arithmetic at plan time on all 256 x 256 input pairs and gathers
+(``kernels/elementwise.lookup_binary``), bit-identical by construction.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+
+from ..quantization import activation_range_float, activation_range_quantized, quantize_multiplier
+from ..quantization import quantize_multiplier_smaller_than_one_exp
+from ..reference import binary as ref
+from ..tflite.options import DivOptions
+from ..tflite.schema import BuiltinOperator, TensorType
+from .base import OpContext, Prepared, TensorSpec, register
+from .elementwise import EIGHT_BIT, _binary_lookup_run, all_values, quantization_of
+
+_T = TensorType
+
+
+def broadcast_output_shape(ctx: OpContext, a: TensorSpec, b: TensorSpec, max_rank: int | None = None
+                           ) -> tuple[int, ...]:
+    """The broadcast of two input shapes, refusing a broadcast of more than ``max_rank`` dimensions
+    where the TFLite kernel has a fixed-rank broadcast loop."""
+    try:
+        shape = tuple(int(d) for d in np.broadcast_shapes(a.shape, b.shape))
+    except ValueError:
+        raise ctx.error(f"input shapes {a.shape} and {b.shape} do not broadcast") from None
+    if max_rank is not None and tuple(a.shape) != tuple(b.shape) and len(shape) > max_rank:
+        raise ctx.error(f"broadcasting {a.shape} with {b.shape} needs {len(shape)} dimensions; "
+                        f"TFLite's kernel broadcasts at most {max_rank}")
+    return shape
+
+
+def _inputs(ctx: OpContext, allowed) -> tuple[TensorSpec, TensorSpec, TensorSpec]:
+    ctx.expect_io(2)
+    a, b = ctx.inputs
+    o = ctx.outputs[0]
+    if a.type != b.type:
+        raise ctx.error(f"input types differ: {a.type.name} and {b.type.name}")
+    if o.type != a.type:
+        raise ctx.error(f"output type {o.type.name} differs from the input type {a.type.name}")
+    if a.type not in allowed:
+        raise ctx.error(f"{a.type.name} inputs are not supported ({', '.join(t.name.lower() for t in allowed)} are)")
+    return a, b, o
+
+
+def _quantized_run(ctx: OpContext, spec, a: TensorSpec, b: TensorSpec, o: TensorSpec, out_shape, check=None):
+    """A run for an 8-bit binary spec ``spec(x1, x2, out)``: tabulated on the numba backend."""
+    fast = None
+    if ctx.backend == "numba":
+        values = all_values(a.dtype)
+        table = np.empty((256, 256), dtype=o.dtype)
+        spec(values[:, None], values[None, :], table)
+        fast = _binary_lookup_run(table, a.shape, b.shape, out_shape)
+
+    def run(inputs, outputs):
+        if check is not None:
+            check(inputs[1])
+        if fast is not None:
+            fast(inputs, outputs)
+        else:
+            spec(inputs[0], inputs[1], outputs[0])
+
+    return run
+
+
+# ------------------------------------------------------------------ MAXIMUM / MINIMUM
+
+
+@register(BuiltinOperator.MAXIMUM, BuiltinOperator.MINIMUM)
+def prepare_maximum_minimum(ctx: OpContext) -> Prepared:
+    a, b, o = _inputs(ctx, (_T.FLOAT32, _T.UINT8, _T.INT8, _T.INT16, _T.INT32, _T.INT64))
+    out_shape = broadcast_output_shape(ctx, a, b, max_rank=5)
+    fn = ref.maximum if ctx.opcode == BuiltinOperator.MAXIMUM else ref.minimum
+    if a.type in EIGHT_BIT:
+        return Prepared((out_shape,), _quantized_run(ctx, fn, a, b, o, out_shape))
+
+    def run(inputs, outputs):
+        fn(inputs[0], inputs[1], outputs[0])
+
+    return Prepared((out_shape,), run)
+
+
+# ------------------------------------------------------------------------------ DIV
+
+
+@register(BuiltinOperator.DIV)
+def prepare_div(ctx: OpContext) -> Prepared:
+    a, b, o = _inputs(ctx, (_T.FLOAT32, _T.INT32, _T.UINT8, _T.INT8))
+    options = ctx.options if ctx.options is not None else DivOptions()
+    activation = options.fused_activation_function
+    out_shape = broadcast_output_shape(ctx, a, b, max_rank=5)
+    if a.type == _T.FLOAT32:
+        lo, hi = activation_range_float(activation)
+
+        def run(inputs, outputs):
+            ref.div(inputs[0], inputs[1], lo, hi, outputs[0])
+        return Prepared((out_shape,), run)
+
+    def refuse_zero(divisor: np.ndarray, zero: int = 0) -> None:
+        if np.any(divisor == zero):
+            raise ctx.error(f"division by zero: the divisor (input 1) holds {zero}"
+                            + (" (its zero point)" if a.type != _T.INT32 else ""))
+
+    if a.type == _T.INT32:
+        info = np.iinfo(np.int32)
+        lo, hi = {1: (0, int(info.max)), 3: (0, 6), 2: (-1, 1)}.get(int(activation), (int(info.min), int(info.max)))
+
+        def run(inputs, outputs):
+            refuse_zero(inputs[1])
+            ref.div_int32(inputs[0], inputs[1], lo, hi, outputs[0])
+        return Prepared((out_shape,), run)
+
+    s1, z1 = quantization_of(ctx, a, "input 0")
+    s2, z2 = quantization_of(ctx, b, "input 1")
+    so, zo = quantization_of(ctx, o, "output 0")
+    try:
+        act_min, act_max = activation_range_quantized(activation, so, zo, o.dtype)
+    except ValueError as exc:
+        raise ctx.error(str(exc)) from None
+    # div.cc: input1->params.scale / (input2->params.scale * output->params.scale), all float32.
+    with np.errstate(over="ignore", divide="ignore"):
+        real = float(np.float32(s1) / (np.float32(s2) * np.float32(so)))
+    try:
+        m, s = quantize_multiplier(real)
+    except ValueError as exc:
+        raise ctx.error(f"scales give no usable multiplier: {exc}") from None
+    params = ref.QuantizedDivParams(-z1, -z2, zo, m, s, act_min, act_max)
+    spec = partial(ref.div_quantized, p=params)
+    return Prepared((out_shape,), _quantized_run(ctx, lambda x, y, out: spec(x, y, out=out), a, b, o, out_shape,
+                                                 check=partial(refuse_zero, zero=z2)))
+
+
+# ------------------------------------------------------------------- SQUARED_DIFFERENCE
+
+
+@register(BuiltinOperator.SQUARED_DIFFERENCE)
+def prepare_squared_difference(ctx: OpContext) -> Prepared:
+    a, b, o = _inputs(ctx, (_T.FLOAT32, _T.INT32, _T.INT8))
+    out_shape = broadcast_output_shape(ctx, a, b, max_rank=4)
+    if a.type != _T.INT8:
+        def run(inputs, outputs):
+            ref.squared_difference(inputs[0], inputs[1], outputs[0])
+        return Prepared((out_shape,), run)
+
+    s1, z1 = quantization_of(ctx, a, "input 0")
+    s2, z2 = quantization_of(ctx, b, "input 1")
+    so, zo = quantization_of(ctx, o, "output 0")
+    left_shift = 7
+    # squared_difference.cc: twice_max = 2 * max(float, float) (a float32), ratios in double.
+    twice_max = float(np.float32(2) * max(np.float32(s1), np.float32(s2)))
+    real1 = float(np.float32(s1)) / twice_max
+    real2 = float(np.float32(s2)) / twice_max
+    real_out = twice_max * twice_max / float(np.float32(1 << (2 * left_shift)) * np.float32(so))
+    try:
+        m1, sh1 = quantize_multiplier_smaller_than_one_exp(real1)
+        m2, sh2 = quantize_multiplier_smaller_than_one_exp(real2)
+        mo, sho = quantize_multiplier_smaller_than_one_exp(real_out)
+    except ValueError as exc:
+        raise ctx.error(f"output scale {so} is too small for input scales {s1}, {s2}: {exc}") from None
+    params = ref.SquaredDifferenceParams(left_shift, -z1, m1, sh1, -z2, m2, sh2, zo, mo, sho)
+    return Prepared((out_shape,), _quantized_run(
+        ctx, lambda x, y, out: ref.squared_difference_quantized(x, y, params, out), a, b, o, out_shape))

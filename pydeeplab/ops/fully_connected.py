@@ -1,0 +1,144 @@
+"""FULLY_CONNECTED: float32, uint8 (per tensor), int8 (per tensor or per channel).
+
+Prepare follows TFLite's ``kernels/fully_connected.cc``: weights [units, depth], an
+optional bias [units] (absent as a missing third input or -1), the input flattened to
+[numel / depth, depth] rows; the output is [rows, units], or with ``keep_num_dims`` the
+input's shape with its last dimension replaced by units. Quantized outputs are
+rescaled as the reference kernels do, in double: ``double(s_in) * double(s_w[c]) /
+double(s_out)`` per unit (one s_w for per-tensor weights). A bias scale must equal
+s_in * s_w (relative 1e-6), as TFLite checks for per-tensor weights.
+
+Weights need not be constant (attention blocks multiply two activations). Hybrid
+models (float input, 8-bit weights), shuffled weight layouts and int16 are refused
+with a message. Float: a BLAS product on both backends. 8-bit: the numpy backend runs
+``reference/fully_connected.py`` (an exact float64 BLAS product, in blocks of rows), the
+numba backend ``kernels/fully_connected.py`` (int32 accumulation, parallel over rows).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..quantization import activation_range_float, activation_range_quantized, conv_output_multipliers
+from ..reference import fully_connected as ref
+from ..tflite.options import FullyConnectedOptions
+from ..tflite.schema import BuiltinOperator, TensorType
+from .base import OpContext, Prepared, register
+from .elementwise import EIGHT_BIT, quantization_of
+
+
+def _weight_quantization(ctx: OpContext, w, units: int) -> tuple[np.ndarray, int]:
+    """Filter scales (one, or one per unit along dimension 0) and the filter zero point."""
+    q = w.quantization
+    if q is None or q.scales.size == 0:
+        raise ctx.error("the weights (input 1) have no quantization parameters")
+    scales = np.asarray(q.scales, dtype=np.float32)
+    if scales.size > 1:
+        if w.type != TensorType.INT8:
+            raise ctx.error("per-channel weights must be int8 (TFLite's requirement)")
+        if q.quantized_dimension != 0 or scales.size != units:
+            raise ctx.error(f"per-channel weights need {units} scales along dimension 0, have "
+                            f"{scales.size} along {q.quantized_dimension}")
+        if np.any(q.zero_points != 0):
+            raise ctx.error("per-channel weights must have zero points of 0")
+    if not np.all(scales > 0) or not np.all(np.isfinite(scales)):
+        raise ctx.error("the weights have a non-positive or non-finite scale")
+    return scales, int(q.zero_points[0]) if q.zero_points.size else 0
+
+
+@register(BuiltinOperator.FULLY_CONNECTED)
+def prepare_fully_connected(ctx: OpContext) -> Prepared:
+    if not 2 <= len(ctx.inputs) <= 3 or len(ctx.outputs) != 1:
+        raise ctx.error(f"expects 2 or 3 inputs and 1 output, has {len(ctx.inputs)} and {len(ctx.outputs)}")
+    x, w = ctx.inputs[0], ctx.inputs[1]
+    if x is None or w is None:
+        raise ctx.error("the input and the weights are required")
+    bias = ctx.inputs[2] if len(ctx.inputs) == 3 else None
+    o = ctx.outputs[0]
+    options = ctx.options if ctx.options is not None else FullyConnectedOptions()
+    if options.weights_format != 0:
+        raise ctx.error(f"weights_format {options.weights_format} (shuffled) is not supported; only DEFAULT is")
+    if len(w.shape) != 2:
+        raise ctx.error(f"weights must be 2-D [units, depth], have shape {w.shape}")
+    units, depth = (int(d) for d in w.shape)
+    numel = int(np.prod(x.shape, dtype=np.int64))
+    if depth == 0 or numel % depth:
+        raise ctx.error(f"input of shape {x.shape} does not split into rows of depth {depth}")
+    rows = numel // depth
+    if options.keep_num_dims:
+        if not x.shape or x.shape[-1] != depth:
+            raise ctx.error(f"keep_num_dims needs the input's last dimension ({x.shape}) to equal depth {depth}")
+        out_shape = tuple(x.shape[:-1]) + (units,)
+    else:
+        out_shape = (rows, units)
+    if bias is not None and int(np.prod(bias.shape, dtype=np.int64)) != units:
+        raise ctx.error(f"bias has shape {bias.shape}, needs {units} elements")
+    has_bias = bias is not None
+
+    def b_of(inputs):
+        return inputs[2].reshape(-1) if has_bias else None
+
+    if x.type == TensorType.FLOAT32:
+        if w.type != TensorType.FLOAT32:
+            raise ctx.error(f"hybrid FULLY_CONNECTED (float32 input, {w.type.name} weights) is not supported")
+        if o.type != TensorType.FLOAT32 or (has_bias and bias.type != TensorType.FLOAT32):
+            raise ctx.error("a float32 FULLY_CONNECTED needs float32 output and bias")
+        lo, hi = activation_range_float(options.fused_activation_function)
+        # Constant weights are transposed once here; run-time weights on every call.
+        w_t = None if w.data is None else np.ascontiguousarray(w.data.T)
+
+        def run(inputs, outputs):
+            ref.fully_connected(inputs[0].reshape(rows, depth), w_t if w_t is not None else inputs[1].T,
+                                b_of(inputs), lo, hi, outputs[0].reshape(rows, units))
+        return Prepared((out_shape,), run)
+
+    if x.type not in EIGHT_BIT:
+        raise ctx.error(f"{x.type.name} input is not supported (float32, uint8 and int8 are)")
+    if w.type != x.type or o.type != x.type:
+        raise ctx.error(f"weights ({w.type.name}) and output ({o.type.name}) must have the input's type "
+                        f"{x.type.name}")
+    if has_bias and bias.type != TensorType.INT32:
+        raise ctx.error(f"an 8-bit FULLY_CONNECTED needs an int32 bias, not {bias.type.name}")
+    s_in, z_in = quantization_of(ctx, x, "input 0")
+    s_out, z_out = quantization_of(ctx, o, "output 0")
+    w_scales, z_w = _weight_quantization(ctx, w, units)
+    if w_scales.size == 1:
+        product = float(np.float32(s_in) * w_scales[0])
+        if has_bias and bias.is_quantized:
+            bs = float(np.float32(bias.quantization.scales[0]))
+            if abs(product - bs) > 1e-6 * min(product, bs):
+                raise ctx.error(f"bias scale {bs} differs from input scale x weight scale {product}")
+    # TFLite also quantizes a fixed-point multiplier at Prepare (and refuses a non-finite one);
+    # its reference Eval rescales with this double instead.
+    effective = np.float64(np.float32(s_in)) * w_scales.astype(np.float64) / np.float64(np.float32(s_out))
+    try:
+        conv_output_multipliers(s_in, w_scales, s_out, np.uint8 if w_scales.size == 1 else np.int8)
+    except ValueError as exc:
+        raise ctx.error(str(exc)) from None
+    try:
+        act_min, act_max = activation_range_quantized(options.fused_activation_function, s_out, z_out, o.dtype)
+    except ValueError as exc:
+        raise ctx.error(str(exc)) from None
+    params = ref.QuantizedFullyConnectedParams(-z_in, -z_w, z_out, effective, act_min, act_max)
+    if ctx.backend == "numba":
+        from ..kernels.fully_connected import fully_connected_quantized as kernel
+
+        scale = np.ascontiguousarray(np.broadcast_to(effective, (units,)), dtype=np.float64)
+        w_off = None if w.data is None else w.data.astype(np.int32) - z_w
+        zero_bias = np.zeros(units, dtype=np.int32)
+
+        def run_numba(inputs, outputs):
+            weights = w_off if w_off is not None else inputs[1].astype(np.int32) - z_w
+            bias_v = inputs[2].reshape(-1) if has_bias else zero_bias
+            kernel(inputs[0].reshape(rows, depth), weights, bias_v, -z_in, scale, z_out, act_min, act_max,
+                   outputs[0].reshape(rows, units))
+
+        return Prepared((out_shape,), run_numba)
+    ws_t = None if w.data is None else ref.offset_weights(w.data, -z_w)
+
+    def run(inputs, outputs):
+        weights = ws_t if ws_t is not None else ref.offset_weights(inputs[1], -z_w)
+        ref.fully_connected_quantized(inputs[0].reshape(rows, depth), weights, b_of(inputs), params,
+                                      outputs[0].reshape(rows, units))
+
+    return Prepared((out_shape,), run)

@@ -1,0 +1,234 @@
+"""TRANSPOSE, DEPTH_TO_SPACE, SPACE_TO_DEPTH, PACK, UNPACK, GATHER, SHAPE: moving elements.
+
+Prepare follows TFLite's ``kernels/transpose.cc``, ``depth_to_space.cc``,
+``space_to_depth.cc``, ``pack.cc``, ``unpack.cc``, ``gather.cc`` and ``shape.cc``:
+output shapes from the input shapes and the constant inputs (the permutation,
+block size, axis), the same type checks, and for PACK / UNPACK the same
+requirement that 8-bit inputs and outputs share scale and zero point. Values are
+moved, never rescaled, so any type NumPy holds works (float32, uint8, int8, int16,
+int32, int64, bool where TFLite accepts it). Both backends run
+``reference/layout.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..reference import layout as ref
+from ..tflite.options import DepthToSpaceOptions, GatherOptions, PackOptions, ShapeOptions, SpaceToDepthOptions
+from ..tflite.options import UnpackOptions
+from ..tflite.schema import BuiltinOperator, TensorType
+from .base import OpContext, Prepared, TensorSpec, register
+
+_T = TensorType
+#: types each operator moves (TFLite's Eval type switches, restricted to NumPy's)
+_TRANSPOSE_TYPES = (_T.FLOAT32, _T.UINT8, _T.INT8, _T.INT16, _T.INT32, _T.INT64, _T.BOOL)
+_SPACE_TYPES = (_T.FLOAT32, _T.UINT8, _T.INT8, _T.INT32, _T.INT64)
+_PACK_TYPES = (_T.FLOAT32, _T.UINT8, _T.INT8, _T.INT16, _T.INT32, _T.INT64)
+_UNPACK_TYPES = (_T.FLOAT32, _T.UINT8, _T.INT8, _T.INT16, _T.INT32, _T.BOOL)
+_GATHER_TYPES = (_T.FLOAT32, _T.FLOAT16, _T.UINT8, _T.INT8, _T.INT16, _T.INT32, _T.INT64, _T.BOOL)
+
+
+def _check_type(ctx: OpContext, x: TensorSpec, allowed, out: TensorSpec | None = None) -> None:
+    if x.type not in allowed:
+        raise ctx.error(f"{x.type.name} input is not supported "
+                        f"({', '.join(t.name.lower() for t in allowed)} are)")
+    if out is not None and out.type != x.type:
+        raise ctx.error(f"output type {out.type.name} differs from the input type {x.type.name}")
+
+
+def _params(t: TensorSpec) -> tuple[float, int]:
+    """(scale, zero point) as TFLite's ``params`` holds them: (0, 0) without quantization."""
+    return (t.quantization.scale, t.quantization.zero_point) if t.is_quantized else (0.0, 0)
+
+
+def _same_params(ctx: OpContext, a: TensorSpec, b: TensorSpec, what: str) -> None:
+    if a.type in (_T.UINT8, _T.INT8, _T.INT16) and _params(a) != _params(b):
+        raise ctx.error(f"{what} must have the output's scale and zero point "
+                        f"({_params(a)} vs {_params(b)})")
+
+
+# ------------------------------------------------------------------- TRANSPOSE
+
+
+@register(BuiltinOperator.TRANSPOSE)
+def prepare_transpose(ctx: OpContext) -> Prepared:
+    """Permute dimensions by a constant int32/int64 ``perm`` (negative entries count from the end)."""
+    ctx.expect_io(2)
+    x, o = ctx.inputs[0], ctx.outputs[0]
+    _check_type(ctx, x, _TRANSPOSE_TYPES, o)
+    rank = len(x.shape)
+    if rank > 6:
+        raise ctx.error(f"transpose of a {rank}-D tensor is not supported (at most 6-D, as TFLite)")
+    if ctx.inputs[1].type not in (_T.INT32, _T.INT64):
+        raise ctx.error(f"perm must be int32 or int64, not {ctx.inputs[1].type.name}")
+    perm_v = ctx.constant(1, "perm").astype(np.int64)
+    if perm_v.ndim != 1 or perm_v.size != rank:
+        raise ctx.error(f"perm has shape {perm_v.shape}, needs ({rank},) for input shape {x.shape}")
+    perm = tuple(int(p) + rank if p < 0 else int(p) for p in perm_v)
+    if sorted(perm) != list(range(rank)):
+        raise ctx.error(f"perm {perm_v.tolist()} is not a permutation of the {rank} dimensions")
+    out_shape = tuple(x.shape[p] for p in perm)
+
+    def run(inputs, outputs):
+        ref.transpose(inputs[0], perm, outputs[0])
+
+    return Prepared((out_shape,), run)
+
+
+# ---------------------------------------------------- DEPTH_TO_SPACE / SPACE_TO_DEPTH
+
+
+@register(BuiltinOperator.DEPTH_TO_SPACE, BuiltinOperator.SPACE_TO_DEPTH)
+def prepare_depth_space(ctx: OpContext) -> Prepared:
+    """Move b x b blocks between the channels and the spatial dimensions of an NHWC tensor."""
+    ctx.expect_io(1)
+    x, o = ctx.inputs[0], ctx.outputs[0]
+    _check_type(ctx, x, _SPACE_TYPES, o)
+    to_space = ctx.opcode == BuiltinOperator.DEPTH_TO_SPACE
+    options = ctx.options if ctx.options is not None else (
+        DepthToSpaceOptions() if to_space else SpaceToDepthOptions())
+    b = int(options.block_size)
+    if len(x.shape) != 4:
+        raise ctx.error(f"input must be 4-D (NHWC), has shape {x.shape}")
+    if b <= 0:
+        raise ctx.error(f"block_size must be positive, got {b}")
+    n, h, w, c = x.shape
+    if to_space:
+        if c % (b * b):
+            raise ctx.error(f"{c} channels are not a multiple of block_size^2 = {b * b}")
+        out_shape = (n, h * b, w * b, c // (b * b))
+
+        def run(inputs, outputs):
+            ref.depth_to_space(inputs[0], b, outputs[0])
+    else:
+        if h % b or w % b:
+            raise ctx.error(f"height {h} and width {w} must be multiples of block_size {b}")
+        out_shape = (n, h // b, w // b, c * b * b)
+
+        def run(inputs, outputs):
+            ref.space_to_depth(inputs[0], b, outputs[0])
+
+    return Prepared((out_shape,), run)
+
+
+# ---------------------------------------------------------------- PACK / UNPACK
+
+
+@register(BuiltinOperator.PACK)
+def prepare_pack(ctx: OpContext) -> Prepared:
+    """Stack ``values_count`` inputs of one shape along a new dimension ``axis``."""
+    options = ctx.options if ctx.options is not None else PackOptions()
+    if len(ctx.inputs) != options.values_count or len(ctx.outputs) != 1:
+        raise ctx.error(f"expects values_count = {options.values_count} inputs and 1 output, "
+                        f"has {len(ctx.inputs)} and {len(ctx.outputs)}")
+    if not ctx.inputs or any(t is None for t in ctx.inputs):
+        raise ctx.error("needs at least one input and no absent (-1) input")
+    first, o = ctx.inputs[0], ctx.outputs[0]
+    _check_type(ctx, first, _PACK_TYPES, o)
+    rank = len(first.shape)
+    axis = options.axis + rank + 1 if options.axis < 0 else options.axis
+    if not 0 <= axis <= rank:
+        raise ctx.error(f"axis {options.axis} is out of range for inputs of rank {rank}")
+    for k, t in enumerate(ctx.inputs):
+        if t.shape != first.shape or t.type != first.type:
+            raise ctx.error(f"input {k} ({t.type.name} {t.shape}) differs from input 0 "
+                            f"({first.type.name} {first.shape})")
+        _same_params(ctx, t, o, f"input {k}")
+    out_shape = tuple(first.shape[:axis]) + (len(ctx.inputs),) + tuple(first.shape[axis:])
+
+    def run(inputs, outputs):
+        ref.pack(inputs, axis, outputs[0])
+
+    return Prepared((out_shape,), run)
+
+
+@register(BuiltinOperator.UNPACK)
+def prepare_unpack(ctx: OpContext) -> Prepared:
+    """Split the input along ``axis`` into ``num`` outputs with that dimension removed."""
+    options = ctx.options if ctx.options is not None else UnpackOptions()
+    if len(ctx.inputs) != 1 or ctx.inputs[0] is None:
+        raise ctx.error(f"expects 1 input, has {len(ctx.inputs)}")
+    x = ctx.inputs[0]
+    _check_type(ctx, x, _UNPACK_TYPES)
+    rank = len(x.shape)
+    axis = options.axis + rank if options.axis < 0 else options.axis
+    if not 0 <= axis < rank:
+        raise ctx.error(f"axis {options.axis} is out of range for an input of rank {rank}")
+    if int(np.prod(x.shape, dtype=np.int64)) == 0:
+        raise ctx.error("the input is empty (TFLite requires elements)")
+    if options.num != x.shape[axis] or len(ctx.outputs) != options.num:
+        raise ctx.error(f"num = {options.num} and {len(ctx.outputs)} outputs must both equal "
+                        f"dimension {axis} of shape {x.shape}")
+    for k, o in enumerate(ctx.outputs):
+        if o.type != x.type:
+            raise ctx.error(f"output {k} type {o.type.name} differs from the input type {x.type.name}")
+        _same_params(ctx, x, o, "the input")
+    out_shape = tuple(d for i, d in enumerate(x.shape) if i != axis)
+
+    def run(inputs, outputs):
+        ref.unpack(inputs[0], axis, outputs)
+
+    return Prepared((out_shape,) * len(ctx.outputs), run)
+
+
+# ------------------------------------------------------------------------ GATHER
+
+
+@register(BuiltinOperator.GATHER)
+def prepare_gather(ctx: OpContext) -> Prepared:
+    """Pick slices of input 0 along ``axis`` with the int32/int64 indices of input 1."""
+    ctx.expect_io(2)
+    x, idx, o = ctx.inputs[0], ctx.inputs[1], ctx.outputs[0]
+    _check_type(ctx, x, _GATHER_TYPES, o)
+    if idx.type not in (_T.INT32, _T.INT64, _T.INT16):
+        raise ctx.error(f"indices must be int16, int32 or int64, not {idx.type.name}")
+    options = ctx.options if ctx.options is not None else GatherOptions()
+    rank, irank = len(x.shape), len(idx.shape)
+    axis = options.axis + rank if options.axis < 0 else options.axis
+    batch_dims = options.batch_dims + irank if options.batch_dims < 0 else options.batch_dims
+    if not 0 <= axis < rank:
+        raise ctx.error(f"axis {options.axis} is out of range for an input of rank {rank}")
+    if not (0 <= batch_dims <= axis and batch_dims < rank and batch_dims <= irank):
+        raise ctx.error(f"batch_dims {options.batch_dims} must be in [0, axis] and below both ranks")
+    if tuple(x.shape[:batch_dims]) != tuple(idx.shape[:batch_dims]):
+        raise ctx.error(f"the first {batch_dims} dimensions of input {x.shape} and indices {idx.shape} differ")
+    out_shape = tuple(x.shape[:axis]) + tuple(idx.shape[batch_dims:]) + tuple(x.shape[axis + 1:])
+    limit = x.shape[axis]
+
+    def check(indices: np.ndarray) -> None:
+        if indices.size and (indices.min() < 0 or indices.max() >= limit):
+            bad = indices[(indices < 0) | (indices >= limit)].reshape(-1)[0]
+            raise ctx.error(f"index {int(bad)} is out of range [0, {limit}) along axis {axis}")
+
+    if idx.data is not None:
+        check(idx.data)
+
+    def run(inputs, outputs):
+        if idx.data is None:
+            check(inputs[1])
+        ref.gather(inputs[0], inputs[1], axis, batch_dims, outputs[0])
+
+    return Prepared((out_shape,), run)
+
+
+# ------------------------------------------------------------------------- SHAPE
+
+
+@register(BuiltinOperator.SHAPE)
+def prepare_shape(ctx: OpContext) -> Prepared:
+    """The input's shape as an int32 or int64 vector (known at plan time: a constant)."""
+    ctx.expect_io(1)
+    x, o = ctx.inputs[0], ctx.outputs[0]
+    options = ctx.options if ctx.options is not None else ShapeOptions()
+    if o.type not in (_T.INT32, _T.INT64):
+        raise ctx.error(f"output type must be int32 or int64, not {o.type.name}")
+    wanted = options.out_type if options.out_type in (_T.INT32, _T.INT64) else _T.INT32
+    if wanted != o.type and options.out_type != _T.FLOAT32:
+        raise ctx.error(f"out_type {wanted.name} differs from the output tensor type {o.type.name}")
+    value = np.array(x.shape, dtype=o.dtype)
+
+    def run(inputs, outputs):
+        outputs[0][...] = value
+
+    return Prepared(((len(x.shape),),), run)

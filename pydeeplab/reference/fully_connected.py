@@ -1,0 +1,78 @@
+"""FULLY_CONNECTED: the readable specification (``reference/fully_connected.h``,
+``reference/integer_ops/fully_connected.h``).
+
+The input is seen as [batch, depth] rows, the weights as [units, depth]. Float:
+``clamp(x @ W.T + bias)``. Quantized (uint8, int8 per tensor or per channel): the
+int32 accumulator ``sum((x - zp_x) * (w - zp_w)) + bias`` is rescaled by the
+output multiplier of its unit (``MultiplyByQuantizedMultiplier``), offset by the
+output zero point and clamped to the activation range.
+
+The accumulator is computed as a float64 matrix product of the offset integers:
+every product and partial sum is an integer below 2**53, so it is exact, and BLAS
+computes it quickly.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .fixedpoint import wrap_int32
+
+
+def fully_connected(x: np.ndarray, w_t: np.ndarray, bias: np.ndarray | None, act_min: float, act_max: float,
+                    out: np.ndarray) -> None:
+    """Float FULLY_CONNECTED. x: float32 [batch, depth]; w_t: the weights transposed, [depth, units];
+    bias: [units] or None; out: float32 [batch, units]."""
+    y = x @ w_t
+    if bias is not None:
+        y = y + bias
+    np.clip(y, act_min, act_max, out=out)
+
+
+class QuantizedFullyConnectedParams(NamedTuple):
+    """Offsets (-zp for input and weights, +zp for the output), the float64 effective
+    output scales ([units] or [1]: s_in * s_w / s_out in double) and the output clamp range."""
+
+    input_offset: int
+    weights_offset: int
+    output_offset: int
+    effective_scale: np.ndarray
+    act_min: int
+    act_max: int
+
+
+def _round_half_away(x: np.ndarray) -> np.ndarray:
+    """C's ``round``: nearest integer, ties away from zero."""
+    t = np.trunc(x)
+    return np.where(np.abs(x - t) >= 0.5, t + np.sign(x), t)
+
+
+def offset_weights(w: np.ndarray, weights_offset: int) -> np.ndarray:
+    """The offset weights ``w - zp_w`` as float64, transposed to [depth, units] (plan time for constants)."""
+    return np.ascontiguousarray((w.astype(np.float64) + weights_offset).T)
+
+
+def accumulate(x: np.ndarray, ws_t: np.ndarray, input_offset: int, bias: np.ndarray | None) -> np.ndarray:
+    """The int32 accumulators [batch, units] of quantized FULLY_CONNECTED (wrapping as int32).
+    ws_t: :func:`offset_weights`."""
+    xs = x.astype(np.float64) + input_offset
+    acc = (xs @ ws_t).astype(np.int64)
+    if bias is not None:
+        acc = acc + bias.astype(np.int64)
+    return wrap_int32(acc)
+
+
+def fully_connected_quantized(x: np.ndarray, ws_t: np.ndarray, bias: np.ndarray | None,
+                              p: QuantizedFullyConnectedParams, out: np.ndarray) -> None:
+    """Quantized FULLY_CONNECTED. x: uint8/int8 [batch, depth]; ws_t: the offset weights
+    [depth, units] (:func:`offset_weights`); bias: int32 [units] or None; out: [batch, units]
+    of the output's 8-bit type."""
+    # Blocks of rows bound the float64 / int64 temporaries (~32 MiB) on long inputs.
+    step = max(1, (1 << 22) // max(1, ws_t.shape[0], ws_t.shape[1]))
+    for start in range(0, x.shape[0], step):
+        rows = slice(start, start + step)
+        acc = accumulate(x[rows], ws_t, p.input_offset, bias)
+        y = _round_half_away(acc.astype(np.float64) * p.effective_scale).astype(np.int64) + p.output_offset
+        out[rows] = np.clip(y, p.act_min, p.act_max)
