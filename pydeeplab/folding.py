@@ -54,7 +54,12 @@ def fold(ctx: OpContext, prepared: Prepared) -> tuple[np.ndarray, ...] | None:
     if not foldable(ctx):
         return None
     outputs = [np.empty(shape, dtype=spec.dtype) for shape, spec in zip(prepared.output_shapes, ctx.outputs)]
-    prepared.run([None if spec is None else spec.data for spec in ctx.inputs], outputs)
+    try:
+        prepared.run([None if spec is None else spec.data for spec in ctx.inputs], outputs)
+    except MemoryError:
+        raise ctx.error("its outputs, computed at plan time from constant inputs, do not fit in memory") from None
+    except (ArithmeticError, IndexError, ValueError) as exc:  # constants invoke would have failed on too
+        raise ctx.error(f"computing it from its constant inputs at plan time failed: {exc}") from exc
     for array in outputs:
         array.flags.writeable = False  # a constant from now on, shared by every later reader
     return tuple(outputs)

@@ -26,9 +26,8 @@ from .delegate import Delegate, load_delegate  # noqa: F401  (LiteRT's module ha
 from .errors import ModelError, UnsupportedOperatorError
 from .folding import fold
 from .ops import REGISTRY, OpContext, TensorSpec
-from .ops.base import Prepare, Prepared
+from .ops.base import Prepare, Prepared, Run
 from .ops.custom import check_custom_op, lookup_custom_op
-from .ops.base import Run
 from .signature import SignatureRunner
 from .tflite.model import Model, Tensor
 from .tflite.reader import read_model
