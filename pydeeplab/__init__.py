@@ -32,6 +32,8 @@ __all__ = ["Interpreter", "InterpreterWithCustomOps", "OpResolverType", "Signatu
 #: Imported on first use: the segmentation API and verify pull in Pillow (and the
 #: model manifest, LiteRT), which an interpreter-only program (and its start-up time) does without.
 _LAZY = {"Segmentation": "segment", "Segmenter": "segment", "verify": "verification"}
+#: Subpackages imported on first use; pydeeplab.report is callable: pydeeplab.report(model, image, out).
+_LAZY_MODULES = ("report",)
 
 
 def __getattr__(name: str):
@@ -41,4 +43,8 @@ def __getattr__(name: str):
         value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
         globals()[name] = value
         return value
+    if name in _LAZY_MODULES:
+        from importlib import import_module
+
+        return import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,8 +16,25 @@ EPILOG = {
     "verify": "example:\n  pydeeplab verify ../shared/data/models/deeplabv3_257_mv_gpu.tflite "
               "--image ../shared/data/images/cat.bmp\n"
               "  pydeeplab verify deeplabv3_mnv2_pascal_quant.tflite --against builtin --json\n"
-              "  pydeeplab verify deeplabv3_mnv2_pascal_quant.tflite --against builtin --tolerance 0\n\n"
+              "  pydeeplab verify deeplabv3_mnv2_pascal_quant.tflite --against builtin --tolerance 0\n"
+              "  pydeeplab verify deeplabv3_mnv2_pascal_quant.tflite --against float --image bird.bmp\n"
+              "  pydeeplab verify model_uint8.tflite --against model_float.tflite\n\n"
+              "--against float (or OTHER.tflite) prints the quantization error per operator, as TF's\n"
+              "QuantizationDebugger: rmse, rmse/scale (~0.29 is rounding alone), mean error, max abs error,\n"
+              "isolated (the float op fed the dequantized integer inputs) and cascaded, and the final label\n"
+              "agreement; it needs no LiteRT and exits 0.\n\n"
               "exit status: 0 when every operator is within tolerance, 1 when one is not, 2 on errors",
+    "report": "examples:\n  pydeeplab report ../shared/data/models/deeplabv3_mnv2_pascal_quant.tflite \\\n"
+              "      --image ../shared/data/images/bird_segmentation.bmp --out report.html\n"
+              "  pydeeplab report model.tflite --image photo.jpg --out r.html --no-litert --thumbnails 20\n\n"
+              "One self-contained HTML file (inline CSS/JS, images as data: URIs; opens from disk in any browser):\n"
+              "the model as DeepLab blocks (backbone stages and output stride, where atrous convolution starts\n"
+              "and at which rates, ASPP branches, decoder, logits, final resize), every operator with shapes,\n"
+              "options, MACs, time, receptive field, output stride and pictures of its output, the input, class\n"
+              "map and overlay with a legend, the error of every operator against LiteRT (isolated and\n"
+              "cascaded; when ai-edge-litert is installed), and for quantized models the quantization error\n"
+              "per operator against the float shadow (as `verify --against float`).\n\n"
+              "exit status: 0 when the report was written, 2 on errors",
     "segment": "examples:\n  pydeeplab segment photo.jpg\n"
                "  pydeeplab segment ../shared/data/images --model deeplabv3_mnv2_pascal_quant --overlay --out results\n"
                "  pydeeplab segment a.jpg b.png --model ./my_model.tflite --format npy --keep-aspect --jobs 2\n"
@@ -92,10 +109,46 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     from .verification import format_report, verify
 
     modes = ("isolated", "cascaded") if args.mode == "both" else (args.mode,)
+    if args.against not in ("ref", "builtin"):  # float shadow or another model: quantization error
+        import os
+
+        from .quantization_error import format_quantization_error, quantization_error
+
+        if args.tolerance is not None:
+            print("pydeeplab verify: error: --tolerance applies to --against builtin, not to the quantization "
+                  "error", file=sys.stderr)
+            return 2
+        if args.against != "float" and not os.path.isfile(args.against):
+            print(f"pydeeplab verify: error: --against takes ref, builtin, float or the path of a .tflite file; "
+                  f"{args.against!r} is none of them", file=sys.stderr)
+            return 2
+
+        qe = quantization_error(args.model, args.image, against=args.against, backend=args.backend, modes=modes,
+                                num_threads=args.threads, progress=not args.json)
+        print(json.dumps(qe.to_dict(), indent=2) if args.json else format_quantization_error(qe))
+        return 0
     report = verify(args.model, args.image, against=args.against, backend=args.backend, modes=modes,
                     num_threads=args.threads, lsb_tolerance=args.tolerance)
     print(json.dumps(report.to_dict(), indent=2) if args.json else format_report(report))
     return 0 if report.ok else 1
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .report import report
+
+    stages = ["planning", "running the model", "pictures", "segmentation", "LiteRT comparison", "quantization error"]
+    with tqdm(total=len(stages), desc="report", unit="stage", disable=args.quiet or None, leave=False) as bar:
+        def progress(stage: str) -> None:
+            bar.set_postfix_str(stage)
+            bar.update(1)
+
+        page = report(args.model, args.image, args.out, backend=args.backend, num_threads=args.threads,
+                      litert=not args.no_litert, quantization=not args.no_quantization,
+                      max_thumbnail_ops=args.thumbnails, progress=progress)
+    print(f"wrote {args.out} ({len(page.encode('utf-8')) / 1e6:.1f} MB)", file=sys.stderr)
+    return 0
 
 
 def _print_err(message: str) -> None:
@@ -295,8 +348,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("verify", "compare every operator of a model with the TFLite runtime (LiteRT)", _cmd_verify)
     p.add_argument("model", help="path of a .tflite file")
     p.add_argument("--image", help="an image to feed (default: seeded random input)")
-    p.add_argument("--against", choices=["ref", "builtin"], default="ref",
-                   help="LiteRT's reference kernels (ref, the default) or its optimized built-in kernels")
+    p.add_argument("--against", default="ref", metavar="ref|builtin|float|OTHER.tflite",
+                   help="LiteRT's reference kernels (ref, the default) or its optimized built-in kernels; "
+                        "float: quantization error per operator against the model's float shadow; "
+                        "OTHER.tflite: against a float version of the model, tensors matched by name")
     p.add_argument("--mode", choices=["isolated", "cascaded", "both"], default="both",
                    help="isolated: each op fed LiteRT's inputs; cascaded: our own chain (default both)")
     _backend_argument(p)
@@ -305,6 +360,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --against builtin: LSB an isolated integer output may differ (default 1); "
                         "against ref integers must be identical")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    p = command("report", "write a self-contained HTML study and verification report of a model on an image",
+                _cmd_report)
+    p.add_argument("model", help="path of a .tflite file")
+    p.add_argument("--image", help="the image to run (default: seeded random input, no segmentation pictures)")
+    p.add_argument("--out", default="report.html", help="the HTML file to write (default report.html)")
+    _backend_argument(p)
+    p.add_argument("--threads", type=_positive_int, default=None, help="threads for the kernels and LiteRT")
+    p.add_argument("--thumbnails", type=_positive_int, default=48, metavar="N",
+                   help="at most N operators get pictures of their output (default 48)")
+    p.add_argument("--no-litert", action="store_true", help="skip the comparison with LiteRT")
+    p.add_argument("--no-quantization", action="store_true", help="skip the float shadow of a quantized model")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     p = command("segment", "segment images: label PNGs, overlays and JSON summaries", _cmd_segment)
     p.add_argument("inputs", nargs="+", metavar="IMAGE|DIR", help="image files, or folders of images (not recursive)")

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from .image import IMAGE_EXTENSIONS, resize_labels
-from .palette import IGNORE_INDEX
+from .palette import IGNORE_INDEX, decode_colors, pascal_color_map
 
 
 def confusion_matrix(pred: np.ndarray, truth: np.ndarray, num_classes: int,
@@ -87,7 +87,9 @@ def load_mask(path: str | os.PathLike) -> np.ndarray:
     """A ground-truth mask file as an HxW uint8 array of class ids.
 
     Palette ("P") and grayscale PNG/BMP masks store the id as the pixel value,
-    which is kept as is (never mapped through the palette's colors). A ``.npy``
+    which is kept as is (never mapped through the palette's colors). An RGB mask
+    drawn in PASCAL VOC's colours (as VOC samples are often shared) is decoded
+    through that palette, its boundary colour (224, 224, 192) to 255. A ``.npy``
     file must hold a 2-D integer array of values 0..255.
     """
     from .image import ImageError
@@ -115,6 +117,11 @@ def load_mask(path: str | os.PathLike) -> np.ndarray:
                 a = np.asarray(im)
                 if (a[..., 0] == a[..., 1]).all() and (a[..., 1] == a[..., 2]).all():
                     return np.ascontiguousarray(a[..., 0])
+                ids = decode_colors(a[..., :3], pascal_color_map())
+                if ids is not None:  # a PASCAL VOC colour mask: every colour one of the VOC palette's
+                    return ids
+                raise ImageError(f"{path}: a colour mask whose colours are not all PASCAL VOC palette colours "
+                                 f"is not a label mask (use a palette or grayscale PNG of class ids)")
             raise ImageError(f"{path}: a {im.mode} image is not a label mask (use a palette or grayscale PNG)")
     except ImageError:
         raise

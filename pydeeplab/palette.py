@@ -128,6 +128,27 @@ def palette_bytes(colors: np.ndarray) -> bytes:
     return full.tobytes()
 
 
+def decode_colors(rgb: np.ndarray, colors: np.ndarray) -> np.ndarray | None:
+    """The class ids of an HxWx3 uint8 colour mask drawn with ``colors`` ([256, 3] uint8, distinct rows).
+
+    This reads ground truth shipped as colour images (PASCAL VOC's masks drawn in
+    its palette, where the boundary colour (224, 224, 192) is id 255). Returns
+    None when some pixel has a colour that is not in ``colors``.
+    """
+    def code(c: np.ndarray) -> np.ndarray:  # one integer per RGB colour
+        c = c.astype(np.int64)
+        return (c[..., 0] << 16) | (c[..., 1] << 8) | c[..., 2]
+
+    table = code(colors)
+    order = np.argsort(table)
+    pixels = code(rgb)
+    pos = np.clip(np.searchsorted(table[order], pixels), 0, len(table) - 1)
+    ids = order[pos]
+    if (table[ids] != pixels).any():
+        return None
+    return ids.astype(np.uint8)
+
+
 def colorize(labels: np.ndarray, colors: np.ndarray) -> np.ndarray:
     """An HxWx3 uint8 RGB image of an HxW integer label map drawn with ``colors`` ([256, 3] uint8)."""
     return colors[np.asarray(labels, dtype=np.intp) & 0xFF]

@@ -194,3 +194,21 @@ def test_cli_evaluate_help_has_an_example(capsys):
     with pytest.raises(SystemExit):
         main(["evaluate", "--help"])
     assert "example" in capsys.readouterr().out
+
+
+def test_load_mask_reads_voc_colour_masks(tmp_path):
+    """VOC samples shared as colour images decode through the VOC palette, (224,224,192) to 255."""
+    from dataset_fixtures import voc_colour_mask_to_ids
+
+    target = require_data(data_dir() / "images" / "voc" / "0_target.png")
+    with Image.open(target) as im:
+        rgb = np.asarray(im.convert("RGB"))
+    want = voc_colour_mask_to_ids(rgb)  # the test's own decoding, written independently
+    assert (want == 255).any() and len(np.unique(want)) > 2
+    np.testing.assert_array_equal(load_mask(target), want)
+    # One pixel off the palette: not a mask, and the message says why.
+    rgb = rgb.copy()
+    rgb[0, 0] = (1, 2, 3)
+    Image.fromarray(rgb, "RGB").save(tmp_path / "off.png")
+    with pytest.raises(ImageError, match="not all PASCAL VOC palette colours"):
+        load_mask(tmp_path / "off.png")
