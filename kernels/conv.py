@@ -728,6 +728,10 @@ def _depthwise3x3_float_row(r0, r1, r2, w9, bias, wt, bt, act_min, act_max, win,
     c = w9.shape[1]
     ow = o.shape[0] // c
     d = dw * c
+    # Constant arguments go in as np.int64(...) / np.bool_(...): a bare literal (4, False, 0)
+    # makes Numba compile one more specialization of the callee per literal value (three of
+    # _depthwise3x3_float_group, two of _depthwise3x3_float_edges). One each cut the cold
+    # compile of depthwise_conv_float from 28 to 20 CPU seconds, same run time, same bits.
     # Interior: ox * sw - pl >= 0 and ox * sw - pl + 2 * dw <= win - 1.
     lo = min(ow, (pl + sw - 1) // sw)
     last = win - 1 - 2 * dw + pl
@@ -746,7 +750,7 @@ def _depthwise3x3_float_row(r0, r1, r2, w9, bias, wt, bt, act_min, act_max, win,
                     final = _column_kind(ox + 3 * dw - pl, dw, win)
                     if final == 0 and first == 0:
                         _depthwise3x3_float_group(r0, r1, r2, w9, bias, act_min, act_max, (ox - pl) * c, d, ox * c,
-                                                  d, 4, False, o)
+                                                  d, np.int64(4), np.bool_(False), o)
                         ox += 4 * dw
                         continue
                     if final == 0 or final == 2:
@@ -757,7 +761,7 @@ def _depthwise3x3_float_row(r0, r1, r2, w9, bias, wt, bt, act_min, act_max, win,
                 if first == 0:
                     m = min(3, (hi - 1 - ox) // dw + 1)
                     _depthwise3x3_float_group(r0, r1, r2, w9, bias, act_min, act_max, (ox - pl) * c, d, ox * c, d,
-                                              m, False, o)
+                                              m, np.bool_(False), o)
                     ox += m * dw
                 else:
                     _depthwise3x3_float_edges(r0, r1, r2, w9, bias, act_min, act_max, win, sw, dw, pl, ox, ox + 1, o)
@@ -770,7 +774,7 @@ def _depthwise3x3_float_row(r0, r1, r2, w9, bias, wt, bt, act_min, act_max, win,
                                       m == 2, o)
             ox += m
     if sw != 1 or c < wt.shape[1]:
-        _depthwise3x3_float_edges(r0, r1, r2, w9, bias, act_min, act_max, win, sw, dw, pl, 0, lo, o)
+        _depthwise3x3_float_edges(r0, r1, r2, w9, bias, act_min, act_max, win, sw, dw, pl, np.int64(0), lo, o)
         _depthwise3x3_float_edges(r0, r1, r2, w9, bias, act_min, act_max, win, sw, dw, pl, hi, ow, o)
 
 

@@ -499,6 +499,17 @@ def _plain_warnings(command: str):
     return show
 
 
+def _compile_notice(args: argparse.Namespace):
+    """Say on stderr, once, when a command starts compiling the Numba kernels (a cold cache)."""
+    from contextlib import nullcontext
+
+    if getattr(args, "backend", "numpy") == "numpy":
+        return nullcontext()  # commands without kernels, or the NumPy backend: nothing compiles
+    from .compiling import COMPILING_MESSAGE, compile_notice
+
+    return compile_notice(lambda _name: _print_err(f"pydeeplab: {COMPILING_MESSAGE}"))
+
+
 def main(argv: list[str] | None = None) -> int:
     import warnings
 
@@ -506,7 +517,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     before, warnings.showwarning = warnings.showwarning, _plain_warnings(args.command)
     try:
-        return args.func(args)
+        with _compile_notice(args):
+            return args.func(args)
     except (ModelError, BackendUnavailableError, OSError, ValueError, RuntimeError) as exc:
         print(f"pydeeplab {args.command}: error: {exc}", file=sys.stderr)
         return 2
