@@ -1,4 +1,5 @@
-"""The benchmark harness (tools/bench.py) on a tiny synthesized model: structure, not timings."""
+"""The benchmark harness (tools/bench.py, the package tools/bench/) on tiny synthesized models: structure,
+goals, model classes and the written document, never timings."""
 
 import json
 import subprocess
@@ -13,7 +14,10 @@ TOOLS = Path(__file__).resolve().parent.parent / "tools"
 sys.path.insert(0, str(TOOLS))
 
 import bench  # noqa: E402
-from pydeeplab.tflite.options import AddOptions, Conv2DOptions  # noqa: E402
+import synth  # noqa: E402
+from pydeeplab.tflite.model import Quantization  # noqa: E402
+from pydeeplab.tflite.options import AddOptions, Conv2DOptions, EmptyOptions  # noqa: E402
+from pydeeplab.tflite.reader import load_model, read_model  # noqa: E402
 from pydeeplab.tflite.schema import Activation, BuiltinOperator, Padding, TensorType  # noqa: E402
 from pydeeplab.tflite.writer import ModelBuilder  # noqa: E402
 
@@ -48,8 +52,10 @@ def test_latency_and_profile_structure(model, tmp_path):
                              repeat=1, warmup=0, budget=0.0, pause=0.0, image=None,
                              sections=("latency", "profile"), top=2, onnx_cache=tmp_path / "onnx",
                              onnx_python=str(tmp_path / "no-such-python"))
-    assert report["models"] == [{"model": "tiny", "path": str(model), "inputs": ["float32[1, 12, 12, 3]"],
-                                 "macs": 12 * 12 * 4 * 27, "operators": 2}]
+    (facts,) = report["models"]
+    assert {k: facts[k] for k in ("model", "path", "inputs", "macs", "operators", "class", "label")} == {
+        "model": "tiny", "path": str(model), "inputs": ["float32[1, 12, 12, 3]"], "macs": 12 * 12 * 4 * 27,
+        "operators": 2, "class": "float", "label": ""}
     rows = {r["runtime"]: r for r in report["latency"]}
     assert set(rows) == {"numba", "numpy", "builtin", "ref", "onnxruntime"}
     for rt in ("numba", "numpy", "builtin", "ref"):
@@ -62,7 +68,7 @@ def test_latency_and_profile_structure(model, tmp_path):
     assert "error" in rows["onnxruntime"] or "median_ms" in rows["onnxruntime"]
 
     profiles = {p["backend"]: p for p in report["profile"]}
-    assert set(profiles) == {"numba", "numpy"}
+    assert set(profiles) == {"numba"}  # numba's profile when numba was timed
     for p in profiles.values():
         assert p["runs"] == 1 and p["threads"] == 1
         assert sorted(t["op"] for t in p["by_type"]) == ["ADD", "CONV_2D"]
@@ -73,15 +79,13 @@ def test_latency_and_profile_structure(model, tmp_path):
         assert conv["macs"] == 12 * 12 * 4 * 27
         assert len(p["top"]) == 2
 
-    goals = report["goals"]
-    assert [g["goal"] for g in goals[:5]] == ["<= 1.25x (stretch <= 1.0x)", "<= 0.35x", "<= 1.0x", "<= 2.0x", "<= 3x"]
-    assert all(g["measured"] is None and g["met"] is None for g in goals[:5])  # the real models were not run
-    two = next(g for g in goals if g["what"] == "tiny, numba 2 threads vs 1")
-    assert two["measured"] is None  # only 1 thread was timed
+    (goal,) = report["goals"]  # XNNPACK was not timed, nor 2 threads, start-up or memory
+    assert goal["goal_id"] == "latency" and goal["goal"] == "<= 1.00x" and goal["measured"] is None
+    assert goal["met"] is None and "not among the runtimes timed" in goal["note"]
 
     text = bench.format_report(report)
-    for needle in ("## tiny:", "| pydeeplab numba", "| LiteRT reference kernels", "## Profile: tiny, numba backend",
-                   "## Goals", "not measured"):
+    for needle in ("### tiny: float", "| pydeeplab numba", "| LiteRT reference kernels",
+                   "### tiny, numba backend", "## Goals", "not measured"):
         assert needle in text
     json.dumps(report)  # JSON-able as is
 
@@ -107,13 +111,14 @@ def test_main_rejects_bad_arguments(model, capsys):
 def test_memory_and_cold_start_in_fresh_processes(model, tmp_path):
     inputs = tmp_path / "tiny.npz"
     np.savez(inputs, input0=np.zeros((1, 12, 12, 3), np.float32))
-    memory = bench.bench_memory([model], {"tiny": inputs}, ["numpy", "builtin"])
+    entry = bench.BenchModel("tiny", model, model)
+    memory = bench.bench_memory([entry], {"tiny": inputs}, ["numpy", "builtin"])
     baselines = [r for r in memory if r["model"] is None]
     assert len(baselines) == 3 and all(r["peak_mb"] > 5 for r in baselines)
     peaks = {r["runtime"]: r["peak_mb"] for r in memory if r["model"] == "tiny"}
     assert set(peaks) == {"numpy", "builtin"} and all(v > 5 for v in peaks.values())
 
-    cold = bench.bench_cold([model], {"tiny": inputs}, ["xnnpack"], repeat=1)
+    cold = bench.bench_cold([entry], {"tiny": inputs}, ["xnnpack"], repeat=1)
     (row,) = cold
     assert row["runs"] == 1 and row["numba_cache"] is None
     assert 0 < row["import_s"] < row["total_s"] and row["first_invoke_s"] >= 0
@@ -123,31 +128,9 @@ def test_memory_and_cold_start_in_fresh_processes(model, tmp_path):
 
 def test_latency_without_threadpoolctl_runs_each_thread_count_in_a_child(model):
     machine = {}
-    rows = bench._latency_in_children([model], ["numpy"], [1], ["--repeat", "1", "--warmup", "0", "--pause", "0",
+    rows = bench.latency_in_children([model], ["numpy"], [1], ["--repeat", "1", "--warmup", "0", "--pause", "0",
                                                                 "--random-input"], machine, None)
     assert [(r["runtime"], r["threads"], r["samples"]) for r in rows] == [("numpy", 1, 1)]
-
-
-def test_goals_from_a_report():
-    lat = [{"model": bench.FLOAT_MODEL, "runtime": rt, "threads": n, "median_ms": ms, "min_ms": ms / 2}
-           for rt, n, ms in [("numba", 1, 30.0), ("numba", 2, 15.0), ("xnnpack", 1, 26.0), ("builtin", 1, 130.0),
-                             ("numpy", 1, 100.0)]]
-    report = {"latency": lat, "cold": [{"model": bench.FLOAT_MODEL, "runtime": "numba", "numba_cache": "warm",
-                                        "total_s": 1.2}],
-              "memory": [{"model": bench.FLOAT_MODEL, "runtime": "numba", "peak_mb": 200.0},
-                         {"model": bench.FLOAT_MODEL, "runtime": "xnnpack", "peak_mb": 100.0}]}
-    goals = {(g["what"], g["against"]): g for g in bench.evaluate_goals(report)}
-    f = bench.FLOAT_MODEL
-    g = goals[(f"{f} (float), numba", bench.LABELS["xnnpack"])]
-    assert g["measured"] == pytest.approx(30 / 26) and g["met"] and not g["stretch_met"]
-    assert g["of_mins"] == pytest.approx(30 / 26)
-    g = goals[(f"{f} (float), numba", bench.LABELS["builtin"])]
-    assert g["measured"] == pytest.approx(30 / 130) and g["met"]
-    assert goals[(f"{f} (float), numpy backend", "pydeeplab numba")]["met"] is False  # 3.33x
-    assert goals[(f"{f}, numba 2 threads vs 1", "itself")]["measured"] == pytest.approx(2.0)
-    assert goals[(f"{f}, cold start, warm cache", "-")]["met"] is True
-    assert goals[(f"{f}, peak memory, numba", bench.LABELS["xnnpack"])]["met"] is False
-    assert goals[(f"{bench.QUANT_MODEL} (uint8), numba", bench.LABELS["builtin"])]["met"] is None
 
 
 def test_find_models(tmp_path):
@@ -169,3 +152,263 @@ def test_runs_as_a_script_from_the_checkout_only(model):
     import importlib.util
 
     assert importlib.util.find_spec("pydeeplab.bench") is None
+
+
+# -- model classes, read from the graph --------------------------------------------------------------
+
+
+def _int8_model(float_io: bool = True) -> bytes:
+    """QUANTIZE (float32 -> int8), a 1x1 CONV_2D with per-channel int8 weights, DEQUANTIZE (-> float32)."""
+    b = ModelBuilder(description="int8 per-channel")
+    q = lambda s, z=0: Quantization(np.asarray(s, np.float32), np.full(len(s), z, np.int64))  # noqa: E731
+    xq = b.add_tensor("xq", TensorType.INT8, (1, 4, 4, 3), q([0.02], -3))
+    w = b.add_constant("w", np.arange(24, dtype=np.int8).reshape(8, 1, 1, 3), q([0.01 * (k + 1) for k in range(8)]))
+    bias = b.add_constant("b", np.zeros(8, np.int32), q([0.0002 * (k + 1) for k in range(8)]))
+    yq = b.add_tensor("yq", TensorType.INT8, (1, 4, 4, 8), q([0.05], 2))
+    inputs, outputs = [xq], [yq]
+    if float_io:
+        x = b.add_tensor("x", TensorType.FLOAT32, (1, 4, 4, 3))
+        y = b.add_tensor("y", TensorType.FLOAT32, (1, 4, 4, 8))
+        b.add_operator(BuiltinOperator.QUANTIZE, [x], [xq], EmptyOptions())
+        inputs, outputs = [x], [y]
+    b.add_operator(BuiltinOperator.CONV_2D, [xq, w, bias], [yq], Conv2DOptions(padding=Padding.SAME))
+    if float_io:
+        b.add_operator(BuiltinOperator.DEQUANTIZE, [yq], [y], EmptyOptions())
+    b.set_inputs(inputs)
+    b.set_outputs(outputs)
+    return b.finish()
+
+
+def _fp16_model() -> bytes:
+    """A float32 CONV_2D whose weights are float16 constants behind DEQUANTIZE (the fp16 model files' layout)."""
+    b = ModelBuilder(description="fp16 weights")
+    x = b.add_tensor("x", TensorType.FLOAT32, (1, 4, 4, 3))
+    w16 = b.add_constant("w16", np.ones((2, 1, 1, 3), np.float16))
+    w = b.add_tensor("w", TensorType.FLOAT32, (2, 1, 1, 3))
+    y = b.add_tensor("y", TensorType.FLOAT32, (1, 4, 4, 2))
+    b.add_operator(BuiltinOperator.DEQUANTIZE, [w16], [w], EmptyOptions())
+    b.add_operator(BuiltinOperator.CONV_2D, [x, w, -1], [y], Conv2DOptions(padding=Padding.SAME))
+    b.set_inputs([x])
+    b.set_outputs([y])
+    return b.finish()
+
+
+def test_model_class_is_read_from_the_graph():
+    classes = {name: bench.classify_model(read_model(content)) for name, content in [
+        ("v3 float", synth.deeplab_v3(dtype="float32", size=33)), ("fp16", _fp16_model()),
+        ("int8 float io", _int8_model()), ("int8 io", _int8_model(float_io=False))]}
+    assert classes["v3 float"]["class"] == "float" and classes["v3 float"]["fp16_constants"] == 0
+    assert classes["fp16"]["class"] == "float" and classes["fp16"]["fp16_constants"] == 1
+    assert "float16 weight tensors dequantized" in classes["fp16"]["why"]
+    c = classes["int8 float io"]
+    assert c["class"] == "int8" and c["quantize_at_input"] and c["dequantize_at_output"]
+    assert c["per_channel_weights"] == 1 and "float I/O through QUANTIZE/DEQUANTIZE" in c["why"]
+    c = classes["int8 io"]
+    assert c["class"] == "int8" and not c["quantize_at_input"] and "I/O int8" in c["why"]
+
+
+def test_uint8_class_on_a_synthesized_quantized_deeplab(tmp_path):
+    path = tmp_path / "v1_uint8.tflite"  # named nothing like "quant": the class comes from the graph
+    path.write_bytes(synth.deeplab_v1(dtype="uint8", size=33))
+    (entry,) = bench.bench_models([path], tmp_path)
+    facts = bench.model_facts(entry)
+    assert facts["class"] == "uint8" and "uint8" in facts["graph"]["io_dtypes"]
+    assert "convolutions read uint8" in facts["class_why"]
+
+
+def test_a_custom_operator_litert_cannot_run_gets_a_cut_graph_timed_on_both_sides(tmp_path):
+    """A graph ending in an opaque custom operator: no XNNPACK figure for it, the cut graph is timed instead."""
+    b = ModelBuilder(description="custom tail")
+    x = b.add_tensor("x", TensorType.FLOAT32, (1, 4, 4, 3))
+    y = b.add_tensor("y", TensorType.FLOAT32, (1, 4, 4, 3))
+    z = b.add_tensor("z", TensorType.FLOAT32, (1, 4, 4, 3))
+    c = b.add_constant("c", np.ones((1, 1, 1, 3), np.float32))
+    b.add_operator(BuiltinOperator.ADD, [x, c], [y], AddOptions())
+    b.add_operator(BuiltinOperator.CUSTOM, [y], [z], custom_code="NoSuchOp", custom_options=b"")
+    b.set_inputs([x])
+    b.set_outputs([z])
+    path = tmp_path / "custom.tflite"
+    path.write_bytes(b.finish())
+    full, cut = bench.bench_models([path], tmp_path)
+    assert full.litert_path is None and "no XNNPACK figure" in full.litert_note and "NoSuchOp" in full.litert_note
+    assert cut.name == "custom-cut" and cut.litert_path == cut.path and cut.latency_only
+    rows = bench.bench_latency(full, [np.zeros((1, 4, 4, 3), np.float32)], ["xnnpack"], [1], 1, 0, 0.0, 0.0,
+                               bench.BlasThreads())
+    assert rows == [{"model": "custom", "runtime": "xnnpack", "threads": 1,
+                     "error": "no LiteRT default (XNNPACK) figure: " + full.litert_note}]
+    assert len(load_model(cut.path).main.operators) == 1
+
+
+# -- goals ------------------------------------------------------------------------------------------
+
+
+def _hand_report() -> dict:
+    """A report as a run returns it, made by hand: one model of each class, every goal kind."""
+    def lat(model, rt, n, ms):
+        return {"model": model, "runtime": rt, "threads": n, "median_ms": ms, "min_ms": ms * 0.9, "samples": 3}
+
+    f, q = bench.FLOAT_MODEL, bench.QUANT_MODEL
+    models = [{"model": f, "class": "float", "label": "", "inputs": ["float32[1, 257, 257, 3]"], "macs": 7 * 10**8,
+               "operators": 70, "litert": "", "latency_only": False, "class_why": "55 of 55 convolutions read float32"},
+              {"model": q, "class": "uint8", "label": "", "inputs": ["uint8[1, 513, 513, 3]"], "macs": 27 * 10**8,
+               "operators": 71, "litert": "", "latency_only": False, "class_why": "55 of 55 convolutions read uint8"},
+              {"model": "m_int8", "class": "int8", "label": "synthesized from " + f, "inputs": ["float32[1, 257, 257, 3]"],
+               "macs": 7 * 10**8, "operators": 72, "litert": "", "latency_only": False, "class_why": "int8"},
+              {"model": "seg", "class": "uint8", "label": "", "inputs": ["uint8[1, 512, 512, 3]"], "macs": 10**9,
+               "operators": 102, "litert": "LiteRT cannot run the custom operator ResizeArgmax", "latency_only": False,
+               "class_why": "uint8"}]
+    latency = [lat(f, "numba", 1, 9.0), lat(f, "xnnpack", 1, 10.0), lat(f, "numba", 2, 5.0),   # 0.90x, 1.80x
+               lat(q, "numba", 1, 40.0), lat(q, "xnnpack", 1, 30.0), lat(q, "numba", 2, 30.0),  # 1.33x, 1.33x
+               lat("m_int8", "numba", 1, 15.0), lat("m_int8", "xnnpack", 1, 10.0),           # 1.50x: met, at the limit
+               lat("seg", "numba", 1, 50.0),
+               {"model": "seg", "runtime": "xnnpack", "threads": 1, "error": "no XNNPACK figure: ResizeArgmax"}]
+    cold = [{"model": f, "runtime": "numba", "numba_cache": "empty_cache", "total_s": 12.5, "runs": 1,
+             "stderr": "pydeeplab: compiling kernels, first run only..."},
+            {"model": f, "runtime": "numba", "numba_cache": "warm", "total_s": 0.6, "min_total_s": 0.55, "runs": 3},
+            {"model": q, "runtime": "numba", "numba_cache": "empty_cache", "total_s": 8.0, "runs": 1, "stderr": ""},
+            {"model": q, "runtime": "numba", "numba_cache": "warm", "total_s": 1.0, "min_total_s": 0.9, "runs": 3}]
+    memory = [{"model": q, "runtime": "numpy", "peak_mb": 700.0, "above_import_mb": 650.0},
+              {"model": "seg", "runtime": "numpy", "peak_mb": 120.0, "above_import_mb": 70.0}]
+    return {"date": "2026-11-30T10:00:00+00:00", "command": "python tools/bench.py", "models": models,
+            "latency": latency, "cold": cold, "memory": memory,
+            "config": {"sections": ["latency", "memory", "cold"], "threads": [1, 2], "repeat": 3, "warmup": 1,
+                       "budget_s": 20.0, "image": "bird", "runtimes": ["numba", "xnnpack"]}}
+
+
+def test_goals_from_a_hand_made_report():
+    report = _hand_report()
+    goals = {(g["goal_id"], g["model"]): g for g in bench.evaluate_goals(report)}
+    f, q = bench.FLOAT_MODEL, bench.QUANT_MODEL
+    g = goals[("latency", f)]
+    assert g["measured"] == pytest.approx(0.9) and g["met"] and g["limit"] == 1.0
+    assert g["of_mins"] == pytest.approx(0.9) and g["margin"] == pytest.approx(-0.1)
+    g = goals[("latency", q)]
+    assert g["measured"] == pytest.approx(4 / 3) and g["met"] is False and g["margin"] == pytest.approx(4 / 3 - 1.25)
+    assert bench.goal_status(g) == "NOT met, by 0.08x (7% of the goal)"
+    assert goals[("latency", "m_int8")]["met"] is True  # 1.5x against <= 1.5x
+    g = goals[("latency", "seg")]
+    assert g["met"] is None and g["measured"] is None and "ResizeArgmax" in g["note"]
+    assert bench.goal_status(g) == "not measured"
+    assert goals[("threads", f)]["measured"] == pytest.approx(1.8) and goals[("threads", f)]["met"]
+    assert goals[("threads", q)]["met"] is False
+    assert ("threads", "m_int8") not in goals  # the thread goal names the float 257 and pascal_quant models
+    assert goals[("cold", f)]["met"] is False and goals[("cold", f)]["margin"] == pytest.approx(2.5)
+    assert goals[("cold", q)]["met"] is True
+    assert goals[("warm", f)]["met"] is True
+    assert goals[("warm", q)]["met"] is False  # 1.0 s is not under 1 s
+    assert goals[("cold", "m_int8")]["met"] is None and goals[("warm", "seg")]["met"] is None
+    assert goals[("compile_message", f)]["met"] is True and goals[("compile_message", q)]["met"] is False
+    assert goals[("numpy_memory", q)]["met"] is False and goals[("numpy_memory", "seg")]["met"] is True
+    assert ("numpy_memory", f) not in goals  # a float model
+
+
+# -- the written document ---------------------------------------------------------------------------
+
+
+def test_write_from_a_saved_json_has_every_section(model, tmp_path, capsys):
+    saved = tmp_path / "bench.json"
+    assert bench.main(["--models", str(model), "--backends", "numba", "--threads", "1", "--repeat", "1",
+                       "--warmup", "0", "--pause", "0", "--random-input", "--sections", "latency", "--json",
+                       "--quiet"]) == 0
+    run = json.loads(capsys.readouterr().out)
+    hand = _hand_report()
+    for key in ("machine", "blas", "commit", "load_average_start", "load_average_end", "warnings", "notes"):
+        hand[key] = run[key]
+    hand["notes"] = ["int8 model: tools/quantize.py not available"]
+    hand["memory"].insert(0, {"model": None, "runtime": "import pydeeplab", "peak_mb": 60.0})
+    hand["profile"] = [{**p, "model": "m_int8"} for p in bench.run_bench(
+        [model], runtimes=("numba",), threads=(1,), repeat=1, warmup=0, budget=0.0, pause=0.0, image=None,
+        sections=("profile",), top=2)["profile"]]
+    hand["goals"] = bench.evaluate_goals(hand)
+    saved.write_text(json.dumps(hand), encoding="utf-8")
+    out = tmp_path / "BENCHMARKS.md"
+    assert bench.main(["--from-json", str(saved), "--write", str(out), "--quiet"]) == 0
+    text = out.read_text(encoding="utf-8")
+    assert text == capsys.readouterr().out.rstrip("\n") + "\n"  # what it prints is what it writes
+    for heading in bench.DOCUMENT_SECTIONS:
+        assert f"\n{heading}" in text, heading
+    assert "- **Command**: `python tools/bench.py`" in text and "- **Load average**" in text
+    assert "int8 model: tools/quantize.py not available" in text
+    assert "**7 met, 6 NOT met, 5 not measured** (of 18)" in text
+    assert "NOT met, by 0.08x (7% of the goal)" in text
+    assert "m_int8 (synthesized from deeplabv3_257_mv_gpu)" in text
+    assert "### m_int8 (synthesized from deeplabv3_257_mv_gpu), numba backend, 1 thread(s)" in text
+    assert "| CONV_2D" in text and "ResizeArgmax" in text
+    assert not list(tmp_path.glob(".BENCHMARKS.md.*"))  # no temporary file left beside it
+
+
+def test_from_json_rejects_a_file_that_is_not_a_report(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"latency": []}', encoding="utf-8")
+    assert bench.main(["--from-json", str(bad), "--write", str(tmp_path / "B.md")]) == 2
+    assert "not a report of tools/bench.py --json" in capsys.readouterr().err
+    assert not (tmp_path / "B.md").exists()
+
+
+# -- environment ------------------------------------------------------------------------------------
+
+
+def test_openblas_variables_are_warned_about_with_the_command_to_unset_them(model, monkeypatch, capsys):
+    env = {"OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_L2_SIZE": "1048576", "PATH": "/bin"}
+    text = bench.openblas_warning(env, command="python tools/bench.py --repeat 3")
+    assert text.startswith("WARNING: OPENBLAS_CORETYPE=Haswell, OPENBLAS_L2_SIZE=1048576 set")
+    assert "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python tools/bench.py --repeat 3" in text
+    assert bench.openblas_warning({"OPENBLAS_L2_SIZE": "1"}).count("-u ") == 1
+    assert bench.openblas_warning({"PATH": "/bin"}) is None
+    # The command warns on stderr and records it, read from a stand-in environment (this process's is untouched).
+    real = bench.openblas_warning
+    fake = lambda environ=None, command=None: real(env, command)  # noqa: E731
+    monkeypatch.setattr(bench.cli, "openblas_warning", fake)
+    monkeypatch.setattr(bench.run, "openblas_warning", fake)
+    assert bench.main(["--models", str(model), "--backends", "numpy", "--threads", "1", "--repeat", "1",
+                       "--warmup", "0", "--pause", "0", "--random-input", "--sections", "latency", "--json",
+                       "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "WARNING: OPENBLAS_CORETYPE=Haswell" in captured.err and "env -u OPENBLAS_CORETYPE" in captured.err
+    report = json.loads(captured.out)
+    assert report["warnings"] and "OPENBLAS_CORETYPE" in report["warnings"][0]
+    assert "**WARNING: OPENBLAS_CORETYPE=Haswell" in bench.format_report(report)
+
+
+def test_the_blas_kernel_is_reported():
+    info = bench.BlasThreads().info()
+    assert info["method"] == "threadpoolctl"  # a test dependency
+    blas = [lib for lib in info["libraries"] if lib["user_api"] == "blas"]
+    assert blas and all("internal_api" in lib and "num_threads" in lib for lib in blas)
+
+
+# -- the synthesized int8 model ---------------------------------------------------------------------
+
+
+def test_int8_model_without_tools_quantize_is_said_and_the_run_goes_on(model, tmp_path, monkeypatch):
+    monkeypatch.setattr(bench.models, "TOOLS_DIR", tmp_path)  # a tools folder without quantize.py
+    report = bench.run_bench([model, bench.SYNTH_NAME], runtimes=("numpy",), threads=(1,), repeat=1, warmup=0,
+                             budget=0.0, pause=0.0, image=None, sections=("latency",), synth_cache=tmp_path / "c")
+    assert report["notes"] == ["int8 model: tools/quantize.py not available"]
+    assert [f["model"] for f in report["models"]] == ["tiny"] and report["latency"][0]["samples"] == 1
+    assert not (tmp_path / "c").exists()
+
+
+def test_int8_model_is_built_once_with_quantize_int8_and_cached(model, tmp_path):
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "quantize.py").write_text(
+        "import pathlib, shutil\n"
+        "def quantize_int8(model_path, out_path, images, *, progress=True):\n"
+        "    calls = pathlib.Path(out_path).parent.parent / 'calls.txt'\n"
+        "    calls.write_text(calls.read_text() + 'x' if calls.exists() else 'x')\n"
+        "    assert all(pathlib.Path(p).exists() for p in images) and progress is False\n"
+        "    shutil.copyfile(model_path, out_path)\n"
+        "    return pathlib.Path(out_path)\n", encoding="utf-8")
+    cache = tmp_path / "cache"
+    first, note = bench.synthesized_int8(model, cache, tools_dir=tools, images=[model], progress=False)
+    assert first is not None and first.name == "tiny_int8.tflite" and first.parent.parent == cache
+    assert note.startswith("synthesized from tiny") and first.read_bytes() == model.read_bytes()
+    again, note = bench.synthesized_int8(model, cache, tools_dir=tools, images=[model], progress=False)
+    assert again == first and "cached" in note and (cache / "calls.txt").read_text() == "x"
+    assert json.loads(first.with_suffix(".json").read_text())["source"] == str(model)
+    (tools / "quantize.py").write_text("def quantize_int8(model_path, out_path, images, *, progress=True):\n"
+                                       "    raise ValueError('unsupported operator')\n", encoding="utf-8")
+    path, note = bench.synthesized_int8(model, tmp_path / "other", tools_dir=tools, images=[model], progress=False)
+    assert path is None and "ValueError: unsupported operator" in note
+    assert not [p for p in (tmp_path / "other").rglob("*") if p.is_file()]  # nothing half-written

@@ -1,0 +1,158 @@
+"""Latency: every runtime on the same input at each thread count, in alternating rounds in one process."""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .environment import BlasThreads
+from .models import BenchModel
+from .runtimes import BLAS_ENV, LABELS, PYDEEPLAB_RUNTIMES, Runner, Unavailable, _agreement, make_runner
+
+#: Set in the child processes the harness runs itself (no re-spawning from there).
+CHILD_ENV = "PYDEEPLAB_BENCH_CHILD"
+#: The script the children run.
+SCRIPT = Path(__file__).resolve().parent.parent / "bench.py"
+
+Log = Callable[[str], None]
+
+
+def measure(runners: list[Runner], repeat: int, warmup: int, budget: float, pause: float) -> None:
+    """Fill each runner's ``samples``: warm-up, then ``repeat`` alternating rounds.
+
+    Each round runs every runner once, starting one further along the list each
+    time. A runner whose timed total passed ``budget`` seconds stops once it has
+    min(3, repeat) samples. ``pause`` seconds before each run let the previous
+    runtime's spinning worker threads go to sleep instead of competing with it.
+    """
+    for r in runners:
+        for _ in range(warmup):
+            r.before()
+            r.invoke()
+    floor = min(3, repeat)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for rnd in range(repeat):
+            k = rnd % len(runners)
+            for r in runners[k:] + runners[:k]:
+                if len(r.samples) >= floor and r.spent >= budget:
+                    continue
+                r.before()
+                time.sleep(pause)
+                start = time.perf_counter()
+                r.invoke()
+                elapsed = time.perf_counter() - start
+                r.samples.append(elapsed)
+                r.spent += elapsed
+            gc.collect()
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def bench_latency(m: BenchModel, inputs: list[np.ndarray], runtimes: Sequence[str], threads: Sequence[int],
+                  repeat: int, warmup: int, budget: float, pause: float, blas: BlasThreads,
+                  onnx_cache: Path | None = None, onnx_python: str | None = None,
+                  log: Log | None = None) -> list[dict]:
+    """Latency rows for one model: one per (runtime, threads), with samples or the reason it did not run.
+
+    pydeeplab runs ``m.path``; LiteRT and ONNX Runtime run ``m.litert_path`` (the model, or its
+    builtin rewrite), and where there is none their rows say why.
+    """
+    content = m.path.read_bytes()
+    peer_content = m.litert_path.read_bytes() if m.litert_path is not None else None
+    rows, runners = [], []
+    for n in threads:
+        for rt in runtimes:
+            row = {"model": m.name, "runtime": rt, "threads": n}
+            ours = rt in PYDEEPLAB_RUNTIMES
+            try:
+                if not ours and peer_content is None:
+                    raise Unavailable(f"no {LABELS.get(rt, rt)} figure: {m.litert_note}")
+                runners.append(make_runner(rt, m.path if ours else m.litert_path, content if ours else peer_content,
+                                           inputs, n, blas, onnx_cache, onnx_python))
+            except Unavailable as exc:
+                row["error"] = str(exc)
+            except Exception as exc:  # a runtime that crashes on load is reported, not fatal
+                row["error"] = f"{type(exc).__name__}: {exc}"
+            rows.append(row)
+    if log:
+        log(f"{m.name}: timing {', '.join(f'{r.runtime}/{r.threads}t' for r in runners)}")
+    failed = []
+    for r in list(runners):  # a first run outside the timing: checks it runs at all
+        try:
+            r.before()
+            r.invoke()
+        except Exception as exc:
+            failed.append(r)
+            runners.remove(r)
+            _row(rows, r)["error"] = f"invoke failed: {type(exc).__name__}: {exc}"
+    if runners:
+        measure(runners, repeat, max(0, warmup - 1), budget, pause)
+    blas.restore()
+    reference = _reference_outputs(runners)
+    for r in runners:
+        row = _row(rows, r)
+        row.update(_stats(r.samples), **r.info)
+        if reference is not None:
+            ref_rt, ref_out = reference[r.threads] if r.threads in reference else next(iter(reference.values()))
+            try:
+                row["check"] = {"against": ref_rt, **_agreement(r.outputs()[0], ref_out)}
+            except Exception as exc:
+                row["check"] = {"against": ref_rt, "error": f"{type(exc).__name__}: {exc}"}
+    return rows
+
+
+def _row(rows: list[dict], r: Runner) -> dict:
+    return next(x for x in rows if x["runtime"] == r.runtime and x["threads"] == r.threads)
+
+
+def _reference_outputs(runners: list[Runner]) -> dict[int, tuple[str, np.ndarray]] | None:
+    """Per thread count, the first output of the most exact LiteRT runner present (ref, builtin, default)."""
+    out = {}
+    for rt in ("ref", "builtin", "xnnpack"):
+        for r in runners:
+            if r.runtime == rt and r.threads not in out:
+                out[r.threads] = (rt, r.outputs()[0])
+    return out or None
+
+
+def _stats(samples: list[float]) -> dict:
+    return {"median_ms": statistics.median(samples) * 1e3, "min_ms": min(samples) * 1e3,
+            "max_ms": max(samples) * 1e3, "samples": len(samples)}
+
+
+def latency_in_children(models: list[Path], runtimes: Sequence[str], threads: Sequence[int], args: list[str],
+                        machine: dict, log: Log | None) -> list[dict]:
+    """Without threadpoolctl: each thread count in its own process, BLAS threads set by environment.
+
+    The children's Numba threading facts are copied into ``machine``.
+    """
+    rows = []
+    for n in threads:
+        env = dict(os.environ, **{k: str(n) for k in BLAS_ENV}, **{CHILD_ENV: "1"})
+        cmd = [sys.executable, str(SCRIPT), "--json", "--no-synth", "--sections", "latency", "--threads", str(n),
+               "--backends", *runtimes, "--models", *map(str, models), *args]
+        if log:
+            log(f"latency at {n} thread(s) in a child process ({', '.join(f'{k}={n}' for k in BLAS_ENV)})")
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"latency child for {n} thread(s) failed: {done.stderr.strip()[-2000:]}")
+        child = json.loads(done.stdout)
+        rows.extend(child["latency"])
+        for key in ("numba_threading_layer", "numba_num_threads"):
+            if key in child["machine"]:
+                machine[key] = child["machine"][key]
+    return rows
+
+
