@@ -16,7 +16,7 @@ import numpy as np
 
 from .environment import BlasThreads
 from .models import BenchModel
-from .runtimes import BLAS_ENV, LABELS, PYDEEPLAB_RUNTIMES, Runner, Unavailable, _agreement, make_runner
+from .runtimes import BLAS_ENV, PYDEEPLAB_RUNTIMES, SHORT, Runner, Unavailable, _agreement, make_runner
 
 #: Set in the child processes the harness runs itself (no re-spawning from there).
 CHILD_ENV = "PYDEEPLAB_BENCH_CHILD"
@@ -78,7 +78,7 @@ def bench_latency(m: BenchModel, inputs: list[np.ndarray], runtimes: Sequence[st
             ours = rt in PYDEEPLAB_RUNTIMES
             try:
                 if not ours and peer_content is None:
-                    raise Unavailable(f"no {LABELS.get(rt, rt)} figure: {m.litert_note}")
+                    raise Unavailable(f"no {SHORT.get(rt, rt)} figure: {m.litert_note}")
                 runners.append(make_runner(rt, m.path if ours else m.litert_path, content if ours else peer_content,
                                            inputs, n, blas, onnx_cache, onnx_python))
             except Unavailable as exc:

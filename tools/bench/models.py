@@ -208,7 +208,8 @@ class BenchModel:
     facts: dict = field(default_factory=dict)
 
 
-def bench_models(paths: Sequence[Path], workdir: Path, synth: Path | None = None, synth_label: str = "") -> list[BenchModel]:
+def bench_models(paths: Sequence[Path], workdir: Path, synth: Path | None = None,
+                 synth_label: str = "") -> list[BenchModel]:
     """The models of a run: each of ``paths`` (and ``synth``); for a model with a custom operator
     that no builtin computes, also its graph cut before that operator, which both sides run
     (written into ``workdir``, which must outlive the run)."""
@@ -236,8 +237,8 @@ def bench_models(paths: Sequence[Path], workdir: Path, synth: Path | None = None
         cut_name = f"{name}-cut"
         cut = workdir / f"{cut_name}.tflite"
         cut.write_bytes(eq.content)
-        why = (f"LiteRT cannot run the custom operator {', '.join(opaque)}: no XNNPACK figure for the whole model; "
-               f"see {cut_name}, the graph cut before it, timed on both sides")
+        why = (f"LiteRT cannot run the custom operator {', '.join(opaque)}; see {cut_name}, the graph cut "
+               "before it, timed on both sides")
         out.append(BenchModel(name, path, None, why, label))
         out.append(BenchModel(cut_name, cut, cut,
                               f"the graph of {name} cut before {', '.join(opaque)} "
@@ -258,5 +259,6 @@ def model_facts(m: BenchModel) -> dict:
     cls = classify_model(model)
     return {"model": m.name, "path": str(m.path), "label": m.label, "litert": m.litert_note,
             "litert_runs": m.litert_path is not None, "latency_only": m.latency_only, "inputs": inputs,
-            "macs": int(macs), "operators": len(graph.operators), "class": cls.pop("class"), "class_why": cls.pop("why"),
+            "macs": int(macs), "operators": len(graph.operators), "class": cls.pop("class"),
+            "class_why": cls.pop("why"),
             "graph": cls}

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .models import BenchModel
-from .runtimes import _LITERT_RESOLVERS, BLAS_ENV, LABELS, PYDEEPLAB_RUNTIMES, Unavailable
+from .runtimes import _LITERT_RESOLVERS, BLAS_ENV, PYDEEPLAB_RUNTIMES, SHORT, Unavailable
 
 Log = Callable[[str], None]
 
@@ -100,7 +100,7 @@ def _model_for(m: BenchModel, runtime: str) -> Path:
     if runtime in PYDEEPLAB_RUNTIMES:
         return m.path
     if m.litert_path is None:
-        raise Unavailable(f"no {LABELS.get(runtime, runtime)} figure: {m.litert_note}")
+        raise Unavailable(f"no {SHORT.get(runtime, runtime)} figure: {m.litert_note}")
     return m.litert_path
 
 

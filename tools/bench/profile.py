@@ -65,7 +65,8 @@ def bench_profile(model_path: Path, inputs: list[np.ndarray], backend: str, thre
     for p in [*per_op, *by_type.values()]:
         p["share"] = p["ms"] / total if total else 0.0
         p["gmacs_per_s"] = p["macs"] / (p["ms"] * 1e6) if p["macs"] and p["ms"] else None
-    return {"model": model_name or model_path.stem, "backend": backend, "threads": threads, "runs": len(runs), "total_ms": total,
+    return {"model": model_name or model_path.stem, "backend": backend, "threads": threads, "runs": len(runs),
+            "total_ms": total,
             "by_type": sorted(by_type.values(), key=lambda t: -t["ms"]),
             "top": sorted(per_op, key=lambda p: -p["ms"])[:top]}
 

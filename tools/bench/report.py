@@ -132,9 +132,27 @@ def _goals_section(report: dict) -> list[str]:
     if missed:
         out.append("Not met:")
         for g in missed:
-            out.append(f"- {g['what']}: {_value(g, g['measured'])} against {g['goal']}: {goal_status(g)}.")
+            out.append(f"- {g['what']}: {_value(g, g['measured'])} against {g['goal']}: {goal_status(g)}."
+                       + _latency_gap(report, g))
         out.append("")
     return out
+
+
+def _latency_gap(report: dict, g: dict) -> str:
+    """For a missed latency goal: the time the goal allows, and where the time goes (its profile)."""
+    if g["goal_id"] != "latency":
+        return ""
+    ours, peer = _median(report, g["model"], "numba"), _median(report, g["model"], "xnnpack")
+    text = (f" The goal allows {g['limit'] * peer:.1f} ms against XNNPACK's {peer:.1f} ms: "
+            f"{ours - g['limit'] * peer:.1f} ms of the {ours:.1f} ms to go.")
+    p = next((p for p in report.get("profile", []) if p["model"] == g["model"] and p.get("backend") == "numba"
+              and "by_type" in p), None)
+    if p is None:
+        return text + " No per-operator profile in this run."
+    parts = [f"{t['op']} {100 * t['share']:.0f}% ({t['ms']:.1f} ms" + (f", {t['gmacs_per_s']:.0f} GMAC/s)"
+                                                                        if t.get("gmacs_per_s") else ")")
+             for t in p["by_type"][:3]]
+    return text + " Where the time goes (profile below): " + ", ".join(parts) + "."
 
 
 def _models_section(report: dict) -> list[str]:
@@ -176,8 +194,8 @@ def _latency_section(report: dict) -> list[str]:
             note = _check_text(r.get("check"))
             if r.get("onnx", {}).get("converter"):
                 note += f"; converted by {r['onnx']['converter']} {r['onnx'].get('converter_version') or ''}".rstrip()
-            table.append([LABELS[r["runtime"]], r["threads"], _fmt(r["median_ms"]), _fmt(r["min_ms"]), r.get("samples", "?"),
-                          *ratios, _fmt(gmacs, ".1f"), note])
+            table.append([LABELS[r["runtime"]], r["threads"], _fmt(r["median_ms"]), _fmt(r["min_ms"]),
+                          r.get("samples", "?"), *ratios, _fmt(gmacs, ".1f"), note])
         out += [_table(["runtime", "threads", "median ms", "min ms", "runs", "numba / it", "numpy / it",
                         "GMAC/s", "output check / note"], table), ""]
         speed = []

@@ -23,6 +23,9 @@ LABELS = {
     "ref": "LiteRT reference kernels",
     "onnxruntime": "ONNX Runtime",
 }
+#: Short names for "no <name> figure: <why>".
+SHORT = {"numba": "numba", "numpy": "numpy", "xnnpack": "XNNPACK", "builtin": "LiteRT built-in",
+         "ref": "LiteRT reference", "onnxruntime": "ONNX Runtime"}
 _LITERT_RESOLVERS = {"xnnpack": "AUTO", "builtin": "BUILTIN_WITHOUT_DEFAULT_DELEGATES", "ref": "BUILTIN_REF"}
 #: Environment variables that set BLAS thread pools at library load time.
 BLAS_ENV = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
