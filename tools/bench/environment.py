@@ -92,11 +92,15 @@ class BlasThreads:
             self._original = None
 
     def info(self) -> dict:
+        """The BLAS and OpenMP libraries loaded now (threadpoolctl ``threadpool_info()``: internal_api,
+        version, architecture = the kernel OpenBLAS chose, num_threads), and numpy's build-time BLAS."""
         out = {"method": self.method, "numpy_blas": _numpy_blas_config()}
         if self._controller is not None:
+            from threadpoolctl import threadpool_info
+
             keys = ("user_api", "internal_api", "prefix", "version", "num_threads", "architecture",
                     "threading_layer", "filepath")
-            out["libraries"] = [{k: lib.get(k) for k in keys if k in lib} for lib in self._controller.info()]
+            out["libraries"] = [{k: lib.get(k) for k in keys if k in lib} for lib in threadpool_info()]
         return out
 
 

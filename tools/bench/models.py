@@ -128,19 +128,13 @@ def synth_cache_dir() -> Path:
     return user_cache_dir() / "synth"
 
 
-def calibration_images(folder: Path | None = None) -> list[Path]:
-    """The shared photographs (not the label masks) to calibrate a quantization with, sorted."""
-    folder = Path(folder) if folder is not None else data_dir() / "images"
-    photos = [*folder.glob("*.bmp"), *folder.glob("*.jpg"), *folder.glob("*.png"), *folder.glob("voc/*_image.png")]
-    return sorted(p for p in photos if "mask" not in p.stem and "target" not in p.stem)
-
-
 def synthesized_int8(source: Path, cache_dir: Path | None = None, tools_dir: Path | None = None,
                      images: Sequence[Path] | None = None, progress: bool = True) -> tuple[Path | None, str]:
     """The int8 per-channel model built from the float model ``source`` by ``tools/quantize.py``.
 
     Built once into ``cache_dir/<source and quantizer digests>/<stem>_int8.tflite`` (written to a temporary name, then
-    renamed) and reused. Returns ``(path, note)``; ``path`` is None when it cannot be had, and ``note``
+    renamed) and reused. ``images``: calibration images (None: the quantizer's default, the shared
+    photographs). Returns ``(path, note)``; ``path`` is None when it cannot be had, and ``note``
     says why ("int8 model: tools/quantize.py not available", or the quantizer's error).
     """
     from pydeeplab.models import sha256_file
@@ -154,7 +148,7 @@ def synthesized_int8(source: Path, cache_dir: Path | None = None, tools_dir: Pat
     # Keyed by the source and the quantizer: a changed tools/quantize.py builds a new model.
     digest = f"{sha256_file(source)[:12]}-{sha256_file(script)[:8]}"
     target = (Path(cache_dir) if cache_dir is not None else synth_cache_dir()) / digest / f"{source.stem}_int8.tflite"
-    label = f"synthesized from {source.stem}"
+    label = f"synthesized from {source.stem} by tools/quantize.py"
     if target.exists():
         return target, f"{label} (cached {target})"
     if str(script.parent) not in sys.path:  # quantize.py imports its sibling tools (synth.py)
@@ -166,7 +160,7 @@ def synthesized_int8(source: Path, cache_dir: Path | None = None, tools_dir: Pat
         quantize_int8 = module.quantize_int8
     except Exception as exc:
         return None, f"int8 model: tools/quantize.py not usable: {type(exc).__name__}: {exc}"
-    images = list(images) if images is not None else calibration_images()
+    images = list(images) if images is not None else None
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=".tflite", dir=target.parent)
     os.close(fd)
@@ -181,7 +175,7 @@ def synthesized_int8(source: Path, cache_dir: Path | None = None, tools_dir: Pat
         if os.path.exists(tmp):
             os.unlink(tmp)
     meta = {"source": str(source), "source_sha256": sha256_file(source), "tool": "tools/quantize.py quantize_int8",
-            "calibration_images": [str(p) for p in images]}
+            "calibration_images": [str(p) for p in images] if images is not None else "tools/quantize.py's default"}
     target.with_suffix(".json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
     return target, f"{label} (built into {target})"
 

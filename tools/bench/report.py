@@ -14,6 +14,8 @@ from .goals import (CLASS_TEXT, COLD_LIMIT_S, FLOAT_MODEL, NUMPY_UINT8_LIMIT_MB,
                     THREAD_SPEEDUP, WARM_LIMIT_S, _median, _ratio, model_label)
 from .runtimes import LABELS, PYDEEPLAB_RUNTIMES, RUNTIMES
 
+#: A 1-minute load average at the start above this says other processes were running.
+BUSY_LOAD = 0.5
 #: The sections a written BENCHMARKS.md always has (a section without figures says why).
 DOCUMENT_SECTIONS = ("## How this was measured", "## Goals", "## Models", "## Latency", "## Start-up",
                      "## Peak memory", "## Per-operator profiles")
@@ -85,7 +87,7 @@ def _machine_lines(report: dict) -> list[str]:
     libs = blas.get("libraries")
     if libs:
         out.append("- **BLAS and OpenMP in use** (threadpoolctl `threadpool_info()`): " + "; ".join(
-            f"{lib.get('user_api')}: {lib.get('internal_api')} {lib.get('version')}"
+            f"{lib.get('user_api')}: {lib.get('internal_api')}" + (f" {lib['version']}" if lib.get("version") else "")
             + (f", kernel {lib['architecture']}" if lib.get("architecture") else "")
             + f", {lib.get('num_threads')} threads by default"
             + (f", threading {lib['threading_layer']}" if lib.get("threading_layer") else "")
@@ -100,6 +102,11 @@ def _machine_lines(report: dict) -> list[str]:
         out.append(f"- **{w}**")
     out.append(f"- **Load average** (1, 5, 15 min): {_loads(report.get('load_average_start'))} at the start, "
                f"{_loads(report.get('load_average_end'))} at the end.")
+    start = report.get("load_average_start")
+    if start and start[0] >= BUSY_LOAD:
+        out.append(f"- **Not a quiet machine**: a load average of {start[0]:.2f} over the last minute before the run "
+                   f"started, on {m['usable_cores']} usable cores, means other processes were running: the figures "
+                   "are slower and noisier than on a quiet machine (see also the fastest-run ratios).")
     c = report["config"]
     out.append(f"- **Input**: {c['image']}; {c['repeat']} timed runs per runtime and thread count after "
                f"{c['warmup']} warm-up (fewer, at least 3, past {c['budget_s']:.0f} s), alternating rounds in one "

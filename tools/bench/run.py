@@ -170,5 +170,7 @@ def run_bench(models: Sequence[str | os.PathLike] | None = None, *, models_dir: 
         except ValueError:  # no parallel region ran in this process
             pass
     report["load_average_end"] = _loads()
+    # Again at the end: the OpenMP runtime Numba loaded is only there once a kernel ran.
+    report["blas"] = {**report["blas"], **blas.info()}
     report["goals"] = evaluate_goals(report)
     return report
