@@ -104,8 +104,6 @@ class BlasThreads:
         return out
 
 
-
-
 #: Variables that make OpenBLAS choose other kernels or cache blocking than a user's machine would
 #: (this workplace exports them; users do not): benchmarks must run without them.
 SKEWING_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")

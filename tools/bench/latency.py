@@ -9,21 +9,19 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from .environment import BlasThreads
 from .models import BenchModel
-from .runtimes import BLAS_ENV, PYDEEPLAB_RUNTIMES, SHORT, Runner, Unavailable, _agreement, make_runner
+from .runtimes import BLAS_ENV, PYDEEPLAB_RUNTIMES, SHORT, Log, Runner, Unavailable, _agreement, make_runner
 
 #: Set in the child processes the harness runs itself (no re-spawning from there).
 CHILD_ENV = "PYDEEPLAB_BENCH_CHILD"
 #: The script the children run.
 SCRIPT = Path(__file__).resolve().parent.parent / "bench.py"
-
-Log = Callable[[str], None]
 
 
 def measure(runners: list[Runner], repeat: int, warmup: int, budget: float, pause: float) -> None:

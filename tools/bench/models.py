@@ -13,7 +13,7 @@ import os
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,8 +26,6 @@ SYNTH_SOURCE = "deeplabv3_257_mv_gpu"
 SYNTH_NAME = f"{SYNTH_SOURCE}_int8"
 #: tools/, where tools/quantize.py lives (beside this package).
 TOOLS_DIR = Path(__file__).resolve().parent.parent
-
-Log = Callable[[str], None]
 
 
 def find_models(names: Sequence[str] | None = None, models_dir: str | os.PathLike | None = None) -> list[Path]:

@@ -9,13 +9,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from .models import BenchModel
-from .runtimes import _LITERT_RESOLVERS, BLAS_ENV, PYDEEPLAB_RUNTIMES, SHORT, Unavailable
-
-Log = Callable[[str], None]
+from .runtimes import _LITERT_RESOLVERS, BLAS_ENV, PYDEEPLAB_RUNTIMES, SHORT, Log, Unavailable
 
 
 # its peak memory and start-up time would include them.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -20,15 +20,13 @@ from .models import SYNTH_NAME, SYNTH_SOURCE, bench_models, find_models, make_in
 from .onnx_conversion import onnx_cache_dir
 from .processes import bench_cold, bench_memory
 from .profile import bench_profile
-from .runtimes import BLAS_ENV, PYDEEPLAB_RUNTIMES, RUNTIMES
+from .runtimes import BLAS_ENV, PYDEEPLAB_RUNTIMES, RUNTIMES, Log
 
 SECTIONS = ("latency", "memory", "cold", "profile")
 DEFAULT_SECTIONS = SECTIONS
 DEFAULT_IMAGE = "bird_segmentation.bmp"
 #: Models profiled per operator after the latency section: those this far from their goal.
 PROFILE_WORST = 3
-
-Log = Callable[[str], None]
 
 
 def _loads() -> list[float] | None:

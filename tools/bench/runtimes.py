@@ -29,6 +29,8 @@ SHORT = {"numba": "numba", "numpy": "numpy", "xnnpack": "XNNPACK", "builtin": "L
 _LITERT_RESOLVERS = {"xnnpack": "AUTO", "builtin": "BUILTIN_WITHOUT_DEFAULT_DELEGATES", "ref": "BUILTIN_REF"}
 #: Environment variables that set BLAS thread pools at library load time.
 BLAS_ENV = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
+#: Where progress lines go (stderr in the command line).
+Log = Callable[[str], None]
 
 
 class Unavailable(Exception):
