@@ -269,6 +269,7 @@ def _hand_report() -> dict:
             {"model": q, "runtime": "numba", "numba_cache": "empty_cache", "total_s": 8.0, "runs": 1, "stderr": ""},
             {"model": q, "runtime": "numba", "numba_cache": "warm", "total_s": 1.0, "min_total_s": 0.9, "runs": 3}]
     memory = [{"model": q, "runtime": "numpy", "peak_mb": 700.0, "above_import_mb": 650.0},
+              {"model": q, "runtime": "numba", "peak_mb": 150.0, "above_import_mb": 60.0},
               {"model": "seg", "runtime": "numpy", "peak_mb": 120.0, "above_import_mb": 70.0}]
     return {"date": "2026-11-30T10:00:00+00:00", "command": "python tools/bench.py", "models": models,
             "latency": latency, "cold": cold, "memory": memory,
@@ -300,6 +301,7 @@ def test_goals_from_a_hand_made_report():
     assert goals[("cold", "m_int8")]["met"] is None and goals[("warm", "seg")]["met"] is None
     assert goals[("compile_message", f)]["met"] is True and goals[("compile_message", q)]["met"] is False
     assert goals[("numpy_memory", q)]["met"] is False and goals[("numpy_memory", "seg")]["met"] is True
+    assert goals[("numpy_memory", q)]["note"] == "numba backend: 60.0 MB above its import"
     assert ("numpy_memory", f) not in goals  # a float model
 
 

@@ -123,7 +123,7 @@ def _goals_section(report: dict) -> list[str]:
                + ", ".join(f"{cls} <= {lim:.2f}x" for cls, lim in RATIO_LIMITS.items())
                + f"; 2 threads >= {THREAD_SPEEDUP:.1f}x over 1 on {FLOAT_MODEL} and {QUANT_MODEL}; first image in "
                f"a fresh process <= {COLD_LIMIT_S:.0f} s with an empty Numba cache and < {WARM_LIMIT_S:.0f} s with "
-               f"a warm one, for every model; the numpy backend on uint8 models <= {NUMPY_UINT8_LIMIT_MB:.0f} MB "
+               f"a warm one, for every model; the numpy backend on uint8 models < {NUMPY_UINT8_LIMIT_MB:.0f} MB "
                "above its import. Peak memory has no ratio goal: see its table.")
     out.append("")
     if not goals:
