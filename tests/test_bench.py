@@ -264,10 +264,13 @@ def _hand_report() -> dict:
                lat("seg", "numba", 1, 50.0),
                {"model": "seg", "runtime": "xnnpack", "threads": 1, "error": "no XNNPACK figure: ResizeArgmax"}]
     cold = [{"model": f, "runtime": "numba", "numba_cache": "empty_cache", "total_s": 12.5, "runs": 1,
-             "stderr": "pydeeplab: compiling kernels, first run only..."},
-            {"model": f, "runtime": "numba", "numba_cache": "warm", "total_s": 0.6, "min_total_s": 0.55, "runs": 3},
-            {"model": q, "runtime": "numba", "numba_cache": "empty_cache", "total_s": 8.0, "runs": 1, "stderr": ""},
-            {"model": q, "runtime": "numba", "numba_cache": "warm", "total_s": 1.0, "min_total_s": 0.9, "runs": 3}]
+             "stderr": "", "compiled": "pydeeplab.kernels.conv.conv_float"},
+            {"model": f, "runtime": "numba", "numba_cache": "warm", "total_s": 0.6, "min_total_s": 0.55, "runs": 3,
+             "compiled": None},
+            {"model": q, "runtime": "numba", "numba_cache": "empty_cache", "total_s": 8.0, "runs": 1, "stderr": "",
+             "compiled": None},
+            {"model": q, "runtime": "numba", "numba_cache": "warm", "total_s": 1.0, "min_total_s": 0.9, "runs": 3,
+             "compiled": "pydeeplab.kernels.resize.resize_bilinear"}]
     memory = [{"model": q, "runtime": "numpy", "peak_mb": 700.0, "above_import_mb": 650.0},
               {"model": q, "runtime": "numba", "peak_mb": 150.0, "above_import_mb": 60.0},
               {"model": "seg", "runtime": "numpy", "peak_mb": 120.0, "above_import_mb": 70.0}]
@@ -300,6 +303,8 @@ def test_goals_from_a_hand_made_report():
     assert goals[("warm", q)]["met"] is False  # 1.0 s is not under 1 s
     assert goals[("cold", "m_int8")]["met"] is None and goals[("warm", "seg")]["met"] is None
     assert goals[("compile_message", f)]["met"] is True and goals[("compile_message", q)]["met"] is False
+    assert goals[("compile_message", f)]["note"] == "first kernel compiled: pydeeplab.kernels.conv.conv_float"
+    assert "despite the warm cache: pydeeplab.kernels.resize.resize_bilinear" in goals[("warm", q)]["note"]
     assert goals[("numpy_memory", q)]["met"] is False and goals[("numpy_memory", "seg")]["met"] is True
     assert goals[("numpy_memory", q)]["note"] == "numba backend: 60.0 MB above its import"
     assert ("numpy_memory", f) not in goals  # a float model

@@ -18,14 +18,20 @@ from .runtimes import _LITERT_RESOLVERS, BLAS_ENV, PYDEEPLAB_RUNTIMES, SHORT, Lo
 
 # its peak memory and start-up time would include them.
 _CHILD = r"""
-import json, sys, time
+import contextlib, json, sys, time
 T0 = time.time()
 spec = json.loads(sys.argv[1])
 rt = spec["runtime"]
+watch = contextlib.nullcontext()
+compiled = {}
 if rt in ("numba", "numpy"):
     import pydeeplab
     if spec["imports_only"] == "kernels":
         import pydeeplab.kernels.conv, pydeeplab.ops
+    if rt == "numba" and not spec["imports_only"]:
+        # What makes the CLI say "compiling kernels, first run only...": a kernel compile (a cache miss).
+        from pydeeplab.compiling import compile_notice
+        watch = compile_notice(lambda name: compiled.setdefault("kernel", name))
     def make():
         return pydeeplab.Interpreter(model_path=spec["model"], num_threads=spec["threads"], backend=rt)
 else:
@@ -39,14 +45,17 @@ out = {"t_start": T0, "t_import": time.time()}
 if not spec["imports_only"]:
     with np.load(spec["inputs"]) as data:
         inputs = [data[f"input{i}"] for i in range(len(data.files))]
-    it = make()
-    it.allocate_tensors()
-    out["t_load"] = time.time()
-    for d, x in zip(it.get_input_details(), inputs):
-        it.set_tensor(d["index"], x)
-    it.invoke()
-    result = [it.get_tensor(d["index"]) for d in it.get_output_details()]
-    out["t_result"] = time.time()
+    with watch:
+        it = make()
+        it.allocate_tensors()
+        out["t_load"] = time.time()
+        for d, x in zip(it.get_input_details(), inputs):
+            it.set_tensor(d["index"], x)
+        it.invoke()
+        result = [it.get_tensor(d["index"]) for d in it.get_output_details()]
+        out["t_result"] = time.time()
+    if rt == "numba":
+        out["compiled"] = compiled.get("kernel")
 peak = None
 try:
     with open("/proc/self/status") as f:
@@ -148,7 +157,9 @@ def bench_cold(models: Sequence[BenchModel], inputs_files: dict[str, Path], runt
                compile_once: bool = True, log: Log | None = None) -> list[dict]:
     """Start-up rows: warm Numba cache (median of ``repeat`` after one warming run) and, for pydeeplab,
     an empty one (once: ``NUMBA_CACHE_DIR`` a new folder, the first-ever compile, with what the
-    process said on stderr meanwhile). Stand-in graphs (``latency_only``) are left out."""
+    process said on stderr meanwhile). For numba, ``compiled``: the first kernel whose compile
+    :func:`pydeeplab.compiling.compile_notice` saw (what makes the CLI announce it), None when
+    everything came from the cache. Stand-in graphs (``latency_only``) are left out."""
     rows = []
     for m in models:
         if m.latency_only:
@@ -171,6 +182,8 @@ def bench_cold(models: Sequence[BenchModel], inputs_files: dict[str, Path], runt
                             env = dict(os.environ, NUMBA_CACHE_DIR=tmp)
                             done = [run_child(rt, path, inputs_files[m.name], env=env)]
                             row["stderr"] = done[0]["stderr"].strip()[:300]
+                    if rt == "numba":  # the first kernel compiled (None: all from the cache)
+                        row["compiled"] = next((r["compiled"] for r in done if r.get("compiled")), None)
                 except Unavailable as exc:
                     row["error"] = str(exc)
                     rows.append(row)
