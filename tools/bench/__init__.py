@@ -16,9 +16,15 @@ What it measures, per model:
 - **cold start**: time from spawning a fresh ``python -c`` to its first result,
   with a warm Numba cache, and once with an empty one (``NUMBA_CACHE_DIR`` set
   to a new temporary folder: the first-ever JIT compile).
-- **profile** (``--profile``): per-operator time of pydeeplab's interpreter
+- **profile**: per-operator time of pydeeplab's interpreter
   (``Interpreter.invoke_profiled``), summed by operator type, and the slowest
-  operators with their shapes and achieved multiply-accumulate rate.
+  operators with their shapes and achieved multiply-accumulate rate; after a
+  latency section, of the models furthest from their goal (``--profile-worst``).
+
+Models: every .tflite of the data folder, each classed by reading its graph; for one
+with a custom operator LiteRT cannot load, LiteRT runs its builtin rewrite, or (an
+operator no builtin computes) the graph cut before it, timed on both sides; and an int8
+per-channel model built once from deeplabv3_257_mv_gpu by tools/quantize.py.
 
 Runtimes: ``numba`` and ``numpy`` (pydeeplab's two backends), ``xnnpack``
 (LiteRT's default, which applies the XNNPACK delegate), ``builtin`` (LiteRT
