@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .environment import openblas_warning
+from .goals import evaluate_goals
 from .models import SYNTH_NAME
 from .report import format_report, write_document
 from .run import DEFAULT_IMAGE, DEFAULT_SECTIONS, PROFILE_WORST, SECTIONS, run_bench
@@ -124,6 +125,7 @@ def run_from_args(args: argparse.Namespace, command: str | None = None) -> int:
         command = " ".join([PROG, *map(shlex.quote, sys.argv[1:])])
     if args.from_json:
         report = load_report(args.from_json)
+        report["goals"] = evaluate_goals(report)  # the goals as defined now, from the saved figures
     else:
         warning = openblas_warning(command=command)
         if warning:  # loudly, before any figure is spent on a skewed BLAS

@@ -76,7 +76,7 @@ def _machine_lines(report: dict) -> list[str]:
         out.append(f"- **Command**: `{report['command']}`")
     out.append(f"- **Date**: {report['date']}" + (f", commit `{commit['short']}`"
                                                    + (" with uncommitted changes" if commit.get("dirty") else "")
-                                                   if commit else ", not in a git checkout"))
+                                                   if commit else ", commit not known (not a git checkout)"))
     out.append(f"- **Machine**: {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable), "
                f"{' '.join(m['simd']) or 'no AVX'}; {m['platform']}")
     out.append(f"- **Versions**: Python {m['python']}, " + ", ".join(
