@@ -6,12 +6,12 @@
   stride-1 float conv, whose input pixels already are the matrix rows), one BLAS
   product (:func:`pydeeplab.kernels.blas.gemm`, in the same thread), then the
   output stage while the block is still in cache.
-  :func:`conv_float_small`: the same for a float conv with few taps (a first conv on
-  RGB), its im2col rows gathered through a table of tap offsets.
-- :func:`depthwise_conv_float` / :func:`depthwise_conv_quantized`: a whole
-  DEPTHWISE_CONV_2D, one output row at a time. A float 3x3 filter without depth
-  multiplier (MobileNet's) sums several output pixels at once in vectorized loops
-  over the channels, sharing the loads of weights and of input columns.
+  A conv with few taps (a first conv on RGB) gathers its rows value by value.
+- :func:`depthwise3x3_float`: a float 3x3 DEPTHWISE_CONV_2D without depth multiplier
+  (MobileNet's) on zero-padded copies of the input rows, several output pixels at once
+  in vectorized loops over the channels, sharing the loads of weights and input columns.
+  :func:`depthwise_conv_float` / :func:`depthwise_conv_quantized`: any other
+  DEPTHWISE_CONV_2D, one output row at a time.
 - :func:`bias_activation` / :func:`requantize`: the output stages alone (for
   TRANSPOSE_CONV, whose product the ops layer computes), and
   :func:`transpose_conv_gather`, which sums its per-tap products into pixels.
@@ -258,14 +258,17 @@ def _pointwise(kh, kw, sh, sw, pt, pl):
 
 
 @njit(cache=True, parallel=True, nogil=True)
-def conv_float(x, wmat, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, act_min, act_max, block, scratch):
+def conv_float(x, wmat, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, act_min, act_max, block, scratch, small_depth):
     """CONV_2D, float32.
 
     x [N, H, W, Cin]; wmat [KH * KW * Cin, Cout] (filter rows in im2col order);
     bias [Cout]; out [N, OH, OW, Cout]; act_min / act_max float32 clamp bounds.
     ``block``: output rows per product; scratch [T, >= block * OW * KH * KW * Cin]
     float32: the im2col rows of each of T chunks of output rows, one chunk per
-    thread (unused for a pointwise conv).
+    thread (unused for a pointwise conv). A conv with at most ``small_depth`` taps
+    (KH * KW * Cin, e.g. a first conv on RGB) gathers its rows value by value
+    (:func:`_im2col_small`): its runs of adjacent input values are too short for
+    copying them to pay.
     """
     n, oh, ow, cout = out.shape
     depth = wmat.shape[0]
@@ -273,8 +276,10 @@ def conv_float(x, wmat, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, act_min, act_
     out2d = out.reshape(rows * ow, cout)
     x2d = x.reshape(x.shape[0] * x.shape[1] * x.shape[2], x.shape[3])
     direct = _pointwise(kh, kw, sh, sw, pt, pl)
+    small = depth <= small_depth
     nt = scratch.shape[0]
     for t in prange(nt):
+        toff = np.empty(depth if small else 0, np.uint64)
         for r0 in range(rows * t // nt, rows * (t + 1) // nt, block):
             r1 = min(r0 + block, rows * (t + 1) // nt)
             dst = out2d[r0 * ow : r1 * ow]
@@ -282,7 +287,10 @@ def conv_float(x, wmat, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, act_min, act_
                 gemm(x2d[r0 * ow : r1 * ow], wmat, dst)
             else:
                 cols = scratch[t][: (r1 - r0) * ow * depth].reshape((r1 - r0) * ow, depth)
-                _im2col(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, np.float32(0))
+                if small:
+                    _im2col_small(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, toff)
+                else:
+                    _im2col(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, np.float32(0))
                 gemm(cols, wmat, dst)
             _bias_activation_rows(dst, bias, act_min, act_max)
 
@@ -326,27 +334,6 @@ def _im2col_small(x, cols, row0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, toff):
                     ok = 0 <= iy < h and 0 <= ix < w
                     for ci in range(c):
                         dst[(i * kw + j) * c + ci] = x[b, iy, ix, ci] if ok else np.float32(0)
-
-
-@njit(cache=True, parallel=True, nogil=True)
-def conv_float_small(x, wmat, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, act_min, act_max, block, scratch):
-    """:func:`conv_float` for a conv with few taps (KH * KW * Cin), e.g. a network's first
-    conv on an RGB image: the same products, the matrix rows gathered by
-    :func:`_im2col_small`. Same arguments as :func:`conv_float`."""
-    n, oh, ow, cout = out.shape
-    depth = wmat.shape[0]
-    rows = n * oh
-    out2d = out.reshape(rows * ow, cout)
-    nt = scratch.shape[0]
-    for t in prange(nt):
-        toff = np.empty(depth, np.uint64)
-        for r0 in range(rows * t // nt, rows * (t + 1) // nt, block):
-            r1 = min(r0 + block, rows * (t + 1) // nt)
-            dst = out2d[r0 * ow : r1 * ow]
-            cols = scratch[t][: (r1 - r0) * ow * depth].reshape((r1 - r0) * ow, depth)
-            _im2col_small(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, toff)
-            gemm(cols, wmat, dst)
-            _bias_activation_rows(dst, bias, act_min, act_max)
 
 
 @njit(cache=True, parallel=True, nogil=True)

@@ -38,7 +38,7 @@ _BLOCK_PIXELS = 256
 _DEPTHWISE_NARROW = 32
 _DEPTHWISE_RUN = 256
 #: A float conv with at most this many taps (KH * KW * Cin, e.g. a first conv on RGB)
-#: gathers its im2col rows value by value (``kernels.conv.conv_float_small``): its
+#: gathers its im2col rows value by value (``kernels.conv._im2col_small``): its
 #: runs of adjacent input values are too short for copying them to pay.
 _SMALL_DEPTH = 32
 
@@ -176,8 +176,8 @@ def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape) -
         x = np.ascontiguousarray(inputs[0])
         scratch = WORKSPACE.get(0, dtype, (numba_threads(), block * ow * per_pixel))
         if is_float(stage):
-            conv = kernels.conv_float_small if 0 < per_pixel <= _SMALL_DEPTH else kernels.conv_float
-            conv(x, wmat, b, out, kh, kw, sh, sw, dh, dw, pt, pl, *out_args, block, scratch)
+            kernels.conv_float(x, wmat, b, out, kh, kw, sh, sw, dh, dw, pt, pl, *out_args, block, scratch,
+                               _SMALL_DEPTH)
         else:
             kernels.conv_quantized(x, wmat, b, out, kh, kw, sh, sw, dh, dw, pt, pl, offset, *out_args, block, scratch)
 
