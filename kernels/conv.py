@@ -16,7 +16,9 @@
   TRANSPOSE_CONV, whose product the ops layer computes), and
   :func:`transpose_conv_gather`, which sums its per-tap products into pixels.
 
-Work is split over output rows: ``prange`` over one contiguous range per thread.
+Work is split over output rows, one contiguous range per thread: a ``prange`` loop, or,
+for the heaviest kernels, a plain function doing part ``t`` of ``nt`` that
+:func:`pydeeplab.kernels.parallel.in_parallel` runs on the threads (cheaper to compile).
 All arrays are NHWC and C-contiguous; the semantics are stated in
 ``pydeeplab.reference.conv``.
 
@@ -257,15 +259,16 @@ def _pointwise(kh, kw, sh, sw, pt, pl):
     return kh == 1 and kw == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0
 
 
-@njit(cache=True, parallel=True, nogil=True)
-def conv_float(x, wmat, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, act_min, act_max, block, scratch, small_depth):
+@njit(cache=True, nogil=True)
+def conv_float(x, wmat, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, act_min, act_max, block, scratch, small_depth, t, nt):
     """CONV_2D, float32.
 
     x [N, H, W, Cin]; wmat [KH * KW * Cin, Cout] (filter rows in im2col order);
     bias [Cout]; out [N, OH, OW, Cout]; act_min / act_max float32 clamp bounds.
-    ``block``: output rows per product; scratch [T, >= block * OW * KH * KW * Cin]
-    float32: the im2col rows of each of T chunks of output rows, one chunk per
-    thread (unused for a pointwise conv). A conv with at most ``small_depth`` taps
+    ``block``: output rows per product; scratch [nt, >= block * OW * KH * KW * Cin]
+    float32: the im2col rows (unused for a pointwise conv). Part t of nt
+    (:func:`pydeeplab.kernels.parallel.in_parallel`): output rows ``rows * t // nt``
+    to ``rows * (t + 1) // nt``, with ``scratch[t]``. A conv with at most ``small_depth`` taps
     (KH * KW * Cin, e.g. a first conv on RGB) gathers its rows value by value
     (:func:`_im2col_small`): its runs of adjacent input values are too short for
     copying them to pay.
@@ -277,22 +280,20 @@ def conv_float(x, wmat, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, act_min, act_
     x2d = x.reshape(x.shape[0] * x.shape[1] * x.shape[2], x.shape[3])
     direct = _pointwise(kh, kw, sh, sw, pt, pl)
     small = depth <= small_depth
-    nt = scratch.shape[0]
-    for t in prange(nt):
-        toff = np.empty(depth if small else 0, np.uint64)
-        for r0 in range(rows * t // nt, rows * (t + 1) // nt, block):
-            r1 = min(r0 + block, rows * (t + 1) // nt)
-            dst = out2d[r0 * ow : r1 * ow]
-            if direct:
-                gemm(x2d[r0 * ow : r1 * ow], wmat, dst)
+    toff = np.empty(depth if small else 0, np.uint64)
+    for r0 in range(rows * t // nt, rows * (t + 1) // nt, block):
+        r1 = min(r0 + block, rows * (t + 1) // nt)
+        dst = out2d[r0 * ow : r1 * ow]
+        if direct:
+            gemm(x2d[r0 * ow : r1 * ow], wmat, dst)
+        else:
+            cols = scratch[t][: (r1 - r0) * ow * depth].reshape((r1 - r0) * ow, depth)
+            if small:
+                _im2col_small(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, toff)
             else:
-                cols = scratch[t][: (r1 - r0) * ow * depth].reshape((r1 - r0) * ow, depth)
-                if small:
-                    _im2col_small(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, toff)
-                else:
-                    _im2col(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, np.float32(0))
-                gemm(cols, wmat, dst)
-            _bias_activation_rows(dst, bias, act_min, act_max)
+                _im2col(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, np.float32(0))
+            gemm(cols, wmat, dst)
+        _bias_activation_rows(dst, bias, act_min, act_max)
 
 
 @njit(cache=True, nogil=True)
@@ -628,52 +629,49 @@ def _dilation_order(start, stop, dh):
     return order
 
 
-@njit(cache=True, parallel=True, nogil=True)
-def depthwise3x3_float(x, w9, bias, wt, bt, out, sh, sw, dh, dw, pt, pl, act_min, act_max, ring, zero):
+@njit(cache=True, nogil=True)
+def depthwise3x3_float(x, w9, bias, wt, bt, out, sh, sw, dh, dw, pt, pl, act_min, act_max, ring, zero, t, nt):
     """DEPTHWISE_CONV_2D, float32, 3x3 filter without depth multiplier (MobileNet's).
 
     x [N, H, W, C]; w9 [9, C] the taps in TFLite's order; bias [C]; wt [9, B], bt [B]: the
     same tiled over B // C pixels (B = C for wide layers); out [N, OH, OW, C];
-    act_min / act_max float32 clamp bounds. ring [T, 3, WP * C] float32 scratch
-    (T chunks of output rows, one per thread; WP >= max(pl + W, (OW - 1) * sw + 2 * dw + 1)
-    padded columns) and zero [WP * C] zeros: see :func:`_padded_row`. A tap outside the
-    input reads a pad zero, adding nothing, as TFLite leaves it out.
+    act_min / act_max float32 clamp bounds. ring [nt, 3, WP * C] float32 scratch (WP >=
+    max(pl + W, (OW - 1) * sw + 2 * dw + 1) padded columns) and zero [WP * C] zeros: see
+    :func:`_padded_row`. A tap outside the input reads a pad zero, adding nothing, as
+    TFLite leaves it out. Part t of nt (:func:`pydeeplab.kernels.parallel.in_parallel`):
+    output rows ``rows * t // nt`` to ``rows * (t + 1) // nt``, with ``ring[t]``.
     """
     n, oh, ow, c = out.shape
     win = x.shape[2]
     rows = n * oh
-    nt = ring.shape[0]
-    for t in prange(nt):
-        slots = ring[t]
-        for s in range(slots.shape[0]):  # the pad columns (the workspace is shared by every operator)
-            slots[s, : pl * c] = 0
-            slots[s, (pl + win) * c :] = 0
-        tags = np.full(slots.shape[0], -1, np.int64)
-        start, stop = rows * t // nt, rows * (t + 1) // nt
-        for r in _dilation_order(start, stop, dh):
-            b, oy = r // oh, r % oh
-            iy = oy * sh - pt
-            r0 = _padded_row(x, b, iy, dh, np.float32(0), pl, slots, tags, zero)
-            r1 = _padded_row(x, b, iy + dh, dh, np.float32(0), pl, slots, tags, zero)
-            r2 = _padded_row(x, b, iy + 2 * dh, dh, np.float32(0), pl, slots, tags, zero)
-            _depthwise3x3_row(r0, r1, r2, w9, bias, wt, bt, act_min, act_max, sw, dw, out[b, oy].reshape(ow * c))
+    slots = ring[t]
+    for s in range(slots.shape[0]):  # the pad columns (the workspace is shared by every operator)
+        slots[s, : pl * c] = 0
+        slots[s, (pl + win) * c :] = 0
+    tags = np.full(slots.shape[0], -1, np.int64)
+    for r in _dilation_order(rows * t // nt, rows * (t + 1) // nt, dh):
+        b, oy = r // oh, r % oh
+        iy = oy * sh - pt
+        r0 = _padded_row(x, b, iy, dh, np.float32(0), pl, slots, tags, zero)
+        r1 = _padded_row(x, b, iy + dh, dh, np.float32(0), pl, slots, tags, zero)
+        r2 = _padded_row(x, b, iy + 2 * dh, dh, np.float32(0), pl, slots, tags, zero)
+        _depthwise3x3_row(r0, r1, r2, w9, bias, wt, bt, act_min, act_max, sw, dw, out[b, oy].reshape(ow * c))
 
 
-@njit(cache=True, parallel=True, nogil=True)
-def depthwise_conv_float(x, w, pad, bias, out, sh, sw, dh, dw, pt, pl, act_min, act_max, nt):
+@njit(cache=True, nogil=True)
+def depthwise_conv_float(x, w, pad, bias, out, sh, sw, dh, dw, pt, pl, act_min, act_max, t, nt):
     """DEPTHWISE_CONV_2D, float32, any filter size and depth multiplier (see
     :func:`depthwise3x3_float` for MobileNet's 3x3). x [N, H, W, C]; w [KH, KW, C * M];
     pad [C] zeros; bias [C * M]; out [N, OH, OW, C * M]; act_min / act_max float32
-    clamp bounds; nt: chunks of output rows (one per thread). Taps are added one at a
-    time (``_depthwise_row``)."""
+    clamp bounds. Taps are added one at a time (``_depthwise_row``). Part t of nt
+    (:func:`pydeeplab.kernels.parallel.in_parallel`) of the output rows."""
     n, oh, ow, cout = out.shape
     rows = n * oh
-    for t in prange(nt):
-        acc = np.empty((ow, cout), dtype=w.dtype)
-        for r in range(rows * t // nt, rows * (t + 1) // nt):
-            b, oy = r // oh, r % oh
-            _depthwise_row(x, w, pad, b, oy, sh, sw, dh, dw, pt, pl, acc)
-            _bias_activation_into(acc, bias, act_min, act_max, out[b, oy])
+    acc = np.empty((ow, cout), dtype=w.dtype)
+    for r in range(rows * t // nt, rows * (t + 1) // nt):
+        b, oy = r // oh, r % oh
+        _depthwise_row(x, w, pad, b, oy, sh, sw, dh, dw, pt, pl, acc)
+        _bias_activation_into(acc, bias, act_min, act_max, out[b, oy])
 
 
 @njit(cache=True, parallel=True, nogil=True)

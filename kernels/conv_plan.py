@@ -22,6 +22,7 @@ from collections.abc import Callable
 import numpy as np
 
 from . import conv as kernels
+from .parallel import in_parallel
 
 #: run(inputs, outputs): an operator's planned computation (``pydeeplab.ops.base.Run``).
 Run = Callable[[list, list], None]
@@ -171,13 +172,14 @@ def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape) -
         per_pixel = depth + cout  # scratch: im2col rows and their products
         offset = np.float32(-stage.input_zero_point)  # exact: |x - zp| <= 255
     block = max(1, -(-_BLOCK_PIXELS // ow), _BLOCK_ELEMENTS // (ow * max(depth, cout)))
+    conv_float = in_parallel(kernels.conv_float)
 
     def fill(inputs, out) -> None:
         x = np.ascontiguousarray(inputs[0])
         scratch = WORKSPACE.get(0, dtype, (numba_threads(), block * ow * per_pixel))
         if is_float(stage):
-            kernels.conv_float(x, wmat, b, out, kh, kw, sh, sw, dh, dw, pt, pl, *out_args, block, scratch,
-                               _SMALL_DEPTH)
+            conv_float(x, wmat, b, out, kh, kw, sh, sw, dh, dw, pt, pl, *out_args, block, scratch, _SMALL_DEPTH,
+                       nt=scratch.shape[0])
         else:
             kernels.conv_quantized(x, wmat, b, out, kh, kw, sh, sw, dh, dw, pt, pl, offset, *out_args, block, scratch)
 
@@ -197,6 +199,7 @@ def depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x_
             wt = aligned(np.tile(w9, (1, reps)), np.float32)
             bt = aligned(np.tile(b, reps), np.float32)
             zero_rows: dict[int, np.ndarray] = {}
+            depthwise = in_parallel(kernels.depthwise3x3_float)
 
             def fill3x3(inputs, out) -> None:
                 # Padded rows (see kernels.conv._padded_row): every tap of every pixel reads
@@ -206,17 +209,20 @@ def depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x_
                 zero = zero_rows.get(width)
                 if zero is None:
                     zero = zero_rows.setdefault(width, aligned(np.zeros(width), np.float32))
-                ring = WORKSPACE.get(0, np.float32, (numba_threads(), 3, width))
-                kernels.depthwise3x3_float(np.ascontiguousarray(inputs[0]), w9, b, wt, bt, out, sh, sw, dh, dw, pt, pl,
-                                           *out_args, ring, zero)
+                nt = numba_threads()
+                ring = WORKSPACE.get(0, np.float32, (nt, 3, width))
+                depthwise(np.ascontiguousarray(inputs[0]), w9, b, wt, bt, out, sh, sw, dh, dw, pt, pl, *out_args, ring,
+                          zero, nt=nt)
 
             return with_contiguous_output(fill3x3)
         w3 = aligned(weights.reshape(kh, kw, cout), np.float32)
         zeros = aligned(np.zeros(cin), np.float32)
 
+        depthwise_any = in_parallel(kernels.depthwise_conv_float)
+
         def fill(inputs, out) -> None:
-            kernels.depthwise_conv_float(np.ascontiguousarray(inputs[0]), w3, zeros, b, out,
-                                         sh, sw, dh, dw, pt, pl, *out_args, numba_threads())
+            depthwise_any(np.ascontiguousarray(inputs[0]), w3, zeros, b, out, sh, sw, dh, dw, pt, pl, *out_args,
+                          nt=numba_threads())
 
         return with_contiguous_output(fill)
     # Raw inputs times centered weights: the input zero point's share of every sum,
