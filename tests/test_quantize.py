@@ -22,6 +22,7 @@ import quantize  # noqa: E402
 import synth  # noqa: E402
 
 import pydeeplab  # noqa: E402
+from pydeeplab.tflite.model import Model  # noqa: E402
 from pydeeplab.tflite.options import AddOptions, MulOptions  # noqa: E402
 from pydeeplab.tflite.schema import Activation, BuiltinOperator as Op, TensorType  # noqa: E402
 from pydeeplab.tflite.writer import ModelBuilder  # noqa: E402
@@ -60,7 +61,8 @@ def calibration_images(tmp_path_factory) -> list[Path]:
     return paths
 
 
-def _quantized(tmp_path, data: bytes, images) -> tuple[pydeeplab.tflite.model.Model, pydeeplab.tflite.model.Model, bytes]:
+def _quantized(tmp_path, data: bytes, images) -> tuple[Model, Model, bytes]:
+    """(float model, int8 model, int8 bytes) of ``data`` quantized by tools/quantize.py."""
     src = tmp_path / "float.tflite"
     src.write_bytes(data)
     out = quantize.quantize_int8(src, tmp_path / "int8.tflite", images, progress=False)

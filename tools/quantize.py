@@ -42,8 +42,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))         # synth.py beside this file
-sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # pydeeplab, when run from a checkout
+_TOOLS = str(Path(__file__).resolve().parent)
+if _TOOLS not in sys.path:  # synth.py beside this file (tools/ is not a package)
+    sys.path.insert(0, _TOOLS)
 
 from synth import uint8_params  # noqa: E402
 
@@ -105,7 +106,8 @@ def symmetric_per_channel(w: np.ndarray, axis: int) -> tuple[np.ndarray, Quantiz
     return q, Quantization(scales=scales, zero_points=np.zeros(scales.size, np.int64), quantized_dimension=axis)
 
 
-def bias_per_channel(bias: np.ndarray, input_scale: float, weight_scales: np.ndarray) -> tuple[np.ndarray, Quantization]:
+def bias_per_channel(bias: np.ndarray, input_scale: float,
+                     weight_scales: np.ndarray) -> tuple[np.ndarray, Quantization]:
     """Int32 bias with scale ``s_in * s_w[c]`` per channel (the product taken in float32, as
     TFLite checks it), zero point 0."""
     scales = (np.float32(input_scale) * weight_scales.astype(np.float32)).astype(np.float32)
@@ -154,12 +156,14 @@ def check_model(model: Model) -> None:
                             f"{', '.join(sorted(Op(c).name for c in SUPPORTED))}")
     for op in g.operators:
         if op.builtin == Op.DEQUANTIZE and not g.tensors[op.inputs[0]].is_constant:
-            raise QuantizeError(f"operator {op.index} DEQUANTIZE acts on an activation ({g.tensors[op.inputs[0]].name!r}); "
-                                "only DEQUANTIZE of constant weights is handled: is the model already quantized?")
+            name = g.tensors[op.inputs[0]].name
+            raise QuantizeError(f"operator {op.index} DEQUANTIZE acts on an activation ({name!r}); only "
+                                "DEQUANTIZE of constant weights is handled: is the model already quantized?")
     for i in (*g.inputs, *g.outputs):
         if g.tensors[i].type != TensorType.FLOAT32:
-            raise QuantizeError(f"tensor {g.tensors[i].name!r} is {g.tensors[i].type.name}: the model must be a float32 "
-                                "model (float32 inputs and outputs)")
+            t = g.tensors[i]
+            raise QuantizeError(f"tensor {t.name!r} is {t.type.name}: the model must be a float32 model "
+                                "(float32 inputs and outputs)")
 
 
 # ---------------------------------------------------------------------------------------
@@ -402,7 +406,8 @@ def main(argv: list[str] | None = None) -> int:
                     "as TF2's converter does with a representative dataset.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
-               "  python tools/quantize.py ../shared/data/models/deeplabv3_257_mv_gpu.tflite --out deeplabv3_257_int8.tflite\n"
+               "  python tools/quantize.py ../shared/data/models/deeplabv3_257_mv_gpu.tflite \\\n"
+               "      --out deeplabv3_257_int8.tflite\n"
                "  python tools/quantize.py model.tflite --out model_int8.tflite --images a.jpg b.png --agreement\n"
                "  pydeeplab verify deeplabv3_257_int8.tflite --image ../shared/data/images/cat.bmp --backend numpy\n\n"
                "Calibration images default to the photographs in $PYDEEPLAB_DATA/images.")
@@ -414,10 +419,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
     from pydeeplab.errors import ModelError
+    from pydeeplab.image import ImageError
     try:
         images = args.images or default_images()
         out = quantize_int8(args.model, args.out, images, progress=not args.quiet)
-    except (QuantizeError, ModelError, OSError) as exc:
+    except (QuantizeError, ModelError, ImageError, OSError) as exc:
         print(f"quantize: {exc}", file=sys.stderr)
         return 2
     model = read_model(out.read_bytes())
