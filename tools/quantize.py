@@ -15,10 +15,11 @@ quantization specification:
   dimension 3; biases int32 per channel with scale ``s_in * s_w[c]``;
 - AVERAGE_POOL_2D, RESIZE_BILINEAR, SPACE_TO_BATCH_ND, BATCH_TO_SPACE_ND: the output
   keeps the input's parameters (the specification's restriction);
-- CONCATENATION: the converter gives its inputs and output one set of parameters
-  (its "same operands and results scale" rule): the output's calibrated range, which
-  covers every input; an input whose parameters differ is requantized first by an
-  int8 -> int8 QUANTIZE, as in the real quantized DeepLab models;
+- CONCATENATION: TFLite's quantizer gives its inputs and output one set of parameters
+  (``restrict_same_input_output_scale`` in tools/optimize/operator_property.cc): the
+  output's calibrated range, which covers every input; an input whose parameters
+  differ is requantized first by an int8 -> int8 QUANTIZE, as in the real quantized
+  DeepLab models (the int8 kernel could rescale by itself, but in float arithmetic);
 - ADD, MUL: output parameters of their own; a constant operand (the per-channel
   scale and offset of a batch norm left unfolded) is int8 per tensor;
 - float16 (or other) weights behind a DEQUANTIZE are folded into float32 constants
@@ -61,11 +62,11 @@ SUPPORTED = frozenset({Op.CONV_2D, Op.DEPTHWISE_CONV_2D, Op.ADD, Op.MUL, Op.CONC
                        Op.BATCH_TO_SPACE_ND, Op.DEQUANTIZE})
 #: Operators whose int8 output must keep the input's scale and zero point (the spec's restriction).
 PASSTHROUGH = frozenset({Op.AVERAGE_POOL_2D, Op.RESIZE_BILINEAR, Op.SPACE_TO_BATCH_ND, Op.BATCH_TO_SPACE_ND})
-#: Operator versions for int8 kernels, as TFLite's op_version.cc assigns them
-#: (per-channel int8 convolutions are version 3; the other int8 operators 2).
+#: Operator versions for int8 kernels, as TFLite's quantizer writes them (operator_property.cc:
+#: per-channel int8 convolutions are version 3, the other int8 operators 2).
 _VERSION = {Op.CONV_2D: 3, Op.DEPTHWISE_CONV_2D: 3, Op.ADD: 2, Op.MUL: 2, Op.CONCATENATION: 2,
             Op.AVERAGE_POOL_2D: 2, Op.RESIZE_BILINEAR: 2, Op.SPACE_TO_BATCH_ND: 2,
-            Op.BATCH_TO_SPACE_ND: 2, Op.QUANTIZE: 1, Op.DEQUANTIZE: 2}
+            Op.BATCH_TO_SPACE_ND: 2, Op.QUANTIZE: 2, Op.DEQUANTIZE: 2}
 #: Image files the default calibration set is made of (grayscale masks and ``*_target`` are skipped).
 IMAGE_SUFFIXES = (".bmp", ".jpg", ".jpeg", ".png")
 
@@ -334,7 +335,7 @@ class _Int8Writer:
             if p.scales[0] != q.scales[0] or p.zero_points[0] != q.zero_points[0]:
                 # One set of parameters for every operand: requantize this one (int8 -> int8 QUANTIZE).
                 rq = self._tensor(self.g.tensors[i], q, f"{self.g.tensors[i].name}/requantize")
-                self.b.add_operator(Op.QUANTIZE, [new], [rq], None, 2)
+                self.b.add_operator(Op.QUANTIZE, [new], [rq], None, _VERSION[Op.QUANTIZE])
                 new = rq
             ins.append(new)
         self._emit(op, ins, q)
