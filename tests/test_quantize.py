@@ -88,6 +88,8 @@ def check_graph(fmodel, qmodel) -> None:
     assert g.tensors[g.inputs[0]].name == fg.tensors[fg.inputs[0]].name
     assert g.tensors[g.outputs[0]].name == fg.tensors[fg.outputs[0]].name
     assert ops[-1].inputs[0] == ops[-2].outputs[0]
+    names = [t.name for t in g.tensors]
+    assert len(names) == len(set(names)), "tensor names must stay unique"
     # Requantizing QUANTIZEs before a concatenation are the only operators added inside.
     inner = [op for op in ops[1:-1] if op.builtin != Op.QUANTIZE]
     assert [op.builtin for op in inner] == [op.builtin for op in fg.operators if op.builtin != Op.DEQUANTIZE]

@@ -247,7 +247,9 @@ class _Int8Writer:
 
     def activation(self, i: int, q: Quantization) -> int:
         self.params[i] = q
-        self.new[i] = self._tensor(self.g.tensors[i], q)
+        t = self.g.tensors[i]
+        # A model output's name goes to the float tensor after the DEQUANTIZE (what users look up).
+        self.new[i] = self._tensor(t, q, f"{t.name}_int8" if i in self.g.outputs else None)
         return self.new[i]
 
     def calibrated(self, i: int) -> Quantization:
