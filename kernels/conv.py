@@ -6,17 +6,19 @@
   stride-1 float conv, whose input pixels already are the matrix rows), one BLAS
   product (:func:`pydeeplab.kernels.blas.gemm`, in the same thread), then the
   output stage while the block is still in cache.
-  :func:`conv_float_small`: the same for a float conv with few taps (a first conv on
-  RGB), its im2col rows gathered through a table of tap offsets.
-- :func:`depthwise_conv_float` / :func:`depthwise_conv_quantized`: a whole
-  DEPTHWISE_CONV_2D, one output row at a time. A float 3x3 filter without depth
-  multiplier (MobileNet's) sums several output pixels at once in vectorized loops
-  over the channels, sharing the loads of weights and of input columns.
+  A conv with few taps (a first conv on RGB) gathers its rows value by value.
+- :func:`depthwise3x3_float`: a float 3x3 DEPTHWISE_CONV_2D without depth multiplier
+  (MobileNet's) on zero-padded copies of the input rows, several output pixels at once
+  in vectorized loops over the channels, sharing the loads of weights and input columns.
+  :func:`depthwise_conv_float` / :func:`depthwise_conv_quantized`: any other
+  DEPTHWISE_CONV_2D, one output row at a time.
 - :func:`bias_activation` / :func:`requantize`: the output stages alone (for
   TRANSPOSE_CONV, whose product the ops layer computes), and
   :func:`transpose_conv_gather`, which sums its per-tap products into pixels.
 
-Work is split over output rows: ``prange`` over one contiguous range per thread.
+Work is split over output rows, one contiguous range per thread: a ``prange`` loop, or,
+for the heaviest kernels, a plain function doing part ``t`` of ``nt`` that
+:func:`pydeeplab.kernels.parallel.in_parallel` runs on the threads (cheaper to compile).
 All arrays are NHWC and C-contiguous; the semantics are stated in
 ``pydeeplab.reference.conv``.
 
@@ -270,15 +272,19 @@ def _pointwise(kh, kw, sh, sw, pt, pl):
     return kh == 1 and kw == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0
 
 
-@njit(cache=True, parallel=True, nogil=True)
-def conv_float(x, wmat, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, act_min, act_max, block, scratch):
+@njit(cache=True, nogil=True)
+def conv_float(x, wmat, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, act_min, act_max, block, scratch, small_depth, t, nt):
     """CONV_2D, float32.
 
     x [N, H, W, Cin]; wmat [KH * KW * Cin, Cout] (filter rows in im2col order);
     bias [Cout]; out [N, OH, OW, Cout]; act_min / act_max float32 clamp bounds.
-    ``block``: output rows per product; scratch [T, >= block * OW * KH * KW * Cin]
-    float32: the im2col rows of each of T chunks of output rows, one chunk per
-    thread (unused for a pointwise conv).
+    ``block``: output rows per product; scratch [nt, >= block * OW * KH * KW * Cin]
+    float32: the im2col rows (unused for a pointwise conv). Part t of nt
+    (:func:`pydeeplab.kernels.parallel.in_parallel`): output rows ``rows * t // nt``
+    to ``rows * (t + 1) // nt``, with ``scratch[t]``. A conv with at most ``small_depth`` taps
+    (KH * KW * Cin, e.g. a first conv on RGB) gathers its rows value by value
+    (:func:`_im2col_small`): its runs of adjacent input values are too short for
+    copying them to pay.
     """
     n, oh, ow, cout = out.shape
     depth = wmat.shape[0]
@@ -286,18 +292,21 @@ def conv_float(x, wmat, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, act_min, act_
     out2d = out.reshape(rows * ow, cout)
     x2d = x.reshape(x.shape[0] * x.shape[1] * x.shape[2], x.shape[3])
     direct = _pointwise(kh, kw, sh, sw, pt, pl)
-    nt = scratch.shape[0]
-    for t in prange(nt):
-        for r0 in range(rows * t // nt, rows * (t + 1) // nt, block):
-            r1 = min(r0 + block, rows * (t + 1) // nt)
-            dst = out2d[r0 * ow : r1 * ow]
-            if direct:
-                gemm(x2d[r0 * ow : r1 * ow], wmat, dst)
+    small = depth <= small_depth
+    toff = np.empty(depth if small else 0, np.uint64)
+    for r0 in range(rows * t // nt, rows * (t + 1) // nt, block):
+        r1 = min(r0 + block, rows * (t + 1) // nt)
+        dst = out2d[r0 * ow : r1 * ow]
+        if direct:
+            gemm(x2d[r0 * ow : r1 * ow], wmat, dst)
+        else:
+            cols = scratch[t][: (r1 - r0) * ow * depth].reshape((r1 - r0) * ow, depth)
+            if small:
+                _im2col_small(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, toff)
             else:
-                cols = scratch[t][: (r1 - r0) * ow * depth].reshape((r1 - r0) * ow, depth)
                 _im2col(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, np.float32(0))
-                gemm(cols, wmat, dst)
-            _bias_activation_rows(dst, bias, act_min, act_max)
+            gemm(cols, wmat, dst)
+        _bias_activation_rows(dst, bias, act_min, act_max)
 
 
 @njit(cache=True, nogil=True)
@@ -339,27 +348,6 @@ def _im2col_small(x, cols, row0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, toff):
                     ok = 0 <= iy < h and 0 <= ix < w
                     for ci in range(c):
                         dst[(i * kw + j) * c + ci] = x[b, iy, ix, ci] if ok else np.float32(0)
-
-
-@njit(cache=True, parallel=True, nogil=True)
-def conv_float_small(x, wmat, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, act_min, act_max, block, scratch):
-    """:func:`conv_float` for a conv with few taps (KH * KW * Cin), e.g. a network's first
-    conv on an RGB image: the same products, the matrix rows gathered by
-    :func:`_im2col_small`. Same arguments as :func:`conv_float`."""
-    n, oh, ow, cout = out.shape
-    depth = wmat.shape[0]
-    rows = n * oh
-    out2d = out.reshape(rows * ow, cout)
-    nt = scratch.shape[0]
-    for t in prange(nt):
-        toff = np.empty(depth, np.uint64)
-        for r0 in range(rows * t // nt, rows * (t + 1) // nt, block):
-            r1 = min(r0 + block, rows * (t + 1) // nt)
-            dst = out2d[r0 * ow : r1 * ow]
-            cols = scratch[t][: (r1 - r0) * ow * depth].reshape((r1 - r0) * ow, depth)
-            _im2col_small(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, toff)
-            gemm(cols, wmat, dst)
-            _bias_activation_rows(dst, bias, act_min, act_max)
 
 
 @njit(cache=True, parallel=True, nogil=True)
@@ -461,366 +449,242 @@ def _clamp(v, lo, hi):
     return min(max(v, lo), hi)
 
 
-@njit(cache=True, inline="always")
-def _taps4(row, k, o0, o1, o2, o3, o4, o5, wa, wb, wc, a0, a1, a2, a3):
-    """Add one filter row's three taps to four pixels, in TFLite's tap order: pixel g
-    reads the row's columns ``o[g + j]`` (j = 0, 1, 2; unsigned offsets) at channel k."""
-    x0, x1, x2, x3, x4, x5 = row[o0 + k], row[o1 + k], row[o2 + k], row[o3 + k], row[o4 + k], row[o5 + k]
-    a0 = a0 + x0 * wa + x1 * wb + x2 * wc
-    a1 = a1 + x1 * wa + x2 * wb + x3 * wc
-    a2 = a2 + x2 * wa + x3 * wb + x4 * wc
-    a3 = a3 + x3 * wa + x4 * wb + x5 * wc
-    return a0, a1, a2, a3
-
-
-@njit(cache=True, inline="always")
-def _taps3(row, k, o0, o1, o2, o3, o4, wa, wb, wc, a0, a1, a2):
-    """:func:`_taps4` for three pixels."""
-    x0, x1, x2, x3, x4 = row[o0 + k], row[o1 + k], row[o2 + k], row[o3 + k], row[o4 + k]
-    a0 = a0 + x0 * wa + x1 * wb + x2 * wc
-    a1 = a1 + x1 * wa + x2 * wb + x3 * wc
-    a2 = a2 + x2 * wa + x3 * wb + x4 * wc
-    return a0, a1, a2
-
-
-@njit(cache=True, inline="always")
-def _taps2(row, k, o0, o1, o2, o3, o4, wa, wb, wc, a0, a1, stride2):
-    """:func:`_taps4` for two pixels; with ``stride2`` pixel g reads columns ``o[2 * g + j]``."""
-    x0, x1, x2, x3 = row[o0 + k], row[o1 + k], row[o2 + k], row[o3 + k]
-    a0 = a0 + x0 * wa + x1 * wb + x2 * wc
-    if stride2:
-        a1 = a1 + x2 * wa + x3 * wb + row[o4 + k] * wc
-    else:
-        a1 = a1 + x1 * wa + x2 * wb + x3 * wc
-    return a0, a1
-
-
-@njit(cache=True, inline="always")
-def _taps1(row, k, o0, o1, o2, wa, wb, wc, a0):
-    """:func:`_taps4` for one pixel."""
-    return a0 + row[o0 + k] * wa + row[o1 + k] * wb + row[o2 + k] * wc
+@njit(cache=True, nogil=True)
+def _padded_row(x, b, iy, dh, offset, pl, ring, tags, zero):
+    """Input row iy of batch b as a padded flat row [WP * C] of float32: input column ix
+    at ``(pl + ix) * C``, zeros in the pad columns around it, ``offset`` added
+    (``-input_zero_point`` for 8-bit input, 0 for float). A row outside the input is
+    ``zero``. Converted rows are kept in ``ring`` [3, WP * C] (pad columns already
+    zero), slot ``((b * H + iy) // dh) % 3``, ``tags`` [3] naming the row each slot
+    holds: the three rows of one output row (dh apart) never share a slot, and output
+    rows taken dh apart (:func:`depthwise3x3_float`) find two of theirs already there.
+    """
+    h, w, c = x.shape[1], x.shape[2], x.shape[3]
+    if iy < 0 or iy >= h:
+        return zero
+    tag = b * h + iy
+    slot = (tag // dh) % 3
+    row = ring[slot]
+    if tags[slot] != tag:
+        src = x[b, iy].reshape(w * c)
+        dst = row[pl * c : (pl + w) * c]
+        for k in range(w * c):
+            dst[k] = src[k] + offset
+        tags[slot] = tag
+    return row
 
 
 @njit(cache=True, nogil=True, fastmath={"contract"})
-def _depthwise3x3_float_group(r0, r1, r2, w9, bias, act_min, act_max, p, u, q, v, m, stride2, o):
-    """m (1 to 4) output pixels of a 3x3 float depthwise conv whose taps all fall inside the input.
+def _depthwise3x3_four(r0, r1, r2, w9, bias, act_min, act_max, p, u, o):
+    """Four output pixels one dilation apart (stride 1) of a 3x3 depthwise conv on padded rows.
 
-    r0, r1, r2: the input rows the filter rows read, flat [W * C]; o: the output row,
-    flat [OW * C]; w9 [9, C]: the taps in TFLite's order; bias [C]. Pixel g is
-    written at ``o[q + g * v :][:C]`` and its tap (i, j) reads r_i from offset
-    ``p + (g + j) * u``: pixels one dilation apart (u = v = dilation x C), which
-    share input columns. With ``stride2`` (m = 2, no dilation, u = v = C) pixel g
-    reads ``p + (2 * g + j) * u``. Several pixels at once load each weight and
-    shared input once for several products; the nine products of a pixel are summed
-    in TFLite's order with fused multiply-adds (within the float tolerance).
-    Offsets are unsigned: Numba then adds no negative-index wraparound and the
-    channel loop vectorizes.
+    r0, r1, r2: the padded input rows the filter rows read (flat [WP * C], see
+    :func:`_padded_row`); w9 [9, C]: the taps in TFLite's order; bias [C]; o: the
+    output row, flat [OW * C]. Pixel g is written at ``o[p + g * u :][:C]`` and its tap
+    (i, j) reads r_i at ``p + (g + j) * u`` (u = dilation x C): the four pixels share
+    the six columns they read, so each input value and weight is loaded once for
+    several products. The nine products are summed in TFLite's order with fused
+    multiply-adds (within the float tolerance; exact on integer-valued data below
+    2**24). Offsets are unsigned: the channel loop then vectorizes.
     """
     c = np.uint64(w9.shape[1])
-    u, v = np.uint64(u), np.uint64(v)
+    u = np.uint64(u)
     o0 = np.uint64(p)
     o1 = o0 + u
     o2 = o1 + u
     o3 = o2 + u
     o4 = o3 + u
     o5 = o4 + u
-    q0 = np.uint64(q)
-    q1 = q0 + v
-    q2 = q1 + v
-    q3 = q2 + v
-    z = np.float32(0)
-    if m == 4:
-        for k in range(c):
-            a0, a1, a2, a3 = _taps4(r0, k, o0, o1, o2, o3, o4, o5, w9[0, k], w9[1, k], w9[2, k], z, z, z, z)
-            a0, a1, a2, a3 = _taps4(r1, k, o0, o1, o2, o3, o4, o5, w9[3, k], w9[4, k], w9[5, k], a0, a1, a2, a3)
-            a0, a1, a2, a3 = _taps4(r2, k, o0, o1, o2, o3, o4, o5, w9[6, k], w9[7, k], w9[8, k], a0, a1, a2, a3)
-            bk = bias[k]
-            o[q0 + k] = _clamp(a0 + bk, act_min, act_max)
-            o[q1 + k] = _clamp(a1 + bk, act_min, act_max)
-            o[q2 + k] = _clamp(a2 + bk, act_min, act_max)
-            o[q3 + k] = _clamp(a3 + bk, act_min, act_max)
-    elif m == 3:
-        for k in range(c):
-            a0, a1, a2 = _taps3(r0, k, o0, o1, o2, o3, o4, w9[0, k], w9[1, k], w9[2, k], z, z, z)
-            a0, a1, a2 = _taps3(r1, k, o0, o1, o2, o3, o4, w9[3, k], w9[4, k], w9[5, k], a0, a1, a2)
-            a0, a1, a2 = _taps3(r2, k, o0, o1, o2, o3, o4, w9[6, k], w9[7, k], w9[8, k], a0, a1, a2)
-            bk = bias[k]
-            o[q0 + k] = _clamp(a0 + bk, act_min, act_max)
-            o[q1 + k] = _clamp(a1 + bk, act_min, act_max)
-            o[q2 + k] = _clamp(a2 + bk, act_min, act_max)
-    elif m == 2 and stride2:
-        for k in range(c):
-            a0, a1 = _taps2(r0, k, o0, o1, o2, o3, o4, w9[0, k], w9[1, k], w9[2, k], z, z, True)
-            a0, a1 = _taps2(r1, k, o0, o1, o2, o3, o4, w9[3, k], w9[4, k], w9[5, k], a0, a1, True)
-            a0, a1 = _taps2(r2, k, o0, o1, o2, o3, o4, w9[6, k], w9[7, k], w9[8, k], a0, a1, True)
-            bk = bias[k]
-            o[q0 + k] = _clamp(a0 + bk, act_min, act_max)
-            o[q1 + k] = _clamp(a1 + bk, act_min, act_max)
-    elif m == 2:
-        for k in range(c):
-            a0, a1 = _taps2(r0, k, o0, o1, o2, o3, o4, w9[0, k], w9[1, k], w9[2, k], z, z, False)
-            a0, a1 = _taps2(r1, k, o0, o1, o2, o3, o4, w9[3, k], w9[4, k], w9[5, k], a0, a1, False)
-            a0, a1 = _taps2(r2, k, o0, o1, o2, o3, o4, w9[6, k], w9[7, k], w9[8, k], a0, a1, False)
-            bk = bias[k]
-            o[q0 + k] = _clamp(a0 + bk, act_min, act_max)
-            o[q1 + k] = _clamp(a1 + bk, act_min, act_max)
-    else:
-        for k in range(c):
-            a0 = _taps1(r0, k, o0, o1, o2, w9[0, k], w9[1, k], w9[2, k], z)
-            a0 = _taps1(r1, k, o0, o1, o2, w9[3, k], w9[4, k], w9[5, k], a0)
-            a0 = _taps1(r2, k, o0, o1, o2, w9[6, k], w9[7, k], w9[8, k], a0)
-            o[q0 + k] = _clamp(a0 + bias[k], act_min, act_max)
-
-
-@njit(cache=True, inline="always")
-def _taps4_edges(row, k, o0, o1, o2, o3, o4, o5, wa, wb, wc, a0, a1, a2, a3, left, right):
-    """:func:`_taps4` where pixel 0 lacks column 0 (``left``: its tap is outside the
-    input, never read) and / or pixel 3 lacks column 5 (``right``)."""
-    x1, x2, x3, x4 = row[o1 + k], row[o2 + k], row[o3 + k], row[o4 + k]
-    if left:
-        a0 = a0 + x1 * wb + x2 * wc
-    else:
-        a0 = a0 + row[o0 + k] * wa + x1 * wb + x2 * wc
-    a1 = a1 + x1 * wa + x2 * wb + x3 * wc
-    a2 = a2 + x2 * wa + x3 * wb + x4 * wc
-    if right:
-        a3 = a3 + x3 * wa + x4 * wb
-    else:
-        a3 = a3 + x3 * wa + x4 * wb + row[o5 + k] * wc
-    return a0, a1, a2, a3
-
-
-@njit(cache=True, inline="always")
-def _group4_edges_loop(r0, r1, r2, w9, bias, act_min, act_max, o0, o1, o2, o3, o4, o5, q0, q1, q2, q3, c, o,
-                       left, right):
-    z = np.float32(0)
     for k in range(c):
-        a0, a1, a2, a3 = _taps4_edges(r0, k, o0, o1, o2, o3, o4, o5, w9[0, k], w9[1, k], w9[2, k], z, z, z, z,
-                                      left, right)
-        a0, a1, a2, a3 = _taps4_edges(r1, k, o0, o1, o2, o3, o4, o5, w9[3, k], w9[4, k], w9[5, k],
-                                      a0, a1, a2, a3, left, right)
-        a0, a1, a2, a3 = _taps4_edges(r2, k, o0, o1, o2, o3, o4, o5, w9[6, k], w9[7, k], w9[8, k],
-                                      a0, a1, a2, a3, left, right)
+        wa, wb, wc = w9[0, k], w9[1, k], w9[2, k]
+        x0, x1, x2, x3, x4, x5 = r0[o0 + k], r0[o1 + k], r0[o2 + k], r0[o3 + k], r0[o4 + k], r0[o5 + k]
+        a0 = x0 * wa + x1 * wb + x2 * wc
+        a1 = x1 * wa + x2 * wb + x3 * wc
+        a2 = x2 * wa + x3 * wb + x4 * wc
+        a3 = x3 * wa + x4 * wb + x5 * wc
+        wa, wb, wc = w9[3, k], w9[4, k], w9[5, k]
+        x0, x1, x2, x3, x4, x5 = r1[o0 + k], r1[o1 + k], r1[o2 + k], r1[o3 + k], r1[o4 + k], r1[o5 + k]
+        a0 = a0 + x0 * wa + x1 * wb + x2 * wc
+        a1 = a1 + x1 * wa + x2 * wb + x3 * wc
+        a2 = a2 + x2 * wa + x3 * wb + x4 * wc
+        a3 = a3 + x3 * wa + x4 * wb + x5 * wc
+        wa, wb, wc = w9[6, k], w9[7, k], w9[8, k]
+        x0, x1, x2, x3, x4, x5 = r2[o0 + k], r2[o1 + k], r2[o2 + k], r2[o3 + k], r2[o4 + k], r2[o5 + k]
+        a0 = a0 + x0 * wa + x1 * wb + x2 * wc
+        a1 = a1 + x1 * wa + x2 * wb + x3 * wc
+        a2 = a2 + x2 * wa + x3 * wb + x4 * wc
+        a3 = a3 + x3 * wa + x4 * wb + x5 * wc
         bk = bias[k]
-        o[q0 + k] = _clamp(a0 + bk, act_min, act_max)
-        o[q1 + k] = _clamp(a1 + bk, act_min, act_max)
-        o[q2 + k] = _clamp(a2 + bk, act_min, act_max)
-        o[q3 + k] = _clamp(a3 + bk, act_min, act_max)
+        o[o0 + k] = _clamp(a0 + bk, act_min, act_max)
+        o[o1 + k] = _clamp(a1 + bk, act_min, act_max)
+        o[o2 + k] = _clamp(a2 + bk, act_min, act_max)
+        o[o3 + k] = _clamp(a3 + bk, act_min, act_max)
 
 
 @njit(cache=True, nogil=True, fastmath={"contract"})
-def _depthwise3x3_float_group_edges(r0, r1, r2, w9, bias, act_min, act_max, p1, u, q, left, right, o):
-    """:func:`_depthwise3x3_float_group` for four pixels one dilation apart (stride 1)
-    whose first pixel has its left column outside the input (``left``) and / or whose
-    last has its right column outside (``right``): those taps are left out, as TFLite
-    does. p1: the offset of the first pixel's middle column (u = v = dilation x C)."""
-    c = np.uint64(w9.shape[1])
-    u = np.uint64(u)
-    o1 = np.uint64(p1)
-    o0 = o1 if left else o1 - u
-    o2 = o1 + u
-    o3 = o2 + u
-    o4 = o3 + u
-    o5 = o4 if right else o4 + u
-    q0 = np.uint64(q)
-    q1 = q0 + u
-    q2 = q1 + u
-    q3 = q2 + u
-    if left and right:
-        _group4_edges_loop(r0, r1, r2, w9, bias, act_min, act_max, o0, o1, o2, o3, o4, o5, q0, q1, q2, q3, c, o,
-                           True, True)
-    elif left:
-        _group4_edges_loop(r0, r1, r2, w9, bias, act_min, act_max, o0, o1, o2, o3, o4, o5, q0, q1, q2, q3, c, o,
-                           True, False)
-    else:
-        _group4_edges_loop(r0, r1, r2, w9, bias, act_min, act_max, o0, o1, o2, o3, o4, o5, q0, q1, q2, q3, c, o,
-                           False, True)
-
-
-@njit(cache=True, inline="always")
-def _column_kind(ix, dw, win):
-    """0: a pixel whose first tap is at input column ix has its three columns inside the
-    input; 1: all but the left one; 2: all but the right one; 3: otherwise."""
-    if ix >= 0 and ix + 2 * dw < win:
-        return 0
-    if ix < 0 <= ix + dw and ix + 2 * dw < win:
-        return 1
-    if ix >= 0 and ix + dw < win <= ix + 2 * dw:
-        return 2
-    return 3
-
-
-@njit(cache=True, nogil=True, fastmath={"contract"})
-def _depthwise3x3_float_stream(r0, r1, r2, wt, bt, act_min, act_max, p, d, q0, q1, o):
-    """Output values ``o[q0 : q1]`` (whole pixels, stride 1, every tap inside the input)
-    as one stream: value ``q0 + k`` sums ``r_i[p + j * d + k] * w[i, j]`` over the nine
-    taps (d: the dilation x C). The taps repeat with period C, so runs of B values
-    (wt [9, B], bt [B], the taps and bias tiled) start on pixel boundaries. For narrow
-    layers, where a loop over one pixel's channels would be too short.
-    """
-    blk = wt.shape[1]
-    w0, w1, w2, w3, w4, w5, w6, w7, w8 = wt[0], wt[1], wt[2], wt[3], wt[4], wt[5], wt[6], wt[7], wt[8]
-    q = q0
-    while q < q1:
-        n = min(blk, q1 - q)
-        a0, a1, a2 = r0[p : p + n], r0[p + d : p + d + n], r0[p + 2 * d : p + 2 * d + n]
-        a3, a4, a5 = r1[p : p + n], r1[p + d : p + d + n], r1[p + 2 * d : p + 2 * d + n]
-        a6, a7, a8 = r2[p : p + n], r2[p + d : p + d + n], r2[p + 2 * d : p + 2 * d + n]
-        dst = o[q : q + n]
-        for k in range(n):
-            s = (a0[k] * w0[k] + a1[k] * w1[k] + a2[k] * w2[k] + a3[k] * w3[k] + a4[k] * w4[k]
-                 + a5[k] * w5[k] + a6[k] * w6[k] + a7[k] * w7[k] + a8[k] * w8[k])
-            dst[k] = _clamp(s + bt[k], act_min, act_max)
-        q += n
-        p += n
-
-
-@njit(cache=True, nogil=True, fastmath={"contract"})
-def _depthwise3x3_float_edge(r0, r1, r2, w9, bias, act_min, act_max, p, u, j0, nj, q, o):
-    """One output pixel near the left or right edge, written at ``o[q :][:C]``.
-
-    Only its filter columns j0 .. j0 + nj - 1 (nj = 0 to 3) fall inside the input;
-    column j0 + jj reads row r_i from offset ``p + jj * u``. The taps outside the
-    input are left out, as TFLite does; the others are summed in its order.
-    """
+def _depthwise3x3_one(r0, r1, r2, w9, bias, act_min, act_max, p, u, q, o):
+    """One output pixel, written at ``o[q :][:C]``, its tap (i, j) reading r_i at
+    ``p + j * u``; otherwise as :func:`_depthwise3x3_four`."""
     c = np.uint64(w9.shape[1])
     u = np.uint64(u)
     e0 = np.uint64(p)
     e1 = e0 + u
     e2 = e1 + u
     q = np.uint64(q)
-    if nj == 3:
-        for k in range(c):
-            a = (r0[e0 + k] * w9[0, k] + r0[e1 + k] * w9[1, k] + r0[e2 + k] * w9[2, k]
-                 + r1[e0 + k] * w9[3, k] + r1[e1 + k] * w9[4, k] + r1[e2 + k] * w9[5, k]
-                 + r2[e0 + k] * w9[6, k] + r2[e1 + k] * w9[7, k] + r2[e2 + k] * w9[8, k])
-            o[q + k] = _clamp(a + bias[k], act_min, act_max)
-    elif nj == 2:
-        for k in range(c):
-            a = (r0[e0 + k] * w9[j0, k] + r0[e1 + k] * w9[j0 + 1, k]
-                 + r1[e0 + k] * w9[j0 + 3, k] + r1[e1 + k] * w9[j0 + 4, k]
-                 + r2[e0 + k] * w9[j0 + 6, k] + r2[e1 + k] * w9[j0 + 7, k])
-            o[q + k] = _clamp(a + bias[k], act_min, act_max)
-    elif nj == 1:
-        for k in range(c):
-            a = r0[e0 + k] * w9[j0, k] + r1[e0 + k] * w9[j0 + 3, k] + r2[e0 + k] * w9[j0 + 6, k]
-            o[q + k] = _clamp(a + bias[k], act_min, act_max)
-    else:
-        for k in range(c):
-            o[q + k] = _clamp(np.float32(0) + bias[k], act_min, act_max)
+    for k in range(c):
+        a = (r0[e0 + k] * w9[0, k] + r0[e1 + k] * w9[1, k] + r0[e2 + k] * w9[2, k]
+             + r1[e0 + k] * w9[3, k] + r1[e1 + k] * w9[4, k] + r1[e2 + k] * w9[5, k]
+             + r2[e0 + k] * w9[6, k] + r2[e1 + k] * w9[7, k] + r2[e2 + k] * w9[8, k])
+        o[q + k] = _clamp(a + bias[k], act_min, act_max)
+
+
+@njit(cache=True, nogil=True, fastmath={"contract"})
+def _depthwise3x3_two_stride2(r0, r1, r2, w9, bias, act_min, act_max, p, q, o):
+    """Two adjacent output pixels of a stride-2 3x3 depthwise conv without dilation: pixel
+    g is written at ``o[q + g * C :][:C]`` and its tap (i, j) reads r_i at
+    ``p + (2 * g + j) * C``; the column they share is loaded once. Otherwise as
+    :func:`_depthwise3x3_four` (four pixels would read nine columns per row: too many
+    pointers for LLVM's vectorizer, measured 3x slower)."""
+    c = np.uint64(w9.shape[1])
+    e0 = np.uint64(p)
+    e1 = e0 + c
+    e2 = e1 + c
+    e3 = e2 + c
+    e4 = e3 + c
+    q0 = np.uint64(q)
+    q1 = q0 + c
+    for k in range(c):
+        wa, wb, wc = w9[0, k], w9[1, k], w9[2, k]
+        x0, x1, x2, x3, x4 = r0[e0 + k], r0[e1 + k], r0[e2 + k], r0[e3 + k], r0[e4 + k]
+        a0 = x0 * wa + x1 * wb + x2 * wc
+        a1 = x2 * wa + x3 * wb + x4 * wc
+        wa, wb, wc = w9[3, k], w9[4, k], w9[5, k]
+        x0, x1, x2, x3, x4 = r1[e0 + k], r1[e1 + k], r1[e2 + k], r1[e3 + k], r1[e4 + k]
+        a0 = a0 + x0 * wa + x1 * wb + x2 * wc
+        a1 = a1 + x2 * wa + x3 * wb + x4 * wc
+        wa, wb, wc = w9[6, k], w9[7, k], w9[8, k]
+        x0, x1, x2, x3, x4 = r2[e0 + k], r2[e1 + k], r2[e2 + k], r2[e3 + k], r2[e4 + k]
+        a0 = a0 + x0 * wa + x1 * wb + x2 * wc
+        a1 = a1 + x2 * wa + x3 * wb + x4 * wc
+        bk = bias[k]
+        o[q0 + k] = _clamp(a0 + bk, act_min, act_max)
+        o[q1 + k] = _clamp(a1 + bk, act_min, act_max)
+
+
+@njit(cache=True, nogil=True, fastmath={"contract"})
+def _depthwise3x3_stream(r0, r1, r2, wt, bt, act_min, act_max, u, o):
+    """A whole stride-1 output row as one stream, for narrow layers (a loop over one
+    pixel's few channels would be too short): value q of o sums ``r_i[q + j * u] * w[i, j]``
+    over the nine taps. The taps repeat with period C, so runs of B values (wt [9, B],
+    bt [B]: the taps and bias tiled over B // C pixels) start on pixel boundaries."""
+    blk = wt.shape[1]
+    w0, w1, w2, w3, w4, w5, w6, w7, w8 = wt[0], wt[1], wt[2], wt[3], wt[4], wt[5], wt[6], wt[7], wt[8]
+    q = 0
+    while q < o.shape[0]:
+        n = min(blk, o.shape[0] - q)
+        a0, a1, a2 = r0[q : q + n], r0[q + u : q + u + n], r0[q + 2 * u : q + 2 * u + n]
+        a3, a4, a5 = r1[q : q + n], r1[q + u : q + u + n], r1[q + 2 * u : q + 2 * u + n]
+        a6, a7, a8 = r2[q : q + n], r2[q + u : q + u + n], r2[q + 2 * u : q + 2 * u + n]
+        dst = o[q : q + n]
+        for k in range(n):
+            s = (a0[k] * w0[k] + a1[k] * w1[k] + a2[k] * w2[k] + a3[k] * w3[k] + a4[k] * w4[k]
+                 + a5[k] * w5[k] + a6[k] * w6[k] + a7[k] * w7[k] + a8[k] * w8[k])
+            dst[k] = _clamp(s + bt[k], act_min, act_max)
+        q += n
 
 
 @njit(cache=True, nogil=True)
-def _depthwise3x3_float_edges(r0, r1, r2, w9, bias, act_min, act_max, win, sw, dw, pl, ox0, ox1, o):
-    """Output pixels ox0 .. ox1 - 1 of :func:`_depthwise3x3_float_row`, near the left or right edge."""
-    c = w9.shape[1]
-    for ox in range(ox0, ox1):
-        ix = ox * sw - pl
-        j0 = 0  # the filter columns inside the input: j0 .. j1 - 1
-        while j0 < 3 and ix + j0 * dw < 0:
-            j0 += 1
-        j1 = j0
-        while j1 < 3 and ix + j1 * dw < win:
-            j1 += 1
-        p = (ix + j0 * dw) * c if j1 > j0 else 0
-        _depthwise3x3_float_edge(r0, r1, r2, w9, bias, act_min, act_max, p, dw * c, j0, j1 - j0, ox * c, o)
+def _depthwise3x3_row(r0, r1, r2, w9, bias, wt, bt, act_min, act_max, sw, dw, o):
+    """One output row of a 3x3 depthwise conv without depth multiplier, from padded rows.
 
-
-@njit(cache=True, nogil=True)
-def _depthwise3x3_float_row(r0, r1, r2, w9, bias, wt, bt, act_min, act_max, win, sw, dw, pl, o):
-    """One output row of a 3x3 float depthwise conv without depth multiplier, bias and clamp included.
-
-    r0, r1, r2: the input rows the filter rows read, flat [W * C] (zeros for a row
-    outside the input: its taps add nothing); o: the output row, flat [OW * C];
-    w9 [9, C]: the taps; bias [C]; wt [9, B], bt [B]: the same repeated over B // C
-    pixels (B >= C). Interior pixels go through :func:`_depthwise3x3_float_group`
-    several at a time, or with stride 1 and B > C (narrow layers) through
-    :func:`_depthwise3x3_float_stream`; the pixels near the left and right edges
-    one at a time, leaving out their taps outside the input.
+    Output pixel ox, tap (i, j) reads padded column ``ox * sw + j * dw`` of r_i (see
+    :func:`_padded_row`), so no pixel needs an edge case. Stride 1: narrow layers
+    (wt tiled wider than C) as one stream (:func:`_depthwise3x3_stream`), others four
+    pixels one dilation apart at a time (:func:`_depthwise3x3_four`); stride 2 without
+    dilation two adjacent pixels at a time (:func:`_depthwise3x3_two_stride2`); the
+    rest one pixel at a time.
     """
     c = w9.shape[1]
     ow = o.shape[0] // c
-    d = dw * c
-    # Constant arguments go in as np.int64(...) / np.bool_(...): a bare literal (4, False, 0)
-    # makes Numba compile one more specialization of the callee per literal value (three of
-    # _depthwise3x3_float_group, two of _depthwise3x3_float_edges). One each cut the cold
-    # compile of depthwise_conv_float from 28 to 20 CPU seconds, same run time, same bits.
-    # Interior: ox * sw - pl >= 0 and ox * sw - pl + 2 * dw <= win - 1.
-    lo = min(ow, (pl + sw - 1) // sw)
-    last = win - 1 - 2 * dw + pl
-    hi = max(lo, min(ow, last // sw + 1)) if last >= 0 else lo
-    if sw == 1 and c < wt.shape[1]:
-        # Narrow layers: pixels lo .. hi - 1 as one stream, in runs of the tiled taps' length.
-        _depthwise3x3_float_stream(r0, r1, r2, wt, bt, act_min, act_max, (lo - pl) * c, d, lo * c, hi * c, o)
+    u = dw * c
+    ox = 0
+    if sw == 1 and wt.shape[1] > c:
+        _depthwise3x3_stream(r0, r1, r2, wt, bt, act_min, act_max, u, o)
+        ox = ow
     elif sw == 1:
-        # Pixels one dilation apart share columns: walk each residue class in groups of
-        # four, where the first may lack its left column and the last its right one.
         for t in range(min(dw, ow)):
             ox = t
+            while ox + 3 * dw < ow:
+                _depthwise3x3_four(r0, r1, r2, w9, bias, act_min, act_max, ox * c, u, o)
+                ox += 4 * dw
             while ox < ow:
-                first = _column_kind(ox - pl, dw, win)
-                if ox + 3 * dw < ow and first < 2 and lo <= ox + dw and ox + 2 * dw < hi:
-                    final = _column_kind(ox + 3 * dw - pl, dw, win)
-                    if final == 0 and first == 0:
-                        _depthwise3x3_float_group(r0, r1, r2, w9, bias, act_min, act_max, (ox - pl) * c, d, ox * c,
-                                                  d, np.int64(4), np.bool_(False), o)
-                        ox += 4 * dw
-                        continue
-                    if final == 0 or final == 2:
-                        _depthwise3x3_float_group_edges(r0, r1, r2, w9, bias, act_min, act_max,
-                                                        (ox - pl + dw) * c, d, ox * c, first == 1, final == 2, o)
-                        ox += 4 * dw
-                        continue
-                if first == 0:
-                    m = min(3, (hi - 1 - ox) // dw + 1)
-                    _depthwise3x3_float_group(r0, r1, r2, w9, bias, act_min, act_max, (ox - pl) * c, d, ox * c, d,
-                                              m, np.bool_(False), o)
-                    ox += m * dw
-                else:
-                    _depthwise3x3_float_edges(r0, r1, r2, w9, bias, act_min, act_max, win, sw, dw, pl, ox, ox + 1, o)
-                    ox += dw
-    else:
-        ox = lo
-        while ox < hi:
-            m = 2 if sw == 2 and dw == 1 and ox + 1 < hi else 1
-            _depthwise3x3_float_group(r0, r1, r2, w9, bias, act_min, act_max, (ox * sw - pl) * c, d, ox * c, c, m,
-                                      m == 2, o)
-            ox += m
-    if sw != 1 or c < wt.shape[1]:
-        _depthwise3x3_float_edges(r0, r1, r2, w9, bias, act_min, act_max, win, sw, dw, pl, np.int64(0), lo, o)
-        _depthwise3x3_float_edges(r0, r1, r2, w9, bias, act_min, act_max, win, sw, dw, pl, hi, ow, o)
+                _depthwise3x3_one(r0, r1, r2, w9, bias, act_min, act_max, ox * c, u, ox * c, o)
+                ox += dw
+        ox = ow
+    elif sw == 2 and dw == 1:
+        while ox + 1 < ow:
+            _depthwise3x3_two_stride2(r0, r1, r2, w9, bias, act_min, act_max, 2 * ox * c, ox * c, o)
+            ox += 2
+    for ox in range(ox, ow):
+        _depthwise3x3_one(r0, r1, r2, w9, bias, act_min, act_max, ox * sw * c, u, ox * c, o)
 
 
-@njit(cache=True, parallel=True, nogil=True)
-def depthwise_conv_float(x, w, pad, bias, out, sh, sw, dh, dw, pt, pl, act_min, act_max, nt, wt, bt, zrow):
-    """DEPTHWISE_CONV_2D, float32. x [N, H, W, C]; w [KH, KW, C * M]; pad [C] zeros;
-    bias [C * M]; out [N, OH, OW, C * M]; act_min / act_max float32 clamp bounds;
-    nt: chunks of output rows (one per thread).
+@njit(cache=True, nogil=True)
+def _dilation_order(start, stop, dh):
+    """Rows start .. stop - 1, those dh apart one after the other (start, start + dh, ..., then
+    start + 1, ...): with dilation dh, successive rows then share two of their three input rows."""
+    order = np.empty(stop - start, np.int64)
+    i = 0
+    for t in range(min(dh, stop - start)):
+        for r in range(start + t, stop, dh):
+            order[i] = r
+            i += 1
+    return order
 
-    A 3x3 filter without depth multiplier (MobileNet's) takes the row kernel
-    :func:`_depthwise3x3_float_row`, which also takes wt [9, B] and bt [B] (the
-    taps and bias repeated over B // C pixels) and reads zrow [W * C] zeros for the
-    rows outside the input; other shapes add one tap at a time (``_depthwise_row``).
+
+@njit(cache=True, nogil=True)
+def depthwise3x3_float(x, w9, bias, wt, bt, out, sh, sw, dh, dw, pt, pl, act_min, act_max, ring, zero, t, nt):
+    """DEPTHWISE_CONV_2D, float32, 3x3 filter without depth multiplier (MobileNet's).
+
+    x [N, H, W, C]; w9 [9, C] the taps in TFLite's order; bias [C]; wt [9, B], bt [B]: the
+    same tiled over B // C pixels (B = C for wide layers); out [N, OH, OW, C];
+    act_min / act_max float32 clamp bounds. ring [nt, 3, WP * C] float32 scratch (WP >=
+    max(pl + W, (OW - 1) * sw + 2 * dw + 1) padded columns) and zero [WP * C] zeros: see
+    :func:`_padded_row`. A tap outside the input reads a pad zero, adding nothing, as
+    TFLite leaves it out. Part t of nt (:func:`pydeeplab.kernels.parallel.in_parallel`):
+    output rows ``rows * t // nt`` to ``rows * (t + 1) // nt``, with ``ring[t]``.
     """
-    n, oh, ow, cout = out.shape
-    _, h, win, cin = x.shape
+    n, oh, ow, c = out.shape
+    win = x.shape[2]
     rows = n * oh
-    fast = w.shape[0] == 3 and w.shape[1] == 3 and cout == cin
-    w9 = w.reshape(w.shape[0] * w.shape[1], cout)
-    for t in prange(nt):
-        acc = np.empty((0 if fast else ow, cout), dtype=w.dtype)
-        for r in range(rows * t // nt, rows * (t + 1) // nt):
-            b, oy = r // oh, r % oh
-            if fast:
-                iy = oy * sh - pt
-                r0 = x[b, iy].reshape(win * cin) if 0 <= iy < h else zrow
-                r1 = x[b, iy + dh].reshape(win * cin) if 0 <= iy + dh < h else zrow
-                r2 = x[b, iy + 2 * dh].reshape(win * cin) if 0 <= iy + 2 * dh < h else zrow
-                _depthwise3x3_float_row(r0, r1, r2, w9, bias, wt, bt, act_min, act_max, win, sw, dw, pl,
-                                        out[b, oy].reshape(ow * cout))
-            else:
-                _depthwise_row(x, w, pad, b, oy, sh, sw, dh, dw, pt, pl, acc)
-                _bias_activation_into(acc, bias, act_min, act_max, out[b, oy])
+    slots = ring[t]
+    for s in range(slots.shape[0]):  # the pad columns (the workspace is shared by every operator)
+        slots[s, : pl * c] = 0
+        slots[s, (pl + win) * c :] = 0
+    tags = np.full(slots.shape[0], -1, np.int64)
+    for r in _dilation_order(rows * t // nt, rows * (t + 1) // nt, dh):
+        b, oy = r // oh, r % oh
+        iy = oy * sh - pt
+        r0 = _padded_row(x, b, iy, dh, np.float32(0), pl, slots, tags, zero)
+        r1 = _padded_row(x, b, iy + dh, dh, np.float32(0), pl, slots, tags, zero)
+        r2 = _padded_row(x, b, iy + 2 * dh, dh, np.float32(0), pl, slots, tags, zero)
+        _depthwise3x3_row(r0, r1, r2, w9, bias, wt, bt, act_min, act_max, sw, dw, out[b, oy].reshape(ow * c))
+
+
+@njit(cache=True, nogil=True)
+def depthwise_conv_float(x, w, pad, bias, out, sh, sw, dh, dw, pt, pl, act_min, act_max, t, nt):
+    """DEPTHWISE_CONV_2D, float32, any filter size and depth multiplier (see
+    :func:`depthwise3x3_float` for MobileNet's 3x3). x [N, H, W, C]; w [KH, KW, C * M];
+    pad [C] zeros; bias [C * M]; out [N, OH, OW, C * M]; act_min / act_max float32
+    clamp bounds. Taps are added one at a time (``_depthwise_row``). Part t of nt
+    (:func:`pydeeplab.kernels.parallel.in_parallel`) of the output rows."""
+    n, oh, ow, cout = out.shape
+    rows = n * oh
+    acc = np.empty((ow, cout), dtype=w.dtype)
+    for r in range(rows * t // nt, rows * (t + 1) // nt):
+        b, oy = r // oh, r % oh
+        _depthwise_row(x, w, pad, b, oy, sh, sw, dh, dw, pt, pl, acc)
+        _bias_activation_into(acc, bias, act_min, act_max, out[b, oy])
 
 
 @njit(cache=True, parallel=True, nogil=True)

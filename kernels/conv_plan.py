@@ -3,7 +3,7 @@
 ``ops/conv.py`` checks a convolution and computes its constants (the specification
 side); this module turns them into what the Numba kernels of :mod:`.conv` take:
 weights re-laid-out (transposed for the product, centered and in the narrowest
-exact float type, tiled and 64-byte aligned for the depthwise kernels), the
+exact float type, 64-byte aligned for the depthwise kernels), the
 requantization table, per-thread scratch memory (:class:`Workspace`), and the long
 positional argument lists the ``@njit`` kernels need. Each ``*_runner`` returns the
 operator's ``run(inputs, outputs)``.
@@ -22,6 +22,7 @@ from collections.abc import Callable
 import numpy as np
 
 from . import conv as kernels
+from .parallel import in_parallel
 
 #: run(inputs, outputs): an operator's planned computation (``pydeeplab.ops.base.Run``).
 Run = Callable[[list, list], None]
@@ -33,14 +34,14 @@ _BLOCK_ELEMENTS = 1 << 15
 #: ... but at least this many pixels, below which BLAS spends its time re-packing the
 #: filter (measured on the 33x33 convolutions with 320 to 960 channels).
 _BLOCK_PIXELS = 256
-#: A float conv with at most this many taps (KH * KW * Cin, e.g. a first conv on RGB)
-#: gathers its im2col rows value by value (``kernels.conv.conv_float_small``): its
-#: runs of adjacent input values are too short for copying them to pay.
-_SMALL_DEPTH = 32
-#: Float depthwise layers with fewer channels than this (too few for a loop over one
-#: pixel's channels) stream runs of _DEPTHWISE_RUN values with stride 1.
+#: Float 3x3 depthwise layers with fewer channels than this (too few for a loop over
+#: one pixel's channels) stream runs of _DEPTHWISE_RUN values with stride 1.
 _DEPTHWISE_NARROW = 32
 _DEPTHWISE_RUN = 256
+#: A float conv with at most this many taps (KH * KW * Cin, e.g. a first conv on RGB)
+#: gathers its im2col rows value by value (``kernels.conv._im2col_small``): its
+#: runs of adjacent input values are too short for copying them to pay.
+_SMALL_DEPTH = 32
 
 
 def is_float(stage) -> bool:
@@ -67,7 +68,7 @@ class Workspace(threading.local):
         size = int(np.prod(shape))
         buf = self.buffers.get((slot, dtype))
         if buf is None or buf.size < size:
-            buf = np.empty(size, dtype=dtype)
+            buf = aligned(np.empty(size, dtype=dtype), dtype)
             self.buffers[(slot, dtype)] = buf
         return buf[:size].reshape(shape)
 
@@ -171,13 +172,14 @@ def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape) -
         per_pixel = depth + cout  # scratch: im2col rows and their products
         offset = np.float32(-stage.input_zero_point)  # exact: |x - zp| <= 255
     block = max(1, -(-_BLOCK_PIXELS // ow), _BLOCK_ELEMENTS // (ow * max(depth, cout)))
+    conv_float = in_parallel(kernels.conv_float)
 
     def fill(inputs, out) -> None:
         x = np.ascontiguousarray(inputs[0])
         scratch = WORKSPACE.get(0, dtype, (numba_threads(), block * ow * per_pixel))
         if is_float(stage):
-            conv = kernels.conv_float_small if 0 < per_pixel <= _SMALL_DEPTH else kernels.conv_float
-            conv(x, wmat, b, out, kh, kw, sh, sw, dh, dw, pt, pl, *out_args, block, scratch)
+            conv_float(x, wmat, b, out, kh, kw, sh, sw, dh, dw, pt, pl, *out_args, block, scratch, _SMALL_DEPTH,
+                       nt=scratch.shape[0])
         else:
             kernels.conv_quantized(x, wmat, b, out, kh, kw, sh, sw, dh, dw, pt, pl, offset, *out_args, block, scratch)
 
@@ -189,18 +191,38 @@ def depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x_
     (sh, sw), (dh, dw), (pt, pl) = stride, dilation, padding
     if is_float(stage):
         b, out_args = stage_args(stage, bias, cout)
+        if kh == kw == 3 and cout == cin:
+            w9 = aligned(weights.reshape(9, cout), np.float32)
+            # Narrow layers stream their rows in runs of the taps and bias tiled to
+            # _DEPTHWISE_RUN values (kernels.conv._depthwise3x3_stream).
+            reps = -(-_DEPTHWISE_RUN // cout) if cout < _DEPTHWISE_NARROW else 1
+            wt = aligned(np.tile(w9, (1, reps)), np.float32)
+            bt = aligned(np.tile(b, reps), np.float32)
+            zero_rows: dict[int, np.ndarray] = {}
+            depthwise = in_parallel(kernels.depthwise3x3_float)
+
+            def fill3x3(inputs, out) -> None:
+                # Padded rows (see kernels.conv._padded_row): every tap of every pixel reads
+                # inside them; rounded up to 16 floats so that every slot starts on a 64-byte line.
+                ow = out.shape[2]
+                width = -(-max(pl + x_width, (ow - 1) * sw + 2 * dw + 1) * cin // 16) * 16
+                zero = zero_rows.get(width)
+                if zero is None:
+                    zero = zero_rows.setdefault(width, aligned(np.zeros(width), np.float32))
+                nt = numba_threads()
+                ring = WORKSPACE.get(0, np.float32, (nt, 3, width))
+                depthwise(np.ascontiguousarray(inputs[0]), w9, b, wt, bt, out, sh, sw, dh, dw, pt, pl, *out_args, ring,
+                          zero, nt=nt)
+
+            return with_contiguous_output(fill3x3)
         w3 = aligned(weights.reshape(kh, kw, cout), np.float32)
         zeros = aligned(np.zeros(cin), np.float32)
-        # The 3x3 kernel's taps and bias tiled for narrow layers, which it streams in runs
-        # of _DEPTHWISE_RUN values, and the zeros it reads for rows outside the input.
-        reps = -(-_DEPTHWISE_RUN // cout) if cout < _DEPTHWISE_NARROW else 1
-        wt = aligned(np.tile(weights.reshape(kh * kw, cout), (1, reps)), np.float32)
-        bt = aligned(np.tile(b, reps), np.float32)
-        zrow = aligned(np.zeros(x_width * cin), np.float32)
+
+        depthwise_any = in_parallel(kernels.depthwise_conv_float)
 
         def fill(inputs, out) -> None:
-            kernels.depthwise_conv_float(np.ascontiguousarray(inputs[0]), w3, zeros, b, out,
-                                   sh, sw, dh, dw, pt, pl, *out_args, numba_threads(), wt, bt, zrow)
+            depthwise_any(np.ascontiguousarray(inputs[0]), w3, zeros, b, out, sh, sw, dh, dw, pt, pl, *out_args,
+                          nt=numba_threads())
 
         return with_contiguous_output(fill)
     # Raw inputs times centered weights: the input zero point's share of every sum,

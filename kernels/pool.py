@@ -1,16 +1,19 @@
 """Pooling kernels (Numba): MAX_POOL_2D and AVERAGE_POOL_2D on NHWC arrays.
 
-Parallel over output rows (batch x output height); channels are innermost, so
-each window tap reads one contiguous run of C values. Windows are clamped to
-the input exactly as in TFLite's reference kernels (``reference/pooling.h``),
-and the float average sums in the same order (window rows, then columns).
+One thread, output rows in order; channels are innermost, so each window tap reads
+one contiguous run of C values. Windows are clamped to the input exactly as in
+TFLite's reference kernels (``reference/pooling.h``), and the float average sums in
+the same order (window rows, then columns). Not parallel on purpose: segmentation
+networks pool little (DeepLab's ASPP image pooling, one global average over a 33x33
+map, takes 0.07-0.11 ms in the profiles of tools/bench.py), and a ``prange`` kernel
+costs 1-2 s more to compile on a cold cache than a plain one.
 The NumPy twin is ``pydeeplab.reference.pool``.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 
 @njit(cache=True, inline="always")
@@ -32,7 +35,7 @@ def _window_sum(x, b, y0, y1, x0, x1, acc):
                 acc[ch] += v[ch]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def max_pool_2d(x, out, fh, fw, sh, sw, ph, pw, lowest, act_min, act_max):
     """out[n, oy, ox, c] = clamp(max of x over the window, act_min, act_max).
 
@@ -42,7 +45,7 @@ def max_pool_2d(x, out, fh, fw, sh, sw, ph, pw, lowest, act_min, act_max):
     """
     n_b, h, w, c = x.shape
     _, oh, ow, _ = out.shape
-    for row in prange(n_b * oh):
+    for row in range(n_b * oh):
         b = row // oh
         oy = row % oh
         y0, y1 = _window(oy, sh, ph, fh, h)
@@ -65,12 +68,12 @@ def max_pool_2d(x, out, fh, fw, sh, sw, ph, pw, lowest, act_min, act_max):
                 o[ch] = m
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def average_pool_2d_float(x, out, fh, fw, sh, sw, ph, pw, act_min, act_max):
     """out = clamp(float32 sum over the window / number of covered inputs). x, out float32 NHWC."""
     n_b, h, w, c = x.shape
     _, oh, ow, _ = out.shape
-    for row in prange(n_b * oh):
+    for row in range(n_b * oh):
         b = row // oh
         oy = row % oh
         y0, y1 = _window(oy, sh, ph, fh, h)
@@ -84,7 +87,7 @@ def average_pool_2d_float(x, out, fh, fw, sh, sw, ph, pw, act_min, act_max):
                 out[b, oy, ox, ch] = min(max(avg, act_min), act_max)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def average_pool_2d_int(x, out, fh, fw, sh, sw, ph, pw, act_min, act_max):
     """Integer average pool: the window sum divided by its count, rounded half away from zero.
 
@@ -92,7 +95,7 @@ def average_pool_2d_int(x, out, fh, fw, sh, sw, ph, pw, act_min, act_max):
     """
     n_b, h, w, c = x.shape
     _, oh, ow, _ = out.shape
-    for row in prange(n_b * oh):
+    for row in range(n_b * oh):
         b = row // oh
         oy = row % oh
         y0, y1 = _window(oy, sh, ph, fh, h)

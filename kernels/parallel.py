@@ -1,0 +1,65 @@
+"""Running a kernel on Numba's threads without compiling it twice.
+
+A ``parallel=True`` kernel is expensive to compile on a cold cache: Numba outlines the
+``prange`` body into a new function and compiles it again, linking in and
+re-optimizing every function the body calls (measured on the 3x3 depthwise kernel:
+as long again as compiling the kernel itself). So the heavy kernels here are plain
+functions ``chunk(*args, t, nt)`` that do part ``t`` of ``nt`` of the work (output
+rows ``rows * t // nt`` to ``rows * (t + 1) // nt``), and :func:`_launch`, one small
+``prange`` loop compiled once per chunk signature, calls them through a function
+pointer, which LLVM cannot inline and so does not re-optimize. On one thread the
+chunk is called directly and no launcher is compiled at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from numba import njit, prange, typeof, types
+from numba.experimental.function_type import WrapperAddressProtocol
+
+
+class _Compiled(WrapperAddressProtocol):
+    """A chunk kernel compiled (or loaded from the cache) for one signature, as the
+    function pointer Numba passes to :func:`_launch`."""
+
+    def __init__(self, chunk, argtypes: tuple) -> None:
+        chunk.compile(argtypes)
+        self._result = chunk.overloads[argtypes]  # keeps the compiled code alive
+        self._signature = self._result.signature
+        self._address = self._result.library.get_pointer_to_function(self._result.fndesc.llvm_cfunc_wrapper_name)
+
+    def __wrapper_address__(self) -> int:
+        return self._address
+
+    def signature(self):
+        return self._signature
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def _launch(chunk, args, nt):
+    for t in prange(nt):
+        chunk(*args, np.int64(t), nt)
+
+
+def in_parallel(chunk) -> Callable[..., None]:
+    """``run(*args, nt=N)``: ``chunk(*args, t, N)`` for t = 0 .. N - 1, on Numba's threads.
+
+    Make one per operator (its arguments keep their types from call to call): the
+    launcher is bound to the argument types of the first call.
+    """
+    compiled: list[_Compiled] = []
+
+    def run(*args, nt: int) -> None:
+        if nt == 1:
+            chunk(*args, 0, 1)
+            return
+        if not compiled:
+            compiled.append(_Compiled(chunk, tuple(typeof(a) for a in args) + (types.int64, types.int64)))
+        _launch(compiled[0], args, nt)
+
+    return run
+
+
+__all__ = ["in_parallel"]
