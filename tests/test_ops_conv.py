@@ -253,6 +253,29 @@ def test_requantize_kernel_matches_reference_fixedpoint():
     np.testing.assert_array_equal(ours, expected)
 
 
+def test_requantize_rows_per_tensor_matches_reference_fixedpoint():
+    """The output stage's per-tensor loop (one multiplier and shift for every channel, no
+    left shift, sums known to stay within int32) against the reference fixed-point
+    functions: ties, negatives, both ends of the int32 range, every right shift."""
+    from pydeeplab.kernels import conv as kernels
+
+    rng = np.random.default_rng(12)
+    c = 16
+    bias = rng.integers(-100, 100, c).astype(np.int32)
+    edges = np.array([-(2**31) + 101, -(2**30), -3, -2, -1, 0, 1, 2, 3, 2**30, 2**31 - 102])
+    totals = np.concatenate([edges, rng.integers(-(2**31) + 101, 2**31 - 102, 2000), rng.integers(-4096, 4096, 500)])
+    acc = np.repeat(totals[:, None].astype(np.float64), c, axis=1)
+    for shift in range(-31, 1):
+        for multiplier in (0, 1, 2**30, 1518500250, 2**31 - 1):
+            table = kernels.requant_table(np.full(c, multiplier, np.int64), np.zeros(c, np.int64),
+                                          np.full(c, -shift, np.int64), np.full(c, 2.0**31 - 2))
+            ours = np.empty(acc.shape, np.int64)
+            kernels._requantize_rows(acc, bias, table, -5, -(2**40), 2**40, ours)
+            expected = multiply_by_quantized_multiplier(totals[:, None] + bias, np.int32(multiplier),
+                                                        np.int32(shift)) - 5
+            np.testing.assert_array_equal(ours, expected, err_msg=f"multiplier {multiplier}, shift {shift}")
+
+
 # --------------------------------------------------------------------------- padding helper
 
 
