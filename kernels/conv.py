@@ -89,9 +89,8 @@ def requantize_one(total, multiplier, left_shift, right_shift, out_zero_point, a
 _MULT, _LEFT, _RIGHT, _NUDGE, _NUDGE_POS, _SHIFT, _WRAP = 0, 1, 2, 3, 4, 5, 6
 
 
-@njit(cache=True, nogil=True)
 def requant_table(multiplier, left_shift, right_shift, total_bound):
-    """The per-channel constants of the output stage, int64 [7, C].
+    """The per-channel constants of the output stage, int64 [7, C] (NumPy, at plan time).
 
     ``total_bound`` [C] (float64): how large ``|acc + bias|`` can be in each channel
     (inf if unknown); where it stays within int32, row 6 is 0 and the wrap of TFLite's
@@ -108,18 +107,16 @@ def requant_table(multiplier, left_shift, right_shift, total_bound):
     4 are the nudge ``2**30 + c * 2**31`` for h < 0 and its increase for h >= 0, row 5
     the total shift ``31 + right``.
     """
-    c = multiplier.shape[0]
-    table = np.empty((7, c), dtype=np.int64)
-    for k in range(c):
-        right = np.int64(right_shift[k])
-        mask = (np.int64(1) << right) - 1
-        table[_MULT, k] = multiplier[k]
-        table[_LEFT, k] = left_shift[k]
-        table[_RIGHT, k] = right
-        table[_NUDGE, k] = (np.int64(1) << 30) + ((mask >> 1) << 31)
-        table[_NUDGE_POS, k] = (mask & 1) << 31
-        table[_SHIFT, k] = 31 + right
-        table[_WRAP, k] = not total_bound[k] < 2**31 - 1
+    right = np.asarray(right_shift, np.int64)
+    mask = (np.int64(1) << right) - 1
+    table = np.empty((7, right.shape[0]), dtype=np.int64)
+    table[_MULT] = multiplier
+    table[_LEFT] = left_shift
+    table[_RIGHT] = right
+    table[_NUDGE] = (np.int64(1) << 30) + ((mask >> 1) << 31)
+    table[_NUDGE_POS] = (mask & 1) << 31
+    table[_SHIFT] = 31 + right
+    table[_WRAP] = ~(np.asarray(total_bound) < 2**31 - 1)
     return table
 
 
@@ -186,14 +183,13 @@ def bias_activation(y, bias, act_min, act_max):
 
 
 @njit(cache=True, parallel=True, nogil=True)
-def requantize(acc, bias, multiplier, left_shift, right_shift, out_zero_point, act_min, act_max, out):
+def requantize(acc, bias, table, out_zero_point, act_min, act_max, out):
     """The quantized output stage: out [M, C] (uint8/int8) from acc [M, C].
 
-    acc holds exact integers (float products of centered 8-bit values); bias int32 [C];
-    multiplier, left_shift, right_shift [C] (see :func:`requantize_one`). The sum
-    ``acc + bias`` wraps as TFLite's int32 accumulator does.
+    acc holds exact integers (float products of centered 8-bit values); bias [C];
+    table [7, C] (:func:`requant_table`). The sum ``acc + bias`` wraps as TFLite's
+    int32 accumulator does.
     """
-    table = requant_table(multiplier, left_shift, right_shift, np.full(multiplier.shape[0], np.inf))
     for r in prange(acc.shape[0]):
         _requantize_rows(acc[r : r + 1], bias, table, out_zero_point, act_min, act_max, out[r : r + 1])
 
@@ -356,7 +352,7 @@ def conv_quantized(x, wmat, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, input_off
     """CONV_2D, uint8/int8, as an exact floating-point product of centered values.
 
     x [N, H, W, Cin]; wmat [KH * KW * Cin, Cout] float32/float64, the centered filter
-    (``w - w_zp``); bias [Cout] int32; out [N, OH, OW, Cout]; input_offset =
+    (``w - w_zp``); bias [Cout] int64 (int32 values); out [N, OH, OW, Cout]; input_offset =
     -input_zero_point (a float32); table [7, Cout] (:func:`requant_table`);
     scratch [nt, >= block * OW * (KH * KW * Cin + Cout)] of wmat's dtype: the im2col
     rows (for a 1x1 stride-1 conv, the converted input rows) and their products. Part

@@ -103,25 +103,21 @@ def exact_dtype(bound: np.ndarray) -> np.dtype:
     return np.dtype(np.float32) if float(bound.max(initial=0.0)) <= 2**24 else np.dtype(np.float64)
 
 
-def stage_args(stage, bias: np.ndarray | None, n_out: int, acc_bounds: np.ndarray | None = None,
-                      table: bool = True):
+def stage_args(stage, bias: np.ndarray | None, n_out: int, acc_bounds: np.ndarray | None = None):
     """The bias (never None) and the output stage as the kernels take them: float clamp
-    bounds; or the requantization table (``table=True``, the conv kernels: ``acc_bound``
-    per channel (``acc_bounds``, see :func:`acc_bound`) tells where the int32 sum cannot wrap) or its
-    three arrays (multiplier, left and right shifts: :func:`conv.requantize`), then
-    the output zero point and clamp bounds."""
+    bounds; or the requantization table (:func:`conv.requant_table`; ``acc_bounds``
+    per channel, see :func:`acc_bound`, tells where the int32 sum cannot wrap), the
+    output zero point and clamp bounds. A quantized bias is int32 values held as int64,
+    the type of every quantized kernel's bias (one compiled output stage, not two)."""
     if is_float(stage):
         b = np.zeros(n_out, np.float32) if bias is None else bias.astype(np.float32)
         return b, (np.float32(stage.act_min), np.float32(stage.act_max))
-    b = np.zeros(n_out, np.int32) if bias is None else bias.astype(np.int32)
+    b = np.zeros(n_out, np.int64) if bias is None else bias.astype(np.int32).astype(np.int64)
     left = np.maximum(stage.shift, 0).astype(np.int64)
     right = np.maximum(-stage.shift, 0).astype(np.int64)
-    if table:
-        bound = np.full(n_out, np.inf) if acc_bounds is None else acc_bounds + np.abs(b.astype(np.float64))
-        rescale = (kernels.requant_table(stage.multiplier, left, right, bound),)
-    else:
-        rescale = (stage.multiplier, left, right)
-    return b, (*rescale, stage.output_zero_point, stage.act_min, stage.act_max)
+    bound = np.full(n_out, np.inf) if acc_bounds is None else acc_bounds + np.abs(b.astype(np.float64))
+    table = kernels.requant_table(stage.multiplier, left, right, bound)
+    return b, (table, stage.output_zero_point, stage.act_min, stage.act_max)
 
 
 def aligned(values: np.ndarray, dtype) -> np.ndarray:
@@ -252,7 +248,7 @@ def transpose_conv_runner(weights, bias, stage, stride, padding, x_shape, out_sh
     cout, kh, kw, cin = weights.shape
     n, h, wd, _ = x_shape
     m = n * h * wd
-    b, out_args = stage_args(stage, bias, cout, table=False)
+    b, out_args = stage_args(stage, bias, cout)
     # [Cin, KH * KW * Cout]: one product gives every tap of every input pixel.
     if is_float(stage):
         dtype = np.dtype(np.float32)
