@@ -89,9 +89,8 @@ def requantize_one(total, multiplier, left_shift, right_shift, out_zero_point, a
 _MULT, _LEFT, _RIGHT, _NUDGE, _NUDGE_POS, _SHIFT, _WRAP = 0, 1, 2, 3, 4, 5, 6
 
 
-@njit(cache=True, nogil=True)
 def requant_table(multiplier, left_shift, right_shift, total_bound):
-    """The per-channel constants of the output stage, int64 [7, C].
+    """The per-channel constants of the output stage, int64 [7, C] (NumPy, at plan time).
 
     ``total_bound`` [C] (float64): how large ``|acc + bias|`` can be in each channel
     (inf if unknown); where it stays within int32, row 6 is 0 and the wrap of TFLite's
@@ -108,18 +107,16 @@ def requant_table(multiplier, left_shift, right_shift, total_bound):
     4 are the nudge ``2**30 + c * 2**31`` for h < 0 and its increase for h >= 0, row 5
     the total shift ``31 + right``.
     """
-    c = multiplier.shape[0]
-    table = np.empty((7, c), dtype=np.int64)
-    for k in range(c):
-        right = np.int64(right_shift[k])
-        mask = (np.int64(1) << right) - 1
-        table[_MULT, k] = multiplier[k]
-        table[_LEFT, k] = left_shift[k]
-        table[_RIGHT, k] = right
-        table[_NUDGE, k] = (np.int64(1) << 30) + ((mask >> 1) << 31)
-        table[_NUDGE_POS, k] = (mask & 1) << 31
-        table[_SHIFT, k] = 31 + right
-        table[_WRAP, k] = not total_bound[k] < 2**31 - 1
+    right = np.asarray(right_shift, np.int64)
+    mask = (np.int64(1) << right) - 1
+    table = np.empty((7, right.shape[0]), dtype=np.int64)
+    table[_MULT] = multiplier
+    table[_LEFT] = left_shift
+    table[_RIGHT] = right
+    table[_NUDGE] = (np.int64(1) << 30) + ((mask >> 1) << 31)
+    table[_NUDGE_POS] = (mask & 1) << 31
+    table[_SHIFT] = 31 + right
+    table[_WRAP] = ~(np.asarray(total_bound) < 2**31 - 1)
     return table
 
 
@@ -186,14 +183,13 @@ def bias_activation(y, bias, act_min, act_max):
 
 
 @njit(cache=True, parallel=True, nogil=True)
-def requantize(acc, bias, multiplier, left_shift, right_shift, out_zero_point, act_min, act_max, out):
+def requantize(acc, bias, table, out_zero_point, act_min, act_max, out):
     """The quantized output stage: out [M, C] (uint8/int8) from acc [M, C].
 
-    acc holds exact integers (float products of centered 8-bit values); bias int32 [C];
-    multiplier, left_shift, right_shift [C] (see :func:`requantize_one`). The sum
-    ``acc + bias`` wraps as TFLite's int32 accumulator does.
+    acc holds exact integers (float products of centered 8-bit values); bias [C];
+    table [7, C] (:func:`requant_table`). The sum ``acc + bias`` wraps as TFLite's
+    int32 accumulator does.
     """
-    table = requant_table(multiplier, left_shift, right_shift, np.full(multiplier.shape[0], np.inf))
     for r in prange(acc.shape[0]):
         _requantize_rows(acc[r : r + 1], bias, table, out_zero_point, act_min, act_max, out[r : r + 1])
 
@@ -350,37 +346,36 @@ def _im2col_small(x, cols, row0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, toff):
                         dst[(i * kw + j) * c + ci] = x[b, iy, ix, ci] if ok else np.float32(0)
 
 
-@njit(cache=True, parallel=True, nogil=True)
+@njit(cache=True, nogil=True)
 def conv_quantized(x, wmat, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, input_offset,
-                   table, out_zero_point, act_min, act_max, block, scratch):
+                   table, out_zero_point, act_min, act_max, block, scratch, t, nt):
     """CONV_2D, uint8/int8, as an exact floating-point product of centered values.
 
     x [N, H, W, Cin]; wmat [KH * KW * Cin, Cout] float32/float64, the centered filter
-    (``w - w_zp``); bias [Cout] int32; out [N, OH, OW, Cout]; input_offset =
+    (``w - w_zp``); bias [Cout] int64 (int32 values); out [N, OH, OW, Cout]; input_offset =
     -input_zero_point (a float32); table [7, Cout] (:func:`requant_table`);
-    scratch [T, >= block * OW * (KH * KW * Cin + Cout)] of wmat's dtype: the im2col
-    rows (for a 1x1 stride-1 conv, the converted input rows) and products of each of
-    T chunks of output rows, one chunk per thread.
+    scratch [nt, >= block * OW * (KH * KW * Cin + Cout)] of wmat's dtype: the im2col
+    rows (for a 1x1 stride-1 conv, the converted input rows) and their products. Part
+    t of nt (:func:`pydeeplab.kernels.parallel.in_parallel`): output rows
+    ``rows * t // nt`` to ``rows * (t + 1) // nt``, with ``scratch[t]``.
     """
     n, oh, ow, cout = out.shape
     depth = wmat.shape[0]
     rows = n * oh
     out2d = out.reshape(rows * ow, cout)
     direct = _pointwise(kh, kw, sh, sw, pt, pl)
-    nt = scratch.shape[0]
-    for t in prange(nt):
-        for r0 in range(rows * t // nt, rows * (t + 1) // nt, block):
-            r1 = min(r0 + block, rows * (t + 1) // nt)
-            m = (r1 - r0) * ow
-            buf = scratch[t]
-            cols = buf[: m * depth].reshape(m, depth)
-            acc = buf[m * depth : m * (depth + cout)].reshape(m, cout)
-            if direct:
-                _convert(x, r0 * ow, r1 * ow, cols, input_offset)
-            else:
-                _im2col(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, input_offset)
-            gemm(cols, wmat, acc)
-            _requantize_rows(acc, bias, table, out_zero_point, act_min, act_max, out2d[r0 * ow : r1 * ow])
+    buf = scratch[t]
+    for r0 in range(rows * t // nt, rows * (t + 1) // nt, block):
+        r1 = min(r0 + block, rows * (t + 1) // nt)
+        m = (r1 - r0) * ow
+        cols = buf[: m * depth].reshape(m, depth)
+        acc = buf[m * depth : m * (depth + cout)].reshape(m, cout)
+        if direct:
+            _convert(x, r0 * ow, r1 * ow, cols, input_offset)
+        else:
+            _im2col(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, input_offset)
+        gemm(cols, wmat, acc)
+        _requantize_rows(acc, bias, table, out_zero_point, act_min, act_max, out2d[r0 * ow : r1 * ow])
 
 
 # --------------------------------------------------------------------------- DEPTHWISE_CONV_2D
@@ -687,25 +682,25 @@ def depthwise_conv_float(x, w, pad, bias, out, sh, sw, dh, dw, pt, pl, act_min, 
         _bias_activation_into(acc, bias, act_min, act_max, out[b, oy])
 
 
-@njit(cache=True, parallel=True, nogil=True)
+@njit(cache=True, nogil=True)
 def depthwise_conv_quantized(x, w, pad, bias, out, sh, sw, dh, dw, pt, pl,
-                             table, out_zero_point, act_min, act_max, nt):
+                             table, out_zero_point, act_min, act_max, t, nt):
     """DEPTHWISE_CONV_2D, uint8/int8, as an exact floating-point sum (see the module docstring).
 
     x [N, H, W, C]; w [KH, KW, C * M] float32/float64, the centered filter (``w - w_zp``);
     pad [C] (x's dtype) filled with the input zero point; bias [C * M] int64: the int32
     bias minus ``input_zero_point * sum over taps of w`` (so that raw inputs can be
     summed, and a tap outside the input, reading ``pad``, adds exactly zero overall);
-    table [7, C * M] (:func:`requant_table`); nt: chunks of output rows (one per thread).
+    table [7, C * M] (:func:`requant_table`). Part t of nt
+    (:func:`pydeeplab.kernels.parallel.in_parallel`) of the output rows.
     """
     n, oh, ow, cout = out.shape
     rows = n * oh
-    for t in prange(nt):
-        acc = np.empty((ow, cout), dtype=w.dtype)
-        for r in range(rows * t // nt, rows * (t + 1) // nt):
-            b, oy = r // oh, r % oh
-            _depthwise_row(x, w, pad, b, oy, sh, sw, dh, dw, pt, pl, acc)
-            _requantize_rows(acc, bias, table, out_zero_point, act_min, act_max, out[b, oy])
+    acc = np.empty((ow, cout), dtype=w.dtype)
+    for r in range(rows * t // nt, rows * (t + 1) // nt):
+        b, oy = r // oh, r % oh
+        _depthwise_row(x, w, pad, b, oy, sh, sw, dh, dw, pt, pl, acc)
+        _requantize_rows(acc, bias, table, out_zero_point, act_min, act_max, out[b, oy])
 
 
 # --------------------------------------------------------------------------- TRANSPOSE_CONV

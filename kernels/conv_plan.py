@@ -35,8 +35,10 @@ _BLOCK_ELEMENTS = 1 << 15
 #: filter (measured on the 33x33 convolutions with 320 to 960 channels).
 _BLOCK_PIXELS = 256
 #: Float 3x3 depthwise layers with fewer channels than this (too few for a loop over
-#: one pixel's channels) stream runs of _DEPTHWISE_RUN values with stride 1.
-_DEPTHWISE_NARROW = 32
+#: one pixel's channels) stream runs of _DEPTHWISE_RUN values with stride 1 (measured:
+#: 129x129x32 takes 0.61 ms streamed, 1.78 ms four pixels at a time; from 64 on the
+#: four-pixel loop wins).
+_DEPTHWISE_NARROW = 64
 _DEPTHWISE_RUN = 256
 #: A float conv with at most this many taps (KH * KW * Cin, e.g. a first conv on RGB)
 #: gathers its im2col rows value by value (``kernels.conv._im2col_small``): its
@@ -101,25 +103,21 @@ def exact_dtype(bound: np.ndarray) -> np.dtype:
     return np.dtype(np.float32) if float(bound.max(initial=0.0)) <= 2**24 else np.dtype(np.float64)
 
 
-def stage_args(stage, bias: np.ndarray | None, n_out: int, acc_bounds: np.ndarray | None = None,
-                      table: bool = True):
+def stage_args(stage, bias: np.ndarray | None, n_out: int, acc_bounds: np.ndarray | None = None):
     """The bias (never None) and the output stage as the kernels take them: float clamp
-    bounds; or the requantization table (``table=True``, the conv kernels: ``acc_bound``
-    per channel (``acc_bounds``, see :func:`acc_bound`) tells where the int32 sum cannot wrap) or its
-    three arrays (multiplier, left and right shifts: :func:`conv.requantize`), then
-    the output zero point and clamp bounds."""
+    bounds; or the requantization table (:func:`conv.requant_table`; ``acc_bounds``
+    per channel, see :func:`acc_bound`, tells where the int32 sum cannot wrap), the
+    output zero point and clamp bounds. A quantized bias is int32 values held as int64,
+    the type of every quantized kernel's bias (one compiled output stage, not two)."""
     if is_float(stage):
         b = np.zeros(n_out, np.float32) if bias is None else bias.astype(np.float32)
         return b, (np.float32(stage.act_min), np.float32(stage.act_max))
-    b = np.zeros(n_out, np.int32) if bias is None else bias.astype(np.int32)
+    b = np.zeros(n_out, np.int64) if bias is None else bias.astype(np.int32).astype(np.int64)
     left = np.maximum(stage.shift, 0).astype(np.int64)
     right = np.maximum(-stage.shift, 0).astype(np.int64)
-    if table:
-        bound = np.full(n_out, np.inf) if acc_bounds is None else acc_bounds + np.abs(b.astype(np.float64))
-        rescale = (kernels.requant_table(stage.multiplier, left, right, bound),)
-    else:
-        rescale = (stage.multiplier, left, right)
-    return b, (*rescale, stage.output_zero_point, stage.act_min, stage.act_max)
+    bound = np.full(n_out, np.inf) if acc_bounds is None else acc_bounds + np.abs(b.astype(np.float64))
+    table = kernels.requant_table(stage.multiplier, left, right, bound)
+    return b, (table, stage.output_zero_point, stage.act_min, stage.act_max)
 
 
 def aligned(values: np.ndarray, dtype) -> np.ndarray:
@@ -172,16 +170,16 @@ def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape) -
         per_pixel = depth + cout  # scratch: im2col rows and their products
         offset = np.float32(-stage.input_zero_point)  # exact: |x - zp| <= 255
     block = max(1, -(-_BLOCK_PIXELS // ow), _BLOCK_ELEMENTS // (ow * max(depth, cout)))
-    conv_float = in_parallel(kernels.conv_float)
+    conv = in_parallel(kernels.conv_float if is_float(stage) else kernels.conv_quantized)
 
     def fill(inputs, out) -> None:
         x = np.ascontiguousarray(inputs[0])
         scratch = WORKSPACE.get(0, dtype, (numba_threads(), block * ow * per_pixel))
         if is_float(stage):
-            conv_float(x, wmat, b, out, kh, kw, sh, sw, dh, dw, pt, pl, *out_args, block, scratch, _SMALL_DEPTH,
-                       nt=scratch.shape[0])
+            conv(x, wmat, b, out, kh, kw, sh, sw, dh, dw, pt, pl, *out_args, block, scratch, _SMALL_DEPTH,
+                 nt=scratch.shape[0])
         else:
-            kernels.conv_quantized(x, wmat, b, out, kh, kw, sh, sw, dh, dw, pt, pl, offset, *out_args, block, scratch)
+            conv(x, wmat, b, out, kh, kw, sh, sw, dh, dw, pt, pl, offset, *out_args, block, scratch, nt=scratch.shape[0])
 
     return with_contiguous_output(fill)
 
@@ -237,9 +235,11 @@ def depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x_
     folded = b.astype(np.int64) - zp * centered.sum(axis=(0, 1)).astype(np.int64)
     pad = aligned(np.full(cin, zp), x_dtype)
 
+    depthwise = in_parallel(kernels.depthwise_conv_quantized)
+
     def run(inputs, outputs) -> None:
-        kernels.depthwise_conv_quantized(np.ascontiguousarray(inputs[0]), w3, pad, folded, outputs[0],
-                                   sh, sw, dh, dw, pt, pl, *out_args, numba_threads())
+        depthwise(np.ascontiguousarray(inputs[0]), w3, pad, folded, outputs[0], sh, sw, dh, dw, pt, pl, *out_args,
+                  nt=numba_threads())
 
     return run
 
@@ -248,7 +248,7 @@ def transpose_conv_runner(weights, bias, stage, stride, padding, x_shape, out_sh
     cout, kh, kw, cin = weights.shape
     n, h, wd, _ = x_shape
     m = n * h * wd
-    b, out_args = stage_args(stage, bias, cout, table=False)
+    b, out_args = stage_args(stage, bias, cout)
     # [Cin, KH * KW * Cout]: one product gives every tap of every input pixel.
     if is_float(stage):
         dtype = np.dtype(np.float32)

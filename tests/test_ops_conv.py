@@ -246,8 +246,9 @@ def test_requantize_kernel_matches_reference_fixedpoint():
     acc = np.repeat(totals[:, None].astype(np.float64), n_ch, axis=1)
     bias = rng.integers(-100, 100, n_ch).astype(np.int32)
     ours = np.empty(acc.shape, np.int64)
-    kernels.requantize(acc, bias, multiplier, np.maximum(shift, 0).astype(np.int64),
-                       np.maximum(-shift, 0).astype(np.int64), 7, -(2**40), 2**40, ours)
+    table = kernels.requant_table(multiplier, np.maximum(shift, 0).astype(np.int64),
+                                  np.maximum(-shift, 0).astype(np.int64), np.full(n_ch, np.inf))
+    kernels.requantize(acc, bias, table, 7, -(2**40), 2**40, ours)
     wrapped = (totals[:, None] + bias + 2**31) % 2**32 - 2**31  # the int32 accumulator wraps
     expected = multiply_by_quantized_multiplier(wrapped, multiplier, shift) + 7
     np.testing.assert_array_equal(ours, expected)

@@ -79,7 +79,10 @@ def prepare_pool(ctx: OpContext) -> Prepared:
     counts = np.outer(window_counts(h, filt[0], stride[0], pads[0], pad_h.out),
                       window_counts(w, filt[1], stride[1], pads[1], pad_w.out))
 
-    if ctx.backend == "numpy":
+    # A global pool (DeepLab's ASPP image pooling: one output pixel) is one sum per channel,
+    # 0.23 ms in NumPy against 0.1 ms for the Numba kernel, which would cost 0.6 s of
+    # compile on a cold cache: the Numba backend takes the NumPy code for it too.
+    if ctx.backend == "numpy" or out_shape[1:3] == (1, 1):
         if is_average:
             def run(inputs, outputs):
                 outputs[0][...] = ref.average_pool_2d(inputs[0], filt, stride, pads, out_shape[1:3],
