@@ -22,7 +22,7 @@ from collections.abc import Callable
 import numpy as np
 
 from . import conv as kernels
-from .parallel import in_parallel
+from .parallel import in_parallel, numba_threads
 
 #: run(inputs, outputs): an operator's planned computation (``pydeeplab.ops.base.Run``).
 Run = Callable[[list, list], None]
@@ -76,13 +76,6 @@ class Workspace(threading.local):
 
 
 WORKSPACE = Workspace()
-
-
-def numba_threads() -> int:
-    """Numba's thread count for this thread (set by the interpreter): the chunks a kernel splits into."""
-    import numba
-
-    return numba.get_num_threads()
 
 
 def acc_bound(stage, centered: np.ndarray, x_dtype: np.dtype) -> np.ndarray:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numba
 import numpy as np
 from numba import njit, prange, typeof, types
 from numba.experimental.function_type import WrapperAddressProtocol
@@ -52,6 +53,11 @@ def _launch(chunk, args, nt):
         chunk(*args, np.int64(t), nt)
 
 
+def numba_threads() -> int:
+    """Numba's thread count for this thread (set by the interpreter): the parts a kernel splits into."""
+    return numba.get_num_threads()
+
+
 def in_parallel(chunk) -> Callable[..., None]:
     """``run(*args, nt=N)``: ``chunk(*args, t, N)`` for t = 0 .. N - 1, on Numba's threads.
 
@@ -71,4 +77,4 @@ def in_parallel(chunk) -> Callable[..., None]:
     return run
 
 
-__all__ = ["in_parallel"]
+__all__ = ["in_parallel", "numba_threads"]

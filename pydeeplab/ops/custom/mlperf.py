@@ -37,9 +37,12 @@ def prepare_resize_argmax(ctx: OpContext) -> Prepared:
     ctx.check_shape(out_shape, np.int32)
     if ctx.backend == "numba":
         from ...kernels import mlperf as kern
+        from ...kernels.parallel import in_parallel, numba_threads
+
+        resize_argmax = in_parallel(kern.resize_argmax)
 
         def run(inputs, outputs) -> None:
-            kern.resize_argmax(inputs[0], outputs[0].reshape(out_shape[:3]))
+            resize_argmax(inputs[0], outputs[0].reshape(out_shape[:3]), nt=numba_threads())
     else:
 
         def run(inputs, outputs) -> None:
