@@ -12,9 +12,9 @@
   in vectorized loops over the channels, sharing the loads of weights and input columns.
   :func:`depthwise_conv_float` / :func:`depthwise_conv_quantized`: any other
   DEPTHWISE_CONV_2D, one output row at a time.
-- :func:`bias_activation` / :func:`requantize`: the output stages alone (for
-  TRANSPOSE_CONV, whose product the ops layer computes), and
-  :func:`transpose_conv_gather`, which sums its per-tap products into pixels.
+- :func:`transpose_conv_gather` (TRANSPOSE_CONV, whose product the ops layer computes):
+  sums its per-tap products into pixels, with the float output stage; :func:`requantize`:
+  the quantized output stage alone.
 
 Work is split over output rows, one contiguous range per thread: a ``prange`` loop, or,
 for the heaviest kernels, a plain function doing part ``t`` of ``nt`` that
@@ -173,13 +173,6 @@ def _requantize_rows(acc, bias, table, out_zero_point, act_min, act_max, out):
             for k in range(c):
                 o[k] = _rescale((np.int64(a[k]) + bias[k]) * mult[k], nudge[k], nudge_pos[k], shift[k],
                                 out_zero_point, act_min, act_max)
-
-
-@njit(cache=True, parallel=True, nogil=True)
-def bias_activation(y, bias, act_min, act_max):
-    """In place on y [M, C] float32: ``y = min(max(y + bias, act_min), act_max)``, bias [C]."""
-    for r in prange(y.shape[0]):
-        _bias_activation_rows(y[r : r + 1], bias, act_min, act_max)
 
 
 @njit(cache=True, parallel=True, nogil=True)
@@ -697,13 +690,14 @@ def depthwise_conv_quantized(x, w, pad, bias, out, sh, sw, dh, dw, pt, pl,
 
 
 @njit(cache=True, parallel=True, nogil=True)
-def transpose_conv_gather(taps, h, w, sh, sw, pt, pl, acc):
-    """Sum a transposed convolution's tap products into its output pixels.
+def transpose_conv_gather(taps, h, w, sh, sw, pt, pl, bias, act_min, act_max, acc):
+    """Sum a transposed convolution's tap products into its output pixels, then add the bias and clamp.
 
     taps: [N * H * W, KH, KW, Cout], what input pixel (y, x) sends through tap (i, j);
     acc: [N, OH, OW, Cout] (same dtype), overwritten: output pixel (oy, ox) receives
     taps[(y, x), i, j] for every i, j with ``y * sh - pt + i == oy`` and
-    ``x * sw - pl + j == ox``.
+    ``x * sw - pl + j == ox``, then ``min(max(sum + bias, act_min), act_max)`` (bias [Cout];
+    zeros and infinite bounds where a quantized output stage follows).
     """
     n, oh, ow, cout = acc.shape
     kh, kw = taps.shape[1], taps.shape[2]
@@ -724,3 +718,5 @@ def transpose_conv_gather(taps, h, w, sh, sw, pt, pl, acc):
                     t = taps[(b * h + ty // sh) * w + tx // sw, i, j]
                     for k in range(cout):
                         a[k] += t[k]
+            for k in range(cout):
+                a[k] = min(max(a[k] + bias[k], act_min), act_max)

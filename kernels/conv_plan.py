@@ -251,6 +251,7 @@ def transpose_conv_runner(weights, bias, stage, stride, padding, x_shape, out_sh
         dtype = exact_dtype(acc_bound(stage, centered.reshape(cout, -1), weights.dtype))
         wmat = np.ascontiguousarray(centered.transpose(3, 1, 2, 0).reshape(cin, -1), dtype=dtype)
     (sh, sw), (pt, pl) = stride, padding
+    no_bias = np.zeros(cout, dtype)  # the quantized output stage adds the bias itself
 
     def fill(inputs, out) -> None:
         x2d = inputs[2].reshape(m, cin)
@@ -264,11 +265,10 @@ def transpose_conv_runner(weights, bias, stage, stride, padding, x_shape, out_sh
         np.matmul(xc, wmat, out=taps)
         taps4 = taps.reshape(m, kh, kw, cout)
         if is_float(stage):
-            kernels.transpose_conv_gather(taps4, h, wd, sh, sw, pt, pl, out)
-            kernels.bias_activation(out.reshape(-1, cout), b, *out_args)
+            kernels.transpose_conv_gather(taps4, h, wd, sh, sw, pt, pl, b, *out_args, out)
         else:
             acc = WORKSPACE.get(2, dtype, out.shape)
-            kernels.transpose_conv_gather(taps4, h, wd, sh, sw, pt, pl, acc)
+            kernels.transpose_conv_gather(taps4, h, wd, sh, sw, pt, pl, no_bias, -np.inf, np.inf, acc)
             kernels.requantize(acc.reshape(-1, cout), b, *out_args, out.reshape(-1, cout))
 
     return with_contiguous_output(fill)
