@@ -177,7 +177,8 @@ def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape) -
     return with_contiguous_output(fill)
 
 
-def depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x_dtype, cin, x_width) -> Run:
+def depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x_dtype, cin, x_width,
+                             out_width) -> Run:
     _, kh, kw, cout = weights.shape
     (sh, sw), (dh, dw), (pt, pl) = stride, dilation, padding
     if is_float(stage):
@@ -189,17 +190,13 @@ def depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x_
             reps = -(-_DEPTHWISE_RUN // cout) if cout < _DEPTHWISE_NARROW else 1
             wt = aligned(np.tile(w9, (1, reps)), np.float32)
             bt = aligned(np.tile(b, reps), np.float32)
-            zero_rows: dict[int, np.ndarray] = {}
+            # Padded rows (see kernels.conv._padded_row): every tap of every pixel reads inside
+            # them; rounded up to 16 floats so that every slot starts on a 64-byte line.
+            width = -(-max(pl + x_width, (out_width - 1) * sw + 2 * dw + 1) * cin // 16) * 16
+            zero = aligned(np.zeros(width), np.float32)
             depthwise = in_parallel(kernels.depthwise3x3_float)
 
             def fill3x3(inputs, out) -> None:
-                # Padded rows (see kernels.conv._padded_row): every tap of every pixel reads
-                # inside them; rounded up to 16 floats so that every slot starts on a 64-byte line.
-                ow = out.shape[2]
-                width = -(-max(pl + x_width, (ow - 1) * sw + 2 * dw + 1) * cin // 16) * 16
-                zero = zero_rows.get(width)
-                if zero is None:
-                    zero = zero_rows.setdefault(width, aligned(np.zeros(width), np.float32))
                 nt = numba_threads()
                 ring = WORKSPACE.get(0, np.float32, (nt, 3, width))
                 depthwise(np.ascontiguousarray(inputs[0]), w9, b, wt, bt, out, sh, sw, dh, dw, pt, pl, *out_args, ring,

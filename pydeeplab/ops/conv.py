@@ -212,7 +212,8 @@ def prepare_depthwise_conv_2d(ctx: OpContext) -> Prepared:
     out_shape = (n, oh, ow, cout)
     (sh, sw), (dh, dw), (pt, pl) = stride, dilation, padding
     if ctx.backend == "numba":
-        run = _numba().depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x.dtype, cin, wd)
+        run = _numba().depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x.dtype, cin, wd,
+                                                 ow)
     else:
 
         def run(inputs, outputs) -> None:
