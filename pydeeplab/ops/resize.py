@@ -172,7 +172,11 @@ def prepare_resize_bilinear(ctx: OpContext) -> Prepared:
             from ..kernels import resize as kern
 
             def run(inputs, outputs):
-                kern.resize_bilinear_float(inputs[0], *ty, *tx, offset, outputs[0])
+                # The kernel reads and writes whole rows as flat arrays: C order needed.
+                out = outputs[0] if outputs[0].flags.c_contiguous else np.empty(out_shape, dtype)
+                kern.resize_bilinear_float(np.ascontiguousarray(inputs[0]), *ty, *tx, offset, out)
+                if out is not outputs[0]:
+                    outputs[0][...] = out
     else:
         ty, tx = bilinear_taps_integer(h, new_h, *flags), bilinear_taps_integer(w, new_w, *flags)
         if ctx.backend == "numpy":
