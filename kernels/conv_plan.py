@@ -16,6 +16,7 @@ package above it.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 
@@ -67,7 +68,7 @@ class Workspace(threading.local):
 
     def get(self, slot: int, dtype, shape: tuple[int, ...]) -> np.ndarray:
         dtype = np.dtype(dtype)
-        size = int(np.prod(shape))
+        size = int(math.prod(shape))  # not np.prod: 5 us a call, at every convolution
         buf = self.buffers.get((slot, dtype))
         if buf is None or buf.size < size:
             buf = aligned(np.empty(size, dtype=dtype), dtype)
