@@ -8,7 +8,8 @@ from the input shapes and the constant shape-like inputs (paddings, block shapes
 begin/end/strides). A shape-like input that is not constant is refused, since
 pydeeplab plans static shapes; only RESHAPE then falls back to the static
 ``new_shape`` of its options. Both backends run the NumPy functions of
-``reference/shape.py``.
+``reference/shape.py``, except SPACE_TO_BATCH_ND / BATCH_TO_SPACE_ND on 4-D tensors,
+which the numba backend copies pixel by pixel (``kernels/space_batch.py``).
 """
 
 from __future__ import annotations
@@ -240,6 +241,10 @@ def prepare_space_to_batch_nd(ctx: OpContext) -> Prepared:
     value = _zero_value(o)
     block_shape = tuple(int(b) for b in block)
 
+    if ctx.backend == "numba" and len(block_shape) == 2:
+        return Prepared((out_shape,), _space_batch_run("space_to_batch", *block_shape, *(int(p) for p in paddings[:, 0]),
+                                                       x.dtype.type(value)))
+
     def run(inputs, outputs):
         ref.space_to_batch_nd(inputs[0], block_shape, paddings, value, outputs[0])
 
@@ -259,10 +264,31 @@ def prepare_batch_to_space_nd(ctx: OpContext) -> Prepared:
     out_shape = (x.shape[0] // n_blocks, *spatial, x.shape[-1])
     block_shape = tuple(int(b) for b in block)
 
+    if ctx.backend == "numba" and len(block_shape) == 2:
+        return Prepared((out_shape,), _space_batch_run("batch_to_space", *block_shape, *(int(c) for c in crops[:, 0])))
+
     def run(inputs, outputs):
         ref.batch_to_space_nd(inputs[0], block_shape, crops, outputs[0])
 
     return Prepared((out_shape,), run)
+
+
+def _space_batch_run(kernel: str, *args):
+    """run() of the numba backend's SPACE_TO_BATCH_ND / BATCH_TO_SPACE_ND on 4-D tensors
+    (``kernels.space_batch``: whole pixels copied, output rows split over the threads)."""
+    from ..kernels import space_batch
+    from ..kernels.parallel import in_parallel, numba_threads
+
+    copy = in_parallel(getattr(space_batch, kernel))
+
+    def run(inputs, outputs):
+        out = outputs[0]
+        target = out if out.flags.c_contiguous else np.empty(out.shape, out.dtype)
+        copy(np.ascontiguousarray(inputs[0]), *args, target, nt=numba_threads())
+        if target is not out:
+            out[...] = target
+
+    return run
 
 
 # ------------------------------------------------------------------------ TILE
