@@ -178,6 +178,21 @@ def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape) -
     return with_contiguous_output(fill)
 
 
+def _direct_columns(out_width: int, in_width: int, sw: int, dw: int, pl: int) -> tuple[int, int]:
+    """(lo, hi): the output columns of a float 3x3 depthwise conv that read the input rows
+    as they are (``kernels.conv.depthwise3x3_float``): with stride 2 and no dilation,
+    those whose taps are all inside the input, ``0 <= 2 * ox - pl`` and
+    ``2 * ox - pl + 2 < in_width``. Otherwise none (lo = hi = OW): stride-1 rows are
+    read from padded copies (measured: reading their interior in place was slower, the
+    rows split into more runs of single pixels)."""
+    if sw != 2 or dw != 1:
+        return out_width, out_width
+    lo = min(out_width, -(-pl // 2))
+    last = in_width - 3 + pl  # the largest 2 * ox whose last tap is inside
+    hi = min(out_width, last // 2 + 1) if last >= 0 else 0
+    return lo, max(lo, hi)
+
+
 def depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x_dtype, cin, x_width,
                              out_width) -> Run:
     _, kh, kw, cout = weights.shape
@@ -196,12 +211,13 @@ def depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x_
             width = -(-max(pl + x_width, (out_width - 1) * sw + 2 * dw + 1) * cin // 16) * 16
             zero = aligned(np.zeros(width), np.float32)
             depthwise = in_parallel(kernels.depthwise3x3_float)
+            lo, hi = _direct_columns(out_width, x_width, sw, dw, pl)
 
             def fill3x3(inputs, out) -> None:
                 nt = numba_threads()
                 ring = WORKSPACE.get(0, np.float32, (nt, 3, width))
                 depthwise(np.ascontiguousarray(inputs[0]), w9, b, wt, bt, out, sh, sw, dh, dw, pt, pl, *out_args, ring,
-                          zero, nt=nt)
+                          zero, lo, hi, nt=nt)
 
             return with_contiguous_output(fill3x3)
         w3 = aligned(weights.reshape(kh, kw, cout), np.float32)

@@ -177,6 +177,11 @@ DW_CASES = [
     ((1, 13, 12, 48), 1, (3, 3), (1, 1), (6, 6), SAME, N1, False),
     ((2, 9, 11, 33), 1, (3, 3), (2, 1), (2, 3), VALID, RELU, True),
     ((1, 3, 2, 64), 1, (3, 3), (1, 1), (2, 2), SAME, NONE, True),
+    # Stride 2 reads the interior columns from the input rows, the edge ones from padded
+    # copies: no left padding (even width), and widths with no interior column at all.
+    ((1, 6, 10, 24), 1, (3, 3), (2, 2), (1, 1), SAME, RELU6, True),
+    ((2, 5, 2, 16), 1, (3, 3), (2, 2), (1, 1), SAME, NONE, True),
+    ((1, 4, 3, 8), 1, (3, 3), (2, 2), (1, 1), VALID, NONE, False),
 ]
 
 
