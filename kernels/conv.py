@@ -619,9 +619,10 @@ def depthwise3x3_float(x, w9, bias, wt, bt, out, sh, sw, dh, dw, pt, pl, act_min
     max(pl + W, (OW - 1) * sw + 2 * dw + 1) padded columns) and zero [WP * C] zeros: see
     :func:`_padded_row`. A tap outside the input reads a pad zero, adding nothing, as
     TFLite leaves it out. With stride 2 (rows twice as long as the output's: copying
-    them cost 0.29 -> 0.22 ms on 129x129x48), the output columns ``lo <= ox < hi``, whose
-    taps are all inside the input, read the input rows themselves and only the edge
-    columns are copied; stride 1 passes lo = hi = OW (all from padded rows). Part t of nt
+    them cost 0.29 -> 0.22 ms on 129x129x48), the pairs of output columns in
+    ``lo <= ox < hi`` (lo and hi even), whose taps are all inside the input, read the
+    input rows themselves and only the columns the others read are copied; stride 1
+    passes lo = hi = OW (all from padded rows). Part t of nt
     (:func:`pydeeplab.kernels.parallel.in_parallel`): output rows ``rows * t // nt`` to
     ``rows * (t + 1) // nt``, with ``ring[t]``.
     """
@@ -664,18 +665,16 @@ def depthwise3x3_float(x, w9, bias, wt, bt, out, sh, sw, dh, dw, pt, pl, act_min
                     ox += dw
             ox = ow
         elif sw == 2 and dw == 1:
-            for ox in range(lo):
-                _depthwise3x3_one(r0, r1, r2, w9, bias, act_min, act_max, 2 * ox * c, c, ox * c, o)
             q0 = _input_row(x, b, iy, zero)
             q1 = _input_row(x, b, iy + 1, zero)
             q2 = _input_row(x, b, iy + 2, zero)
-            ox = lo
-            while ox + 1 < hi:
-                _depthwise3x3_two_stride2(q0, q1, q2, w9, bias, act_min, act_max, (2 * ox - pl) * c, ox * c, o)
-                ox += 2
-            for ox in range(ox, hi):
-                _depthwise3x3_one(q0, q1, q2, w9, bias, act_min, act_max, (2 * ox - pl) * c, c, ox * c, o)
-            ox = hi
+            # Pairs on padded rows up to lo, on the input rows up to hi, padded again after:
+            # one call site (each is compiled inline again), its rows chosen per run.
+            for run in range(3):
+                a0, a1, a2, shift, stop = (q0, q1, q2, pl, hi) if run == 1 else (r0, r1, r2, 0, lo if run == 0 else ow)
+                while ox + 1 < stop:
+                    _depthwise3x3_two_stride2(a0, a1, a2, w9, bias, act_min, act_max, (2 * ox - shift) * c, ox * c, o)
+                    ox += 2
         for ox in range(ox, ow):
             _depthwise3x3_one(r0, r1, r2, w9, bias, act_min, act_max, ox * sw * c, u, ox * c, o)
 

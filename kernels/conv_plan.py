@@ -180,17 +180,19 @@ def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape) -
 
 def _direct_columns(out_width: int, in_width: int, sw: int, dw: int, pl: int) -> tuple[int, int]:
     """(lo, hi): the output columns of a float 3x3 depthwise conv that read the input rows
-    as they are (``kernels.conv.depthwise3x3_float``): with stride 2 and no dilation,
-    those whose taps are all inside the input, ``0 <= 2 * ox - pl`` and
-    ``2 * ox - pl + 2 < in_width``. Otherwise none (lo = hi = OW): stride-1 rows are
-    read from padded copies (measured: reading their interior in place was slower, the
-    rows split into more runs of single pixels)."""
+    as they are (``kernels.conv.depthwise3x3_float``). With stride 2 and no dilation:
+    the pairs (ox, ox + 1), ox even, whose taps are all inside the input,
+    ``0 <= 2 * ox - pl`` and ``2 * (ox + 1) - pl + 2 < in_width``; lo and hi are even.
+    Otherwise none (lo = hi = OW): stride-1 rows are read from padded copies (measured:
+    reading their interior in place was slower, the rows split into more runs of
+    single pixels)."""
     if sw != 2 or dw != 1:
         return out_width, out_width
-    lo = min(out_width, -(-pl // 2))
+    first = -(-pl // 2)  # the first column whose first tap is inside
     last = in_width - 3 + pl  # the largest 2 * ox whose last tap is inside
-    hi = min(out_width, last // 2 + 1) if last >= 0 else 0
-    return lo, max(lo, hi)
+    end = min(out_width, last // 2 + 1) if last >= 0 else 0  # one past the last such column
+    lo = min(first + first % 2, out_width)
+    return lo, lo + 2 * max(0, (end - lo) // 2)
 
 
 def depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x_dtype, cin, x_width,
