@@ -170,11 +170,14 @@ def prepare_resize_bilinear(ctx: OpContext) -> Prepared:
                 outputs[0][...] = ref.resize_bilinear(inputs[0], ty, tx, offset)
         else:
             from ..kernels import resize as kern
+            from ..kernels.parallel import in_parallel, numba_threads
+
+            bilinear = in_parallel(kern.resize_bilinear_float)
 
             def run(inputs, outputs):
                 # The kernel reads and writes whole rows as flat arrays: C order needed.
                 out = outputs[0] if outputs[0].flags.c_contiguous else np.empty(out_shape, dtype)
-                kern.resize_bilinear_float(np.ascontiguousarray(inputs[0]), *ty, *tx, offset, out)
+                bilinear(np.ascontiguousarray(inputs[0]), *ty, *tx, offset, out, nt=numba_threads())
                 if out is not outputs[0]:
                     outputs[0][...] = out
     else:
