@@ -441,8 +441,8 @@ def _clamp(v, lo, hi):
 def _padded_row(x, b, iy, dh, pl, lc, rc, ring, tags, zero):
     """Input row iy of batch b as a padded flat row [WP * C] of float32: input column ix
     at ``(pl + ix) * C`` for the columns ``ix < lc`` and ``ix >= rc`` (all of them when
-    lc >= rc; the others are not read), zeros in the pad columns around them. A row
-    outside the input is ``zero``. Converted rows are kept in ``ring`` [3, WP * C] (pad
+    lc >= rc; the others are not read), zeros in the pad columns around them; the input
+    row itself when no column is needed (lc = 0, rc = W). A row outside the input is ``zero``. Converted rows are kept in ``ring`` [3, WP * C] (pad
     columns already zero), slot ``((b * H + iy) // dh) % 3``, ``tags`` [3] naming the
     row each slot holds: the three rows of one output row (dh apart) never share a slot,
     and output rows taken dh apart (:func:`depthwise3x3_float`) find two of theirs
@@ -451,6 +451,8 @@ def _padded_row(x, b, iy, dh, pl, lc, rc, ring, tags, zero):
     h, w, c = x.shape[1], x.shape[2], x.shape[3]
     if iy < 0 or iy >= h:
         return zero
+    if lc == 0 and rc == w:  # no pixel reads padding (then pl = 0): the input row itself
+        return x[b, iy].reshape(w * c)
     tag = b * h + iy
     slot = (tag // dh) % 3
     row = ring[slot]
@@ -621,8 +623,9 @@ def depthwise3x3_float(x, w9, bias, wt, bt, out, sh, sw, dh, dw, pt, pl, act_min
     TFLite leaves it out. With stride 2 (rows twice as long as the output's: copying
     them cost 0.29 -> 0.22 ms on 129x129x48), the pairs of output columns in
     ``lo <= ox < hi`` (lo and hi even), whose taps are all inside the input, read the
-    input rows themselves and only the columns the others read are copied; stride 1
-    passes lo = hi = OW (all from padded rows). Part t of nt
+    input rows themselves and only the columns the others read are copied. Stride 1
+    passes lo = hi = OW (all from padded rows), or lo = 0, hi = OW where no tap reads
+    padding (then pl = 0 and every row is read in place). Part t of nt
     (:func:`pydeeplab.kernels.parallel.in_parallel`): output rows ``rows * t // nt`` to
     ``rows * (t + 1) // nt``, with ``ring[t]``.
     """
@@ -635,7 +638,8 @@ def depthwise3x3_float(x, w9, bias, wt, bt, out, sh, sw, dh, dw, pt, pl, act_min
         slots[s, : pl * c] = 0
         slots[s, (pl + win) * c :] = 0
     tags = np.full(slots.shape[0], -1, np.int64)
-    # The input columns the padded rows need: those the pixels outside [lo, hi) read.
+    # The input columns the padded rows need: those the pixels outside [lo, hi) read
+    # (none at all, lc = 0 and rc = W, when every pixel reads the input rows).
     lc = min(win, (lo - 1) * sw - pl + 2 * dw + 1) if lo > 0 else 0
     rc = max(0, hi * sw - pl) if hi < ow else win
     for r in _dilation_order(rows * t // nt, rows * (t + 1) // nt, dh):

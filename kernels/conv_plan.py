@@ -183,11 +183,13 @@ def _direct_columns(out_width: int, in_width: int, sw: int, dw: int, pl: int) ->
     as they are (``kernels.conv.depthwise3x3_float``). With stride 2 and no dilation:
     the pairs (ox, ox + 1), ox even, whose taps are all inside the input,
     ``0 <= 2 * ox - pl`` and ``2 * (ox + 1) - pl + 2 < in_width``; lo and hi are even.
-    Otherwise none (lo = hi = OW): stride-1 rows are read from padded copies (measured:
-    reading their interior in place was slower, the rows split into more runs of
-    single pixels)."""
+    Otherwise all of them (0, OW) where no tap reads padding (VALID, as in the depthwise
+    convs between SPACE_TO_BATCH_ND and BATCH_TO_SPACE_ND), else none (OW, OW): stride-1
+    rows are then read from padded copies (measured: reading their interior in place was
+    slower, the rows split into more runs of single pixels)."""
     if sw != 2 or dw != 1:
-        return out_width, out_width
+        inside = pl == 0 and (out_width - 1) * sw + 2 * dw < in_width
+        return (0, out_width) if inside else (out_width, out_width)
     first = -(-pl // 2)  # the first column whose first tap is inside
     last = in_width - 3 + pl  # the largest 2 * ox whose last tap is inside
     end = min(out_width, last // 2 + 1) if last >= 0 else 0  # one past the last such column
