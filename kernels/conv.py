@@ -34,6 +34,7 @@ import numpy as np
 from numba import njit, prange
 
 from .blas import gemm
+from .igemm import LANES, MR, igemm
 
 _INT32_MIN = -(2**31)
 
@@ -130,7 +131,7 @@ def _rescale(p, nudge, nudge_pos, shift, out_zero_point, act_min, act_max):
 
 @njit(cache=True, nogil=True)
 def _requantize_rows(acc, bias, table, out_zero_point, act_min, act_max, out):
-    """out [M, C] = the quantized output stage of acc [M, C] (exact integers, any dtype) + bias.
+    """out [M, C] = the quantized output stage of acc [>= M, >= C] (exact integers, any dtype) + bias.
 
     The sum ``acc + bias`` wraps as TFLite's int32 accumulator does. table: int64
     [7, C] from :func:`requant_table`; where every left shift is 0 (the usual case:
@@ -139,7 +140,7 @@ def _requantize_rows(acc, bias, table, out_zero_point, act_min, act_max, out):
     quantization, as in uint8 models), they are loop constants rather than four table
     loads per value: measured 1.6x faster again (257x257x96: 3.7 ms -> 2.3 ms).
     """
-    m, c = acc.shape
+    m, c = out.shape  # acc may be wider (a C-contiguous scratch, whose rows vectorize)
     mult, left, right = table[_MULT], table[_LEFT], table[_RIGHT]
     nudge, nudge_pos, shift = table[_NUDGE], table[_NUDGE_POS], table[_SHIFT]
     general = wrap = False
@@ -340,34 +341,39 @@ def _im2col_small(x, cols, row0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, toff):
 
 
 @njit(cache=True, nogil=True)
-def conv_quantized(x, wmat, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, input_offset,
-                   table, out_zero_point, act_min, act_max, block, scratch, t, nt):
-    """CONV_2D, uint8/int8, as an exact floating-point product of centered values.
+def conv_quantized(x, wpack, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, input_offset,
+                   table, out_zero_point, act_min, act_max, block, cols_scratch, acc_scratch, t, nt):
+    """CONV_2D, uint8/int8, as an integer product of centered values (:mod:`.igemm`).
 
-    x [N, H, W, Cin]; wmat [KH * KW * Cin, Cout] float32/float64, the centered filter
-    (``w - w_zp``); bias [Cout] int64 (int32 values); out [N, OH, OW, Cout]; input_offset =
-    -input_zero_point (a float32); table [7, Cout] (:func:`requant_table`);
-    scratch [nt, >= block * OW * (KH * KW * Cin + Cout)] of wmat's dtype: the im2col
-    rows (for a 1x1 stride-1 conv, the converted input rows) and their products. Part
-    t of nt (:func:`pydeeplab.kernels.parallel.in_parallel`): output rows
-    ``rows * t // nt`` to ``rows * (t + 1) // nt``, with ``scratch[t]``.
+    x [N, H, W, Cin]; wpack int16: the centered filter (``w - w_zp``, rows in im2col
+    order) packed by :func:`.igemm.pack_weights`; bias [Cout] int64 (int32 values); out
+    [N, OH, OW, Cout]; input_offset = -input_zero_point (an int16); table [7, Cout]
+    (:func:`requant_table`). Per block of output rows, the im2col rows (for a 1x1
+    stride-1 conv of even depth, the input pixels) are written as centered int16, their
+    int32 product is TFLite's accumulator exactly, and the output stage follows.
+    cols_scratch int16 [nt, >= rows * 2 * KQ] and acc_scratch int32 [nt, >= rows * 16 * NB],
+    rows = ``block * OW`` rounded up to a multiple of :data:`.igemm.MR`. Part t of nt
+    (:func:`pydeeplab.kernels.parallel.in_parallel`): output rows ``rows * t // nt`` to
+    ``rows * (t + 1) // nt``.
     """
     n, oh, ow, cout = out.shape
-    depth = wmat.shape[0]
+    depth = kh * kw * x.shape[3]
+    width = 2 * wpack.shape[1]  # depth rounded up to even: the product reads int16 pairs
+    lanes = LANES * wpack.shape[0]
     rows = n * oh
     out2d = out.reshape(rows * ow, cout)
-    direct = _pointwise(kh, kw, sh, sw, pt, pl)
-    buf = scratch[t]
+    direct = _pointwise(kh, kw, sh, sw, pt, pl) and depth == width
     for r0 in range(rows * t // nt, rows * (t + 1) // nt, block):
         r1 = min(r0 + block, rows * (t + 1) // nt)
         m = (r1 - r0) * ow
-        cols = buf[: m * depth].reshape(m, depth)
-        acc = buf[m * depth : m * (depth + cout)].reshape(m, cout)
+        mp = -(-m // MR) * MR  # the product works on MR rows at a time; rows past m are scratch
         if direct:
-            _convert(x, r0 * ow, r1 * ow, cols, input_offset)
+            _convert(x, r0 * ow, r1 * ow, cols_scratch[t][: m * width].reshape(m, width), input_offset)
         else:
-            _im2col(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, input_offset)
-        gemm(cols, wmat, acc)
+            _im2col(x, cols_scratch[t][: m * width].reshape(m, width), r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl,
+                    input_offset)
+        acc = acc_scratch[t][: mp * lanes].reshape(mp, lanes)
+        igemm(cols_scratch[t][: mp * width].reshape(mp, width), wpack, acc)
         _requantize_rows(acc, bias, table, out_zero_point, act_min, act_max, out2d[r0 * ow : r1 * ow])
 
 

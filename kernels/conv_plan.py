@@ -22,6 +22,7 @@ from collections.abc import Callable
 import numpy as np
 
 from . import conv as kernels
+from . import igemm
 from .parallel import in_parallel, numba_threads
 
 #: run(inputs, outputs): an operator's planned computation (``pydeeplab.ops.base.Run``).
@@ -155,24 +156,25 @@ def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape) -
         wmat = np.ascontiguousarray(weights.reshape(cout, depth).T, dtype=dtype)
         per_pixel = 0 if pointwise else depth  # scratch: im2col rows only
     else:
-        centered = weights.reshape(cout, depth).astype(np.float64) - stage.weight_zero_point
-        bound = acc_bound(stage, centered, weights.dtype)
-        b, out_args = stage_args(stage, bias, cout, bound)
-        dtype = exact_dtype(bound)
-        wmat = np.ascontiguousarray(centered.T, dtype=dtype)
-        per_pixel = depth + cout  # scratch: im2col rows and their products
-        offset = np.float32(-stage.input_zero_point)  # exact: |x - zp| <= 255
+        centered = weights.reshape(cout, depth).astype(np.int64) - stage.weight_zero_point
+        b, out_args = stage_args(stage, bias, cout, acc_bound(stage, centered, weights.dtype))
+        wpack = aligned(igemm.pack_weights(centered.T), np.int16)
+        width, lanes = 2 * wpack.shape[1], igemm.LANES * wpack.shape[0]
+        offset = np.int16(-stage.input_zero_point)
     block = max(1, -(-_BLOCK_PIXELS // ow), _BLOCK_ELEMENTS // (ow * max(depth, cout)))
     conv = in_parallel(kernels.conv_float if is_float(stage) else kernels.conv_quantized)
 
     def fill(inputs, out) -> None:
         x = np.ascontiguousarray(inputs[0])
-        scratch = WORKSPACE.get(0, dtype, (numba_threads(), block * ow * per_pixel))
+        nt = numba_threads()
         if is_float(stage):
-            conv(x, wmat, b, out, kh, kw, sh, sw, dh, dw, pt, pl, *out_args, block, scratch, _SMALL_DEPTH,
-                 nt=scratch.shape[0])
+            scratch = WORKSPACE.get(0, np.float32, (nt, block * ow * per_pixel))
+            conv(x, wmat, b, out, kh, kw, sh, sw, dh, dw, pt, pl, *out_args, block, scratch, _SMALL_DEPTH, nt=nt)
         else:
-            conv(x, wmat, b, out, kh, kw, sh, sw, dh, dw, pt, pl, offset, *out_args, block, scratch, nt=scratch.shape[0])
+            rows = -(-block * ow // igemm.MR) * igemm.MR
+            cols = WORKSPACE.get(0, np.int16, (nt, rows * width))
+            acc = WORKSPACE.get(0, np.int32, (nt, rows * lanes))
+            conv(x, wpack, b, out, kh, kw, sh, sw, dh, dw, pt, pl, offset, *out_args, block, cols, acc, nt=nt)
 
     return with_contiguous_output(fill)
 
