@@ -23,6 +23,7 @@ import numpy as np
 
 from . import conv as kernels
 from . import igemm
+from .requantize import requant_table, requantize
 from .parallel import in_parallel, numba_threads
 
 #: run(inputs, outputs): an operator's planned computation (``pydeeplab.ops.base.Run``).
@@ -97,21 +98,18 @@ def exact_dtype(bound: np.ndarray) -> np.dtype:
     return np.dtype(np.float32) if float(bound.max(initial=0.0)) <= 2**24 else np.dtype(np.float64)
 
 
-def stage_args(stage, bias: np.ndarray | None, n_out: int, acc_bounds: np.ndarray | None = None):
+def stage_args(stage, bias: np.ndarray | None, n_out: int):
     """The bias (never None) and the output stage as the kernels take them: float clamp
-    bounds; or the requantization table (:func:`conv.requant_table`; ``acc_bounds``
-    per channel, see :func:`acc_bound`, tells where the int32 sum cannot wrap), the
-    output zero point and clamp bounds. A quantized bias is int32 values held as int64,
-    the type of every quantized kernel's bias (one compiled output stage, not two)."""
+    bounds; or the requantization table (:func:`.requantize.requant_table`), the output
+    zero point and clamp bounds. A quantized bias is int32 values held as int64, the type
+    of every quantized kernel's bias (one compiled output stage, not two)."""
     if is_float(stage):
         b = np.zeros(n_out, np.float32) if bias is None else bias.astype(np.float32)
         return b, (np.float32(stage.act_min), np.float32(stage.act_max))
     b = np.zeros(n_out, np.int64) if bias is None else bias.astype(np.int32).astype(np.int64)
     left = np.maximum(stage.shift, 0).astype(np.int64)
     right = np.maximum(-stage.shift, 0).astype(np.int64)
-    bound = np.full(n_out, np.inf) if acc_bounds is None else acc_bounds + np.abs(b.astype(np.float64))
-    table = kernels.requant_table(stage.multiplier, left, right, bound)
-    return b, (table, stage.output_zero_point, stage.act_min, stage.act_max)
+    return b, (requant_table(stage.multiplier, left, right), stage.output_zero_point, stage.act_min, stage.act_max)
 
 
 def aligned(values: np.ndarray, dtype) -> np.ndarray:
@@ -157,7 +155,7 @@ def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape) -
         per_pixel = 0 if pointwise else depth  # scratch: im2col rows only
     else:
         centered = weights.reshape(cout, depth).astype(np.int64) - stage.weight_zero_point
-        b, out_args = stage_args(stage, bias, cout, acc_bound(stage, centered, weights.dtype))
+        b, out_args = stage_args(stage, bias, cout)
         wpack = aligned(igemm.pack_weights(centered.T), np.int16)
         width, lanes = 2 * wpack.shape[1], igemm.LANES * wpack.shape[0]
         offset = np.int16(-stage.input_zero_point)
@@ -220,7 +218,7 @@ def depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x_
     # zp * (sum over taps of w), moves into the bias, and a tap outside the input
     # reads zp, adding exactly nothing once that share is taken off.
     centered = weights.reshape(kh, kw, cout).astype(np.float64) - stage.weight_zero_point
-    b, out_args = stage_args(stage, bias, cout, acc_bound(stage, centered.reshape(-1, cout).T, x_dtype))
+    b, out_args = stage_args(stage, bias, cout)
     zp = stage.input_zero_point
     info = np.iinfo(x_dtype)
     raw_bound = max(-int(info.min), int(info.max)) * np.abs(centered).sum(axis=(0, 1))  # sums of raw x * w
@@ -269,7 +267,7 @@ def transpose_conv_runner(weights, bias, stage, stride, padding, x_shape, out_sh
         else:
             acc = WORKSPACE.get(2, dtype, out.shape)
             kernels.transpose_conv_gather(taps4, h, wd, sh, sw, pt, pl, no_bias, -np.inf, np.inf, acc)
-            kernels.requantize(acc.reshape(-1, cout), b, *out_args, out.reshape(-1, cout))
+            requantize(acc.reshape(-1, cout), b, *out_args, out.reshape(-1, cout))
 
     return with_contiguous_output(fill)
 
