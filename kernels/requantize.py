@@ -4,7 +4,7 @@ For output channel c: ``clamp(MultiplyByQuantizedMultiplier(acc + bias[c], multi
 shift[c]) + out_zero_point, act_min, act_max)``, where ``acc + bias`` is TFLite's int32
 accumulator and wraps as it does. The constants are prepared once per operator
 (:func:`requant_table`). :func:`requantize_rows` does a block of output pixels
-sixteen channels at a time (:func:`_rescale16`, written in LLVM IR: Numba's
+sixteen channels at a time (:func:`_rescale_columns`, written in LLVM IR: Numba's
 vectorizer stops at 256-bit vectors, four 64-bit products at a time, where AVX-512
 does eight) with a scalar loop for the last few channels.
 """
@@ -91,55 +91,83 @@ def _splat(value: ir.Value) -> ir.Value:
 
 
 @intrinsic
-def _rescale16(typingctx, acc, k, bias, table, out_zero_point, act_min, act_max, out):
-    """:func:`_rescale` of channels k .. k + 15 of one pixel: ``out[k:k + 16]`` from ``acc[k:k + 16]``.
+def _rescale_columns(typingctx, acc, k, bias, table, out_zero_point, act_min, act_max, out):
+    """:func:`_rescale` of channels k .. k + 15 of every pixel: ``out[:, k:k + 16]`` from ``acc[:, k:k + 16]``.
 
-    acc: 1-D contiguous, integer or float (exact integers); bias: int64 [C]; table: int64
-    [6, C] (:func:`requant_table`, no left shifts); out: 1-D contiguous, integer.
+    acc [>= M, >= k + 16]: integer or float (exact integers); out [M, >= k + 16]: integer;
+    both with C-contiguous rows. bias: int64 [C]; table: int64 [6, C] (:func:`requant_table`,
+    no left shifts). The sixteen channels' constants are loaded once, then a loop over the
+    rows keeps them in registers.
     """
-    for name, arr in (("acc", acc), ("bias", bias), ("table", table), ("out", out)):
-        if not isinstance(arr, types.Array) or arr.layout != "C":
-            raise TypingError(f"_rescale16: {name} must be a C-contiguous array, not {arr}")
+    for name, arr, ndim in (("acc", acc, 2), ("bias", bias, 1), ("table", table, 2), ("out", out, 2)):
+        if not isinstance(arr, types.Array) or arr.layout != "C" or arr.ndim != ndim:
+            raise TypingError(f"_rescale_columns: {name} must be a C-contiguous {ndim}-D array, not {arr}")
     sig = types.void(acc, types.int64, bias, table, types.int64, types.int64, types.int64, out)
 
     def codegen(context, builder, signature, args):
         acc_v, k_v, bias_v, table_v, zp_v, lo_v, hi_v, out_v = args
         i32, i64 = ir.IntType(32), ir.IntType(64)
         v32, v64 = ir.VectorType(i32, _VECTOR), ir.VectorType(i64, _VECTOR)
+        arrays = {name: context.make_array(t)(context, builder, v)
+                  for name, t, v in (("acc", acc, acc_v), ("bias", bias, bias_v), ("table", table, table_v),
+                                     ("out", out, out_v))}
+        types_ = {"acc": acc, "bias": bias, "table": table, "out": out}
 
-        def pointer(arr_type, value, index):
-            data = context.make_array(arr_type)(context, builder, value).data
-            return builder.gep(data, [index])
+        def address(name, byte_offset):
+            """Sixteen elements of array ``name`` from ``byte_offset`` bytes past its start, as a vector pointer."""
+            raw = builder.gep(builder.bitcast(arrays[name].data, ir.IntType(8).as_pointer()), [byte_offset])
+            return builder.bitcast(raw, ir.VectorType(context.get_data_type(types_[name].dtype), _VECTOR).as_pointer())
 
-        def load(arr_type, value, index):
-            elem = context.get_data_type(arr_type.dtype)
-            at = builder.bitcast(pointer(arr_type, value, index), ir.VectorType(elem, _VECTOR).as_pointer())
-            return builder.load(at, align=arr_type.dtype.bitwidth // 8)
+        def element_offset(name, index):
+            return builder.mul(index, ir.Constant(i64, types_[name].dtype.bitwidth // 8))
 
-        columns = cgutils.unpack_tuple(builder, context.make_array(table)(context, builder, table_v).shape)[1]
-        row = lambda r: load(table, table_v, builder.add(builder.mul(ir.Constant(i64, r), columns), k_v))  # noqa: E731
-        a = load(acc, acc_v, k_v)
+        def load(name, byte_offset):
+            return builder.load(address(name, byte_offset), align=types_[name].dtype.bitwidth // 8)
+
+        def broadcast(value):
+            one = builder.insert_element(ir.Constant(v64, None), value, ir.Constant(i32, 0))
+            return builder.shuffle_vector(one, ir.Constant(v64, None), ir.Constant(v32, [0] * _VECTOR))
+
+        columns = cgutils.unpack_tuple(builder, arrays["table"].shape)[1]
+        constant = lambda r: load("table", element_offset("table", builder.add(  # noqa: E731
+            builder.mul(ir.Constant(i64, r), columns), k_v)))
+        bias16 = load("bias", element_offset("bias", k_v))
+        # The multiplier fits 31 bits: said so, LLVM multiplies 32 x 32 -> 64 (vpmuldq).
+        mult = builder.sext(builder.trunc(constant(_MULT), v32), v64)
+        nudge, nudge_pos, shift = constant(_NUDGE), constant(_NUDGE_POS), constant(_SHIFT)
+        zp, lo, hi = broadcast(zp_v), broadcast(lo_v), broadcast(hi_v)
+        rows = cgutils.unpack_tuple(builder, arrays["out"].shape)[0]
+        acc_stride = cgutils.unpack_tuple(builder, arrays["acc"].strides)[0]
+        out_stride = cgutils.unpack_tuple(builder, arrays["out"].strides)[0]
+
+        entry = builder.block
+        loop = builder.append_basic_block("rescale.loop")
+        done = builder.append_basic_block("rescale.done")
+        builder.cbranch(builder.icmp_signed(">", rows, ir.Constant(i64, 0)), loop, done)
+        builder.position_at_end(loop)
+        r = builder.phi(i64)
+        r.add_incoming(ir.Constant(i64, 0), entry)
+        a = load("acc", builder.add(builder.mul(r, acc_stride), element_offset("acc", k_v)))
         if isinstance(acc.dtype, types.Float):
             a = builder.fptosi(a, v64)
         elif acc.dtype.bitwidth < 64:
             a = builder.sext(a, v64) if acc.dtype.signed else builder.zext(a, v64)
-        total = builder.sext(builder.trunc(builder.add(a, load(bias, bias_v, k_v)), v32), v64)  # int32 wrap
-        # The multiplier fits 31 bits: said so, LLVM multiplies 32 x 32 -> 64 (vpmuldq).
-        p = builder.mul(total, builder.sext(builder.trunc(row(_MULT), v32), v64))
-        splat = lambda v: builder.insert_element(ir.Constant(v64, None), v, ir.Constant(i32, 0))  # noqa: E731
-        broadcast = lambda v: builder.shuffle_vector(splat(v), ir.Constant(v64, None),  # noqa: E731
-                                                     ir.Constant(ir.VectorType(i32, _VECTOR), [0] * _VECTOR))
+        total = builder.sext(builder.trunc(builder.add(a, bias16), v32), v64)  # TFLite's int32 sum wraps
+        p = builder.mul(total, mult)
         negative = builder.ashr(builder.add(p, _splat(ir.Constant(i64, 1 << 30))), _splat(ir.Constant(i64, 63)))
-        nudge = builder.add(row(_NUDGE), builder.and_(row(_NUDGE_POS), builder.not_(negative)))
-        v = builder.add(builder.ashr(builder.add(p, nudge), row(_SHIFT)), broadcast(zp_v))
-        lo, hi = broadcast(lo_v), broadcast(hi_v)
+        v = builder.ashr(builder.add(p, builder.add(nudge, builder.and_(nudge_pos, builder.not_(negative)))), shift)
+        v = builder.add(v, zp)
         v = builder.select(builder.icmp_signed("<", v, lo), lo, v)
         v = builder.select(builder.icmp_signed(">", v, hi), hi, v)
         out_elem = context.get_data_type(out.dtype)
         if out_elem.width < 64:
             v = builder.trunc(v, ir.VectorType(out_elem, _VECTOR))
-        at = builder.bitcast(pointer(out, out_v, k_v), ir.VectorType(out_elem, _VECTOR).as_pointer())
+        at = address("out", builder.add(builder.mul(r, out_stride), element_offset("out", k_v)))
         builder.store(v, at, align=out.dtype.bitwidth // 8)
+        r_next = builder.add(r, ir.Constant(i64, 1))
+        r.add_incoming(r_next, loop)
+        builder.cbranch(builder.icmp_signed("<", r_next, rows), loop, done)
+        builder.position_at_end(done)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -152,7 +180,7 @@ def requantize_rows(acc, bias, table, out_zero_point, act_min, act_max, out):
     acc and out: rows C-contiguous (acc may be a wider scratch); bias: int64 [C] (int32
     values); table: int64 [6, C] (:func:`requant_table`). Where every left shift is 0 (the
     usual case: a real multiplier below one) the folded single-rounding form runs,
-    sixteen channels per step; else the general form, one value at a time.
+    sixteen channels of every row per step; else the general form, one value at a time.
     """
     m, c = out.shape
     general = False
@@ -162,11 +190,11 @@ def requantize_rows(acc, bias, table, out_zero_point, act_min, act_max, out):
     nudge, nudge_pos, shift = table[_NUDGE], table[_NUDGE_POS], table[_SHIFT]
     vectors = 0 if general else c - c % _VECTOR
     zp, lo, hi = np.int64(out_zero_point), np.int64(act_min), np.int64(act_max)
+    for k in range(0, vectors, _VECTOR):
+        _rescale_columns(acc, k, bias, table, zp, lo, hi, out)
     for r in range(m):
         a = acc[r]
         o = out[r]
-        for k in range(0, vectors, _VECTOR):
-            _rescale16(a, k, bias, table, zp, lo, hi, o)
         for k in range(vectors, c):
             total = _total(a[k], bias[k])
             if general:
