@@ -331,11 +331,11 @@ def _padded_row(x, b, iy, dh, pl, lc, rc, ring, tags, zero):
     """Input row iy of batch b as a padded flat row [WP * C] of float32: input column ix
     at ``(pl + ix) * C`` for the columns ``ix < lc`` and ``ix >= rc`` (all of them when
     lc >= rc; the others are not read), zeros in the pad columns around them; the input
-    row itself when no column is needed (lc = 0, rc = W). A row outside the input is ``zero``. Converted rows are kept in ``ring`` [3, WP * C] (pad
-    columns already zero), slot ``((b * H + iy) // dh) % 3``, ``tags`` [3] naming the
-    row each slot holds: the three rows of one output row (dh apart) never share a slot,
-    and output rows taken dh apart (:func:`depthwise3x3_float`) find two of theirs
-    already there.
+    row itself when no column is needed (lc = 0, rc = W). A row outside the input is
+    ``zero``. Converted rows are kept in ``ring`` [3, WP * C] (pad columns already
+    zero), slot ``((b * H + iy) // dh) % 3``, ``tags`` [3] naming the row each slot
+    holds: the three rows of one output row (dh apart) never share a slot, and output
+    rows taken dh apart (:func:`depthwise3x3_float`) find two of theirs already there.
     """
     h, w, c = x.shape[1], x.shape[2], x.shape[3]
     if iy < 0 or iy >= h:
