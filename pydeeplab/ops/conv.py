@@ -14,12 +14,13 @@ the semantics and why float64 products of quantized values are exact):
 - ``numpy``: the reference functions (TFLite's tap loop, over blocks of output rows).
 - ``numba``: the runners of ``kernels/conv_plan.py`` (weights laid out for the
   kernels, scratch memory, argument lists). CONV_2D is one Numba kernel per call: each thread takes blocks of
-  output rows through im2col into its scratch rows, a BLAS product called from
-  that thread, and the fused bias + activation or requantization.
-  DEPTHWISE_CONV_2D is a Numba kernel; TRANSPOSE_CONV a NumPy product between
-  Numba kernels. A quantized product (or depthwise sum) runs in float32 instead of
-  float64 (twice as fast) when the weights prove that no partial sum can exceed
-  2**24, where float32 still counts integers exactly.
+  output rows through im2col into its scratch rows, a product in that thread (float:
+  BLAS sgemm; uint8/int8: ``kernels/igemm.py``, int16 x int16 summed in int32 exactly as
+  TFLite's accumulator), and the fused bias + activation or requantization
+  (``kernels/requantize.py``). DEPTHWISE_CONV_2D is a Numba kernel; TRANSPOSE_CONV a
+  NumPy product between Numba kernels. A quantized depthwise sum (or transposed
+  product) runs in float32 instead of float64 (twice as fast) when the weights prove
+  that no partial sum can exceed 2**24, where float32 still counts integers exactly.
 """
 
 from __future__ import annotations
