@@ -170,7 +170,7 @@ def conv_float(x, wmat, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, act_min, act_
         else:
             cols = scratch[t][: (r1 - r0) * ow * depth].reshape((r1 - r0) * ow, depth)
             if small:
-                _im2col_small(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, np.float32(0), toff)
+                _im2col_small(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, toff)
             else:
                 _im2col(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, np.float32(0))
             gemm(cols, wmat, dst)
@@ -178,10 +178,10 @@ def conv_float(x, wmat, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, act_min, act_
 
 
 @njit(cache=True, nogil=True)
-def _im2col_small(x, cols, row0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, offset, toff):
-    """:func:`_im2col` for a conv with few taps, e.g. a first conv on RGB: each matrix row
-    is gathered value by value through a table of the taps' offsets, toff (uint64
-    scratch [KH * KW * Cin]), instead of copying runs too short to pay."""
+def _im2col_small(x, cols, row0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, toff):
+    """:func:`_im2col` (float, no offset) for a conv with few taps, e.g. a first conv on RGB:
+    each matrix row is gathered value by value through a table of the taps' offsets,
+    toff (uint64 scratch [KH * KW * Cin]), instead of copying runs too short to pay."""
     _, h, w, c = x.shape
     depth = kh * kw * c
     xf = x.reshape(x.size)
@@ -207,7 +207,7 @@ def _im2col_small(x, cols, row0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, offset,
             if inside and lo <= ox < hi:
                 base = np.uint64(ix0 * c)  # unsigned: no negative-index wraparound on the loads
                 for t in range(depth):
-                    dst[t] = xf[base + toff[t]] + offset
+                    dst[t] = xf[base + toff[t]]
                 continue
             for i in range(kh):
                 iy = oy * sh - pt + i * dh
@@ -215,12 +215,12 @@ def _im2col_small(x, cols, row0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, offset,
                     ix = ix0 + j * dw
                     ok = 0 <= iy < h and 0 <= ix < w
                     for ci in range(c):
-                        dst[(i * kw + j) * c + ci] = x[b, iy, ix, ci] + offset if ok else 0
+                        dst[(i * kw + j) * c + ci] = x[b, iy, ix, ci] if ok else np.float32(0)
 
 
 @njit(cache=True, nogil=True)
 def conv_quantized(x, wpack, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, input_offset,
-                   table, out_zero_point, act_min, act_max, block, cols_scratch, acc_scratch, small_depth, t, nt):
+                   table, out_zero_point, act_min, act_max, block, cols_scratch, acc_scratch, t, nt):
     """CONV_2D, uint8/int8, as an integer product of centered values (:mod:`.igemm`).
 
     x [N, H, W, Cin]; wpack int16: the centered filter (``w - w_zp``, rows in im2col
@@ -230,8 +230,7 @@ def conv_quantized(x, wpack, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, input_of
     stride-1 conv of even depth, the input pixels) are written as centered int16, their
     int32 product is TFLite's accumulator exactly, and the output stage follows.
     cols_scratch int16 [nt, >= rows * 2 * KQ] and acc_scratch int32 [nt, >= rows * 16 * NB],
-    rows = ``block * OW`` rounded up to a multiple of :data:`.igemm.MR`. A conv with at
-    most ``small_depth`` taps gathers its rows value by value (:func:`_im2col_small`). Part t of nt
+    rows = ``block * OW`` rounded up to a multiple of :data:`.igemm.MR`. Part t of nt
     (:func:`pydeeplab.kernels.parallel.in_parallel`): output rows ``rows * t // nt`` to
     ``rows * (t + 1) // nt``.
     """
@@ -242,8 +241,6 @@ def conv_quantized(x, wpack, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, input_of
     rows = n * oh
     out2d = out.reshape(rows * ow, cout)
     direct = _pointwise(kh, kw, sh, sw, pt, pl) and depth == width
-    small = depth <= small_depth
-    toff = np.empty(depth if small else 0, np.uint64)
     for r0 in range(rows * t // nt, rows * (t + 1) // nt, block):
         r1 = min(r0 + block, rows * (t + 1) // nt)
         m = (r1 - r0) * ow
@@ -251,8 +248,6 @@ def conv_quantized(x, wpack, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, input_of
         cols = cols_scratch[t][: m * width].reshape(m, width)
         if direct:
             _convert(x, r0 * ow, r1 * ow, cols, input_offset)
-        elif small:
-            _im2col_small(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, input_offset, toff)
         else:
             _im2col(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, input_offset)
         acc = acc_scratch[t][: mp * lanes].reshape(mp, lanes)

@@ -172,8 +172,7 @@ def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape) -
             rows = -(-block * ow // igemm.MR) * igemm.MR
             cols = WORKSPACE.get(0, np.int16, (nt, rows * width))
             acc = WORKSPACE.get(0, np.int32, (nt, rows * lanes))
-            conv(x, wpack, b, out, kh, kw, sh, sw, dh, dw, pt, pl, offset, *out_args, block, cols, acc, _SMALL_DEPTH,
-                 nt=nt)
+            conv(x, wpack, b, out, kh, kw, sh, sw, dh, dw, pt, pl, offset, *out_args, block, cols, acc, nt=nt)
 
     return with_contiguous_output(fill)
 
