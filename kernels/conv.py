@@ -260,7 +260,7 @@ def conv_quantized(x, wpack, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, input_of
 
 @njit(cache=True, nogil=True)
 def _depthwise_row(x, w, pad, b, oy, sh, sw, dh, dw, pt, pl, acc):
-    """acc [OW, Cout] = the tap sums of output row oy of batch b.
+    """acc [OW, >= Cout] = the tap sums of output row oy of batch b (its first Cout columns).
 
     x [N, H, W, C]; w [KH, KW, C * M] (float32/float64); pad [C]: what a tap outside x
     reads (zeros, or the input zero point when the bias carries the zero-point
@@ -269,7 +269,7 @@ def _depthwise_row(x, w, pad, b, oy, sh, sw, dh, dw, pt, pl, acc):
     shapes add one tap at a time. Either way the taps are added in TFLite's order.
     """
     _, h, win, cin = x.shape
-    ow, cout = acc.shape
+    ow, cout = acc.shape[0], w.shape[2]  # acc may be wider (padded rows)
     kh, kw = w.shape[0], w.shape[1]
     mult = cout // cin
     if kh == 3 and kw == 3 and mult == 1:
@@ -555,15 +555,16 @@ def depthwise_conv_quantized(x, w, pad, bias, out, sh, sw, dh, dw, pt, pl,
     """DEPTHWISE_CONV_2D, uint8/int8, as an exact floating-point sum (see the module docstring).
 
     x [N, H, W, C]; w [KH, KW, C * M] float32/float64, the centered filter (``w - w_zp``);
-    pad [C] (x's dtype) filled with the input zero point; bias [C * M] int64: the int32
+    pad [C] (x's dtype) filled with the input zero point; bias [>= C * M] int64: the int32
     bias minus ``input_zero_point * sum over taps of w`` (so that raw inputs can be
     summed, and a tap outside the input, reading ``pad``, adds exactly zero overall);
-    table [6, C * M] (:func:`.requantize.requant_table`). Part t of nt
+    table [6, >= C * M] (:func:`.requantize.requant_table`); both zero-padded as far as
+    ``requantize.padded_channels`` for the output stage's vector steps. Part t of nt
     (:func:`pydeeplab.kernels.parallel.in_parallel`) of the output rows.
     """
     n, oh, ow, cout = out.shape
     rows = n * oh
-    acc = np.empty((ow, cout), dtype=w.dtype)
+    acc = np.empty((ow, bias.shape[0]), dtype=w.dtype)  # as wide as the padded bias: see requantize_rows
     for r in range(rows * t // nt, rows * (t + 1) // nt):
         b, oy = r // oh, r % oh
         _depthwise_row(x, w, pad, b, oy, sh, sw, dh, dw, pt, pl, acc)
