@@ -79,9 +79,10 @@ def _copy_run(src, start, dst, base, n, offset):
         v = src[start : start + n]
         for k in range(n):
             d[k] = v[k] + offset
-    else:
+    else:  # unsigned offsets: no negative-index wraparound on each short access
+        d0, s0 = np.uint64(base), np.uint64(start)
         for k in range(n):
-            dst[base + k] = src[start + k] + offset
+            dst[d0 + np.uint64(k)] = src[s0 + np.uint64(k)] + offset
 
 
 @njit(cache=True, nogil=True)
