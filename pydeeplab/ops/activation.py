@@ -5,9 +5,11 @@ reference kernel type's Eval): the quantized RELU family gets a requantizing
 multiplier and a clamp range, LOGISTIC and TANH a 256-entry table, HARD_SWISH its
 16-bit multipliers.
 
-Backends: float is NumPy in both. Quantized, the numba backend tabulates the
-reference arithmetic on all 256 inputs at plan time and gathers
-(``kernels/elementwise.lookup_unary``).
+Backends: float LOGISTIC and TANH are NumPy in both; the numba backend runs
+RELU, RELU6, RELU_N1_TO_1 and HARD_SWISH as one pass of
+``kernels/elementwise.activation_float`` (NumPy takes two to five passes with
+temporaries). Quantized, the numba backend tabulates the reference arithmetic on
+all 256 inputs at plan time and gathers (``kernels/elementwise.lookup_unary``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from ..quantization import quantize_multiplier, quantize_value
 from ..reference import activation as ref
 from ..tflite.schema import BuiltinOperator, TensorType
 from .base import OpContext, Prepared, TensorSpec, register
-from .elementwise import EIGHT_BIT, in_out_quantization, quantized_unary_run, unary_run
+from .elementwise import EIGHT_BIT, _view, in_out_quantization, quantized_unary_run, unary_run
 
 _FLOAT_FNS = {
     BuiltinOperator.RELU: ref.relu,
@@ -107,12 +109,27 @@ def _quantized_spec(ctx: OpContext, x: TensorSpec, o: TensorSpec) -> Callable[[n
     return _hard_swish_spec(ctx, s_in, z_in, s_out, z_out, o.dtype)
 
 
+def _float_kernel_run(opcode: BuiltinOperator):
+    """The numba backend's ``run`` of a float clamp or HARD_SWISH: one pass of the kernel."""
+    from ..kernels import elementwise as kern
+
+    op = {BuiltinOperator.RELU: kern.RELU, BuiltinOperator.RELU6: kern.RELU6,
+          BuiltinOperator.RELU_N1_TO_1: kern.RELU_N1_TO_1, BuiltinOperator.HARD_SWISH: kern.HARD_SWISH}[opcode]
+
+    def run(inputs, outputs):
+        kern.activation_float(inputs[0].reshape(-1), _view(outputs[0], -1), op)
+
+    return run
+
+
 @register(*_FLOAT_FNS)
 def prepare_activation(ctx: OpContext) -> Prepared:
     """A standalone activation: output shape = input shape, same type."""
     x, o = ctx.same_type_io()
     shape = tuple(x.shape)
     if x.type == TensorType.FLOAT32:
+        if ctx.backend == "numba" and ctx.opcode not in (BuiltinOperator.LOGISTIC, BuiltinOperator.TANH):
+            return Prepared((shape,), _float_kernel_run(ctx.opcode))
         return Prepared((shape,), unary_run(_FLOAT_FNS[ctx.opcode]))
     if x.type not in EIGHT_BIT:
         raise ctx.error(f"{x.type.name} tensors are not supported (float32, uint8 and int8 are)")
