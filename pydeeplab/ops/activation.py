@@ -7,7 +7,7 @@ multiplier and a clamp range, LOGISTIC and TANH a 256-entry table, HARD_SWISH it
 
 Backends: float LOGISTIC and TANH are NumPy in both; the numba backend runs
 RELU, RELU6, RELU_N1_TO_1 and HARD_SWISH as one pass of
-``kernels/elementwise.activation_float`` (NumPy takes two to five passes with
+``kernels/elementwise.elementwise_float`` (NumPy takes two to five passes with
 temporaries). Quantized, the numba backend tabulates the reference arithmetic on
 all 256 inputs at plan time and gathers (``kernels/elementwise.lookup_unary``).
 """
@@ -110,14 +110,15 @@ def _quantized_spec(ctx: OpContext, x: TensorSpec, o: TensorSpec) -> Callable[[n
 
 
 def _float_kernel_run(opcode: BuiltinOperator):
-    """The numba backend's ``run`` of a float clamp or HARD_SWISH: one pass of the kernel."""
+    """The numba backend's ``run`` of a float RELU-family clamp or HARD_SWISH: one pass of the kernel."""
     from ..kernels import elementwise as kern
 
-    op = {BuiltinOperator.RELU: kern.RELU, BuiltinOperator.RELU6: kern.RELU6,
-          BuiltinOperator.RELU_N1_TO_1: kern.RELU_N1_TO_1, BuiltinOperator.HARD_SWISH: kern.HARD_SWISH}[opcode]
+    op = kern.HARD_SWISH if opcode == BuiltinOperator.HARD_SWISH else kern.CLAMP
+    lo, hi = (np.float32(v) for v in _RELU_RANGES.get(opcode, (-np.inf, np.inf)))
 
     def run(inputs, outputs):
-        kern.activation_float(inputs[0].reshape(-1), _view(outputs[0], -1), op)
+        x = inputs[0].reshape(1, -1)
+        kern.elementwise_float(x, x, _view(outputs[0], (1, -1)), op, lo, hi)
 
     return run
 

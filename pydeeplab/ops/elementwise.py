@@ -6,7 +6,7 @@ multipliers come from the float32 scales exactly as TFLite computes them.
 
 Backends: float arithmetic is NumPy on the numba backend too where the broadcast is
 irregular; where it is a plain elementwise op, a scalar or a row repeated (the
-squeeze-and-excite scale), the numba backend runs ``kernels/elementwise.arithmetic_float``,
+squeeze-and-excite scale), the numba backend runs ``kernels/elementwise.elementwise_float``,
 one pass with the fused activation (NumPy takes two, and a temporary). The quantized numba path evaluates the reference
 arithmetic once at plan time on all 256 x 256 input pairs and gathers from that
 table (``kernels/elementwise.py``), which is bit-identical by construction.
@@ -135,7 +135,7 @@ def _merged_broadcast_shapes(a: tuple[int, ...], b: tuple[int, ...], out: tuple[
 
 
 def rows_layout(a_shape, b_shape, out_shape) -> tuple[tuple[int, int], tuple[int, int]] | None:
-    """2-D shapes of a and b against out viewed as [R, C] for ``arithmetic_float``, or None.
+    """2-D shapes of a and b against out viewed as [R, C] for ``elementwise_float``, or None.
 
     a must cover the whole output; b may too ([1, N] both), or be one value ([1, 1]),
     or the output's trailing dimensions (a row repeated: [R, C] and [1, C]).
@@ -259,7 +259,7 @@ def _float_kernel_run(ctx: OpContext, a_shape, b_shape, out_shape, act_min: floa
     lo, hi = np.float32(act_min), np.float32(act_max)
 
     def run(inputs, outputs):
-        kern.arithmetic_float(inputs[first].reshape(sa), inputs[second].reshape(sb), _view(outputs[0], so),
+        kern.elementwise_float(inputs[first].reshape(sa), inputs[second].reshape(sb), _view(outputs[0], so),
                               op, lo, hi)
 
     return run
