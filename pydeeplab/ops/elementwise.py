@@ -4,12 +4,13 @@ Prepare follows TFLite's ``kernels/add.cc``, ``sub.cc`` and ``mul.cc``: the outp
 shape is the broadcast of the input shapes; for 8-bit tensors the rescaling
 multipliers come from the float32 scales exactly as TFLite computes them.
 
-Backends: float arithmetic is NumPy on the numba backend too where the broadcast is
-irregular; where it is a plain elementwise op, a scalar or a row repeated (the
-squeeze-and-excite scale), the numba backend runs ``kernels/elementwise.elementwise_float``,
-one pass with the fused activation (NumPy takes two, and a temporary). The quantized numba path evaluates the reference
-arithmetic once at plan time on all 256 x 256 input pairs and gathers from that
-table (``kernels/elementwise.py``), which is bit-identical by construction.
+Backends: float arithmetic is NumPy (one pass into the output, a second for a fused
+activation) on the numba backend too where the broadcast is irregular or where two
+same-shape inputs have no activation; a scalar or a repeated row (the squeeze-and-excite
+scale) or a fused activation runs ``kernels/elementwise.elementwise_float``, one pass.
+The quantized numba path evaluates the reference arithmetic once at plan time on all
+256 x 256 input pairs and gathers from that table (``kernels/elementwise.py``), which
+is bit-identical by construction.
 
 This module also holds the small helpers the other elementwise-like families
 (activation, shape, quantize) share: reading per-tensor quantization and building
@@ -245,6 +246,8 @@ def _float_kernel_run(ctx: OpContext, a_shape, b_shape, out_shape, act_min: floa
     takes (ADD and MUL swap their operands when the first is the smaller), else None."""
     if ctx.backend != "numba":
         return None
+    if math.prod(a_shape) == math.prod(b_shape) and act_min == -np.inf and act_max == np.inf:
+        return None  # one NumPy pass already, as fast (memory bound), and no kernel to compile
     swap = False
     layout = rows_layout(a_shape, b_shape, out_shape)
     if layout is None and ctx.opcode != BuiltinOperator.SUB:
