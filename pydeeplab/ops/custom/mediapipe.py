@@ -110,25 +110,28 @@ def _pixel_shuffle_run(weights: np.ndarray, bias: np.ndarray, x_shape: tuple[int
 
     Each input pixel then owns its own KH x KW block of output pixels, so the operator is
     one matrix product, [N*H*W, Cin] @ [Cin, KH*KW*Cout], whose rows are laid into the
-    blocks with the bias added in the same pass (the selfie segmenter's last layer:
-    0.3 ms against 1.6 ms through the general TRANSPOSE_CONV kernel, and that kernel's
-    1.8 s of compile on a cold cache saved). float32; sums in BLAS's order, within the
-    float contract of MediaPipe's (bias first, then input channels in order).
+    blocks, then the bias (the selfie segmenter's last layer: 0.15 ms against 1.6 ms
+    through the general TRANSPOSE_CONV kernel, and that kernel's 1.8 s of compile on a
+    cold cache saved). float32; sums in BLAS's order, within the float contract of
+    MediaPipe's (bias first, then input channels in order).
     """
     cout, kh, kw, cin = weights.shape
     n, h, w, _ = x_shape
     # Column (i, j, o) of wmat holds the weights that carry an input pixel to tap (i, j), channel o.
     wmat = np.ascontiguousarray(weights.transpose(3, 1, 2, 0).reshape(cin, kh * kw * cout), dtype=np.float32)
     taps = np.empty((n * h * w, kh * kw * cout), dtype=np.float32)
-    # The taps of pixel (y, x) seen in output order: [N, H, KH, W, KW, Cout].
-    blocks = taps.reshape(n, h, w, kh, kw, cout).transpose(0, 1, 3, 2, 4, 5)
+    # The KW * Cout values of one block row are contiguous in taps and in the output: moved
+    # as one opaque item, the layout is a 4-D transpose (6x faster than NumPy's 6-D float one).
+    row = np.dtype((np.void, kw * cout * 4))
+    blocks = taps.view(row).reshape(n, h, w, kh).transpose(0, 1, 3, 2)  # [N, H, KH, W] in output order
 
     def run(inputs, outputs) -> None:
         np.matmul(inputs[0].reshape(n * h * w, cin), wmat, out=taps)
-        out = outputs[0].reshape(n, h, kh, w, kw, cout)
-        if not np.may_share_memory(out, outputs[0]):
-            raise ValueError("the output of Convolution2DTransposeBias must be a contiguous array")
-        np.add(blocks, bias, out=out)
+        out = outputs[0]
+        if not out.flags.c_contiguous:
+            raise ValueError("the output of Convolution2DTransposeBias must be a C-contiguous array")
+        np.copyto(out.reshape(-1).view(row).reshape(n, h, kh, w), blocks)
+        np.add(out, bias, out=out)
 
     return run
 
