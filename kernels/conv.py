@@ -13,8 +13,8 @@
   :func:`depthwise_conv_float` / :func:`depthwise_conv_quantized`: any other
   DEPTHWISE_CONV_2D, one output row at a time.
 - :func:`transpose_conv_gather` (TRANSPOSE_CONV, whose product the ops layer computes):
-  sums its per-tap products into pixels, with the float output stage; :func:`requantize`:
-  the quantized output stage alone.
+  sums its per-tap products into pixels, with the float output stage. The quantized
+  output stage is :mod:`.requantize`'s.
 
 Work is split over output rows, one contiguous range per thread: a ``prange`` loop, or,
 for the heaviest kernels, a plain function doing part ``t`` of ``nt`` that
@@ -22,10 +22,11 @@ for the heaviest kernels, a plain function doing part ``t`` of ``nt`` that
 All arrays are NHWC and C-contiguous; the semantics are stated in
 ``pydeeplab.reference.conv``.
 
-Quantized products are computed in floating point on exact integers (see
-``conv_plan.exact_dtype``): float32 where no partial sum can exceed
-2**24, float64 otherwise. The sums are then exact whatever the order, and the
-int32 accumulator of TFLite, which wraps, is reproduced by wrapping the exact sum.
+A quantized CONV_2D multiplies integers (:mod:`.igemm`: int32 sums that wrap as
+TFLite's accumulator does). A quantized DEPTHWISE_CONV_2D or TRANSPOSE_CONV sums in
+floating point on exact integers (see ``conv_plan.exact_dtype``): float32 where no
+partial sum can exceed 2**24, float64 otherwise. The sums are then exact whatever
+the order, and the output stage wraps them to int32 as TFLite's accumulator does.
 """
 
 from __future__ import annotations
@@ -34,11 +35,10 @@ import numpy as np
 from numba import njit, prange
 
 from .blas import gemm
+from .igemm import LANES, MR, igemm
+from .requantize import requantize_rows
 
-_INT32_MIN = -(2**31)
-
-
-# --------------------------------------------------------------------------- output stages
+# --------------------------------------------------------------------------- float output stages
 
 
 @njit(cache=True, nogil=True)
@@ -64,127 +64,6 @@ def _bias_activation_into(acc, bias, act_min, act_max, out):
         o = out[r]
         for k in range(c):
             o[k] = min(max(a[k] + bias[k], act_min), act_max)
-
-
-@njit(cache=True, inline="always")
-def requantize_one(total, multiplier, left_shift, right_shift, out_zero_point, act_min, act_max):
-    """One output of the quantized output stage, from the int32 sum ``total`` (acc + bias).
-
-    ``clamp(MultiplyByQuantizedMultiplier(total, multiplier, shift) + out_zero_point)``
-    with ``left_shift = max(shift, 0)``, ``right_shift = max(-shift, 0)``: the same
-    numbers as ``fixedpoint.multiply_by_quantized_multiplier``, written without
-    branches so that the channel loops vectorize. That needs ``multiplier`` >= 0 (so
-    never INT32_MIN, the one saturating case), which prepare guarantees.
-    """
-    x = np.int64(total) << left_shift
-    x = ((x - _INT32_MIN) & 0xFFFFFFFF) + _INT32_MIN  # the left shift wraps as int32 in C
-    high = (x * np.int64(multiplier) + (1 << 30)) >> 31  # rounding doubling high multiply
-    mask = (np.int64(1) << right_shift) - 1
-    threshold = (mask >> 1) - (high >> 63)  # ties away from zero: one more when negative
-    v = (high >> right_shift) + np.int64((high & mask) > threshold) + out_zero_point
-    return min(max(v, act_min), act_max)
-
-
-# Rows of a requantization table (int64 [7, C], see :func:`requant_table`).
-_MULT, _LEFT, _RIGHT, _NUDGE, _NUDGE_POS, _SHIFT, _WRAP = 0, 1, 2, 3, 4, 5, 6
-
-
-def requant_table(multiplier, left_shift, right_shift, total_bound):
-    """The per-channel constants of the output stage, int64 [7, C] (NumPy, at plan time).
-
-    ``total_bound`` [C] (float64): how large ``|acc + bias|`` can be in each channel
-    (inf if unknown); where it stays within int32, row 6 is 0 and the wrap of TFLite's
-    int32 accumulator, a no-op there, is skipped.
-
-    Rows: multiplier, left shift, right shift (for :func:`requantize_one`), and for
-    channels without left shift the two rounding steps of TFLite's
-    ``MultiplyByQuantizedMultiplier`` folded into one: with ``p = total * multiplier``,
-    ``h = floor((p + 2**30) / 2**31)`` (the rounding doubling high multiply) and the
-    result ``floor((h + c) / 2**right)``, where c = (2**right - 1) // 2 plus one if
-    h >= 0 and right > 0 (round half away from zero). Since floor((floor(y) + c) / n)
-    = floor((y + c) / n) for integers c and n > 0, that is ``(p + 2**30 + c * 2**31) >> (31 + right)``, one
-    product, one add and one shift; and h >= 0 exactly when p >= -2**30. Rows 3 and
-    4 are the nudge ``2**30 + c * 2**31`` for h < 0 and its increase for h >= 0, row 5
-    the total shift ``31 + right``.
-    """
-    right = np.asarray(right_shift, np.int64)
-    mask = (np.int64(1) << right) - 1
-    table = np.empty((7, right.shape[0]), dtype=np.int64)
-    table[_MULT] = multiplier
-    table[_LEFT] = left_shift
-    table[_RIGHT] = right
-    table[_NUDGE] = (np.int64(1) << 30) + ((mask >> 1) << 31)
-    table[_NUDGE_POS] = (mask & 1) << 31
-    table[_SHIFT] = 31 + right
-    table[_WRAP] = ~(np.asarray(total_bound) < 2**31 - 1)
-    return table
-
-
-@njit(cache=True, inline="always")
-def _rescale(p, nudge, nudge_pos, shift, out_zero_point, act_min, act_max):
-    """The folded output stage of :func:`requant_table` for the product p = total * multiplier."""
-    # nudge_pos applies where h >= 0, i.e. p + 2**30 >= 0: a sign mask, not a branch.
-    v = ((p + nudge + (nudge_pos & ~((p + (1 << 30)) >> 63))) >> shift) + out_zero_point
-    return min(max(v, act_min), act_max)
-
-
-@njit(cache=True, nogil=True)
-def _requantize_rows(acc, bias, table, out_zero_point, act_min, act_max, out):
-    """out [M, C] = the quantized output stage of acc [M, C] (exact integers, any dtype) + bias.
-
-    The sum ``acc + bias`` wraps as TFLite's int32 accumulator does. table: int64
-    [7, C] from :func:`requant_table`; where every left shift is 0 (the usual case:
-    a real multiplier below one) the folded single-rounding form runs, twice as fast.
-    Where moreover every channel has the same multiplier and shift (per-tensor
-    quantization, as in uint8 models), they are loop constants rather than four table
-    loads per value: measured 1.6x faster again (257x257x96: 3.7 ms -> 2.3 ms).
-    """
-    m, c = acc.shape
-    mult, left, right = table[_MULT], table[_LEFT], table[_RIGHT]
-    nudge, nudge_pos, shift = table[_NUDGE], table[_NUDGE_POS], table[_SHIFT]
-    general = wrap = False
-    uniform = c > 0
-    for k in range(c):
-        general |= left[k] != 0
-        wrap |= table[_WRAP, k] != 0
-        uniform &= mult[k] == mult[0] and nudge[k] == nudge[0] and nudge_pos[k] == nudge_pos[0] and shift[k] == shift[0]
-    if uniform and not general and not wrap:
-        m0, n0, p0, s0 = mult[0], nudge[0], nudge_pos[0], shift[0]
-        for r in range(m):
-            a = acc[r]
-            o = out[r]
-            for k in range(c):
-                o[k] = _rescale((np.int64(a[k]) + bias[k]) * m0, n0, p0, s0, out_zero_point, act_min, act_max)
-        return
-    for r in range(m):
-        a = acc[r]
-        o = out[r]
-        if general:
-            for k in range(c):
-                total = np.int64(a[k]) + bias[k]
-                total = ((total - _INT32_MIN) & 0xFFFFFFFF) + _INT32_MIN
-                o[k] = requantize_one(total, mult[k], left[k], right[k], out_zero_point, act_min, act_max)
-        elif wrap:
-            for k in range(c):
-                total = np.int64(a[k]) + bias[k]
-                total = ((total - _INT32_MIN) & 0xFFFFFFFF) + _INT32_MIN
-                o[k] = _rescale(total * mult[k], nudge[k], nudge_pos[k], shift[k], out_zero_point, act_min, act_max)
-        else:
-            for k in range(c):
-                o[k] = _rescale((np.int64(a[k]) + bias[k]) * mult[k], nudge[k], nudge_pos[k], shift[k],
-                                out_zero_point, act_min, act_max)
-
-
-@njit(cache=True, parallel=True, nogil=True)
-def requantize(acc, bias, table, out_zero_point, act_min, act_max, out):
-    """The quantized output stage: out [M, C] (uint8/int8) from acc [M, C].
-
-    acc holds exact integers (float products of centered 8-bit values); bias [C];
-    table [7, C] (:func:`requant_table`). The sum ``acc + bias`` wraps as TFLite's
-    int32 accumulator does.
-    """
-    for r in prange(acc.shape[0]):
-        _requantize_rows(acc[r : r + 1], bias, table, out_zero_point, act_min, act_max, out[r : r + 1])
 
 
 # --------------------------------------------------------------------------- CONV_2D
@@ -291,7 +170,7 @@ def conv_float(x, wmat, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, act_min, act_
         else:
             cols = scratch[t][: (r1 - r0) * ow * depth].reshape((r1 - r0) * ow, depth)
             if small:
-                _im2col_small(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, toff)
+                _im2col_small(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, np.float32(0), toff)
             else:
                 _im2col(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, np.float32(0))
             gemm(cols, wmat, dst)
@@ -299,10 +178,10 @@ def conv_float(x, wmat, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, act_min, act_
 
 
 @njit(cache=True, nogil=True)
-def _im2col_small(x, cols, row0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, toff):
-    """:func:`_im2col` (float, no offset) for a conv with few taps, e.g. a first conv on RGB:
-    each matrix row is gathered value by value through a table of the taps' offsets,
-    toff (uint64 scratch [KH * KW * Cin]), instead of copying runs too short to pay."""
+def _im2col_small(x, cols, row0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, offset, toff):
+    """:func:`_im2col` for a conv with few taps, e.g. a first conv on RGB: each matrix row
+    is gathered value by value through a table of the taps' offsets, toff (uint64
+    scratch [KH * KW * Cin]), instead of copying runs too short to pay."""
     _, h, w, c = x.shape
     depth = kh * kw * c
     xf = x.reshape(x.size)
@@ -328,7 +207,7 @@ def _im2col_small(x, cols, row0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, toff):
             if inside and lo <= ox < hi:
                 base = np.uint64(ix0 * c)  # unsigned: no negative-index wraparound on the loads
                 for t in range(depth):
-                    dst[t] = xf[base + toff[t]]
+                    dst[t] = xf[base + toff[t]] + offset
                 continue
             for i in range(kh):
                 iy = oy * sh - pt + i * dh
@@ -336,39 +215,49 @@ def _im2col_small(x, cols, row0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, toff):
                     ix = ix0 + j * dw
                     ok = 0 <= iy < h and 0 <= ix < w
                     for ci in range(c):
-                        dst[(i * kw + j) * c + ci] = x[b, iy, ix, ci] if ok else np.float32(0)
+                        dst[(i * kw + j) * c + ci] = x[b, iy, ix, ci] + offset if ok else 0
 
 
 @njit(cache=True, nogil=True)
-def conv_quantized(x, wmat, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, input_offset,
-                   table, out_zero_point, act_min, act_max, block, scratch, t, nt):
-    """CONV_2D, uint8/int8, as an exact floating-point product of centered values.
+def conv_quantized(x, wpack, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, input_offset,
+                   table, out_zero_point, act_min, act_max, block, cols_scratch, acc_scratch, small_depth, t, nt):
+    """CONV_2D, uint8/int8, as an integer product of centered values (:mod:`.igemm`).
 
-    x [N, H, W, Cin]; wmat [KH * KW * Cin, Cout] float32/float64, the centered filter
-    (``w - w_zp``); bias [Cout] int64 (int32 values); out [N, OH, OW, Cout]; input_offset =
-    -input_zero_point (a float32); table [7, Cout] (:func:`requant_table`);
-    scratch [nt, >= block * OW * (KH * KW * Cin + Cout)] of wmat's dtype: the im2col
-    rows (for a 1x1 stride-1 conv, the converted input rows) and their products. Part
-    t of nt (:func:`pydeeplab.kernels.parallel.in_parallel`): output rows
-    ``rows * t // nt`` to ``rows * (t + 1) // nt``, with ``scratch[t]``.
+    x [N, H, W, Cin]; wpack int16: the centered filter (``w - w_zp``, rows in im2col
+    order) packed by :func:`.igemm.pack_weights`; bias [Cout] int64 (int32 values); out
+    [N, OH, OW, Cout]; input_offset = -input_zero_point (an int16); table [6, Cout]
+    (:func:`.requantize.requant_table`). Per block of output rows, the im2col rows (for a 1x1
+    stride-1 conv of even depth, the input pixels) are written as centered int16, their
+    int32 product is TFLite's accumulator exactly, and the output stage follows.
+    cols_scratch int16 [nt, >= rows * 2 * KQ] and acc_scratch int32 [nt, >= rows * 16 * NB],
+    rows = ``block * OW`` rounded up to a multiple of :data:`.igemm.MR`. A conv with at
+    most ``small_depth`` taps gathers its rows value by value (:func:`_im2col_small`). Part t of nt
+    (:func:`pydeeplab.kernels.parallel.in_parallel`): output rows ``rows * t // nt`` to
+    ``rows * (t + 1) // nt``.
     """
     n, oh, ow, cout = out.shape
-    depth = wmat.shape[0]
+    depth = kh * kw * x.shape[3]
+    width = 2 * wpack.shape[1]  # depth rounded up to even: the product reads int16 pairs
+    lanes = LANES * wpack.shape[0]
     rows = n * oh
     out2d = out.reshape(rows * ow, cout)
-    direct = _pointwise(kh, kw, sh, sw, pt, pl)
-    buf = scratch[t]
+    direct = _pointwise(kh, kw, sh, sw, pt, pl) and depth == width
+    small = depth <= small_depth
+    toff = np.empty(depth if small else 0, np.uint64)
     for r0 in range(rows * t // nt, rows * (t + 1) // nt, block):
         r1 = min(r0 + block, rows * (t + 1) // nt)
         m = (r1 - r0) * ow
-        cols = buf[: m * depth].reshape(m, depth)
-        acc = buf[m * depth : m * (depth + cout)].reshape(m, cout)
+        mp = -(-m // MR) * MR  # the product works on MR rows at a time; rows past m are scratch
+        cols = cols_scratch[t][: m * width].reshape(m, width)
         if direct:
             _convert(x, r0 * ow, r1 * ow, cols, input_offset)
+        elif small:
+            _im2col_small(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, input_offset, toff)
         else:
             _im2col(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, input_offset)
-        gemm(cols, wmat, acc)
-        _requantize_rows(acc, bias, table, out_zero_point, act_min, act_max, out2d[r0 * ow : r1 * ow])
+        acc = acc_scratch[t][: mp * lanes].reshape(mp, lanes)
+        igemm(cols_scratch[t][: mp * width].reshape(mp, width), wpack, acc)
+        requantize_rows(acc, bias, table, out_zero_point, act_min, act_max, out2d[r0 * ow : r1 * ow])
 
 
 # --------------------------------------------------------------------------- DEPTHWISE_CONV_2D
@@ -674,7 +563,7 @@ def depthwise_conv_quantized(x, w, pad, bias, out, sh, sw, dh, dw, pt, pl,
     pad [C] (x's dtype) filled with the input zero point; bias [C * M] int64: the int32
     bias minus ``input_zero_point * sum over taps of w`` (so that raw inputs can be
     summed, and a tap outside the input, reading ``pad``, adds exactly zero overall);
-    table [7, C * M] (:func:`requant_table`). Part t of nt
+    table [6, C * M] (:func:`.requantize.requant_table`). Part t of nt
     (:func:`pydeeplab.kernels.parallel.in_parallel`) of the output rows.
     """
     n, oh, ow, cout = out.shape
@@ -683,7 +572,7 @@ def depthwise_conv_quantized(x, w, pad, bias, out, sh, sw, dh, dw, pt, pl,
     for r in range(rows * t // nt, rows * (t + 1) // nt):
         b, oy = r // oh, r % oh
         _depthwise_row(x, w, pad, b, oy, sh, sw, dh, dw, pt, pl, acc)
-        _requantize_rows(acc, bias, table, out_zero_point, act_min, act_max, out[b, oy])
+        requantize_rows(acc, bias, table, out_zero_point, act_min, act_max, out[b, oy])
 
 
 # --------------------------------------------------------------------------- TRANSPOSE_CONV

@@ -22,6 +22,8 @@ from collections.abc import Callable
 import numpy as np
 
 from . import conv as kernels
+from . import igemm
+from .requantize import requant_table, requantize
 from .parallel import in_parallel, numba_threads
 
 #: run(inputs, outputs): an operator's planned computation (``pydeeplab.ops.base.Run``).
@@ -96,21 +98,18 @@ def exact_dtype(bound: np.ndarray) -> np.dtype:
     return np.dtype(np.float32) if float(bound.max(initial=0.0)) <= 2**24 else np.dtype(np.float64)
 
 
-def stage_args(stage, bias: np.ndarray | None, n_out: int, acc_bounds: np.ndarray | None = None):
+def stage_args(stage, bias: np.ndarray | None, n_out: int):
     """The bias (never None) and the output stage as the kernels take them: float clamp
-    bounds; or the requantization table (:func:`conv.requant_table`; ``acc_bounds``
-    per channel, see :func:`acc_bound`, tells where the int32 sum cannot wrap), the
-    output zero point and clamp bounds. A quantized bias is int32 values held as int64,
-    the type of every quantized kernel's bias (one compiled output stage, not two)."""
+    bounds; or the requantization table (:func:`.requantize.requant_table`), the output
+    zero point and clamp bounds. A quantized bias is int32 values held as int64, the type
+    of every quantized kernel's bias (one compiled output stage, not two)."""
     if is_float(stage):
         b = np.zeros(n_out, np.float32) if bias is None else bias.astype(np.float32)
         return b, (np.float32(stage.act_min), np.float32(stage.act_max))
     b = np.zeros(n_out, np.int64) if bias is None else bias.astype(np.int32).astype(np.int64)
     left = np.maximum(stage.shift, 0).astype(np.int64)
     right = np.maximum(-stage.shift, 0).astype(np.int64)
-    bound = np.full(n_out, np.inf) if acc_bounds is None else acc_bounds + np.abs(b.astype(np.float64))
-    table = kernels.requant_table(stage.multiplier, left, right, bound)
-    return b, (table, stage.output_zero_point, stage.act_min, stage.act_max)
+    return b, (requant_table(stage.multiplier, left, right), stage.output_zero_point, stage.act_min, stage.act_max)
 
 
 def aligned(values: np.ndarray, dtype) -> np.ndarray:
@@ -155,24 +154,26 @@ def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape) -
         wmat = np.ascontiguousarray(weights.reshape(cout, depth).T, dtype=dtype)
         per_pixel = 0 if pointwise else depth  # scratch: im2col rows only
     else:
-        centered = weights.reshape(cout, depth).astype(np.float64) - stage.weight_zero_point
-        bound = acc_bound(stage, centered, weights.dtype)
-        b, out_args = stage_args(stage, bias, cout, bound)
-        dtype = exact_dtype(bound)
-        wmat = np.ascontiguousarray(centered.T, dtype=dtype)
-        per_pixel = depth + cout  # scratch: im2col rows and their products
-        offset = np.float32(-stage.input_zero_point)  # exact: |x - zp| <= 255
+        centered = weights.reshape(cout, depth).astype(np.int64) - stage.weight_zero_point
+        b, out_args = stage_args(stage, bias, cout)
+        wpack = aligned(igemm.pack_weights(centered.T), np.int16)
+        width, lanes = 2 * wpack.shape[1], igemm.LANES * wpack.shape[0]
+        offset = np.int16(-stage.input_zero_point)
     block = max(1, -(-_BLOCK_PIXELS // ow), _BLOCK_ELEMENTS // (ow * max(depth, cout)))
     conv = in_parallel(kernels.conv_float if is_float(stage) else kernels.conv_quantized)
 
     def fill(inputs, out) -> None:
         x = np.ascontiguousarray(inputs[0])
-        scratch = WORKSPACE.get(0, dtype, (numba_threads(), block * ow * per_pixel))
+        nt = numba_threads()
         if is_float(stage):
-            conv(x, wmat, b, out, kh, kw, sh, sw, dh, dw, pt, pl, *out_args, block, scratch, _SMALL_DEPTH,
-                 nt=scratch.shape[0])
+            scratch = WORKSPACE.get(0, np.float32, (nt, block * ow * per_pixel))
+            conv(x, wmat, b, out, kh, kw, sh, sw, dh, dw, pt, pl, *out_args, block, scratch, _SMALL_DEPTH, nt=nt)
         else:
-            conv(x, wmat, b, out, kh, kw, sh, sw, dh, dw, pt, pl, offset, *out_args, block, scratch, nt=scratch.shape[0])
+            rows = -(-block * ow // igemm.MR) * igemm.MR
+            cols = WORKSPACE.get(0, np.int16, (nt, rows * width))
+            acc = WORKSPACE.get(0, np.int32, (nt, rows * lanes))
+            conv(x, wpack, b, out, kh, kw, sh, sw, dh, dw, pt, pl, offset, *out_args, block, cols, acc, _SMALL_DEPTH,
+                 nt=nt)
 
     return with_contiguous_output(fill)
 
@@ -217,7 +218,7 @@ def depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x_
     # zp * (sum over taps of w), moves into the bias, and a tap outside the input
     # reads zp, adding exactly nothing once that share is taken off.
     centered = weights.reshape(kh, kw, cout).astype(np.float64) - stage.weight_zero_point
-    b, out_args = stage_args(stage, bias, cout, acc_bound(stage, centered.reshape(-1, cout).T, x_dtype))
+    b, out_args = stage_args(stage, bias, cout)
     zp = stage.input_zero_point
     info = np.iinfo(x_dtype)
     raw_bound = max(-int(info.min), int(info.max)) * np.abs(centered).sum(axis=(0, 1))  # sums of raw x * w
@@ -266,7 +267,7 @@ def transpose_conv_runner(weights, bias, stage, stride, padding, x_shape, out_sh
         else:
             acc = WORKSPACE.get(2, dtype, out.shape)
             kernels.transpose_conv_gather(taps4, h, wd, sh, sw, pt, pl, no_bias, -np.inf, np.inf, acc)
-            kernels.requantize(acc.reshape(-1, cout), b, *out_args, out.reshape(-1, cout))
+            requantize(acc.reshape(-1, cout), b, *out_args, out.reshape(-1, cout))
 
     return with_contiguous_output(fill)
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import numba
 import numpy as np
-from numba import njit, prange, typeof, types
+from numba import config, njit, prange, typeof, types
 from numba.experimental.function_type import WrapperAddressProtocol
 from numba.extending import typeof_impl
 
@@ -67,8 +67,9 @@ def in_parallel(chunk) -> Callable[..., None]:
     compiled: list[_Compiled] = []
 
     def run(*args, nt: int) -> None:
-        if nt == 1:
-            chunk(*args, 0, 1)
+        if nt == 1 or config.DISABLE_JIT:  # (plain Python under DISABLE_JIT: no launcher to compile)
+            for t in range(nt):
+                chunk(*args, t, nt)
             return
         if not compiled:
             compiled.append(_Compiled(chunk, tuple(typeof(a) for a in args) + (types.int64, types.int64)))

@@ -233,9 +233,9 @@ def test_transpose_conv(kind, case):
 
 
 def test_requantize_kernel_matches_reference_fixedpoint():
-    """The Numba output stage (branch-free) against the reference fixed-point functions,
-    over the int32 range, every shift TFLite can produce and extreme multipliers."""
-    from pydeeplab.kernels import conv as kernels
+    """The Numba output stage (general form: left shifts too) against the reference fixed-point
+    functions, over the int32 range, every shift TFLite can produce and extreme multipliers."""
+    from pydeeplab.kernels import requantize as kernels
 
     rng = np.random.default_rng(11)
     edges = [-(2**31), -(2**31) + 1, -(2**30), -3, -2, -1, 0, 1, 2, 3, 2**30, 2**31 - 1]
@@ -244,37 +244,46 @@ def test_requantize_kernel_matches_reference_fixedpoint():
     shift, multiplier = shift.ravel().astype(np.int32), multiplier.ravel().astype(np.int32)
     n_ch = shift.size
     acc = np.repeat(totals[:, None].astype(np.float64), n_ch, axis=1)
-    bias = rng.integers(-100, 100, n_ch).astype(np.int32)
+    bias = rng.integers(-100, 100, n_ch).astype(np.int64)
     ours = np.empty(acc.shape, np.int64)
     table = kernels.requant_table(multiplier, np.maximum(shift, 0).astype(np.int64),
-                                  np.maximum(-shift, 0).astype(np.int64), np.full(n_ch, np.inf))
+                                  np.maximum(-shift, 0).astype(np.int64))
     kernels.requantize(acc, bias, table, 7, -(2**40), 2**40, ours)
     wrapped = (totals[:, None] + bias + 2**31) % 2**32 - 2**31  # the int32 accumulator wraps
     expected = multiply_by_quantized_multiplier(wrapped, multiplier, shift) + 7
     np.testing.assert_array_equal(ours, expected)
 
 
-def test_requantize_rows_per_tensor_matches_reference_fixedpoint():
-    """The output stage's per-tensor loop (one multiplier and shift for every channel, no
-    left shift, sums known to stay within int32) against the reference fixed-point
-    functions: ties, negatives, both ends of the int32 range, every right shift."""
-    from pydeeplab.kernels import conv as kernels
+@pytest.mark.parametrize("acc_dtype", [np.int32, np.float32, np.float64])
+@pytest.mark.parametrize("out_dtype", [np.uint8, np.int8, np.int64])
+def test_requantize_rows_sixteen_at_a_time_matches_reference_fixedpoint(acc_dtype, out_dtype):
+    """The output stage's vector step (16 channels, each its own multiplier and right shift)
+    and its scalar tail against the reference fixed-point functions: ties, negatives, both
+    ends of the int32 range, sums that wrap, every right shift, the clamp, each acc type."""
+    from pydeeplab.kernels import requantize as kernels
 
     rng = np.random.default_rng(12)
-    c = 16
-    bias = rng.integers(-100, 100, c).astype(np.int32)
-    edges = np.array([-(2**31) + 101, -(2**30), -3, -2, -1, 0, 1, 2, 3, 2**30, 2**31 - 102])
-    totals = np.concatenate([edges, rng.integers(-(2**31) + 101, 2**31 - 102, 2000), rng.integers(-4096, 4096, 500)])
-    acc = np.repeat(totals[:, None].astype(np.float64), c, axis=1)
-    for shift in range(-31, 1):
-        for multiplier in (0, 1, 2**30, 1518500250, 2**31 - 1):
-            table = kernels.requant_table(np.full(c, multiplier, np.int64), np.zeros(c, np.int64),
-                                          np.full(c, -shift, np.int64), np.full(c, 2.0**31 - 2))
-            ours = np.empty(acc.shape, np.int64)
-            kernels._requantize_rows(acc, bias, table, -5, -(2**40), 2**40, ours)
-            expected = multiply_by_quantized_multiplier(totals[:, None] + bias, np.int32(multiplier),
-                                                        np.int32(shift)) - 5
-            np.testing.assert_array_equal(ours, expected, err_msg=f"multiplier {multiplier}, shift {shift}")
+    c = 37  # two vector steps and a tail of 5
+    shift = -np.concatenate([rng.permutation(32), [0, 1, 31, 7, 15]]).astype(np.int64)  # every right shift
+    multiplier = rng.choice([0, 1, 2**30, 1518500250, 2**31 - 1, 1073741825], c)
+    if acc_dtype == np.int32:
+        edges = [-(2**31), -(2**31) + 1, -(2**30), -3, -2, -1, 0, 1, 2, 3, 2**30, 2**31 - 1]
+        totals = np.concatenate([edges, rng.integers(-(2**31), 2**31, 500), rng.integers(-4096, 4096, 300)])
+        bias = rng.integers(-(2**31), 2**31, c)  # sums past int32: they wrap
+    else:  # exact integers in the float type
+        limit = 2**24 if acc_dtype == np.float32 else 2**40
+        totals = np.concatenate([[-limit, -3, -2, -1, 0, 1, 2, 3, limit], rng.integers(-limit, limit, 500)])
+        bias = rng.integers(-100, 100, c)
+    acc = np.repeat(totals[:, None], c, axis=1).astype(acc_dtype)
+    info = np.iinfo(out_dtype)
+    lo, hi = (-(2**40), 2**40) if out_dtype == np.int64 else (info.min, info.max)
+    table = kernels.requant_table(multiplier, np.zeros(c, np.int64), -shift)
+    ours = np.empty(acc.shape, out_dtype)
+    kernels.requantize_rows(acc, bias, table, -5, lo, hi, ours)
+    wrapped = (totals[:, None].astype(np.int64) + bias + 2**31) % 2**32 - 2**31
+    expected = np.clip(multiply_by_quantized_multiplier(wrapped, multiplier.astype(np.int32), shift.astype(np.int32)) - 5,
+                       lo, hi)
+    np.testing.assert_array_equal(ours.astype(np.int64), expected)
 
 
 # --------------------------------------------------------------------------- padding helper

@@ -1,0 +1,224 @@
+"""The quantized output stage: int32 sums to uint8/int8 outputs, exactly as TFLite computes them.
+
+For output channel c: ``clamp(MultiplyByQuantizedMultiplier(acc + bias[c], multiplier[c],
+shift[c]) + out_zero_point, act_min, act_max)``, where ``acc + bias`` is TFLite's int32
+accumulator and wraps as it does. The constants are prepared once per operator
+(:func:`requant_table`). :func:`requantize_rows` does a block of output pixels
+sixteen channels at a time (:func:`_rescale_columns`, written in LLVM IR: Numba's
+vectorizer stops at 256-bit vectors, four 64-bit products at a time, where AVX-512
+does eight) with a scalar loop for the last few channels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+from numba import config, njit, prange, types
+from numba.core import cgutils
+from numba.core.errors import TypingError
+from numba.extending import intrinsic
+
+_INT32_MIN = -(2**31)
+
+# Rows of a requantization table (int64 [6, C], see :func:`requant_table`).
+_MULT, _LEFT, _RIGHT, _NUDGE, _NUDGE_POS, _SHIFT = range(6)
+#: Channels per vector step.
+_VECTOR = 16
+
+
+@njit(cache=True, inline="always")
+def requantize_one(total, multiplier, left_shift, right_shift, out_zero_point, act_min, act_max):
+    """One output of the quantized output stage, from the int32 sum ``total`` (acc + bias).
+
+    ``clamp(MultiplyByQuantizedMultiplier(total, multiplier, shift) + out_zero_point)``
+    with ``left_shift = max(shift, 0)``, ``right_shift = max(-shift, 0)``: the same
+    numbers as ``fixedpoint.multiply_by_quantized_multiplier``, written without
+    branches. That needs ``multiplier`` >= 0 (so never INT32_MIN, the one saturating
+    case), which prepare guarantees.
+    """
+    x = np.int64(total) << left_shift
+    x = ((x - _INT32_MIN) & 0xFFFFFFFF) + _INT32_MIN  # the left shift wraps as int32 in C
+    high = (x * np.int64(multiplier) + (1 << 30)) >> 31  # rounding doubling high multiply
+    mask = (np.int64(1) << right_shift) - 1
+    threshold = (mask >> 1) - (high >> 63)  # ties away from zero: one more when negative
+    v = (high >> right_shift) + np.int64((high & mask) > threshold) + out_zero_point
+    return min(max(v, act_min), act_max)
+
+
+def requant_table(multiplier, left_shift, right_shift):
+    """The per-channel constants of the output stage, int64 [6, C] (NumPy, at plan time).
+
+    Rows: multiplier, left shift, right shift (for :func:`requantize_one`), and for
+    channels without left shift the two rounding steps of TFLite's
+    ``MultiplyByQuantizedMultiplier`` folded into one: with ``p = total * multiplier``,
+    ``h = floor((p + 2**30) / 2**31)`` (the rounding doubling high multiply) and the
+    result ``floor((h + c) / 2**right)``, where c = (2**right - 1) // 2 plus one if
+    h >= 0 and right > 0 (round half away from zero). Since floor((floor(y) + c) / n)
+    = floor((y + c) / n) for integers c and n > 0, that is ``(p + 2**30 + c * 2**31) >> (31 + right)``, one
+    product, one add and one shift; and h >= 0 exactly when p >= -2**30. Rows 3 and
+    4 are the nudge ``2**30 + c * 2**31`` for h < 0 and its increase for h >= 0, row 5
+    the total shift ``31 + right``.
+    """
+    right = np.asarray(right_shift, np.int64)
+    mask = (np.int64(1) << right) - 1
+    table = np.empty((6, right.shape[0]), dtype=np.int64)
+    table[_MULT] = multiplier
+    table[_LEFT] = left_shift
+    table[_RIGHT] = right
+    table[_NUDGE] = (np.int64(1) << 30) + ((mask >> 1) << 31)
+    table[_NUDGE_POS] = (mask & 1) << 31
+    table[_SHIFT] = 31 + right
+    return table
+
+
+@njit(cache=True, inline="always")
+def _total(acc_value, bias_value):
+    """TFLite's int32 accumulator ``acc + bias`` (wrapping), as int64; acc_value an exact integer of any type."""
+    return np.int64(np.int32(np.int64(acc_value) + bias_value))
+
+
+@njit(cache=True, inline="always")
+def _rescale(total, multiplier, nudge, nudge_pos, shift, out_zero_point, act_min, act_max):
+    """The folded output stage of :func:`requant_table` (no left shift) for one int32 total."""
+    p = total * multiplier
+    # nudge_pos applies where h >= 0, i.e. p + 2**30 >= 0: a sign mask, not a branch.
+    v = ((p + nudge + (nudge_pos & ~((p + (1 << 30)) >> 63))) >> shift) + out_zero_point
+    return min(max(v, act_min), act_max)
+
+
+def _splat(value: ir.Value) -> ir.Value:
+    return ir.Constant(ir.VectorType(value.type, _VECTOR), [value.constant] * _VECTOR)
+
+
+@intrinsic
+def _rescale_columns(typingctx, acc, k, bias, table, out_zero_point, act_min, act_max, out):
+    """:func:`_rescale` of channels k .. k + 15 of every pixel: ``out[:, k:k + 16]`` from ``acc[:, k:k + 16]``.
+
+    acc [>= M, >= k + 16]: integer or float (exact integers); out [M, >= k + 16]: integer;
+    both with C-contiguous rows. bias: int64 [C]; table: int64 [6, C] (:func:`requant_table`,
+    no left shifts). The sixteen channels' constants are loaded once, then a loop over the
+    rows keeps them in registers.
+    """
+    for name, arr, ndim in (("acc", acc, 2), ("bias", bias, 1), ("table", table, 2), ("out", out, 2)):
+        if not isinstance(arr, types.Array) or arr.layout != "C" or arr.ndim != ndim:
+            raise TypingError(f"_rescale_columns: {name} must be a C-contiguous {ndim}-D array, not {arr}")
+    sig = types.void(acc, types.int64, bias, table, types.int64, types.int64, types.int64, out)
+
+    def codegen(context, builder, signature, args):
+        acc_v, k_v, bias_v, table_v, zp_v, lo_v, hi_v, out_v = args
+        i32, i64 = ir.IntType(32), ir.IntType(64)
+        v32, v64 = ir.VectorType(i32, _VECTOR), ir.VectorType(i64, _VECTOR)
+        arrays = {name: context.make_array(t)(context, builder, v)
+                  for name, t, v in (("acc", acc, acc_v), ("bias", bias, bias_v), ("table", table, table_v),
+                                     ("out", out, out_v))}
+        types_ = {"acc": acc, "bias": bias, "table": table, "out": out}
+
+        def address(name, byte_offset):
+            """Sixteen elements of array ``name`` from ``byte_offset`` bytes past its start, as a vector pointer."""
+            raw = builder.gep(builder.bitcast(arrays[name].data, ir.IntType(8).as_pointer()), [byte_offset])
+            return builder.bitcast(raw, ir.VectorType(context.get_data_type(types_[name].dtype), _VECTOR).as_pointer())
+
+        def element_offset(name, index):
+            return builder.mul(index, ir.Constant(i64, types_[name].dtype.bitwidth // 8))
+
+        def load(name, byte_offset):
+            return builder.load(address(name, byte_offset), align=types_[name].dtype.bitwidth // 8)
+
+        def broadcast(value):
+            one = builder.insert_element(ir.Constant(v64, None), value, ir.Constant(i32, 0))
+            return builder.shuffle_vector(one, ir.Constant(v64, None), ir.Constant(v32, [0] * _VECTOR))
+
+        columns = cgutils.unpack_tuple(builder, arrays["table"].shape)[1]
+        constant = lambda r: load("table", element_offset("table", builder.add(  # noqa: E731
+            builder.mul(ir.Constant(i64, r), columns), k_v)))
+        bias16 = load("bias", element_offset("bias", k_v))
+        # The multiplier fits 31 bits: said so, LLVM multiplies 32 x 32 -> 64 (vpmuldq).
+        mult = builder.sext(builder.trunc(constant(_MULT), v32), v64)
+        nudge, nudge_pos, shift = constant(_NUDGE), constant(_NUDGE_POS), constant(_SHIFT)
+        zp, lo, hi = broadcast(zp_v), broadcast(lo_v), broadcast(hi_v)
+        rows = cgutils.unpack_tuple(builder, arrays["out"].shape)[0]
+        acc_stride = cgutils.unpack_tuple(builder, arrays["acc"].strides)[0]
+        out_stride = cgutils.unpack_tuple(builder, arrays["out"].strides)[0]
+
+        entry = builder.block
+        loop = builder.append_basic_block("rescale.loop")
+        done = builder.append_basic_block("rescale.done")
+        builder.cbranch(builder.icmp_signed(">", rows, ir.Constant(i64, 0)), loop, done)
+        builder.position_at_end(loop)
+        r = builder.phi(i64)
+        r.add_incoming(ir.Constant(i64, 0), entry)
+        a = load("acc", builder.add(builder.mul(r, acc_stride), element_offset("acc", k_v)))
+        if isinstance(acc.dtype, types.Float):
+            a = builder.fptosi(a, v64)
+        elif acc.dtype.bitwidth < 64:
+            a = builder.sext(a, v64) if acc.dtype.signed else builder.zext(a, v64)
+        total = builder.sext(builder.trunc(builder.add(a, bias16), v32), v64)  # TFLite's int32 sum wraps
+        p = builder.mul(total, mult)
+        negative = builder.ashr(builder.add(p, _splat(ir.Constant(i64, 1 << 30))), _splat(ir.Constant(i64, 63)))
+        v = builder.ashr(builder.add(p, builder.add(nudge, builder.and_(nudge_pos, builder.not_(negative)))), shift)
+        v = builder.add(v, zp)
+        v = builder.select(builder.icmp_signed("<", v, lo), lo, v)
+        v = builder.select(builder.icmp_signed(">", v, hi), hi, v)
+        out_elem = context.get_data_type(out.dtype)
+        if out_elem.width < 64:
+            v = builder.trunc(v, ir.VectorType(out_elem, _VECTOR))
+        at = address("out", builder.add(builder.mul(r, out_stride), element_offset("out", k_v)))
+        builder.store(v, at, align=out.dtype.bitwidth // 8)
+        r_next = builder.add(r, ir.Constant(i64, 1))
+        r.add_incoming(r_next, loop)
+        builder.cbranch(builder.icmp_signed("<", r_next, rows), loop, done)
+        builder.position_at_end(done)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(cache=True, nogil=True)
+def requantize_rows(acc, bias, table, out_zero_point, act_min, act_max, out):
+    """out [M, C] = the quantized output stage of acc [>= M, >= C] (exact integers, any dtype) + bias.
+
+    acc and out: rows C-contiguous (acc may be a wider scratch); bias: int64 [C] (int32
+    values); table: int64 [6, C] (:func:`requant_table`). Where every left shift is 0 (the
+    usual case: a real multiplier below one) the folded single-rounding form runs,
+    sixteen channels of every row per step; else the general form, one value at a time.
+    """
+    m, c = out.shape
+    general = False
+    for k in range(c):
+        general |= table[_LEFT, k] != 0
+    mult, left, right = table[_MULT], table[_LEFT], table[_RIGHT]
+    nudge, nudge_pos, shift = table[_NUDGE], table[_NUDGE_POS], table[_SHIFT]
+    vectors = 0 if general else c - c % _VECTOR
+    zp, lo, hi = np.int64(out_zero_point), np.int64(act_min), np.int64(act_max)
+    for k in range(0, vectors, _VECTOR):
+        _rescale_columns(acc, k, bias, table, zp, lo, hi, out)
+    for r in range(m):
+        a = acc[r]
+        o = out[r]
+        for k in range(vectors, c):
+            total = _total(a[k], bias[k])
+            if general:
+                o[k] = requantize_one(total, mult[k], left[k], right[k], zp, lo, hi)
+            else:
+                o[k] = _rescale(total, mult[k], nudge[k], nudge_pos[k], shift[k], zp, lo, hi)
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def requantize(acc, bias, table, out_zero_point, act_min, act_max, out):
+    """:func:`requantize_rows` of out [M, C] (uint8/int8) from acc [M, C], rows split over Numba's threads."""
+    for r in prange(acc.shape[0]):
+        requantize_rows(acc[r : r + 1], bias, table, out_zero_point, act_min, act_max, out[r : r + 1])
+
+
+if config.DISABLE_JIT:  # the kernels run as plain Python (coverage, debugging): one value at a time
+
+    def requantize_rows(acc, bias, table, out_zero_point, act_min, act_max, out):  # noqa: F811
+        m, c = out.shape
+        for r in range(m):
+            for k in range(c):
+                total = _total(acc[r, k], bias[k])
+                out[r, k] = requantize_one(total, table[_MULT, k], table[_LEFT, k], table[_RIGHT, k],
+                                           out_zero_point, act_min, act_max)
+
+
+__all__ = ["requant_table", "requantize", "requantize_one", "requantize_rows"]
