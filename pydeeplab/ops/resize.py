@@ -170,9 +170,12 @@ def prepare_resize_bilinear(ctx: OpContext) -> Prepared:
                 outputs[0][...] = ref.resize_bilinear(inputs[0], ty, tx, offset)
         else:
             from ..kernels import resize as kern
+            from ..kernels.parallel import in_parallel, numba_threads
+
+            resize = in_parallel(kern.resize_bilinear_float)
 
             def run(inputs, outputs):
-                kern.resize_bilinear_float(inputs[0], *ty, *tx, offset, outputs[0])
+                resize(inputs[0], *ty, *tx, offset, outputs[0], nt=numba_threads())
     else:
         ty, tx = bilinear_taps_integer(h, new_h, *flags), bilinear_taps_integer(w, new_w, *flags)
         if ctx.backend == "numpy":
@@ -180,9 +183,12 @@ def prepare_resize_bilinear(ctx: OpContext) -> Prepared:
                 outputs[0][...] = ref.resize_bilinear_integer(inputs[0], ty, tx)
         else:
             from ..kernels import resize as kern
+            from ..kernels.parallel import in_parallel, numba_threads
+
+            resize = in_parallel(kern.resize_bilinear_integer)
 
             def run(inputs, outputs):
-                kern.resize_bilinear_integer(inputs[0], *ty, *tx, outputs[0])
+                resize(inputs[0], *ty, *tx, outputs[0], nt=numba_threads())
     return Prepared((out_shape,), run)
 
 
@@ -200,7 +206,10 @@ def prepare_resize_nearest_neighbor(ctx: OpContext) -> Prepared:
             outputs[0][...] = ref.resize_nearest_neighbor(inputs[0], iy, ix)
     else:
         from ..kernels import resize as kern
+        from ..kernels.parallel import in_parallel, numba_threads
+
+        resize = in_parallel(kern.resize_nearest_neighbor)
 
         def run(inputs, outputs):
-            kern.resize_nearest_neighbor(inputs[0], iy, ix, outputs[0])
+            resize(inputs[0], iy, ix, outputs[0], nt=numba_threads())
     return Prepared((out_shape,), run)
