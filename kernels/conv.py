@@ -259,7 +259,7 @@ def conv_quantized(x, wpack, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, input_of
 # --------------------------------------------------------------------------- DEPTHWISE_CONV_2D
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath={"contract"})
 def _depthwise_row(x, w, pad, b, oy, sh, sw, dh, dw, pt, pl, acc):
     """acc [OW, >= Cout] = the tap sums of output row oy of batch b (its first Cout columns).
 
