@@ -79,9 +79,10 @@ def _copy_run(src, start, dst, base, n, offset):
         v = src[start : start + n]
         for k in range(n):
             d[k] = v[k] + offset
-    else:
+    else:  # unsigned offsets: no negative-index wraparound on each short access
+        d0, s0 = np.uint64(base), np.uint64(start)
         for k in range(n):
-            dst[base + k] = src[start + k] + offset
+            dst[d0 + np.uint64(k)] = src[s0 + np.uint64(k)] + offset
 
 
 @njit(cache=True, nogil=True)
@@ -170,7 +171,7 @@ def conv_float(x, wmat, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, act_min, act_
         else:
             cols = scratch[t][: (r1 - r0) * ow * depth].reshape((r1 - r0) * ow, depth)
             if small:
-                _im2col_small(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, np.float32(0), toff)
+                _im2col_small(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, toff)
             else:
                 _im2col(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, np.float32(0))
             gemm(cols, wmat, dst)
@@ -178,10 +179,10 @@ def conv_float(x, wmat, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, act_min, act_
 
 
 @njit(cache=True, nogil=True)
-def _im2col_small(x, cols, row0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, offset, toff):
-    """:func:`_im2col` for a conv with few taps, e.g. a first conv on RGB: each matrix row
-    is gathered value by value through a table of the taps' offsets, toff (uint64
-    scratch [KH * KW * Cin]), instead of copying runs too short to pay."""
+def _im2col_small(x, cols, row0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, toff):
+    """:func:`_im2col` (float, no offset) for a conv with few taps, e.g. a first conv on RGB:
+    each matrix row is gathered value by value through a table of the taps' offsets,
+    toff (uint64 scratch [KH * KW * Cin]), instead of copying runs too short to pay."""
     _, h, w, c = x.shape
     depth = kh * kw * c
     xf = x.reshape(x.size)
@@ -207,7 +208,7 @@ def _im2col_small(x, cols, row0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, offset,
             if inside and lo <= ox < hi:
                 base = np.uint64(ix0 * c)  # unsigned: no negative-index wraparound on the loads
                 for t in range(depth):
-                    dst[t] = xf[base + toff[t]] + offset
+                    dst[t] = xf[base + toff[t]]
                 continue
             for i in range(kh):
                 iy = oy * sh - pt + i * dh
@@ -215,12 +216,12 @@ def _im2col_small(x, cols, row0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, offset,
                     ix = ix0 + j * dw
                     ok = 0 <= iy < h and 0 <= ix < w
                     for ci in range(c):
-                        dst[(i * kw + j) * c + ci] = x[b, iy, ix, ci] + offset if ok else 0
+                        dst[(i * kw + j) * c + ci] = x[b, iy, ix, ci] if ok else np.float32(0)
 
 
 @njit(cache=True, nogil=True)
 def conv_quantized(x, wpack, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, input_offset,
-                   table, out_zero_point, act_min, act_max, block, cols_scratch, acc_scratch, small_depth, t, nt):
+                   table, out_zero_point, act_min, act_max, block, cols_scratch, acc_scratch, t, nt):
     """CONV_2D, uint8/int8, as an integer product of centered values (:mod:`.igemm`).
 
     x [N, H, W, Cin]; wpack int16: the centered filter (``w - w_zp``, rows in im2col
@@ -230,8 +231,7 @@ def conv_quantized(x, wpack, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, input_of
     stride-1 conv of even depth, the input pixels) are written as centered int16, their
     int32 product is TFLite's accumulator exactly, and the output stage follows.
     cols_scratch int16 [nt, >= rows * 2 * KQ] and acc_scratch int32 [nt, >= rows * 16 * NB],
-    rows = ``block * OW`` rounded up to a multiple of :data:`.igemm.MR`. A conv with at
-    most ``small_depth`` taps gathers its rows value by value (:func:`_im2col_small`). Part t of nt
+    rows = ``block * OW`` rounded up to a multiple of :data:`.igemm.MR`. Part t of nt
     (:func:`pydeeplab.kernels.parallel.in_parallel`): output rows ``rows * t // nt`` to
     ``rows * (t + 1) // nt``.
     """
@@ -242,8 +242,6 @@ def conv_quantized(x, wpack, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, input_of
     rows = n * oh
     out2d = out.reshape(rows * ow, cout)
     direct = _pointwise(kh, kw, sh, sw, pt, pl) and depth == width
-    small = depth <= small_depth
-    toff = np.empty(depth if small else 0, np.uint64)
     for r0 in range(rows * t // nt, rows * (t + 1) // nt, block):
         r1 = min(r0 + block, rows * (t + 1) // nt)
         m = (r1 - r0) * ow
@@ -251,8 +249,6 @@ def conv_quantized(x, wpack, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, input_of
         cols = cols_scratch[t][: m * width].reshape(m, width)
         if direct:
             _convert(x, r0 * ow, r1 * ow, cols, input_offset)
-        elif small:
-            _im2col_small(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, input_offset, toff)
         else:
             _im2col(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, input_offset)
         acc = acc_scratch[t][: mp * lanes].reshape(mp, lanes)
@@ -263,9 +259,9 @@ def conv_quantized(x, wpack, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, input_of
 # --------------------------------------------------------------------------- DEPTHWISE_CONV_2D
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath={"contract"})
 def _depthwise_row(x, w, pad, b, oy, sh, sw, dh, dw, pt, pl, acc):
-    """acc [OW, Cout] = the tap sums of output row oy of batch b.
+    """acc [OW, >= Cout] = the tap sums of output row oy of batch b (its first Cout columns).
 
     x [N, H, W, C]; w [KH, KW, C * M] (float32/float64); pad [C]: what a tap outside x
     reads (zeros, or the input zero point when the bias carries the zero-point
@@ -274,7 +270,7 @@ def _depthwise_row(x, w, pad, b, oy, sh, sw, dh, dw, pt, pl, acc):
     shapes add one tap at a time. Either way the taps are added in TFLite's order.
     """
     _, h, win, cin = x.shape
-    ow, cout = acc.shape
+    ow, cout = acc.shape[0], w.shape[2]  # acc may be wider (padded rows)
     kh, kw = w.shape[0], w.shape[1]
     mult = cout // cin
     if kh == 3 and kw == 3 and mult == 1:
@@ -594,15 +590,16 @@ def depthwise_conv_quantized(x, w, pad, bias, out, sh, sw, dh, dw, pt, pl,
     """DEPTHWISE_CONV_2D, uint8/int8, as an exact floating-point sum (see the module docstring).
 
     x [N, H, W, C]; w [KH, KW, C * M] float32/float64, the centered filter (``w - w_zp``);
-    pad [C] (x's dtype) filled with the input zero point; bias [C * M] int64: the int32
+    pad [C] (x's dtype) filled with the input zero point; bias [>= C * M] int64: the int32
     bias minus ``input_zero_point * sum over taps of w`` (so that raw inputs can be
     summed, and a tap outside the input, reading ``pad``, adds exactly zero overall);
-    table [6, C * M] (:func:`.requantize.requant_table`). Part t of nt
+    table [6, >= C * M] (:func:`.requantize.requant_table`); both zero-padded as far as
+    ``requantize.padded_channels`` for the output stage's vector steps. Part t of nt
     (:func:`pydeeplab.kernels.parallel.in_parallel`) of the output rows.
     """
     n, oh, ow, cout = out.shape
     rows = n * oh
-    acc = np.empty((ow, cout), dtype=w.dtype)
+    acc = np.empty((ow, bias.shape[0]), dtype=w.dtype)  # as wide as the padded bias: see requantize_rows
     for r in range(rows * t // nt, rows * (t + 1) // nt):
         b, oy = r // oh, r % oh
         _depthwise_row(x, w, pad, b, oy, sh, sw, dh, dw, pt, pl, acc)

@@ -24,7 +24,7 @@ import numpy as np
 
 from . import conv as kernels
 from . import igemm
-from .requantize import requant_table, requantize
+from .requantize import padded_channels, requant_table, requantize
 from .parallel import in_parallel, numba_threads
 
 #: run(inputs, outputs): an operator's planned computation (``pydeeplab.ops.base.Run``).
@@ -103,14 +103,19 @@ def stage_args(stage, bias: np.ndarray | None, n_out: int):
     """The bias (never None) and the output stage as the kernels take them: float clamp
     bounds; or the requantization table (:func:`.requantize.requant_table`), the output
     zero point and clamp bounds. A quantized bias is int32 values held as int64, the type
-    of every quantized kernel's bias (one compiled output stage, not two)."""
+    of every quantized kernel's bias (one compiled output stage, not two); it and the
+    table are zero-padded to whole vector steps of the output stage."""
     if is_float(stage):
         b = np.zeros(n_out, np.float32) if bias is None else bias.astype(np.float32)
         return b, (np.float32(stage.act_min), np.float32(stage.act_max))
-    b = np.zeros(n_out, np.int64) if bias is None else bias.astype(np.int32).astype(np.int64)
-    left = np.maximum(stage.shift, 0).astype(np.int64)
-    right = np.maximum(-stage.shift, 0).astype(np.int64)
-    return b, (requant_table(stage.multiplier, left, right), stage.output_zero_point, stage.act_min, stage.act_max)
+    # Both padded with zeros to whole vector steps of the output stage (requantize.padded_channels).
+    b = np.zeros(padded_channels(n_out), np.int64)
+    if bias is not None:
+        b[:n_out] = bias.astype(np.int32)
+    table = np.zeros((6, b.shape[0]), np.int64)
+    table[:, :n_out] = requant_table(stage.multiplier, np.maximum(stage.shift, 0).astype(np.int64),
+                                     np.maximum(-stage.shift, 0).astype(np.int64))
+    return b, (table, stage.output_zero_point, stage.act_min, stage.act_max)
 
 
 def aligned(values: np.ndarray, dtype) -> np.ndarray:
@@ -173,8 +178,7 @@ def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape) -
             rows = -(-block * ow // igemm.MR) * igemm.MR
             cols = WORKSPACE.get(0, np.int16, (nt, rows * width))
             acc = WORKSPACE.get(0, np.int32, (nt, rows * lanes))
-            conv(x, wpack, b, out, kh, kw, sh, sw, dh, dw, pt, pl, offset, *out_args, block, cols, acc, _SMALL_DEPTH,
-                 nt=nt)
+            conv(x, wpack, b, out, kh, kw, sh, sw, dh, dw, pt, pl, offset, *out_args, block, cols, acc, nt=nt)
 
     return with_contiguous_output(fill)
 
@@ -244,7 +248,8 @@ def depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x_
     info = np.iinfo(x_dtype)
     raw_bound = max(-int(info.min), int(info.max)) * np.abs(centered).sum(axis=(0, 1))  # sums of raw x * w
     w3 = aligned(centered, exact_dtype(raw_bound))
-    folded = b.astype(np.int64) - zp * centered.sum(axis=(0, 1)).astype(np.int64)
+    folded = b.copy()
+    folded[:cout] -= zp * centered.sum(axis=(0, 1)).astype(np.int64)
     pad = aligned(np.full(cin, zp), x_dtype)
 
     depthwise = in_parallel(kernels.depthwise_conv_quantized)

@@ -214,28 +214,22 @@ def _beats(v, best):
     return v == v and (best != best or v > best)
 
 
-@njit(cache=True, parallel=True)
-def arg_max(x, out):
+@njit(cache=True, nogil=True)
+def arg_max(x, out, t, nt):
     """out[a, b] = first k of the largest x[a, k, b]; NaN never wins. x [A, K, B]; out [A, B] int32/int64.
 
-    Over the last axis (B = 1: a segmentation model's labels) four rows go side by side:
-    each row's running maximum is a chain of dependent compares, and four independent
-    chains keep the core busy (measured 3x faster on 513x513x21 uint8).
+    Part t of nt of the rows a (:func:`pydeeplab.kernels.parallel.in_parallel`). Over the
+    last axis (B = 1: a segmentation model's labels) four rows go side by side: each row's
+    running maximum is a chain of dependent compares, and four independent chains keep
+    the core busy (measured 1.55x faster on 513x513x21 uint8).
     """
     n_a, n_k, n_b = x.shape
+    first, stop = n_a * t // nt, n_a * (t + 1) // nt
     if n_b == 1:
         y = x.reshape(n_a, n_k)
         o = out.reshape(n_a)
-        for g in prange((n_a + 3) // 4):
-            a = 4 * g
-            if a + 4 > n_a:  # the last rows, one at a time
-                for r in range(a, n_a):
-                    best, idx = y[r, 0], 0
-                    for k in range(1, n_k):
-                        if _beats(y[r, k], best):
-                            best, idx = y[r, k], k
-                    o[r] = idx
-                continue
+        a = first
+        while a + 4 <= stop:
             b0, b1, b2, b3 = y[a, 0], y[a + 1, 0], y[a + 2, 0], y[a + 3, 0]
             i0 = i1 = i2 = i3 = 0
             for k in range(1, n_k):
@@ -249,8 +243,9 @@ def arg_max(x, out):
                 if _beats(v3, b3):
                     b3, i3 = v3, k
             o[a], o[a + 1], o[a + 2], o[a + 3] = i0, i1, i2, i3
-        return
-    for a in prange(n_a):
+            a += 4
+        first = a  # the last few rows: the general loop below
+    for a in range(first, stop):
         for b in range(n_b):
             best = x[a, 0, b]
             idx = 0

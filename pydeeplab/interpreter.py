@@ -18,7 +18,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from .backends import resolve_backend
 from .delegate import Delegate, load_delegate  # noqa: F401  (LiteRT's module has them: a drop-in for it)
 from .errors import ModelError, UnsupportedOperatorError
 from .folding import fold
+from .fusion import Fusion, activation_fusions
 from .ops import REGISTRY, OpContext, TensorSpec
 from .ops.base import Prepare, Prepared, Run
 from .ops.custom import check_custom_op, lookup_custom_op
@@ -275,6 +276,9 @@ class Interpreter:
                 self._check_size(tensors[i], shapes[i])
             steps = []
             folded: dict[int, np.ndarray] = {}
+            # A RELU that a convolution can apply itself is skipped (pydeeplab.fusion).
+            fusions = {} if self._preserve or self.backend != "numba" else activation_fusions(self._graph)
+            fused: list[Fusion] = []
             for op in self._graph.operators:
                 ctx = OpContext(
                     index=op.index,
@@ -290,6 +294,10 @@ class Interpreter:
                     custom_options=op.custom_options,
                 )
                 _check_quantization(ctx)
+                fusion = fusions.get(op.index)
+                if fusion is not None and fusion.applies(ctx):
+                    ctx = replace(ctx, options=fusion.options(op.options))
+                    fused.append(fusion)
                 try:
                     prepared = self._prepare_of(op)(ctx)
                 except MemoryError:
@@ -312,13 +320,18 @@ class Interpreter:
                 if values is not None:
                     folded.update(zip(op.outputs, values))
                 steps.append(_Step(op.index, ctx.opcode, op.inputs, op.outputs, prepared.run, values is not None))
+            for f in fused:  # the convolution writes the activation's output; the tensor between is gone
+                written[f.output], written[f.inner] = f.producer, -2
             self._arrays = arrays = self._place(shapes, written, folded)
+            for f in fused:
+                arrays[f.inner] = arrays[f.output]
             for step in steps:
                 step.in_arrays = [None if i < 0 else arrays[i] for i in step.inputs]
                 step.out_arrays = [arrays[i] for i in step.outputs]
             self._shapes = shapes
             self._steps = steps
-            self._program = [s for s in steps if not s.folded]
+            skipped = {f.absorbed for f in fused}
+            self._program = [s for s in steps if not s.folded and s.index not in skipped]
             self._folded = folded
             self._allocated = True
 

@@ -79,6 +79,8 @@ def _transpose_conv_bias_loops(x, w, bias, stride, pad):
 @pytest.mark.parametrize("geometry", [
     # (H, W, KH, KW, stride_h, stride_w, padding)
     (5, 6, 4, 4, 2, 2, 1), (4, 4, 3, 3, 2, 2, 1), (3, 5, 2, 2, 2, 2, 2), (4, 3, 3, 2, 1, 2, 2), (5, 5, 5, 3, 3, 2, 1),
+    # kernel = stride (the numba backend's matrix product into blocks), and one it crops (the general kernel)
+    (4, 6, 2, 2, 2, 2, 1), (3, 4, 3, 2, 3, 2, 1), (5, 4, 2, 2, 2, 2, 1),
 ])
 def test_convolution_2d_transpose_bias(geometry):
     h, w, kh, kw, sh, sw, pad = geometry

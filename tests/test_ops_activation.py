@@ -85,3 +85,14 @@ def test_errors():
         run_ours_op(B.RELU, [x], [T(None, np.int8, (4,), quant(0.1, 0))], None, "numpy")
     with pytest.raises(ModelError, match="not supported"):
         run_ours_op(B.TANH, [T(np.zeros((4,), np.int32))], [T(None, np.int32, (4,))], None, "numpy")
+
+
+def test_float_logistic_backends_agree_bit_for_bit():
+    """The numba backend's LOGISTIC (two kernel passes around NumPy's exp) gives the reference's
+    bits: both cut-offs and their neighbours, the clamped exp arguments, infinities and NaN."""
+    x = np.float32([np.nan, np.inf, -np.inf, -0.0, 0.0, 16.6190, 16.6191, 16.63, 16.7, 17.5, -9.0, -9.0001,
+                    -8.9999, -87.32, -87.33, -87.34, -103.0, -120.0, 88.0, 89.0, 3.0, -3.0])
+    x = np.concatenate([x, np.linspace(-100, 100, 1001, dtype=np.float32)]).reshape(1, 1, -1, 1)
+    numpy_out, numba_out = (run_ours_op(B.LOGISTIC, [T(x)], [T(None, np.float32, x.shape)], None, backend)[0]
+                            for backend in ("numpy", "numba"))
+    np.testing.assert_array_equal(numba_out, numpy_out)

@@ -263,12 +263,15 @@ def test_requantize_kernel_matches_reference_fixedpoint():
     np.testing.assert_array_equal(ours, expected)
 
 
+@pytest.mark.parametrize("padded", [False, True], ids=["scalar-tail", "vector-tail"])
 @pytest.mark.parametrize("acc_dtype", [np.int32, np.float32, np.float64])
 @pytest.mark.parametrize("out_dtype", [np.uint8, np.int8, np.int64])
-def test_requantize_rows_sixteen_at_a_time_matches_reference_fixedpoint(acc_dtype, out_dtype):
+def test_requantize_rows_sixteen_at_a_time_matches_reference_fixedpoint(acc_dtype, out_dtype, padded):
     """The output stage's vector step (16 channels, each its own multiplier and right shift)
-    and its scalar tail against the reference fixed-point functions: ties, negatives, both
-    ends of the int32 range, sums that wrap, every right shift, the clamp, each acc type."""
+    and its last 5 channels (a scalar loop, or with acc, bias and table padded to 48 one more
+    vector step through a scratch block) against the reference fixed-point functions: ties,
+    negatives, both ends of the int32 range, sums that wrap, every right shift, the clamp,
+    each acc type."""
     from pydeeplab.kernels import requantize as kernels
 
     rng = np.random.default_rng(12)
@@ -288,7 +291,15 @@ def test_requantize_rows_sixteen_at_a_time_matches_reference_fixedpoint(acc_dtyp
     lo, hi = (-(2**40), 2**40) if out_dtype == np.int64 else (info.min, info.max)
     table = kernels.requant_table(multiplier, np.zeros(c, np.int64), -shift)
     ours = np.empty(acc.shape, out_dtype)
-    kernels.requantize_rows(acc, bias, table, -5, lo, hi, ours)
+    if padded:
+        width = kernels.padded_channels(c)
+        wide = np.full((acc.shape[0], width), 99, acc.dtype)  # what lies past C must not matter
+        wide[:, :c] = acc
+        table_wide = np.full((6, width), 3, np.int64)
+        table_wide[:, :c] = table
+        kernels.requantize_rows(wide, np.concatenate([bias, np.full(width - c, 7)]), table_wide, -5, lo, hi, ours)
+    else:
+        kernels.requantize_rows(acc, bias, table, -5, lo, hi, ours)
     wrapped = (totals[:, None].astype(np.int64) + bias + 2**31) % 2**32 - 2**31
     expected = np.clip(multiply_by_quantized_multiplier(wrapped, multiplier.astype(np.int32), shift.astype(np.int32)) - 5,
                        lo, hi)

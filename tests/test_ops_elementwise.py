@@ -118,3 +118,30 @@ def test_errors():
     q = T(np.zeros((2,), np.uint8))
     with pytest.raises(ModelError, match="no quantization"):
         run_ours_op(BuiltinOperator.ADD, [q, q], [T(None, np.uint8, (2,))], AddOptions(), "numpy")
+
+
+@pytest.mark.parametrize("opcode", list(OPS))
+@pytest.mark.parametrize("act", [Activation.NONE, Activation.RELU6], ids=lambda a: a.name)
+@pytest.mark.parametrize("shapes", [((1, 6, 5, 8), (1, 6, 5, 8)), ((1, 6, 5, 8), (1, 1, 1, 8)),
+                                    ((1, 1, 1, 8), (1, 6, 5, 8)), ((1, 6, 5, 8), (1, 1, 1, 1))],
+                         ids=lambda s: f"{s[0]}x{s[1]}")
+def test_float_one_pass_kernel_layouts(opcode, act, shapes):
+    """The layouts the numba backend's one-pass kernel takes (whole, repeated row, scalar; the
+    first operand the smaller: swapped for ADD and MUL, NumPy for SUB), fused clamp included."""
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal(shapes[0]).astype(np.float32) * 4
+    b = rng.standard_normal(shapes[1]).astype(np.float32) * 4
+    check_op(opcode, [T(a), T(b, const=True)], [T(None, np.float32)], OPS[opcode](act))
+
+
+def test_rows_layout():
+    from pydeeplab.ops.elementwise import rows_layout
+
+    out = (1, 4, 5, 8)
+    assert rows_layout(out, out, out) == ((1, 160), (1, 160))
+    assert rows_layout(out, (1, 1, 1, 8), out) == ((20, 8), (1, 8))
+    assert rows_layout(out, (5, 8), out) == ((4, 40), (1, 40))
+    assert rows_layout(out, (), out) == ((1, 160), (1, 1))
+    assert rows_layout(out, (1, 4, 1, 8), out) is None  # a broadcast in the middle: NumPy
+    assert rows_layout((1, 1, 1, 8), out, out) is None  # a must cover the output
+    assert rows_layout((0, 3), (0, 3), (0, 3)) is None

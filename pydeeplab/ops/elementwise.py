@@ -4,10 +4,13 @@ Prepare follows TFLite's ``kernels/add.cc``, ``sub.cc`` and ``mul.cc``: the outp
 shape is the broadcast of the input shapes; for 8-bit tensors the rescaling
 multipliers come from the float32 scales exactly as TFLite computes them.
 
-Backends: float arithmetic is NumPy in both (NumPy's broadcasting kernels are
-already as fast as a loop). The quantized numba path evaluates the reference
-arithmetic once at plan time on all 256 x 256 input pairs and gathers from that
-table (``kernels/elementwise.py``), which is bit-identical by construction.
+Backends: float arithmetic is NumPy (one pass into the output, a second for a fused
+activation) on the numba backend too where the broadcast is irregular or where two
+same-shape inputs have no activation; a scalar or a repeated row (the squeeze-and-excite
+scale) or a fused activation runs ``kernels/elementwise.elementwise_float``, one pass.
+The quantized numba path evaluates the reference arithmetic once at plan time on all
+256 x 256 input pairs and gathers from that table (``kernels/elementwise.py``), which
+is bit-identical by construction.
 
 This module also holds the small helpers the other elementwise-like families
 (activation, shape, quantize) share: reading per-tensor quantization and building
@@ -16,7 +19,9 @@ and running 8-bit lookup tables.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
+
 import numpy as np
 
 from ..quantization import activation_range_float, activation_range_quantized, add_params, quantize_multiplier
@@ -130,6 +135,28 @@ def _merged_broadcast_shapes(a: tuple[int, ...], b: tuple[int, ...], out: tuple[
     return sa, sb, so
 
 
+def rows_layout(a_shape, b_shape, out_shape) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """2-D shapes of a and b against out viewed as [R, C] for ``elementwise_float``, or None.
+
+    a must cover the whole output; b may too ([1, N] both), or be one value ([1, 1]),
+    or the output's trailing dimensions (a row repeated: [R, C] and [1, C]).
+    """
+    n = math.prod(out_shape)
+    if math.prod(a_shape) != n or n == 0:
+        return None
+    nb = math.prod(b_shape)
+    if nb == n:
+        return (1, n), (1, n)
+    if nb == 1:
+        return (1, n), (1, 1)
+    row = list(b_shape)
+    while row and row[0] == 1:  # leading ones broadcast for free
+        row.pop(0)
+    if tuple(out_shape[len(out_shape) - len(row):]) == tuple(row):
+        return (n // nb, nb), (1, nb)
+    return None
+
+
 def _binary_lookup_run(table: np.ndarray, a_shape, b_shape, out_shape) -> Run | None:
     """A ``run`` computing output 0 = table[input0, input1] with broadcasting, or None when
     the broadcast does not fit the kernel's six dimensions."""
@@ -214,6 +241,33 @@ def _quantized_params(ctx: OpContext, a: TensorSpec, b: TensorSpec, o: TensorSpe
                                 p.output_shift, act_min, act_max)
 
 
+def _float_kernel_run(ctx: OpContext, a_shape, b_shape, out_shape, act_min: float, act_max: float) -> Run | None:
+    """The numba backend's ``run`` of a float ADD / SUB / MUL whose broadcast ``rows_layout``
+    takes (ADD and MUL swap their operands when the first is the smaller), else None."""
+    if ctx.backend != "numba":
+        return None
+    if math.prod(a_shape) == math.prod(b_shape) and act_min == -np.inf and act_max == np.inf:
+        return None  # one NumPy pass already, as fast (memory bound), and no kernel to compile
+    swap = False
+    layout = rows_layout(a_shape, b_shape, out_shape)
+    if layout is None and ctx.opcode != BuiltinOperator.SUB:
+        layout, swap = rows_layout(b_shape, a_shape, out_shape), True
+    if layout is None:
+        return None
+    from ..kernels import elementwise as kern
+
+    op = {BuiltinOperator.ADD: kern.ADD, BuiltinOperator.SUB: kern.SUB, BuiltinOperator.MUL: kern.MUL}[ctx.opcode]
+    (sa, sb), so = layout, (layout[0][0], layout[0][1])
+    first, second = (1, 0) if swap else (0, 1)
+    lo, hi = np.float32(act_min), np.float32(act_max)
+
+    def run(inputs, outputs):
+        kern.elementwise_float(inputs[first].reshape(sa), inputs[second].reshape(sb), _view(outputs[0], so),
+                              op, lo, hi)
+
+    return run
+
+
 @register(BuiltinOperator.ADD, BuiltinOperator.SUB, BuiltinOperator.MUL)
 def prepare_arithmetic(ctx: OpContext) -> Prepared:
     """ADD / SUB / MUL of two tensors of the same type, broadcast against each other."""
@@ -233,6 +287,9 @@ def prepare_arithmetic(ctx: OpContext) -> Prepared:
 
     if a.type == TensorType.FLOAT32:
         act_min, act_max = activation_range_float(activation)
+        fast = _float_kernel_run(ctx, a.shape, b.shape, out_shape, act_min, act_max)
+        if fast is not None:
+            return Prepared((out_shape,), fast)
         fn = _FLOAT_FNS[ctx.opcode]
 
         def run(inputs, outputs):

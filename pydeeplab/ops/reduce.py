@@ -254,9 +254,12 @@ def prepare_arg_max(ctx: OpContext) -> Prepared:
             outputs[0][...] = ref.arg_max(inputs[0], axis)
     else:
         from ..kernels import reduce as kern
+        from ..kernels.parallel import in_parallel, numba_threads
+
+        arg_max = in_parallel(kern.arg_max)
 
         def run(inputs, outputs):
-            kern.arg_max(inputs[0].reshape(a, k, b), outputs[0].reshape(a, b))
+            arg_max(inputs[0].reshape(a, k, b), outputs[0].reshape(a, b), nt=numba_threads())
     return Prepared((out_shape,), run)
 
 

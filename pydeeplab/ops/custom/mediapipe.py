@@ -6,7 +6,9 @@
   (1 SAME, anything else VALID), stride_w, stride_h. The output size is MediaPipe's:
   ``stride * (in - 1) + k - pad`` with ``pad = max(0, k - (in - 1) % stride - 1)``
   under SAME (0 under VALID) and ``pad // 2`` cut at the top/left. The arithmetic
-  is TFLite's TRANSPOSE_CONV, so the builtin's kernels do the work.
+  is TFLite's TRANSPOSE_CONV, so the builtin's kernels do the work; on the numba
+  backend a kernel equal to its stride (2x2, stride 2 in the segmenters) is a matrix
+  product laid into the output blocks (:func:`_pixel_shuffle_run`).
 - ``MaxPoolingWithArgmax2D`` (hair segmentation): MAX_POOL_2D that also returns,
   as float32, where in its window each maximum was (``y * filter_w + x + 0.1``).
 - ``MaxUnpooling2D``: its inverse: each value goes to the window position its
@@ -86,7 +88,9 @@ def prepare_convolution_2d_transpose_bias(ctx: OpContext) -> Prepared:
     ctx.check_shape(out_shape, np.float32)
     stage = FloatStage(-np.inf, np.inf)  # MediaPipe's kernel starts from the bias and clamps nothing
     stride, padding = (sh, sw), (pad_h // 2, pad_w // 2)
-    if ctx.backend == "numba":
+    if ctx.backend == "numba" and (kh, kw) == (sh, sw) and out_shape == (n, h * kh, w * kw, cout):
+        run = _pixel_shuffle_run(weights, bias, (n, h, w, cin))
+    elif ctx.backend == "numba":
         from ...kernels.conv_plan import transpose_conv_runner
 
         transpose_conv = transpose_conv_runner(weights, bias, stage, stride, padding, (n, h, w, cin), out_shape)
@@ -99,6 +103,37 @@ def prepare_convolution_2d_transpose_bias(ctx: OpContext) -> Prepared:
             ref.convolution_2d_transpose_bias(inputs[0], weights, bias, outputs[0], stride, padding)
 
     return Prepared((out_shape,), run)
+
+
+def _pixel_shuffle_run(weights: np.ndarray, bias: np.ndarray, x_shape: tuple[int, int, int, int]):
+    """The ``run`` of a transposed convolution whose kernel equals its stride, uncropped.
+
+    Each input pixel then owns its own KH x KW block of output pixels, so the operator is
+    one matrix product, [N*H*W, Cin] @ [Cin, KH*KW*Cout], whose rows are laid into the
+    blocks, then the bias (the selfie segmenter's last layer: 0.15 ms against 1.6 ms
+    through the general TRANSPOSE_CONV kernel, and that kernel's 1.8 s of compile on a
+    cold cache saved). float32; sums in BLAS's order, within the float contract of
+    MediaPipe's (bias first, then input channels in order).
+    """
+    cout, kh, kw, cin = weights.shape
+    n, h, w, _ = x_shape
+    # Column (i, j, o) of wmat holds the weights that carry an input pixel to tap (i, j), channel o.
+    wmat = np.ascontiguousarray(weights.transpose(3, 1, 2, 0).reshape(cin, kh * kw * cout), dtype=np.float32)
+    taps = np.empty((n * h * w, kh * kw * cout), dtype=np.float32)
+    # The KW * Cout values of one block row are contiguous in taps and in the output: moved
+    # as one opaque item, the layout is a 4-D transpose (6x faster than NumPy's 6-D float one).
+    row = np.dtype((np.void, kw * cout * 4))
+    blocks = taps.view(row).reshape(n, h, w, kh).transpose(0, 1, 3, 2)  # [N, H, KH, W] in output order
+
+    def run(inputs, outputs) -> None:
+        np.matmul(inputs[0].reshape(n * h * w, cin), wmat, out=taps)
+        out = outputs[0]
+        if not out.flags.c_contiguous:
+            raise ValueError("the output of Convolution2DTransposeBias must be a C-contiguous array")
+        np.copyto(out.reshape(-1).view(row).reshape(n, h, kh, w), blocks)
+        np.add(out, bias, out=out)
+
+    return run
 
 
 def _pool_options(ctx: OpContext) -> tuple[dict[str, int], float, float]:
