@@ -8,8 +8,8 @@ from the input shapes and the constant shape-like inputs (paddings, block shapes
 begin/end/strides). A shape-like input that is not constant is refused, since
 pydeeplab plans static shapes; only RESHAPE then falls back to the static
 ``new_shape`` of its options. Both backends run the NumPy functions of
-``reference/shape.py``, except SPACE_TO_BATCH_ND / BATCH_TO_SPACE_ND on 4-D tensors,
-which the numba backend copies pixel by pixel (``kernels/space_batch.py``).
+``reference/shape.py``, except SPACE_TO_BATCH_ND / BATCH_TO_SPACE_ND, which the numba
+backend runs as a gather of whole pixels planned by the reference (``kernels/space_batch.py``).
 """
 
 from __future__ import annotations
@@ -241,9 +241,10 @@ def prepare_space_to_batch_nd(ctx: OpContext) -> Prepared:
     value = _zero_value(o)
     block_shape = tuple(int(b) for b in block)
 
-    if ctx.backend == "numba" and len(block_shape) == 2:
-        return Prepared((out_shape,), _space_batch_run("space_to_batch", *block_shape, *(int(p) for p in paddings[:, 0]),
-                                                       x.dtype.type(value)))
+    if ctx.backend == "numba":
+        index = np.empty(out_shape[:-1] + (1,), np.int64)
+        ref.space_to_batch_nd(_pixel_numbers(x.shape), block_shape, paddings, -1, index)
+        return Prepared((out_shape,), _gather_run(index, x.dtype.type(value)))
 
     def run(inputs, outputs):
         ref.space_to_batch_nd(inputs[0], block_shape, paddings, value, outputs[0])
@@ -264,8 +265,10 @@ def prepare_batch_to_space_nd(ctx: OpContext) -> Prepared:
     out_shape = (x.shape[0] // n_blocks, *spatial, x.shape[-1])
     block_shape = tuple(int(b) for b in block)
 
-    if ctx.backend == "numba" and len(block_shape) == 2:
-        return Prepared((out_shape,), _space_batch_run("batch_to_space", *block_shape, *(int(c) for c in crops[:, 0])))
+    if ctx.backend == "numba":
+        index = np.empty(out_shape[:-1] + (1,), np.int64)
+        ref.batch_to_space_nd(_pixel_numbers(x.shape), block_shape, crops, index)
+        return Prepared((out_shape,), _gather_run(index, x.dtype.type(0)))
 
     def run(inputs, outputs):
         ref.batch_to_space_nd(inputs[0], block_shape, crops, outputs[0])
@@ -273,18 +276,26 @@ def prepare_batch_to_space_nd(ctx: OpContext) -> Prepared:
     return Prepared((out_shape,), run)
 
 
-def _space_batch_run(kernel: str, *args):
-    """run() of the numba backend's SPACE_TO_BATCH_ND / BATCH_TO_SPACE_ND on 4-D tensors
-    (``kernels.space_batch``: whole pixels copied, output rows split over the threads)."""
+def _pixel_numbers(shape: tuple[int, ...]) -> np.ndarray:
+    """An image of x's shape with one channel holding each pixel's number (row-major): the
+    reference run on it tells which input pixel each output pixel copies."""
+    return np.arange(int(np.prod(shape[:-1])), dtype=np.int64).reshape(*shape[:-1], 1)
+
+
+def _gather_run(index: np.ndarray, pad):
+    """run() of the numba backend's SPACE_TO_BATCH_ND / BATCH_TO_SPACE_ND: output pixel p
+    copies input pixel index[p], or is ``pad`` (``kernels.space_batch.gather_pixels``)."""
     from ..kernels import space_batch
     from ..kernels.parallel import in_parallel, numba_threads
 
-    copy = in_parallel(getattr(space_batch, kernel))
+    gather = in_parallel(space_batch.gather_pixels)
+    flat = np.ascontiguousarray(index.reshape(-1))
 
     def run(inputs, outputs):
         out = outputs[0]
         target = out if out.flags.c_contiguous else np.empty(out.shape, out.dtype)
-        copy(np.ascontiguousarray(inputs[0]), *args, target, nt=numba_threads())
+        x = np.ascontiguousarray(inputs[0])
+        gather(x.reshape(-1, x.shape[-1]), flat, pad, target.reshape(-1, target.shape[-1]), nt=numba_threads())
         if target is not out:
             out[...] = target
 
