@@ -222,38 +222,75 @@ def _im2col_small(x, cols, row0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, toff):
 @njit(cache=True, nogil=True)
 def conv_quantized(x, wpack, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, input_offset,
                    table, out_zero_point, act_min, act_max, block, cols_scratch, acc_scratch, t, nt):
-    """CONV_2D, uint8/int8, as an integer product of centered values (:mod:`.igemm`).
+    """CONV_2D, uint8/int8, as an integer product (:mod:`.igemm`).
 
-    x [N, H, W, Cin]; wpack int16: the centered filter (``w - w_zp``, rows in im2col
-    order) packed by :func:`.igemm.pack_weights`; bias [Cout] int64 (int32 values); out
-    [N, OH, OW, Cout]; input_offset = -input_zero_point (an int16); table [6, Cout]
-    (:func:`.requantize.requant_table`). Per block of output rows, the im2col rows (for a 1x1
-    stride-1 conv of even depth, the input pixels) are written as centered int16, their
-    int32 product is TFLite's accumulator exactly, and the output stage follows.
-    cols_scratch int16 [nt, >= rows * 2 * KQ] and acc_scratch int32 [nt, >= rows * 16 * NB],
-    rows = ``block * OW`` rounded up to a multiple of :data:`.igemm.MR`. Part t of nt
+    x [N, H, W, Cin]; out [N, OH, OW, Cout]; table [6, >= Cout]
+    (:func:`.requantize.requant_table`); bias [>= Cout] int64 (int32 values). Per block of
+    output rows, the im2col rows (for a 1x1 stride-1 conv whose depth fills the product's
+    steps, the input pixels) are written as ``x + input_offset`` in cols_scratch's type,
+    multiplied with wpack in int32 and the output stage follows. Either int16 rows
+    ``x - x_zp`` (input_offset = -x_zp) times the centered filter ``w - w_zp``
+    (:func:`.igemm.pack_weights`): the product is TFLite's accumulator exactly; or, for an
+    int8 pointwise conv, uint8 rows ``x + 128`` times the int8 filter
+    (:func:`.igemm.pack_weights_quads`), the bias then holding ``-(128 + x_zp) * sum_k w``.
+    cols_scratch [nt, >= rows * K'] (K' = the filter's depth rounded up to whole steps) and
+    acc_scratch int32 [nt, >= rows * 16 * NB], rows = ``block * OW`` rounded up to a
+    multiple of :data:`.igemm.MR`. Part t of nt
     (:func:`pydeeplab.kernels.parallel.in_parallel`): output rows ``rows * t // nt`` to
     ``rows * (t + 1) // nt``.
     """
     n, oh, ow, cout = out.shape
-    depth = kh * kw * x.shape[3]
-    width = 2 * wpack.shape[1]  # depth rounded up to even: the product reads int16 pairs
-    lanes = LANES * wpack.shape[0]
+    width = _product_depth(wpack)
     rows = n * oh
     out2d = out.reshape(rows * ow, cout)
-    direct = _pointwise(kh, kw, sh, sw, pt, pl) and depth == width
+    direct = _pointwise(kh, kw, sh, sw, pt, pl) and kh * kw * x.shape[3] == width
     for r0 in range(rows * t // nt, rows * (t + 1) // nt, block):
         r1 = min(r0 + block, rows * (t + 1) // nt)
         m = (r1 - r0) * ow
-        mp = -(-m // MR) * MR  # the product works on MR rows at a time; rows past m are scratch
         cols = cols_scratch[t][: m * width].reshape(m, width)
         if direct:
             _convert(x, r0 * ow, r1 * ow, cols, input_offset)
         else:
             _im2col(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, input_offset)
-        acc = acc_scratch[t][: mp * lanes].reshape(mp, lanes)
-        igemm(cols_scratch[t][: mp * width].reshape(mp, width), wpack, acc)
-        requantize_rows(acc, bias, table, out_zero_point, act_min, act_max, out2d[r0 * ow : r1 * ow])
+        _block_product(cols_scratch[t], m, wpack, acc_scratch[t], bias, table, out_zero_point, act_min, act_max,
+                       out2d[r0 * ow : r1 * ow])
+
+
+@njit(cache=True, nogil=True)
+def conv_pointwise_quantized(x, wpack, bias, out, input_offset, table, out_zero_point, act_min, act_max, block,
+                             cols_scratch, acc_scratch, t, nt):
+    """:func:`conv_quantized` of a 1x1 stride-1 conv whose depth fills the product's steps: the
+    input pixels are the matrix rows. Its own kernel so that an int8 model's uint8 x int8
+    product does not compile an im2col it never runs."""
+    n, oh, ow, cout = out.shape
+    width = _product_depth(wpack)
+    rows = n * oh
+    out2d = out.reshape(rows * ow, cout)
+    for r0 in range(rows * t // nt, rows * (t + 1) // nt, block):
+        r1 = min(r0 + block, rows * (t + 1) // nt)
+        m = (r1 - r0) * ow
+        _convert(x, r0 * ow, r1 * ow, cols_scratch[t][: m * width].reshape(m, width), input_offset)
+        _block_product(cols_scratch[t], m, wpack, acc_scratch[t], bias, table, out_zero_point, act_min, act_max,
+                       out2d[r0 * ow : r1 * ow])
+
+
+@njit(cache=True, inline="always")
+def _product_depth(wpack):
+    """The filter's depth rounded up to whole steps of the product (2 int16 or 4 int8 rows a step)."""
+    return wpack.shape[1] * (wpack.shape[2] // LANES)
+
+
+@njit(cache=True, nogil=True)
+def _block_product(cols, m, wpack, acc, bias, table, out_zero_point, act_min, act_max, out_rows):
+    """A block's product and output stage: out_rows [m, Cout] from the m matrix rows at the start
+    of the flat scratch ``cols``, through the flat int32 scratch ``acc`` (both hold the rows
+    rounded up to a multiple of MR: the product works on MR rows at a time, the rows past m
+    are scratch)."""
+    width, lanes = _product_depth(wpack), LANES * wpack.shape[0]
+    mp = -(-m // MR) * MR
+    products = acc[: mp * lanes].reshape(mp, lanes)
+    igemm(cols[: mp * width].reshape(mp, width), wpack, products)
+    requantize_rows(products, bias, table, out_zero_point, act_min, act_max, out_rows)
 
 
 # --------------------------------------------------------------------------- DEPTHWISE_CONV_2D
