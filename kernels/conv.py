@@ -232,7 +232,7 @@ def conv_quantized(x, wpack, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, input_of
     ``x - x_zp`` (input_offset = -x_zp) times the centered filter ``w - w_zp``
     (:func:`.igemm.pack_weights`): the product is TFLite's accumulator exactly; or, for an
     int8 pointwise conv, uint8 rows ``x + 128`` times the int8 filter
-    (:func:`.igemm.pack_weights_quads`), the bias then holding ``-(128 + x_zp) * sum_k w``.
+    (:func:`.igemm.pack_weights`, step 4), the bias then holding ``-(128 + x_zp) * sum_k w``.
     cols_scratch [nt, >= rows * K'] (K' = the filter's depth rounded up to whole steps) and
     acc_scratch int32 [nt, >= rows * 16 * NB], rows = ``block * OW`` rounded up to a
     multiple of :data:`.igemm.MR`. Part t of nt

@@ -165,7 +165,7 @@ def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape) -
         if weights.dtype == np.int8 and pointwise and depth % 4 == 0 and fits_int8:
             # uint8 x + 128 times the int8 filter, four products a step (vpdpbusd):
             # sum (x - x_zp) w = sum (x + 128) w - (128 + x_zp) sum w.
-            wpack = aligned(igemm.pack_weights_quads(centered.T), np.int8)
+            wpack = aligned(igemm.pack_weights(centered.T, 4), np.int8)
             b[:cout] -= (128 + stage.input_zero_point) * centered.sum(axis=1)
             cols_type, offset = np.uint8, np.int16(128)
         else:  # centered int16 both sides, two products a step

@@ -20,7 +20,7 @@ CPU LLVM targets, fast where the CPU has 16-bit multiply-adds.
 
 int8 models' pointwise convolutions may take the other form of the same tiles:
 uint8 inputs (``x + 128``) times int8 filters, four consecutive inputs per step
-(:func:`pack_weights_quads`), one ``vpdpbusd`` (64 multiply-adds) per block where
+(:func:`pack_weights` with step 4), one ``vpdpbusd`` (64 multiply-adds) per block where
 the CPU has AVX-512 VNNI (:data:`HAVE_VNNI`), and the same sum written as plain
 LLVM IR elsewhere. The caller takes ``128 * sum_k w`` off with the bias.
 """
@@ -45,30 +45,21 @@ _I8, _I16, _I32, _I64 = ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntTyp
 _SUMS = ir.VectorType(_I32, LANES)  # a block's int32 sums; also one step's 64 bytes of filter or a broadcast
 
 
-def pack_weights(centered: np.ndarray) -> np.ndarray:
-    """The centered filter ``centered`` [K, N] (integers in int16) as the tiles read it.
+def pack_weights(w: np.ndarray, step: int = 2) -> np.ndarray:
+    """The filter ``w`` [K, N] (integers) as the tiles read it, ``step`` filter rows a step.
 
-    Returns int16 [ceil(N / 16), ceil(K / 2), 32]: block b, pair q holds
-    ``w[2q, 16b + i], w[2q + 1, 16b + i]`` at positions 2i, 2i + 1. Padding (an odd K,
-    N not a multiple of 16) is zero, so it adds nothing whatever the inputs there.
+    step 2 (the centered filter, int16 pairs): int16 [ceil(N / 16), ceil(K / 2), 32], block b,
+    pair q holding ``w[2q, 16b + i], w[2q + 1, 16b + i]`` at positions 2i, 2i + 1. step 4 (an
+    int8 filter, for uint8 x int8 quads): int8 [ceil(N / 16), ceil(K / 4), 64], ``w[4q + j, 16b + i]``
+    at position 4i + j. Padding (K not a multiple of the step, N not of 16) is zero, so it
+    adds nothing whatever the inputs there.
     """
-    k, n = centered.shape
-    kp, np_ = -(-k // 2) * 2, -(-n // LANES) * LANES
-    padded = np.zeros((kp, np_), np.int16)
-    padded[:k, :n] = centered
-    return np.ascontiguousarray(padded.reshape(kp // 2, 2, np_ // LANES, LANES).transpose(2, 0, 3, 1)).reshape(
-        np_ // LANES, kp // 2, 2 * LANES)
-
-
-def pack_weights_quads(w: np.ndarray) -> np.ndarray:
-    """An int8 filter ``w`` [K, N] as the uint8 x int8 tiles read it: int8 [ceil(N / 16), ceil(K / 4), 64],
-    block b, quad q holding ``w[4q + j, 16b + i]`` at position 4i + j; zero padding."""
     k, n = w.shape
-    kp, np_ = -(-k // 4) * 4, -(-n // LANES) * LANES
-    padded = np.zeros((kp, np_), np.int8)
+    kp, np_ = -(-k // step) * step, -(-n // LANES) * LANES
+    padded = np.zeros((kp, np_), np.int16 if step == 2 else np.int8)
     padded[:k, :n] = w
-    return np.ascontiguousarray(padded.reshape(kp // 4, 4, np_ // LANES, LANES).transpose(2, 0, 3, 1)).reshape(
-        np_ // LANES, kp // 4, 4 * LANES)
+    return np.ascontiguousarray(padded.reshape(kp // step, step, np_ // LANES, LANES).transpose(2, 0, 3, 1)).reshape(
+        np_ // LANES, kp // step, step * LANES)
 
 
 def _lanes(builder: ir.IRBuilder, v: ir.Value, bits: int, extend) -> ir.Value:
@@ -111,8 +102,8 @@ def _tile(blocks: int):
     4q) are broadcast and multiplied with 64 bytes of each block's filter (block j's at
     ``w + j * w_stride + 64 q``), the products of each lane summed into ``c[r, 16 j + i]``
     (int32, wrapping). ``like``, a value of a's element type, picks the step: int16
-    (:func:`_dot_pairs`, :func:`pack_weights`) or uint8 (:func:`_dot_quads`,
-    :func:`pack_weights_quads`). Pointers and strides in bytes except ``ldc`` (int32
+    (:func:`_dot_pairs`, :func:`pack_weights` step 2) or uint8 (:func:`_dot_quads`,
+    :func:`pack_weights` step 4). Pointers and strides in bytes except ``ldc`` (int32
     elements).
     """
 
@@ -176,7 +167,7 @@ def igemm(a, wp, acc):
     """``acc = a @ w`` in wrapping int32, M a multiple of :data:`MR`; a and acc with unit stride along a row.
 
     Either a int16 [M, >= 2 * KQ] and wp int16 [NB, KQ, 32] (:func:`pack_weights`), or a
-    uint8 [M, >= 4 * KQ] and wp int8 [NB, KQ, 64] (:func:`pack_weights_quads`); acc int32
+    uint8 [M, >= 4 * KQ] and wp int8 [NB, KQ, 64] (:func:`pack_weights`, step 4); acc int32
     [M, >= 16 * NB]. Columns of ``a`` past the filter's K meet zeros in the packed filter:
     they may hold anything.
     """
@@ -206,4 +197,4 @@ if config.DISABLE_JIT:  # the kernels run as plain Python (coverage, debugging)
     igemm = igemm_numpy  # noqa: F811
 
 
-__all__ = ["HAVE_VNNI", "LANES", "MR", "igemm", "igemm_numpy", "pack_weights", "pack_weights_quads"]
+__all__ = ["HAVE_VNNI", "LANES", "MR", "igemm", "igemm_numpy", "pack_weights"]

@@ -6,7 +6,7 @@ import pytest
 from numba import njit
 
 from pydeeplab.kernels import igemm as module
-from pydeeplab.kernels.igemm import LANES, MR, igemm, igemm_numpy, pack_weights, pack_weights_quads
+from pydeeplab.kernels.igemm import LANES, MR, igemm, igemm_numpy, pack_weights
 
 
 def _wrapped(product: np.ndarray) -> np.ndarray:
@@ -72,7 +72,7 @@ def test_quads_match_an_int64_product(multiply, m, k, n):
     """uint8 inputs x int8 filters, four per step (int8 models' pointwise convolutions): exact sums,
     whatever lies in a row's columns past K (the packed filter is zero there)."""
     a, w = _quads_case(m, k, n, m * 1000 + k * 10 + n)
-    packed = pack_weights_quads(w)
+    packed = pack_weights(w, 4)
     assert packed.shape == (-(-n // LANES), -(-k // 4), 4 * LANES) and packed.dtype == np.int8
     acc = np.full((a.shape[0], packed.shape[0] * LANES), 12345, np.int32)
     multiply(a, packed, acc)
@@ -93,5 +93,5 @@ def test_quads_without_vnni(monkeypatch):
 
     a, w = _quads_case(16, 40, 16, 5)
     acc = np.zeros((16, LANES), np.int32)
-    multiply(a, pack_weights_quads(w), acc)
+    multiply(a, pack_weights(w, 4), acc)
     np.testing.assert_array_equal(acc, a[:, :40].astype(np.int64) @ w)
