@@ -38,8 +38,16 @@ MR = 8
 #: Output channels per block: one 512-bit vector of int32 sums.
 LANES = 16
 
+
+
+def _target_has_vnni() -> bool:
+    """Whether the CPU features Numba compiles for (NUMBA_CPU_FEATURES, else the host's) include AVX-512 VNNI."""
+    features = config.CPU_FEATURES if config.CPU_FEATURES is not None else ll.get_host_cpu_features().flatten()
+    return "+avx512vnni" in features.split(",")
+
+
 #: The CPU Numba compiles for has AVX-512 VNNI's vpdpbusd (uint8 x int8, four products per lane).
-HAVE_VNNI = ll.get_host_cpu_features().get("avx512vnni", False)
+HAVE_VNNI = _target_has_vnni()
 
 _I8, _I16, _I32, _I64 = ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
 _SUMS = ir.VectorType(_I32, LANES)  # a block's int32 sums; also one step's 64 bytes of filter or a broadcast

@@ -95,3 +95,14 @@ def test_quads_without_vnni(monkeypatch):
     acc = np.zeros((16, LANES), np.int32)
     multiply(a, pack_weights(w, 4), acc)
     np.testing.assert_array_equal(acc, a[:, :40].astype(np.int64) @ w)
+
+
+def test_vnni_follows_the_features_numba_compiles_for(monkeypatch):
+    """NUMBA_CPU_FEATURES (a portable cache, another target) decides, not the host: vpdpbusd only
+    where the target has it, else instruction selection would fail."""
+    from numba.core import config
+
+    monkeypatch.setattr(config, "CPU_FEATURES", "+avx2,+fma,-avx512vnni")
+    assert not module._target_has_vnni()
+    monkeypatch.setattr(config, "CPU_FEATURES", "+avx2,+avx512f,+avx512vnni")
+    assert module._target_has_vnni()
