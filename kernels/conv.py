@@ -297,44 +297,51 @@ def _block_product(cols, m, wpack, acc, bias, table, out_zero_point, act_min, ac
 
 
 @njit(cache=True, nogil=True, fastmath={"contract"})
+def _depthwise3x3_row(x, w, pad, b, oy, sh, sw, dh, dw, pt, pl, acc):
+    """:func:`_depthwise_row` of a 3x3 filter without depth multiplier (MobileNet's, the
+    quantized models'): the nine taps summed in one pass per pixel, in TFLite's order."""
+    _, h, win, cin = x.shape
+    ow, cout = acc.shape[0], w.shape[2]
+    iy0 = oy * sh - pt
+    iy1 = iy0 + dh
+    iy2 = iy1 + dh
+    ok0, ok1, ok2 = 0 <= iy0 < h, 0 <= iy1 < h, 0 <= iy2 < h
+    w0, w1, w2, w3, w4, w5, w6, w7, w8 = w[0, 0], w[0, 1], w[0, 2], w[1, 0], w[1, 1], w[1, 2], w[2, 0], w[2, 1], w[2, 2]
+    for ox in range(ow):
+        ix0 = ox * sw - pl
+        ix1 = ix0 + dw
+        ix2 = ix1 + dw
+        c0, c1, c2 = 0 <= ix0 < win, 0 <= ix1 < win, 0 <= ix2 < win
+        x0 = x[b, iy0, ix0] if ok0 and c0 else pad
+        x1 = x[b, iy0, ix1] if ok0 and c1 else pad
+        x2 = x[b, iy0, ix2] if ok0 and c2 else pad
+        x3 = x[b, iy1, ix0] if ok1 and c0 else pad
+        x4 = x[b, iy1, ix1] if ok1 and c1 else pad
+        x5 = x[b, iy1, ix2] if ok1 and c2 else pad
+        x6 = x[b, iy2, ix0] if ok2 and c0 else pad
+        x7 = x[b, iy2, ix1] if ok2 and c1 else pad
+        x8 = x[b, iy2, ix2] if ok2 and c2 else pad
+        a = acc[ox]
+        for k in range(cout):
+            a[k] = (x0[k] * w0[k] + x1[k] * w1[k] + x2[k] * w2[k] + x3[k] * w3[k] + x4[k] * w4[k]
+                    + x5[k] * w5[k] + x6[k] * w6[k] + x7[k] * w7[k] + x8[k] * w8[k])
+
+
+@njit(cache=True, nogil=True, fastmath={"contract"})
 def _depthwise_row(x, w, pad, b, oy, sh, sw, dh, dw, pt, pl, acc):
     """acc [OW, >= Cout] = the tap sums of output row oy of batch b (its first Cout columns).
 
     x [N, H, W, C]; w [KH, KW, C * M] (float32/float64); pad [C]: what a tap outside x
     reads (zeros, or the input zero point when the bias carries the zero-point
-    terms). Channel ``ic * M + m`` reads input channel ic. A 3x3 filter without
-    depth multiplier (MobileNet's) sums its nine taps in one pass per pixel; other
-    shapes add one tap at a time. Either way the taps are added in TFLite's order.
+    terms). Channel ``ic * M + m`` reads input channel ic. The taps are added one at a
+    time, in TFLite's order (a float model's 3x3 filters without depth multiplier take
+    :func:`depthwise3x3_float`, a quantized model's :func:`_depthwise3x3_row`; apart,
+    so that neither compiles the other's loop).
     """
     _, h, win, cin = x.shape
     ow, cout = acc.shape[0], w.shape[2]  # acc may be wider (padded rows)
     kh, kw = w.shape[0], w.shape[1]
     mult = cout // cin
-    if kh == 3 and kw == 3 and mult == 1:
-        iy0 = oy * sh - pt
-        iy1 = iy0 + dh
-        iy2 = iy1 + dh
-        ok0, ok1, ok2 = 0 <= iy0 < h, 0 <= iy1 < h, 0 <= iy2 < h
-        w0, w1, w2, w3, w4, w5, w6, w7, w8 = w[0, 0], w[0, 1], w[0, 2], w[1, 0], w[1, 1], w[1, 2], w[2, 0], w[2, 1], w[2, 2]
-        for ox in range(ow):
-            ix0 = ox * sw - pl
-            ix1 = ix0 + dw
-            ix2 = ix1 + dw
-            c0, c1, c2 = 0 <= ix0 < win, 0 <= ix1 < win, 0 <= ix2 < win
-            x0 = x[b, iy0, ix0] if ok0 and c0 else pad
-            x1 = x[b, iy0, ix1] if ok0 and c1 else pad
-            x2 = x[b, iy0, ix2] if ok0 and c2 else pad
-            x3 = x[b, iy1, ix0] if ok1 and c0 else pad
-            x4 = x[b, iy1, ix1] if ok1 and c1 else pad
-            x5 = x[b, iy1, ix2] if ok1 and c2 else pad
-            x6 = x[b, iy2, ix0] if ok2 and c0 else pad
-            x7 = x[b, iy2, ix1] if ok2 and c1 else pad
-            x8 = x[b, iy2, ix2] if ok2 and c2 else pad
-            a = acc[ox]
-            for k in range(cout):
-                a[k] = (x0[k] * w0[k] + x1[k] * w1[k] + x2[k] * w2[k] + x3[k] * w3[k] + x4[k] * w4[k]
-                        + x5[k] * w5[k] + x6[k] * w6[k] + x7[k] * w7[k] + x8[k] * w8[k])
-        return
     for ox in range(ow):
         a = acc[ox]
         a[:] = 0
@@ -603,9 +610,13 @@ def depthwise_conv_quantized(x, w, pad, bias, out, sh, sw, dh, dw, pt, pl,
     n, oh, ow, cout = out.shape
     rows = n * oh
     acc = np.empty((ow, bias.shape[0]), dtype=w.dtype)  # as wide as the padded bias: see requantize_rows
+    nine = w.shape[0] == 3 and w.shape[1] == 3 and w.shape[2] == x.shape[3]  # 3x3, no depth multiplier
     for r in range(rows * t // nt, rows * (t + 1) // nt):
         b, oy = r // oh, r % oh
-        _depthwise_row(x, w, pad, b, oy, sh, sw, dh, dw, pt, pl, acc)
+        if nine:
+            _depthwise3x3_row(x, w, pad, b, oy, sh, sw, dh, dw, pt, pl, acc)
+        else:
+            _depthwise_row(x, w, pad, b, oy, sh, sw, dh, dw, pt, pl, acc)
         requantize_rows(acc, bias, table, out_zero_point, act_min, act_max, out[b, oy])
 
 
