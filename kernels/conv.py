@@ -222,41 +222,109 @@ def _im2col_small(x, cols, row0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, toff):
 @njit(cache=True, nogil=True)
 def conv_quantized(x, wpack, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, input_offset,
                    table, out_zero_point, act_min, act_max, block, cols_scratch, acc_scratch, t, nt):
-    """CONV_2D, uint8/int8, as an integer product of centered values (:mod:`.igemm`).
+    """CONV_2D, uint8/int8, as an integer product (:mod:`.igemm`).
 
-    x [N, H, W, Cin]; wpack int16: the centered filter (``w - w_zp``, rows in im2col
-    order) packed by :func:`.igemm.pack_weights`; bias [Cout] int64 (int32 values); out
-    [N, OH, OW, Cout]; input_offset = -input_zero_point (an int16); table [6, Cout]
-    (:func:`.requantize.requant_table`). Per block of output rows, the im2col rows (for a 1x1
-    stride-1 conv of even depth, the input pixels) are written as centered int16, their
-    int32 product is TFLite's accumulator exactly, and the output stage follows.
-    cols_scratch int16 [nt, >= rows * 2 * KQ] and acc_scratch int32 [nt, >= rows * 16 * NB],
-    rows = ``block * OW`` rounded up to a multiple of :data:`.igemm.MR`. Part t of nt
+    x [N, H, W, Cin]; out [N, OH, OW, Cout]; table [6, >= Cout]
+    (:func:`.requantize.requant_table`); bias [>= Cout] int64 (int32 values). Per block of
+    output rows, the im2col rows (for a 1x1 stride-1 conv whose depth fills the product's
+    steps, the input pixels) are written as ``x + input_offset`` in cols_scratch's type,
+    multiplied with wpack in int32 and the output stage follows. Either int16 rows
+    ``x - x_zp`` (input_offset = -x_zp) times the centered filter ``w - w_zp``
+    (:func:`.igemm.pack_weights`): the product is TFLite's accumulator exactly; or, for an
+    int8 pointwise conv, uint8 rows ``x + 128`` times the int8 filter
+    (:func:`.igemm.pack_weights`, step 4), the bias then holding ``-(128 + x_zp) * sum_k w``.
+    cols_scratch [nt, >= rows * K'] (K' = the filter's depth rounded up to whole steps) and
+    acc_scratch int32 [nt, >= rows * 16 * NB], rows = ``block * OW`` rounded up to a
+    multiple of :data:`.igemm.MR`. Part t of nt
     (:func:`pydeeplab.kernels.parallel.in_parallel`): output rows ``rows * t // nt`` to
     ``rows * (t + 1) // nt``.
     """
     n, oh, ow, cout = out.shape
-    depth = kh * kw * x.shape[3]
-    width = 2 * wpack.shape[1]  # depth rounded up to even: the product reads int16 pairs
-    lanes = LANES * wpack.shape[0]
+    width = _product_depth(wpack)
     rows = n * oh
     out2d = out.reshape(rows * ow, cout)
-    direct = _pointwise(kh, kw, sh, sw, pt, pl) and depth == width
+    direct = _pointwise(kh, kw, sh, sw, pt, pl) and kh * kw * x.shape[3] == width
     for r0 in range(rows * t // nt, rows * (t + 1) // nt, block):
         r1 = min(r0 + block, rows * (t + 1) // nt)
         m = (r1 - r0) * ow
-        mp = -(-m // MR) * MR  # the product works on MR rows at a time; rows past m are scratch
         cols = cols_scratch[t][: m * width].reshape(m, width)
         if direct:
             _convert(x, r0 * ow, r1 * ow, cols, input_offset)
         else:
             _im2col(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, input_offset)
-        acc = acc_scratch[t][: mp * lanes].reshape(mp, lanes)
-        igemm(cols_scratch[t][: mp * width].reshape(mp, width), wpack, acc)
-        requantize_rows(acc, bias, table, out_zero_point, act_min, act_max, out2d[r0 * ow : r1 * ow])
+        _block_product(cols_scratch[t], m, wpack, acc_scratch[t], bias, table, out_zero_point, act_min, act_max,
+                       out2d[r0 * ow : r1 * ow])
+
+
+@njit(cache=True, nogil=True)
+def conv_pointwise_quantized(x, wpack, bias, out, input_offset, table, out_zero_point, act_min, act_max, block,
+                             cols_scratch, acc_scratch, t, nt):
+    """:func:`conv_quantized` of a 1x1 stride-1 conv whose depth fills the product's steps: the
+    input pixels are the matrix rows. Its own kernel so that an int8 model's uint8 x int8
+    product does not compile an im2col it never runs."""
+    n, oh, ow, cout = out.shape
+    width = _product_depth(wpack)
+    rows = n * oh
+    out2d = out.reshape(rows * ow, cout)
+    for r0 in range(rows * t // nt, rows * (t + 1) // nt, block):
+        r1 = min(r0 + block, rows * (t + 1) // nt)
+        m = (r1 - r0) * ow
+        _convert(x, r0 * ow, r1 * ow, cols_scratch[t][: m * width].reshape(m, width), input_offset)
+        _block_product(cols_scratch[t], m, wpack, acc_scratch[t], bias, table, out_zero_point, act_min, act_max,
+                       out2d[r0 * ow : r1 * ow])
+
+
+@njit(cache=True, inline="always")
+def _product_depth(wpack):
+    """The filter's depth rounded up to whole steps of the product (2 int16 or 4 int8 rows a step)."""
+    return wpack.shape[1] * (wpack.shape[2] // LANES)
+
+
+@njit(cache=True, nogil=True)
+def _block_product(cols, m, wpack, acc, bias, table, out_zero_point, act_min, act_max, out_rows):
+    """A block's product and output stage: out_rows [m, Cout] from the m matrix rows at the start
+    of the flat scratch ``cols``, through the flat int32 scratch ``acc`` (both hold the rows
+    rounded up to a multiple of MR: the product works on MR rows at a time, the rows past m
+    are scratch)."""
+    width, lanes = _product_depth(wpack), LANES * wpack.shape[0]
+    mp = -(-m // MR) * MR
+    products = acc[: mp * lanes].reshape(mp, lanes)
+    igemm(cols[: mp * width].reshape(mp, width), wpack, products)
+    requantize_rows(products, bias, table, out_zero_point, act_min, act_max, out_rows)
 
 
 # --------------------------------------------------------------------------- DEPTHWISE_CONV_2D
+
+
+@njit(cache=True, nogil=True, fastmath={"contract"})
+def _depthwise3x3_row(x, w, pad, b, oy, sh, sw, dh, dw, pt, pl, acc):
+    """:func:`_depthwise_row` of a 3x3 filter without depth multiplier (MobileNet's, the
+    quantized models'): the nine taps summed in one pass per pixel, in TFLite's order."""
+    _, h, win, cin = x.shape
+    ow, cout = acc.shape[0], w.shape[2]
+    iy0 = oy * sh - pt
+    iy1 = iy0 + dh
+    iy2 = iy1 + dh
+    ok0, ok1, ok2 = 0 <= iy0 < h, 0 <= iy1 < h, 0 <= iy2 < h
+    w0, w1, w2, w3, w4, w5, w6, w7, w8 = w[0, 0], w[0, 1], w[0, 2], w[1, 0], w[1, 1], w[1, 2], w[2, 0], w[2, 1], w[2, 2]
+    for ox in range(ow):
+        ix0 = ox * sw - pl
+        ix1 = ix0 + dw
+        ix2 = ix1 + dw
+        c0, c1, c2 = 0 <= ix0 < win, 0 <= ix1 < win, 0 <= ix2 < win
+        x0 = x[b, iy0, ix0] if ok0 and c0 else pad
+        x1 = x[b, iy0, ix1] if ok0 and c1 else pad
+        x2 = x[b, iy0, ix2] if ok0 and c2 else pad
+        x3 = x[b, iy1, ix0] if ok1 and c0 else pad
+        x4 = x[b, iy1, ix1] if ok1 and c1 else pad
+        x5 = x[b, iy1, ix2] if ok1 and c2 else pad
+        x6 = x[b, iy2, ix0] if ok2 and c0 else pad
+        x7 = x[b, iy2, ix1] if ok2 and c1 else pad
+        x8 = x[b, iy2, ix2] if ok2 and c2 else pad
+        a = acc[ox]
+        for k in range(cout):
+            a[k] = (x0[k] * w0[k] + x1[k] * w1[k] + x2[k] * w2[k] + x3[k] * w3[k] + x4[k] * w4[k]
+                    + x5[k] * w5[k] + x6[k] * w6[k] + x7[k] * w7[k] + x8[k] * w8[k])
 
 
 @njit(cache=True, nogil=True, fastmath={"contract"})
@@ -265,39 +333,15 @@ def _depthwise_row(x, w, pad, b, oy, sh, sw, dh, dw, pt, pl, acc):
 
     x [N, H, W, C]; w [KH, KW, C * M] (float32/float64); pad [C]: what a tap outside x
     reads (zeros, or the input zero point when the bias carries the zero-point
-    terms). Channel ``ic * M + m`` reads input channel ic. A 3x3 filter without
-    depth multiplier (MobileNet's) sums its nine taps in one pass per pixel; other
-    shapes add one tap at a time. Either way the taps are added in TFLite's order.
+    terms). Channel ``ic * M + m`` reads input channel ic. The taps are added one at a
+    time, in TFLite's order (a float model's 3x3 filters without depth multiplier take
+    :func:`depthwise3x3_float`, a quantized model's :func:`_depthwise3x3_row`; apart,
+    so that neither compiles the other's loop).
     """
     _, h, win, cin = x.shape
     ow, cout = acc.shape[0], w.shape[2]  # acc may be wider (padded rows)
     kh, kw = w.shape[0], w.shape[1]
     mult = cout // cin
-    if kh == 3 and kw == 3 and mult == 1:
-        iy0 = oy * sh - pt
-        iy1 = iy0 + dh
-        iy2 = iy1 + dh
-        ok0, ok1, ok2 = 0 <= iy0 < h, 0 <= iy1 < h, 0 <= iy2 < h
-        w0, w1, w2, w3, w4, w5, w6, w7, w8 = w[0, 0], w[0, 1], w[0, 2], w[1, 0], w[1, 1], w[1, 2], w[2, 0], w[2, 1], w[2, 2]
-        for ox in range(ow):
-            ix0 = ox * sw - pl
-            ix1 = ix0 + dw
-            ix2 = ix1 + dw
-            c0, c1, c2 = 0 <= ix0 < win, 0 <= ix1 < win, 0 <= ix2 < win
-            x0 = x[b, iy0, ix0] if ok0 and c0 else pad
-            x1 = x[b, iy0, ix1] if ok0 and c1 else pad
-            x2 = x[b, iy0, ix2] if ok0 and c2 else pad
-            x3 = x[b, iy1, ix0] if ok1 and c0 else pad
-            x4 = x[b, iy1, ix1] if ok1 and c1 else pad
-            x5 = x[b, iy1, ix2] if ok1 and c2 else pad
-            x6 = x[b, iy2, ix0] if ok2 and c0 else pad
-            x7 = x[b, iy2, ix1] if ok2 and c1 else pad
-            x8 = x[b, iy2, ix2] if ok2 and c2 else pad
-            a = acc[ox]
-            for k in range(cout):
-                a[k] = (x0[k] * w0[k] + x1[k] * w1[k] + x2[k] * w2[k] + x3[k] * w3[k] + x4[k] * w4[k]
-                        + x5[k] * w5[k] + x6[k] * w6[k] + x7[k] * w7[k] + x8[k] * w8[k])
-        return
     for ox in range(ow):
         a = acc[ox]
         a[:] = 0
@@ -600,9 +644,13 @@ def depthwise_conv_quantized(x, w, pad, bias, out, sh, sw, dh, dw, pt, pl,
     n, oh, ow, cout = out.shape
     rows = n * oh
     acc = np.empty((ow, bias.shape[0]), dtype=w.dtype)  # as wide as the padded bias: see requantize_rows
+    nine = w.shape[0] == 3 and w.shape[1] == 3 and w.shape[2] == x.shape[3]  # 3x3, no depth multiplier
     for r in range(rows * t // nt, rows * (t + 1) // nt):
         b, oy = r // oh, r % oh
-        _depthwise_row(x, w, pad, b, oy, sh, sw, dh, dw, pt, pl, acc)
+        if nine:
+            _depthwise3x3_row(x, w, pad, b, oy, sh, sw, dh, dw, pt, pl, acc)
+        else:
+            _depthwise_row(x, w, pad, b, oy, sh, sw, dh, dw, pt, pl, acc)
         requantize_rows(acc, bias, table, out_zero_point, act_min, act_max, out[b, oy])
 
 

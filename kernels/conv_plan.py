@@ -162,11 +162,23 @@ def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape) -
     else:
         centered = weights.reshape(cout, depth).astype(np.int64) - stage.weight_zero_point
         b, out_args = stage_args(stage, bias, cout)
-        wpack = aligned(igemm.pack_weights(centered.T), np.int16)
-        width, lanes = 2 * wpack.shape[1], igemm.LANES * wpack.shape[0]
-        offset = np.int16(-stage.input_zero_point)
+        fits_int8 = -128 <= centered.min() <= centered.max() <= 127  # int8 filters: zero point 0
+        if weights.dtype == np.int8 and pointwise and depth % 4 == 0 and fits_int8:
+            # uint8 x + 128 times the int8 filter, four products a step (vpdpbusd):
+            # sum (x - x_zp) w = sum (x + 128) w - (128 + x_zp) sum w.
+            wpack = aligned(igemm.pack_weights(centered.T, 4), np.int8)
+            b[:cout] -= (128 + stage.input_zero_point) * centered.sum(axis=1)
+            cols_type, offset = np.uint8, np.int16(128)
+        else:  # centered int16 both sides, two products a step
+            wpack = aligned(igemm.pack_weights(centered.T), np.int16)
+            cols_type, offset = np.int16, np.int16(-stage.input_zero_point)
+        width, lanes = wpack.shape[1] * (wpack.shape[2] // igemm.LANES), igemm.LANES * wpack.shape[0]
+        quads = wpack.dtype == np.int8
     block = max(1, -(-_BLOCK_PIXELS // ow), _BLOCK_ELEMENTS // (ow * max(depth, cout)))
-    conv = in_parallel(kernels.conv_float if is_float(stage) else kernels.conv_quantized)
+    if is_float(stage):
+        conv = in_parallel(kernels.conv_float)
+    else:
+        conv = in_parallel(kernels.conv_pointwise_quantized if quads else kernels.conv_quantized)
 
     def fill(inputs, out) -> None:
         x = np.ascontiguousarray(inputs[0])
@@ -176,9 +188,12 @@ def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape) -
             conv(x, wmat, b, out, kh, kw, sh, sw, dh, dw, pt, pl, *out_args, block, scratch, _SMALL_DEPTH, nt=nt)
         else:
             rows = -(-block * ow // igemm.MR) * igemm.MR
-            cols = WORKSPACE.get(0, np.int16, (nt, rows * width))
+            cols = WORKSPACE.get(0, cols_type, (nt, rows * width))
             acc = WORKSPACE.get(0, np.int32, (nt, rows * lanes))
-            conv(x, wpack, b, out, kh, kw, sh, sw, dh, dw, pt, pl, offset, *out_args, block, cols, acc, nt=nt)
+            if quads:
+                conv(x, wpack, b, out, offset, *out_args, block, cols, acc, nt=nt)
+            else:
+                conv(x, wpack, b, out, kh, kw, sh, sw, dh, dw, pt, pl, offset, *out_args, block, cols, acc, nt=nt)
 
     return with_contiguous_output(fill)
 

@@ -17,11 +17,18 @@ twice a float32 FMA's 16). The tile is written in LLVM IR through a Numba intrin
 because Numba has no vector types and its own vectorizer does not keep a tile of
 sums in registers; the IR is plain LLVM (no target intrinsics), correct on every
 CPU LLVM targets, fast where the CPU has 16-bit multiply-adds.
+
+int8 models' pointwise convolutions may take the other form of the same tiles:
+uint8 inputs (``x + 128``) times int8 filters, four consecutive inputs per step
+(:func:`pack_weights` with step 4), one ``vpdpbusd`` (64 multiply-adds) per block where
+the CPU has AVX-512 VNNI (:data:`HAVE_VNNI`), and the same sum written as plain
+LLVM IR elsewhere. The caller takes ``128 * sum_k w`` off with the bias.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import llvmlite.binding as ll
 from llvmlite import ir
 from numba import config, njit, types
 from numba.extending import intrinsic
@@ -31,55 +38,97 @@ MR = 8
 #: Output channels per block: one 512-bit vector of int32 sums.
 LANES = 16
 
-_I16, _I32, _I64 = ir.IntType(16), ir.IntType(32), ir.IntType(64)
-_SUMS = ir.VectorType(_I32, LANES)  # a block's int32 sums
-_PAIRS = ir.VectorType(_I16, 2 * LANES)  # a block's filter pairs: (w[2q, o], w[2q + 1, o]) for 16 o
-_WIDE = ir.VectorType(_I32, 2 * LANES)
 
 
-def pack_weights(centered: np.ndarray) -> np.ndarray:
-    """The centered filter ``centered`` [K, N] (integers in int16) as the tiles read it.
+def _target_has_vnni() -> bool:
+    """Whether the CPU features Numba compiles for (NUMBA_CPU_FEATURES, else the host's) include AVX-512 VNNI."""
+    features = config.CPU_FEATURES if config.CPU_FEATURES is not None else ll.get_host_cpu_features().flatten()
+    return "+avx512vnni" in features.split(",")
 
-    Returns int16 [ceil(N / 16), ceil(K / 2), 32]: block b, pair q holds
-    ``w[2q, 16b + i], w[2q + 1, 16b + i]`` at positions 2i, 2i + 1. Padding (an odd K,
-    N not a multiple of 16) is zero, so it adds nothing whatever the inputs there.
+
+#: The CPU Numba compiles for has AVX-512 VNNI's vpdpbusd (uint8 x int8, four products per lane).
+HAVE_VNNI = _target_has_vnni()
+
+_I8, _I16, _I32, _I64 = ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
+_SUMS = ir.VectorType(_I32, LANES)  # a block's int32 sums; also one step's 64 bytes of filter or a broadcast
+
+
+def pack_weights(w: np.ndarray, step: int = 2) -> np.ndarray:
+    """The filter ``w`` [K, N] (integers) as the tiles read it, ``step`` filter rows a step.
+
+    step 2 (the centered filter, int16 pairs): int16 [ceil(N / 16), ceil(K / 2), 32], block b,
+    pair q holding ``w[2q, 16b + i], w[2q + 1, 16b + i]`` at positions 2i, 2i + 1. step 4 (an
+    int8 filter, for uint8 x int8 quads): int8 [ceil(N / 16), ceil(K / 4), 64], ``w[4q + j, 16b + i]``
+    at position 4i + j. Padding (K not a multiple of the step, N not of 16) is zero, so it
+    adds nothing whatever the inputs there.
     """
-    k, n = centered.shape
-    kp, np_ = -(-k // 2) * 2, -(-n // LANES) * LANES
-    padded = np.zeros((kp, np_), np.int16)
-    padded[:k, :n] = centered
-    return np.ascontiguousarray(padded.reshape(kp // 2, 2, np_ // LANES, LANES).transpose(2, 0, 3, 1)).reshape(
-        np_ // LANES, kp // 2, 2 * LANES)
+    k, n = w.shape
+    kp, np_ = -(-k // step) * step, -(-n // LANES) * LANES
+    padded = np.zeros((kp, np_), np.int16 if step == 2 else np.int8)
+    padded[:k, :n] = w
+    return np.ascontiguousarray(padded.reshape(kp // step, step, np_ // LANES, LANES).transpose(2, 0, 3, 1)).reshape(
+        np_ // LANES, kp // step, step * LANES)
 
 
-def _broadcast_pair(builder: ir.IRBuilder, at: ir.Value) -> ir.Value:
-    """The int16 pair (x0, x1) at address ``at`` repeated over 32 lanes (one int32 broadcast), widened to int32."""
-    pair = builder.load(builder.inttoptr(at, _I32.as_pointer()), align=2)
-    one = builder.insert_element(ir.Constant(_SUMS, None), pair, ir.Constant(_I32, 0))
-    every = builder.shuffle_vector(one, ir.Constant(_SUMS, None), ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES))
-    return builder.sext(builder.bitcast(every, _PAIRS), _WIDE)
+def _lanes(builder: ir.IRBuilder, v: ir.Value, bits: int, extend) -> ir.Value:
+    """The 512-bit vector v as 512 / bits lanes of ``bits`` bits, each extended to int32."""
+    n = 512 // bits
+    return extend(builder.bitcast(v, ir.VectorType(ir.IntType(bits), n)), ir.VectorType(_I32, n))
+
+
+def _sum_groups(builder: ir.IRBuilder, products: ir.Value, size: int) -> ir.Value:
+    """Int32 lane i = the sum of products[size * i : size * (i + 1)] (16 lanes)."""
+    parts = [builder.shuffle_vector(products, products, ir.Constant(ir.VectorType(_I32, LANES),
+                                                                    [size * i + j for i in range(LANES)]))
+             for j in range(size)]
+    total = parts[0]
+    for part in parts[1:]:
+        total = builder.add(total, part)
+    return total
+
+
+def _dot_pairs(builder: ir.IRBuilder, sums: ir.Value, x: ir.Value, w: ir.Value) -> ir.Value:
+    """sums + (int16 pairs of x) . (int16 pairs of w), lane by lane: LLVM's vpmaddwd / vpdpwssd pattern."""
+    products = builder.mul(_lanes(builder, x, 16, builder.sext), _lanes(builder, w, 16, builder.sext))
+    return builder.add(sums, _sum_groups(builder, products, 2))
+
+
+def _dot_quads(builder: ir.IRBuilder, sums: ir.Value, x: ir.Value, w: ir.Value) -> ir.Value:
+    """sums + (uint8 quads of x) . (int8 quads of w), lane by lane: vpdpbusd where the CPU has it."""
+    if HAVE_VNNI:
+        fn = builder.module.globals.get("llvm.x86.avx512.vpdpbusd.512") or ir.Function(
+            builder.module, ir.FunctionType(_SUMS, [_SUMS, _SUMS, _SUMS]), "llvm.x86.avx512.vpdpbusd.512")
+        return builder.call(fn, [sums, x, w])
+    products = builder.mul(_lanes(builder, x, 8, builder.zext), _lanes(builder, w, 8, builder.sext))
+    return builder.add(sums, _sum_groups(builder, products, 4))
 
 
 def _tile(blocks: int):
-    """The intrinsic ``tile(a, lda, w, w_stride, pairs, c, ldc)`` for ``blocks`` blocks of 16 channels.
+    """The intrinsic ``tile(a, lda, w, w_stride, steps, c, ldc, like)`` for ``blocks`` blocks of 16 channels.
 
-    ``c[r, 16 * j + i] = sum_q a[r, 2q] * w_j[q, 2i] + a[r, 2q + 1] * w_j[q, 2i + 1]`` (int32,
-    wrapping) for r < MR, j < blocks, q < pairs (>= 1). Pointers and strides in bytes except
-    ``ldc`` (int32 elements): a: int16 rows ``lda`` bytes apart; w: block j's pairs at
-    ``w + j * w_stride`` (int16 [pairs, 32]); c: the int32 sums.
+    Per step q (q < steps, steps >= 1) and row r < MR, four bytes of a's row r (at byte
+    4q) are broadcast and multiplied with 64 bytes of each block's filter (block j's at
+    ``w + j * w_stride + 64 q``), the products of each lane summed into ``c[r, 16 j + i]``
+    (int32, wrapping). ``like``, a value of a's element type, picks the step: int16
+    (:func:`_dot_pairs`, :func:`pack_weights` step 2) or uint8 (:func:`_dot_quads`,
+    :func:`pack_weights` step 4). Pointers and strides in bytes except ``ldc`` (int32
+    elements).
     """
 
     @intrinsic
-    def tile(typingctx, a, lda, w, w_stride, pairs, c, ldc):
-        sig = types.void(types.intp, types.intp, types.intp, types.intp, types.intp, types.intp, types.intp)
+    def tile(typingctx, a, lda, w, w_stride, steps, c, ldc, like):
+        if like not in (types.int16, types.uint8):
+            return None
+        dot = _dot_pairs if like == types.int16 else _dot_quads
+        sig = types.void(types.intp, types.intp, types.intp, types.intp, types.intp, types.intp, types.intp, like)
 
         def codegen(context, builder, signature, args):
-            a, lda, w, w_stride, pairs, c, ldc = args
+            a, lda, w, w_stride, steps, c, ldc, _ = args
             const = lambda v: ir.Constant(_I64, v)  # noqa: E731
             entry = builder.block
             loop = builder.append_basic_block("tile.loop")
             done = builder.append_basic_block("tile.done")
-            builder.branch(loop)  # pairs >= 1: the loop body runs at least once
+            builder.branch(loop)  # steps >= 1: the loop body runs at least once
             builder.position_at_end(loop)
             q = builder.phi(_I64)
             q.add_incoming(const(0), entry)
@@ -89,27 +138,22 @@ def _tile(blocks: int):
                     s.add_incoming(ir.Constant(_SUMS, None), entry)
             filters = []
             for j in range(blocks):
-                at = builder.add(w, builder.add(builder.mul(const(j), w_stride), builder.mul(q, const(4 * LANES))))
-                filters.append(builder.sext(builder.load(builder.inttoptr(at, _PAIRS.as_pointer()), align=2), _WIDE))
-            even = ir.Constant(ir.VectorType(_I32, LANES), list(range(0, 2 * LANES, 2)))
-            odd = ir.Constant(ir.VectorType(_I32, LANES), list(range(1, 2 * LANES, 2)))
+                at = builder.add(w, builder.add(builder.mul(const(j), w_stride), builder.mul(q, const(64))))
+                filters.append(builder.load(builder.inttoptr(at, _SUMS.as_pointer()), align=1))
+            every = ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES)
             updated = []
             for r in range(MR):
                 at = builder.add(a, builder.add(builder.mul(const(r), lda), builder.mul(q, const(4))))
-                x = _broadcast_pair(builder, at)
-                row = []
-                for j in range(blocks):
-                    p = builder.mul(x, filters[j])
-                    # Adjacent products summed into int32: the pattern of vpmaddwd.
-                    pairsum = builder.add(builder.shuffle_vector(p, p, even), builder.shuffle_vector(p, p, odd))
-                    row.append(builder.add(sums[r][j], pairsum))
-                updated.append(row)
+                four = builder.load(builder.inttoptr(at, _I32.as_pointer()), align=1)
+                x = builder.shuffle_vector(builder.insert_element(ir.Constant(_SUMS, None), four, ir.Constant(_I32, 0)),
+                                           ir.Constant(_SUMS, None), every)
+                updated.append([dot(builder, sums[r][j], x, filters[j]) for j in range(blocks)])
             q_next = builder.add(q, const(1))
             q.add_incoming(q_next, loop)
             for r in range(MR):
                 for j in range(blocks):
                     sums[r][j].add_incoming(updated[r][j], loop)
-            builder.cbranch(builder.icmp_signed("<", q_next, pairs), loop, done)
+            builder.cbranch(builder.icmp_signed("<", q_next, steps), loop, done)
             builder.position_at_end(done)
             for r in range(MR):
                 for j in range(blocks):
@@ -128,27 +172,32 @@ _tile2 = _tile(2)
 
 @njit(cache=True, nogil=True)
 def igemm(a, wp, acc):
-    """``acc = a @ w`` in wrapping int32: a int16 [M, >= 2 * KQ] with M a multiple of :data:`MR`
-    (unit stride along a row), wp int16 [NB, KQ, 32] (:func:`pack_weights`), acc int32
-    [M, >= 16 * NB] (unit stride along a row). Columns of ``a`` past the filter's K meet
-    zeros in the packed filter: they may hold anything.
+    """``acc = a @ w`` in wrapping int32, M a multiple of :data:`MR`; a and acc with unit stride along a row.
+
+    Either a int16 [M, >= 2 * KQ] and wp int16 [NB, KQ, 32] (:func:`pack_weights`), or a
+    uint8 [M, >= 4 * KQ] and wp int8 [NB, KQ, 64] (:func:`pack_weights`, step 4); acc int32
+    [M, >= 16 * NB]. Columns of ``a`` past the filter's K meet zeros in the packed filter:
+    they may hold anything.
     """
     m = a.shape[0]
-    nb, kq = wp.shape[0], wp.shape[1]
+    nb, steps = wp.shape[0], wp.shape[1]
     lda, ldc, w_stride = a.strides[0], acc.strides[0] // 4, wp.strides[0]
+    like = a[0, 0]  # its type picks the tile's step
     for p in range(0, m, MR):
         src = a[p:].ctypes.data
         for b in range(0, nb - 1, 2):
-            _tile2(src, lda, wp[b].ctypes.data, w_stride, kq, acc[p, LANES * b :].ctypes.data, ldc)
+            _tile2(src, lda, wp[b].ctypes.data, w_stride, steps, acc[p, LANES * b :].ctypes.data, ldc, like)
         if nb % 2:
-            _tile1(src, lda, wp[nb - 1].ctypes.data, w_stride, kq, acc[p, LANES * (nb - 1) :].ctypes.data, ldc)
+            _tile1(src, lda, wp[nb - 1].ctypes.data, w_stride, steps, acc[p, LANES * (nb - 1) :].ctypes.data, ldc,
+                   like)
 
 
 def igemm_numpy(a, wp, acc) -> None:
     """:func:`igemm` in NumPy (int64 product wrapped to int32): what runs when Numba's JIT is disabled."""
-    nb, kq = wp.shape[0], wp.shape[1]
-    w = wp.reshape(nb, kq, LANES, 2).transpose(1, 3, 0, 2).reshape(2 * kq, nb * LANES)
-    product = a[:, : 2 * kq].astype(np.int64) @ w.astype(np.int64)
+    nb, steps, width = wp.shape
+    per = width // LANES  # 2 (int16 pairs) or 4 (int8 quads) filter rows per step
+    w = wp.reshape(nb, steps, LANES, per).transpose(1, 3, 0, 2).reshape(per * steps, nb * LANES)
+    product = a[:, : per * steps].astype(np.int64) @ w.astype(np.int64)
     acc[:, : nb * LANES] = ((product + 2**31) % 2**32 - 2**31).astype(np.int32)
 
 
@@ -156,4 +205,4 @@ if config.DISABLE_JIT:  # the kernels run as plain Python (coverage, debugging)
     igemm = igemm_numpy  # noqa: F811
 
 
-__all__ = ["LANES", "MR", "igemm", "igemm_numpy", "pack_weights"]
+__all__ = ["HAVE_VNNI", "LANES", "MR", "igemm", "igemm_numpy", "pack_weights"]

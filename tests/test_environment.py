@@ -57,10 +57,10 @@ def test_gemm_without_blas_warns_once_and_stays_exact():
         assert len(messages) == 1 and "plain Numba loop" in messages[0], messages
         assert not blas.HAVE_BLAS
         rng = np.random.default_rng(0)
-        a, b = rng.standard_normal((5, 7)), rng.standard_normal((7, 3))
-        c = np.empty((5, 3))
+        a, b = rng.standard_normal((5, 7), np.float32), rng.standard_normal((7, 3), np.float32)
+        c = np.empty((5, 3), np.float32)
         blas.gemm(a, b, c)
-        np.testing.assert_allclose(c, a @ b, rtol=1e-12)
+        np.testing.assert_allclose(c, a.astype(np.float64) @ b, rtol=1e-5, atol=1e-6)
         print("ok")
     """)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr

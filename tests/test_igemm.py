@@ -3,6 +3,9 @@
 import numpy as np
 import pytest
 
+from numba import njit
+
+from pydeeplab.kernels import igemm as module
 from pydeeplab.kernels.igemm import LANES, MR, igemm, igemm_numpy, pack_weights
 
 
@@ -52,3 +55,54 @@ def test_strided_rows():
     acc = np.zeros((MR * 2, 32), np.int32)
     igemm(wide[:, :10], pack_weights(w), acc)
     np.testing.assert_array_equal(acc[:, :20], wide[:, :10].astype(np.int64) @ w)
+
+
+def _quads_case(m, k, n, seed):
+    rng = np.random.default_rng(seed)
+    rows = -(-m // MR) * MR
+    a = rng.integers(0, 256, (rows, -(-k // 4) * 4)).astype(np.uint8)
+    w = rng.integers(-128, 128, (k, n))
+    return a, w
+
+
+@pytest.mark.parametrize("multiply", [igemm, igemm_numpy], ids=["numba", "numpy"])
+@pytest.mark.parametrize(("m", "k", "n"), [(1, 1, 1), (7, 3, 5), (8, 16, 16), (13, 27, 21), (24, 96, 48),
+                                           (37, 162, 40), (9, 4, 80)])
+def test_quads_match_an_int64_product(multiply, m, k, n):
+    """uint8 inputs x int8 filters, four per step (int8 models' pointwise convolutions): exact sums,
+    whatever lies in a row's columns past K (the packed filter is zero there)."""
+    a, w = _quads_case(m, k, n, m * 1000 + k * 10 + n)
+    packed = pack_weights(w, 4)
+    assert packed.shape == (-(-n // LANES), -(-k // 4), 4 * LANES) and packed.dtype == np.int8
+    acc = np.full((a.shape[0], packed.shape[0] * LANES), 12345, np.int32)
+    multiply(a, packed, acc)
+    np.testing.assert_array_equal(acc[:, :n], a[:, :k].astype(np.int64) @ w)
+    np.testing.assert_array_equal(acc[:, n:], 0)
+
+
+def test_quads_without_vnni(monkeypatch):
+    """The plain-IR form of the four-product step (CPUs without AVX-512 VNNI) gives the same sums."""
+    monkeypatch.setattr(module, "HAVE_VNNI", False)
+    tile = module._tile(1)
+
+    @njit
+    def multiply(a, wp, acc):
+        for p in range(0, a.shape[0], MR):
+            tile(a[p:].ctypes.data, a.strides[0], wp[0].ctypes.data, wp.strides[0], wp.shape[1],
+                 acc[p:].ctypes.data, acc.strides[0] // 4, a[0, 0])
+
+    a, w = _quads_case(16, 40, 16, 5)
+    acc = np.zeros((16, LANES), np.int32)
+    multiply(a, pack_weights(w, 4), acc)
+    np.testing.assert_array_equal(acc, a[:, :40].astype(np.int64) @ w)
+
+
+def test_vnni_follows_the_features_numba_compiles_for(monkeypatch):
+    """NUMBA_CPU_FEATURES (a portable cache, another target) decides, not the host: vpdpbusd only
+    where the target has it, else instruction selection would fail."""
+    from numba.core import config
+
+    monkeypatch.setattr(config, "CPU_FEATURES", "+avx2,+fma,-avx512vnni")
+    assert not module._target_has_vnni()
+    monkeypatch.setattr(config, "CPU_FEATURES", "+avx2,+avx512f,+avx512vnni")
+    assert module._target_has_vnni()
