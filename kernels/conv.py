@@ -3,10 +3,9 @@
 - :func:`conv_float` / :func:`conv_quantized`: a whole CONV_2D. Each thread takes
   a contiguous range of output rows and works through it in blocks: im2col of the
   block's receptive fields into the thread's scratch rows (skipped for a 1x1
-  stride-1 float conv, whose input pixels already are the matrix rows), one BLAS
-  product (:func:`pydeeplab.kernels.blas.gemm`, in the same thread), then the
-  output stage while the block is still in cache.
-  A conv with few taps (a first conv on RGB) gathers its rows value by value.
+  stride-1 float conv, whose input pixels already are the matrix rows), one product
+  in the same thread (float: BLAS, :func:`pydeeplab.kernels.blas.gemm`; 8-bit:
+  :mod:`.igemm`), then the output stage while the block is still in cache.
 - :func:`depthwise3x3_float`: a float 3x3 DEPTHWISE_CONV_2D without depth multiplier
   (MobileNet's) on zero-padded copies of the input rows, several output pixels at once
   in vectorized loops over the channels, sharing the loads of weights and input columns.
@@ -79,7 +78,8 @@ def _copy_run(src, start, dst, base, n, offset):
         v = src[start : start + n]
         for k in range(n):
             d[k] = v[k] + offset
-    else:  # unsigned offsets: no negative-index wraparound on each short access
+    else:  # unsigned offsets: no negative-index wraparound on each short access (a first
+        # conv on RGB copies runs of 9 as fast as a gather through a table of tap offsets)
         d0, s0 = np.uint64(base), np.uint64(start)
         for k in range(n):
             dst[d0 + np.uint64(k)] = src[s0 + np.uint64(k)] + offset
@@ -142,7 +142,7 @@ def _pointwise(kh, kw, sh, sw, pt, pl):
 
 
 @njit(cache=True, nogil=True)
-def conv_float(x, wmat, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, act_min, act_max, block, scratch, small_depth, t, nt):
+def conv_float(x, wmat, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, act_min, act_max, block, scratch, t, nt):
     """CONV_2D, float32.
 
     x [N, H, W, Cin]; wmat [KH * KW * Cin, Cout] (filter rows in im2col order);
@@ -150,10 +150,7 @@ def conv_float(x, wmat, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, act_min, act_
     ``block``: output rows per product; scratch [nt, >= block * OW * KH * KW * Cin]
     float32: the im2col rows (unused for a pointwise conv). Part t of nt
     (:func:`pydeeplab.kernels.parallel.in_parallel`): output rows ``rows * t // nt``
-    to ``rows * (t + 1) // nt``, with ``scratch[t]``. A conv with at most ``small_depth`` taps
-    (KH * KW * Cin, e.g. a first conv on RGB) gathers its rows value by value
-    (:func:`_im2col_small`): its runs of adjacent input values are too short for
-    copying them to pay.
+    to ``rows * (t + 1) // nt``, with ``scratch[t]``.
     """
     n, oh, ow, cout = out.shape
     depth = wmat.shape[0]
@@ -161,8 +158,6 @@ def conv_float(x, wmat, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, act_min, act_
     out2d = out.reshape(rows * ow, cout)
     x2d = x.reshape(x.shape[0] * x.shape[1] * x.shape[2], x.shape[3])
     direct = _pointwise(kh, kw, sh, sw, pt, pl)
-    small = depth <= small_depth
-    toff = np.empty(depth if small else 0, np.uint64)
     for r0 in range(rows * t // nt, rows * (t + 1) // nt, block):
         r1 = min(r0 + block, rows * (t + 1) // nt)
         dst = out2d[r0 * ow : r1 * ow]
@@ -170,53 +165,9 @@ def conv_float(x, wmat, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, act_min, act_
             gemm(x2d[r0 * ow : r1 * ow], wmat, dst)
         else:
             cols = scratch[t][: (r1 - r0) * ow * depth].reshape((r1 - r0) * ow, depth)
-            if small:
-                _im2col_small(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, toff)
-            else:
-                _im2col(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, np.float32(0))
+            _im2col(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, np.float32(0))
             gemm(cols, wmat, dst)
         _bias_activation_rows(dst, bias, act_min, act_max)
-
-
-@njit(cache=True, nogil=True)
-def _im2col_small(x, cols, row0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, toff):
-    """:func:`_im2col` (float, no offset) for a conv with few taps, e.g. a first conv on RGB:
-    each matrix row is gathered value by value through a table of the taps' offsets,
-    toff (uint64 scratch [KH * KW * Cin]), instead of copying runs too short to pay."""
-    _, h, w, c = x.shape
-    depth = kh * kw * c
-    xf = x.reshape(x.size)
-    rows = cols.shape[0] // ow
-    # Pixels whose window is inside the input columns.
-    lo = min(ow, (pl + sw - 1) // sw)
-    last = w - 1 - (kw - 1) * dw + pl
-    hi = max(lo, min(ow, last // sw + 1)) if last >= 0 else lo
-    for rr in range(rows):
-        r = row0 + rr
-        b = r // oh
-        oy = r % oh
-        inside = True
-        for i in range(kh):
-            iy = oy * sh - pt + i * dh
-            inside = inside and 0 <= iy < h
-            for j in range(kw):
-                for ci in range(c):
-                    toff[(i * kw + j) * c + ci] = max(((b * h + iy) * w + j * dw) * c + ci, 0)
-        for ox in range(ow):
-            dst = cols[rr * ow + ox]
-            ix0 = ox * sw - pl
-            if inside and lo <= ox < hi:
-                base = np.uint64(ix0 * c)  # unsigned: no negative-index wraparound on the loads
-                for t in range(depth):
-                    dst[t] = xf[base + toff[t]]
-                continue
-            for i in range(kh):
-                iy = oy * sh - pt + i * dh
-                for j in range(kw):
-                    ix = ix0 + j * dw
-                    ok = 0 <= iy < h and 0 <= ix < w
-                    for ci in range(c):
-                        dst[(i * kw + j) * c + ci] = x[b, iy, ix, ci] if ok else np.float32(0)
 
 
 @njit(cache=True, nogil=True)

@@ -43,10 +43,6 @@ _BLOCK_PIXELS = 256
 #: four-pixel loop wins).
 _DEPTHWISE_NARROW = 64
 _DEPTHWISE_RUN = 256
-#: A float conv with at most this many taps (KH * KW * Cin, e.g. a first conv on RGB)
-#: gathers its im2col rows value by value (``kernels.conv._im2col_small``): its
-#: runs of adjacent input values are too short for copying them to pay.
-_SMALL_DEPTH = 32
 
 
 def is_float(stage) -> bool:
@@ -185,7 +181,7 @@ def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape) -
         nt = numba_threads()
         if is_float(stage):
             scratch = WORKSPACE.get(0, np.float32, (nt, block * ow * per_pixel))
-            conv(x, wmat, b, out, kh, kw, sh, sw, dh, dw, pt, pl, *out_args, block, scratch, _SMALL_DEPTH, nt=nt)
+            conv(x, wmat, b, out, kh, kw, sh, sw, dh, dw, pt, pl, *out_args, block, scratch, nt=nt)
         else:
             rows = -(-block * ow // igemm.MR) * igemm.MR
             cols = WORKSPACE.get(0, cols_type, (nt, rows * width))
