@@ -191,7 +191,7 @@ def conv_quantized(x, wpack, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, input_of
     ``rows * (t + 1) // nt``.
     """
     n, oh, ow, cout = out.shape
-    width = _product_depth(wpack)
+    width, lanes = _product_depth(wpack), LANES * wpack.shape[0]
     rows = n * oh
     out2d = out.reshape(rows * ow, cout)
     direct = _pointwise(kh, kw, sh, sw, pt, pl) and kh * kw * x.shape[3] == width
@@ -203,8 +203,10 @@ def conv_quantized(x, wpack, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, input_of
             _convert(x, r0 * ow, r1 * ow, cols, input_offset)
         else:
             _im2col(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, input_offset)
-        _block_product(cols_scratch[t], m, wpack, acc_scratch[t], bias, table, out_zero_point, act_min, act_max,
-                       out2d[r0 * ow : r1 * ow])
+        mp = -(-m // MR) * MR  # the product works on MR rows at a time; rows past m are scratch
+        products = acc_scratch[t][: mp * lanes].reshape(mp, lanes)
+        igemm(cols_scratch[t][: mp * width].reshape(mp, width), wpack, products)
+        requantize_rows(products, bias, table, out_zero_point, act_min, act_max, out2d[r0 * ow : r1 * ow])
 
 
 @njit(cache=True, nogil=True)
@@ -214,34 +216,23 @@ def conv_pointwise_quantized(x, wpack, bias, out, input_offset, table, out_zero_
     input pixels are the matrix rows. Its own kernel so that an int8 model's uint8 x int8
     product does not compile an im2col it never runs."""
     n, oh, ow, cout = out.shape
-    width = _product_depth(wpack)
+    width, lanes = _product_depth(wpack), LANES * wpack.shape[0]
     rows = n * oh
     out2d = out.reshape(rows * ow, cout)
     for r0 in range(rows * t // nt, rows * (t + 1) // nt, block):
         r1 = min(r0 + block, rows * (t + 1) // nt)
         m = (r1 - r0) * ow
         _convert(x, r0 * ow, r1 * ow, cols_scratch[t][: m * width].reshape(m, width), input_offset)
-        _block_product(cols_scratch[t], m, wpack, acc_scratch[t], bias, table, out_zero_point, act_min, act_max,
-                       out2d[r0 * ow : r1 * ow])
+        mp = -(-m // MR) * MR  # the product works on MR rows at a time; rows past m are scratch
+        products = acc_scratch[t][: mp * lanes].reshape(mp, lanes)
+        igemm(cols_scratch[t][: mp * width].reshape(mp, width), wpack, products)
+        requantize_rows(products, bias, table, out_zero_point, act_min, act_max, out2d[r0 * ow : r1 * ow])
 
 
 @njit(cache=True, inline="always")
 def _product_depth(wpack):
     """The filter's depth rounded up to whole steps of the product (2 int16 or 4 int8 rows a step)."""
     return wpack.shape[1] * (wpack.shape[2] // LANES)
-
-
-@njit(cache=True, nogil=True)
-def _block_product(cols, m, wpack, acc, bias, table, out_zero_point, act_min, act_max, out_rows):
-    """A block's product and output stage: out_rows [m, Cout] from the m matrix rows at the start
-    of the flat scratch ``cols``, through the flat int32 scratch ``acc`` (both hold the rows
-    rounded up to a multiple of MR: the product works on MR rows at a time, the rows past m
-    are scratch)."""
-    width, lanes = _product_depth(wpack), LANES * wpack.shape[0]
-    mp = -(-m // MR) * MR
-    products = acc[: mp * lanes].reshape(mp, lanes)
-    igemm(cols[: mp * width].reshape(mp, width), wpack, products)
-    requantize_rows(products, bias, table, out_zero_point, act_min, act_max, out_rows)
 
 
 # --------------------------------------------------------------------------- DEPTHWISE_CONV_2D

@@ -197,15 +197,16 @@ def requantize_rows(acc, bias, table, out_zero_point, act_min, act_max, out):
     nudge, nudge_pos, shift = table[_NUDGE], table[_NUDGE_POS], table[_SHIFT]
     vectors = 0 if general else c - c % _VECTOR
     zp, lo, hi = np.int64(out_zero_point), np.int64(act_min), np.int64(act_max)
-    for k in range(0, vectors, _VECTOR):
-        _rescale_columns(acc, k, bias, table, zp, lo, hi, out, k)
-    if not general and vectors < c and min(acc.shape[1], bias.shape[0], table.shape[1]) >= vectors + _VECTOR:
-        # The last channels (or all of a layer narrower than 16) as one more vector step:
-        # acc, bias and table are padded past C (see padded_channels), the outputs land in
-        # a scratch block and only the C - vectors real ones are copied (2 to 3x faster
-        # than the scalar loop on a 257x257x8 output).
-        tail = np.empty((m, _VECTOR), out.dtype)
-        _rescale_columns(acc, vectors, bias, table, zp, lo, hi, tail, 0)
+    # The last channels (or all of a layer narrower than 16) as one more vector step where
+    # acc, bias and table are padded past C (see padded_channels): its outputs land in a
+    # scratch block and only the C - vectors real ones are copied (2 to 3x faster than the
+    # scalar loop on a 257x257x8 output). One call site: each is compiled on its own.
+    padded = not general and vectors < c and min(acc.shape[1], bias.shape[0], table.shape[1]) >= vectors + _VECTOR
+    tail = np.empty((m if padded else 0, _VECTOR), out.dtype)
+    for k in range(0, vectors + (_VECTOR if padded else 0), _VECTOR):
+        last = k == vectors
+        _rescale_columns(acc, k, bias, table, zp, lo, hi, tail if last else out, 0 if last else k)
+    if padded:
         for r in range(m):
             for k in range(c - vectors):
                 out[r, vectors + k] = tail[r, k]
