@@ -49,7 +49,7 @@ def _target_has_vnni() -> bool:
 #: The CPU Numba compiles for has AVX-512 VNNI's vpdpbusd (uint8 x int8, four products per lane).
 HAVE_VNNI = _target_has_vnni()
 
-_I8, _I16, _I32, _I64 = ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
+_I32, _I64 = ir.IntType(32), ir.IntType(64)
 _SUMS = ir.VectorType(_I32, LANES)  # a block's int32 sums; also one step's 64 bytes of filter or a broadcast
 
 
