@@ -175,11 +175,20 @@ def _models_section(report: dict) -> list[str]:
             _table(["model", "class", "read from the graph", "inputs", "G MACs", "operators", "LiteRT"], rows), ""]
 
 
+def _opening(report: dict, section: str, title: str) -> tuple[object, list[str]]:
+    """A section's measurements (None if not measured) and its first lines: the heading, and
+    where nothing was measured the line that says so."""
+    data = report.get(section)
+    out = [f"## {title}", ""]
+    if data is None:
+        out += [f"Not measured in this run (section `{section}` not selected).", ""]
+    return data, out
+
+
 def _latency_section(report: dict) -> list[str]:
-    lat = report.get("latency")
-    out = ["## Latency, per model", ""]
+    lat, out = _opening(report, "latency", "Latency, per model")
     if lat is None:
-        return out + ["Not measured in this run (section `latency` not selected).", ""]
+        return out
     facts = {f["model"]: f for f in report["models"]}
     for model in facts:
         rows = [r for r in lat if r["model"] == model]
@@ -220,10 +229,9 @@ def _latency_section(report: dict) -> list[str]:
 
 
 def _startup_section(report: dict) -> list[str]:
-    cold = report.get("cold")
-    out = ["## Start-up (fresh `python -c` to the first result, 1 thread)", ""]
+    cold, out = _opening(report, "cold", "Start-up (fresh `python -c` to the first result, 1 thread)")
     if cold is None:
-        return out + ["Not measured in this run (section `cold` not selected).", ""]
+        return out
     out += ["Empty cache: `NUMBA_CACHE_DIR` set to a new folder, so every kernel the model needs is compiled "
             "(a new user's first image); warm cache: the median of the runs after one that filled it.", ""]
     rows = []
@@ -243,10 +251,9 @@ def _startup_section(report: dict) -> list[str]:
 
 
 def _memory_section(report: dict) -> list[str]:
-    mem = report.get("memory")
-    out = ["## Peak memory (VmHWM of a fresh process: import, load, one image; 1 thread)", ""]
+    mem, out = _opening(report, "memory", "Peak memory (VmHWM of a fresh process: import, load, one image; 1 thread)")
     if mem is None:
-        return out + ["Not measured in this run (section `memory` not selected).", ""]
+        return out
     rows = [["(none)", r["runtime"], _fmt(r.get("peak_mb")), "", "", r.get("error", "")]
             for r in mem if r["model"] is None]
     for r in mem:
@@ -260,10 +267,9 @@ def _memory_section(report: dict) -> list[str]:
 
 
 def _profile_section(report: dict) -> list[str]:
-    profiles = report.get("profile")
-    out = ["## Per-operator profiles", ""]
+    profiles, out = _opening(report, "profile", "Per-operator profiles")
     if profiles is None:
-        return out + ["Not measured in this run (section `profile` not selected).", ""]
+        return out
     out += ["pydeeplab's interpreter timed per operator (`invoke_profiled`, medians) on the models furthest "
             "from their goal, worst first.", ""]
     for p in profiles:
