@@ -209,8 +209,9 @@ def softmax_quantized(x, out, input_multiplier, input_left_shift, diff_min, out_
 # -- ARG_MAX -----------------------------------------------------------------------------------
 
 @njit(cache=True, inline="always")
-def _beats(v, best):
-    """v replaces the best so far: TFLite's NaN-aware comparison (for integers just v > best)."""
+def beats(v, best):
+    """v replaces the best so far in ARG_MAX: TFLite's NaN-aware comparison (for integers just
+    v > best). Shared with the resize + ARG_MAX fusion (``kernels.resize``)."""
     return v == v and (best != best or v > best)
 
 
@@ -234,13 +235,13 @@ def arg_max(x, out, t, nt):
             i0 = i1 = i2 = i3 = 0
             for k in range(1, n_k):
                 v0, v1, v2, v3 = y[a, k], y[a + 1, k], y[a + 2, k], y[a + 3, k]
-                if _beats(v0, b0):
+                if beats(v0, b0):
                     b0, i0 = v0, k
-                if _beats(v1, b1):
+                if beats(v1, b1):
                     b1, i1 = v1, k
-                if _beats(v2, b2):
+                if beats(v2, b2):
                     b2, i2 = v2, k
-                if _beats(v3, b3):
+                if beats(v3, b3):
                     b3, i3 = v3, k
             o[a], o[a + 1], o[a + 2], o[a + 3] = i0, i1, i2, i3
             a += 4
@@ -251,7 +252,7 @@ def arg_max(x, out, t, nt):
             idx = 0
             for k in range(1, n_k):
                 v = x[a, k, b]
-                if _beats(v, best):
+                if beats(v, best):
                     best = v
                     idx = k
             out[a, b] = idx

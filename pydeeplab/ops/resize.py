@@ -106,6 +106,13 @@ def bilinear_taps_integer(in_size: int, out_size: int, align_corners: bool, half
     return Taps(lo, hi, w_lo, w_hi)
 
 
+def _integer_bound(ty: Taps, tx: Taps, largest: int) -> int:
+    """The largest |blend| + 2**19 ``ResizeBilinearInteger`` can reach with |input| <= largest."""
+    wy = int((np.abs(ty.w_lo) + np.abs(ty.w_hi)).max())
+    wx = int((np.abs(tx.w_lo) + np.abs(tx.w_hi)).max())
+    return largest * wy * wx + (1 << 19)
+
+
 def nearest_indices(in_size: int, out_size: int, align_corners: bool, half_pixel_centers: bool) -> np.ndarray:
     """``GetNearestNeighbor`` for every output position: int64 source indices.
 
@@ -190,9 +197,16 @@ def prepare_resize_bilinear(ctx: OpContext) -> Prepared:
             from ..kernels.parallel import in_parallel, numba_threads
 
             resize = in_parallel(kern.resize_bilinear_integer)
+            # int8 blends in int32 where the sum cannot overflow it (weights in [-512, 1536]: |sum|
+            # < 2**29; only past-the-edge taps of a huge upscale grow larger); int16 needs int64.
+            acc = np.zeros(1, np.int32 if dtype == np.int8 and _integer_bound(ty, tx, 128) < 2**31 else np.int64)
 
             def run(inputs, outputs):
-                resize(inputs[0], *ty, *tx, outputs[0], nt=numba_threads())
+                # The kernel reads and writes whole rows as flat arrays: C order needed.
+                out = outputs[0] if outputs[0].flags.c_contiguous else np.empty(out_shape, dtype)
+                resize(np.ascontiguousarray(inputs[0]), *ty, *tx, acc, out, nt=numba_threads())
+                if out is not outputs[0]:
+                    outputs[0][...] = out
     return Prepared((out_shape,), run)
 
 
