@@ -81,7 +81,7 @@ def resize_bilinear_float(x, y_lo, y_hi, wy_lo, wy_hi, x_lo, x_hi, wx_lo, wx_hi,
     The source rows are spread to the output width once (:func:`_source_rows`), so that
     each output row is one loop over OW * C contiguous elements that vectorizes whole,
     where a loop per output pixel over C = 21 channels did not (uint8 [1,33,33,21] ->
-    [1,513,513,21]: 5.9 -> ms, one thread).
+    [1,513,513,21]: 5.86 -> 2.01 ms, one thread).
     """
     n_b, _, _, c = x.shape
     oh, ow = out.shape[1], out.shape[2]

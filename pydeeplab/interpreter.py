@@ -26,7 +26,7 @@ from .backends import resolve_backend
 from .delegate import Delegate, load_delegate  # noqa: F401  (LiteRT's module has them: a drop-in for it)
 from .errors import ModelError, UnsupportedOperatorError
 from .folding import fold
-from .fusion import Fusion, activation_fusions
+from .fusion import Fusion, ResizeArgMax, plan_fusions
 from .ops import REGISTRY, OpContext, TensorSpec
 from .ops.base import Prepare, Prepared, Run
 from .ops.custom import check_custom_op, lookup_custom_op
@@ -109,6 +109,7 @@ class _Step:
     outputs: tuple[int, ...]
     run: Run
     folded: bool = False  # computed once at plan time (all inputs constant): not run by invoke
+    unfused_run: Run | None = None  # a fused producer's own run (pydeeplab.fusion), for run_op
     # The arrays run() reads and writes, bound once the arena is placed.
     in_arrays: list[np.ndarray | None] = field(default_factory=list)
     out_arrays: list[np.ndarray] = field(default_factory=list)
@@ -276,9 +277,10 @@ class Interpreter:
                 self._check_size(tensors[i], shapes[i])
             steps = []
             folded: dict[int, np.ndarray] = {}
-            # A RELU that a convolution can apply itself is skipped (pydeeplab.fusion).
-            fusions = {} if self._preserve or self.backend != "numba" else activation_fusions(self._graph)
-            fused: list[Fusion] = []
+            # A RELU that a convolution can apply itself, or an ARG_MAX that a resize can compute
+            # itself, is skipped (pydeeplab.fusion).
+            fusions = {} if self._preserve or self.backend != "numba" else plan_fusions(self._graph)
+            fused: list[Fusion | ResizeArgMax] = []
             for op in self._graph.operators:
                 ctx = OpContext(
                     index=op.index,
@@ -295,7 +297,9 @@ class Interpreter:
                 )
                 _check_quantization(ctx)
                 fusion = fusions.get(op.index)
-                if fusion is not None and fusion.applies(ctx):
+                if fusion is not None and not fusion.applies(ctx):
+                    fusion = None
+                if fusion is not None:
                     ctx = replace(ctx, options=fusion.options(op.options))
                     fused.append(fusion)
                 try:
@@ -319,15 +323,21 @@ class Interpreter:
                 values = fold(ctx, prepared)
                 if values is not None:
                     folded.update(zip(op.outputs, values))
-                steps.append(_Step(op.index, ctx.opcode, op.inputs, op.outputs, prepared.run, values is not None))
-            for f in fused:  # the convolution writes the activation's output; the tensor between is gone
+                step = _Step(op.index, ctx.opcode, op.inputs, op.outputs, prepared.run, values is not None)
+                if fusion is not None:
+                    step.run, step.unfused_run = fusion.run(ctx, prepared), prepared.run
+                steps.append(step)
+            for f in fused:  # the producer writes the absorbed operator's output; the tensor between is gone
                 written[f.output], written[f.inner] = f.producer, -2
             self._arrays = arrays = self._place(shapes, written, folded)
             for f in fused:
-                arrays[f.inner] = arrays[f.output]
+                if f.inner_reads_as_output:
+                    arrays[f.inner] = arrays[f.output]
             for step in steps:
                 step.in_arrays = [None if i < 0 else arrays[i] for i in step.inputs]
                 step.out_arrays = [arrays[i] for i in step.outputs]
+            for f in fused:
+                steps[f.producer].out_arrays = [arrays[f.output]]
             self._shapes = shapes
             self._steps = steps
             skipped = {f.absorbed for f in fused}
@@ -517,8 +527,8 @@ class Interpreter:
             self._require_allocated("run_op")
             step = self._steps[op_index]
             outs = [np.empty(self._shapes[i], self._graph.tensors[i].type.dtype) for i in step.outputs]
-            with self._threads():
-                step.run(list(inputs), outs)
+            with self._threads():  # the operator alone, as written, even where a fusion took it
+                (step.unfused_run or step.run)(list(inputs), outs)
             return outs
 
     # -- the tflite_runtime API ------------------------------------------------------

@@ -1,11 +1,13 @@
-"""A standalone RELU-family operator taken into the float convolution before it (pydeeplab.fusion)."""
+"""Plan-time fusions (pydeeplab.fusion): a standalone RELU-family operator taken into the float convolution
+before it; an ARG_MAX over channels computed by the RESIZE_BILINEAR before it."""
 
 import numpy as np
-from oracle import run_litert
+import pytest
+from oracle import quant, run_litert
 
 import pydeeplab
-from pydeeplab.tflite.options import Conv2DOptions, DepthwiseConv2DOptions
-from pydeeplab.tflite.schema import Activation, BuiltinOperator, Padding, TensorType
+from pydeeplab.tflite.options import ArgMaxOptions, Conv2DOptions, DepthwiseConv2DOptions, ResizeBilinearOptions
+from pydeeplab.tflite.schema import Activation, BuiltinOperator, Padding, TensorType, tensor_type_of
 from pydeeplab.tflite.writer import ModelBuilder
 
 B = BuiltinOperator
@@ -84,3 +86,122 @@ def test_fused_model_reallocates():
     it.invoke()
     for a, d in zip(first, it.get_output_details()):
         np.testing.assert_array_equal(a, it.get_tensor(d["index"]))
+
+
+# -- RESIZE_BILINEAR -> ARG_MAX: one kernel, the resized tensor never written ------------------------------
+
+
+def _resize_arg_max(dtype, shape, size, flags=(False, False), *, axis=3, out_type=TensorType.INT64,
+                    resized_is_output=False, quantization=None) -> bytes:
+    """x -> RESIZE_BILINEAR(size) -> r -> ARG_MAX(axis) -> y (r also a graph output if asked)."""
+    b = ModelBuilder(description="resize + arg_max")
+    tt = tensor_type_of(np.dtype(dtype))
+    n, _, _, c = shape
+    x = b.add_tensor("x", tt, shape, quantization)
+    r = b.add_tensor("r", tt, (n, *size, c), quantization)
+    y_shape = [n, *size, c]
+    del y_shape[axis]
+    y = b.add_tensor("y", out_type, y_shape)
+    b.add_operator(B.RESIZE_BILINEAR, [x, b.add_constant("size", np.array(size, np.int32))], [r],
+                   ResizeBilinearOptions(align_corners=flags[0], half_pixel_centers=flags[1]))
+    b.add_operator(B.ARG_MAX, [r, b.add_constant("axis", np.array([axis], np.int32))], [y], ArgMaxOptions(out_type))
+    b.set_inputs([x])
+    b.set_outputs([y, r] if resized_is_output else [y])
+    return b.finish()
+
+
+def _tied(rng, dtype, shape) -> np.ndarray:
+    """Logits with frequent ties: few distinct values, and channel 3 a copy of channel 1."""
+    x = rng.integers(0, 4, shape) * (9 if dtype == np.uint8 else 1.5) + (100 if dtype == np.uint8 else -2)
+    x = x.astype(dtype)
+    x[..., 3] = x[..., 1]
+    return x
+
+
+@pytest.mark.parametrize("dtype, size, flags", [
+    (np.uint8, (37, 29), (False, False)),
+    (np.uint8, (37, 29), (True, False)),
+    (np.uint8, (5, 4), (False, True)),
+    (np.float32, (37, 29), (False, True)),
+    (np.float32, (5, 4), (True, False)),
+])
+def test_resize_then_arg_max_is_one_kernel_exact_with_ties(dtype, size, flags):
+    rng = np.random.default_rng(6)
+    shape = (2, 7, 9, 6)
+    q = quant(0.1, 3) if dtype == np.uint8 else None
+    model = _resize_arg_max(dtype, shape, size, flags, quantization=q)
+    x = _tied(rng, dtype, shape)
+    theirs = run_litert(model, [x])[0]
+    assert np.any(theirs == 1) and not np.any(theirs == 3)  # channel 3 ties channel 1 wherever 1 wins
+    for kwargs in ({"num_threads": 1}, {"num_threads": 2}):
+        it, (ours,) = _run(model, x, backend="numba", **kwargs)
+        assert [s.opcode for s in it._program] == [B.RESIZE_BILINEAR]  # the ARG_MAX is computed in it
+        assert ours.dtype == np.int64
+        np.testing.assert_array_equal(ours, theirs)
+    _, (plain,) = _run(model, x, backend="numpy")
+    np.testing.assert_array_equal(plain, theirs)
+
+
+@pytest.mark.parametrize("case", ["resized is an output", "over the width", "int8", "int32 labels"])
+def test_resize_then_arg_max_fused_only_where_it_holds(case):
+    rng = np.random.default_rng(7)
+    shape = (1, 5, 6, 4)
+    dtype, kwargs = np.uint8, {"quantization": quant(0.5, 0)}
+    if case == "resized is an output":
+        kwargs["resized_is_output"] = True
+    elif case == "over the width":
+        kwargs["axis"] = 2
+    elif case == "int8":
+        dtype = np.int8
+    else:
+        kwargs["out_type"] = TensorType.INT32
+    model = _resize_arg_max(dtype, shape, (11, 13), **kwargs)
+    x = _tied(rng, np.uint8, shape).astype(dtype)
+    theirs = run_litert(model, [x])
+    it, ours = _run(model, x, backend="numba", num_threads=2)
+    assert len(it._program) == (1 if case == "int32 labels" else 2)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_array_equal(a, b)
+    # run_op runs the resize as written even where the plan fused it.
+    if case == "int32 labels":
+        resized = it.run_op(0, [x, np.array([11, 13], np.int32)])[0]
+        assert resized.shape == (1, 11, 13, 4)
+        np.testing.assert_array_equal(resized.argmax(-1), ours[0])
+
+
+def test_real_model_tail_fused_against_litert(model_path, image_path):
+    """dm05's last RESIZE_BILINEAR (33 -> 513, uint8) and ARG_MAX on the logits of a real image: the
+    tail, as a model of its own with the real options and quantization, fused, against BUILTIN_REF."""
+    from pydeeplab.verification import make_inputs
+
+    content = model_path("deeplabv3_mnv2_dm05_pascal_quant").read_bytes()
+    whole = pydeeplab.Interpreter(model_content=content, num_threads=2)
+    whole.allocate_tensors()
+    assert [s.opcode for s in whole._program[-2:]] == [B.RESIZE_BILINEAR, B.RESIZE_BILINEAR]
+    graph = whole.model.main
+    resize, arg_max = graph.operators[-2], graph.operators[-1]
+    assert (resize.builtin, arg_max.builtin) == (B.RESIZE_BILINEAR, B.ARG_MAX)
+    inputs = make_inputs(graph, image_path("bird_segmentation.bmp"))
+    unfused = pydeeplab.Interpreter(model_content=content, num_threads=2, experimental_preserve_all_tensors=True)
+    unfused.allocate_tensors()
+    unfused.set_tensor(graph.inputs[0], inputs[0])
+    unfused.invoke()
+    logits = unfused.get_tensor(resize.inputs[0])
+    x_t, r_t = graph.tensors[resize.inputs[0]], graph.tensors[resize.outputs[0]]
+    assert logits.shape == (1, 33, 33, 21) and r_t.shape == (1, 513, 513, 21)
+    b = ModelBuilder(description="dm05 tail")
+    x = b.add_tensor("x", x_t.type, x_t.shape, x_t.quantization)
+    r = b.add_tensor("r", r_t.type, r_t.shape, r_t.quantization)
+    y = b.add_tensor("y", graph.tensors[arg_max.outputs[0]].type, (1, 513, 513))
+    b.add_operator(B.RESIZE_BILINEAR, [x, b.add_constant("size", np.array([513, 513], np.int32))], [r], resize.options)
+    b.add_operator(B.ARG_MAX, [r, b.add_constant("axis", np.array([3], np.int32))], [y], arg_max.options)
+    b.set_inputs([x])
+    b.set_outputs([y])
+    tail = b.finish()
+    theirs = run_litert(tail, [logits])[0]
+    _, (ours,) = _run(tail, logits, backend="numba", num_threads=2)
+    np.testing.assert_array_equal(ours, theirs)
+    # and the whole model, fused, gives the labels of the plan as written
+    whole.set_tensor(graph.inputs[0], inputs[0])
+    whole.invoke()
+    np.testing.assert_array_equal(whole.get_tensor(graph.outputs[0]), unfused.get_tensor(graph.outputs[0]))
