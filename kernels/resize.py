@@ -29,43 +29,37 @@ def _row_slot(held, r, keep):
     return s, True
 
 
-@njit(cache=True, inline="always")
-def _source_rows(x, b, y0, y1, x_lo, x_hi, rows, held, channel_major):
-    """The slots of ``rows`` [2, 2, OW * C] (slot, left/right tap) holding input rows y0 and y1
-    of image b spread to the output width, in rows' dtype: ``rows[s, 0]`` holds the row's value at
-    column x_lo[ox], ``rows[s, 1]`` at x_hi[ox], for every output column and channel,
-    pixel-major ([OW, C] flattened) or, with ``channel_major``, [C, OW].
+@njit(cache=True)
+def _spread(src, x_lo, x_hi, left, right):
+    """Row ``src`` [W, C] spread to the output width, pixel-major: left[ox * C + ch] =
+    src[x_lo[ox], ch] and right[...] = src[x_hi[ox], ch], in left's and right's dtype.
 
     An input row serves every output row whose taps read it (about 16 of them upscaling
-    33 -> 513): it is spread once while consecutive output rows read it."""
-    h, w, c = x.shape[1], x.shape[2], x.shape[3]
+    33 -> 513): the kernels spread it once while consecutive output rows read it (a
+    two-row cache, :func:`_row_slot`)."""
+    c = src.shape[1]
+    for ox in range(x_lo.shape[0]):
+        p, q = x_lo[ox], x_hi[ox]
+        for ch in range(c):
+            left[ox * c + ch] = src[p, ch]
+            right[ox * c + ch] = src[q, ch]
+
+
+@njit(cache=True)
+def _spread_by_channel(src, x_lo, x_hi, left, right):
+    """:func:`_spread` channel-major: left[ch * OW + ox] = src[x_lo[ox], ch], float32."""
+    w, c = src.shape
     ow = x_lo.shape[0]
-    r0, r1 = b * h + y0, b * h + y1
-    s0, fill0 = _row_slot(held, r0, r1)
-    s1, fill1 = _row_slot(held, r1, r0)
-    for s, y, fill in ((s0, y0, fill0), (s1, y1, fill1)):
-        if not fill:
-            continue
-        src = x[b, y]
-        left, right = rows[s, 0], rows[s, 1]
-        if channel_major:
-            # Each channel's row gathered from a short contiguous copy of it (measured 33 ->
-            # 513 x 21: 0.52 -> 0.38 ms of spreading per image against reading src[x_lo, ch]).
-            plane = np.empty(w, np.float32)
-            for ch in range(c):
-                for xx in range(w):
-                    plane[xx] = src[xx, ch]
-                l, r = left[ch * ow : (ch + 1) * ow], right[ch * ow : (ch + 1) * ow]
-                for ox in range(ow):
-                    l[ox] = plane[x_lo[ox]]
-                    r[ox] = plane[x_hi[ox]]
-        else:
-            for ox in range(ow):
-                p, q = x_lo[ox], x_hi[ox]
-                for ch in range(c):
-                    left[ox * c + ch] = src[p, ch]
-                    right[ox * c + ch] = src[q, ch]
-    return s0, s1
+    # Each channel gathered from a contiguous copy of it (measured 33 -> 513 x 21: 0.52 ->
+    # 0.38 ms of spreading per image against reading src[x_lo[ox], ch]).
+    plane = np.empty(w, np.float32)
+    for ch in range(c):
+        for xx in range(w):
+            plane[xx] = src[xx, ch]
+        l, r = left[ch * ow : (ch + 1) * ow], right[ch * ow : (ch + 1) * ow]
+        for ox in range(ow):
+            l[ox] = plane[x_lo[ox]]
+            r[ox] = plane[x_hi[ox]]
 
 
 @njit(cache=True, nogil=True)
@@ -78,26 +72,33 @@ def resize_bilinear_float(x, y_lo, y_hi, wy_lo, wy_hi, x_lo, x_hi, wx_lo, wx_hi,
     output truncates. x and out C-contiguous. Part t of nt of the output rows
     (:func:`pydeeplab.kernels.parallel.in_parallel`: cheaper to compile than a prange).
 
-    The source rows are spread to the output width once (:func:`_source_rows`), so that
+    The source rows are spread to the output width once (:func:`_spread`), so that
     each output row is one loop over OW * C contiguous elements that vectorizes whole,
     where a loop per output pixel over C = 21 channels did not (uint8 [1,33,33,21] ->
     [1,513,513,21]: 5.86 -> 2.01 ms, one thread).
     """
-    n_b, _, _, c = x.shape
+    n_b, h, _, c = x.shape
     oh, ow = out.shape[1], out.shape[2]
     n = ow * c
     w_left = np.empty(n, np.float32)
     w_right = np.empty(n, np.float32)
     for ox in range(ow):
-        w_left[ox * c : (ox + 1) * c] = wx_lo[ox]
-        w_right[ox * c : (ox + 1) * c] = wx_hi[ox]
+        for ch in range(c):
+            w_left[ox * c + ch] = wx_lo[ox]
+            w_right[ox * c + ch] = wx_hi[ox]
     rows = np.empty((2, 2, n), np.float32)
-    held = np.full(2, -1, np.int64)
+    held = np.empty(2, np.int64)
+    held[0], held[1] = -1, -1
     n_rows = n_b * oh
     for row in range(n_rows * t // nt, n_rows * (t + 1) // nt):
         b = row // oh
         oy = row % oh
-        s0, s1 = _source_rows(x, b, y_lo[oy], y_hi[oy], x_lo, x_hi, rows, held, False)
+        s0, fill0 = _row_slot(held, b * h + y_lo[oy], b * h + y_hi[oy])
+        s1, fill1 = _row_slot(held, b * h + y_hi[oy], b * h + y_lo[oy])
+        if fill0:
+            _spread(x[b, y_lo[oy]], x_lo, x_hi, rows[s0, 0], rows[s0, 1])
+        if fill1:
+            _spread(x[b, y_hi[oy]], x_lo, x_hi, rows[s1, 0], rows[s1, 1])
         top_l, top_r, bottom_l, bottom_r = rows[s0, 0], rows[s0, 1], rows[s1, 0], rows[s1, 1]
         a_lo = wy_lo[oy]
         a_hi = wy_hi[oy]
@@ -120,10 +121,11 @@ def resize_bilinear_arg_max(x, y_lo, y_hi, wy_lo, wy_hi, x_lo, x_hi, wx_lo, wx_h
     contiguous run over its columns and the running maximum vectorizes across pixels (a uint8
     channel index: 4x the lanes of an int32 one, measured 0.8 -> 0.24 ms per 513x513x21 image).
     """
-    n_b, _, _, c = x.shape
+    n_b, h, _, c = x.shape
     oh, ow = out.shape[1], out.shape[2]
     rows = np.empty((2, 2, c * ow), np.float32)
-    held = np.full(2, -1, np.int64)
+    held = np.empty(2, np.int64)
+    held[0], held[1] = -1, -1
     value = np.empty(ow, x.dtype)
     best = np.empty(ow, x.dtype)
     pick = np.empty(ow, np.uint8)
@@ -131,7 +133,12 @@ def resize_bilinear_arg_max(x, y_lo, y_hi, wy_lo, wy_hi, x_lo, x_hi, wx_lo, wx_h
     for row in range(n_rows * t // nt, n_rows * (t + 1) // nt):
         b = row // oh
         oy = row % oh
-        s0, s1 = _source_rows(x, b, y_lo[oy], y_hi[oy], x_lo, x_hi, rows, held, True)
+        s0, fill0 = _row_slot(held, b * h + y_lo[oy], b * h + y_hi[oy])
+        s1, fill1 = _row_slot(held, b * h + y_hi[oy], b * h + y_lo[oy])
+        if fill0:
+            _spread_by_channel(x[b, y_lo[oy]], x_lo, x_hi, rows[s0, 0], rows[s0, 1])
+        if fill1:
+            _spread_by_channel(x[b, y_hi[oy]], x_lo, x_hi, rows[s1, 0], rows[s1, 1])
         a_lo = wy_lo[oy]
         a_hi = wy_hi[oy]
         for ch in range(c):
@@ -142,15 +149,18 @@ def resize_bilinear_arg_max(x, y_lo, y_hi, wy_lo, wy_hi, x_lo, x_hi, wx_lo, wx_h
                 value[ox] = ((top_l[ox] * a_lo) * wx_lo[ox] + (bottom_l[ox] * a_hi) * wx_lo[ox]
                              + (top_r[ox] * a_lo) * wx_hi[ox] + (bottom_r[ox] * a_hi) * wx_hi[ox] + offset)
             if ch == 0:
-                best[:] = value
-                pick[:] = 0
+                for ox in range(ow):
+                    best[ox] = value[ox]
+                    pick[ox] = 0
                 continue
             for ox in range(ow):
                 v, so_far = value[ox], best[ox]
                 win = beats(v, so_far)
                 best[ox] = v if win else so_far
                 pick[ox] = ch if win else pick[ox]
-        out[b, oy, :] = pick
+        o = out[b, oy]
+        for ox in range(ow):
+            o[ox] = pick[ox]
 
 
 @njit(cache=True, nogil=True)
@@ -163,25 +173,32 @@ def resize_bilinear_integer(x, y_lo, y_hi, wy_lo, wy_hi, x_lo, x_hi, wx_lo, wx_h
     lanes a vector where int64 has 4), int64 for int16. Integer sums are exact in any order,
     so each output row blends its two source rows first and then the two columns.
     """
-    n_b, _, _, c = x.shape
+    n_b, h, _, c = x.shape
     oh, ow = out.shape[1], out.shape[2]
     n = ow * c
     w_left = np.empty(n, acc.dtype)
     w_right = np.empty(n, acc.dtype)
     for ox in range(ow):
-        w_left[ox * c : (ox + 1) * c] = wx_lo[ox]
-        w_right[ox * c : (ox + 1) * c] = wx_hi[ox]
+        for ch in range(c):
+            w_left[ox * c + ch] = wx_lo[ox]
+            w_right[ox * c + ch] = wx_hi[ox]
     # The row weights, rounding constant and shift in acc's type, so that no term widens the sum.
     k = np.empty(4, acc.dtype)
     k[2], k[3] = 1 << 19, 20
     half, shift = k[2], k[3]
     rows = np.empty((2, 2, n), acc.dtype)
-    held = np.full(2, -1, np.int64)
+    held = np.empty(2, np.int64)
+    held[0], held[1] = -1, -1
     n_rows = n_b * oh
     for row in range(n_rows * t // nt, n_rows * (t + 1) // nt):
         b = row // oh
         oy = row % oh
-        s0, s1 = _source_rows(x, b, y_lo[oy], y_hi[oy], x_lo, x_hi, rows, held, False)
+        s0, fill0 = _row_slot(held, b * h + y_lo[oy], b * h + y_hi[oy])
+        s1, fill1 = _row_slot(held, b * h + y_hi[oy], b * h + y_lo[oy])
+        if fill0:
+            _spread(x[b, y_lo[oy]], x_lo, x_hi, rows[s0, 0], rows[s0, 1])
+        if fill1:
+            _spread(x[b, y_hi[oy]], x_lo, x_hi, rows[s1, 0], rows[s1, 1])
         top_l, top_r, bottom_l, bottom_r = rows[s0, 0], rows[s0, 1], rows[s1, 0], rows[s1, 1]
         k[0], k[1] = wy_lo[oy], wy_hi[oy]
         a_lo, a_hi = k[0], k[1]

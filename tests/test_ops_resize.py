@@ -26,6 +26,7 @@ SIZES = [
     ((2, 9, 6, 2), (3, 6)),  # down x3 / same width
     ((1, 1, 1, 5), (7, 9)),  # one pixel, as DeepLab's image pooling branch
     ((1, 6, 5, 2), (1, 1)),  # to one pixel
+    ((1, 4, 6, 3), (4, 6)),  # same size (DeepLab's 33 -> 33): a copy for uint8 and int8
 ]
 BILINEAR_FLAGS = [(False, False), (True, False), (False, True)]  # (align_corners, half_pixel_centers)
 NEAREST_FLAGS = BILINEAR_FLAGS + [(True, True)]

@@ -183,7 +183,16 @@ def prepare_resize_bilinear(ctx: OpContext) -> Prepared:
     new_h, new_w = out_shape[1:3]
     dtype = ctx.inputs[0].dtype
 
-    if dtype in (np.float32, np.uint8):
+    if ctx.backend == "numba" and dtype != np.float32 and h in (1, new_h) and w in (1, new_w):
+        # Along an axis of the same size, or of one pixel, both taps of every output read the
+        # same source and the weights add up to one: an 8/16-bit result, rounded, is the source
+        # value itself (the float formula's rounding errors, ~1e-4 at 255, stay far from the
+        # 0.5 that uint8's truncation would need). So the output is the input, broadcast:
+        # DeepLab's image-pooling branch (1x1 -> 33x33) and its 33 -> 33 resize of the logits.
+        # (Not for float32, where the four products round.)
+        def run(inputs, outputs):
+            outputs[0][...] = inputs[0]
+    elif dtype in (np.float32, np.uint8):
         # uint8 takes the float formula, plus 0.5 before the truncating cast.
         ty, tx, offset = _float_taps(ctx, out_shape, flags)
         if ctx.backend == "numpy":
