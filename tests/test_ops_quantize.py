@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from oracle import T, check_op, quant, run_ours_op
+from oracle import T, check_op, quant, run_litert, run_ours_op, single_op_model
 
 from pydeeplab.errors import ModelError
 from pydeeplab.tflite.schema import BuiltinOperator
@@ -91,6 +91,22 @@ def test_dequantize(dtype):
         x = rng.integers(info.min, info.max + 1, size=(2, 5, 6, 3)).astype(dtype)
         check_op(B.DEQUANTIZE, [T(x, quant=quant(scale, zp))], [T(None, np.float32)])
         check_op(B.DEQUANTIZE, [T(x, quant=quant(scale, zp), const=True)], [T(None, np.float32)])
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8], ids=lambda d: np.dtype(d).name)
+def test_dequantize_every_8bit_value(dtype):
+    # The numba kernel multiplies in float32 where TFLite takes the product in double and rounds
+    # it: the same bits for 8-bit inputs. Every value, scales with long mantissas, tiny ones
+    # (subnormal products), the extreme zero points; bit for bit, not within a tolerance.
+    x = np.arange(256, dtype=np.uint8).view(dtype).reshape(1, 16, 16, 1)
+    info = np.iinfo(dtype)
+    for scale in (1 / 3, 0.0078125, 123.456, 1e-38):
+        for zp in (int(info.min), 0, int(info.max)):
+            inputs, outputs = [T(x, quant=quant(scale, zp))], [T(None, np.float32)]
+            (theirs,) = run_litert(single_op_model(B.DEQUANTIZE, inputs, outputs), [x])
+            for backend in ("numba", "numpy"):
+                (ours,) = run_ours_op(B.DEQUANTIZE, inputs, [T(None, np.float32, theirs.shape)], None, backend)
+                np.testing.assert_array_equal(ours, theirs, err_msg=f"{backend} scale {scale} zero point {zp}")
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8], ids=["uint8", "int8"])

@@ -145,6 +145,15 @@ def prepare_dequantize(ctx: OpContext) -> Prepared:
 
         return Prepared((shape,), run_constant)
     if ctx.backend == "numba" and x.type in EIGHT_BIT and not x.quantization.per_channel:
+        from ..kernels.quantize import dequantize_8bit
+
+        zp32, scale32 = np.int32(zero_point), np.float32(scale)
+        if np.float64(scale32) == np.float64(scale):  # a float32 scale, as the flatbuffer stores it
+
+            def run_8bit(inputs, outputs):
+                dequantize_8bit(inputs[0].reshape(-1), zp32, scale32, _view(outputs[0], -1))
+
+            return Prepared((shape,), run_8bit)
         return Prepared((shape,), unary_lookup_run(unary_table(spec, x.dtype, np.float32)))
 
     def run(inputs, outputs):
