@@ -63,14 +63,16 @@ def _spread_by_channel(src, x_lo, x_hi, left, right):
 
 
 @njit(cache=True, nogil=True)
-def resize_bilinear_float(x, y_lo, y_hi, wy_lo, wy_hi, x_lo, x_hi, wx_lo, wx_hi, offset, out, t, nt):
+def resize_bilinear_float(x, y_lo, y_hi, wy_lo, wy_hi, x_lo, x_hi, w_left, w_right, offset, out, t, nt):
     """TFLite's float ``ResizeBilinear``: x [N, H, W, C] float32 or uint8 -> out [N, OH, OW, C], same dtype.
 
-    Per-axis taps: int64 indices, float32 weights. Every product and sum is float32,
-    in TFLite's order, ``(value * w_row) * w_col`` for each corner, the corners added
-    left to right; ``offset`` (0.5 for uint8, else 0) is added last and a uint8
-    output truncates. x and out C-contiguous. Part t of nt of the output rows
-    (:func:`pydeeplab.kernels.parallel.in_parallel`: cheaper to compile than a prange).
+    Row taps y_lo, y_hi (int64), wy_lo, wy_hi (float32) per output row; column taps x_lo,
+    x_hi per output column; the column weights per output element, w_left and w_right
+    (float32 [OW * C], each column's weight repeated C times: ``ops.resize.column_weights``).
+    Every product and sum is float32, in TFLite's order, ``(value * w_row) * w_col`` for
+    each corner, the corners added left to right; ``offset`` (0.5 for uint8, else 0) is
+    added last and a uint8 output truncates. x and out C-contiguous. Part t of nt of the
+    output rows (:func:`pydeeplab.kernels.parallel.in_parallel`: cheaper to compile than a prange).
 
     The source rows are spread to the output width once (:func:`_spread`), so that
     each output row is one loop over OW * C contiguous elements that vectorizes whole,
@@ -80,12 +82,6 @@ def resize_bilinear_float(x, y_lo, y_hi, wy_lo, wy_hi, x_lo, x_hi, wx_lo, wx_hi,
     n_b, h, _, c = x.shape
     oh, ow = out.shape[1], out.shape[2]
     n = ow * c
-    w_left = np.empty(n, np.float32)
-    w_right = np.empty(n, np.float32)
-    for ox in range(ow):
-        for ch in range(c):
-            w_left[ox * c + ch] = wx_lo[ox]
-            w_right[ox * c + ch] = wx_hi[ox]
     rows = np.empty((2, 2, n), np.float32)
     held = np.empty(2, np.int64)
     held[0], held[1] = -1, -1
@@ -164,29 +160,21 @@ def resize_bilinear_arg_max(x, y_lo, y_hi, wy_lo, wy_hi, x_lo, x_hi, wx_lo, wx_h
 
 
 @njit(cache=True, nogil=True)
-def resize_bilinear_integer(x, y_lo, y_hi, wy_lo, wy_hi, x_lo, x_hi, wx_lo, wx_hi, acc, out, t, nt):
+def resize_bilinear_integer(x, y_lo, y_hi, wy_lo, wy_hi, x_lo, x_hi, w_left, w_right, half, out, t, nt):
     """TFLite's ``ResizeBilinearInteger``: x [N, H, W, C] int8/int16 -> out, same dtype.
 
-    Weights are int64 in 1/1024 units; the blend of the four corners (units of 2**-20) is
-    divided by 2**20 rounding half away from zero, then cast to the output type. ``acc``: any
-    array of the integer type to blend in, wide enough for value * 2**21: int32 for int8 (8
-    lanes a vector where int64 has 4), int64 for int16. Integer sums are exact in any order,
-    so each output row blends its two source rows first and then the two columns.
+    Weights in 1/1024 units, all of one integer type wide enough for value * 2**21, which
+    the blend is computed in: int32 for int8 (8 lanes a vector where int64 has 4; int64
+    gave no gain), int64 for int16. wy_lo, wy_hi per output row; w_left, w_right per output
+    element ([OW * C], ``ops.resize.column_weights``); ``half`` = 2**19 of the same type. The blend
+    of the four corners (units of 2**-20) is divided by 2**20 rounding half away from zero,
+    then cast to the output type. Integer sums are exact in any order, so each output row
+    blends its two source rows first and then the two columns.
     """
     n_b, h, _, c = x.shape
     oh, ow = out.shape[1], out.shape[2]
     n = ow * c
-    w_left = np.empty(n, acc.dtype)
-    w_right = np.empty(n, acc.dtype)
-    for ox in range(ow):
-        for ch in range(c):
-            w_left[ox * c + ch] = wx_lo[ox]
-            w_right[ox * c + ch] = wx_hi[ox]
-    # The row weights, rounding constant and shift in acc's type, so that no term widens the sum.
-    k = np.empty(4, acc.dtype)
-    k[2], k[3] = 1 << 19, 20
-    half, shift = k[2], k[3]
-    rows = np.empty((2, 2, n), acc.dtype)
+    rows = np.empty((2, 2, n), w_left.dtype)
     held = np.empty(2, np.int64)
     held[0], held[1] = -1, -1
     n_rows = n_b * oh
@@ -200,13 +188,13 @@ def resize_bilinear_integer(x, y_lo, y_hi, wy_lo, wy_hi, x_lo, x_hi, wx_lo, wx_h
         if fill1:
             _spread(x[b, y_hi[oy]], x_lo, x_hi, rows[s1, 0], rows[s1, 1])
         top_l, top_r, bottom_l, bottom_r = rows[s0, 0], rows[s0, 1], rows[s1, 0], rows[s1, 1]
-        k[0], k[1] = wy_lo[oy], wy_hi[oy]
-        a_lo, a_hi = k[0], k[1]
+        a_lo = wy_lo[oy]
+        a_hi = wy_hi[oy]
         o = out[b, oy].reshape(n)
         for i in range(n):
             v = (top_l[i] * a_lo + bottom_l[i] * a_hi) * w_left[i] + (top_r[i] * a_lo + bottom_r[i] * a_hi) * w_right[i]
             # C: (v +- 2**19) / 2**20 with a truncating division: round the magnitude.
-            q = (abs(v) + half) >> shift
+            q = (abs(v) + half) >> np.int32(20)  # (an int32 shift keeps int32 lanes for int8)
             o[i] = q if v > 0 else -q
 
 

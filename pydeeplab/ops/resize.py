@@ -106,6 +106,13 @@ def bilinear_taps_integer(in_size: int, out_size: int, align_corners: bool, half
     return Taps(lo, hi, w_lo, w_hi)
 
 
+def column_weights(tx: Taps, channels: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """The column weights per output element of a row, [OW * C] of ``dtype``: each output
+    column's w_lo (w_hi) repeated for its C channels, as the kernels blend a row in one loop."""
+    return (np.ascontiguousarray(np.repeat(tx.w_lo, channels), dtype=dtype),
+            np.ascontiguousarray(np.repeat(tx.w_hi, channels), dtype=dtype))
+
+
 def _integer_bound(ty: Taps, tx: Taps, largest: int) -> int:
     """The largest |blend| + 2**19 ``ResizeBilinearInteger`` can reach with |input| <= largest."""
     wy = int((np.abs(ty.w_lo) + np.abs(ty.w_hi)).max())
@@ -203,11 +210,13 @@ def prepare_resize_bilinear(ctx: OpContext) -> Prepared:
             from ..kernels.parallel import in_parallel, numba_threads
 
             resize = in_parallel(kern.resize_bilinear_float)
+            w_left, w_right = column_weights(tx, c, np.float32)
 
             def run(inputs, outputs):
                 # The kernel reads and writes whole rows as flat arrays: C order needed.
                 out = outputs[0] if outputs[0].flags.c_contiguous else np.empty(out_shape, dtype)
-                resize(np.ascontiguousarray(inputs[0]), *ty, *tx, offset, out, nt=numba_threads())
+                resize(np.ascontiguousarray(inputs[0]), *ty, tx.lo, tx.hi, w_left, w_right, offset, out,
+                       nt=numba_threads())
                 if out is not outputs[0]:
                     outputs[0][...] = out
     else:
@@ -222,12 +231,16 @@ def prepare_resize_bilinear(ctx: OpContext) -> Prepared:
             resize = in_parallel(kern.resize_bilinear_integer)
             # int8 blends in int32 where the sum cannot overflow it (weights in [-512, 1536]: |sum|
             # < 2**29; only past-the-edge taps of a huge upscale grow larger); int16 needs int64.
-            acc = np.zeros(1, np.int32 if dtype == np.int8 and _integer_bound(ty, tx, 128) < 2**31 else np.int64)
+            acc = np.int32 if dtype == np.int8 and _integer_bound(ty, tx, 128) < 2**31 else np.int64
+            wy_lo, wy_hi = ty.w_lo.astype(acc), ty.w_hi.astype(acc)
+            w_left, w_right = column_weights(tx, c, acc)
+            half = acc(1 << 19)
 
             def run(inputs, outputs):
                 # The kernel reads and writes whole rows as flat arrays: C order needed.
                 out = outputs[0] if outputs[0].flags.c_contiguous else np.empty(out_shape, dtype)
-                resize(np.ascontiguousarray(inputs[0]), *ty, *tx, acc, out, nt=numba_threads())
+                resize(np.ascontiguousarray(inputs[0]), ty.lo, ty.hi, wy_lo, wy_hi, tx.lo, tx.hi, w_left, w_right,
+                       half, out, nt=numba_threads())
                 if out is not outputs[0]:
                     outputs[0][...] = out
     return Prepared((out_shape,), run)
