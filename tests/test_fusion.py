@@ -1,6 +1,7 @@
 """A standalone RELU-family operator taken into the float convolution before it (pydeeplab.fusion)."""
 
 import numpy as np
+import pytest
 from oracle import run_litert
 
 import pydeeplab
@@ -84,3 +85,59 @@ def test_fused_model_reallocates():
     it.invoke()
     for a, d in zip(first, it.get_output_details()):
         np.testing.assert_array_equal(a, it.get_tensor(d["index"]))
+
+
+def _atrous_model(rng, hw, channels, block, pads, crops, k=3) -> tuple[bytes, dict]:
+    """ADD(x0, x0) -> x -> SPACE_TO_BATCH_ND -> s -> DEPTHWISE (VALID) -> d -> BATCH_TO_SPACE_ND -> y, then
+    ADD(y, x0) -> z where y's shape allows. x is an intermediate that nothing reads after the chain: its
+    memory must outlive the fused conv, which reads it where the graph's DEPTHWISE read s."""
+    b = ModelBuilder(description="atrous")
+    f32 = TensorType.FLOAT32
+    (bh, bw), h, w = block, *hw
+    sub = ((h + sum(pads[0])) // bh, (w + sum(pads[1])) // bw)
+    out = ((sub[0] - k + 1) * bh - sum(crops[0]), (sub[1] - k + 1) * bw - sum(crops[1]))
+    x0 = b.add_tensor("x0", f32, (1, h, w, channels))
+    x = b.add_tensor("x", f32, (1, h, w, channels))
+    b.add_operator(B.ADD, [x0, x0], [x])
+    s = b.add_tensor("s", f32, (bh * bw, *sub, channels))
+    d = b.add_tensor("d", f32, (bh * bw, sub[0] - k + 1, sub[1] - k + 1, channels))
+    y = b.add_tensor("y", f32, (1, *out, channels))
+    blk = b.add_constant("block", np.array(block, np.int32))
+    b.add_operator(B.SPACE_TO_BATCH_ND, [x, blk, b.add_constant("pads", np.array(pads, np.int32))], [s])
+    b.add_operator(B.DEPTHWISE_CONV_2D, [s, b.add_constant("w", rng.standard_normal((1, k, k, channels)).astype(np.float32)),
+                                         b.add_constant("bias", rng.standard_normal(channels).astype(np.float32))], [d],
+                   DepthwiseConv2DOptions(padding=Padding.VALID, stride_w=1, stride_h=1, depth_multiplier=1,
+                                          fused_activation_function=Activation.RELU6))
+    b.add_operator(B.BATCH_TO_SPACE_ND, [d, blk, b.add_constant("crops", np.array(crops, np.int32))], [y])
+    outputs = [y]
+    if out == (h, w):
+        z = b.add_tensor("z", f32, (1, h, w, channels))
+        b.add_operator(B.ADD, [y, x0], [z])
+        outputs = [z]
+    b.set_inputs([x0])
+    b.set_outputs(outputs)
+    return b.finish(), {"s": s, "d": d}
+
+
+@pytest.mark.parametrize("hw, block, pads, crops, fused", [
+    ((13, 13), (2, 2), [[2, 3], [2, 3]], [[0, 1], [0, 1]], True),  # TF's SAME atrous conv, rate 2
+    ((13, 13), (4, 4), [[4, 7], [4, 7]], [[0, 3], [0, 3]], True),  # rate 4
+    ((12, 14), (2, 3), [[2, 2], [3, 4]], [[0, 0], [0, 1]], True),  # rates 2 x 3
+    ((12, 12), (2, 2), [[0, 0], [0, 0]], [[0, 0], [0, 0]], True),  # VALID
+    ((12, 12), (2, 2), [[1, 1], [1, 1]], [[0, 0], [0, 0]], False),  # padding 1: neither SAME nor VALID
+])
+def test_atrous_chain_runs_as_one_dilated_convolution(hw, block, pads, crops, fused):
+    rng = np.random.default_rng(6)
+    model, inner = _atrous_model(rng, hw, 19, block, pads, crops)
+    x = rng.standard_normal((1, *hw, 19)).astype(np.float32)
+    (ref,) = run_litert(model, [x])
+    it, (ours,) = _run(model, x, backend="numba")
+    assert [s.opcode for s in it._program][1:4] == (
+        [B.DEPTHWISE_CONV_2D] + ([B.ADD] if ref.shape == x.shape else []) if fused
+        else [B.SPACE_TO_BATCH_ND, B.DEPTHWISE_CONV_2D, B.BATCH_TO_SPACE_ND])
+    assert np.abs(ours - ref).max() <= 1e-5 * (1 + np.abs(ref).max())
+    for i in inner.values():  # the chain's inner tensors keep their shapes, readable
+        assert list(it.get_tensor(i).shape) == list(it.get_tensor_details()[i]["shape"])
+    plain, (as_written,) = _run(model, x, backend="numba", experimental_preserve_all_tensors=True)
+    assert len(plain._program) == len(it._program) + 2 * fused
+    np.testing.assert_allclose(ours, as_written, rtol=1e-6, atol=1e-6)
