@@ -12,19 +12,21 @@ and the RELU becomes a pass over memory for nothing (0.5 ms of the selfie segmen
 output tensor directly.
 
 Atrous convolutions (:func:`atrous_chains`): TensorFlow's converter writes a dilated
-depthwise convolution as SPACE_TO_BATCH_ND, a VALID depthwise convolution on the
-``block**2`` sub-images, and BATCH_TO_SPACE_ND (TF Hub's mobilenetv2-coco DeepLabs: ten
-such chains, 12 of their 115 ms in the two copies). The chain computes the dilated
+depthwise convolution (float or quantized) as SPACE_TO_BATCH_ND, a VALID depthwise convolution on the
+``block**2`` sub-images, and BATCH_TO_SPACE_ND (TF Hub's mobilenetv2-dm05-coco DeepLab has
+ten such chains: run as ten convolutions, its invoke went from 101 to 91 ms, 1 thread). The chain computes the dilated
 convolution itself, the same sums in the same order: output pixel Y of
 BATCH_TO_SPACE_ND is sub-image pixel ``(Y + crop) // d``, which sums
-``w[u] * x[Y + crop - pad + u * d]`` with zeros outside x, so it runs as one
+``w[u] * x[Y + crop - pad + u * d]`` with zeros outside x (8-bit: the zero point, which the
+quantized sum skips as it skips taps outside the input), so it runs as one
 DEPTHWISE_CONV_2D with dilation d that reads x and writes the chain's output, where the
 graph's numbers make it a SAME or VALID one.
 
-Only where nothing can tell the difference: the tensor between the two is read by the
-RELU alone and is not a graph output, and the interpreter does not preserve its
-intermediate tensors (``experimental_preserve_all_tensors``, which ``verify`` uses,
-runs the graph as written). The skipped tensor then reads as the RELU's output.
+Only where nothing can tell the difference: each tensor inside (between the conv and the
+RELU; the chain's two) is read by the next operator alone and is not a graph output, and
+the interpreter does not preserve its intermediate tensors (``experimental_preserve_all_tensors``,
+which ``verify`` uses, runs the graph as written). The tensor between a conv and its RELU
+then reads as the RELU's output, a chain's inner tensors as zeros.
 """
 
 from __future__ import annotations
@@ -161,11 +163,26 @@ def _constant(graph: Subgraph, index: int, shape: tuple[int, ...]) -> bool:
             and tuple(t.data.shape) == shape and int(t.data.min()) >= 0)
 
 
+def _same_numbers(graph: Subgraph, a: int, b: int) -> bool:
+    """Whether tensors a and b are float32, or 8-bit with the same quantization (as SPACE_TO_BATCH_ND
+    and BATCH_TO_SPACE_ND require of their input and output: they move values, never rescale)."""
+    ta, tb = graph.tensors[a], graph.tensors[b]
+    if ta.type != tb.type or ta.type not in (TensorType.FLOAT32, TensorType.UINT8, TensorType.INT8):
+        return False
+    if ta.type == TensorType.FLOAT32:
+        return True
+    qa, qb = ta.quantization, tb.quantization
+    return (qa is not None and qb is not None and np.array_equal(qa.scales, qb.scales)
+            and np.array_equal(qa.zero_points, qb.zero_points))
+
+
 def atrous_chains(graph: Subgraph) -> dict[int, Atrous]:
-    """The float atrous chains of the graph (see the module docstring), by SPACE_TO_BATCH_ND operator index.
+    """The atrous chains of the graph (see the module docstring), by SPACE_TO_BATCH_ND operator index.
 
     Checked here: the operators and their links (each inner tensor read by the next operator
-    alone, not a graph output), float32 tensors, constant block shapes (the same in both) and
+    alone, not a graph output), float32 tensors or 8-bit ones whose quantization the chain's moves
+    keep (SPACE_TO_BATCH_ND pads with the zero point, which the convolution's sum ignores as it
+    ignores the taps outside its input), constant block shapes (the same in both) and
     paddings / crops, a VALID stride-1 undilated convolution. The shapes are checked at plan time
     (:meth:`Atrous.as_conv`).
     """
@@ -185,8 +202,8 @@ def atrous_chains(graph: Subgraph) -> dict[int, Atrous]:
         if (opts is None or opts.padding != Padding.VALID or (opts.stride_h, opts.stride_w) != (1, 1)
                 or (opts.dilation_h_factor, opts.dilation_w_factor) != (1, 1)
                 or any(readers.get(i) != 1 or i in graph.outputs for i in chain.inner)
-                or any(graph.tensors[i].type != TensorType.FLOAT32
-                       for i in (s2b.inputs[0], *chain.inner, b2s.outputs[0]))
+                or not _same_numbers(graph, s2b.inputs[0], chain.inner[0])
+                or not _same_numbers(graph, chain.inner[1], b2s.outputs[0])
                 or not all(_constant(graph, op.inputs[1], (2,)) and _constant(graph, op.inputs[2], (2, 2))
                            for op in (s2b, b2s))
                 or not np.array_equal(graph.tensors[s2b.inputs[1]].data, graph.tensors[b2s.inputs[1]].data)
