@@ -23,7 +23,7 @@ from collections.abc import Callable
 import numpy as np
 
 from . import conv as kernels
-from . import igemm
+from . import direct_conv, igemm
 from .depthwise_row import LANES as DEPTHWISE_LANES
 from .requantize import padded_channels, requant_table, requantize
 from .parallel import in_parallel, numba_threads
@@ -38,6 +38,10 @@ _BLOCK_ELEMENTS = 1 << 15
 #: ... but at least this many pixels, below which BLAS spends its time re-packing the
 #: filter (measured on the 33x33 convolutions with 320 to 960 channels).
 _BLOCK_PIXELS = 256
+#: Float convs with a 3-row filter at most this deep (a first conv on an image: 3x3x3 = 27)
+#: run from padded input rows (kernels.direct_conv): 257x257x3 -> 129x129x16 0.66 -> 0.29 ms,
+#: 256x256x3 -> 128x128x16 0.66 -> 0.27 ms (im2col + BLAS before; 1 thread, thread time).
+_DIRECT_DEPTH = 64
 
 
 def is_float(stage) -> bool:
@@ -145,6 +149,10 @@ def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape) -
     depth = kh * kw * cin
     (sh, sw), (dh, dw), (pt, pl) = stride, dilation, padding
     pointwise = kh == kw == 1 and stride == (1, 1) and padding == (0, 0)
+    if is_float(stage) and kh == 3 and dilation == (1, 1) and depth <= _DIRECT_DEPTH:
+        return _direct_conv_runner(weights, bias, stage, stride, padding)
+    if is_float(stage) and pointwise and (depth <= 8 or (cout <= 16 and depth <= 96)):
+        return _pointwise_tile_runner(weights, bias, stage)
     if is_float(stage):
         b, out_args = stage_args(stage, bias, cout)
         dtype = np.dtype(np.float32)
@@ -185,6 +193,44 @@ def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape) -
                 conv(x, wpack, b, out, offset, *out_args, block, cols, acc, nt=nt)
             else:
                 conv(x, wpack, b, out, kh, kw, sh, sw, dh, dw, pt, pl, offset, *out_args, block, cols, acc, nt=nt)
+
+    return with_contiguous_output(fill)
+
+
+def _direct_conv_runner(weights, bias, stage, stride, padding) -> Run:
+    """A float conv with a shallow 3-row filter, from padded input rows (kernels.direct_conv)."""
+    cout, _, kw, cin = weights.shape
+    (sh, sw), (pt, pl) = stride, padding
+    b, out_args = stage_args(stage, bias, cout)
+    wpack = aligned(direct_conv.pack_filter(weights), np.float32)
+    b = aligned(np.pad(b, (0, wpack.shape[0] * direct_conv.LANES - cout)), np.float32)
+    conv = in_parallel(direct_conv.conv_float_direct)
+    zeros: dict[int, np.ndarray] = {}  # a row of zeros per padded width (the input's width may change)
+
+    def fill(inputs, out) -> None:
+        x = np.ascontiguousarray(inputs[0])
+        # Padded rows: every tap of every pixel reads inside them; whole 64-byte lines.
+        width = -(-max(pl + x.shape[2], (out.shape[2] - 1) * sw + kw) * cin // 16) * 16
+        zero = zeros.setdefault(width, aligned(np.zeros(width), np.float32))
+        nt = numba_threads()
+        conv(x, wpack, b, out, sh, sw, pt, pl, *out_args, WORKSPACE.get(0, np.float32, (nt, 3, width)), zero, nt=nt)
+
+    return with_contiguous_output(fill)
+
+
+def _pointwise_tile_runner(weights, bias, stage) -> Run:
+    """A float 1x1 conv with few output channels or a very shallow filter, from the input pixels
+    as they lie (kernels.direct_conv.conv_float_pointwise): A/B against BLAS per 256-pixel block,
+    1 thread: 128x128 16 -> 16 1.24x, 257x257 8 -> 48 1.72x, 33x33 96 -> 16 1.31x, 65x65 72 -> 12
+    1.14x; BLAS stays ahead from about 64 output channels on (33x33 48 -> 288: 0.65x)."""
+    cout = weights.shape[0]
+    b, out_args = stage_args(stage, bias, cout)
+    wpack = aligned(direct_conv.pack_filter(weights), np.float32)
+    b = aligned(np.pad(b, (0, wpack.shape[0] * direct_conv.LANES - cout)), np.float32)
+    conv = in_parallel(direct_conv.conv_float_pointwise)
+
+    def fill(inputs, out) -> None:
+        conv(np.ascontiguousarray(inputs[0]), wpack, b, out, *out_args, nt=numba_threads())
 
     return with_contiguous_output(fill)
 
