@@ -2,13 +2,15 @@
 
 - :func:`conv_float` / :func:`conv_quantized`: a whole CONV_2D. Each thread takes
   a contiguous range of output rows and works through it in blocks: im2col of the
-  block's receptive fields into the thread's scratch rows (skipped for a 1x1
-  stride-1 float conv, whose input pixels already are the matrix rows), one product
-  in the same thread (float: BLAS, :func:`pydeeplab.kernels.blas.gemm`; 8-bit:
-  :mod:`.igemm`), then the output stage while the block is still in cache.
+  block's receptive fields into the thread's scratch rows (:func:`conv_float_pointwise`,
+  :func:`conv_pointwise_quantized`: none for a 1x1 stride-1 conv, whose input pixels
+  already are the matrix rows), one product in the same thread (float: BLAS,
+  :func:`pydeeplab.kernels.blas.gemm`; 8-bit: :mod:`.igemm`), then the output stage while
+  the block is still in cache. (A float conv with a shallow 3-row filter, or a 1x1 one
+  with few output channels: :mod:`.direct_conv`.)
 - :func:`depthwise3x3_float`: a float 3x3 DEPTHWISE_CONV_2D without depth multiplier
   (MobileNet's) on zero-padded copies of the input rows, several output pixels at once
-  in vectorized loops over the channels, sharing the loads of weights and input columns.
+  (:mod:`.depthwise_row`), sharing the loads of input columns.
   :func:`depthwise_conv_float` / :func:`depthwise_conv_quantized`: any other
   DEPTHWISE_CONV_2D, one output row at a time.
 - :func:`transpose_conv_gather` (TRANSPOSE_CONV, whose product the ops layer computes):
@@ -144,12 +146,12 @@ def _pointwise(kh, kw, sh, sw, pt, pl):
 
 @njit(cache=True, nogil=True)
 def conv_float(x, wmat, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, act_min, act_max, block, scratch, t, nt):
-    """CONV_2D, float32.
+    """CONV_2D, float32, through im2col rows (for a 1x1 stride-1 conv, :func:`conv_float_pointwise`).
 
     x [N, H, W, Cin]; wmat [KH * KW * Cin, Cout] (filter rows in im2col order);
     bias [Cout]; out [N, OH, OW, Cout]; act_min / act_max float32 clamp bounds.
     ``block``: output rows per product; scratch [nt, >= block * OW * KH * KW * Cin]
-    float32: the im2col rows (unused for a pointwise conv). Part t of nt
+    float32: the im2col rows. Part t of nt
     (:func:`pydeeplab.kernels.parallel.in_parallel`): output rows ``rows * t // nt``
     to ``rows * (t + 1) // nt``, with ``scratch[t]``.
     """
@@ -157,17 +159,28 @@ def conv_float(x, wmat, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, act_min, act_
     depth = wmat.shape[0]
     rows = n * oh
     out2d = out.reshape(rows * ow, cout)
-    x2d = x.reshape(x.shape[0] * x.shape[1] * x.shape[2], x.shape[3])
-    direct = _pointwise(kh, kw, sh, sw, pt, pl)
     for r0 in range(rows * t // nt, rows * (t + 1) // nt, block):
         r1 = min(r0 + block, rows * (t + 1) // nt)
         dst = out2d[r0 * ow : r1 * ow]
-        if direct:
-            gemm(x2d[r0 * ow : r1 * ow], wmat, dst)
-        else:
-            cols = scratch[t][: (r1 - r0) * ow * depth].reshape((r1 - r0) * ow, depth)
-            _im2col(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, np.float32(0))
-            gemm(cols, wmat, dst)
+        cols = scratch[t][: (r1 - r0) * ow * depth].reshape((r1 - r0) * ow, depth)
+        _im2col(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, np.float32(0))
+        gemm(cols, wmat, dst)
+        _bias_activation_rows(dst, bias, act_min, act_max)
+
+
+@njit(cache=True, nogil=True)
+def conv_float_pointwise(x, wmat, bias, out, act_min, act_max, block, t, nt):
+    """:func:`conv_float` of a 1x1 stride-1 conv without padding: the input pixels are the
+    matrix rows as they lie. Its own kernel, so that a model whose only other float convs are
+    first convs (:mod:`.direct_conv`), as MobileNet's, compiles no im2col."""
+    n, oh, ow, cout = out.shape
+    rows = n * oh
+    out2d = out.reshape(rows * ow, cout)
+    x2d = x.reshape(x.shape[0] * x.shape[1] * x.shape[2], x.shape[3])
+    for r0 in range(rows * t // nt, rows * (t + 1) // nt, block):
+        r1 = min(r0 + block, rows * (t + 1) // nt)
+        dst = out2d[r0 * ow : r1 * ow]
+        gemm(x2d[r0 * ow : r1 * ow], wmat, dst)
         _bias_activation_rows(dst, bias, act_min, act_max)
 
 
