@@ -507,8 +507,8 @@ def depthwise3x3_float(x, w9, bias, wt, bt, out, sh, sw, dh, dw, pt, pl, act_min
             ox = ow
         elif sw == 2 and dw == 1:
             q0 = _input_row(x, b, iy, zero)
-            q1 = _input_row(x, b, iy + 1, zero)
-            q2 = _input_row(x, b, iy + 2, zero)
+            q1 = _input_row(x, b, iy + dh, zero)
+            q2 = _input_row(x, b, iy + 2 * dh, zero)
             # Pairs on padded rows up to lo, on the input rows up to hi, padded again after:
             # one call site (each is compiled inline again), its rows chosen per run.
             for run in range(3):

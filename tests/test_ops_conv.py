@@ -182,6 +182,8 @@ DW_CASES = [
     ((1, 6, 10, 24), 1, (3, 3), (2, 2), (1, 1), SAME, RELU6, True),
     ((2, 5, 2, 16), 1, (3, 3), (2, 2), (1, 1), SAME, NONE, True),
     ((1, 4, 3, 8), 1, (3, 3), (2, 2), (1, 1), VALID, NONE, False),
+    # Stride 2 with a row dilation only: the in-place input rows are dh apart too.
+    ((1, 15, 12, 2), 1, (3, 3), (2, 2), (2, 1), VALID, RELU6, True),
     # VALID stride 1 (the depthwise convs between SPACE_TO_BATCH_ND and BATCH_TO_SPACE_ND):
     # every row read in place.
     ((4, 9, 9, 72), 1, (3, 3), (1, 1), (1, 1), VALID, RELU6, True),
