@@ -97,13 +97,16 @@ def _splat(value: ir.Value) -> ir.Value:
 
 
 @intrinsic
-def _rescale_columns(typingctx, acc, k, bias, table, out_zero_point, act_min, act_max, out, k_out):
-    """:func:`_rescale` of channels k .. k + 15 of every pixel: ``out[:, k_out:k_out + 16]`` from ``acc[:, k:k + 16]``.
+def _rescale_columns(typingctx, acc, k, bias, table, out_zero_point, act_min, act_max, out, lanes):
+    """:func:`_rescale` of channels k .. k + lanes - 1 of every pixel: ``out[:, k:k + lanes]`` from
+    ``acc[:, k:k + lanes]``, 1 <= lanes <= 16.
 
-    acc [>= M, >= k + 16]: integer or float (exact integers); out [M, >= k_out + 16]: integer;
-    both with C-contiguous rows. bias: int64 [C]; table: int64 [6, C] (:func:`requant_table`,
-    no left shifts). The sixteen channels' constants are loaded once, then a loop over the
-    rows keeps them in registers.
+    acc [>= M, >= k + 16]: integer or float (exact integers); out [M, >= k + lanes]: integer;
+    both with C-contiguous rows. bias: int64 [>= k + 16]; table: int64 [6, >= k + 16]
+    (:func:`requant_table`, no left shifts). The sixteen channels' constants are loaded
+    once, then a loop over the rows keeps them in registers. Fewer than 16 lanes are
+    stored through a mask (one masked vector store with AVX-512), so nothing past them
+    is written.
     """
     for name, arr, ndim in (("acc", acc, 2), ("bias", bias, 1), ("table", table, 2), ("out", out, 2)):
         if not isinstance(arr, types.Array) or arr.layout != "C" or arr.ndim != ndim:
@@ -111,7 +114,7 @@ def _rescale_columns(typingctx, acc, k, bias, table, out_zero_point, act_min, ac
     sig = types.void(acc, types.int64, bias, table, types.int64, types.int64, types.int64, out, types.int64)
 
     def codegen(context, builder, signature, args):
-        acc_v, k_v, bias_v, table_v, zp_v, lo_v, hi_v, out_v, k_out_v = args
+        acc_v, k_v, bias_v, table_v, zp_v, lo_v, hi_v, out_v, lanes_v = args
         i32, i64 = ir.IntType(32), ir.IntType(64)
         v32, v64 = ir.VectorType(i32, _VECTOR), ir.VectorType(i64, _VECTOR)
         arrays = {name: context.make_array(t)(context, builder, v)
@@ -145,6 +148,14 @@ def _rescale_columns(typingctx, acc, k, bias, table, out_zero_point, act_min, ac
         rows = cgutils.unpack_tuple(builder, arrays["out"].shape)[0]
         acc_stride = cgutils.unpack_tuple(builder, arrays["acc"].strides)[0]
         out_stride = cgutils.unpack_tuple(builder, arrays["out"].strides)[0]
+        out_elem = context.get_data_type(out.dtype)
+        out_vector = ir.VectorType(out_elem, _VECTOR)
+        mask = builder.icmp_signed("<", ir.Constant(v64, list(range(_VECTOR))), broadcast(lanes_v))
+        whole = builder.icmp_signed(">=", lanes_v, ir.Constant(i64, _VECTOR))
+        store_name = f"llvm.masked.store.v{_VECTOR}i{out_elem.width}.p0"
+        masked_store = builder.module.globals.get(store_name) or ir.Function(builder.module, ir.FunctionType(
+            ir.VoidType(), [out_vector, out_vector.as_pointer(), i32, ir.VectorType(ir.IntType(1), _VECTOR)]),
+            store_name)
 
         entry = builder.block
         loop = builder.append_basic_block("rescale.loop")
@@ -165,13 +176,16 @@ def _rescale_columns(typingctx, acc, k, bias, table, out_zero_point, act_min, ac
         v = builder.add(v, zp)
         v = builder.select(builder.icmp_signed("<", v, lo), lo, v)
         v = builder.select(builder.icmp_signed(">", v, hi), hi, v)
-        out_elem = context.get_data_type(out.dtype)
         if out_elem.width < 64:
-            v = builder.trunc(v, ir.VectorType(out_elem, _VECTOR))
-        at = address("out", builder.add(builder.mul(r, out_stride), element_offset("out", k_out_v)))
-        builder.store(v, at, align=out.dtype.bitwidth // 8)
+            v = builder.trunc(v, out_vector)
+        at = address("out", builder.add(builder.mul(r, out_stride), element_offset("out", k_v)))
+        with builder.if_else(whole) as (all_lanes, some_lanes):  # the same way for every row: LLVM hoists it
+            with all_lanes:
+                builder.store(v, at, align=out.dtype.bitwidth // 8)
+            with some_lanes:
+                builder.call(masked_store, [v, at, ir.Constant(i32, out.dtype.bitwidth // 8), mask])
         r_next = builder.add(r, ir.Constant(i64, 1))
-        r.add_incoming(r_next, loop)
+        r.add_incoming(r_next, builder.block)
         builder.cbranch(builder.icmp_signed("<", r_next, rows), loop, done)
         builder.position_at_end(done)
         return context.get_dummy_value()
@@ -197,19 +211,13 @@ def requantize_rows(acc, bias, table, out_zero_point, act_min, act_max, out):
     nudge, nudge_pos, shift = table[_NUDGE], table[_NUDGE_POS], table[_SHIFT]
     vectors = 0 if general else c - c % _VECTOR
     zp, lo, hi = np.int64(out_zero_point), np.int64(act_min), np.int64(act_max)
-    # The last channels (or all of a layer narrower than 16) as one more vector step where
-    # acc, bias and table are padded past C (see padded_channels): its outputs land in a
-    # scratch block and only the C - vectors real ones are copied (2 to 3x faster than the
-    # scalar loop on a 257x257x8 output). One call site: each is compiled on its own.
+    # The last channels (or all of a layer narrower than 16) as one more, masked, vector step
+    # where acc, bias and table are padded past C (see padded_channels): 257x257x8 outputs
+    # 3x faster than through a scratch block. One call site: each is compiled on its own.
     padded = not general and vectors < c and min(acc.shape[1], bias.shape[0], table.shape[1]) >= vectors + _VECTOR
-    tail = np.empty((m if padded else 0, _VECTOR), out.dtype)
     for k in range(0, vectors + (_VECTOR if padded else 0), _VECTOR):
-        last = k == vectors
-        _rescale_columns(acc, k, bias, table, zp, lo, hi, tail if last else out, 0 if last else k)
+        _rescale_columns(acc, k, bias, table, zp, lo, hi, out, min(c - k, _VECTOR))
     if padded:
-        for r in range(m):
-            for k in range(c - vectors):
-                out[r, vectors + k] = tail[r, k]
         return
     for r in range(m):
         a = acc[r]

@@ -26,12 +26,12 @@ from .backends import resolve_backend
 from .delegate import Delegate, load_delegate  # noqa: F401  (LiteRT's module has them: a drop-in for it)
 from .errors import ModelError, UnsupportedOperatorError
 from .folding import fold
-from .fusion import Fusion, activation_fusions
+from .fusion import Fusion, activation_fusions, atrous_chains
 from .ops import REGISTRY, OpContext, TensorSpec
 from .ops.base import Prepare, Prepared, Run
 from .ops.custom import check_custom_op, lookup_custom_op
 from .signature import SignatureRunner
-from .tflite.model import Model, Tensor
+from .tflite.model import Model, Operator, Tensor
 from .tflite.reader import model_file_bytes, read_model
 from .threads import blas_threads, start_numba_threads
 from .tflite.schema import BuiltinOperator, tensor_type_of
@@ -279,7 +279,22 @@ class Interpreter:
             # A RELU that a convolution can apply itself is skipped (pydeeplab.fusion).
             fusions = {} if self._preserve or self.backend != "numba" else activation_fusions(self._graph)
             fused: list[Fusion] = []
+            # A dilated depthwise conv written as SPACE_TO_BATCH_ND, conv, BATCH_TO_SPACE_ND runs as one conv.
+            chains = {} if self._preserve or self.backend != "numba" else atrous_chains(self._graph)
+            rewritten: dict[int, Operator] = {}  # by operator index: the operator as it runs
+            inner: list[int] = []  # tensors inside a chain, which nothing writes
             for op in self._graph.operators:
+                chain = chains.get(op.index)
+                as_conv = None if chain is None else chain.as_conv(self._graph, shapes[op.inputs[0]])
+                if as_conv is not None:
+                    rewritten[chain.conv.index], inner_shapes = as_conv
+                    rewritten[op.index] = rewritten[chain.batch_to_space.index] = None
+                    for i, shape in inner_shapes.items():
+                        shapes[i] = shape
+                    inner.extend(chain.inner)
+                op = rewritten.get(op.index, op)
+                if op is None:
+                    continue
                 ctx = OpContext(
                     index=op.index,
                     opcode=BuiltinOperator(op.builtin),
@@ -322,9 +337,16 @@ class Interpreter:
                 steps.append(_Step(op.index, ctx.opcode, op.inputs, op.outputs, prepared.run, values is not None))
             for f in fused:  # the convolution writes the activation's output; the tensor between is gone
                 written[f.output], written[f.inner] = f.producer, -2
-            self._arrays = arrays = self._place(shapes, written, folded)
+            for conv in rewritten.values():  # a chain's output is written by its convolution
+                for i in () if conv is None else conv.outputs:
+                    written[i] = conv.index
+            for i in inner:
+                written[i] = -2
+            self._arrays = arrays = self._place(shapes, written, folded, steps)
             for f in fused:
                 arrays[f.inner] = arrays[f.output]
+            for i in inner:  # reads as zeros (LiteRT's intermediates hold whatever the arena held)
+                arrays[i] = np.broadcast_to(np.zeros((), tensors[i].type.dtype), shapes[i])
             for step in steps:
                 step.in_arrays = [None if i < 0 else arrays[i] for i in step.inputs]
                 step.out_arrays = [arrays[i] for i in step.outputs]
@@ -394,18 +416,20 @@ class Interpreter:
         return writer
 
     def _place(self, shapes: list[tuple[int, ...]], writer: list[int],
-               folded: dict[int, np.ndarray]) -> list[np.ndarray | None]:
+               folded: dict[int, np.ndarray], steps: list[_Step]) -> list[np.ndarray | None]:
         """Give every non-constant tensor an array; intermediates share one arena by lifetime.
 
         Constants, and the tensors folded at plan time, keep their own arrays, outside the arena.
+        Lifetimes are those of the planned ``steps`` (a fused operator may read a tensor later
+        than the graph as written does).
         """
         g = self._graph
         n_ops = len(g.operators)
         last_use = [-1] * len(g.tensors)
-        for op in g.operators:
-            for i in op.inputs:
+        for step in steps:
+            for i in step.inputs:
                 if i >= 0:
-                    last_use[i] = op.index
+                    last_use[i] = max(last_use[i], step.index)
         for i in g.outputs:
             last_use[i] = n_ops
         arrays: list[np.ndarray | None] = [None] * len(g.tensors)

@@ -290,7 +290,8 @@ def test_requantize_kernel_matches_reference_fixedpoint():
 def test_requantize_rows_sixteen_at_a_time_matches_reference_fixedpoint(acc_dtype, out_dtype, padded):
     """The output stage's vector step (16 channels, each its own multiplier and right shift)
     and its last 5 channels (a scalar loop, or with acc, bias and table padded to 48 one more
-    vector step through a scratch block) against the reference fixed-point functions: ties,
+    vector step whose stores are masked: nothing past the output is written) against the
+    reference fixed-point functions: ties,
     negatives, both ends of the int32 range, sums that wrap, every right shift, the clamp,
     each acc type."""
     from pydeeplab.kernels import requantize as kernels
@@ -311,7 +312,8 @@ def test_requantize_rows_sixteen_at_a_time_matches_reference_fixedpoint(acc_dtyp
     info = np.iinfo(out_dtype)
     lo, hi = (-(2**40), 2**40) if out_dtype == np.int64 else (info.min, info.max)
     table = kernels.requant_table(multiplier, np.zeros(c, np.int64), -shift)
-    ours = np.empty(acc.shape, out_dtype)
+    guarded = np.full(acc.size + 64, 42, out_dtype)  # the output, then 64 values that must stay 42
+    ours = guarded[: acc.size].reshape(acc.shape)
     if padded:
         width = kernels.padded_channels(c)
         wide = np.full((acc.shape[0], width), 99, acc.dtype)  # what lies past C must not matter
@@ -325,6 +327,7 @@ def test_requantize_rows_sixteen_at_a_time_matches_reference_fixedpoint(acc_dtyp
     expected = np.clip(multiply_by_quantized_multiplier(wrapped, multiplier.astype(np.int32), shift.astype(np.int32)) - 5,
                        lo, hi)
     np.testing.assert_array_equal(ours.astype(np.int64), expected)
+    assert (guarded[acc.size :] == 42).all()
 
 
 # --------------------------------------------------------------------------- padding helper
