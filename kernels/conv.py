@@ -33,6 +33,7 @@ import numpy as np
 from numba import njit, prange
 
 from .blas import gemm
+from .depthwise_row import depthwise3x3_row_shared1, depthwise3x3_row_shared2
 from .igemm import LANES, MR, igemm
 from .requantize import requantize_rows
 
@@ -316,125 +317,6 @@ def _input_row(x, b, iy, zero):
     return x[b, iy].reshape(x.shape[2] * x.shape[3])
 
 
-@njit(cache=True, nogil=True, fastmath={"contract"})
-def _depthwise3x3_four(r0, r1, r2, w9, bias, act_min, act_max, p, u, o):
-    """Four output pixels one dilation apart (stride 1) of a 3x3 depthwise conv on padded rows.
-
-    r0, r1, r2: the padded input rows the filter rows read (flat [WP * C], see
-    :func:`_padded_row`); w9 [9, C]: the taps in TFLite's order; bias [C]; o: the
-    output row, flat [OW * C]. Pixel g is written at ``o[p + g * u :][:C]`` and its tap
-    (i, j) reads r_i at ``p + (g + j) * u`` (u = dilation x C): the four pixels share
-    the six columns they read, so each input value and weight is loaded once for
-    several products. The nine products are summed in TFLite's order with fused
-    multiply-adds (within the float tolerance; exact on integer-valued data below
-    2**24). Offsets are unsigned: the channel loop then vectorizes.
-    """
-    c = np.uint64(w9.shape[1])
-    u = np.uint64(u)
-    o0 = np.uint64(p)
-    o1 = o0 + u
-    o2 = o1 + u
-    o3 = o2 + u
-    o4 = o3 + u
-    o5 = o4 + u
-    for k in range(c):
-        wa, wb, wc = w9[0, k], w9[1, k], w9[2, k]
-        x0, x1, x2, x3, x4, x5 = r0[o0 + k], r0[o1 + k], r0[o2 + k], r0[o3 + k], r0[o4 + k], r0[o5 + k]
-        a0 = x0 * wa + x1 * wb + x2 * wc
-        a1 = x1 * wa + x2 * wb + x3 * wc
-        a2 = x2 * wa + x3 * wb + x4 * wc
-        a3 = x3 * wa + x4 * wb + x5 * wc
-        wa, wb, wc = w9[3, k], w9[4, k], w9[5, k]
-        x0, x1, x2, x3, x4, x5 = r1[o0 + k], r1[o1 + k], r1[o2 + k], r1[o3 + k], r1[o4 + k], r1[o5 + k]
-        a0 = a0 + x0 * wa + x1 * wb + x2 * wc
-        a1 = a1 + x1 * wa + x2 * wb + x3 * wc
-        a2 = a2 + x2 * wa + x3 * wb + x4 * wc
-        a3 = a3 + x3 * wa + x4 * wb + x5 * wc
-        wa, wb, wc = w9[6, k], w9[7, k], w9[8, k]
-        x0, x1, x2, x3, x4, x5 = r2[o0 + k], r2[o1 + k], r2[o2 + k], r2[o3 + k], r2[o4 + k], r2[o5 + k]
-        a0 = a0 + x0 * wa + x1 * wb + x2 * wc
-        a1 = a1 + x1 * wa + x2 * wb + x3 * wc
-        a2 = a2 + x2 * wa + x3 * wb + x4 * wc
-        a3 = a3 + x3 * wa + x4 * wb + x5 * wc
-        bk = bias[k]
-        o[o0 + k] = _clamp(a0 + bk, act_min, act_max)
-        o[o1 + k] = _clamp(a1 + bk, act_min, act_max)
-        o[o2 + k] = _clamp(a2 + bk, act_min, act_max)
-        o[o3 + k] = _clamp(a3 + bk, act_min, act_max)
-
-
-@njit(cache=True, nogil=True, fastmath={"contract"})
-def _depthwise3x3_one(r0, r1, r2, w9, bias, act_min, act_max, p, u, q, o):
-    """One output pixel, written at ``o[q :][:C]``, its tap (i, j) reading r_i at
-    ``p + j * u``; otherwise as :func:`_depthwise3x3_four`."""
-    c = np.uint64(w9.shape[1])
-    u = np.uint64(u)
-    e0 = np.uint64(p)
-    e1 = e0 + u
-    e2 = e1 + u
-    q = np.uint64(q)
-    for k in range(c):
-        a = (r0[e0 + k] * w9[0, k] + r0[e1 + k] * w9[1, k] + r0[e2 + k] * w9[2, k]
-             + r1[e0 + k] * w9[3, k] + r1[e1 + k] * w9[4, k] + r1[e2 + k] * w9[5, k]
-             + r2[e0 + k] * w9[6, k] + r2[e1 + k] * w9[7, k] + r2[e2 + k] * w9[8, k])
-        o[q + k] = _clamp(a + bias[k], act_min, act_max)
-
-
-@njit(cache=True, nogil=True, fastmath={"contract"})
-def _depthwise3x3_two_stride2(r0, r1, r2, w9, bias, act_min, act_max, p, q, o):
-    """Two adjacent output pixels of a stride-2 3x3 depthwise conv without dilation: pixel
-    g is written at ``o[q + g * C :][:C]`` and its tap (i, j) reads r_i at
-    ``p + (2 * g + j) * C``; the column they share is loaded once. Otherwise as
-    :func:`_depthwise3x3_four` (four pixels would read nine columns per row: too many
-    pointers for LLVM's vectorizer, measured 3x slower)."""
-    c = np.uint64(w9.shape[1])
-    e0 = np.uint64(p)
-    e1 = e0 + c
-    e2 = e1 + c
-    e3 = e2 + c
-    e4 = e3 + c
-    q0 = np.uint64(q)
-    q1 = q0 + c
-    for k in range(c):
-        wa, wb, wc = w9[0, k], w9[1, k], w9[2, k]
-        x0, x1, x2, x3, x4 = r0[e0 + k], r0[e1 + k], r0[e2 + k], r0[e3 + k], r0[e4 + k]
-        a0 = x0 * wa + x1 * wb + x2 * wc
-        a1 = x2 * wa + x3 * wb + x4 * wc
-        wa, wb, wc = w9[3, k], w9[4, k], w9[5, k]
-        x0, x1, x2, x3, x4 = r1[e0 + k], r1[e1 + k], r1[e2 + k], r1[e3 + k], r1[e4 + k]
-        a0 = a0 + x0 * wa + x1 * wb + x2 * wc
-        a1 = a1 + x2 * wa + x3 * wb + x4 * wc
-        wa, wb, wc = w9[6, k], w9[7, k], w9[8, k]
-        x0, x1, x2, x3, x4 = r2[e0 + k], r2[e1 + k], r2[e2 + k], r2[e3 + k], r2[e4 + k]
-        a0 = a0 + x0 * wa + x1 * wb + x2 * wc
-        a1 = a1 + x2 * wa + x3 * wb + x4 * wc
-        bk = bias[k]
-        o[q0 + k] = _clamp(a0 + bk, act_min, act_max)
-        o[q1 + k] = _clamp(a1 + bk, act_min, act_max)
-
-
-@njit(cache=True, nogil=True, fastmath={"contract"})
-def _depthwise3x3_stream(r0, r1, r2, wt, bt, act_min, act_max, u, o):
-    """A whole stride-1 output row as one stream, for narrow layers (a loop over one
-    pixel's few channels would be too short): value q of o sums ``r_i[q + j * u] * w[i, j]``
-    over the nine taps. The taps repeat with period C, so runs of B values (wt [9, B],
-    bt [B]: the taps and bias tiled over B // C pixels) start on pixel boundaries."""
-    blk = wt.shape[1]
-    w0, w1, w2, w3, w4, w5, w6, w7, w8 = wt[0], wt[1], wt[2], wt[3], wt[4], wt[5], wt[6], wt[7], wt[8]
-    q = 0
-    while q < o.shape[0]:
-        n = min(blk, o.shape[0] - q)
-        a0, a1, a2 = r0[q : q + n], r0[q + u : q + u + n], r0[q + 2 * u : q + 2 * u + n]
-        a3, a4, a5 = r1[q : q + n], r1[q + u : q + u + n], r1[q + 2 * u : q + 2 * u + n]
-        a6, a7, a8 = r2[q : q + n], r2[q + u : q + u + n], r2[q + 2 * u : q + 2 * u + n]
-        dst = o[q : q + n]
-        for k in range(n):
-            s = (a0[k] * w0[k] + a1[k] * w1[k] + a2[k] * w2[k] + a3[k] * w3[k] + a4[k] * w4[k]
-                 + a5[k] * w5[k] + a6[k] * w6[k] + a7[k] * w7[k] + a8[k] * w8[k])
-            dst[k] = _clamp(s + bt[k], act_min, act_max)
-        q += n
-
-
 @njit(cache=True, nogil=True)
 def _dilation_order(start, stop, dh):
     """Rows start .. stop - 1, those dh apart one after the other (start, start + dh, ..., then
@@ -449,27 +331,41 @@ def _dilation_order(start, stop, dh):
 
 
 @njit(cache=True, nogil=True)
-def depthwise3x3_float(x, w9, bias, wt, bt, out, sh, sw, dh, dw, pt, pl, act_min, act_max, ring, zero, lo, hi, t, nt):
+def _depthwise3x3_pixels(rows, sw, dw, c, weights, bias, act_min, act_max, out, count):
+    """``count`` adjacent output pixels of a 3x3 depthwise row from ``out`` (an address), their taps
+    (i, j) at ``rows[i] + 4 * c * (ox * sw + j * dw)`` for pixel ox = 0, 1, ...; stride 1, or
+    2 without dilation. With stride 1 the pixels a dilation apart are done in turn, so that
+    pixels done together share input columns (:mod:`.depthwise_row`)."""
+    pixel = 4 * c
+    if sw == 1:
+        for first in range(min(dw, count)):
+            at = (rows[0] + first * pixel, rows[1] + first * pixel, rows[2] + first * pixel)
+            depthwise3x3_row_shared1(at, dw * pixel, dw * pixel, weights, bias, act_min, act_max, out + first * pixel,
+                                     dw * pixel, (count - first + dw - 1) // dw, c)
+    else:  # stride 2, no dilation (other strides take depthwise_conv_float)
+        depthwise3x3_row_shared2(rows, 2 * pixel, pixel, weights, bias, act_min, act_max, out, pixel, count, c)
+
+
+@njit(cache=True, nogil=True)
+def depthwise3x3_float(x, w9, bias, out, sh, sw, dh, dw, pt, pl, act_min, act_max, ring, zero, lo, hi, t, nt):
     """DEPTHWISE_CONV_2D, float32, 3x3 filter without depth multiplier (MobileNet's).
 
-    x [N, H, W, C]; w9 [9, C] the taps in TFLite's order; bias [C]; wt [9, B], bt [B]: the
-    same tiled over B // C pixels (B = C for wide layers); out [N, OH, OW, C];
-    act_min / act_max float32 clamp bounds. ring [nt, 3, WP * C] float32 scratch (WP >=
-    max(pl + W, (OW - 1) * sw + 2 * dw + 1) padded columns) and zero [WP * C] zeros: see
-    :func:`_padded_row`. A tap outside the input reads a pad zero, adding nothing, as
-    TFLite leaves it out. With stride 2 (rows twice as long as the output's: copying
-    them cost 0.29 -> 0.22 ms on 129x129x48), the pairs of output columns in
-    ``lo <= ox < hi`` (lo and hi even), whose taps are all inside the input, read the
-    input rows themselves and only the columns the others read are copied. Stride 1
-    passes lo = hi = OW (all from padded rows), or lo = 0, hi = OW where no tap reads
-    padding (then pl = 0 and every row is read in place). Part t of nt
-    (:func:`pydeeplab.kernels.parallel.in_parallel`): output rows ``rows * t // nt`` to
-    ``rows * (t + 1) // nt``, with ``ring[t]``.
+    x [N, H, W, C]; w9 [9, Cp] the taps in TFLite's order and bias [Cp], zero past C (Cp = C
+    rounded up to 16); out [N, OH, OW, C]; act_min / act_max float32 clamp bounds. ring [nt,
+    3, WP * C] float32 scratch (WP >= max(pl + W, (OW - 1) * sw + 2 * dw + 1) padded columns)
+    and zero [WP * C] zeros: see :func:`_padded_row`. A tap outside the input reads a pad
+    zero, adding nothing, as TFLite leaves it out. The output columns ``lo <= ox < hi``,
+    whose taps are all inside the input, read the input rows themselves (with stride 2,
+    rows twice as long as the output's, copying them cost 0.29 -> 0.22 ms on 129x129x48),
+    and only the columns the others read are copied; stride 1 passes lo = hi = OW (all
+    from padded rows), or lo = 0, hi = OW where no tap reads padding (then pl = 0 and
+    every row is read in place). Each run of a row is :func:`_depthwise3x3_pixels`.
+    Part t of nt (:func:`pydeeplab.kernels.parallel.in_parallel`): output rows
+    ``rows * t // nt`` to ``rows * (t + 1) // nt``, with ``ring[t]``.
     """
     n, oh, ow, c = out.shape
     win = x.shape[2]
     rows = n * oh
-    u = dw * c
     slots = ring[t]
     for s in range(slots.shape[0]):  # the pad columns (the workspace is shared by every operator)
         slots[s, : pl * c] = 0
@@ -479,45 +375,30 @@ def depthwise3x3_float(x, w9, bias, wt, bt, out, sh, sw, dh, dw, pt, pl, act_min
     # (none at all, lc = 0 and rc = W, when every pixel reads the input rows).
     lc = min(win, (lo - 1) * sw - pl + 2 * dw + 1) if lo > 0 else 0
     rc = max(0, hi * sw - pl) if hi < ow else win
+    step, pixel = 4 * sw * c, 4 * c  # bytes
+    weights, b9 = w9.ctypes.data, bias.ctypes.data
     for r in _dilation_order(rows * t // nt, rows * (t + 1) // nt, dh):
         b, oy = r // oh, r % oh
         iy = oy * sh - pt
-        r0 = _padded_row(x, b, iy, dh, pl, lc, rc, slots, tags, zero)
-        r1 = _padded_row(x, b, iy + dh, dh, pl, lc, rc, slots, tags, zero)
-        r2 = _padded_row(x, b, iy + 2 * dh, dh, pl, lc, rc, slots, tags, zero)
-        # Output pixel ox, tap (i, j) reads padded column ox * sw + j * dw of r_i: no pixel
-        # needs an edge case. Stride 1: narrow layers (wt tiled wider than C) as one stream,
-        # others four pixels one dilation apart at a time; stride 2 without dilation two
-        # adjacent pixels at a time; the rest one pixel at a time. (Written out here rather
-        # than in a row function: one call level less is 1.2 s less cold compile.)
-        o = out[b, oy].reshape(ow * c)
-        ox = 0
-        if sw == 1 and wt.shape[1] > c:
-            _depthwise3x3_stream(r0, r1, r2, wt, bt, act_min, act_max, u, o)
-            ox = ow
-        elif sw == 1:
-            for first in range(min(dw, ow)):
-                ox = first
-                while ox + 3 * dw < ow:
-                    _depthwise3x3_four(r0, r1, r2, w9, bias, act_min, act_max, ox * c, u, o)
-                    ox += 4 * dw
-                while ox < ow:
-                    _depthwise3x3_one(r0, r1, r2, w9, bias, act_min, act_max, ox * c, u, ox * c, o)
-                    ox += dw
-            ox = ow
-        elif sw == 2 and dw == 1:
-            q0 = _input_row(x, b, iy, zero)
-            q1 = _input_row(x, b, iy + dh, zero)
-            q2 = _input_row(x, b, iy + 2 * dh, zero)
-            # Pairs on padded rows up to lo, on the input rows up to hi, padded again after:
-            # one call site (each is compiled inline again), its rows chosen per run.
-            for run in range(3):
-                a0, a1, a2, shift, stop = (q0, q1, q2, pl, hi) if run == 1 else (r0, r1, r2, 0, lo if run == 0 else ow)
-                while ox + 1 < stop:
-                    _depthwise3x3_two_stride2(a0, a1, a2, w9, bias, act_min, act_max, (2 * ox - shift) * c, ox * c, o)
-                    ox += 2
-        for ox in range(ox, ow):
-            _depthwise3x3_one(r0, r1, r2, w9, bias, act_min, act_max, ox * sw * c, u, ox * c, o)
+        # Output pixel ox, tap (i, j) reads padded column ox * sw + j * dw of padded row i, or
+        # input column ox * sw - pl + j * dw of input row i.
+        o = out[b, oy].ctypes.data
+        if lo > 0 or hi < ow:
+            padded = (_padded_row(x, b, iy, dh, pl, lc, rc, slots, tags, zero).ctypes.data,
+                      _padded_row(x, b, iy + dh, dh, pl, lc, rc, slots, tags, zero).ctypes.data,
+                      _padded_row(x, b, iy + 2 * dh, dh, pl, lc, rc, slots, tags, zero).ctypes.data)
+            if lo > 0:
+                _depthwise3x3_pixels(padded, sw, dw, c, weights, b9, act_min, act_max, o, lo)
+            if hi < ow:
+                shift = hi * step
+                _depthwise3x3_pixels((padded[0] + shift, padded[1] + shift, padded[2] + shift), sw, dw, c, weights, b9,
+                                     act_min, act_max, o + hi * pixel, ow - hi)
+        if hi > lo:
+            shift = (lo * sw - pl) * pixel
+            inside = (_input_row(x, b, iy, zero).ctypes.data + shift,
+                      _input_row(x, b, iy + dh, zero).ctypes.data + shift,
+                      _input_row(x, b, iy + 2 * dh, zero).ctypes.data + shift)
+            _depthwise3x3_pixels(inside, sw, dw, c, weights, b9, act_min, act_max, o + lo * pixel, hi - lo)
 
 
 @njit(cache=True, nogil=True)

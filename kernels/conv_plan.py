@@ -23,7 +23,8 @@ from collections.abc import Callable
 import numpy as np
 
 from . import conv as kernels
-from . import depthwise_quantized, igemm
+from . import depthwise_quantized, direct_conv, igemm
+from .depthwise_row import LANES as DEPTHWISE_LANES
 from .requantize import padded_channels, requant_table, requantize
 from .parallel import in_parallel, numba_threads
 
@@ -37,12 +38,10 @@ _BLOCK_ELEMENTS = 1 << 15
 #: ... but at least this many pixels, below which BLAS spends its time re-packing the
 #: filter (measured on the 33x33 convolutions with 320 to 960 channels).
 _BLOCK_PIXELS = 256
-#: Float 3x3 depthwise layers with fewer channels than this (too few for a loop over
-#: one pixel's channels) stream runs of _DEPTHWISE_RUN values with stride 1 (measured:
-#: 129x129x32 takes 0.61 ms streamed, 1.78 ms four pixels at a time; from 64 on the
-#: four-pixel loop wins).
-_DEPTHWISE_NARROW = 64
-_DEPTHWISE_RUN = 256
+#: Float convs with a 3-row filter at most this deep (a first conv on an image: 3x3x3 = 27)
+#: run from padded input rows (kernels.direct_conv): 257x257x3 -> 129x129x16 0.66 -> 0.29 ms,
+#: 256x256x3 -> 128x128x16 0.66 -> 0.27 ms (im2col + BLAS before; 1 thread, thread time).
+_DIRECT_DEPTH = 64
 
 
 def is_float(stage) -> bool:
@@ -150,6 +149,8 @@ def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape) -
     depth = kh * kw * cin
     (sh, sw), (dh, dw), (pt, pl) = stride, dilation, padding
     pointwise = kh == kw == 1 and stride == (1, 1) and padding == (0, 0)
+    if is_float(stage) and kh == 3 and dilation == (1, 1) and depth <= _DIRECT_DEPTH:
+        return _direct_conv_runner(weights, bias, stage, stride, padding)
     if is_float(stage):
         b, out_args = stage_args(stage, bias, cout)
         dtype = np.dtype(np.float32)
@@ -194,6 +195,27 @@ def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape) -
     return with_contiguous_output(fill)
 
 
+def _direct_conv_runner(weights, bias, stage, stride, padding) -> Run:
+    """A float conv with a shallow 3-row filter, from padded input rows (kernels.direct_conv)."""
+    cout, _, kw, cin = weights.shape
+    (sh, sw), (pt, pl) = stride, padding
+    b, out_args = stage_args(stage, bias, cout)
+    wpack = aligned(direct_conv.pack_filter(weights), np.float32)
+    b = aligned(np.pad(b, (0, wpack.shape[0] * direct_conv.LANES - cout)), np.float32)
+    conv = in_parallel(direct_conv.conv_float_direct)
+    zeros: dict[int, np.ndarray] = {}  # a row of zeros per padded width (the input's width may change)
+
+    def fill(inputs, out) -> None:
+        x = np.ascontiguousarray(inputs[0])
+        # Padded rows: every tap of every pixel reads inside them; whole 64-byte lines.
+        width = -(-max(pl + x.shape[2], (out.shape[2] - 1) * sw + kw) * cin // 16) * 16
+        zero = zeros.setdefault(width, aligned(np.zeros(width), np.float32))
+        nt = numba_threads()
+        conv(x, wpack, b, out, sh, sw, pt, pl, *out_args, WORKSPACE.get(0, np.float32, (nt, 3, width)), zero, nt=nt)
+
+    return with_contiguous_output(fill)
+
+
 def _direct_columns(out_width: int, in_width: int, sw: int, dw: int, pl: int) -> tuple[int, int]:
     """(lo, hi): the output columns of a float 3x3 depthwise conv that read the input rows
     as they are (``kernels.conv.depthwise3x3_float``). With stride 2 and no dilation:
@@ -219,13 +241,11 @@ def depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x_
     (sh, sw), (dh, dw), (pt, pl) = stride, dilation, padding
     if is_float(stage):
         b, out_args = stage_args(stage, bias, cout)
-        if kh == kw == 3 and cout == cin:
-            w9 = aligned(weights.reshape(9, cout), np.float32)
-            # Narrow layers stream their rows in runs of the taps and bias tiled to
-            # _DEPTHWISE_RUN values (kernels.conv._depthwise3x3_stream).
-            reps = -(-_DEPTHWISE_RUN // cout) if cout < _DEPTHWISE_NARROW else 1
-            wt = aligned(np.tile(w9, (1, reps)), np.float32)
-            bt = aligned(np.tile(b, reps), np.float32)
+        if kh == kw == 3 and cout == cin and (sw == 1 or (sw == 2 and dw == 1)):  # MobileNet's
+            # Taps and bias zero-padded to whole vectors of channels (kernels.depthwise_row).
+            lanes = -(-cout // DEPTHWISE_LANES) * DEPTHWISE_LANES
+            w9 = aligned(np.pad(weights.reshape(9, cout), ((0, 0), (0, lanes - cout))), np.float32)
+            b = aligned(np.pad(b, (0, lanes - cout)), np.float32)
             # Padded rows (see kernels.conv._padded_row): every tap of every pixel reads inside
             # them; rounded up to 16 floats so that every slot starts on a 64-byte line.
             width = -(-max(pl + x_width, (out_width - 1) * sw + 2 * dw + 1) * cin // 16) * 16
@@ -236,8 +256,8 @@ def depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x_
             def fill3x3(inputs, out) -> None:
                 nt = numba_threads()
                 ring = WORKSPACE.get(0, np.float32, (nt, 3, width))
-                depthwise(np.ascontiguousarray(inputs[0]), w9, b, wt, bt, out, sh, sw, dh, dw, pt, pl, *out_args, ring,
-                          zero, lo, hi, nt=nt)
+                depthwise(np.ascontiguousarray(inputs[0]), w9, b, out, sh, sw, dh, dw, pt, pl, *out_args, ring, zero,
+                          lo, hi, nt=nt)
 
             return with_contiguous_output(fill3x3)
         w3 = aligned(weights.reshape(kh, kw, cout), np.float32)

@@ -12,14 +12,14 @@ and the RELU becomes a pass over memory for nothing (0.5 ms of the selfie segmen
 output tensor directly.
 
 Atrous convolutions (:func:`atrous_chains`): TensorFlow's converter writes a dilated
-depthwise convolution (float or quantized) as SPACE_TO_BATCH_ND, a VALID depthwise convolution on the
-``block**2`` sub-images, and BATCH_TO_SPACE_ND (TF Hub's mobilenetv2-dm05-coco DeepLab has
+convolution or depthwise convolution (float or quantized) as SPACE_TO_BATCH_ND, a VALID one on
+the ``block**2`` sub-images, and BATCH_TO_SPACE_ND (TF Hub's mobilenetv2-dm05-coco DeepLab has
 ten such chains: run as ten convolutions, its invoke went from 101 to 91 ms, 1 thread). The chain computes the dilated
 convolution itself, the same sums in the same order: output pixel Y of
 BATCH_TO_SPACE_ND is sub-image pixel ``(Y + crop) // d``, which sums
 ``w[u] * x[Y + crop - pad + u * d]`` with zeros outside x (8-bit: the zero point, which the
 quantized sum skips as it skips taps outside the input), so it runs as one
-DEPTHWISE_CONV_2D with dilation d that reads x and writes the chain's output, where the
+convolution with dilation d that reads x and writes the chain's output, where the
 graph's numbers make it a SAME or VALID one.
 
 Only where nothing can tell the difference: each tensor inside (between the conv and the
@@ -108,7 +108,7 @@ def activation_fusions(graph: Subgraph) -> dict[int, Fusion]:
 
 @dataclass(frozen=True)
 class Atrous:
-    """SPACE_TO_BATCH_ND -> DEPTHWISE_CONV_2D -> BATCH_TO_SPACE_ND, to run as one dilated DEPTHWISE_CONV_2D."""
+    """SPACE_TO_BATCH_ND -> CONV_2D or DEPTHWISE_CONV_2D -> BATCH_TO_SPACE_ND, to run as one dilated convolution."""
 
     space_to_batch: Operator
     conv: Operator
@@ -120,7 +120,7 @@ class Atrous:
         return self.space_to_batch.outputs[0], self.conv.outputs[0]
 
     def as_conv(self, graph: Subgraph, x_shape: tuple[int, ...]) -> tuple[Operator, dict[int, tuple]] | None:
-        """The chain as one DEPTHWISE_CONV_2D reading the chain's input (shape ``x_shape``) and writing
+        """The chain as one convolution reading the chain's input (shape ``x_shape``) and writing
         its output, with the shapes of the inner tensors; None where the input's shape makes the
         chain something else than a SAME or VALID dilated convolution (or invalid: then the
         operators run as written and report it)."""
@@ -131,7 +131,8 @@ class Atrous:
         filter_shape = tensors[self.conv.inputs[1]].shape
         if len(x_shape) != 4 or len(filter_shape) != 4:
             return None
-        n, channels = x_shape[0], filter_shape[3]
+        n = x_shape[0]
+        channels = filter_shape[3 if self.conv.builtin == BuiltinOperator.DEPTHWISE_CONV_2D else 0]
         before, size, sub = [], [], []
         for axis in range(2):
             padded = x_shape[1 + axis] + pads[axis][0] + pads[axis][1]
@@ -192,7 +193,7 @@ def atrous_chains(graph: Subgraph) -> dict[int, Atrous]:
         if b2s.builtin != BuiltinOperator.BATCH_TO_SPACE_ND or len(b2s.inputs) != 3 or len(b2s.outputs) != 1:
             continue
         conv = writer.get(b2s.inputs[0])
-        if conv is None or conv.builtin != BuiltinOperator.DEPTHWISE_CONV_2D or len(conv.outputs) != 1:
+        if conv is None or conv.builtin not in _PRODUCERS or len(conv.outputs) != 1:
             continue
         s2b = writer.get(conv.inputs[0])
         if s2b is None or s2b.builtin != BuiltinOperator.SPACE_TO_BATCH_ND or len(s2b.inputs) != 3:

@@ -92,40 +92,45 @@ def _q(scale, zero_point):
     return Quantization(np.array([scale], np.float32), np.array([zero_point], np.int64))
 
 
-def _atrous_model(rng, hw, channels, block, pads, crops, dtype=np.float32, k=3) -> tuple[bytes, dict]:
-    """ADD(x0, x0) -> x -> SPACE_TO_BATCH_ND -> s -> DEPTHWISE (VALID) -> d -> BATCH_TO_SPACE_ND -> y, then
+def _atrous_model(rng, hw, channels, block, pads, crops, dtype=np.float32, conv=B.DEPTHWISE_CONV_2D,
+                  k=3) -> tuple[bytes, dict]:
+    """ADD(x0, x0) -> x -> SPACE_TO_BATCH_ND -> s -> ``conv`` (VALID) -> d -> BATCH_TO_SPACE_ND -> y, then
     ADD(y, x0) -> z where y's shape allows. x is an intermediate that nothing reads after the chain: its
     memory must outlive the fused conv, which reads it where the graph's DEPTHWISE read s."""
     b = ModelBuilder(description="atrous")
     (bh, bw), h, w = block, *hw
+    cout = channels if conv == B.DEPTHWISE_CONV_2D else 7
+    shape = (1, k, k, channels) if conv == B.DEPTHWISE_CONV_2D else (cout, k, k, channels)
     sub = ((h + sum(pads[0])) // bh, (w + sum(pads[1])) // bw)
     out = ((sub[0] - k + 1) * bh - sum(crops[0]), (sub[1] - k + 1) * bw - sum(crops[1]))
     if dtype == np.float32:
         t, qx, qy = TensorType.FLOAT32, None, None
         wq, bq = None, None
-        weights = rng.standard_normal((1, k, k, channels)).astype(np.float32)
-        bias = rng.standard_normal(channels).astype(np.float32)
+        weights = rng.standard_normal(shape).astype(np.float32)
+        bias = rng.standard_normal(cout).astype(np.float32)
     else:  # 8-bit: the input's zero point is what SPACE_TO_BATCH_ND pads with
         t = TensorType.UINT8 if dtype == np.uint8 else TensorType.INT8
         low = np.iinfo(dtype).min
         qx, qy = _q(0.05, low + 77), _q(0.1, low + 100)
         wq, bq = _q(0.02, 0 if dtype == np.int8 else 128), _q(0.05 * 0.02, 0)
-        weights = rng.integers(1 if dtype == np.int8 else 0, 255, (1, k, k, channels)).astype(dtype)
-        bias = rng.integers(-500, 500, channels).astype(np.int32)
+        weights = rng.integers(1 if dtype == np.int8 else 0, 255, shape).astype(dtype)
+        bias = rng.integers(-500, 500, cout).astype(np.int32)
     x0 = b.add_tensor("x0", t, (1, h, w, channels), qx)
     x = b.add_tensor("x", t, (1, h, w, channels), qx)
     b.add_operator(B.ADD, [x0, x0], [x]) if dtype == np.float32 else b.add_operator(B.MAXIMUM, [x0, x0], [x])
     s = b.add_tensor("s", t, (bh * bw, *sub, channels), qx)
-    d = b.add_tensor("d", t, (bh * bw, sub[0] - k + 1, sub[1] - k + 1, channels), qy)
-    y = b.add_tensor("y", t, (1, *out, channels), qy)
+    d = b.add_tensor("d", t, (bh * bw, sub[0] - k + 1, sub[1] - k + 1, cout), qy)
+    y = b.add_tensor("y", t, (1, *out, cout), qy)
     blk = b.add_constant("block", np.array(block, np.int32))
     b.add_operator(B.SPACE_TO_BATCH_ND, [x, blk, b.add_constant("pads", np.array(pads, np.int32))], [s])
-    b.add_operator(B.DEPTHWISE_CONV_2D, [s, b.add_constant("w", weights, wq), b.add_constant("bias", bias, bq)], [d],
-                   DepthwiseConv2DOptions(padding=Padding.VALID, stride_w=1, stride_h=1, depth_multiplier=1,
-                                          fused_activation_function=Activation.RELU6))
+    options = (DepthwiseConv2DOptions(padding=Padding.VALID, stride_w=1, stride_h=1, depth_multiplier=1,
+                                      fused_activation_function=Activation.RELU6) if conv == B.DEPTHWISE_CONV_2D
+               else Conv2DOptions(padding=Padding.VALID, stride_w=1, stride_h=1,
+                                  fused_activation_function=Activation.RELU6))
+    b.add_operator(conv, [s, b.add_constant("w", weights, wq), b.add_constant("bias", bias, bq)], [d], options)
     b.add_operator(B.BATCH_TO_SPACE_ND, [d, blk, b.add_constant("crops", np.array(crops, np.int32))], [y])
     outputs = [y]
-    if out == (h, w) and dtype == np.float32:
+    if out == (h, w) and dtype == np.float32 and cout == channels:
         z = b.add_tensor("z", t, (1, h, w, channels))
         b.add_operator(B.ADD, [y, x0], [z])
         outputs = [z]
@@ -134,6 +139,7 @@ def _atrous_model(rng, hw, channels, block, pads, crops, dtype=np.float32, k=3) 
     return b.finish(), {"s": s, "d": d}
 
 
+@pytest.mark.parametrize("conv", [B.DEPTHWISE_CONV_2D, B.CONV_2D], ids=["depthwise", "conv"])
 @pytest.mark.parametrize("dtype", [np.float32, np.uint8, np.int8])
 @pytest.mark.parametrize("hw, block, pads, crops, fused", [
     ((13, 13), (2, 2), [[2, 3], [2, 3]], [[0, 1], [0, 1]], True),  # TF's SAME atrous conv, rate 2
@@ -142,9 +148,9 @@ def _atrous_model(rng, hw, channels, block, pads, crops, dtype=np.float32, k=3) 
     ((12, 12), (2, 2), [[0, 0], [0, 0]], [[0, 0], [0, 0]], True),  # VALID
     ((12, 12), (2, 2), [[1, 1], [1, 1]], [[0, 0], [0, 0]], False),  # padding 1: neither SAME nor VALID
 ])
-def test_atrous_chain_runs_as_one_dilated_convolution(hw, block, pads, crops, fused, dtype):
+def test_atrous_chain_runs_as_one_dilated_convolution(hw, block, pads, crops, fused, dtype, conv):
     rng = np.random.default_rng(6)
-    model, inner = _atrous_model(rng, hw, 19, block, pads, crops, dtype)
+    model, inner = _atrous_model(rng, hw, 19, block, pads, crops, dtype, conv)
     if dtype == np.float32:
         x = rng.standard_normal((1, *hw, 19)).astype(np.float32)
     else:
@@ -152,8 +158,7 @@ def test_atrous_chain_runs_as_one_dilated_convolution(hw, block, pads, crops, fu
     (ref,) = run_litert(model, [x])
     it, (ours,) = _run(model, x, backend="numba")
     assert [s.opcode for s in it._program][1:4] == (
-        [B.DEPTHWISE_CONV_2D] + ([B.ADD] if len(it._program) == 3 else []) if fused
-        else [B.SPACE_TO_BATCH_ND, B.DEPTHWISE_CONV_2D, B.BATCH_TO_SPACE_ND])
+        [conv] + ([B.ADD] if len(it._program) == 3 else []) if fused else [B.SPACE_TO_BATCH_ND, conv, B.BATCH_TO_SPACE_ND])
     if dtype == np.float32:
         assert np.abs(ours - ref).max() <= 1e-5 * (1 + np.abs(ref).max())
     else:

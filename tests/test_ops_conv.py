@@ -84,6 +84,7 @@ CONV_CASES = [
     ((1, 9, 8, 6), 10, (1, 1), (2, 2), (1, 1), SAME, RELU, True),  # strided 1x1
     ((1, 11, 11, 3), 8, (3, 3), (2, 2), (1, 1), SAME, RELU6, True),  # MobileNet's stem
     ((1, 10, 12, 5), 7, (3, 3), (2, 2), (1, 1), SAME, NONE, True),  # even sizes: odd padding split
+    ((1, 14, 19, 3), 21, (3, 5), (1, 2), (1, 1), SAME, RELU6, True),  # float: from padded rows, 16 + 5 channels
     ((2, 9, 10, 4), 6, (3, 3), (1, 1), (1, 1), VALID, N1, True),
     ((1, 12, 11, 4), 5, (3, 3), (2, 1), (1, 1), VALID, RELU, True),
     ((1, 13, 13, 6), 4, (3, 3), (1, 1), (2, 2), SAME, RELU, True),  # atrous

@@ -1,0 +1,168 @@
+"""A float CONV_2D with a shallow 3-row filter, straight from zero-padded input rows (no im2col).
+
+A network's first convolution (3x3, stride 2, on the three channels of an image) has a
+filter only 27 deep: BLAS's product of its im2col rows runs at a fraction of its speed,
+and writing those rows costs as much again. Here the output pixels are done eight at a
+time by a tile of fused multiply-adds whose sums (8 pixels x 16 output channels) stay in
+vector registers: filter row i of pixel p reads its ``KW * Cin`` inputs where they lie,
+in padded input row ``oy * sh - pt + i``, from column ``p * sw`` (the window's run of
+pixels is contiguous with dilation 1). The filter is packed once (:func:`pack_filter`);
+the bias starts each sum, the clamp ends it, and the tile stores into the output (a
+masked store for a last block narrower than 16 channels). The padded rows are
+``conv._padded_row``'s ring, shared with the 3x3 depthwise.
+
+Each output's sum runs over the taps in TFLite's order (filter row, column, channel),
+starting from the bias rather than adding it last: within the float tolerance.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
+
+from .conv import _padded_row
+
+#: Output pixels per tile.
+MR = 8
+#: Output channels per block: one 512-bit vector of float32.
+LANES = 16
+
+_I1, _I32, _I64, _F32 = ir.IntType(1), ir.IntType(32), ir.IntType(64), ir.FloatType()
+_VEC = ir.VectorType(_F32, LANES)
+
+
+def pack_filter(weights: np.ndarray) -> np.ndarray:
+    """weights [Cout, KH, KW, Cin] as float32 [ceil(Cout / 16), KH * KW * Cin, 16]: block b, tap k
+    holding output channels 16 b .. 16 b + 15 (zero past Cout)."""
+    cout = weights.shape[0]
+    depth = weights[0].size
+    blocks = -(-cout // LANES)
+    padded = np.zeros((blocks * LANES, depth), np.float32)
+    padded[:cout] = weights.reshape(cout, depth)
+    return np.ascontiguousarray(padded.reshape(blocks, LANES, depth).transpose(0, 2, 1))
+
+
+@intrinsic
+def _tile(typingctx, rows, lda, pixels, w, steps, out, ldc, bias, lanes, act_min, act_max):
+    """Up to MR output pixels x 16 channels: ``out[p * ldc + l] = clamp(bias[l] + sum_i sum_q
+    rows[i][p * lda + q] * w[i * steps + q, l])`` for p < pixels, l < lanes.
+
+    rows: UniTuple of the filter rows' input addresses (pixel 0's first input); lda: bytes
+    between two pixels' windows; steps: inputs per filter row (KW * Cin); w: address of the
+    block's packed filter [KH * steps, 16]; out, bias: addresses; ldc in floats. Pixels past
+    ``pixels`` read the last one's inputs and are not stored.
+    """
+    if not (isinstance(rows, types.UniTuple) and isinstance(rows.dtype, types.Integer)):
+        return None
+    sig = types.void(rows, lda, pixels, w, steps, out, ldc, bias, lanes, act_min, act_max)
+
+    def codegen(context, builder, signature, args):
+        rows_v, lda, pixels, w, steps, out, ldc, bias, lanes, lo, hi = args
+        module = builder.module
+        fma = module.globals.get("llvm.fma.v16f32") or ir.Function(
+            module, ir.FunctionType(_VEC, [_VEC] * 3), "llvm.fma.v16f32")
+        mask_type = ir.VectorType(_I1, LANES)
+        store_masked = module.globals.get("llvm.masked.store.v16f32.p0") or ir.Function(
+            module, ir.FunctionType(ir.VoidType(), [_VEC, _VEC.as_pointer(), _I32, mask_type]),
+            "llvm.masked.store.v16f32.p0")
+        const = lambda v: ir.Constant(_I64, v)  # noqa: E731
+        every = ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES)
+
+        def splat(value, vector=_VEC):
+            one = builder.insert_element(ir.Constant(vector, None), value, ir.Constant(_I32, 0))
+            return builder.shuffle_vector(one, ir.Constant(vector, None), every)
+
+        last = builder.sub(pixels, const(1))
+        starts = [builder.mul(builder.select(builder.icmp_signed("<", const(p), pixels), const(p), last), lda)
+                  for p in range(MR)]
+        sums = [builder.load(builder.inttoptr(bias, _VEC.as_pointer()), align=4)] * MR
+        for i in range(rows.count):
+            base = builder.extract_value(rows_v, i)
+            wbase = builder.add(w, builder.mul(builder.mul(const(i), steps), const(4 * LANES)))
+            entry = builder.block
+            loop = builder.append_basic_block(f"direct.row{i}")
+            done = builder.append_basic_block(f"direct.row{i}.done")
+            builder.branch(loop)  # steps >= 1
+            builder.position_at_end(loop)
+            q = builder.phi(_I64)
+            q.add_incoming(const(0), entry)
+            phis = []
+            for s in sums:
+                phi = builder.phi(_VEC)
+                phi.add_incoming(s, entry)
+                phis.append(phi)
+            filt = builder.load(builder.inttoptr(builder.add(wbase, builder.mul(q, const(4 * LANES))),
+                                                 _VEC.as_pointer()), align=4)
+            updated = []
+            for p in range(MR):
+                at = builder.add(builder.add(base, starts[p]), builder.mul(q, const(4)))
+                x = builder.load(builder.inttoptr(at, _F32.as_pointer()), align=4)
+                updated.append(builder.call(fma, [splat(x), filt, phis[p]]))
+            q_next = builder.add(q, const(1))
+            q.add_incoming(q_next, loop)
+            for phi, u in zip(phis, updated):
+                phi.add_incoming(u, loop)
+            builder.cbranch(builder.icmp_signed("<", q_next, steps), loop, done)
+            builder.position_at_end(done)
+            sums = updated
+        vlo, vhi = splat(lo), splat(hi)
+        mask = builder.icmp_signed("<", ir.Constant(ir.VectorType(_I64, LANES), list(range(LANES))),
+                                   splat(lanes, ir.VectorType(_I64, LANES)))
+        whole = builder.icmp_signed(">=", lanes, const(LANES))
+        for p in range(MR):
+            v = builder.select(builder.fcmp_ordered("<", sums[p], vlo), vlo, sums[p])
+            v = builder.select(builder.fcmp_ordered(">", v, vhi), vhi, v)
+            with builder.if_then(builder.icmp_signed("<", const(p), pixels)):
+                at = builder.inttoptr(builder.add(out, builder.mul(builder.mul(const(p), ldc), const(4))),
+                                      _VEC.as_pointer())
+                with builder.if_else(whole) as (all_lanes, some_lanes):
+                    with all_lanes:
+                        builder.store(v, at, align=4)
+                    with some_lanes:
+                        builder.call(store_masked, [v, at, ir.Constant(_I32, 4), mask])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(cache=True, nogil=True)
+def conv_float_direct(x, wpack, bias, out, sh, sw, pt, pl, act_min, act_max, ring, zero, t, nt):
+    """CONV_2D, float32, a 3-row filter with dilation 1 (see the module docstring).
+
+    x [N, H, W, Cin]; wpack [NB, 3 * KW * Cin, 16] (:func:`pack_filter`); bias [16 NB] (zero past
+    Cout); out [N, OH, OW, Cout]; ring [nt, 3, WP * Cin] float32 scratch and zero [WP * Cin]
+    zeros (WP >= max(pl + W, (OW - 1) * sw + KW) padded columns, see ``conv._padded_row``).
+    Part t of nt (:func:`pydeeplab.kernels.parallel.in_parallel`): output rows
+    ``rows * t // nt`` to ``rows * (t + 1) // nt``, with ``ring[t]``.
+    """
+    n, oh, ow, cout = out.shape
+    h, win, cin = x.shape[1], x.shape[2], x.shape[3]
+    rows = n * oh
+    steps = wpack.shape[1] // 3
+    slots = ring[t]
+    for s in range(slots.shape[0]):  # the pad columns (the workspace is shared by every operator)
+        slots[s, : pl * cin] = 0
+        slots[s, (pl + win) * cin :] = 0
+    tags = np.full(slots.shape[0], -1, np.int64)
+    lda, ldc = 4 * sw * cin, cout
+    w0, block = wpack.ctypes.data, wpack.strides[0]
+    for r in range(rows * t // nt, rows * (t + 1) // nt):
+        b, oy = r // oh, r % oh
+        iy = oy * sh - pt
+        # Every input column, copied once into the padded rows (ring slots by row, as for the
+        # 3x3 depthwise without dilation).
+        r0 = _padded_row(x, b, iy, 1, pl, win, win, slots, tags, zero).ctypes.data
+        r1 = _padded_row(x, b, iy + 1, 1, pl, win, win, slots, tags, zero).ctypes.data
+        r2 = _padded_row(x, b, iy + 2, 1, pl, win, win, slots, tags, zero).ctypes.data
+        o = out[b, oy].ctypes.data
+        for p in range(0, ow, MR):
+            at = p * lda
+            for k in range(wpack.shape[0]):
+                _tile((r0 + at, r1 + at, r2 + at), lda, min(MR, ow - p), w0 + k * block, steps,
+                      o + 4 * (p * cout + k * LANES), ldc, bias[k * LANES :].ctypes.data, cout - k * LANES,
+                      act_min, act_max)
+
+
+__all__ = ["LANES", "MR", "conv_float_direct", "pack_filter"]
