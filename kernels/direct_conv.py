@@ -165,4 +165,22 @@ def conv_float_direct(x, wpack, bias, out, sh, sw, pt, pl, act_min, act_max, rin
                       act_min, act_max)
 
 
-__all__ = ["LANES", "MR", "conv_float_direct", "pack_filter"]
+@njit(cache=True, nogil=True)
+def conv_float_pointwise(x, wpack, bias, out, act_min, act_max, t, nt):
+    """CONV_2D, float32, 1x1 with stride 1 and no padding, whose input pixels are the tile's rows
+    as they lie. x [N, H, W, Cin]; wpack [NB, Cin, 16] (:func:`pack_filter`); bias [16 NB];
+    out [N, H, W, Cout]. Part t of nt: pixels ``P * t // nt`` to ``P * (t + 1) // nt``."""
+    cout = out.shape[3]
+    cin = x.shape[3]
+    pixels = out.size // cout
+    lda, ldc = 4 * cin, cout
+    x0, o0, w0, block = x.ctypes.data, out.ctypes.data, wpack.ctypes.data, wpack.strides[0]
+    first, stop = pixels * t // nt, pixels * (t + 1) // nt
+    for p in range(first, stop, MR):
+        at = x0 + p * lda
+        for k in range(wpack.shape[0]):
+            _tile((at,), lda, min(MR, stop - p), w0 + k * block, cin, o0 + 4 * (p * cout + k * LANES), ldc,
+                  bias[k * LANES :].ctypes.data, cout - k * LANES, act_min, act_max)
+
+
+__all__ = ["LANES", "MR", "conv_float_direct", "conv_float_pointwise", "pack_filter"]

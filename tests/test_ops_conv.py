@@ -81,6 +81,7 @@ KINDS = ("float32", "uint8", "int8")
 CONV_CASES = [
     ((1, 9, 9, 8), 12, (1, 1), (1, 1), (1, 1), SAME, NONE, True),  # pointwise: DeepLab's bulk
     ((2, 6, 7, 16), 8, (1, 1), (1, 1), (1, 1), VALID, RELU6, True),
+    ((1, 5, 9, 8), 21, (1, 1), (1, 1), (1, 1), VALID, RELU, True),  # float: the tile's pixels as they lie, 16 + 5
     ((1, 9, 8, 6), 10, (1, 1), (2, 2), (1, 1), SAME, RELU, True),  # strided 1x1
     ((1, 11, 11, 3), 8, (3, 3), (2, 2), (1, 1), SAME, RELU6, True),  # MobileNet's stem
     ((1, 10, 12, 5), 7, (3, 3), (2, 2), (1, 1), SAME, NONE, True),  # even sizes: odd padding split
