@@ -23,7 +23,7 @@ from collections.abc import Callable
 import numpy as np
 
 from . import conv as kernels
-from . import direct_conv, igemm
+from . import depthwise_quantized, direct_conv, igemm
 from .depthwise_row import LANES as DEPTHWISE_LANES
 from .requantize import padded_channels, requant_table, requantize
 from .parallel import in_parallel, numba_threads
@@ -290,26 +290,26 @@ def depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x_
                           nt=numba_threads())
 
         return with_contiguous_output(fill)
-    # Raw inputs times centered weights: the input zero point's share of every sum,
-    # zp * (sum over taps of w), moves into the bias, and a tap outside the input
-    # reads zp, adding exactly nothing once that share is taken off.
-    centered = weights.reshape(kh, kw, cout).astype(np.float64) - stage.weight_zero_point
-    b, out_args = stage_args(stage, bias, cout)
-    zp = stage.input_zero_point
-    info = np.iinfo(x_dtype)
-    raw_bound = max(-int(info.min), int(info.max)) * np.abs(centered).sum(axis=(0, 1))  # sums of raw x * w
-    w3 = aligned(centered, exact_dtype(raw_bound))
-    folded = b.copy()
-    folded[:cout] -= zp * centered.sum(axis=(0, 1)).astype(np.int64)
-    pad = aligned(np.full(cin, zp), x_dtype)
+    # Centered inputs (a ring of padded rows, zeros around them) times the centered filter,
+    # summed exactly in the narrowest float type that can (kernels.depthwise_quantized).
+    centered = weights.reshape(kh * kw, cout).astype(np.float64) - stage.weight_zero_point
+    b, (table, out_zp, act_min, act_max) = stage_args(stage, bias, cout)
+    cp = b.shape[0]  # cout rounded up to whole vector steps (requantize.padded_channels)
+    dtype = exact_dtype(acc_bound(stage, centered.T, x_dtype))
+    w = np.zeros((kh * kw, cp), dtype)
+    w[:, :cout] = centered
+    w = aligned(w, dtype)
+    slots = (kh - 1) * dh + 1  # the input rows one output row reads lie within this many
+    wp = depthwise_quantized.ring_width(out_width, x_width, sw, dw, kw, pl)
+    depthwise = in_parallel(depthwise_quantized.depthwise_conv_quantized)
 
-    depthwise = in_parallel(kernels.depthwise_conv_quantized)
+    def fill(inputs, out) -> None:
+        nt = numba_threads()
+        ring = WORKSPACE.get(0, dtype, (nt, slots + 1, wp, cp))
+        depthwise(np.ascontiguousarray(inputs[0]), w, b, table, stage.input_zero_point, out_zp, act_min, act_max,
+                  out, kh, kw, sh, sw, dh, dw, pt, pl, ring, nt=nt)
 
-    def run(inputs, outputs) -> None:
-        depthwise(np.ascontiguousarray(inputs[0]), w3, pad, folded, outputs[0], sh, sw, dh, dw, pt, pl, *out_args,
-                  nt=numba_threads())
-
-    return run
+    return with_contiguous_output(fill)
 
 
 def transpose_conv_runner(weights, bias, stage, stride, padding, x_shape, out_shape) -> Run:
