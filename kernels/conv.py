@@ -2,15 +2,17 @@
 
 - :func:`conv_float` / :func:`conv_quantized`: a whole CONV_2D. Each thread takes
   a contiguous range of output rows and works through it in blocks: im2col of the
-  block's receptive fields into the thread's scratch rows (skipped for a 1x1
-  stride-1 float conv, whose input pixels already are the matrix rows), one product
-  in the same thread (float: BLAS, :func:`pydeeplab.kernels.blas.gemm`; 8-bit:
-  :mod:`.igemm`), then the output stage while the block is still in cache.
+  block's receptive fields into the thread's scratch rows (:func:`conv_float_pointwise`,
+  :func:`conv_pointwise_quantized`: none for a 1x1 stride-1 conv, whose input pixels
+  already are the matrix rows), one product in the same thread (float: BLAS,
+  :func:`pydeeplab.kernels.blas.gemm`; 8-bit: :mod:`.igemm`), then the output stage while
+  the block is still in cache. (A float conv with a shallow 3-row filter, or a 1x1 one
+  with few output channels: :mod:`.direct_conv`.)
 - :func:`depthwise3x3_float`: a float 3x3 DEPTHWISE_CONV_2D without depth multiplier
   (MobileNet's) on zero-padded copies of the input rows, several output pixels at once
-  in vectorized loops over the channels, sharing the loads of weights and input columns.
-  :func:`depthwise_conv_float` / :func:`depthwise_conv_quantized`: any other
-  DEPTHWISE_CONV_2D, one output row at a time.
+  (:mod:`.depthwise_row`), sharing the loads of input columns.
+  :func:`depthwise_conv_float`: any other float DEPTHWISE_CONV_2D, one output row at a
+  time. The quantized DEPTHWISE_CONV_2D is :mod:`.depthwise_quantized`'s.
 - :func:`transpose_conv_gather` (TRANSPOSE_CONV, whose product the ops layer computes):
   sums its per-tap products into pixels, with the float output stage. The quantized
   output stage is :mod:`.requantize`'s.
@@ -22,9 +24,9 @@ All arrays are NHWC and C-contiguous; the semantics are stated in
 ``pydeeplab.reference.conv``.
 
 A quantized CONV_2D multiplies integers (:mod:`.igemm`: int32 sums that wrap as
-TFLite's accumulator does). A quantized DEPTHWISE_CONV_2D or TRANSPOSE_CONV sums in
-floating point on exact integers (see ``conv_plan.exact_dtype``): float32 where no
-partial sum can exceed 2**24, float64 otherwise. The sums are then exact whatever
+TFLite's accumulator does). A quantized TRANSPOSE_CONV sums in floating point on exact
+integers (see ``conv_plan.exact_dtype``): float32 where no partial sum can exceed 2**24,
+float64 otherwise. The sums are then exact whatever
 the order, and the output stage wraps them to int32 as TFLite's accumulator does.
 """
 
@@ -144,12 +146,12 @@ def _pointwise(kh, kw, sh, sw, pt, pl):
 
 @njit(cache=True, nogil=True)
 def conv_float(x, wmat, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, act_min, act_max, block, scratch, t, nt):
-    """CONV_2D, float32.
+    """CONV_2D, float32, through im2col rows (for a 1x1 stride-1 conv, :func:`conv_float_pointwise`).
 
     x [N, H, W, Cin]; wmat [KH * KW * Cin, Cout] (filter rows in im2col order);
     bias [Cout]; out [N, OH, OW, Cout]; act_min / act_max float32 clamp bounds.
     ``block``: output rows per product; scratch [nt, >= block * OW * KH * KW * Cin]
-    float32: the im2col rows (unused for a pointwise conv). Part t of nt
+    float32: the im2col rows. Part t of nt
     (:func:`pydeeplab.kernels.parallel.in_parallel`): output rows ``rows * t // nt``
     to ``rows * (t + 1) // nt``, with ``scratch[t]``.
     """
@@ -157,17 +159,28 @@ def conv_float(x, wmat, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, act_min, act_
     depth = wmat.shape[0]
     rows = n * oh
     out2d = out.reshape(rows * ow, cout)
-    x2d = x.reshape(x.shape[0] * x.shape[1] * x.shape[2], x.shape[3])
-    direct = _pointwise(kh, kw, sh, sw, pt, pl)
     for r0 in range(rows * t // nt, rows * (t + 1) // nt, block):
         r1 = min(r0 + block, rows * (t + 1) // nt)
         dst = out2d[r0 * ow : r1 * ow]
-        if direct:
-            gemm(x2d[r0 * ow : r1 * ow], wmat, dst)
-        else:
-            cols = scratch[t][: (r1 - r0) * ow * depth].reshape((r1 - r0) * ow, depth)
-            _im2col(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, np.float32(0))
-            gemm(cols, wmat, dst)
+        cols = scratch[t][: (r1 - r0) * ow * depth].reshape((r1 - r0) * ow, depth)
+        _im2col(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, np.float32(0))
+        gemm(cols, wmat, dst)
+        _bias_activation_rows(dst, bias, act_min, act_max)
+
+
+@njit(cache=True, nogil=True)
+def conv_float_pointwise(x, wmat, bias, out, act_min, act_max, block, t, nt):
+    """:func:`conv_float` of a 1x1 stride-1 conv without padding: the input pixels are the
+    matrix rows as they lie. Its own kernel, so that a model whose only other float convs are
+    first convs (:mod:`.direct_conv`), as MobileNet's, compiles no im2col."""
+    n, oh, ow, cout = out.shape
+    rows = n * oh
+    out2d = out.reshape(rows * ow, cout)
+    x2d = x.reshape(x.shape[0] * x.shape[1] * x.shape[2], x.shape[3])
+    for r0 in range(rows * t // nt, rows * (t + 1) // nt, block):
+        r1 = min(r0 + block, rows * (t + 1) // nt)
+        dst = out2d[r0 * ow : r1 * ow]
+        gemm(x2d[r0 * ow : r1 * ow], wmat, dst)
         _bias_activation_rows(dst, bias, act_min, act_max)
 
 
@@ -240,46 +253,13 @@ def _product_depth(wpack):
 
 
 @njit(cache=True, nogil=True, fastmath={"contract"})
-def _depthwise3x3_row(x, w, pad, b, oy, sh, sw, dh, dw, pt, pl, acc):
-    """:func:`_depthwise_row` of a 3x3 filter without depth multiplier (MobileNet's, the
-    quantized models'): the nine taps summed in one pass per pixel, in TFLite's order."""
-    _, h, win, cin = x.shape
-    ow, cout = acc.shape[0], w.shape[2]
-    iy0 = oy * sh - pt
-    iy1 = iy0 + dh
-    iy2 = iy1 + dh
-    ok0, ok1, ok2 = 0 <= iy0 < h, 0 <= iy1 < h, 0 <= iy2 < h
-    w0, w1, w2, w3, w4, w5, w6, w7, w8 = w[0, 0], w[0, 1], w[0, 2], w[1, 0], w[1, 1], w[1, 2], w[2, 0], w[2, 1], w[2, 2]
-    for ox in range(ow):
-        ix0 = ox * sw - pl
-        ix1 = ix0 + dw
-        ix2 = ix1 + dw
-        c0, c1, c2 = 0 <= ix0 < win, 0 <= ix1 < win, 0 <= ix2 < win
-        x0 = x[b, iy0, ix0] if ok0 and c0 else pad
-        x1 = x[b, iy0, ix1] if ok0 and c1 else pad
-        x2 = x[b, iy0, ix2] if ok0 and c2 else pad
-        x3 = x[b, iy1, ix0] if ok1 and c0 else pad
-        x4 = x[b, iy1, ix1] if ok1 and c1 else pad
-        x5 = x[b, iy1, ix2] if ok1 and c2 else pad
-        x6 = x[b, iy2, ix0] if ok2 and c0 else pad
-        x7 = x[b, iy2, ix1] if ok2 and c1 else pad
-        x8 = x[b, iy2, ix2] if ok2 and c2 else pad
-        a = acc[ox]
-        for k in range(cout):
-            a[k] = (x0[k] * w0[k] + x1[k] * w1[k] + x2[k] * w2[k] + x3[k] * w3[k] + x4[k] * w4[k]
-                    + x5[k] * w5[k] + x6[k] * w6[k] + x7[k] * w7[k] + x8[k] * w8[k])
-
-
-@njit(cache=True, nogil=True, fastmath={"contract"})
 def _depthwise_row(x, w, pad, b, oy, sh, sw, dh, dw, pt, pl, acc):
     """acc [OW, >= Cout] = the tap sums of output row oy of batch b (its first Cout columns).
 
-    x [N, H, W, C]; w [KH, KW, C * M] (float32/float64); pad [C]: what a tap outside x
-    reads (zeros, or the input zero point when the bias carries the zero-point
-    terms). Channel ``ic * M + m`` reads input channel ic. The taps are added one at a
+    x [N, H, W, C]; w [KH, KW, C * M] float32; pad [C] zeros: what a tap outside x
+    reads. Channel ``ic * M + m`` reads input channel ic. The taps are added one at a
     time, in TFLite's order (a float model's 3x3 filters without depth multiplier take
-    :func:`depthwise3x3_float`, a quantized model's :func:`_depthwise3x3_row`; apart,
-    so that neither compiles the other's loop).
+    :func:`depthwise3x3_float`).
     """
     _, h, win, cin = x.shape
     ow, cout = acc.shape[0], w.shape[2]  # acc may be wider (padded rows)
@@ -449,32 +429,6 @@ def depthwise_conv_float(x, w, pad, bias, out, sh, sw, dh, dw, pt, pl, act_min, 
         b, oy = r // oh, r % oh
         _depthwise_row(x, w, pad, b, oy, sh, sw, dh, dw, pt, pl, acc)
         _bias_activation_into(acc, bias, act_min, act_max, out[b, oy])
-
-
-@njit(cache=True, nogil=True)
-def depthwise_conv_quantized(x, w, pad, bias, out, sh, sw, dh, dw, pt, pl,
-                             table, out_zero_point, act_min, act_max, t, nt):
-    """DEPTHWISE_CONV_2D, uint8/int8, as an exact floating-point sum (see the module docstring).
-
-    x [N, H, W, C]; w [KH, KW, C * M] float32/float64, the centered filter (``w - w_zp``);
-    pad [C] (x's dtype) filled with the input zero point; bias [>= C * M] int64: the int32
-    bias minus ``input_zero_point * sum over taps of w`` (so that raw inputs can be
-    summed, and a tap outside the input, reading ``pad``, adds exactly zero overall);
-    table [6, >= C * M] (:func:`.requantize.requant_table`); both zero-padded as far as
-    ``requantize.padded_channels`` for the output stage's vector steps. Part t of nt
-    (:func:`pydeeplab.kernels.parallel.in_parallel`) of the output rows.
-    """
-    n, oh, ow, cout = out.shape
-    rows = n * oh
-    acc = np.empty((ow, bias.shape[0]), dtype=w.dtype)  # as wide as the padded bias: see requantize_rows
-    nine = w.shape[0] == 3 and w.shape[1] == 3 and w.shape[2] == x.shape[3]  # 3x3, no depth multiplier
-    for r in range(rows * t // nt, rows * (t + 1) // nt):
-        b, oy = r // oh, r % oh
-        if nine:
-            _depthwise3x3_row(x, w, pad, b, oy, sh, sw, dh, dw, pt, pl, acc)
-        else:
-            _depthwise_row(x, w, pad, b, oy, sh, sw, dh, dw, pt, pl, acc)
-        requantize_rows(acc, bias, table, out_zero_point, act_min, act_max, out[b, oy])
 
 
 # --------------------------------------------------------------------------- TRANSPOSE_CONV

@@ -23,7 +23,7 @@ from collections.abc import Callable
 import numpy as np
 
 from . import conv as kernels
-from . import direct_conv, igemm
+from . import depthwise_quantized, direct_conv, igemm
 from .depthwise_row import LANES as DEPTHWISE_LANES
 from .requantize import padded_channels, requant_table, requantize
 from .parallel import in_parallel, numba_threads
@@ -157,7 +157,6 @@ def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape) -
         b, out_args = stage_args(stage, bias, cout)
         dtype = np.dtype(np.float32)
         wmat = np.ascontiguousarray(weights.reshape(cout, depth).T, dtype=dtype)
-        per_pixel = 0 if pointwise else depth  # scratch: im2col rows only
     else:
         centered = weights.reshape(cout, depth).astype(np.int64) - stage.weight_zero_point
         b, out_args = stage_args(stage, bias, cout)
@@ -175,15 +174,17 @@ def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape) -
         quads = wpack.dtype == np.int8
     block = max(1, -(-_BLOCK_PIXELS // ow), _BLOCK_ELEMENTS // (ow * max(depth, cout)))
     if is_float(stage):
-        conv = in_parallel(kernels.conv_float)
+        conv = in_parallel(kernels.conv_float_pointwise if pointwise else kernels.conv_float)
     else:
         conv = in_parallel(kernels.conv_pointwise_quantized if quads else kernels.conv_quantized)
 
     def fill(inputs, out) -> None:
         x = np.ascontiguousarray(inputs[0])
         nt = numba_threads()
-        if is_float(stage):
-            scratch = WORKSPACE.get(0, np.float32, (nt, block * ow * per_pixel))
+        if is_float(stage) and pointwise:
+            conv(x, wmat, b, out, *out_args, block, nt=nt)
+        elif is_float(stage):
+            scratch = WORKSPACE.get(0, np.float32, (nt, block * ow * depth))
             conv(x, wmat, b, out, kh, kw, sh, sw, dh, dw, pt, pl, *out_args, block, scratch, nt=nt)
         else:
             rows = -(-block * ow // igemm.MR) * igemm.MR
@@ -220,14 +221,14 @@ def _direct_conv_runner(weights, bias, stage, stride, padding) -> Run:
 
 def _pointwise_tile_runner(weights, bias, stage) -> Run:
     """A float 1x1 conv with few output channels or a very shallow filter, from the input pixels
-    as they lie (kernels.direct_conv.conv_float_pointwise): A/B against BLAS per 256-pixel block,
+    as they lie (kernels.direct_conv.conv_float_pointwise_tile): A/B against BLAS per 256-pixel block,
     1 thread: 128x128 16 -> 16 1.24x, 257x257 8 -> 48 1.72x, 33x33 96 -> 16 1.31x, 65x65 72 -> 12
     1.14x; BLAS stays ahead from about 64 output channels on (33x33 48 -> 288: 0.65x)."""
     cout = weights.shape[0]
     b, out_args = stage_args(stage, bias, cout)
     wpack = aligned(direct_conv.pack_filter(weights), np.float32)
     b = aligned(np.pad(b, (0, wpack.shape[0] * direct_conv.LANES - cout)), np.float32)
-    conv = in_parallel(direct_conv.conv_float_pointwise)
+    conv = in_parallel(direct_conv.conv_float_pointwise_tile)
 
     def fill(inputs, out) -> None:
         conv(np.ascontiguousarray(inputs[0]), wpack, b, out, *out_args, nt=numba_threads())
@@ -289,26 +290,26 @@ def depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x_
                           nt=numba_threads())
 
         return with_contiguous_output(fill)
-    # Raw inputs times centered weights: the input zero point's share of every sum,
-    # zp * (sum over taps of w), moves into the bias, and a tap outside the input
-    # reads zp, adding exactly nothing once that share is taken off.
-    centered = weights.reshape(kh, kw, cout).astype(np.float64) - stage.weight_zero_point
-    b, out_args = stage_args(stage, bias, cout)
-    zp = stage.input_zero_point
-    info = np.iinfo(x_dtype)
-    raw_bound = max(-int(info.min), int(info.max)) * np.abs(centered).sum(axis=(0, 1))  # sums of raw x * w
-    w3 = aligned(centered, exact_dtype(raw_bound))
-    folded = b.copy()
-    folded[:cout] -= zp * centered.sum(axis=(0, 1)).astype(np.int64)
-    pad = aligned(np.full(cin, zp), x_dtype)
+    # Centered inputs (a ring of padded rows, zeros around them) times the centered filter,
+    # summed exactly in the narrowest float type that can (kernels.depthwise_quantized).
+    centered = weights.reshape(kh * kw, cout).astype(np.float64) - stage.weight_zero_point
+    b, (table, out_zp, act_min, act_max) = stage_args(stage, bias, cout)
+    cp = b.shape[0]  # cout rounded up to whole vector steps (requantize.padded_channels)
+    dtype = exact_dtype(acc_bound(stage, centered.T, x_dtype))
+    w = np.zeros((kh * kw, cp), dtype)
+    w[:, :cout] = centered
+    w = aligned(w, dtype)
+    slots = (kh - 1) * dh + 1  # the input rows one output row reads lie within this many
+    wp = depthwise_quantized.ring_width(out_width, x_width, sw, dw, kw, pl)
+    depthwise = in_parallel(depthwise_quantized.depthwise_conv_quantized)
 
-    depthwise = in_parallel(kernels.depthwise_conv_quantized)
+    def fill(inputs, out) -> None:
+        nt = numba_threads()
+        ring = WORKSPACE.get(0, dtype, (nt, slots + 1, wp, cp))
+        depthwise(np.ascontiguousarray(inputs[0]), w, b, table, stage.input_zero_point, out_zp, act_min, act_max,
+                  out, kh, kw, sh, sw, dh, dw, pt, pl, ring, nt=nt)
 
-    def run(inputs, outputs) -> None:
-        depthwise(np.ascontiguousarray(inputs[0]), w3, pad, folded, outputs[0], sh, sw, dh, dw, pt, pl, *out_args,
-                  nt=numba_threads())
-
-    return run
+    return with_contiguous_output(fill)
 
 
 def transpose_conv_runner(weights, bias, stage, stride, padding, x_shape, out_shape) -> Run:

@@ -166,7 +166,7 @@ def conv_float_direct(x, wpack, bias, out, sh, sw, pt, pl, act_min, act_max, rin
 
 
 @njit(cache=True, nogil=True)
-def conv_float_pointwise(x, wpack, bias, out, act_min, act_max, t, nt):
+def conv_float_pointwise_tile(x, wpack, bias, out, act_min, act_max, t, nt):
     """CONV_2D, float32, 1x1 with stride 1 and no padding, whose input pixels are the tile's rows
     as they lie. x [N, H, W, Cin]; wpack [NB, Cin, 16] (:func:`pack_filter`); bias [16 NB];
     out [N, H, W, Cout]. Part t of nt: pixels ``P * t // nt`` to ``P * (t + 1) // nt``."""
@@ -183,4 +183,4 @@ def conv_float_pointwise(x, wpack, bias, out, act_min, act_max, t, nt):
                   bias[k * LANES :].ctypes.data, cout - k * LANES, act_min, act_max)
 
 
-__all__ = ["LANES", "MR", "conv_float_direct", "conv_float_pointwise", "pack_filter"]
+__all__ = ["LANES", "MR", "conv_float_direct", "conv_float_pointwise_tile", "pack_filter"]

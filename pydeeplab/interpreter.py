@@ -192,7 +192,7 @@ class Interpreter:
         self._num_threads = num_threads
         self._preserve = experimental_preserve_all_tensors
         self._views = _ViewToken()
-        if backend == "numba":
+        if self.backend == "numba":  # (as resolved: "auto" picks it too)
             start_numba_threads()  # before any kernel: see pydeeplab.threads (OpenMP spin count)
         self._setup(0)
         # LiteRT resolves every subgraph's operators when it builds the interpreter.

@@ -31,6 +31,32 @@ def test_import_and_a_numba_interpreter_leave_the_environment_untouched():
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
 
 
+def test_the_default_backend_starts_numba_threads_with_the_spin_count():
+    """An Interpreter whose backend resolves to numba ("auto", the default) starts Numba's
+    threads itself, while the spin count is set (libgomp reads it once, then)."""
+    result = _run("""
+        import os, numba
+        from pydeeplab import Interpreter, threads
+        from pydeeplab.tflite.writer import ModelBuilder
+        from pydeeplab.tflite.schema import BuiltinOperator, TensorType
+        seen = []
+        get = numba.get_num_threads
+        def watch():  # the call that starts the pool: what GOMP_SPINCOUNT is then
+            seen.append(os.environ.get("GOMP_SPINCOUNT"))
+            return get()
+        numba.get_num_threads = watch
+        b = ModelBuilder(description="relu")
+        x, y = b.add_tensor("x", TensorType.FLOAT32, (1, 4)), b.add_tensor("y", TensorType.FLOAT32, (1, 4))
+        b.add_operator(BuiltinOperator.RELU, [x], [y])
+        b.set_inputs([x]); b.set_outputs([y])
+        it = Interpreter(model_content=b.finish())
+        assert it.backend == "numba" and threads._numba_started, (it.backend, threads._numba_started)
+        assert seen[:1] == [threads.OPENMP_SPIN_COUNT], seen
+        print("ok")
+    """)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
 def test_a_user_spin_count_is_kept():
     result = _run("""
         import os

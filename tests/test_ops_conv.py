@@ -184,6 +184,8 @@ DW_CASES = [
     ((1, 6, 10, 24), 1, (3, 3), (2, 2), (1, 1), SAME, RELU6, True),
     ((2, 5, 2, 16), 1, (3, 3), (2, 2), (1, 1), SAME, NONE, True),
     ((1, 4, 3, 8), 1, (3, 3), (2, 2), (1, 1), VALID, NONE, False),
+    # Stride 2 with a row dilation only: the in-place input rows are dh apart too.
+    ((1, 15, 12, 2), 1, (3, 3), (2, 2), (2, 1), VALID, RELU6, True),
     # VALID stride 1 (the depthwise convs between SPACE_TO_BATCH_ND and BATCH_TO_SPACE_ND):
     # every row read in place.
     ((4, 9, 9, 72), 1, (3, 3), (1, 1), (1, 1), VALID, RELU6, True),
@@ -205,6 +207,25 @@ def test_depthwise_conv_2d(kind, case):
     t = _Tensors(kind, rng, shape, (1, *k, shape[3] * dm), 3, k[0] * k[1], bias)
     inputs = [t.x, t.w, t.b] if bias else [t.x, t.w]  # TFLite takes a missing bias, not a -1
     check_op(DW, inputs, [t.out], DepthwiseConv2DOptions(pad, s[1], s[0], dm, act, d[1], d[0]))
+
+
+def test_depthwise_conv_2d_float64_sums():
+    """A 19x19 uint8 filter far from its zero point: 252 * sum |w - w_zp| passes 2**24, so the
+    Numba backend's ring of centered rows and its sums must be float64 (depth multiplier 2 and
+    6 channels, a partial vector step, on the way)."""
+    from types import SimpleNamespace
+
+    from pydeeplab.kernels.conv_plan import acc_bound, exact_dtype
+
+    rng = np.random.default_rng(6)
+    x = T(rng.integers(0, 256, (1, 21, 22, 3)).astype(np.uint8), quant=quant(0.02, 3))
+    w = T(rng.integers(200, 256, (1, 19, 19, 6)).astype(np.uint8), const=True, quant=quant(0.003, 0))
+    centered = np.asarray(w.value).reshape(19 * 19, 6).T.astype(np.int64)  # the plan's bound, as conv_plan computes it
+    assert exact_dtype(acc_bound(SimpleNamespace(input_zero_point=3), centered, np.uint8)) == np.float64
+    s_b = np.float32(0.02) * np.float32(0.003)
+    b = T(rng.integers(-9999, 9999, 6).astype(np.int32), const=True, quant=quant(s_b, 0))
+    out = T(None, np.uint8, quant=quant(0.02 * 0.003 * 361 * 228 * 128 / 100, 7))
+    check_op(DW, [x, w, b], [out], DepthwiseConv2DOptions(SAME, 1, 1, 2, NONE, 1, 1))
 
 
 # (input NHWC, Cout, kernel, stride, padding, activation, bias, output HW or None for the usual one)
