@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable
 
 import numpy as np
+from numba import config
 
 from . import conv as kernels
 from . import depthwise_quantized, direct_conv, igemm
@@ -42,6 +43,9 @@ _BLOCK_PIXELS = 256
 #: run from padded input rows (kernels.direct_conv): 257x257x3 -> 129x129x16 0.66 -> 0.29 ms,
 #: 256x256x3 -> 128x128x16 0.66 -> 0.27 ms (im2col + BLAS before; 1 thread, thread time).
 _DIRECT_DEPTH = 64
+#: The kernels built on LLVM IR intrinsics (kernels.direct_conv, kernels.depthwise_row) cannot
+#: run as plain Python: with Numba's JIT disabled the general kernels take their convolutions.
+_IR_KERNELS = not config.DISABLE_JIT
 
 
 def is_float(stage) -> bool:
@@ -149,9 +153,9 @@ def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape) -
     depth = kh * kw * cin
     (sh, sw), (dh, dw), (pt, pl) = stride, dilation, padding
     pointwise = kh == kw == 1 and stride == (1, 1) and padding == (0, 0)
-    if is_float(stage) and kh == 3 and dilation == (1, 1) and depth <= _DIRECT_DEPTH:
+    if is_float(stage) and _IR_KERNELS and kh == 3 and dilation == (1, 1) and depth <= _DIRECT_DEPTH:
         return _direct_conv_runner(weights, bias, stage, stride, padding)
-    if is_float(stage) and pointwise and (depth <= 8 or (cout <= 16 and depth <= 96)):
+    if is_float(stage) and _IR_KERNELS and pointwise and (depth <= 8 or (cout <= 16 and depth <= 96)):
         return _pointwise_tile_runner(weights, bias, stage)
     if is_float(stage):
         b, out_args = stage_args(stage, bias, cout)
@@ -261,7 +265,7 @@ def depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x_
     (sh, sw), (dh, dw), (pt, pl) = stride, dilation, padding
     if is_float(stage):
         b, out_args = stage_args(stage, bias, cout)
-        if kh == kw == 3 and cout == cin and (sw == 1 or (sw == 2 and dw == 1)):  # MobileNet's
+        if kh == kw == 3 and cout == cin and (sw == 1 or (sw == 2 and dw == 1)) and _IR_KERNELS:  # MobileNet's
             # Taps and bias zero-padded to whole vectors of channels (kernels.depthwise_row).
             lanes = -(-cout // DEPTHWISE_LANES) * DEPTHWISE_LANES
             w9 = aligned(np.pad(weights.reshape(9, cout), ((0, 0), (0, lanes - cout))), np.float32)

@@ -34,6 +34,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .requantize import requantize_one
+from .vector_ir import fma as fused_multiply_add, lanes_below, masked_load, masked_store, splat as broadcast
 
 #: Channels per vector step (one 512-bit vector of float32 sums).
 LANES = 16
@@ -65,16 +66,8 @@ def _row_kernel_ir(context, builder, args, elem: ir.Type):
         return builder.inttoptr(address, vector.as_pointer())
 
     def splat(value, vector):
-        one = builder.insert_element(ir.Constant(vector, None), value, ir.Constant(i32, 0))
-        return builder.shuffle_vector(one, ir.Constant(vector, None), ir.Constant(ir.VectorType(i32, vector.count),
-                                                                                  [0] * vector.count))
+        return broadcast(builder, value, vector)
 
-    fma = builder.module.globals.get(f"llvm.fma.v{LANES}{'f32' if esize == 4 else 'f64'}") or ir.Function(
-        builder.module, ir.FunctionType(f_vec, [f_vec] * 3), f"llvm.fma.v{LANES}{'f32' if esize == 4 else 'f64'}")
-    store_name = f"llvm.masked.store.v{LANES}i8.p0v{LANES}i8"
-    masked_store = builder.module.globals.get(store_name) or ir.Function(
-        builder.module, ir.FunctionType(ir.VoidType(), [v8, v8.as_pointer(), i32, ir.VectorType(ir.IntType(1), LANES)]),
-        store_name)
     zp_v, lo_v, hi_v = (splat(builder.trunc(v, i32), v32) for v in (zp, lo, hi))
     h64 = ir.VectorType(i64, LANES // 2)
 
@@ -86,7 +79,6 @@ def _row_kernel_ir(context, builder, args, elem: ir.Type):
         return builder.ashr(builder.shl(v, splat(const(32), h64)), splat(const(32), h64))
 
     sums = [cgutils.alloca_once(builder, f_vec) for _ in range(PIXELS)]
-    lane_index = ir.Constant(v32, list(range(LANES)))
 
     with cgutils.for_range_slice(builder, const(0), cout, const(LANES), intp=i64) as (k, _):
         def row(r):  # table row r, channels k .. k + 15
@@ -101,7 +93,7 @@ def _row_kernel_ir(context, builder, args, elem: ir.Type):
         # 32 x 32 -> 64 (vpmuldq).
         mult = tuple(sign_extend_low(m) for m in halves(row(_MULT)))
         nudge, nudge_pos, shift = (halves(row(r)) for r in (_NUDGE, _NUDGE_POS, _SHIFT))
-        mask = builder.icmp_signed("<", lane_index, splat(builder.trunc(builder.sub(cout, k), i32), v32))
+        mask = lanes_below(builder, builder.sub(cout, k), LANES)
         k_bytes = builder.mul(k, const(esize))
         with cgutils.for_range_slice(builder, const(0), ow, const(PIXELS), intp=i64) as (ox, _):
             for s in sums:
@@ -115,7 +107,7 @@ def _row_kernel_ir(context, builder, args, elem: ir.Type):
                 base = builder.add(pixel0, offset)
                 for p, s in enumerate(sums):
                     xv = builder.load(pointer(builder.add(base, builder.mul(const(p), step)), f_vec), align=esize)
-                    builder.store(builder.call(fma, [xv, wv, builder.load(s)]), s)
+                    builder.store(fused_multiply_add(builder, xv, wv, builder.load(s)), s)
             for p, s in enumerate(sums):
                 pixel = builder.add(ox, const(p))
                 with builder.if_then(builder.icmp_signed("<", pixel, ow), likely=True):
@@ -137,7 +129,7 @@ def _row_kernel_ir(context, builder, args, elem: ir.Type):
                     v = builder.select(builder.icmp_signed("<", v, lo_v), lo_v, v)
                     v = builder.select(builder.icmp_signed(">", v, hi_v), hi_v, v)
                     at = builder.add(out, builder.add(builder.mul(pixel, cout), k))
-                    builder.call(masked_store, [builder.trunc(v, v8), pointer(at, v8), ir.Constant(i32, 1), mask])
+                    masked_store(builder, builder.trunc(v, v8), pointer(at, v8), mask, 1)
     return context.get_dummy_value()
 
 
@@ -181,28 +173,20 @@ def _convert_row(typingctx, src, dst, width, cin, cp, zero_point, like_src, like
 
     def codegen(context, builder, signature, args):
         src, dst, width, cin, cp, zero_point = args[:6]
-        i1, i8, i32, i64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
+        i8, i32, i64 = ir.IntType(8), ir.IntType(32), ir.IntType(64)
         v8, v32 = ir.VectorType(i8, LANES), ir.VectorType(i32, LANES)
         elem = context.get_data_type(like_dst)
         f_vec = ir.VectorType(elem, LANES)
         esize = 4 if isinstance(elem, ir.FloatType) else 8
-        name = f"llvm.masked.load.v{LANES}i8.p0v{LANES}i8"
-        masked_load = builder.module.globals.get(name) or ir.Function(
-            builder.module, ir.FunctionType(v8, [v8.as_pointer(), i32, ir.VectorType(i1, LANES), v8]), name)
-        zp = builder.insert_element(ir.Constant(v32, None), builder.trunc(zero_point, i32), ir.Constant(i32, 0))
-        zp = builder.shuffle_vector(zp, ir.Constant(v32, None), ir.Constant(v32, [0] * LANES))
-        lane = ir.Constant(v32, list(range(LANES)))
+        zp = broadcast(builder, builder.trunc(zero_point, i32), v32)
         extend = builder.zext if like_src == types.uint8 else builder.sext
         with cgutils.for_range(builder, width, intp=i64) as pixels:
             ix = pixels.index
             zero, step = ir.Constant(i64, 0), ir.Constant(i64, LANES)
             with cgutils.for_range_slice(builder, zero, cin, step, intp=i64) as (c, _):
-                left = builder.trunc(builder.sub(cin, c), i32)
-                mask = builder.icmp_signed("<", lane, builder.shuffle_vector(
-                    builder.insert_element(ir.Constant(v32, None), left, ir.Constant(i32, 0)), ir.Constant(v32, None),
-                    ir.Constant(v32, [0] * LANES)))
+                mask = lanes_below(builder, builder.sub(cin, c), LANES)
                 at = builder.inttoptr(builder.add(src, builder.add(builder.mul(ix, cin), c)), v8.as_pointer())
-                x = builder.call(masked_load, [at, ir.Constant(i32, 1), mask, ir.Constant(v8, None)])
+                x = masked_load(builder, at, mask, v8, 1)
                 v = builder.sitofp(builder.sub(extend(x, v32), zp), f_vec)
                 to = builder.add(dst, builder.mul(builder.add(builder.mul(ix, cp), c), ir.Constant(i64, esize)))
                 builder.store(v, builder.inttoptr(to, f_vec.as_pointer()), align=esize)

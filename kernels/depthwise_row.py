@@ -23,18 +23,14 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
+from .vector_ir import I64, fma, lanes_below, masked_load, masked_store, pointer, splat
+
 #: Channels per vector step (one 512-bit vector of float32).
 LANES = 16
 #: Pixels per step of the main loop.
 _PIXELS = 4
 
-_I1, _I32, _I64, _F32 = ir.IntType(1), ir.IntType(32), ir.IntType(64), ir.FloatType()
-_VEC = ir.VectorType(_F32, LANES)
-_MASK = ir.VectorType(_I1, LANES)
-
-
-def _declare(module: ir.Module, name: str, ret: ir.Type, args: list[ir.Type]) -> ir.Function:
-    return module.globals.get(name) or ir.Function(module, ir.FunctionType(ret, args), name)
+_VEC = ir.VectorType(ir.FloatType(), LANES)
 
 
 def _row_intrinsic(ratio: int):
@@ -57,22 +53,9 @@ def _row_intrinsic(ratio: int):
 
         def codegen(context, builder, signature, args):
             rows_v, in_step, tap, weights, bias, lo, hi, out, out_step, count, channels = args
-            module = builder.module
-            load_masked = _declare(module, "llvm.masked.load.v16f32.p0", _VEC,
-                                   [_VEC.as_pointer(), _I32, _MASK, _VEC])
-            store_masked = _declare(module, "llvm.masked.store.v16f32.p0", ir.VoidType(),
-                                    [_VEC, _VEC.as_pointer(), _I32, _MASK])
-            fma = _declare(module, "llvm.fma.v16f32", _VEC, [_VEC, _VEC, _VEC])
-            const = lambda v: ir.Constant(_I64, v)  # noqa: E731
+            const = lambda v: ir.Constant(I64, v)  # noqa: E731
             bases = [builder.extract_value(rows_v, i) for i in range(3)]
-            lanes64 = ir.VectorType(_I64, LANES)
-            every = ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES)
-
-            def splat(value, vector):
-                one = builder.insert_element(ir.Constant(vector, None), value, ir.Constant(_I32, 0))
-                return builder.shuffle_vector(one, ir.Constant(vector, None), every)
-
-            vlo, vhi = splat(lo, _VEC), splat(hi, _VEC)
+            vlo, vhi = splat(builder, lo, _VEC), splat(builder, hi, _VEC)
             padded = builder.mul(builder.sdiv(builder.add(channels, const(LANES - 1)), const(LANES)), const(LANES))
             w_row = builder.mul(padded, const(4))  # bytes between two taps' weights
             # Byte offset of input column k (pixel g's tap j reads column g * ratio + j) from a
@@ -90,11 +73,11 @@ def _row_intrinsic(ratio: int):
                 done = builder.append_basic_block(f"{name}.done")
                 builder.branch(test)
                 builder.position_at_end(test)
-                v = builder.phi(_I64)
+                v = builder.phi(I64)
                 v.add_incoming(start, entry)
                 ps = []
                 for value, _ in pointers:
-                    phi = builder.phi(_I64)
+                    phi = builder.phi(I64)
                     phi.add_incoming(value, entry)
                     ps.append(phi)
                 builder.cbranch(builder.icmp_signed("<=", builder.add(v, const(step)), stop), loop, done)
@@ -113,13 +96,12 @@ def _row_intrinsic(ratio: int):
                 offset = builder.mul(k, const(4))
 
                 def address(at):
-                    return builder.inttoptr(builder.add(at, offset), _VEC.as_pointer())
+                    return pointer(builder, builder.add(at, offset), _VEC)
 
                 def load(at):
                     if mask is None:
                         return builder.load(address(at), align=4)
-                    return builder.call(load_masked, [address(at), ir.Constant(_I32, 4), mask,
-                                                      ir.Constant(_VEC, None)])
+                    return masked_load(builder, address(at), mask, _VEC, 4)
 
                 w = [builder.load(address(builder.add(weights, builder.mul(const(t), w_row))), align=4)
                      for t in range(9)]
@@ -133,8 +115,8 @@ def _row_intrinsic(ratio: int):
                             if k not in loaded:
                                 loaded[k] = load(builder.add(ins[i], columns[k]))
                             t = 3 * i + j
-                            sums[g] = builder.fmul(loaded[k], w[t]) if t == 0 else builder.call(
-                                fma, [loaded[k], w[t], sums[g]])
+                            sums[g] = (builder.fmul(loaded[k], w[t]) if t == 0
+                                       else fma(builder, loaded[k], w[t], sums[g]))
                 for g in range(group):
                     v = builder.fadd(sums[g], b)
                     v = builder.select(builder.fcmp_ordered("<", v, vlo), vlo, v)
@@ -143,11 +125,10 @@ def _row_intrinsic(ratio: int):
                     if mask is None:
                         builder.store(v, at, align=4)
                     else:
-                        builder.call(store_masked, [v, at, ir.Constant(_I32, 4), mask])
+                        masked_store(builder, v, at, mask, 4)
 
             whole = builder.mul(builder.sdiv(channels, const(LANES)), const(LANES))
-            left = splat(builder.sub(channels, whole), lanes64)
-            tail = builder.icmp_signed("<", ir.Constant(lanes64, list(range(LANES))), left)
+            tail = lanes_below(builder, builder.sub(channels, whole), LANES)
 
             def group(size):
                 def body(n, ps):

@@ -23,13 +23,14 @@ from numba import njit, types
 from numba.extending import intrinsic
 
 from .conv import _padded_row
+from .vector_ir import I64, fma, lanes_below, masked_store, pointer, splat
 
 #: Output pixels per tile.
 MR = 8
 #: Output channels per block: one 512-bit vector of float32.
 LANES = 16
 
-_I1, _I32, _I64, _F32 = ir.IntType(1), ir.IntType(32), ir.IntType(64), ir.FloatType()
+_F32 = ir.FloatType()
 _VEC = ir.VectorType(_F32, LANES)
 
 
@@ -60,24 +61,11 @@ def _tile(typingctx, rows, lda, pixels, w, steps, out, ldc, bias, lanes, act_min
 
     def codegen(context, builder, signature, args):
         rows_v, lda, pixels, w, steps, out, ldc, bias, lanes, lo, hi = args
-        module = builder.module
-        fma = module.globals.get("llvm.fma.v16f32") or ir.Function(
-            module, ir.FunctionType(_VEC, [_VEC] * 3), "llvm.fma.v16f32")
-        mask_type = ir.VectorType(_I1, LANES)
-        store_masked = module.globals.get("llvm.masked.store.v16f32.p0") or ir.Function(
-            module, ir.FunctionType(ir.VoidType(), [_VEC, _VEC.as_pointer(), _I32, mask_type]),
-            "llvm.masked.store.v16f32.p0")
-        const = lambda v: ir.Constant(_I64, v)  # noqa: E731
-        every = ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES)
-
-        def splat(value, vector=_VEC):
-            one = builder.insert_element(ir.Constant(vector, None), value, ir.Constant(_I32, 0))
-            return builder.shuffle_vector(one, ir.Constant(vector, None), every)
-
+        const = lambda v: ir.Constant(I64, v)  # noqa: E731
         last = builder.sub(pixels, const(1))
         starts = [builder.mul(builder.select(builder.icmp_signed("<", const(p), pixels), const(p), last), lda)
                   for p in range(MR)]
-        sums = [builder.load(builder.inttoptr(bias, _VEC.as_pointer()), align=4)] * MR
+        sums = [builder.load(pointer(builder, bias, _VEC), align=4)] * MR
         for i in range(rows.count):
             base = builder.extract_value(rows_v, i)
             wbase = builder.add(w, builder.mul(builder.mul(const(i), steps), const(4 * LANES)))
@@ -86,20 +74,19 @@ def _tile(typingctx, rows, lda, pixels, w, steps, out, ldc, bias, lanes, act_min
             done = builder.append_basic_block(f"direct.row{i}.done")
             builder.branch(loop)  # steps >= 1
             builder.position_at_end(loop)
-            q = builder.phi(_I64)
+            q = builder.phi(I64)
             q.add_incoming(const(0), entry)
             phis = []
             for s in sums:
                 phi = builder.phi(_VEC)
                 phi.add_incoming(s, entry)
                 phis.append(phi)
-            filt = builder.load(builder.inttoptr(builder.add(wbase, builder.mul(q, const(4 * LANES))),
-                                                 _VEC.as_pointer()), align=4)
+            filt = builder.load(pointer(builder, builder.add(wbase, builder.mul(q, const(4 * LANES))), _VEC), align=4)
             updated = []
             for p in range(MR):
                 at = builder.add(builder.add(base, starts[p]), builder.mul(q, const(4)))
-                x = builder.load(builder.inttoptr(at, _F32.as_pointer()), align=4)
-                updated.append(builder.call(fma, [splat(x), filt, phis[p]]))
+                x = builder.load(pointer(builder, at, _F32), align=4)
+                updated.append(fma(builder, splat(builder, x, _VEC), filt, phis[p]))
             q_next = builder.add(q, const(1))
             q.add_incoming(q_next, loop)
             for phi, u in zip(phis, updated):
@@ -107,21 +94,19 @@ def _tile(typingctx, rows, lda, pixels, w, steps, out, ldc, bias, lanes, act_min
             builder.cbranch(builder.icmp_signed("<", q_next, steps), loop, done)
             builder.position_at_end(done)
             sums = updated
-        vlo, vhi = splat(lo), splat(hi)
-        mask = builder.icmp_signed("<", ir.Constant(ir.VectorType(_I64, LANES), list(range(LANES))),
-                                   splat(lanes, ir.VectorType(_I64, LANES)))
+        vlo, vhi = splat(builder, lo, _VEC), splat(builder, hi, _VEC)
+        mask = lanes_below(builder, lanes, LANES)
         whole = builder.icmp_signed(">=", lanes, const(LANES))
         for p in range(MR):
             v = builder.select(builder.fcmp_ordered("<", sums[p], vlo), vlo, sums[p])
             v = builder.select(builder.fcmp_ordered(">", v, vhi), vhi, v)
             with builder.if_then(builder.icmp_signed("<", const(p), pixels)):
-                at = builder.inttoptr(builder.add(out, builder.mul(builder.mul(const(p), ldc), const(4))),
-                                      _VEC.as_pointer())
+                at = pointer(builder, builder.add(out, builder.mul(builder.mul(const(p), ldc), const(4))), _VEC)
                 with builder.if_else(whole) as (all_lanes, some_lanes):
                     with all_lanes:
                         builder.store(v, at, align=4)
                     with some_lanes:
-                        builder.call(store_masked, [v, at, ir.Constant(_I32, 4), mask])
+                        masked_store(builder, v, at, mask, 4)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -138,7 +123,7 @@ def conv_float_direct(x, wpack, bias, out, sh, sw, pt, pl, act_min, act_max, rin
     ``rows * t // nt`` to ``rows * (t + 1) // nt``, with ``ring[t]``.
     """
     n, oh, ow, cout = out.shape
-    h, win, cin = x.shape[1], x.shape[2], x.shape[3]
+    win, cin = x.shape[2], x.shape[3]
     rows = n * oh
     steps = wpack.shape[1] // 3
     slots = ring[t]

@@ -33,6 +33,8 @@ from llvmlite import ir
 from numba import config, njit, types
 from numba.extending import intrinsic
 
+from .vector_ir import declare, splat
+
 #: Pixels per tile: 8 x 2 blocks of 16 int32 sums = 16 vector registers (of AVX-512's 32).
 MR = 8
 #: Output channels per block: one 512-bit vector of int32 sums.
@@ -96,9 +98,8 @@ def _dot_pairs(builder: ir.IRBuilder, sums: ir.Value, x: ir.Value, w: ir.Value) 
 def _dot_quads(builder: ir.IRBuilder, sums: ir.Value, x: ir.Value, w: ir.Value) -> ir.Value:
     """sums + (uint8 quads of x) . (int8 quads of w), lane by lane: vpdpbusd where the CPU has it."""
     if HAVE_VNNI:
-        fn = builder.module.globals.get("llvm.x86.avx512.vpdpbusd.512") or ir.Function(
-            builder.module, ir.FunctionType(_SUMS, [_SUMS, _SUMS, _SUMS]), "llvm.x86.avx512.vpdpbusd.512")
-        return builder.call(fn, [sums, x, w])
+        vpdpbusd = declare(builder.module, "llvm.x86.avx512.vpdpbusd.512", _SUMS, [_SUMS] * 3)
+        return builder.call(vpdpbusd, [sums, x, w])
     products = builder.mul(_lanes(builder, x, 8, builder.zext), _lanes(builder, w, 8, builder.sext))
     return builder.add(sums, _sum_groups(builder, products, 4))
 
@@ -140,13 +141,10 @@ def _tile(blocks: int):
             for j in range(blocks):
                 at = builder.add(w, builder.add(builder.mul(const(j), w_stride), builder.mul(q, const(64))))
                 filters.append(builder.load(builder.inttoptr(at, _SUMS.as_pointer()), align=1))
-            every = ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES)
             updated = []
             for r in range(MR):
                 at = builder.add(a, builder.add(builder.mul(const(r), lda), builder.mul(q, const(4))))
-                four = builder.load(builder.inttoptr(at, _I32.as_pointer()), align=1)
-                x = builder.shuffle_vector(builder.insert_element(ir.Constant(_SUMS, None), four, ir.Constant(_I32, 0)),
-                                           ir.Constant(_SUMS, None), every)
+                x = splat(builder, builder.load(builder.inttoptr(at, _I32.as_pointer()), align=1), _SUMS)
                 updated.append([dot(builder, sums[r][j], x, filters[j]) for j in range(blocks)])
             q_next = builder.add(q, const(1))
             q.add_incoming(q_next, loop)

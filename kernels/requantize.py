@@ -18,6 +18,8 @@ from numba.core import cgutils
 from numba.core.errors import TypingError
 from numba.extending import intrinsic
 
+from .vector_ir import masked_store, splat
+
 _INT32_MIN = -(2**31)
 
 # Rows of a requantization table (int64 [6, C], see :func:`requant_table`).
@@ -134,8 +136,7 @@ def _rescale_columns(typingctx, acc, k, bias, table, out_zero_point, act_min, ac
             return builder.load(address(name, byte_offset), align=types_[name].dtype.bitwidth // 8)
 
         def broadcast(value):
-            one = builder.insert_element(ir.Constant(v64, None), value, ir.Constant(i32, 0))
-            return builder.shuffle_vector(one, ir.Constant(v64, None), ir.Constant(v32, [0] * _VECTOR))
+            return splat(builder, value, v64)
 
         columns = cgutils.unpack_tuple(builder, arrays["table"].shape)[1]
         constant = lambda r: load("table", element_offset("table", builder.add(  # noqa: E731
@@ -152,10 +153,6 @@ def _rescale_columns(typingctx, acc, k, bias, table, out_zero_point, act_min, ac
         out_vector = ir.VectorType(out_elem, _VECTOR)
         mask = builder.icmp_signed("<", ir.Constant(v64, list(range(_VECTOR))), broadcast(lanes_v))
         whole = builder.icmp_signed(">=", lanes_v, ir.Constant(i64, _VECTOR))
-        store_name = f"llvm.masked.store.v{_VECTOR}i{out_elem.width}.p0"
-        masked_store = builder.module.globals.get(store_name) or ir.Function(builder.module, ir.FunctionType(
-            ir.VoidType(), [out_vector, out_vector.as_pointer(), i32, ir.VectorType(ir.IntType(1), _VECTOR)]),
-            store_name)
 
         entry = builder.block
         loop = builder.append_basic_block("rescale.loop")
@@ -183,7 +180,7 @@ def _rescale_columns(typingctx, acc, k, bias, table, out_zero_point, act_min, ac
             with all_lanes:
                 builder.store(v, at, align=out.dtype.bitwidth // 8)
             with some_lanes:
-                builder.call(masked_store, [v, at, ir.Constant(i32, out.dtype.bitwidth // 8), mask])
+                masked_store(builder, v, at, mask, out.dtype.bitwidth // 8)
         r_next = builder.add(r, ir.Constant(i64, 1))
         r.add_incoming(r_next, builder.block)
         builder.cbranch(builder.icmp_signed("<", r_next, rows), loop, done)
