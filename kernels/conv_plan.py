@@ -37,8 +37,11 @@ Run = Callable[[list, list], None]
 #: convolutions with 8 to 144 channels) ...
 _BLOCK_ELEMENTS = 1 << 15
 #: ... but at least this many pixels, below which BLAS spends its time re-packing the
-#: filter (measured on the 33x33 convolutions with 320 to 960 channels).
+#: filter (measured on the 33x33 convolutions with 320 to 960 channels); a float product
+#: twice as many (BLAS packs the filter at every call: 33x33 512 -> 256 1.64 -> 1.46 ms,
+#: 80 -> 480 0.62 -> 0.52 ms, 48 -> 288 0.33 -> 0.23 ms with blocks of 528 pixels, not 264).
 _BLOCK_PIXELS = 256
+_BLOCK_PIXELS_FLOAT = 512
 #: Float convs with a 3-row filter at most this deep (a first conv on an image: 3x3x3 = 27)
 #: run from padded input rows (kernels.direct_conv): 257x257x3 -> 129x129x16 0.66 -> 0.29 ms,
 #: 256x256x3 -> 128x128x16 0.66 -> 0.27 ms (im2col + BLAS before; 1 thread, thread time).
@@ -176,7 +179,8 @@ def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape) -
             cols_type, offset = np.int16, np.int16(-stage.input_zero_point)
         width, lanes = wpack.shape[1] * (wpack.shape[2] // igemm.LANES), igemm.LANES * wpack.shape[0]
         quads = wpack.dtype == np.int8
-    block = max(1, -(-_BLOCK_PIXELS // ow), _BLOCK_ELEMENTS // (ow * max(depth, cout)))
+    least = _BLOCK_PIXELS_FLOAT if is_float(stage) else _BLOCK_PIXELS
+    block = max(1, -(-least // ow), _BLOCK_ELEMENTS // (ow * max(depth, cout)))
     if is_float(stage):
         conv = in_parallel(kernels.conv_float_pointwise if pointwise else kernels.conv_float)
     else:
