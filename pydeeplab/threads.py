@@ -14,11 +14,15 @@ Numba's OpenMP threads (GNU libgomp) by default spin for milliseconds after
 each parallel region before they sleep. When the cores are shared with other
 processes, a spinning team makes every region wait for descheduled threads
 (measured on a loaded 2-core machine, float model: 2 threads 385 ms against 57
-ms for 1). Sleeping at once (``OMP_WAIT_POLICY=passive``) is safe under load
-but pays a futex wake-up at every kernel, which on an idle machine costs most
-of the gain (2 threads 1.3x faster than 1). A short spin bridges the few
-microseconds of Python between two kernels and gives up soon after: 1000
-spins measured 1.75x (idle) and about passive's time under load. libgomp reads
+ms for 1). Sleeping at once pays a futex wake-up at every kernel, which on an idle
+machine costs all of the gain. A spin that bridges the Python between two kernels
+and gives up soon after is the compromise; measured on this 2-core machine, 257 float
+model, 2 threads against 1 (medians), idle: 1000 spins 0.86-1.22x, 3000 1.35-1.44x,
+30000 1.58-1.59x, libgomp's 300000 1.17-1.60x (pascal_quant: 1000 1.40x, 30000
+1.66x); with one other busy process: 1000 0.76x, 10000 0.48x, 30000 0.28x, 300000
+0.06-0.12x. On a busy machine one thread is faster whatever the count
+(``num_threads=1``). (Earlier figures here, 1000 spins 1.75x, were taken when the count
+was not applied: the default backend did not call :func:`start_numba_threads`.) libgomp reads
 ``GOMP_SPINCOUNT`` once, when it is loaded, which is when Numba starts its
 threads. So, unless the user has chosen a wait policy, :func:`start_numba_threads`
 (called when a numba-backend Interpreter is made) sets the variable for exactly
@@ -50,9 +54,8 @@ from .kernels.loaded_blas import blas_libraries
 
 #: libgomp's spin count before an idle worker sleeps (its default is 300000, a
 #: few milliseconds): enough to bridge the Python between two kernels (tens of
-#: microseconds). 300 spins measured 1.46x at 2 threads, 1000 1.75x, 3000 1.81x;
-#: under load 5000 already made 2 threads 1.7x slower than 1.
-OPENMP_SPIN_COUNT = "1000"
+#: microseconds); see the module docstring for the figures.
+OPENMP_SPIN_COUNT = "30000"
 
 _SYMBOLS = [  # (set, get) pairs as OpenBLAS builds name them
     ("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
