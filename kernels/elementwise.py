@@ -30,25 +30,34 @@ def lookup_unary(table, x, out):
         out[i] = table[x[i]]
 
 
-@njit(cache=True)
-def lookup_binary(table, a, b, out):
+@njit(cache=True, nogil=True)
+def lookup_binary(table, a, b, out, t, nt):
     """out[...] = table[a, b] with broadcasting.
 
     table: [256, 256]; a, b: uint8 6-D arrays already broadcast to out's shape (zero
     strides on broadcast dimensions); out: 6-D, table's dtype. Callers merge
-    dimensions first, so the innermost loop is usually long and contiguous.
+    dimensions first, so the innermost loop is usually long and contiguous. Part t of
+    nt (:func:`pydeeplab.kernels.parallel.in_parallel`): the rows (all dimensions but
+    the last) ``rows * t // nt`` to ``rows * (t + 1) // nt``, or, with fewer rows than
+    parts (two same-shape operands merge into one row), that share of every row.
     """
     n0, n1, n2, n3, n4, n5 = out.shape
-    for i0 in range(n0):
-        for i1 in range(n1):
-            for i2 in range(n2):
-                for i3 in range(n3):
-                    for i4 in range(n4):
-                        ra = a[i0, i1, i2, i3, i4]
-                        rb = b[i0, i1, i2, i3, i4]
-                        ro = out[i0, i1, i2, i3, i4]
-                        for i5 in range(n5):
-                            ro[i5] = table[ra[i5], rb[i5]]
+    rows = n0 * n1 * n2 * n3 * n4
+    split_rows = rows >= nt
+    first, stop = (rows * t // nt, rows * (t + 1) // nt) if split_rows else (0, rows)
+    lo, hi = (0, n5) if split_rows else (n5 * t // nt, n5 * (t + 1) // nt)
+    for r in range(first, stop):
+        i4 = r % n4
+        i3 = r // n4 % n3
+        i2 = r // (n4 * n3) % n2
+        i1 = r // (n4 * n3 * n2) % n1
+        i0 = r // (n4 * n3 * n2 * n1)
+        # Slices: indices from 0, which Numba knows need no negative-index wraparound.
+        ra = a[i0, i1, i2, i3, i4, lo:hi]
+        rb = b[i0, i1, i2, i3, i4, lo:hi]
+        ro = out[i0, i1, i2, i3, i4, lo:hi]
+        for i5 in range(hi - lo):
+            ro[i5] = table[ra[i5], rb[i5]]
 
 
 # ------------------------------------------------------------------------- float32

@@ -161,16 +161,18 @@ def _binary_lookup_run(table: np.ndarray, a_shape, b_shape, out_shape) -> Run | 
     """A ``run`` computing output 0 = table[input0, input1] with broadcasting, or None when
     the broadcast does not fit the kernel's six dimensions."""
     from ..kernels.elementwise import lookup_binary
+    from ..kernels.parallel import in_parallel, numba_threads
 
     merged = _merged_broadcast_shapes(a_shape, b_shape, out_shape)
     if merged is None:
         return None
     sa, sb, so = merged
+    lookup = in_parallel(lookup_binary)
 
     def run(inputs: Sequence[np.ndarray | None], outputs: Sequence[np.ndarray]) -> None:
         a = np.broadcast_to(inputs[0].view(np.uint8).reshape(sa), so)
         b = np.broadcast_to(inputs[1].view(np.uint8).reshape(sb), so)
-        lookup_binary(table, a, b, _view(outputs[0], so))
+        lookup(table, a, b, _view(outputs[0], so), nt=numba_threads())
 
     return run
 
