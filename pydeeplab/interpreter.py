@@ -26,7 +26,7 @@ from .backends import resolve_backend
 from .delegate import Delegate, load_delegate  # noqa: F401  (LiteRT's module has them: a drop-in for it)
 from .errors import ModelError, UnsupportedOperatorError
 from .folding import fold
-from .fusion import Fusion, ResizeArgMax, atrous_chains, plan_fusions
+from .fusion import Fusion, ResizeArgMax, affine_fusions, atrous_chains, plan_fusions
 from .ops import REGISTRY, OpContext, TensorSpec
 from .ops.base import Prepare, Prepared, Run
 from .ops.custom import check_custom_op, lookup_custom_op
@@ -34,7 +34,7 @@ from .signature import SignatureRunner
 from .tflite.model import Model, Operator, Tensor
 from .tflite.reader import model_file_bytes, read_model
 from .threads import blas_threads, start_numba_threads
-from .tflite.schema import BuiltinOperator, tensor_type_of
+from .tflite.schema import Activation, BuiltinOperator, tensor_type_of
 
 #: Refuse plans whose activations need more than this (a corrupt shape, not a real model).
 MAX_ARENA_BYTES = 8 << 30
@@ -283,6 +283,8 @@ class Interpreter:
             fused: list[Fusion | ResizeArgMax] = []
             # A dilated depthwise conv written as SPACE_TO_BATCH_ND, conv, BATCH_TO_SPACE_ND runs as one conv.
             chains = {} if self._preserve or self.backend != "numba" else atrous_chains(self._graph)
+            # A batch norm left after a float conv (MUL, ADD by per-channel constants) goes into its weights.
+            affines = {} if self._preserve or self.backend != "numba" else affine_fusions(self._graph)
             rewritten: dict[int, Operator] = {}  # by operator index: the operator as it runs
             inner: list[int] = []  # tensors inside a chain, which nothing writes
             for op in self._graph.operators:
@@ -297,6 +299,15 @@ class Interpreter:
                 op = rewritten.get(op.index, op)
                 if op is None:
                     continue
+                convolution = op.builtin in (BuiltinOperator.CONV_2D, BuiltinOperator.DEPTHWISE_CONV_2D)
+                affine = affines.get(op.outputs[0]) if convolution and len(op.inputs) > 2 else None
+                folding = None
+                if affine is not None and op.inputs[2] >= 0 and op.options.fused_activation_function == Activation.NONE:
+                    folding = affine.fold(self._graph, op, *(folded.get(i, tensors[i].data) for i in op.inputs[1:3]))
+                if folding is not None:
+                    op = rewritten[op.index] = replace(op, outputs=affine.add.outputs, options=folding[2])
+                    rewritten[affine.mul.index] = rewritten[affine.add.index] = None
+                    inner.extend(affine.inner)
                 ctx = OpContext(
                     index=op.index,
                     opcode=BuiltinOperator(op.builtin),
@@ -310,6 +321,9 @@ class Interpreter:
                     custom_code=op.code.custom_code,
                     custom_options=op.custom_options,
                 )
+                if folding is not None:
+                    w, b = (replace(spec, data=data) for spec, data in zip(ctx.inputs[1:3], folding[:2]))
+                    ctx = replace(ctx, inputs=(ctx.inputs[0], w, b, *ctx.inputs[3:]))
                 _check_quantization(ctx)
                 fusion = fusions.get(op.index)
                 if fusion is not None and not fusion.applies(ctx):

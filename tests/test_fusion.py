@@ -8,7 +8,8 @@ from oracle import quant, run_litert
 
 import pydeeplab
 from pydeeplab.tflite.model import Quantization
-from pydeeplab.tflite.options import ArgMaxOptions, Conv2DOptions, DepthwiseConv2DOptions, ResizeBilinearOptions
+from pydeeplab.tflite.options import (AddOptions, ArgMaxOptions, Conv2DOptions, DepthwiseConv2DOptions, MulOptions,
+                                       ResizeBilinearOptions)
 from pydeeplab.tflite.schema import Activation, BuiltinOperator, Padding, TensorType, tensor_type_of
 from pydeeplab.tflite.writer import ModelBuilder
 
@@ -296,3 +297,62 @@ def test_real_model_tail_fused_against_litert(model_path, image_path):
     whole.set_tensor(graph.inputs[0], inputs[0])
     whole.invoke()
     np.testing.assert_array_equal(whole.get_tensor(graph.outputs[0]), unfused.get_tensor(graph.outputs[0]))
+
+
+def _affine_model(rng, conv, scale_shape, fp16=False, mul_act=Activation.NONE, extra_reader=False):
+    """x -> ``conv`` (no activation) -> t -> MUL(t, scale) -> m -> ADD(m, offset, RELU6) -> y: the
+    batch norm a converter leaves after an atrous chain; scale optionally a DEQUANTIZE of float16."""
+    b = ModelBuilder(description="affine")
+    f32 = TensorType.FLOAT32
+    cout = 6 if conv == B.DEPTHWISE_CONV_2D else 5
+    x = b.add_tensor("x", f32, (1, 7, 8, 6))
+    t, m, y = (b.add_tensor(n, f32, (1, 7, 8, cout)) for n in "tmy")
+    if conv == B.DEPTHWISE_CONV_2D:
+        w = b.add_constant("w", rng.standard_normal((1, 3, 3, cout)).astype(np.float32))
+        options = DepthwiseConv2DOptions(padding=Padding.SAME, stride_w=1, stride_h=1, depth_multiplier=1)
+    else:
+        w = b.add_constant("w", rng.standard_normal((cout, 3, 3, 6)).astype(np.float32))
+        options = Conv2DOptions(padding=Padding.SAME, stride_w=1, stride_h=1)
+    b.add_operator(conv, [x, w, b.add_constant("bias", rng.standard_normal(cout).astype(np.float32))], [t], options)
+    values = (rng.standard_normal(scale_shape) + 1).astype(np.float32)
+    if fp16:
+        scale = b.add_tensor("scale", f32, scale_shape)
+        b.add_operator(B.DEQUANTIZE, [b.add_constant("scale16", values.astype(np.float16))], [scale])
+    else:
+        scale = b.add_constant("scale", values)
+    b.add_operator(B.MUL, [t, scale], [m], MulOptions(fused_activation_function=mul_act))
+    offset = b.add_constant("offset", rng.standard_normal(cout).astype(np.float32))
+    b.add_operator(B.ADD, [offset, m], [y], AddOptions(fused_activation_function=Activation.RELU6))
+    outputs = [y]
+    if extra_reader:
+        z = b.add_tensor("z", f32, (1, 7, 8, cout))
+        b.add_operator(B.RELU, [t], [z])
+        outputs.append(z)
+    b.set_inputs([x])
+    b.set_outputs(outputs)
+    return b.finish()
+
+
+@pytest.mark.parametrize("conv", [B.DEPTHWISE_CONV_2D, B.CONV_2D], ids=["depthwise", "conv"])
+@pytest.mark.parametrize("scale_shape, fp16, mul_act, extra_reader, folds", [
+    ((6,), False, Activation.NONE, False, True),
+    ((1, 1, 1, 6), True, Activation.NONE, False, True),  # float16 behind DEQUANTIZE, as TF Hub stores it
+    ((1,), False, Activation.NONE, False, True),  # one scale for all channels
+    ((1, 7, 8, 6), False, Activation.NONE, False, False),  # not per channel
+    ((6,), False, Activation.RELU, False, False),  # the MUL clamps
+    ((6,), False, Activation.NONE, True, False),  # the conv's output has another reader
+])
+def test_batch_norm_after_a_float_conv_goes_into_its_weights(conv, scale_shape, fp16, mul_act, extra_reader, folds):
+    rng = np.random.default_rng(8)
+    cout = 6 if conv == B.DEPTHWISE_CONV_2D else 5
+    scale_shape = tuple(cout if d == 6 else d for d in scale_shape)
+    model = _affine_model(rng, conv, scale_shape, fp16, mul_act, extra_reader)
+    x = rng.standard_normal((1, 7, 8, 6)).astype(np.float32)
+    theirs = run_litert(model, [x])
+    it, outs = _run(model, x, backend="numba")
+    ran = [s.opcode for s in it._program]
+    assert (B.MUL not in ran and B.ADD not in ran) == folds, ran
+    for ours, ref in zip(outs, theirs):
+        assert np.abs(ours - ref).max() <= 1e-5 * (1 + np.abs(ref).max())
+    plain, _ = _run(model, x, backend="numba", experimental_preserve_all_tensors=True)
+    assert B.MUL in [s.opcode for s in plain._program]
