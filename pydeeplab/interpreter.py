@@ -281,12 +281,12 @@ class Interpreter:
             # itself, is skipped (pydeeplab.fusion).
             fusions = {} if self._preserve or self.backend != "numba" else plan_fusions(self._graph)
             fused: list[Fusion | ResizeArgMax] = []
-            # A dilated depthwise conv written as SPACE_TO_BATCH_ND, conv, BATCH_TO_SPACE_ND runs as one conv.
+            # A dilated conv written as SPACE_TO_BATCH_ND, conv, BATCH_TO_SPACE_ND runs as one conv.
             chains = {} if self._preserve or self.backend != "numba" else atrous_chains(self._graph)
             # A batch norm left after a float conv (MUL, ADD by per-channel constants) goes into its weights.
             affines = {} if self._preserve or self.backend != "numba" else affine_fusions(self._graph)
             rewritten: dict[int, Operator] = {}  # by operator index: the operator as it runs
-            inner: list[int] = []  # tensors inside a chain, which nothing writes
+            inner: list[int] = []  # tensors inside a chain or a folded batch norm, which nothing writes
             for op in self._graph.operators:
                 chain = chains.get(op.index)
                 as_conv = None if chain is None else chain.as_conv(self._graph, shapes[op.inputs[0]])
@@ -358,7 +358,7 @@ class Interpreter:
                 steps.append(step)
             for f in fused:  # the producer writes the absorbed operator's output; the tensor between is gone
                 written[f.output], written[f.inner] = f.producer, -2
-            for conv in rewritten.values():  # a chain's output is written by its convolution
+            for conv in rewritten.values():  # a chain's (a batch norm's) output is written by its convolution
                 for i in () if conv is None else conv.outputs:
                     written[i] = conv.index
             for i in inner:
