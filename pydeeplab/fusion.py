@@ -299,21 +299,22 @@ class Affine:
     mul: Operator
     add: Operator
     scale: int  # the MUL's constant operand
-    offset: int  # the ADD's constant operand
+    scale_values: np.ndarray  # its value (:func:`_float_constant`), and the ADD's constant operand's
+    offset_values: np.ndarray
 
     @property
     def inner(self) -> tuple[int, int]:
         """The conv's and the MUL's outputs, which nothing writes when the conv does it all."""
         return tuple(i for i in self.mul.inputs if i != self.scale)[0], self.mul.outputs[0]
 
-    def fold(self, graph: Subgraph, conv: Operator, weights: np.ndarray | None, bias: np.ndarray | None):
+    def fold(self, conv: Operator, weights: np.ndarray | None, bias: np.ndarray | None):
         """(weights, bias, options) of the conv that computes the ADD's output, or None where the
         constants are not per output channel (or the conv's own weights and bias are not known)."""
         depthwise = conv.builtin == BuiltinOperator.DEPTHWISE_CONV_2D
         if weights is None or bias is None or weights.dtype != np.float32 or weights.ndim != 4:
             return None
         cout = weights.shape[3 if depthwise else 0]
-        scale, offset = _per_channel(graph, self.scale, cout), _per_channel(graph, self.offset, cout)
+        scale, offset = _per_channel(self.scale_values, cout), _per_channel(self.offset_values, cout)
         if scale is None or offset is None or bias.shape != (cout,):
             return None
         scaled = weights * (scale if depthwise else scale[:, None, None, None])
@@ -321,29 +322,34 @@ class Affine:
         return scaled.astype(np.float32), (bias * scale + offset).astype(np.float32), options
 
 
-def _per_channel(graph: Subgraph, index: int, channels: int) -> np.ndarray | None:
-    """Tensor ``index`` as float32 [channels] when it is a constant (in the file, or a DEQUANTIZE of a
-    float16 one, which is exact) holding one value per channel or one for all, else None."""
-    t = graph.tensors[index]
-    data = t.data
-    if data is None:
-        writer = next((op for op in graph.operators if index in op.outputs), None)
-        if (writer is None or writer.builtin != BuiltinOperator.DEQUANTIZE
-                or graph.tensors[writer.inputs[0]].data is None
-                or graph.tensors[writer.inputs[0]].type != TensorType.FLOAT16):
-            return None
-        data = graph.tensors[writer.inputs[0]].data
-    data = np.asarray(data)
-    if t.type != TensorType.FLOAT32 or data.size not in (1, channels) or any(d != 1 for d in data.shape[:-1]):
+def _float_constant(graph: Subgraph, writer: dict[int, Operator], index: int) -> np.ndarray | None:
+    """The value of float32 tensor ``index`` when it is known from the file alone: a constant, or a
+    DEQUANTIZE of a float16 constant (exact); else None."""
+    if graph.tensors[index].type != TensorType.FLOAT32:
         return None
-    return np.broadcast_to(data.reshape(-1).astype(np.float32), (channels,)).copy()
+    if graph.tensors[index].data is not None:
+        return np.asarray(graph.tensors[index].data)
+    source = writer.get(index)
+    if source is None or source.builtin != BuiltinOperator.DEQUANTIZE:
+        return None
+    half = graph.tensors[source.inputs[0]]
+    return None if half.data is None or half.type != TensorType.FLOAT16 else np.asarray(half.data, np.float32)
+
+
+def _per_channel(values: np.ndarray, channels: int) -> np.ndarray | None:
+    """``values`` as float32 [channels] when they hold one value per channel (along the last axis) or
+    one for all, else None."""
+    if values.size not in (1, channels) or any(d != 1 for d in values.shape[:-1]):
+        return None
+    return np.broadcast_to(values.reshape(-1).astype(np.float32), (channels,)).copy()
 
 
 def affine_fusions(graph: Subgraph) -> dict[int, Affine]:
     """MUL -> ADD pairs a float conv may take in (:class:`Affine`), by the conv-side input of the MUL.
 
     Checked here: the MUL (no activation) reads the tensor and a constant, the ADD (no activation or a
-    clamp) reads the MUL's output and a constant, each inner tensor is read by the next operator alone
+    clamp) reads the MUL's output and a constant (float32, or float16 behind DEQUANTIZE: their values
+    are read here, once), each inner tensor is read by the next operator alone
     and is not a graph output, all float32. The conv itself (no activation; its output this tensor,
     possibly as the end of an atrous chain) and the constants' shapes are checked at plan time.
     """
@@ -358,11 +364,12 @@ def affine_fusions(graph: Subgraph) -> dict[int, Affine]:
             continue
         m = mul.outputs[0]
         offset = add.inputs[1] if add.inputs[0] == m else add.inputs[0]
-        constant = [i for i in mul.inputs if graph.tensors[i].data is not None or (
-            writer.get(i) is not None and writer[i].builtin == BuiltinOperator.DEQUANTIZE)]
-        if len(constant) != 1 or offset == m or mul.options.fused_activation_function != Activation.NONE:
+        values = {i: _float_constant(graph, writer, i) for i in (*mul.inputs, offset)}
+        constant = [i for i in mul.inputs if values[i] is not None]
+        if (len(constant) != 1 or offset == m or values[offset] is None
+                or mul.options.fused_activation_function != Activation.NONE):
             continue
-        affine = Affine(mul, add, constant[0], offset)
+        affine = Affine(mul, add, constant[0], values[constant[0]], values[offset])
         t = affine.inner[0]
         if (any(readers.get(i) != 1 or i in graph.outputs for i in affine.inner)
                 or any(graph.tensors[i].type != TensorType.FLOAT32 for i in (t, m, add.outputs[0]))):

@@ -303,7 +303,7 @@ class Interpreter:
                 affine = affines.get(op.outputs[0]) if convolution and len(op.inputs) > 2 else None
                 folding = None
                 if affine is not None and op.inputs[2] >= 0 and op.options.fused_activation_function == Activation.NONE:
-                    folding = affine.fold(self._graph, op, *(folded.get(i, tensors[i].data) for i in op.inputs[1:3]))
+                    folding = affine.fold(op, *(folded.get(i, tensors[i].data) for i in op.inputs[1:3]))
                 if folding is not None:
                     op = rewritten[op.index] = replace(op, outputs=affine.add.outputs, options=folding[2])
                     rewritten[affine.mul.index] = rewritten[affine.add.index] = None
