@@ -206,13 +206,19 @@ def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape) -
     return with_contiguous_output(fill)
 
 
-def _direct_conv_runner(weights, bias, stage, stride, padding) -> Run:
-    """A float conv with a shallow 3-row filter, from padded input rows (kernels.direct_conv)."""
-    cout, _, kw, cin = weights.shape
-    (sh, sw), (pt, pl) = stride, padding
+def _tile_operands(weights, bias, stage):
+    """(packed filter, bias zero-padded to its blocks, output stage) for the kernels.direct_conv tiles."""
+    cout = weights.shape[0]
     b, out_args = stage_args(stage, bias, cout)
     wpack = aligned(direct_conv.pack_filter(weights), np.float32)
-    b = aligned(np.pad(b, (0, wpack.shape[0] * direct_conv.LANES - cout)), np.float32)
+    return wpack, aligned(np.pad(b, (0, wpack.shape[0] * direct_conv.LANES - cout)), np.float32), out_args
+
+
+def _direct_conv_runner(weights, bias, stage, stride, padding) -> Run:
+    """A float conv with a shallow 3-row filter, from padded input rows (kernels.direct_conv)."""
+    _, _, kw, cin = weights.shape
+    (sh, sw), (pt, pl) = stride, padding
+    wpack, b, out_args = _tile_operands(weights, bias, stage)
     conv = in_parallel(direct_conv.conv_float_direct)
     zeros: dict[int, np.ndarray] = {}  # a row of zeros per padded width (the input's width may change)
 
@@ -232,10 +238,7 @@ def _pointwise_tile_runner(weights, bias, stage) -> Run:
     as they lie (kernels.direct_conv.conv_float_pointwise_tile): A/B against BLAS per 256-pixel block,
     1 thread: 128x128 16 -> 16 1.24x, 257x257 8 -> 48 1.72x, 33x33 96 -> 16 1.31x, 65x65 72 -> 12
     1.14x; BLAS stays ahead from about 64 output channels on (33x33 48 -> 288: 0.65x)."""
-    cout = weights.shape[0]
-    b, out_args = stage_args(stage, bias, cout)
-    wpack = aligned(direct_conv.pack_filter(weights), np.float32)
-    b = aligned(np.pad(b, (0, wpack.shape[0] * direct_conv.LANES - cout)), np.float32)
+    wpack, b, out_args = _tile_operands(weights, bias, stage)
     conv = in_parallel(direct_conv.conv_float_pointwise_tile)
 
     def fill(inputs, out) -> None:
