@@ -179,8 +179,7 @@ def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape) -
             cols_type, offset = np.int16, np.int16(-stage.input_zero_point)
         width, lanes = wpack.shape[1] * (wpack.shape[2] // igemm.LANES), igemm.LANES * wpack.shape[0]
         quads = wpack.dtype == np.int8
-    least = _BLOCK_PIXELS_FLOAT if is_float(stage) else _BLOCK_PIXELS
-    block = max(1, -(-least // ow), _BLOCK_ELEMENTS // (ow * max(depth, cout)))
+    block = _block_rows(ow, depth, cout, _BLOCK_PIXELS_FLOAT if is_float(stage) else _BLOCK_PIXELS)
     if is_float(stage):
         conv = in_parallel(kernels.conv_float_pointwise if pointwise else kernels.conv_float)
     else:
@@ -202,6 +201,26 @@ def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape) -
                 conv(x, wpack, b, out, offset, *out_args, block, cols, acc, nt=nt)
             else:
                 conv(x, wpack, b, out, kh, kw, sh, sw, dh, dw, pt, pl, offset, *out_args, block, cols, acc, nt=nt)
+
+    return with_contiguous_output(fill)
+
+
+def _block_rows(ow: int, depth: int, cout: int, least: int) -> int:
+    """Output rows per block: ``least`` pixels at least, else about _BLOCK_ELEMENTS of the widest matrix."""
+    return max(1, -(-least // ow), _BLOCK_ELEMENTS // (ow * max(depth, cout)))
+
+
+def pointwise_bias_input_runner(weights, stage, out_shape) -> Run:
+    """A float 1x1 stride-1 conv (BLAS) whose bias is its second input, read at every run: ASPP's
+    projection with its image-pooling branch in the bias (``pydeeplab.ops.conv.fused_pooled_projection``)."""
+    cout, _, _, depth = weights.shape
+    _, out_args = stage_args(stage, None, cout)
+    wmat = np.ascontiguousarray(weights.reshape(cout, depth).T, dtype=np.float32)
+    block = _block_rows(out_shape[2], depth, cout, _BLOCK_PIXELS_FLOAT)
+    conv = in_parallel(kernels.conv_float_pointwise)
+
+    def fill(inputs, out) -> None:
+        conv(np.ascontiguousarray(inputs[0]), wmat, inputs[1], out, *out_args, block, nt=numba_threads())
 
     return with_contiguous_output(fill)
 

@@ -26,7 +26,7 @@ from .backends import resolve_backend
 from .delegate import Delegate, load_delegate  # noqa: F401  (LiteRT's module has them: a drop-in for it)
 from .errors import ModelError, UnsupportedOperatorError
 from .folding import fold
-from .fusion import Fusion, ResizeArgMax, affine_fusions, atrous_chains, plan_fusions
+from .fusion import Fusion, ResizeArgMax, affine_fusions, atrous_chains, plan_fusions, pooled_projections
 from .ops import REGISTRY, OpContext, TensorSpec
 from .ops.base import Prepare, Prepared, Run
 from .ops.custom import check_custom_op, lookup_custom_op
@@ -285,6 +285,9 @@ class Interpreter:
             chains = {} if self._preserve or self.backend != "numba" else atrous_chains(self._graph)
             # A batch norm left after a float conv (MUL, ADD by per-channel constants) goes into its weights.
             affines = {} if self._preserve or self.backend != "numba" else affine_fusions(self._graph)
+            # ASPP's projection sums its image-pooling branch (the same at every pixel) into its bias.
+            projections = {} if self._preserve or self.backend != "numba" else pooled_projections(self._graph)
+            dropped: set[int] = set()  # operators planned, then left out of the run by a later one
             rewritten: dict[int, Operator] = {}  # by operator index: the operator as it runs
             inner: list[int] = []  # tensors inside a chain or a folded batch norm, which nothing writes
             for op in self._graph.operators:
@@ -355,6 +358,12 @@ class Interpreter:
                 step = _Step(op.index, ctx.opcode, op.inputs, op.outputs, prepared.run, values is not None)
                 if fusion is not None:
                     step.run, step.unfused_run = fusion.run(ctx, prepared), prepared.run
+                projection = projections.get(op.index)
+                planned = None if projection is None or values is not None else projection.plan(ctx, shapes)
+                if planned is not None:
+                    step.run, step.inputs, step.unfused_run = planned[0], planned[1], prepared.run
+                    dropped.update(planned[2])
+                    inner.extend(planned[3])
                 steps.append(step)
             for f in fused:  # the producer writes the absorbed operator's output; the tensor between is gone
                 written[f.output], written[f.inner] = f.producer, -2
@@ -377,7 +386,7 @@ class Interpreter:
                 step_of[f.producer].out_arrays = [arrays[f.output]]
             self._shapes = shapes
             self._steps = steps
-            skipped = {f.absorbed for f in fused}
+            skipped = {f.absorbed for f in fused} | dropped
             self._program = [s for s in steps if not s.folded and s.index not in skipped]
             self._folded = folded
             self._allocated = True

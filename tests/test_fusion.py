@@ -1,6 +1,7 @@
 """Plan-time fusions (pydeeplab.fusion): a standalone RELU-family operator taken into the float convolution
 before it; atrous SPACE_TO_BATCH_ND / conv / BATCH_TO_SPACE_ND chains run as one dilated convolution; an
-ARG_MAX over channels computed by the RESIZE_BILINEAR before it."""
+ARG_MAX over channels computed by the RESIZE_BILINEAR before it; a batch norm folded into a conv; ASPP's
+image-pooling branch summed into its projection's bias."""
 
 import numpy as np
 import pytest
@@ -8,8 +9,9 @@ from oracle import quant, run_litert
 
 import pydeeplab
 from pydeeplab.tflite.model import Quantization
-from pydeeplab.tflite.options import (AddOptions, ArgMaxOptions, Conv2DOptions, DepthwiseConv2DOptions, MulOptions,
-                                       ResizeBilinearOptions)
+from pydeeplab.tflite.options import (AddOptions, ArgMaxOptions, ConcatenationOptions, Conv2DOptions,
+                                       DepthwiseConv2DOptions, MulOptions, Pool2DOptions, ResizeBilinearOptions,
+                                       ResizeNearestNeighborOptions)
 from pydeeplab.tflite.schema import Activation, BuiltinOperator, Padding, TensorType, tensor_type_of
 from pydeeplab.tflite.writer import ModelBuilder
 
@@ -356,3 +358,77 @@ def test_batch_norm_after_a_float_conv_goes_into_its_weights(conv, scale_shape, 
         assert np.abs(ours - ref).max() <= 1e-5 * (1 + np.abs(ref).max())
     plain, _ = _run(model, x, backend="numba", experimental_preserve_all_tensors=True)
     assert B.MUL in [s.opcode for s in plain._program]
+
+
+def _aspp_model(rng, order="pv", resize=B.RESIZE_BILINEAR, pool=(5, 6), batch=1, concat_read=False,
+                extra_reader=False, varying=1):
+    """x [batch,5,6,4] -> 1x1 conv v [.,5,6,7] (``varying`` such parts); x -> AVERAGE_POOL_2D ``pool`` ->
+    g -> 1x1 conv -> h -> ``resize`` to 5x6 -> p [.,5,6,3]; CONCATENATION in ``order`` (p pooled,
+    v varying) -> 1x1 conv (RELU) -> y: DeepLab's ASPP with its image-pooling branch."""
+    b = ModelBuilder(description="aspp")
+    f32 = TensorType.FLOAT32
+    x = b.add_tensor("x", f32, (batch, 5, 6, 4))
+    one = Conv2DOptions(padding=Padding.VALID, stride_w=1, stride_h=1)
+    parts = {}
+    for k in range(varying):
+        parts[f"v{k}"] = b.add_tensor(f"v{k}", f32, (batch, 5, 6, 7))
+        b.add_operator(B.CONV_2D, [x, b.add_constant(f"wv{k}", rng.standard_normal((7, 1, 1, 4)).astype(np.float32)),
+                                   b.add_constant(f"bv{k}", rng.standard_normal(7).astype(np.float32))], [parts[f"v{k}"]], one)
+    gh, gw = 5 - pool[0] + 1, 6 - pool[1] + 1
+    g, h = b.add_tensor("g", f32, (batch, gh, gw, 4)), b.add_tensor("h", f32, (batch, gh, gw, 3))
+    b.add_operator(B.AVERAGE_POOL_2D, [x], [g], Pool2DOptions(padding=Padding.VALID, stride_w=1, stride_h=1,
+                                                              filter_height=pool[0], filter_width=pool[1]))
+    b.add_operator(B.CONV_2D, [g, b.add_constant("wg", rng.standard_normal((3, 1, 1, 4)).astype(np.float32)),
+                               b.add_constant("bg", rng.standard_normal(3).astype(np.float32))], [h],
+                   Conv2DOptions(padding=Padding.VALID, stride_w=1, stride_h=1, fused_activation_function=Activation.RELU))
+    size = b.add_constant("size", np.array([5, 6], np.int32))
+    options = ResizeBilinearOptions() if resize == B.RESIZE_BILINEAR else ResizeNearestNeighborOptions()
+    for name in sorted(set(order) - {"v"}):
+        parts[name] = b.add_tensor(name, f32, (batch, 5, 6, 3))
+        b.add_operator(resize, [h, size], [parts[name]], options)
+    names = [f"v{order[:i].count('v')}" if c == "v" else c for i, c in enumerate(order)]
+    cin = sum(7 if n.startswith("v") else 3 for n in names)
+    c, y = b.add_tensor("c", f32, (batch, 5, 6, cin)), b.add_tensor("y", f32, (batch, 5, 6, 8))
+    b.add_operator(B.CONCATENATION, [parts[n] for n in names], [c], ConcatenationOptions(axis=3))
+    b.add_operator(B.CONV_2D, [c, b.add_constant("w", rng.standard_normal((8, 1, 1, cin)).astype(np.float32)),
+                               b.add_constant("bias", rng.standard_normal(8).astype(np.float32))], [y],
+                   Conv2DOptions(padding=Padding.SAME, stride_w=1, stride_h=1, fused_activation_function=Activation.RELU))
+    outputs = [y]
+    if extra_reader:
+        z = b.add_tensor("z", f32, (batch, 5, 6, 3))
+        b.add_operator(B.RELU, [parts["p"]], [z])
+        outputs.append(z)
+    if concat_read:
+        outputs.append(c)
+    b.set_inputs([x])
+    b.set_outputs(outputs)
+    return b.finish()
+
+
+@pytest.mark.parametrize("kwargs, fuses", [
+    ({}, True),
+    ({"order": "vp"}, True),  # the pooled branch last
+    ({"order": "pvq"}, True),  # two pooled parts, the varying one between them
+    ({"resize": B.RESIZE_NEAREST_NEIGHBOR}, True),
+    ({"extra_reader": True}, True),  # the resize runs for its other reader; the conv still skips it
+    ({"order": "pvv", "varying": 2}, False),  # two parts vary over pixels
+    ({"pool": (3, 3)}, False),  # the pooled tensor is 3x4: its resize varies
+    ({"batch": 2}, False),
+    ({"concat_read": True}, False),  # the concatenation is a graph output
+], ids=["pooled-first", "pooled-last", "two-pooled", "nearest", "resize-read-elsewhere", "two-varying",
+        "not-1x1", "batch-2", "concat-output"])
+def test_aspp_projection_takes_its_image_pooling_branch_into_its_bias(kwargs, fuses):
+    rng = np.random.default_rng(9)
+    model = _aspp_model(rng, **kwargs)
+    x = rng.standard_normal((kwargs.get("batch", 1), 5, 6, 4)).astype(np.float32)
+    theirs = run_litert(model, [x])
+    it, outs = _run(model, x, backend="numba")
+    ran = [s.opcode for s in it._program]
+    assert (B.CONCATENATION not in ran) == fuses, ran
+    pooled = sum(c in "pq" for c in kwargs.get("order", "pv"))
+    resizes = int(kwargs.get("extra_reader", False)) if fuses else pooled
+    assert ran.count(kwargs.get("resize", B.RESIZE_BILINEAR)) == resizes, ran
+    for ours, ref in zip(outs, theirs):
+        assert np.abs(ours - ref).max() <= 1e-5 * (1 + np.abs(ref).max())
+    plain, _ = _run(model, x, backend="numba", experimental_preserve_all_tensors=True)
+    assert B.CONCATENATION in [s.opcode for s in plain._program]

@@ -190,6 +190,37 @@ def prepare_conv_2d(ctx: OpContext) -> Prepared:
     return Prepared((out_shape,), run)
 
 
+def fused_pooled_projection(ctx: OpContext, varying: tuple[int, int], pooled: list[tuple[int, int]]):
+    """The run of a float 1x1 stride-1 CONV_2D (``ctx``, numba backend) over a concatenation along the
+    channels whose parts other than ``varying`` (first channel, channels) are the same at every pixel
+    (``pooled``: theirs): ASPP's projection after the image-pooling branch (``pydeeplab.fusion``).
+
+    The run reads the varying part, then the pooled parts as [1, 1, 1, channels] tensors. Their
+    channels' weights times their values are the same at every output pixel: added to the bias
+    at each run (a product of 256 x 256 for DeepLab's), the conv sums the varying part's channels
+    only (half of DeepLab v3's 33x33 512 -> 256 projection). The sums are the conv's, in another
+    order: within float tolerance.
+    """
+    opts, x, w, out, weights = _conv_operands(ctx, Conv2DOptions)
+    cout = w.shape[0]
+    bias = _bias(ctx, 2, cout, x, zero_point_checked=True)
+    base = np.zeros(cout, np.float32) if bias is None else bias.astype(np.float32)
+    stage = _stage(ctx, x, w, _spec(ctx, 2), out, opts.fused_activation_function, cout, channel_axis=0)
+    matrix = weights.reshape(cout, -1).astype(np.float32)
+    start, size = varying
+    conv = _numba().pointwise_bias_input_runner(matrix[:, start : start + size].reshape(cout, 1, 1, size),
+                                                stage, (1, *x.shape[1:3], cout))
+    pooled_weights = [np.ascontiguousarray(matrix[:, a : a + n]) for a, n in pooled]
+
+    def run(inputs, outputs) -> None:
+        bias = base.copy()
+        for m, v in zip(pooled_weights, inputs[1:]):
+            bias += m @ v.reshape(-1)
+        conv([inputs[0], bias], outputs)
+
+    return run
+
+
 # --------------------------------------------------------------------------- DEPTHWISE_CONV_2D
 
 
