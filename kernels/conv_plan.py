@@ -158,7 +158,7 @@ def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape) -
     pointwise = kh == kw == 1 and stride == (1, 1) and padding == (0, 0)
     if is_float(stage) and _IR_KERNELS and kh == 3 and dilation == (1, 1) and depth <= _DIRECT_DEPTH:
         return _direct_conv_runner(weights, bias, stage, stride, padding)
-    if is_float(stage) and _IR_KERNELS and pointwise and (depth <= 8 or (cout <= 16 and depth <= 96)):
+    if is_float(stage) and _IR_KERNELS and pointwise:
         return _pointwise_tile_runner(weights, bias, stage)
     if is_float(stage):
         b, out_args = stage_args(stage, bias, cout)
@@ -211,8 +211,10 @@ def _block_rows(ow: int, depth: int, cout: int, least: int) -> int:
 
 
 def pointwise_bias_input_runner(weights, stage, out_shape) -> Run:
-    """A float 1x1 stride-1 conv (BLAS) whose bias is its second input, read at every run: ASPP's
+    """A float 1x1 stride-1 conv whose bias is its second input, read at every run: ASPP's
     projection with its image-pooling branch in the bias (``pydeeplab.ops.conv.fused_pooled_projection``)."""
+    if _IR_KERNELS:
+        return _pointwise_tile_runner(weights, None, stage, bias_input=True)
     cout, _, _, depth = weights.shape
     _, out_args = stage_args(stage, None, cout)
     wmat = np.ascontiguousarray(weights.reshape(cout, depth).T, dtype=np.float32)
@@ -252,15 +254,19 @@ def _direct_conv_runner(weights, bias, stage, stride, padding) -> Run:
     return with_contiguous_output(fill)
 
 
-def _pointwise_tile_runner(weights, bias, stage) -> Run:
-    """A float 1x1 conv with few output channels or a very shallow filter, from the input pixels
-    as they lie (kernels.direct_conv.conv_float_pointwise_tile): A/B against BLAS per 256-pixel block,
-    1 thread: 128x128 16 -> 16 1.24x, 257x257 8 -> 48 1.72x, 33x33 96 -> 16 1.31x, 65x65 72 -> 12
-    1.14x; BLAS stays ahead from about 64 output channels on (33x33 48 -> 288: 0.65x)."""
+def _pointwise_tile_runner(weights, bias, stage, bias_input: bool = False) -> Run:
+    """A float 1x1 stride-1 conv from the input pixels as they lie, 7 pixels x 32 channels at a time
+    (kernels.direct_conv.conv_float_pointwise_tile). Against OpenBLAS's sgemm over blocks of 512 pixels
+    (1 thread, GMAC/s): 33x33 480 -> 160 65 -> 80, 80 -> 480 59 -> 77, 192 -> 32 49 -> 83, 32 -> 192
+    35 -> 66, 17x17 960 -> 320 67 -> 68, 65x65 12 -> 72 23 -> 36, 129x129 32 -> 144 36 -> 62.
+    With ``bias_input`` the bias is the run's second input instead (copied into the padded one)."""
     wpack, b, out_args = _tile_operands(weights, bias, stage)
     conv = in_parallel(direct_conv.conv_float_pointwise_tile)
+    cout = weights.shape[0]
 
     def fill(inputs, out) -> None:
+        if bias_input:
+            b[:cout] = inputs[1]
         conv(np.ascontiguousarray(inputs[0]), wpack, b, out, *out_args, nt=numba_threads())
 
     return with_contiguous_output(fill)
