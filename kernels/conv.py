@@ -36,7 +36,7 @@ import numpy as np
 from numba import njit, prange
 
 from .blas import gemm
-from .depthwise_row import depthwise3x3_row_shared1, depthwise3x3_row_shared2
+from .depthwise_row import depthwise_row_shared1, depthwise_row_shared2
 from .igemm import LANES, MR, igemm
 from .requantize import requantize_rows
 
@@ -354,10 +354,10 @@ def _depthwise3x3_pixels(rows, sw, dw, c, weights, bias, act_min, act_max, out, 
     if sw == 1:
         for first in range(min(dw, count)):
             at = (rows[0] + first * pixel, rows[1] + first * pixel, rows[2] + first * pixel)
-            depthwise3x3_row_shared1(at, dw * pixel, dw * pixel, weights, bias, act_min, act_max, out + first * pixel,
+            depthwise_row_shared1(at, dw * pixel, dw * pixel, weights, bias, act_min, act_max, out + first * pixel,
                                      dw * pixel, (count - first + dw - 1) // dw, c)
     else:  # stride 2, no dilation (other strides take depthwise_conv_float)
-        depthwise3x3_row_shared2(rows, 2 * pixel, pixel, weights, bias, act_min, act_max, out, pixel, count, c)
+        depthwise_row_shared2(rows, 2 * pixel, pixel, weights, bias, act_min, act_max, out, pixel, count, c)
 
 
 @njit(cache=True, nogil=True)
@@ -413,6 +413,30 @@ def depthwise3x3_float(x, w9, bias, out, sh, sw, dh, dw, pt, pl, act_min, act_ma
                       _input_row(x, b, iy + dh, zero).ctypes.data + shift,
                       _input_row(x, b, iy + 2 * dh, zero).ctypes.data + shift)
             _depthwise3x3_pixels(inside, sw, dw, c, weights, b9, act_min, act_max, o + lo * pixel, hi - lo)
+
+
+@njit(cache=True, nogil=True)
+def depthwise5x5_float(xp, w25, bias, out, sh, sw, act_min, act_max, t, nt):
+    """DEPTHWISE_CONV_2D, float32, 5x5 filter, stride 1 or 2, no dilation nor depth multiplier
+    (MobileNetV3's), from the input already zero-padded: xp [N, (OH - 1) * sh + 5,
+    (OW - 1) * sw + 5, C]. w25 [25, Cp] the taps in TFLite's order and bias [Cp], zero past C
+    (Cp = C rounded up to 16); out [N, OH, OW, C]. Each output row is one run of
+    :mod:`.depthwise_row` over the five padded rows it reads. Part t of nt: output rows
+    ``rows * t // nt`` to ``rows * (t + 1) // nt``."""
+    n, oh, ow, c = out.shape
+    rows = n * oh
+    pixel = 4 * c
+    weights, b25 = w25.ctypes.data, bias.ctypes.data
+    for r in range(rows * t // nt, rows * (t + 1) // nt):
+        b, oy = r // oh, r % oh
+        iy = oy * sh
+        at = (xp[b, iy].ctypes.data, xp[b, iy + 1].ctypes.data, xp[b, iy + 2].ctypes.data, xp[b, iy + 3].ctypes.data,
+              xp[b, iy + 4].ctypes.data)
+        o = out[b, oy].ctypes.data
+        if sw == 1:
+            depthwise_row_shared1(at, pixel, pixel, weights, b25, act_min, act_max, o, pixel, ow, c)
+        else:
+            depthwise_row_shared2(at, 2 * pixel, pixel, weights, b25, act_min, act_max, o, pixel, ow, c)
 
 
 @njit(cache=True, nogil=True)

@@ -316,6 +316,8 @@ def depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x_
                           lo, hi, nt=nt)
 
             return with_contiguous_output(fill3x3)
+        if kh == kw == 5 and cout == cin and dilation == (1, 1) and sh == sw in (1, 2) and _IR_KERNELS:
+            return _depthwise5x5_runner(weights, b, out_args, stride, padding)
         w3 = aligned(weights.reshape(kh, kw, cout), np.float32)
         zeros = aligned(np.zeros(cin), np.float32)
 
@@ -344,6 +346,31 @@ def depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x_
         ring = WORKSPACE.get(0, dtype, (nt, slots + 1, wp, cp))
         depthwise(np.ascontiguousarray(inputs[0]), w, b, table, stage.input_zero_point, out_zp, act_min, act_max,
                   out, kh, kw, sh, sw, dh, dw, pt, pl, ring, nt=nt)
+
+    return with_contiguous_output(fill)
+
+
+def _depthwise5x5_runner(weights, bias, out_args, stride, padding) -> Run:
+    """A float 5x5 depthwise conv (kernels.conv.depthwise5x5_float) on a zero-padded copy of its
+    input: 16x16x128 stride 1 0.109 -> 0.049 ms, against the tap-by-tap loops (1 thread)."""
+    cout = weights.shape[3]
+    lanes = -(-cout // DEPTHWISE_LANES) * DEPTHWISE_LANES
+    w25 = aligned(np.pad(weights.reshape(25, cout), ((0, 0), (0, lanes - cout))), np.float32)
+    b = aligned(np.pad(bias, (0, lanes - cout)), np.float32)
+    (s, _), (pt, pl) = stride, padding
+    depthwise = in_parallel(kernels.depthwise5x5_float)
+
+    def fill(inputs, out) -> None:
+        x = inputs[0]
+        n, h, w, c = x.shape
+        xp = WORKSPACE.get(0, np.float32, (n, (out.shape[1] - 1) * s + 5, (out.shape[2] - 1) * s + 5, c))
+        rows, cols = min(h, xp.shape[1] - pt), min(w, xp.shape[2] - pl)  # (VALID: the last may go unread)
+        xp[:, :pt] = 0
+        xp[:, pt + rows :] = 0
+        xp[:, pt : pt + rows, :pl] = 0
+        xp[:, pt : pt + rows, pl + cols :] = 0
+        xp[:, pt : pt + rows, pl : pl + cols] = x[:, :rows, :cols]
+        depthwise(xp, w25, b, out, s, s, *out_args, nt=numba_threads())
 
     return with_contiguous_output(fill)
 

@@ -1,4 +1,4 @@
-"""Runs of output pixels of a float 3x3 DEPTHWISE_CONV_2D, sixteen channels at a time, in LLVM IR.
+"""Runs of output pixels of a float 3x3 or 5x5 DEPTHWISE_CONV_2D, sixteen channels at a time, in LLVM IR.
 
 The pixels are done four at a time (four independent chains of nine fused multiply-adds,
 which hide the multiply-add latency), the rest one at a time; for each group, every
@@ -34,17 +34,18 @@ _VEC = ir.VectorType(ir.FloatType(), LANES)
 
 
 def _row_intrinsic(ratio: int):
-    """The intrinsic ``row(rows, in_step, tap, weights, bias, act_min, act_max, out, out_step, count, channels)``.
+    """The intrinsic ``row(rows, in_step, tap, weights, bias, act_min, act_max, out, out_step, count, channels)``
+    of a K x K filter, K the number of ``rows`` (3 or 5).
 
     ratio: in_step / tap, so that the pixels done together share input columns (1: stride 1,
     the pixels a dilation apart; 2: stride 2 without dilation): each column is loaded once
-    for the pixels that read it (4 pixels read 6 or 9 columns, not 12).
+    for the pixels that read it (4 pixels of a 3x3 filter read 6 or 9 columns, not 12).
     """
 
     @intrinsic
     def row(typingctx, rows, in_step, tap, weights, bias, act_min, act_max, out, out_step, count, channels):
         integers = (in_step, tap, weights, bias, out, out_step, count, channels)
-        if not (isinstance(rows, types.UniTuple) and rows.count == 3 and isinstance(rows.dtype, types.Integer)
+        if not (isinstance(rows, types.UniTuple) and rows.count in (3, 5) and isinstance(rows.dtype, types.Integer)
                 and rows.dtype.bitwidth == 64 and all(isinstance(v, types.Integer) and v.bitwidth == 64
                                                       for v in integers)
                 and act_min == act_max == types.float32):
@@ -54,13 +55,14 @@ def _row_intrinsic(ratio: int):
         def codegen(context, builder, signature, args):
             rows_v, in_step, tap, weights, bias, lo, hi, out, out_step, count, channels = args
             const = lambda v: ir.Constant(I64, v)  # noqa: E731
-            bases = [builder.extract_value(rows_v, i) for i in range(3)]
+            k = rows.count
+            bases = [builder.extract_value(rows_v, i) for i in range(k)]
             vlo, vhi = splat(builder, lo, _VEC), splat(builder, hi, _VEC)
             padded = builder.mul(builder.sdiv(builder.add(channels, const(LANES - 1)), const(LANES)), const(LANES))
             w_row = builder.mul(padded, const(4))  # bytes between two taps' weights
             # Byte offset of input column k (pixel g's tap j reads column g * ratio + j) from a
             # group's first.
-            columns = [builder.mul(const(k), tap) for k in range((_PIXELS - 1) * ratio + 3)]
+            columns = [builder.mul(const(c), tap) for c in range((_PIXELS - 1) * ratio + k)]
             out_steps = [builder.mul(const(g), out_step) for g in range(_PIXELS)]
 
             def counted_loop(name, start, stop, step, pointers, body):
@@ -91,9 +93,9 @@ def _row_intrinsic(ratio: int):
                 builder.position_at_end(done)
                 return v, ps
 
-            def pixels(group, ins, o, k, mask):
-                """Channels k .. k + 15 of ``group`` pixels (mask None for all sixteen)."""
-                offset = builder.mul(k, const(4))
+            def pixels(group, ins, o, first, mask):
+                """Channels first .. first + 15 of ``group`` pixels (mask None for all sixteen)."""
+                offset = builder.mul(first, const(4))
 
                 def address(at):
                     return pointer(builder, builder.add(at, offset), _VEC)
@@ -104,19 +106,19 @@ def _row_intrinsic(ratio: int):
                     return masked_load(builder, address(at), mask, _VEC, 4)
 
                 w = [builder.load(address(builder.add(weights, builder.mul(const(t), w_row))), align=4)
-                     for t in range(9)]
+                     for t in range(k * k)]
                 b = builder.load(address(bias), align=4)
                 sums = [None] * group
-                for i in range(3):
+                for i in range(k):
                     loaded = {}  # each input column once for the pixels that read it
-                    for j in range(3):
+                    for j in range(k):
                         for g in range(group):
-                            k = g * ratio + j
-                            if k not in loaded:
-                                loaded[k] = load(builder.add(ins[i], columns[k]))
-                            t = 3 * i + j
-                            sums[g] = (builder.fmul(loaded[k], w[t]) if t == 0
-                                       else fma(builder, loaded[k], w[t], sums[g]))
+                            c = g * ratio + j
+                            if c not in loaded:
+                                loaded[c] = load(builder.add(ins[i], columns[c]))
+                            t = k * i + j
+                            sums[g] = (builder.fmul(loaded[c], w[t]) if t == 0
+                                       else fma(builder, loaded[c], w[t], sums[g]))
                 for g in range(group):
                     v = builder.fadd(sums[g], b)
                     v = builder.select(builder.fcmp_ordered("<", v, vlo), vlo, v)
@@ -133,15 +135,15 @@ def _row_intrinsic(ratio: int):
             def group(size):
                 def body(n, ps):
                     counted_loop("dw.block", const(0), whole, LANES, [],
-                                 lambda k, _: pixels(size, ps[:3], ps[3], k, None))
+                                 lambda first, _: pixels(size, ps[:k], ps[k], first, None))
                     with builder.if_then(builder.icmp_signed("<", whole, channels)):
-                        pixels(size, ps[:3], ps[3], whole, tail)
+                        pixels(size, ps[:k], ps[k], whole, tail)
                 return body
 
             starts = [(base, builder.mul(in_step, const(_PIXELS))) for base in bases]
             starts.append((out, builder.mul(out_step, const(_PIXELS))))
             stopped, ps = counted_loop("dw.four", const(0), count, _PIXELS, starts, group(_PIXELS))
-            rest = [(p, in_step) for p in ps[:3]] + [(ps[3], out_step)]
+            rest = [(p, in_step) for p in ps[:k]] + [(ps[k], out_step)]
             counted_loop("dw.one", stopped, count, 1, rest, group(1))
             return context.get_dummy_value()
 
@@ -151,8 +153,8 @@ def _row_intrinsic(ratio: int):
 
 
 #: Stride 1, pixels one dilation apart (in_step = tap); stride 2 without dilation (in_step = 2 tap).
-depthwise3x3_row_shared1 = _row_intrinsic(1)
-depthwise3x3_row_shared2 = _row_intrinsic(2)
+depthwise_row_shared1 = _row_intrinsic(1)
+depthwise_row_shared2 = _row_intrinsic(2)
 
 
-__all__ = ["LANES", "depthwise3x3_row_shared1", "depthwise3x3_row_shared2"]
+__all__ = ["LANES", "depthwise_row_shared1", "depthwise_row_shared2"]
