@@ -27,6 +27,8 @@ CASES = [
     ((1, 10, 9, 4), (3, 3), (2, 2), Padding.SAME, Activation.NONE),
     ((1, 13, 13, 6), (13, 13), (1, 1), Padding.VALID, Activation.NONE),  # global, as DeepLab's ASPP
     ((2, 7, 5, 3), (7, 5), (7, 5), Padding.SAME, Activation.RELU),  # global, SAME
+    ((1, 9, 9, 40), (9, 9), (1, 1), Padding.VALID, Activation.RELU6),  # global, squeeze-and-excite's
+    ((1, 70, 70, 4), (70, 70), (1, 1), Padding.VALID, Activation.NONE),  # global, float: NumPy's sums
     ((1, 3, 4, 2), (5, 5), (1, 2), Padding.SAME, Activation.NONE),  # window larger than the input
 ]
 

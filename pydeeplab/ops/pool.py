@@ -80,13 +80,16 @@ def prepare_pool(ctx: OpContext) -> Prepared:
                       window_counts(w, filt[1], stride[1], pads[1], pad_w.out))
 
     # A global pool (DeepLab's ASPP image pooling, squeeze-and-excite: one window, the whole
-    # input) is one sum per channel: NumPy's column sums take 50 us on 128x128x16, as fast as
-    # a Numba kernel, which would cost 0.6 s of compile on a cold cache. Both backends use it.
-    if is_average and out_shape[1:3] == (1, 1) and filt == (h, w) and pads == (0, 0):
+    # input) is one sum per channel: NumPy's column sums (the numpy backend's). The Numba
+    # kernels below are faster (1 thread) on 8-bit input, 33x33x320 uint8 177 -> 27 us, and on
+    # float input but that of few channels over many pixels: 16x16x128 15 -> 3 us, 33x33x160
+    # 28 -> 16 us, but 128x128x16 45 -> 65 us (one vector of sums, one add after another).
+    global_pool = is_average and out_shape[1:3] == (1, 1) and filt == (h, w) and pads == (0, 0)
+    if global_pool and (ctx.backend == "numpy" or (x.dtype == np.float32 and c < 32 and h * w > 4096)):
         def run(inputs, outputs):
             outputs[0][...] = ref.global_average_pool_2d(inputs[0], act_min, act_max)
         return Prepared((out_shape,), run)
-    if ctx.backend == "numpy" or out_shape[1:3] == (1, 1):
+    if ctx.backend == "numpy" or (out_shape[1:3] == (1, 1) and not global_pool):
         if is_average:
             def run(inputs, outputs):
                 outputs[0][...] = ref.average_pool_2d(inputs[0], filt, stride, pads, out_shape[1:3],
