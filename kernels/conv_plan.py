@@ -187,7 +187,7 @@ def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape) -
 
     def fill(inputs, out) -> None:
         x = np.ascontiguousarray(inputs[0])
-        nt = numba_threads()
+        nt = numba_threads(out.size * depth)
         if is_float(stage) and pointwise:
             conv(x, wmat, b, out, *out_args, block, nt=nt)
         elif is_float(stage):
@@ -222,7 +222,7 @@ def pointwise_bias_input_runner(weights, stage, out_shape) -> Run:
     conv = in_parallel(kernels.conv_float_pointwise)
 
     def fill(inputs, out) -> None:
-        conv(np.ascontiguousarray(inputs[0]), wmat, inputs[1], out, *out_args, block, nt=numba_threads())
+        conv(np.ascontiguousarray(inputs[0]), wmat, inputs[1], out, *out_args, block, nt=numba_threads(out.size * depth))
 
     return with_contiguous_output(fill)
 
@@ -248,7 +248,7 @@ def _direct_conv_runner(weights, bias, stage, stride, padding) -> Run:
         # Padded rows: every tap of every pixel reads inside them; whole 64-byte lines.
         width = -(-max(pl + x.shape[2], (out.shape[2] - 1) * sw + kw) * cin // 16) * 16
         zero = zeros.setdefault(width, aligned(np.zeros(width), np.float32))
-        nt = numba_threads()
+        nt = numba_threads(out.size * 3 * kw * cin)
         conv(x, wpack, b, out, sh, sw, pt, pl, *out_args, WORKSPACE.get(0, np.float32, (nt, 3, width)), zero, nt=nt)
 
     return with_contiguous_output(fill)
@@ -267,7 +267,8 @@ def _pointwise_tile_runner(weights, bias, stage, bias_input: bool = False) -> Ru
     def fill(inputs, out) -> None:
         if bias_input:
             b[:cout] = inputs[1]
-        conv(np.ascontiguousarray(inputs[0]), wpack, b, out, *out_args, nt=numba_threads())
+        x = np.ascontiguousarray(inputs[0])
+        conv(x, wpack, b, out, *out_args, nt=numba_threads(out.size * x.shape[3]))
 
     return with_contiguous_output(fill)
 
@@ -310,7 +311,7 @@ def depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x_
             lo, hi = _direct_columns(out_width, x_width, sw, dw, pl)
 
             def fill3x3(inputs, out) -> None:
-                nt = numba_threads()
+                nt = numba_threads(out.size * 9)
                 ring = WORKSPACE.get(0, np.float32, (nt, 3, width))
                 depthwise(np.ascontiguousarray(inputs[0]), w9, b, out, sh, sw, dh, dw, pt, pl, *out_args, ring, zero,
                           lo, hi, nt=nt)
@@ -325,7 +326,7 @@ def depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x_
 
         def fill(inputs, out) -> None:
             depthwise_any(np.ascontiguousarray(inputs[0]), w3, zeros, b, out, sh, sw, dh, dw, pt, pl, *out_args,
-                          nt=numba_threads())
+                          nt=numba_threads(out.size * kh * kw))
 
         return with_contiguous_output(fill)
     # Centered inputs (a ring of padded rows, zeros around them) times the centered filter,
@@ -342,7 +343,7 @@ def depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x_
     depthwise = in_parallel(depthwise_quantized.depthwise_conv_quantized)
 
     def fill(inputs, out) -> None:
-        nt = numba_threads()
+        nt = numba_threads(out.size * kh * kw)
         ring = WORKSPACE.get(0, dtype, (nt, slots + 1, wp, cp))
         depthwise(np.ascontiguousarray(inputs[0]), w, b, table, stage.input_zero_point, out_zp, act_min, act_max,
                   out, kh, kw, sh, sw, dh, dw, pt, pl, ring, nt=nt)
@@ -370,7 +371,7 @@ def _depthwise5x5_runner(weights, bias, out_args, stride, padding) -> Run:
         xp[:, pt : pt + rows, :pl] = 0
         xp[:, pt : pt + rows, pl + cols :] = 0
         xp[:, pt : pt + rows, pl : pl + cols] = x[:, :rows, :cols]
-        depthwise(xp, w25, b, out, s, s, *out_args, nt=numba_threads())
+        depthwise(xp, w25, b, out, s, s, *out_args, nt=numba_threads(out.size * 25))
 
     return with_contiguous_output(fill)
 

@@ -53,8 +53,17 @@ def _launch(chunk, args, nt):
         chunk(*args, np.int64(t), nt)
 
 
-def numba_threads() -> int:
-    """Numba's thread count for this thread (set by the interpreter): the parts a kernel splits into."""
+#: Work (multiply-adds, or elements for kernels that only move data) below which a kernel runs
+#: on the calling thread alone: starting and joining the team costs more than it saves there
+#: (the squeeze-and-excite convs of a single pixel, the 16x16 layers of the selfie segmenter).
+PARALLEL_MIN = 1 << 18
+
+
+def numba_threads(work: int | None = None) -> int:
+    """The parts a kernel doing ``work`` splits into: Numba's thread count for this thread (set by
+    the interpreter), or 1 below PARALLEL_MIN."""
+    if work is not None and work < PARALLEL_MIN:
+        return 1
     return numba.get_num_threads()
 
 

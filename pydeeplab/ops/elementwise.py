@@ -172,7 +172,7 @@ def _binary_lookup_run(table: np.ndarray, a_shape, b_shape, out_shape) -> Run | 
     def run(inputs: Sequence[np.ndarray | None], outputs: Sequence[np.ndarray]) -> None:
         a = np.broadcast_to(inputs[0].view(np.uint8).reshape(sa), so)
         b = np.broadcast_to(inputs[1].view(np.uint8).reshape(sb), so)
-        lookup(table, a, b, _view(outputs[0], so), nt=numba_threads())
+        lookup(table, a, b, _view(outputs[0], so), nt=numba_threads(outputs[0].size))
 
     return run
 

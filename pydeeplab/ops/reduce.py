@@ -259,7 +259,7 @@ def prepare_arg_max(ctx: OpContext) -> Prepared:
         arg_max = in_parallel(kern.arg_max)
 
         def run(inputs, outputs):
-            arg_max(inputs[0].reshape(a, k, b), outputs[0].reshape(a, b), nt=numba_threads())
+            arg_max(inputs[0].reshape(a, k, b), outputs[0].reshape(a, b), nt=numba_threads(inputs[0].size))
     return Prepared((out_shape,), run)
 
 

@@ -216,7 +216,7 @@ def prepare_resize_bilinear(ctx: OpContext) -> Prepared:
                 # The kernel reads and writes whole rows as flat arrays: C order needed.
                 out = outputs[0] if outputs[0].flags.c_contiguous else np.empty(out_shape, dtype)
                 resize(np.ascontiguousarray(inputs[0]), *ty, tx.lo, tx.hi, w_left, w_right, offset, out,
-                       nt=numba_threads())
+                       nt=numba_threads(out.size * 4))
                 if out is not outputs[0]:
                     outputs[0][...] = out
     else:
@@ -240,7 +240,7 @@ def prepare_resize_bilinear(ctx: OpContext) -> Prepared:
                 # The kernel reads and writes whole rows as flat arrays: C order needed.
                 out = outputs[0] if outputs[0].flags.c_contiguous else np.empty(out_shape, dtype)
                 resize(np.ascontiguousarray(inputs[0]), ty.lo, ty.hi, wy_lo, wy_hi, tx.lo, tx.hi, w_left, w_right,
-                       half, out, nt=numba_threads())
+                       half, out, nt=numba_threads(out.size * 4))
                 if out is not outputs[0]:
                     outputs[0][...] = out
     return Prepared((out_shape,), run)
@@ -265,7 +265,7 @@ def fused_resize_bilinear_arg_max(ctx: OpContext) -> Run:
 
     def run(inputs, outputs):
         fused(np.ascontiguousarray(inputs[0]), *ty, *tx, offset, outputs[0].reshape(out_shape[:3]),
-              nt=numba_threads())
+              nt=numba_threads(outputs[0].size * inputs[0].shape[3]))
     return run
 
 
@@ -288,5 +288,5 @@ def prepare_resize_nearest_neighbor(ctx: OpContext) -> Prepared:
         resize = in_parallel(kern.resize_nearest_neighbor)
 
         def run(inputs, outputs):
-            resize(inputs[0], iy, ix, outputs[0], nt=numba_threads())
+            resize(inputs[0], iy, ix, outputs[0], nt=numba_threads(outputs[0].size))
     return Prepared((out_shape,), run)

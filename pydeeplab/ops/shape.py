@@ -295,7 +295,7 @@ def _gather_run(index: np.ndarray, pad):
         out = outputs[0]
         target = out if out.flags.c_contiguous else np.empty(out.shape, out.dtype)
         x = np.ascontiguousarray(inputs[0])
-        gather(x.reshape(-1, x.shape[-1]), flat, pad, target.reshape(-1, target.shape[-1]), nt=numba_threads())
+        gather(x.reshape(-1, x.shape[-1]), flat, pad, target.reshape(-1, target.shape[-1]), nt=numba_threads(target.size))
         if target is not out:
             out[...] = target
 

@@ -42,7 +42,7 @@ def prepare_resize_argmax(ctx: OpContext) -> Prepared:
         resize_argmax = in_parallel(kern.resize_argmax)
 
         def run(inputs, outputs) -> None:
-            resize_argmax(inputs[0], outputs[0].reshape(out_shape[:3]), nt=numba_threads())
+            resize_argmax(inputs[0], outputs[0].reshape(out_shape[:3]), nt=numba_threads(outputs[0].size * inputs[0].shape[3]))
     else:
 
         def run(inputs, outputs) -> None:
