@@ -150,16 +150,20 @@ def with_contiguous_output(fill) -> Run:
     return run
 
 
-def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape) -> Run:
+def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape, hard_swish: bool = False) -> Run | None:
+    """The conv's run; with ``hard_swish``, that of the conv followed by HARD_SWISH where its kernel can
+    apply it (the float tiles of kernels.direct_conv), else None."""
     cout, kh, kw, cin = weights.shape
     n, oh, ow, _ = out_shape
     depth = kh * kw * cin
     (sh, sw), (dh, dw), (pt, pl) = stride, dilation, padding
     pointwise = kh == kw == 1 and stride == (1, 1) and padding == (0, 0)
     if is_float(stage) and _IR_KERNELS and kh == 3 and dilation == (1, 1) and depth <= _DIRECT_DEPTH:
-        return _direct_conv_runner(weights, bias, stage, stride, padding)
+        return _direct_conv_runner(weights, bias, stage, stride, padding, hard_swish)
     if is_float(stage) and _IR_KERNELS and pointwise:
-        return _pointwise_tile_runner(weights, bias, stage)
+        return _pointwise_tile_runner(weights, bias, stage, hard_swish=hard_swish)
+    if hard_swish:
+        return None
     if is_float(stage):
         b, out_args = stage_args(stage, bias, cout)
         dtype = np.dtype(np.float32)
@@ -235,11 +239,12 @@ def _tile_operands(weights, bias, stage):
     return wpack, aligned(np.pad(b, (0, wpack.shape[0] * direct_conv.LANES - cout)), np.float32), out_args
 
 
-def _direct_conv_runner(weights, bias, stage, stride, padding) -> Run:
+def _direct_conv_runner(weights, bias, stage, stride, padding, hard_swish: bool) -> Run:
     """A float conv with a shallow 3-row filter, from padded input rows (kernels.direct_conv)."""
     _, _, kw, cin = weights.shape
     (sh, sw), (pt, pl) = stride, padding
     wpack, b, out_args = _tile_operands(weights, bias, stage)
+    swish = np.int64(hard_swish)
     conv = in_parallel(direct_conv.conv_float_direct)
     zeros: dict[int, np.ndarray] = {}  # a row of zeros per padded width (the input's width may change)
 
@@ -249,18 +254,20 @@ def _direct_conv_runner(weights, bias, stage, stride, padding) -> Run:
         width = -(-max(pl + x.shape[2], (out.shape[2] - 1) * sw + kw) * cin // 16) * 16
         zero = zeros.setdefault(width, aligned(np.zeros(width), np.float32))
         nt = numba_threads(out.size * 3 * kw * cin)
-        conv(x, wpack, b, out, sh, sw, pt, pl, *out_args, WORKSPACE.get(0, np.float32, (nt, 3, width)), zero, nt=nt)
+        conv(x, wpack, b, out, sh, sw, pt, pl, *out_args, swish, WORKSPACE.get(0, np.float32, (nt, 3, width)), zero,
+             nt=nt)
 
     return with_contiguous_output(fill)
 
 
-def _pointwise_tile_runner(weights, bias, stage, bias_input: bool = False) -> Run:
+def _pointwise_tile_runner(weights, bias, stage, bias_input: bool = False, hard_swish: bool = False) -> Run:
     """A float 1x1 stride-1 conv from the input pixels as they lie, 7 pixels x 32 channels at a time
     (kernels.direct_conv.conv_float_pointwise_tile). Against OpenBLAS's sgemm over blocks of 512 pixels
     (1 thread, GMAC/s): 33x33 480 -> 160 65 -> 80, 80 -> 480 59 -> 77, 192 -> 32 49 -> 83, 32 -> 192
     35 -> 66, 17x17 960 -> 320 67 -> 68, 65x65 12 -> 72 23 -> 36, 129x129 32 -> 144 36 -> 62.
     With ``bias_input`` the bias is the run's second input instead (copied into the padded one)."""
     wpack, b, out_args = _tile_operands(weights, bias, stage)
+    swish = np.int64(hard_swish)
     conv = in_parallel(direct_conv.conv_float_pointwise_tile)
     cout = weights.shape[0]
 
@@ -268,7 +275,7 @@ def _pointwise_tile_runner(weights, bias, stage, bias_input: bool = False) -> Ru
         if bias_input:
             b[:cout] = inputs[1]
         x = np.ascontiguousarray(inputs[0])
-        conv(x, wpack, b, out, *out_args, nt=numba_threads(out.size * x.shape[3]))
+        conv(x, wpack, b, out, *out_args, swish, nt=numba_threads(out.size * x.shape[3]))
 
     return with_contiguous_output(fill)
 

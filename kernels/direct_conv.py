@@ -47,9 +47,10 @@ def pack_filter(weights: np.ndarray) -> np.ndarray:
 
 def _tile_of(mr: int, nb: int):
     """The tile of ``mr`` output pixels x ``nb`` blocks of 16 output channels, as an intrinsic:
-    ``tile(rows, lda, pixels, w, wstride, steps, out, ldc, bias, lanes, act_min, act_max)`` computes
-    ``out[p * ldc + 16 b + l] = clamp(bias[16 b + l] + sum_i sum_q rows[i][p * lda + q] * w[b][i * steps + q, l])``
-    for p < pixels, b < nb, and l < 16 (l < ``lanes`` in the last block).
+    ``tile(rows, lda, pixels, w, wstride, steps, out, ldc, bias, lanes, act_min, act_max, swish)`` computes
+    ``out[p * ldc + 16 b + l] = clamp(f(bias[16 b + l] + sum_i sum_q rows[i][p * lda + q] * w[b][i * steps + q, l]))``
+    for p < pixels, b < nb, and l < 16 (l < ``lanes`` in the last block), f the identity, or where
+    ``swish`` is not 0 HARD_SWISH, ``v * min(max(v + 3, 0), 6) / 6`` as the reference computes it.
 
     rows: UniTuple of the filter rows' input addresses (pixel 0's first input); lda: bytes
     between two pixels' windows; steps: inputs per filter row (KW * Cin); w: address of the first
@@ -60,13 +61,13 @@ def _tile_of(mr: int, nb: int):
     """
 
     @intrinsic
-    def tile(typingctx, rows, lda, pixels, w, wstride, steps, out, ldc, bias, lanes, act_min, act_max):
+    def tile(typingctx, rows, lda, pixels, w, wstride, steps, out, ldc, bias, lanes, act_min, act_max, swish):
         if not (isinstance(rows, types.UniTuple) and isinstance(rows.dtype, types.Integer)):
             return None
-        sig = types.void(rows, lda, pixels, w, wstride, steps, out, ldc, bias, lanes, act_min, act_max)
+        sig = types.void(rows, lda, pixels, w, wstride, steps, out, ldc, bias, lanes, act_min, act_max, swish)
 
         def codegen(context, builder, signature, args):
-            rows_v, lda, pixels, w, wstride, steps, out, ldc, bias, lanes, lo, hi = args
+            rows_v, lda, pixels, w, wstride, steps, out, ldc, bias, lanes, lo, hi, swish = args
             const = lambda v: ir.Constant(I64, v)  # noqa: E731
             last = builder.sub(pixels, const(1))
             starts = [builder.mul(builder.select(builder.icmp_signed("<", const(p), pixels), const(p), last), lda)
@@ -106,23 +107,39 @@ def _tile_of(mr: int, nb: int):
                 builder.position_at_end(done)
                 sums = updated
             vlo, vhi = splat(builder, lo, _VEC), splat(builder, hi, _VEC)
+            zero, six = (ir.Constant(_VEC, [ir.Constant(_F32, c)] * LANES) for c in (0.0, 6.0))
             mask = lanes_below(builder, lanes, LANES)
             whole = builder.icmp_signed(">=", lanes, const(LANES))
-            for p in range(mr):
-                with builder.if_then(builder.icmp_signed("<", const(p), pixels)):
-                    row = builder.add(out, builder.mul(builder.mul(const(p), ldc), const(4)))
-                    for b in range(nb):
-                        v = builder.select(builder.fcmp_ordered("<", sums[p][b], vlo), vlo, sums[p][b])
-                        v = builder.select(builder.fcmp_ordered(">", v, vhi), vhi, v)
-                        at = pointer(builder, builder.add(row, const(4 * LANES * b)), _VEC)
-                        if b < nb - 1:
-                            builder.store(v, at, align=4)
-                            continue
-                        with builder.if_else(whole) as (all_lanes, some_lanes):
-                            with all_lanes:
+
+            def hard_swish(v):
+                g = builder.fadd(v, ir.Constant(_VEC, [ir.Constant(_F32, 3.0)] * LANES))
+                g = builder.select(builder.fcmp_ordered("<", g, zero), zero, g)
+                g = builder.select(builder.fcmp_ordered("<", six, g), six, g)
+                return builder.fdiv(builder.fmul(v, g), six)
+
+            def store(f):
+                for p in range(mr):
+                    with builder.if_then(builder.icmp_signed("<", const(p), pixels)):
+                        row = builder.add(out, builder.mul(builder.mul(const(p), ldc), const(4)))
+                        for b in range(nb):
+                            v = f(sums[p][b])
+                            v = builder.select(builder.fcmp_ordered("<", v, vlo), vlo, v)
+                            v = builder.select(builder.fcmp_ordered(">", v, vhi), vhi, v)
+                            at = pointer(builder, builder.add(row, const(4 * LANES * b)), _VEC)
+                            if b < nb - 1:
                                 builder.store(v, at, align=4)
-                            with some_lanes:
-                                masked_store(builder, v, at, mask, 4)
+                                continue
+                            with builder.if_else(whole) as (all_lanes, some_lanes):
+                                with all_lanes:
+                                    builder.store(v, at, align=4)
+                                with some_lanes:
+                                    masked_store(builder, v, at, mask, 4)
+
+            with builder.if_else(builder.icmp_signed("!=", swish, const(0))) as (swished, plain):
+                with swished:
+                    store(hard_swish)
+                with plain:
+                    store(lambda v: v)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -138,12 +155,13 @@ _PAIR, _SINGLE = _tile_of(7, 2), _tile_of(7, 1)
 
 
 @njit(cache=True, nogil=True)
-def conv_float_direct(x, wpack, bias, out, sh, sw, pt, pl, act_min, act_max, ring, zero, t, nt):
+def conv_float_direct(x, wpack, bias, out, sh, sw, pt, pl, act_min, act_max, swish, ring, zero, t, nt):
     """CONV_2D, float32, a 3-row filter with dilation 1 (see the module docstring).
 
     x [N, H, W, Cin]; wpack [NB, 3 * KW * Cin, 16] (:func:`pack_filter`); bias [16 NB] (zero past
     Cout); out [N, OH, OW, Cout]; ring [nt, 3, WP * Cin] float32 scratch and zero [WP * Cin]
     zeros (WP >= max(pl + W, (OW - 1) * sw + KW) padded columns, see ``conv._padded_row``).
+    swish: 1 to apply HARD_SWISH to each sum before the clamp (a HARD_SWISH taken in), else 0.
     Part t of nt (:func:`pydeeplab.kernels.parallel.in_parallel`): output rows
     ``rows * t // nt`` to ``rows * (t + 1) // nt``, with ``ring[t]``.
     """
@@ -172,15 +190,15 @@ def conv_float_direct(x, wpack, bias, out, sh, sw, pt, pl, act_min, act_max, rin
             for k in range(wpack.shape[0]):
                 _tile((r0 + at, r1 + at, r2 + at), lda, min(MR, ow - p), w0 + k * block, block, steps,
                       o + 4 * (p * cout + k * LANES), ldc, bias[k * LANES :].ctypes.data, cout - k * LANES,
-                      act_min, act_max)
+                      act_min, act_max, swish)
 
 
 @njit(cache=True, nogil=True)
-def conv_float_pointwise_tile(x, wpack, bias, out, act_min, act_max, t, nt):
+def conv_float_pointwise_tile(x, wpack, bias, out, act_min, act_max, swish, t, nt):
     """CONV_2D, float32, 1x1 with stride 1 and no padding, whose input pixels are the tile's rows
     as they lie. x [N, H, W, Cin]; wpack [NB, Cin, 16] (:func:`pack_filter`); bias [16 NB];
-    out [N, H, W, Cout]. Part t of nt: pixels ``P * t // nt`` to ``P * (t + 1) // nt``, 7 at a time,
-    32 channels at a time (the last 16 alone where NB is odd)."""
+    out [N, H, W, Cout]; swish as for :func:`conv_float_direct`. Part t of nt: pixels ``P * t // nt``
+    to ``P * (t + 1) // nt``, 7 at a time, 32 channels at a time (the last 16 alone where NB is odd)."""
     cout = out.shape[3]
     cin = x.shape[3]
     pixels = out.size // cout
@@ -193,10 +211,10 @@ def conv_float_pointwise_tile(x, wpack, bias, out, act_min, act_max, t, nt):
         m = min(7, stop - p)
         for k in range(0, pairs, 2):
             _PAIR(at, lda, m, w0 + k * block, block, cin, o0 + 4 * (p * cout + k * LANES), ldc, b0 + 4 * k * LANES,
-                  cout - (k + 1) * LANES, act_min, act_max)
+                  cout - (k + 1) * LANES, act_min, act_max, swish)
         if pairs < wpack.shape[0]:
             _SINGLE(at, lda, m, w0 + pairs * block, block, cin, o0 + 4 * (p * cout + pairs * LANES), ldc,
-                    b0 + 4 * pairs * LANES, cout - pairs * LANES, act_min, act_max)
+                    b0 + 4 * pairs * LANES, cout - pairs * LANES, act_min, act_max, swish)
 
 
 __all__ = ["LANES", "MR", "conv_float_direct", "conv_float_pointwise_tile", "pack_filter"]

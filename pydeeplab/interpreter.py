@@ -26,7 +26,7 @@ from .backends import resolve_backend
 from .delegate import Delegate, load_delegate  # noqa: F401  (LiteRT's module has them: a drop-in for it)
 from .errors import ModelError, UnsupportedOperatorError
 from .folding import fold
-from .fusion import Fusion, ResizeArgMax, affine_fusions, atrous_chains, plan_fusions, pooled_projections
+from .fusion import Fusion, HardSwish, ResizeArgMax, affine_fusions, atrous_chains, plan_fusions, pooled_projections
 from .ops import REGISTRY, OpContext, TensorSpec
 from .ops.base import Prepare, Prepared, Run
 from .ops.custom import check_custom_op, lookup_custom_op
@@ -277,10 +277,10 @@ class Interpreter:
                 self._check_size(tensors[i], shapes[i])
             steps = []
             folded: dict[int, np.ndarray] = {}
-            # A RELU that a convolution can apply itself, or an ARG_MAX that a resize can compute
-            # itself, is skipped (pydeeplab.fusion).
+            # A RELU (or HARD_SWISH) that a convolution can apply itself, or an ARG_MAX that a resize
+            # can compute itself, is skipped (pydeeplab.fusion).
             fusions = {} if self._preserve or self.backend != "numba" else plan_fusions(self._graph)
-            fused: list[Fusion | ResizeArgMax] = []
+            fused: list[Fusion | HardSwish | ResizeArgMax] = []
             # A dilated conv written as SPACE_TO_BATCH_ND, conv, BATCH_TO_SPACE_ND runs as one conv.
             chains = {} if self._preserve or self.backend != "numba" else atrous_chains(self._graph)
             # A batch norm left after a float conv (MUL, ADD by per-channel constants) goes into its weights.
@@ -356,8 +356,11 @@ class Interpreter:
                 if values is not None:
                     folded.update(zip(op.outputs, values))
                 step = _Step(op.index, ctx.opcode, op.inputs, op.outputs, prepared.run, values is not None)
-                if fusion is not None:
-                    step.run, step.unfused_run = fusion.run(ctx, prepared), prepared.run
+                fused_run = None if fusion is None else fusion.run(ctx, prepared)
+                if fused_run is not None:
+                    step.run, step.unfused_run = fused_run, prepared.run
+                elif fusion is not None:  # the producer's kernel cannot: both run
+                    fused.remove(fusion)
                 projection = projections.get(op.index)
                 planned = None if projection is None or values is not None else projection.plan(ctx, shapes)
                 if planned is not None:

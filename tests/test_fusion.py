@@ -432,3 +432,33 @@ def test_aspp_projection_takes_its_image_pooling_branch_into_its_bias(kwargs, fu
         assert np.abs(ours - ref).max() <= 1e-5 * (1 + np.abs(ref).max())
     plain, _ = _run(model, x, backend="numba", experimental_preserve_all_tensors=True)
     assert B.CONCATENATION in [s.opcode for s in plain._program]
+
+
+@pytest.mark.parametrize("filter_shape, stride, fuses", [
+    ((16, 3, 3, 3), 2, True),  # a first conv on an image (the direct tile)
+    ((40, 1, 1, 24), 1, True),  # 1x1 (the pointwise tile: a pair of blocks and a masked one)
+    ((8, 3, 3, 24), 1, False),  # 3x3 over 24 channels: im2col and BLAS, no HARD_SWISH of their own
+], ids=["direct", "pointwise", "im2col"])
+def test_hard_swish_after_a_float_conv_is_applied_by_its_tile(filter_shape, stride, fuses):
+    rng = np.random.default_rng(10)
+    b = ModelBuilder(description="hard swish")
+    f32 = TensorType.FLOAT32
+    cout, kh, kw, cin = filter_shape
+    x = b.add_tensor("x", f32, (1, 17, 18, cin))
+    oh, ow = -(-17 // stride), -(-18 // stride)
+    c, y = b.add_tensor("c", f32, (1, oh, ow, cout)), b.add_tensor("y", f32, (1, oh, ow, cout))
+    b.add_operator(B.CONV_2D, [x, b.add_constant("w", rng.standard_normal(filter_shape).astype(np.float32)),
+                               b.add_constant("bias", rng.standard_normal(cout).astype(np.float32))], [c],
+                   Conv2DOptions(padding=Padding.SAME, stride_w=stride, stride_h=stride))
+    b.add_operator(B.HARD_SWISH, [c], [y])
+    b.set_inputs([x])
+    b.set_outputs([y])
+    model = b.finish()
+    xv = (rng.standard_normal((1, 17, 18, cin)) * 2).astype(np.float32)
+    theirs = run_litert(model, [xv])[0]
+    it, (ours,) = _run(model, xv, backend="numba", num_threads=2)
+    assert (B.HARD_SWISH not in [s.opcode for s in it._program]) == fuses
+    assert np.abs(ours - theirs).max() <= 1e-5 * (1 + np.abs(theirs).max())
+    plain, (unfused,) = _run(model, xv, backend="numba", experimental_preserve_all_tensors=True)
+    assert B.HARD_SWISH in [s.opcode for s in plain._program]
+    np.testing.assert_array_equal(ours, unfused)  # the same sums, the same HARD_SWISH: the same bits

@@ -161,13 +161,8 @@ def _numba():
 # --------------------------------------------------------------------------- CONV_2D
 
 
-@register(BuiltinOperator.CONV_2D)
-def prepare_conv_2d(ctx: OpContext) -> Prepared:
-    """CONV_2D: inputs (input [N, H, W, Cin], filter [Cout, KH, KW, Cin], bias [Cout] optional).
-
-    TFLite itself requires the bias; a bias-less conv is accepted here as bias 0.
-    Grouped convolutions (Cin a multiple of the filter's depth) are not supported.
-    """
+def _conv_2d_plan(ctx: OpContext):
+    """CONV_2D's checks and constants: (weights, bias, stage, stride, dilation, padding, output shape)."""
     opts, x, w, out, weights = _conv_operands(ctx, Conv2DOptions)
     n, h, wd, cin = x.shape
     cout, kh, kw, w_cin = w.shape
@@ -179,7 +174,17 @@ def prepare_conv_2d(ctx: OpContext) -> Prepared:
     stride, dilation, padding, (oh, ow) = _geometry(ctx, opts, (h, wd), (kh, kw))
     bias = _bias(ctx, 2, cout, x, zero_point_checked=True)
     stage = _stage(ctx, x, w, _spec(ctx, 2), out, opts.fused_activation_function, cout, channel_axis=0)
-    out_shape = (n, oh, ow, cout)
+    return weights, bias, stage, stride, dilation, padding, (n, oh, ow, cout)
+
+
+@register(BuiltinOperator.CONV_2D)
+def prepare_conv_2d(ctx: OpContext) -> Prepared:
+    """CONV_2D: inputs (input [N, H, W, Cin], filter [Cout, KH, KW, Cin], bias [Cout] optional).
+
+    TFLite itself requires the bias; a bias-less conv is accepted here as bias 0.
+    Grouped convolutions (Cin a multiple of the filter's depth) are not supported.
+    """
+    weights, bias, stage, stride, dilation, padding, out_shape = _conv_2d_plan(ctx)
     if ctx.backend == "numba":
         run = _numba().conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape)
     else:
@@ -188,6 +193,13 @@ def prepare_conv_2d(ctx: OpContext) -> Prepared:
             reference.conv_2d(inputs[0], weights, bias, outputs[0], stride, dilation, padding, stage)
 
     return Prepared((out_shape,), run)
+
+
+def fused_hard_swish_conv(ctx: OpContext):
+    """The run of a float CONV_2D (``ctx``, numba backend, no fused activation) followed by a
+    HARD_SWISH, where the conv's kernel applies it to its sums (``pydeeplab.fusion``), else None."""
+    weights, bias, stage, stride, dilation, padding, out_shape = _conv_2d_plan(ctx)
+    return _numba().conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape, hard_swish=True)
 
 
 def fused_pooled_projection(ctx: OpContext, varying: tuple[int, int], pooled: list[tuple[int, int]]):
