@@ -67,6 +67,25 @@ def lookup_binary(table, a, b, out, t, nt):
 ADD, SUB, MUL, CLAMP, HARD_SWISH, LOGISTIC_ARGUMENT, LOGISTIC = 0, 1, 2, 3, 4, 5, 6
 
 
+@njit(cache=True, nogil=True)
+def multiply_add_float(a, s, y, out, lo, hi):
+    """out = clamp(a * s + y, lo, hi): a MUL, then the ADD of its product (a squeeze-and-excite scale
+    and the residual after it), in one pass. The product is rounded to float32 before the sum, as
+    the two operators round it (the loop has no contraction into a fused multiply-add): the same
+    bits. a, y, out: float32 [R, C]; s: [R, C], [1, C] (one row for all) or [1, 1]."""
+    rows, cols = out.shape
+    row_s = s.shape[0] > 1
+    scalar = s.shape[1] == 1 and cols > 1
+    for r in range(rows):
+        ar, yr, orow = a[r], y[r], out[r]
+        sr = s[r if row_s else 0]
+        k = sr[0]
+        for j in range(cols):
+            v = ar[j] * (k if scalar else sr[j]) + yr[j]
+            v = lo if v < lo else v
+            orow[j] = hi if hi < v else v
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def elementwise_float(a, b, out, op, lo, hi):
     """out = clamp(f(a, b), lo, hi) in one pass, for the float elementwise operators.

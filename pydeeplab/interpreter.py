@@ -26,7 +26,8 @@ from .backends import resolve_backend
 from .delegate import Delegate, load_delegate  # noqa: F401  (LiteRT's module has them: a drop-in for it)
 from .errors import ModelError, UnsupportedOperatorError
 from .folding import fold
-from .fusion import Fusion, HardSwish, ResizeArgMax, affine_fusions, atrous_chains, plan_fusions, pooled_projections
+from .fusion import (Fusion, HardSwish, ResizeArgMax, affine_fusions, atrous_chains, multiply_adds, plan_fusions,
+                     pooled_projections)
 from .ops import REGISTRY, OpContext, TensorSpec
 from .ops.base import Prepare, Prepared, Run
 from .ops.custom import check_custom_op, lookup_custom_op
@@ -285,8 +286,10 @@ class Interpreter:
             chains = {} if self._preserve or self.backend != "numba" else atrous_chains(self._graph)
             # A batch norm left after a float conv (MUL, ADD by per-channel constants) goes into its weights.
             affines = {} if self._preserve or self.backend != "numba" else affine_fusions(self._graph)
-            # ASPP's projection sums its image-pooling branch (the same at every pixel) into its bias.
-            projections = {} if self._preserve or self.backend != "numba" else pooled_projections(self._graph)
+            # ASPP's projection sums its image-pooling branch (the same at every pixel) into its bias; an
+            # ADD of a MUL's product does the MUL too. Both read other tensors than the graph says.
+            replans = {} if self._preserve or self.backend != "numba" else {
+                **pooled_projections(self._graph), **multiply_adds(self._graph)}
             dropped: set[int] = set()  # operators planned, then left out of the run by a later one
             rewritten: dict[int, Operator] = {}  # by operator index: the operator as it runs
             inner: list[int] = []  # tensors inside a chain or a folded batch norm, which nothing writes
@@ -361,8 +364,8 @@ class Interpreter:
                     step.run, step.unfused_run = fused_run, prepared.run
                 elif fusion is not None:  # the producer's kernel cannot: both run
                     fused.remove(fusion)
-                projection = projections.get(op.index)
-                planned = None if projection is None or values is not None else projection.plan(ctx, shapes)
+                replan = replans.get(op.index)
+                planned = None if replan is None or values is not None else replan.plan(ctx, shapes)
                 if planned is not None:
                     step.run, step.inputs, step.unfused_run = planned[0], planned[1], prepared.run
                     dropped.update(planned[2])

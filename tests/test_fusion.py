@@ -462,3 +462,45 @@ def test_hard_swish_after_a_float_conv_is_applied_by_its_tile(filter_shape, stri
     plain, (unfused,) = _run(model, xv, backend="numba", experimental_preserve_all_tensors=True)
     assert B.HARD_SWISH in [s.opcode for s in plain._program]
     np.testing.assert_array_equal(ours, unfused)  # the same sums, the same HARD_SWISH: the same bits
+
+
+@pytest.mark.parametrize("scale_shape, add_act, mul_act, extra_reader, fuses", [
+    ((1, 1, 1, 6), Activation.NONE, Activation.NONE, False, True),  # squeeze-and-excite, then the residual
+    ((1, 1, 1, 1), Activation.RELU6, Activation.NONE, False, True),  # one value; the ADD clamps
+    ((1, 5, 7, 6), Activation.NONE, Activation.NONE, False, True),  # two whole tensors
+    ((1, 1, 1, 6), Activation.NONE, Activation.RELU, False, False),  # the MUL clamps
+    ((1, 1, 1, 6), Activation.NONE, Activation.NONE, True, False),  # the product has another reader
+], ids=["row", "scalar-relu6", "full", "mul-relu", "product-read-elsewhere"])
+def test_add_of_a_product_runs_as_one_pass(scale_shape, add_act, mul_act, extra_reader, fuses):
+    rng = np.random.default_rng(11)
+    b = ModelBuilder(description="multiply add")
+    f32 = TensorType.FLOAT32
+    x, r = b.add_tensor("x", f32, (1, 5, 7, 6)), b.add_tensor("r", f32, (1, 5, 7, 6))
+    s = b.add_tensor("s", f32, scale_shape)
+    m, y = b.add_tensor("m", f32, (1, 5, 7, 6)), b.add_tensor("y", f32, (1, 5, 7, 6))
+    b.add_operator(B.MUL, [s, x], [m], MulOptions(fused_activation_function=mul_act))
+    b.add_operator(B.ADD, [r, m], [y], AddOptions(fused_activation_function=add_act))
+    outputs = [y]
+    if extra_reader:
+        z = b.add_tensor("z", f32, (1, 5, 7, 6))
+        b.add_operator(B.RELU, [m], [z])
+        outputs.append(z)
+    b.set_inputs([x, r, s])
+    b.set_outputs(outputs)
+    model = b.finish()
+    inputs = [rng.standard_normal(shape).astype(np.float32) * 4 for shape in ((1, 5, 7, 6), (1, 5, 7, 6), scale_shape)]
+    theirs = run_litert(model, inputs)
+    runs = {}
+    for preserve in (False, True):
+        it = pydeeplab.Interpreter(model_content=model, backend="numba", experimental_preserve_all_tensors=preserve)
+        it.allocate_tensors()
+        for d, v in zip(it.get_input_details(), inputs):
+            it.set_tensor(d["index"], v)
+        it.invoke()
+        runs[preserve] = (it, [it.get_tensor(d["index"]) for d in it.get_output_details()])
+    it, ours = runs[False]
+    assert (B.MUL not in [s.opcode for s in it._program]) == fuses
+    assert B.MUL in [s.opcode for s in runs[True][0]._program]
+    for o, ref, plain in zip(ours, theirs, runs[True][1]):
+        np.testing.assert_allclose(o, ref, rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(o, plain)  # the product rounded, then the sum: the same bits

@@ -270,6 +270,29 @@ def _float_kernel_run(ctx: OpContext, a_shape, b_shape, out_shape, act_min: floa
     return run
 
 
+def fused_multiply_add(ctx: OpContext, a_shape, s_shape, y_shape) -> Run | None:
+    """The numba backend's run of a float ADD (``ctx``) one of whose inputs is a MUL of ``a`` and ``s``
+    read by it alone (``pydeeplab.fusion``): inputs (a, s, the ADD's other input), output the ADD's,
+    in one pass (``kernels/elementwise.multiply_add_float``); None where ``a`` or the other input is not
+    the output's size or ``s`` does not broadcast as one row or one value."""
+    out_shape = ctx.outputs[0].shape
+    layout = rows_layout(a_shape, s_shape, out_shape)
+    if (layout is None or math.prod(a_shape) != math.prod(out_shape) or math.prod(y_shape) != math.prod(out_shape)
+            or not all(t.type == TensorType.FLOAT32 for t in (*ctx.inputs, ctx.outputs[0]))):
+        return None
+    from ..kernels import elementwise as kern
+
+    (sa, ss) = layout
+    activation = ctx.options_as(AddOptions).fused_activation_function
+    lo, hi = (np.float32(v) for v in activation_range_float(activation))
+
+    def run(inputs, outputs):
+        kern.multiply_add_float(inputs[0].reshape(sa), inputs[1].reshape(ss), inputs[2].reshape(sa),
+                                _view(outputs[0], sa), lo, hi)
+
+    return run
+
+
 @register(BuiltinOperator.ADD, BuiltinOperator.SUB, BuiltinOperator.MUL)
 def prepare_arithmetic(ctx: OpContext) -> Prepared:
     """ADD / SUB / MUL of two tensors of the same type, broadcast against each other."""
