@@ -213,15 +213,13 @@ def fused_pooled_projection(ctx: OpContext, varying: tuple[int, int], pooled: li
     only (half of DeepLab v3's 33x33 512 -> 256 projection). The sums are the conv's, in another
     order: within float tolerance.
     """
-    opts, x, w, out, weights = _conv_operands(ctx, Conv2DOptions)
-    cout = w.shape[0]
-    bias = _bias(ctx, 2, cout, x, zero_point_checked=True)
+    weights, bias, stage, _, _, _, out_shape = _conv_2d_plan(ctx)
+    cout = out_shape[3]
     base = np.zeros(cout, np.float32) if bias is None else bias.astype(np.float32)
-    stage = _stage(ctx, x, w, _spec(ctx, 2), out, opts.fused_activation_function, cout, channel_axis=0)
     matrix = weights.reshape(cout, -1).astype(np.float32)
     start, size = varying
     conv = _numba().pointwise_bias_input_runner(matrix[:, start : start + size].reshape(cout, 1, 1, size),
-                                                stage, (1, *x.shape[1:3], cout))
+                                                stage, out_shape)
     pooled_weights = [np.ascontiguousarray(matrix[:, a : a + n]) for a, n in pooled]
 
     def run(inputs, outputs) -> None:
