@@ -13,7 +13,9 @@ chunk is called directly and no launcher is compiled at all.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import numba
 import numpy as np
@@ -59,12 +61,31 @@ def _launch(chunk, args, nt):
 PARALLEL_MIN = 1 << 18
 
 
+_team = threading.local()  # .size: the thread count a run set (:func:`team`), read at every kernel
+
+
+@contextmanager
+def team(n: int) -> Iterator[None]:
+    """Numba's thread count set to ``n`` in this thread for the block, and known to
+    :func:`numba_threads` without asking Numba (``numba.get_num_threads`` costs 1 us, at
+    every kernel of a run)."""
+    before, size = numba.get_num_threads(), getattr(_team, "size", None)
+    numba.set_num_threads(n)
+    _team.size = n
+    try:
+        yield
+    finally:
+        _team.size = size
+        numba.set_num_threads(before)
+
+
 def numba_threads(work: int | None = None) -> int:
-    """The parts a kernel doing ``work`` splits into: Numba's thread count for this thread (set by
-    the interpreter), or 1 below PARALLEL_MIN."""
+    """The parts a kernel doing ``work`` splits into: Numba's thread count for this thread (as
+    :func:`team` set it, else Numba's), or 1 below PARALLEL_MIN."""
     if work is not None and work < PARALLEL_MIN:
         return 1
-    return numba.get_num_threads()
+    size = getattr(_team, "size", None)
+    return numba.get_num_threads() if size is None else size
 
 
 def in_parallel(chunk) -> Callable[..., None]:
@@ -87,4 +108,4 @@ def in_parallel(chunk) -> Callable[..., None]:
     return run
 
 
-__all__ = ["in_parallel", "numba_threads"]
+__all__ = ["in_parallel", "numba_threads", "team"]

@@ -562,14 +562,11 @@ class Interpreter:
             return
         import numba
 
+        from .kernels.parallel import team
+
         n = max(1, min(self._num_threads or numba.config.NUMBA_NUM_THREADS, numba.config.NUMBA_NUM_THREADS))
-        before = numba.get_num_threads()
-        numba.set_num_threads(n)
-        try:
-            with blas_threads(1):  # the kernels call BLAS from Numba's threads, one BLAS thread each
-                yield
-        finally:
-            numba.set_num_threads(before)
+        with team(n), blas_threads(1):  # the kernels call BLAS from Numba's threads, one BLAS thread each
+            yield
 
     def run_op(self, op_index: int, inputs: Sequence[np.ndarray | None]) -> list[np.ndarray]:
         """Run one planned operator on given input arrays; returns fresh output arrays.
