@@ -6,53 +6,74 @@ re-optimizing every function the body calls (measured on the 3x3 depthwise kerne
 as long again as compiling the kernel itself). So the heavy kernels here are plain
 functions ``chunk(*args, t, nt)`` that do part ``t`` of ``nt`` of the work (output
 rows ``rows * t // nt`` to ``rows * (t + 1) // nt``), and :func:`_launch`, one small
-``prange`` loop compiled once per chunk signature, calls them through a function
-pointer, which LLVM cannot inline and so does not re-optimize. On one thread the
-chunk is called directly and no launcher is compiled at all.
+``prange`` loop compiled once per signature of the chunks' arguments, calls them through
+the address of their C wrapper, which LLVM cannot inline and so does not re-optimize.
+The address is a plain integer, with a token of the argument types that the launcher
+checks: Numba's first-class function values cost 6 us a launch to unbox (the signature
+unpickled and two Python calls), as much as the 2-thread parallel region itself. On one
+thread the chunk is called directly and no launcher is compiled at all.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import numba
 import numpy as np
+from llvmlite import ir
 from numba import config, njit, prange, typeof, types
-from numba.experimental.function_type import WrapperAddressProtocol
-from numba.extending import typeof_impl
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 
-class _Compiled(WrapperAddressProtocol):
-    """A chunk kernel compiled (or loaded from the cache) for one signature, as the
-    function pointer Numba passes to :func:`_launch`."""
+def _token(args) -> int:
+    """A number naming the Numba type of a chunk's arguments (the tuple ``args``), the same in every
+    process: the launcher checks it against the chunk it is given."""
+    return int.from_bytes(hashlib.blake2b(str(args).encode(), digest_size=7).digest(), "little")
+
+
+class _Compiled:
+    """A chunk kernel compiled (or loaded from the cache) for one signature: the address of its
+    C-callable wrapper, the argument types' token, and the compiled code kept alive."""
 
     def __init__(self, chunk, argtypes: tuple) -> None:
-        chunk.compile(argtypes)
-        self._result = chunk.overloads[argtypes]  # keeps the compiled code alive
-        self._signature = self._result.signature
-        self._address = self._result.library.get_pointer_to_function(self._result.fndesc.llvm_cfunc_wrapper_name)
-        self.numba_type = types.FunctionType(self._signature)
-
-    def __wrapper_address__(self) -> int:
-        return self._address
-
-    def signature(self):
-        return self._signature
+        chunk.compile(argtypes + (types.int64, types.int64))
+        self._result = chunk.overloads[argtypes + (types.int64, types.int64)]  # keeps the compiled code alive
+        if self._result.signature.return_type != types.none:
+            raise TypeError(f"a chunk kernel returns nothing, not {self._result.signature.return_type}")
+        self.address = self._result.library.get_pointer_to_function(self._result.fndesc.llvm_cfunc_wrapper_name)
+        self.token = _token(types.Tuple(argtypes))
 
 
-@typeof_impl.register(_Compiled)
-def _typeof_compiled(value: _Compiled, context) -> types.FunctionType:
-    # Numba's own typeof for a WrapperAddressProtocol builds a new FunctionType at every
-    # call (measured: 25 us of a launch's 30); the type is made once per chunk instead.
-    return value.numba_type
+@intrinsic
+def _token_of(typingctx, args):
+    """The token of ``args``'s type (:func:`_token`), a constant of the compiled launcher."""
+    token = _token(types.Tuple(tuple(args)))
+    return types.int64(args), lambda context, builder, sig, llargs: ir.Constant(ir.IntType(64), token)
+
+
+@intrinsic
+def _call(typingctx, address, args, t, nt):
+    """``chunk(*args, t, nt)`` where ``address`` is the chunk's C wrapper (:class:`_Compiled`)."""
+    def codegen(context, builder, sig, llargs):
+        at, tup, tv, ntv = llargs
+        prototype = types.FunctionPrototype(types.none, tuple(args) + (t, nt))
+        function = builder.inttoptr(at, context.get_value_type(prototype))
+        builder.call(function, cgutils.unpack_tuple(builder, tup, len(args)) + [tv, ntv])
+        return context.get_dummy_value()
+
+    return types.none(address, args, t, nt), codegen
 
 
 @njit(cache=True, parallel=True, nogil=True)
-def _launch(chunk, args, nt):
+def _launch(address, token, args, nt):
+    if token != _token_of(args):
+        raise TypeError("a chunk kernel launched with arguments of other types than it was compiled for")
     for t in prange(nt):
-        chunk(*args, np.int64(t), nt)
+        _call(address, args, np.int64(t), nt)
 
 
 #: Work (multiply-adds, or elements for kernels that only move data) below which a kernel runs
@@ -102,8 +123,8 @@ def in_parallel(chunk) -> Callable[..., None]:
                 chunk(*args, t, nt)
             return
         if not compiled:
-            compiled.append(_Compiled(chunk, tuple(typeof(a) for a in args) + (types.int64, types.int64)))
-        _launch(compiled[0], args, nt)
+            compiled.append(_Compiled(chunk, tuple(typeof(a) for a in args)))
+        _launch(compiled[0].address, compiled[0].token, args, nt)
 
     return run
 
