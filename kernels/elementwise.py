@@ -23,11 +23,25 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
-def lookup_unary(table, x, out):
-    """out[i] = table[x[i]]. table: [256] any dtype; x: uint8 [N]; out: [N] of table's dtype."""
-    for i in range(x.shape[0]):
-        out[i] = table[x[i]]
+@njit(cache=True, nogil=True, inline="always")
+def part(rows, cols, t, nt):
+    """Part t of nt of a [rows, cols] loop (:func:`pydeeplab.kernels.parallel.in_parallel`):
+    (first row, stop row, first column, stop column). Rows ``rows * t // nt`` to
+    ``rows * (t + 1) // nt``, or, with fewer rows than parts (two same-shape operands make
+    one long row), that share of every row."""
+    if rows >= nt:
+        return rows * t // nt, rows * (t + 1) // nt, 0, cols
+    return 0, rows, cols * t // nt, cols * (t + 1) // nt
+
+
+@njit(cache=True, nogil=True)
+def lookup_unary(table, x, out, t, nt):
+    """out[i] = table[x[i]]. table: [256] any dtype; x: uint8 [N]; out: [N] of table's dtype.
+    Part t of nt (:func:`part`) of the N values."""
+    _, _, first, stop = part(1, x.shape[0], t, nt)
+    xs, os = x[first:stop], out[first:stop]  # (indices from 0: no negative-index wraparound in the loop)
+    for i in range(stop - first):
+        os[i] = table[xs[i]]
 
 
 @njit(cache=True, nogil=True)
@@ -37,15 +51,10 @@ def lookup_binary(table, a, b, out, t, nt):
     table: [256, 256]; a, b: uint8 6-D arrays already broadcast to out's shape (zero
     strides on broadcast dimensions); out: 6-D, table's dtype. Callers merge
     dimensions first, so the innermost loop is usually long and contiguous. Part t of
-    nt (:func:`pydeeplab.kernels.parallel.in_parallel`): the rows (all dimensions but
-    the last) ``rows * t // nt`` to ``rows * (t + 1) // nt``, or, with fewer rows than
-    parts (two same-shape operands merge into one row), that share of every row.
+    nt (:func:`part`) of the rows (all dimensions but the last).
     """
     n0, n1, n2, n3, n4, n5 = out.shape
-    rows = n0 * n1 * n2 * n3 * n4
-    split_rows = rows >= nt
-    first, stop = (rows * t // nt, rows * (t + 1) // nt) if split_rows else (0, rows)
-    lo, hi = (0, n5) if split_rows else (n5 * t // nt, n5 * (t + 1) // nt)
+    first, stop, lo, hi = part(n0 * n1 * n2 * n3 * n4, n5, t, nt)
     for r in range(first, stop):
         i4 = r % n4
         i3 = r // n4 % n3
@@ -68,15 +77,16 @@ ADD, SUB, MUL, CLAMP, HARD_SWISH, LOGISTIC_ARGUMENT, LOGISTIC = 0, 1, 2, 3, 4, 5
 
 
 @njit(cache=True, nogil=True)
-def multiply_add_float(a, s, y, out, lo, hi):
+def multiply_add_float(a, s, y, out, lo, hi, t, nt):
     """out = clamp(a * s + y, lo, hi): a MUL, then the ADD of its product (a squeeze-and-excite scale
     and the residual after it), in one pass. The product is rounded to float32 before the sum, as
     the two operators round it (the loop has no contraction into a fused multiply-add): the same
-    bits. a, y, out: float32 [R, C]; s: [R, C], [1, C] (one row for all) or [1, 1]."""
+    bits. a, y, out: float32 [R, C]; s: [R, C], [1, C] (one row for all) or [1, 1]. Part t of nt
+    (:func:`pydeeplab.kernels.parallel.in_parallel`): rows ``R * t // nt`` to ``R * (t + 1) // nt``."""
     rows, cols = out.shape
     row_s = s.shape[0] > 1
     scalar = s.shape[1] == 1 and cols > 1
-    for r in range(rows):
+    for r in range(rows * t // nt, rows * (t + 1) // nt):
         ar, yr, orow = a[r], y[r], out[r]
         sr = s[r if row_s else 0]
         k = sr[0]
@@ -87,7 +97,7 @@ def multiply_add_float(a, s, y, out, lo, hi):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def elementwise_float(a, b, out, op, lo, hi):
+def elementwise_float(a, b, out, op, lo, hi, t, nt):
     """out = clamp(f(a, b), lo, hi) in one pass, for the float elementwise operators.
 
     f is a + b, a - b, a * b (ADD, SUB, MUL), a (CLAMP: the RELU family by its bounds)
@@ -106,19 +116,23 @@ def elementwise_float(a, b, out, op, lo, hi):
     squeeze-excite MUL by [1, 1, 1, 16] 154 -> 120 us (thread_time, min of 200).
     NumPy's error model: a float division is IEEE's, without Python's test for a zero
     divisor, which kept LOGISTIC's ``1 / (1 + b)`` loop scalar (65536 values 99 -> 14 us).
+    Part t of nt (:func:`pydeeplab.kernels.parallel.in_parallel`): rows ``R * t // nt`` to
+    ``R * (t + 1) // nt`` (callers view an image as its rows, ``pydeeplab.ops.elementwise.image_rows``;
+    a split of the columns, as the lookups do, kept the loop from vectorizing: 2-5x slower).
     """
     rows, cols = out.shape
     row_b = b.shape[0] > 1
     scalar = b.shape[1] == 1 and cols > 1
     zero, three, six = np.float32(0), np.float32(3), np.float32(6)
-    for r in range(rows):
+    for r in range(rows * t // nt, rows * (t + 1) // nt):
         ar = a[r]
         br = b[r if row_b else 0]
         orow = out[r]
         s = br[0]
         # The tests on op and scalar are loop-invariant: LLVM moves them out of the loop.
-        # (Splitting the loop by hand makes a short repeated row, [R, 16] * [1, 16], 1.5x
-        # faster, but costs 0.2 s more of compile: not worth it.)
+        # Short rows cost their setting up (the views, LLVM's checks that the rows do not
+        # overlap): callers give rows of 256 values or more where they can
+        # (``pydeeplab.ops.elementwise.wide_rows``).
         for j in range(cols):
             v = ar[j]
             if op == HARD_SWISH:

@@ -81,6 +81,12 @@ def _launch(address, token, args, nt):
 #: (the squeeze-and-excite convs of a single pixel, the 16x16 layers of the selfie segmenter).
 PARALLEL_MIN = 1 << 18
 
+#: The work an elementwise kernel (a table lookup, a float ADD) counts for each element it writes:
+#: loading, computing and storing one takes as long as tens of a convolution's multiply-adds (float
+#: ADD 0.8 ns an element, the 1x1 tile 0.013 ns a multiply-add, one thread), so 16 keeps below
+#: PARALLEL_MIN the ones under 16384 elements (~13 us), where a launch on 2 threads costs 4 us.
+ELEMENT_WORK = 16
+
 
 _team = threading.local()  # .size: the thread count a run set (:func:`team`), read at every kernel
 
@@ -129,4 +135,4 @@ def in_parallel(chunk) -> Callable[..., None]:
     return run
 
 
-__all__ = ["in_parallel", "numba_threads", "team"]
+__all__ = ["ELEMENT_WORK", "in_parallel", "numba_threads", "team"]

@@ -135,13 +135,30 @@ def test_float_one_pass_kernel_layouts(opcode, act, shapes):
 
 
 def test_rows_layout():
-    from pydeeplab.ops.elementwise import rows_layout
+    from pydeeplab.ops.elementwise import image_rows, rows_layout
 
     out = (1, 4, 5, 8)
-    assert rows_layout(out, out, out) == ((1, 160), (1, 160))
+    assert rows_layout(out, out, out) == ((4, 40), (4, 40))  # the image's rows: the kernel splits by row
     assert rows_layout(out, (1, 1, 1, 8), out) == ((20, 8), (1, 8))
     assert rows_layout(out, (5, 8), out) == ((4, 40), (1, 40))
-    assert rows_layout(out, (), out) == ((1, 160), (1, 1))
+    assert rows_layout(out, (), out) == ((4, 40), (1, 1))
+    assert image_rows((2, 3, 5, 8)) == (6, 40)
+    assert image_rows((1, 1, 7, 8)) == (7, 8)  # one image row: each pixel a row
+    assert image_rows((1, 1, 1, 8)) == (1, 8)
+    assert image_rows((6,)) == (1, 6)
     assert rows_layout(out, (1, 4, 1, 8), out) is None  # a broadcast in the middle: NumPy
     assert rows_layout((1, 1, 1, 8), out, out) is None  # a must cover the output
     assert rows_layout((0, 3), (0, 3), (0, 3)) is None
+
+
+def test_wide_rows():
+    """A short row repeated is laid out k rows side by side (its copies k times), k dividing the rows."""
+    from pydeeplab.ops.elementwise import WIDE_ROW, wide_rows
+
+    assert wide_rows((16384, 16), (1, 16)) == ((1024, WIDE_ROW), (1, WIDE_ROW), 16)
+    assert wide_rows((63, 16), (1, 16)) == ((7, 144), (1, 144), 9)  # 9: the largest divisor of 63 up to 16
+    assert wide_rows((17, 16), (1, 16)) == ((17, 16), (1, 16), 1)  # a prime number of rows: as given
+    assert wide_rows((100, 1), (1, 1)) == ((1, 100), (1, 100), 100)  # one value a row
+    assert wide_rows((4, 40), (4, 40)) == ((4, 40), (4, 40), 1)  # no repeat
+    assert wide_rows((4, 40), (1, 1)) == ((4, 40), (1, 1), 1)  # one value for all: the kernel's scalar
+    assert wide_rows((20, 200), (1, 200)) == ((20, 200), (1, 200), 1)  # long enough

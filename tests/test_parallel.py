@@ -56,3 +56,37 @@ def _returns(out, t, nt):
 def test_a_chunk_that_returns_a_value_is_refused():
     with pytest.raises(TypeError, match="returns nothing"):
         _Compiled(_returns, (typeof(np.zeros(4)),))
+
+
+@pytest.mark.parametrize("layout", [(1, 37), (5, 8), (2, 3)], ids=lambda s: "x".join(map(str, s)))
+def test_the_elementwise_kernels_give_the_same_values_in_any_number_of_parts(layout):
+    """Each part of the elementwise kernels (rows, or a share of one long row) is written once:
+    the results in 2 and 3 parts are those in one."""
+    from pydeeplab.kernels import elementwise as kern
+
+    rng = np.random.default_rng(0)
+    rows, cols = layout
+    a, b, y = (rng.standard_normal(layout).astype(np.float32) for _ in range(3))
+    row = rng.standard_normal((1, cols)).astype(np.float32)
+    codes = rng.integers(0, 256, (rows * cols,)).astype(np.uint8)
+    table = rng.integers(0, 256, (256, 256)).astype(np.uint8)
+    lo, hi = np.float32(-1), np.float32(2)
+    cases = {
+        "elementwise_float": (kern.elementwise_float, lambda: (a, row, np.empty_like(a), kern.ADD, lo, hi)),
+        "multiply_add_float": (kern.multiply_add_float, lambda: (a, row, y, np.empty_like(a), lo, hi)),
+        "lookup_unary": (kern.lookup_unary, lambda: (table[0], codes, np.empty_like(codes))),
+        "lookup_binary": (kern.lookup_binary, lambda: (table, codes.reshape(1, 1, 1, 1, rows, cols),
+                                                       codes[::-1].reshape(1, 1, 1, 1, rows, cols),
+                                                       np.empty((1, 1, 1, 1, rows, cols), np.uint8))),
+    }
+    outputs = {"elementwise_float": 2, "multiply_add_float": 3, "lookup_unary": 2, "lookup_binary": 3}
+    for name, (chunk, make) in cases.items():
+        results = []
+        for nt in (1, 2, 3):
+            args = make()
+            args[outputs[name]].fill(0)
+            in_parallel(chunk)(*args, nt=nt)
+            results.append(args[outputs[name]].copy())
+        for nt, r in zip((2, 3), results[1:]):
+            np.testing.assert_array_equal(r, results[0], err_msg=f"{name}, {nt} parts")
+    np.testing.assert_array_equal(results[0], table[codes, codes[::-1]].reshape(1, 1, 1, 1, rows, cols))

@@ -22,7 +22,7 @@ from ..quantization import quantize_multiplier, quantize_value
 from ..reference import activation as ref
 from ..tflite.schema import BuiltinOperator, TensorType
 from .base import OpContext, Prepared, TensorSpec, register
-from .elementwise import EIGHT_BIT, _view, in_out_quantization, quantized_unary_run, unary_run
+from .elementwise import EIGHT_BIT, _view, image_rows, in_out_quantization, quantized_unary_run, unary_run
 
 _FLOAT_FNS = {
     BuiltinOperator.RELU: ref.relu,
@@ -116,24 +116,27 @@ def _float_kernel_run(opcode: BuiltinOperator, shape: tuple[int, ...]):
     exponentials go to a buffer of their own: read from the output array it writes, the
     kernel's loop cannot be vectorized (97 -> 50 us there)."""
     from ..kernels import elementwise as kern
+    from ..kernels.parallel import ELEMENT_WORK, in_parallel, numba_threads
 
     lo, hi = (np.float32(v) for v in _RELU_RANGES.get(opcode, (-np.inf, np.inf)))
+    kernel, work, rows = in_parallel(kern.elementwise_float), math.prod(shape) * ELEMENT_WORK, image_rows(shape)
     if opcode == BuiltinOperator.LOGISTIC:
-        exps = np.empty((1, math.prod(shape)), np.float32)
+        exps = np.empty(rows, np.float32)
+        second = in_parallel(kern.elementwise_float)  # (one per call: a launcher keeps its first arguments' types)
 
         def run(inputs, outputs):
-            x = inputs[0].reshape(1, -1)
-            kern.elementwise_float(x, x, exps, kern.LOGISTIC_ARGUMENT, lo, hi)
+            x, nt = inputs[0].reshape(rows), numba_threads(work)
+            kernel(x, x, exps, kern.LOGISTIC_ARGUMENT, lo, hi, nt=nt)
             np.exp(exps, out=exps)
-            kern.elementwise_float(x, exps, _view(outputs[0], (1, -1)), kern.LOGISTIC, lo, hi)
+            second(x, exps, _view(outputs[0], rows), kern.LOGISTIC, lo, hi, nt=nt)
 
         return run
 
     op = kern.HARD_SWISH if opcode == BuiltinOperator.HARD_SWISH else kern.CLAMP
 
     def run(inputs, outputs):
-        x = inputs[0].reshape(1, -1)
-        kern.elementwise_float(x, x, _view(outputs[0], (1, -1)), op, lo, hi)
+        x = inputs[0].reshape(rows)
+        kernel(x, x, _view(outputs[0], rows), op, lo, hi, nt=numba_threads(work))
 
     return run
 
