@@ -115,6 +115,31 @@ def numba_threads(work: int | None = None) -> int:
     return numba.get_num_threads() if size is None else size
 
 
+@intrinsic
+def _native_thread_id(typingctx):
+    """The kernel's (Linux) thread id of the calling thread: glibc's ``gettid``."""
+    def codegen(context, builder, sig, llargs):
+        gettid = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.IntType(32), []), "gettid")
+        return builder.sext(builder.call(gettid, []), ir.IntType(64))
+
+    return types.int64(), codegen
+
+
+@njit(cache=True, nogil=True)
+def _record_thread_ids(ids, t, nt):
+    """ids[Numba's index of the thread running part t] = its Linux thread id."""
+    ids[numba.get_thread_id()] = _native_thread_id()
+
+
+def team_thread_ids(n: int) -> list[int]:
+    """The Linux thread ids of the Numba threads that run this thread's kernels on ``n`` threads
+    (the calling thread's among them; OpenMP gives each calling thread a team of its own). Linux
+    only: glibc's ``gettid``."""
+    ids = np.full(n, -1, np.int64)
+    in_parallel(_record_thread_ids)(ids, nt=n)
+    return [int(i) for i in ids if i >= 0]
+
+
 def in_parallel(chunk) -> Callable[..., None]:
     """``run(*args, nt=N)``: ``chunk(*args, t, N)`` for t = 0 .. N - 1, on Numba's threads.
 
@@ -135,4 +160,4 @@ def in_parallel(chunk) -> Callable[..., None]:
     return run
 
 
-__all__ = ["ELEMENT_WORK", "in_parallel", "numba_threads", "team"]
+__all__ = ["ELEMENT_WORK", "in_parallel", "numba_threads", "team", "team_thread_ids"]

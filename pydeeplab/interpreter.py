@@ -34,7 +34,7 @@ from .ops.custom import check_custom_op, lookup_custom_op
 from .signature import SignatureRunner
 from .tflite.model import Model, Operator, Tensor
 from .tflite.reader import model_file_bytes, read_model
-from .threads import blas_threads, start_numba_threads
+from .threads import blas_threads, keep_workers_apart, start_numba_threads
 from .tflite.schema import Activation, BuiltinOperator, tensor_type_of
 
 #: Refuse plans whose activations need more than this (a corrupt shape, not a real model).
@@ -566,6 +566,7 @@ class Interpreter:
 
         n = max(1, min(self._num_threads or numba.config.NUMBA_NUM_THREADS, numba.config.NUMBA_NUM_THREADS))
         with team(n), blas_threads(1):  # the kernels call BLAS from Numba's threads, one BLAS thread each
+            keep_workers_apart(n)  # (see pydeeplab.threads: where a sleeping worker wakes)
             yield
 
     def run_op(self, op_index: int, inputs: Sequence[np.ndarray | None]) -> list[np.ndarray]:

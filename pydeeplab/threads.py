@@ -34,6 +34,18 @@ threading layer, ``workqueue``, sleeps between regions too and, as its main
 thread does not take a share of the work, was slower at one thread and at two
 (1.28x).
 
+Where a sleeping worker is woken matters as much. Linux wakes a thread on the CPU of the thread
+that woke it when that looks cheaper than waking an idle CPU, so after an idle spell (between
+two images) the OpenMP worker often wakes on the CPU the Python thread is running on: the two
+then take turns on one CPU, each spinning while the other waits, until the load balancer
+parts them some milliseconds later. Measured on this 2-core machine (libgomp alone, in C, and
+Numba alike), a trivial parallel region after a 20 ms sleep: 0.8-1.0 ms each for the next ten
+regions, against 1 us once parted and 0.1 ms for the first one when the worker may not run on
+the caller's CPU. So :func:`keep_workers_apart` restricts this thread's OpenMP workers to the
+allowed CPUs but the one the calling thread is on, at the start of every run on 2 threads or
+more, and again only when the caller has moved (one ``sched_getcpu`` call a run). The calling
+thread itself is never bound. Linux and Numba's OpenMP layer only (elsewhere it does nothing).
+
 BLAS is found the way threadpoolctl finds it: among the shared libraries
 loaded in the process (``pydeeplab.kernels.loaded_blas``, which also gives the
 kernels their ``cblas_?gemm``), by the ``*openblas_set_num_threads*`` symbols.
@@ -45,6 +57,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterator
@@ -66,6 +79,8 @@ _SYMBOLS = [  # (set, get) pairs as OpenBLAS builds name them
 _lock = threading.Lock()
 _blas: list[tuple[Callable, Callable]] | None = None
 _numba_started = False
+_placement = threading.local()  # .size, .workers (Linux thread ids), .allowed, .cpu: this thread's team
+_getcpu: Callable[[], int] | None | bool = False  # glibc's sched_getcpu, None where there is none
 
 
 def start_numba_threads() -> None:
@@ -91,6 +106,52 @@ def start_numba_threads() -> None:
             finally:
                 del os.environ["GOMP_SPINCOUNT"]
         _numba_started = True
+
+
+def _sched_getcpu() -> Callable[[], int] | None:
+    global _getcpu
+    if _getcpu is False:
+        _getcpu = None
+        if sys.platform.startswith("linux") and hasattr(os, "sched_setaffinity"):
+            try:
+                _getcpu = ctypes.CDLL(None).sched_getcpu
+                _getcpu.argtypes, _getcpu.restype = [], ctypes.c_int
+            except (OSError, AttributeError):
+                _getcpu = None
+    return _getcpu
+
+
+def keep_workers_apart(n: int) -> None:
+    """Keep the OpenMP workers of this thread's team of ``n`` off the CPU this thread is on (see
+    the module docstring): they may run on every other CPU the process is allowed. Called at the
+    start of a run inside :func:`pydeeplab.kernels.parallel.team`; costs one ``sched_getcpu``
+    unless the calling thread has moved since the last run."""
+    getcpu = _sched_getcpu() if n > 1 else None
+    if getcpu is None:
+        return
+    state = _placement
+    if getattr(state, "size", None) != n:
+        import numba
+
+        from .kernels.parallel import team_thread_ids
+
+        state.size, state.cpu, state.workers, state.allowed = n, None, [], set()
+        if numba.threading_layer() != "omp":
+            return
+        me = threading.get_native_id()
+        state.workers = [tid for tid in team_thread_ids(n) if tid != me]
+        state.allowed = os.sched_getaffinity(0)
+    cpu = getcpu()
+    if cpu == state.cpu or not state.workers:
+        return
+    others = state.allowed - {cpu}
+    if others:
+        for tid in state.workers:
+            try:
+                os.sched_setaffinity(tid, others)
+            except OSError:  # the thread gone, or not ours to bind: leave it where it is
+                pass
+    state.cpu = cpu
 
 
 def _find_blas() -> list[tuple[Callable, Callable]]:

@@ -1,5 +1,6 @@
 """kernels/parallel.py: a chunk kernel run on Numba's threads through the launcher."""
 
+import os
 import subprocess
 import sys
 
@@ -90,3 +91,37 @@ def test_the_elementwise_kernels_give_the_same_values_in_any_number_of_parts(lay
         for nt, r in zip((2, 3), results[1:]):
             np.testing.assert_array_equal(r, results[0], err_msg=f"{name}, {nt} parts")
     np.testing.assert_array_equal(results[0], table[codes, codes[::-1]].reshape(1, 1, 1, 1, rows, cols))
+
+
+@pytest.mark.parametrize("one_cpu", [False, True], ids=["all-cpus", "one-cpu"])
+def test_the_workers_are_kept_off_the_callers_cpu(one_cpu):
+    """After keep_workers_apart, this thread's OpenMP worker may run on every allowed CPU but the one
+    the calling thread was on (where Linux would otherwise often wake it after an idle spell); the
+    calling thread itself stays unbound; a process allowed one CPU is left as it is. Run in a child:
+    the binding lasts as long as the process."""
+    code = """
+import os, threading
+from pydeeplab.threads import start_numba_threads, keep_workers_apart, _placement
+start_numba_threads()
+import numba
+from pydeeplab.kernels.parallel import team, team_thread_ids
+allowed = os.sched_getaffinity(0)
+with team(2):
+    ids = team_thread_ids(2)
+    assert threading.get_native_id() in ids and len(ids) == 2, ids
+    keep_workers_apart(2)
+    cpu = _placement.cpu
+    for tid in ids:
+        if tid != threading.get_native_id():
+            expected = allowed - {cpu} if len(allowed) > 1 else allowed
+            assert os.sched_getaffinity(tid) == expected, (tid, os.sched_getaffinity(tid), cpu)
+assert os.sched_getaffinity(0) == allowed
+print("ok", numba.threading_layer(), len(allowed))
+"""
+    first = min(os.sched_getaffinity(0))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "NUMBA_NUM_THREADS": "2"},  # (Numba's default: the CPUs allowed)
+                         preexec_fn=(lambda: os.sched_setaffinity(0, {first})) if one_cpu else None)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[:2] == ["ok", "omp"]
+    assert one_cpu == (out.stdout.split()[2] == "1")
