@@ -65,7 +65,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=2, help="untimed runs first (default 2)")
     p.add_argument("--budget", type=float, default=20.0,
                    help="seconds of timed runs after which a slow runtime stops (at least 3 runs; default 20)")
-    p.add_argument("--pause", type=float, default=0.02, help="untimed sleep before each run (default 0.02 s)")
+    p.add_argument("--pause", type=float, default=0.02, help="untimed sleep before each run, and on until the other runtimes' threads are idle "
+                   "(default 0.02 s)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--image", help=f"image to feed (default: {DEFAULT_IMAGE} of the data folder)")
     src.add_argument("--random-input", action="store_true", help="feed seeded random input instead of an image")

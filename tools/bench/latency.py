@@ -8,6 +8,7 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,13 +25,56 @@ CHILD_ENV = "PYDEEPLAB_BENCH_CHILD"
 SCRIPT = Path(__file__).resolve().parent.parent / "bench.py"
 
 
+#: How long :func:`settle` waits at most for the other threads to go idle, and its step.
+SETTLE_LIMIT, SETTLE_STEP = 1.0, 0.01
+
+
+def _others_cpu_ns() -> int | None:
+    """CPU time used so far by this process's threads other than the calling one, in ns (Linux's
+    per-thread schedstat), or None where that cannot be read."""
+    me, total = threading.get_native_id(), 0
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return None
+    for tid in tids:
+        if int(tid) != me:
+            try:
+                with open(f"/proc/self/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):  # the thread ended meanwhile
+                pass
+    return total
+
+
+def settle(pause: float) -> float:
+    """Sleep ``pause`` seconds, then on until the process's other threads are idle (under a tenth
+    of a CPU over a step), at most :data:`SETTLE_LIMIT` seconds in all; returns the seconds slept.
+
+    Runtimes leave worker threads spinning after a run: OpenBLAS's (the numpy backend's matrix
+    products) for about 80 ms, measured here, which a fixed 20 ms pause did not cover, so the next
+    run (any runtime's) shared the cores with them: the numba backend's 2-thread median on the 257
+    model 23.4 ms in a rotation with the numpy backend, 12.0 ms in one without it."""
+    start = time.perf_counter()
+    time.sleep(pause)
+    before = _others_cpu_ns()
+    while before is not None and time.perf_counter() - start < SETTLE_LIMIT:
+        time.sleep(SETTLE_STEP)
+        now = _others_cpu_ns()
+        if now is None or now - before < SETTLE_STEP * 1e9 / 10:
+            break
+        before = now
+    return time.perf_counter() - start
+
+
 def measure(runners: list[Runner], repeat: int, warmup: int, budget: float, pause: float) -> None:
     """Fill each runner's ``samples``: warm-up, then ``repeat`` alternating rounds.
 
     Each round runs every runner once, starting one further along the list each
     time. A runner whose timed total passed ``budget`` seconds stops once it has
-    min(3, repeat) samples. ``pause`` seconds before each run let the previous
-    runtime's spinning worker threads go to sleep instead of competing with it.
+    min(3, repeat) samples. Before each run, :func:`settle`: ``pause`` seconds and
+    on until the previous runtime's spinning worker threads have gone to sleep
+    instead of competing with it.
     """
     for r in runners:
         for _ in range(warmup):
@@ -46,7 +90,7 @@ def measure(runners: list[Runner], repeat: int, warmup: int, budget: float, paus
                 if len(r.samples) >= floor and r.spent >= budget:
                     continue
                 r.before()
-                time.sleep(pause)
+                settle(pause)
                 start = time.perf_counter()
                 r.invoke()
                 elapsed = time.perf_counter() - start

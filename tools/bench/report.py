@@ -110,7 +110,8 @@ def _machine_lines(report: dict) -> list[str]:
     c = report["config"]
     out.append(f"- **Input**: {c['image']}; {c['repeat']} timed runs per runtime and thread count after "
                f"{c['warmup']} warm-up (fewer, at least 3, past {c['budget_s']:.0f} s), alternating rounds in one "
-               "process; figures are medians.")
+               f"process, each run after a pause of {c.get('pause_s', 0.02) * 1e3:.0f} ms and on until the other runtimes' "
+               "threads are idle; figures are medians.")
     for n in report.get("notes", []):
         out.append(f"- **Note**: {n}")
     return out
