@@ -4,10 +4,10 @@ Prepare follows TFLite's ``kernels/add.cc``, ``sub.cc`` and ``mul.cc``: the outp
 shape is the broadcast of the input shapes; for 8-bit tensors the rescaling
 multipliers come from the float32 scales exactly as TFLite computes them.
 
-Backends: float arithmetic is NumPy (one pass into the output, a second for a fused
-activation) on the numba backend too where the broadcast is irregular or where two
-same-shape inputs have no activation; a scalar or a repeated row (the squeeze-and-excite
-scale) or a fused activation runs ``kernels/elementwise.elementwise_float``, one pass.
+Backends: on the numba backend, two same-shape inputs, a scalar or a repeated row (the
+squeeze-and-excite scale) run ``kernels/elementwise.elementwise_float``, one pass with the
+fused activation, split by rows over the threads; an irregular broadcast is NumPy (one
+pass into the output, a second for a fused activation), as on the numpy backend.
 The quantized numba path evaluates the reference arithmetic once at plan time on all
 256 x 256 input pairs and gathers from that table (``kernels/elementwise.py``), which
 is bit-identical by construction.
