@@ -40,8 +40,9 @@ class _Compiled:
     C-callable wrapper, the argument types' token, and the compiled code kept alive."""
 
     def __init__(self, chunk, argtypes: tuple) -> None:
-        chunk.compile(argtypes + (types.int64, types.int64))
-        self._result = chunk.overloads[argtypes + (types.int64, types.int64)]  # keeps the compiled code alive
+        signature = argtypes + (types.int64, types.int64)  # (..., t, nt)
+        chunk.compile(signature)
+        self._result = chunk.overloads[signature]  # keeps the compiled code alive
         if self._result.signature.return_type != types.none:
             raise TypeError(f"a chunk kernel returns nothing, not {self._result.signature.return_type}")
         self.address = self._result.library.get_pointer_to_function(self._result.fndesc.llvm_cfunc_wrapper_name)

@@ -45,6 +45,9 @@ the caller's CPU. So :func:`keep_workers_apart` restricts this thread's OpenMP w
 allowed CPUs but the one the calling thread is on, at the start of every run on 2 threads or
 more, and again only when the caller has moved (one ``sched_getcpu`` call a run). The calling
 thread itself is never bound. Linux and Numba's OpenMP layer only (elsewhere it does nothing).
+What it cannot help: when the host is busy, the idle virtual CPU the worker sleeps on may itself
+wait for the host's scheduler (seen here, with the caller and the worker each bound to a CPU of
+its own: 0.5-1 ms a region for the first few milliseconds after an idle spell).
 
 BLAS is found the way threadpoolctl finds it: among the shared libraries
 loaded in the process (``pydeeplab.kernels.loaded_blas``, which also gives the
@@ -135,12 +138,10 @@ def keep_workers_apart(n: int) -> None:
 
         from .kernels.parallel import team_thread_ids
 
-        state.size, state.cpu, state.workers, state.allowed = n, None, [], set()
-        if numba.threading_layer() != "omp":
-            return
-        me = threading.get_native_id()
-        state.workers = [tid for tid in team_thread_ids(n) if tid != me]
-        state.allowed = os.sched_getaffinity(0)
+        ids, me = team_thread_ids(n), threading.get_native_id()  # (the first launch starts the layer)
+        omp = numba.threading_layer() == "omp"
+        state.size, state.cpu, state.allowed = n, None, os.sched_getaffinity(0)
+        state.workers = [tid for tid in ids if tid != me] if omp else []
     cpu = getcpu()
     if cpu == state.cpu or not state.workers:
         return

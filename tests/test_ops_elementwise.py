@@ -153,12 +153,15 @@ def test_rows_layout():
 
 def test_wide_rows():
     """A short row repeated is laid out k rows side by side (its copies k times), k dividing the rows."""
-    from pydeeplab.ops.elementwise import WIDE_ROW, wide_rows
+    from pydeeplab.ops.elementwise import WIDE_ROW, repeat_row, wide_rows
 
-    assert wide_rows((16384, 16), (1, 16)) == ((1024, WIDE_ROW), (1, WIDE_ROW), 16)
-    assert wide_rows((63, 16), (1, 16)) == ((7, 144), (1, 144), 9)  # 9: the largest divisor of 63 up to 16
-    assert wide_rows((17, 16), (1, 16)) == ((17, 16), (1, 16), 1)  # a prime number of rows: as given
-    assert wide_rows((100, 1), (1, 1)) == ((1, 100), (1, 100), 100)  # one value a row
-    assert wide_rows((4, 40), (4, 40)) == ((4, 40), (4, 40), 1)  # no repeat
-    assert wide_rows((4, 40), (1, 1)) == ((4, 40), (1, 1), 1)  # one value for all: the kernel's scalar
-    assert wide_rows((20, 200), (1, 200)) == ((20, 200), (1, 200), 1)  # long enough
+    assert wide_rows((16384, 16), (1, 16)) == ((1024, WIDE_ROW), 16)
+    assert wide_rows((63, 16), (1, 16)) == ((7, 144), 9)  # 9: the largest divisor of 63 up to 16
+    assert wide_rows((17, 16), (1, 16)) == ((17, 16), 1)  # a prime number of rows: as given
+    assert wide_rows((100, 1), (1, 1)) == ((1, 100), 100)  # one value a row
+    assert wide_rows((4, 40), (4, 40)) == ((4, 40), 1)  # no repeat
+    assert wide_rows((4, 40), (1, 1)) == ((4, 40), 1)  # one value for all: the kernel's scalar
+    assert wide_rows((20, 200), (1, 200)) == ((20, 200), 1)  # long enough
+    row = np.arange(16, dtype=np.float32).reshape(1, 1, 1, 16)
+    np.testing.assert_array_equal(repeat_row((1, 16), 9)(row), np.tile(row.reshape(1, 16), (1, 9)))
+    assert repeat_row((4, 40), 1)(np.zeros((1, 4, 40), np.float32)).shape == (4, 40)

@@ -175,16 +175,30 @@ def rows_layout(a_shape, b_shape, out_shape) -> tuple[tuple[int, int], tuple[int
 WIDE_ROW = 256
 
 
-def wide_rows(sa: tuple[int, int], sb: tuple[int, int]):
-    """``(sa, sb, k)``: a [R, C] and b [1, C] (a row repeated, or one value with C = 1) as k rows side
-    by side, [R / k, k * C] and [1, k * C] with b repeated k times, k the largest divisor of R with
-    k * C <= :data:`WIDE_ROW`; k = 1 (the shapes as given) otherwise. A squeeze-and-excite scale,
+def wide_rows(sa: tuple[int, int], sb: tuple[int, int]) -> tuple[tuple[int, int], int]:
+    """``(a's shape, k)``: a [R, C] against b [1, C] (a row repeated, or one value with C = 1) as k rows
+    side by side, [R / k, k * C], against b repeated k times (:func:`repeat_row`), k the largest divisor
+    of R with k * C <= :data:`WIDE_ROW`; k = 1 (a's shape as given) otherwise. A squeeze-and-excite scale,
     [16384, 16] * [1, 16]: 83 -> 76 us (one thread, the copies of the row included)."""
     (rows, cols), (brows, bcols) = sa, sb
     if brows != 1 or bcols != cols or cols * 2 > WIDE_ROW:
-        return sa, sb, 1
+        return sa, 1
     k = max(d for d in range(1, WIDE_ROW // cols + 1) if rows % d == 0)
-    return (rows // k, k * cols), (1, k * cols), k
+    return (rows // k, k * cols), k
+
+
+def repeat_row(shape: tuple[int, int], k: int) -> Callable[[np.ndarray], np.ndarray]:
+    """``f(b)``: b viewed as ``shape``, or, for k > 1, its one row k times side by side, [1, k * C], in
+    a buffer of its own (:func:`wide_rows`)."""
+    if k == 1:
+        return lambda b: b.reshape(shape)
+    repeated = np.empty((k, shape[1]), np.float32)
+
+    def f(b: np.ndarray) -> np.ndarray:
+        repeated[...] = b.reshape(shape)
+        return repeated.reshape(1, -1)
+
+    return f
 
 
 def _binary_lookup_run(table: np.ndarray, a_shape, b_shape, out_shape) -> Run | None:
@@ -289,17 +303,14 @@ def _float_kernel_run(ctx: OpContext, a_shape, b_shape, out_shape, act_min: floa
 
     op = {BuiltinOperator.ADD: kern.ADD, BuiltinOperator.SUB: kern.SUB, BuiltinOperator.MUL: kern.MUL}[ctx.opcode]
     (sa, row), (first, second) = layout, (1, 0) if swap else (0, 1)
-    sa, wide, k = wide_rows(sa, row)
+    sa, k = wide_rows(sa, row)
+    b_of = repeat_row(row, k)
     lo, hi = np.float32(act_min), np.float32(act_max)
     kernel, work = in_parallel(kern.elementwise_float), math.prod(out_shape) * ELEMENT_WORK
-    repeated = np.empty((k, row[1]), np.float32) if k > 1 else None  # b's row k times
 
     def run(inputs, outputs):
-        b = inputs[second].reshape(row)
-        if k > 1:
-            repeated[...] = b
-            b = repeated.reshape(wide)
-        kernel(inputs[first].reshape(sa), b, _view(outputs[0], sa), op, lo, hi, nt=numba_threads(work))
+        kernel(inputs[first].reshape(sa), b_of(inputs[second]), _view(outputs[0], sa), op, lo, hi,
+               nt=numba_threads(work))
 
     return run
 
@@ -318,18 +329,15 @@ def fused_multiply_add(ctx: OpContext, a_shape, s_shape, y_shape) -> Run | None:
     from ..kernels.parallel import ELEMENT_WORK, in_parallel, numba_threads
 
     sa, row = layout
-    sa, wide, k = wide_rows(sa, row)
+    sa, k = wide_rows(sa, row)
+    s_of = repeat_row(row, k)
     activation = ctx.options_as(AddOptions).fused_activation_function
     lo, hi = (np.float32(v) for v in activation_range_float(activation))
     kernel, work = in_parallel(kern.multiply_add_float), math.prod(out_shape) * ELEMENT_WORK
-    repeated = np.empty((k, row[1]), np.float32) if k > 1 else None  # s's row k times
 
     def run(inputs, outputs):
-        s = inputs[1].reshape(row)
-        if k > 1:
-            repeated[...] = s
-            s = repeated.reshape(wide)
-        kernel(inputs[0].reshape(sa), s, inputs[2].reshape(sa), _view(outputs[0], sa), lo, hi, nt=numba_threads(work))
+        kernel(inputs[0].reshape(sa), s_of(inputs[1]), inputs[2].reshape(sa), _view(outputs[0], sa), lo, hi,
+               nt=numba_threads(work))
 
     return run
 
