@@ -109,3 +109,17 @@ def test_pool_rejects_type_mismatch(backend):
     with pytest.raises(ModelError, match="differs from input type"):
         run_ours_op(B.AVERAGE_POOL_2D, [T(x, quant=quant(0.1, 0))], [T(None, np.int8, (1, 2, 2, 2), quant(0.1, 0))],
                     _opts((2, 2), (2, 2), Padding.VALID, Activation.NONE), backend)
+
+
+@pytest.mark.parametrize("shape", [(1, 128, 128, 16), (2, 7, 5, 3), (1, 1, 9, 4), (1, 40, 1, 31)])
+def test_global_average_float_few_channels_is_numpys_column_sums_bit_for_bit(shape):
+    """The numba backend's global average over few channels adds in the numpy backend's order:
+    down each column of the map, then across (kernels/pool.global_average_pool_float)."""
+    from pydeeplab.kernels.pool import global_average_pool_float
+    from pydeeplab.reference.pool import global_average_pool_2d
+
+    x = (np.random.default_rng(7).standard_normal(shape) * 100).astype(np.float32)
+    out = np.empty((shape[0], 1, 1, shape[3]), np.float32)
+    for lo, hi in ((-np.inf, np.inf), (0.0, 6.0)):
+        global_average_pool_float(x, out, np.float32(lo), np.float32(hi))
+        np.testing.assert_array_equal(out, global_average_pool_2d(x, np.float32(lo), np.float32(hi)))

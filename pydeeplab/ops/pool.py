@@ -82,12 +82,19 @@ def prepare_pool(ctx: OpContext) -> Prepared:
     # A global pool (DeepLab's ASPP image pooling, squeeze-and-excite: one window, the whole
     # input) is one sum per channel: NumPy's column sums (the numpy backend's). The Numba
     # kernels below are faster (1 thread) on 8-bit input, 33x33x320 uint8 177 -> 27 us, and on
-    # float input but that of few channels over many pixels: 16x16x128 15 -> 3 us, 33x33x160
-    # 28 -> 16 us, but 128x128x16 45 -> 65 us (one vector of sums, one add after another).
+    # float input: the window kernel where there are many channels (16x16x128 15 -> 4 us,
+    # 33x33x160 32 -> 14 us), the column sums in Numba (the same bits as NumPy's) where there are
+    # few (128x128x16 49 -> 25 us, where the window kernel's one vector of sums took 68 us).
     global_pool = is_average and out_shape[1:3] == (1, 1) and filt == (h, w) and pads == (0, 0)
-    if global_pool and (ctx.backend == "numpy" or (x.dtype == np.float32 and c < 32 and h * w > 4096)):
+    if global_pool and ctx.backend == "numpy":
         def run(inputs, outputs):
             outputs[0][...] = ref.global_average_pool_2d(inputs[0], act_min, act_max)
+        return Prepared((out_shape,), run)
+    if global_pool and x.dtype == np.float32 and c < 32:
+        from ..kernels.pool import global_average_pool_float
+
+        def run(inputs, outputs):
+            global_average_pool_float(np.ascontiguousarray(inputs[0]), outputs[0], act_min, act_max)
         return Prepared((out_shape,), run)
     if ctx.backend == "numpy" or (out_shape[1:3] == (1, 1) and not global_pool):
         if is_average:
