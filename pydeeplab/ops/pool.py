@@ -94,7 +94,7 @@ def prepare_pool(ctx: OpContext) -> Prepared:
         from ..kernels.pool import global_average_pool_float
 
         def run(inputs, outputs):
-            global_average_pool_float(np.ascontiguousarray(inputs[0]), outputs[0], act_min, act_max)
+            global_average_pool_float(inputs[0].reshape(n, h, w * c), c, outputs[0].reshape(n, c), act_min, act_max)
         return Prepared((out_shape,), run)
     if ctx.backend == "numpy" or (out_shape[1:3] == (1, 1) and not global_pool):
         if is_average:
