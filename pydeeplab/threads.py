@@ -59,6 +59,7 @@ no-ops, and the first one says so with a warning.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import sys
 import threading
@@ -83,7 +84,6 @@ _lock = threading.Lock()
 _blas: list[tuple[Callable, Callable]] | None = None
 _numba_started = False
 _placement = threading.local()  # .size, .workers (Linux thread ids), .allowed, .cpu: this thread's team
-_getcpu: Callable[[], int] | None | bool = False  # glibc's sched_getcpu, None where there is none
 
 
 def start_numba_threads() -> None:
@@ -111,17 +111,17 @@ def start_numba_threads() -> None:
         _numba_started = True
 
 
+@functools.cache
 def _sched_getcpu() -> Callable[[], int] | None:
-    global _getcpu
-    if _getcpu is False:
-        _getcpu = None
-        if sys.platform.startswith("linux") and hasattr(os, "sched_setaffinity"):
-            try:
-                _getcpu = ctypes.CDLL(None).sched_getcpu
-                _getcpu.argtypes, _getcpu.restype = [], ctypes.c_int
-            except (OSError, AttributeError):
-                _getcpu = None
-    return _getcpu
+    """glibc's ``sched_getcpu``, or None where there is none (not Linux)."""
+    if not (sys.platform.startswith("linux") and hasattr(os, "sched_setaffinity")):
+        return None
+    try:
+        getcpu = ctypes.CDLL(None).sched_getcpu
+    except (OSError, AttributeError):
+        return None
+    getcpu.argtypes, getcpu.restype = [], ctypes.c_int
+    return getcpu
 
 
 def keep_workers_apart(n: int) -> None:

@@ -92,9 +92,10 @@ def prepare_pool(ctx: OpContext) -> Prepared:
         return Prepared((out_shape,), run)
     if global_pool and x.dtype == np.float32 and c < 32:
         from ..kernels.pool import global_average_pool_float
+        from .elementwise import _view
 
-        def run(inputs, outputs):
-            global_average_pool_float(inputs[0].reshape(n, h, w * c), c, outputs[0].reshape(n, c), act_min, act_max)
+        def run(inputs, outputs):  # (_view: the kernel writes into the output, so no reshape may copy it)
+            global_average_pool_float(inputs[0].reshape(n, h, w * c), c, _view(outputs[0], (n, c)), act_min, act_max)
         return Prepared((out_shape,), run)
     if ctx.backend == "numpy" or (out_shape[1:3] == (1, 1) and not global_pool):
         if is_average:
