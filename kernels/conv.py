@@ -381,10 +381,11 @@ def depthwise3x3_float(x, w9, bias, out, sh, sw, dh, dw, pt, pl, act_min, act_ma
     win = x.shape[2]
     rows = n * oh
     slots = ring[t]
-    for s in range(slots.shape[0]):  # the pad columns (the workspace is shared by every operator)
+    tags = np.empty(slots.shape[0], np.int64)
+    for s in range(slots.shape[0]):  # the pad columns (the workspace is shared by every operator); no row yet
         slots[s, : pl * c] = 0
         slots[s, (pl + win) * c :] = 0
-    tags = np.full(slots.shape[0], -1, np.int64)
+        tags[s] = -1
     # The input columns the padded rows need: those the pixels outside [lo, hi) read
     # (none at all, lc = 0 and rc = W, when every pixel reads the input rows).
     lc = min(win, (lo - 1) * sw - pl + 2 * dw + 1) if lo > 0 else 0
@@ -396,11 +397,13 @@ def depthwise3x3_float(x, w9, bias, out, sh, sw, dh, dw, pt, pl, act_min, act_ma
         iy = oy * sh - pt
         # Output pixel ox, tap (i, j) reads padded column ox * sw + j * dw of padded row i, or
         # input column ox * sw - pl + j * dw of input row i.
-        o = out[b, oy].ctypes.data
+        # Addresses as int64 (``ctypes.data`` is uint64; with an int64 offset added, int64): one
+        # signature of _depthwise3x3_pixels, compiled once.
+        o = np.int64(out[b, oy].ctypes.data)
         if lo > 0 or hi < ow:
-            padded = (_padded_row(x, b, iy, dh, pl, lc, rc, slots, tags, zero).ctypes.data,
-                      _padded_row(x, b, iy + dh, dh, pl, lc, rc, slots, tags, zero).ctypes.data,
-                      _padded_row(x, b, iy + 2 * dh, dh, pl, lc, rc, slots, tags, zero).ctypes.data)
+            padded = (np.int64(_padded_row(x, b, iy, dh, pl, lc, rc, slots, tags, zero).ctypes.data),
+                      np.int64(_padded_row(x, b, iy + dh, dh, pl, lc, rc, slots, tags, zero).ctypes.data),
+                      np.int64(_padded_row(x, b, iy + 2 * dh, dh, pl, lc, rc, slots, tags, zero).ctypes.data))
             if lo > 0:
                 _depthwise3x3_pixels(padded, sw, dw, c, weights, b9, act_min, act_max, o, lo)
             if hi < ow:

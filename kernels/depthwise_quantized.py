@@ -214,11 +214,12 @@ def depthwise_conv_quantized(x, w, bias, table, x_zero_point, out_zero_point, ac
     slots, wp, cp = ring.shape[0] - 1, ring.shape[1], ring.shape[2]
     # Zero what the conversion never writes: the pad columns, the channels past C * M, the zero row.
     ring[slots] = 0
+    tags = np.empty(slots, np.int64)  # the row each slot holds: none yet
     for s in range(slots):
         ring[s, :pl] = 0
         ring[s, pl + win :] = 0
         ring[s, pl : pl + win, cout:] = 0
-    tags = np.full(slots, -1, np.int64)
+        tags[s] = -1
     taps = np.empty(kh * kw, np.int64)
     esize = ring.itemsize
     like = ring[0, 0, 0]

@@ -170,10 +170,12 @@ def conv_float_direct(x, wpack, bias, out, sh, sw, pt, pl, act_min, act_max, swi
     rows = n * oh
     steps = wpack.shape[1] // 3
     slots = ring[t]
-    for s in range(slots.shape[0]):  # the pad columns (the workspace is shared by every operator)
+    tags = np.empty(slots.shape[0], np.int64)
+    for s in range(slots.shape[0]):  # the pad columns (the workspace is shared by every operator); no row yet
         slots[s, : pl * cin] = 0
         slots[s, (pl + win) * cin :] = 0
-    tags = np.full(slots.shape[0], -1, np.int64)
+        tags[s] = -1
+    one = np.int64(1)  # (a literal 1 would compile conv._padded_row a second time, for Literal[int](1))
     lda, ldc = 4 * sw * cin, cout
     w0, block = wpack.ctypes.data, wpack.strides[0]
     for r in range(rows * t // nt, rows * (t + 1) // nt):
@@ -181,9 +183,9 @@ def conv_float_direct(x, wpack, bias, out, sh, sw, pt, pl, act_min, act_max, swi
         iy = oy * sh - pt
         # Every input column, copied once into the padded rows (ring slots by row, as for the
         # 3x3 depthwise without dilation).
-        r0 = _padded_row(x, b, iy, 1, pl, win, win, slots, tags, zero).ctypes.data
-        r1 = _padded_row(x, b, iy + 1, 1, pl, win, win, slots, tags, zero).ctypes.data
-        r2 = _padded_row(x, b, iy + 2, 1, pl, win, win, slots, tags, zero).ctypes.data
+        r0 = _padded_row(x, b, iy, one, pl, win, win, slots, tags, zero).ctypes.data
+        r1 = _padded_row(x, b, iy + 1, one, pl, win, win, slots, tags, zero).ctypes.data
+        r2 = _padded_row(x, b, iy + 2, one, pl, win, win, slots, tags, zero).ctypes.data
         o = out[b, oy].ctypes.data
         for p in range(0, ow, MR):
             at = p * lda

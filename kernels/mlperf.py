@@ -25,8 +25,8 @@ def resize_argmax(x, out, t, nt):
     cost 4.9 s of cold compile, most of it Numba's parfor passes over the body)."""
     n_b, h, w, c = x.shape
     rows = n_b * h
-    best = np.zeros((4, 4), dtype=np.uint32)
-    pick = np.zeros((4, 4), dtype=np.int32)
+    best = np.empty((4, 4), dtype=np.uint32)  # (set before each use: np.zeros cost 0.37 s more of cold compile)
+    pick = np.empty((4, 4), dtype=np.int32)
     for row in range(rows * t // nt, rows * (t + 1) // nt):
         b = row // h
         y = row % h
@@ -50,22 +50,22 @@ def resize_argmax(x, out, t, nt):
                 br = np.uint32(x[b, y + 1, xx + 1, ch])
                 for j in range(4):
                     if j == 0:
-                        t, u = tl, bl
+                        top, bottom = tl, bl
                     elif j == 1:
-                        t, u = (3 * tl + tr) // 4, (3 * bl + br) // 4
+                        top, bottom = (3 * tl + tr) // 4, (3 * bl + br) // 4
                     elif j == 2:
-                        t, u = (tl + tr) // 2, (bl + br) // 2
+                        top, bottom = (tl + tr) // 2, (bl + br) // 2
                     else:
-                        t, u = (tl + 3 * tr) // 4, (bl + 3 * br) // 4
+                        top, bottom = (tl + 3 * tr) // 4, (bl + 3 * br) // 4
                     for i in range(4):
                         if i == 0:
-                            v = t
+                            v = top
                         elif i == 1:
-                            v = (3 * t + u) // 4
+                            v = (3 * top + bottom) // 4
                         elif i == 2:
-                            v = (t + u) // 2
+                            v = (top + bottom) // 2
                         else:
-                            v = (t + 3 * u) // 4
+                            v = (top + 3 * bottom) // 4
                         if v > best[i, j]:
                             best[i, j] = v
                             pick[i, j] = ch
