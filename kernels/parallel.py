@@ -5,13 +5,19 @@ A ``parallel=True`` kernel is expensive to compile on a cold cache: Numba outlin
 re-optimizing every function the body calls (measured on the 3x3 depthwise kernel:
 as long again as compiling the kernel itself). So the heavy kernels here are plain
 functions ``chunk(*args, t, nt)`` that do part ``t`` of ``nt`` of the work (output
-rows ``rows * t // nt`` to ``rows * (t + 1) // nt``), and :func:`_launch`, one small
-``prange`` loop compiled once per signature of the chunks' arguments, calls them through
-the address of their C wrapper, which LLVM cannot inline and so does not re-optimize.
-The address is a plain integer, with a token of the argument types that the launcher
-checks: Numba's first-class function values cost 6 us a launch to unbox (the signature
-unpickled and two Python calls), as much as the 2-thread parallel region itself. On one
-thread the chunk is called directly and no launcher is compiled at all.
+rows ``rows * t // nt`` to ``rows * (t + 1) // nt``), called through the address of
+their C wrapper, which LLVM cannot inline and so does not re-optimize. The address is a
+plain integer, with a token of the argument types that is checked: Numba's first-class
+function values cost 6 us a launch to unbox (the signature unpickled and two Python
+calls), as much as the 2-thread parallel region itself.
+
+The ``prange`` loop, :func:`_launch`, takes only integers, so it is compiled once for
+every chunk: per signature of the chunks' arguments, :func:`_enter`, a plain function,
+stores the arguments in its frame and passes their address with that of a trampoline
+that loads them and calls the chunk. A ``prange`` launcher per signature cost 0.25-0.45 s
+of cold compile each (nine on the selfie segmenter: 3.3 s of its first image on two
+threads); :func:`_enter` costs about 0.06 s. On one thread the chunk is called directly
+and nothing of this is compiled.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from numba.extending import intrinsic
 
 def _token(args) -> int:
     """A number naming the Numba type of a chunk's arguments (the tuple ``args``), the same in every
-    process: the launcher checks it against the chunk it is given."""
+    process: :func:`_enter` checks it against the chunk it is given."""
     return int.from_bytes(hashlib.blake2b(str(args).encode(), digest_size=7).digest(), "little")
 
 
@@ -51,30 +57,71 @@ class _Compiled:
 
 @intrinsic
 def _token_of(typingctx, args):
-    """The token of ``args``'s type (:func:`_token`), a constant of the compiled launcher."""
+    """The token of ``args``'s type (:func:`_token`), a constant of the compiled :func:`_enter`."""
     token = _token(types.Tuple(tuple(args)))
     return types.int64(args), lambda context, builder, sig, llargs: ir.Constant(ir.IntType(64), token)
 
 
+def _trampoline(context, module, args_type) -> ir.Function:
+    """The module's function ``void(chunk, frame, t, nt)`` (four int64) that loads the arguments of type
+    ``args_type`` (a tuple) stored at address ``frame`` and calls ``chunk(*args, t, nt)``, ``chunk`` the
+    address of a chunk's C wrapper (:class:`_Compiled`)."""
+    name = f"pydeeplab_trampoline_{_token(args_type):x}"
+    if name in module.globals:
+        return module.globals[name]
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [ir.IntType(64)] * 4), name=name)
+    fn.linkage = "internal"
+    builder = ir.IRBuilder(fn.append_basic_block())
+    chunk, frame, t, nt = fn.args
+    stored = builder.load(builder.inttoptr(frame, context.get_value_type(args_type).as_pointer()))
+    prototype = types.FunctionPrototype(types.none, tuple(args_type) + (types.int64, types.int64))
+    callee = builder.inttoptr(chunk, context.get_value_type(prototype))
+    builder.call(callee, cgutils.unpack_tuple(builder, stored, len(args_type)) + [t, nt])
+    builder.ret_void()
+    return fn
+
+
 @intrinsic
-def _call(typingctx, address, args, t, nt):
-    """``chunk(*args, t, nt)`` where ``address`` is the chunk's C wrapper (:class:`_Compiled`)."""
+def _frame(typingctx, args):
+    """(trampoline, frame): ``args`` stored in the caller's stack frame (valid until it returns) and
+    the address of :func:`_trampoline` for their type."""
     def codegen(context, builder, sig, llargs):
-        at, tup, tv, ntv = llargs
-        prototype = types.FunctionPrototype(types.none, tuple(args) + (t, nt))
-        function = builder.inttoptr(at, context.get_value_type(prototype))
-        builder.call(function, cgutils.unpack_tuple(builder, tup, len(args)) + [tv, ntv])
+        frame = cgutils.alloca_once_value(builder, llargs[0])
+        i64 = ir.IntType(64)
+        trampoline = builder.ptrtoint(_trampoline(context, builder.module, sig.args[0]), i64)
+        pair = context.make_tuple(builder, sig.return_type, [trampoline, builder.ptrtoint(frame, i64)])
+        return pair
+
+    return types.UniTuple(types.int64, 2)(args), codegen
+
+
+@intrinsic
+def _call(typingctx, trampoline, chunk, frame, t, nt):
+    """``trampoline(chunk, frame, t, nt)``: the chunk on the arguments stored at ``frame`` (:func:`_frame`)."""
+    def codegen(context, builder, sig, llargs):
+        function = builder.inttoptr(llargs[0], ir.FunctionType(ir.VoidType(), [ir.IntType(64)] * 4).as_pointer())
+        builder.call(function, llargs[1:])
         return context.get_dummy_value()
 
-    return types.none(address, args, t, nt), codegen
+    return types.none(trampoline, chunk, frame, t, nt), codegen
 
 
 @njit(cache=True, parallel=True, nogil=True)
-def _launch(address, token, args, nt):
+def _launch(trampoline, chunk, frame, nt):
+    """The parallel region: every argument an int64, so compiled once for every chunk."""
+    for t in prange(nt):
+        _call(trampoline, chunk, frame, np.int64(t), nt)
+
+
+@njit(cache=True, nogil=True)
+def _enter(address, token, args, nt):
+    """``chunk(*args, t, nt)`` for t < nt on Numba's threads, ``address`` and ``token`` the chunk's
+    (:class:`_Compiled`). Compiled once per signature of the chunks' arguments, as a plain function:
+    the ``prange`` loop is :func:`_launch`'s, compiled once."""
     if token != _token_of(args):
         raise TypeError("a chunk kernel launched with arguments of other types than it was compiled for")
-    for t in prange(nt):
-        _call(address, args, np.int64(t), nt)
+    trampoline, frame = _frame(args)
+    _launch(trampoline, address, frame, nt)
 
 
 #: Work (multiply-adds, or elements for kernels that only move data) below which a kernel runs
@@ -156,7 +203,7 @@ def in_parallel(chunk) -> Callable[..., None]:
             return
         if not compiled:
             compiled.append(_Compiled(chunk, tuple(typeof(a) for a in args)))
-        _launch(compiled[0].address, compiled[0].token, args, nt)
+        _enter(compiled[0].address, compiled[0].token, args, nt)
 
     return run
 

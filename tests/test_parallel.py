@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from numba import njit, typeof
 
-from pydeeplab.kernels.parallel import _Compiled, _launch, in_parallel
+from pydeeplab.kernels.parallel import _Compiled, _enter, _launch, in_parallel
 
 
 @njit(nogil=True)
@@ -32,12 +32,34 @@ def test_a_launch_with_arguments_of_other_types_is_refused():
     for would be read as garbage, so the launcher checks their token first."""
     out = np.zeros(4)
     compiled = _Compiled(_mark, (typeof(out), typeof(1.0)))
-    _launch(compiled.address, compiled.token, (out, 1.0), 2)
+    _enter(compiled.address, compiled.token, (out, 1.0), 2)
     np.testing.assert_array_equal(out, [1.0, 1.0, 2.0, 2.0])
     with pytest.raises(TypeError, match="other types"):
-        _launch(compiled.address, compiled.token, (out.astype(np.float32), 1.0), 2)
+        _enter(compiled.address, compiled.token, (out.astype(np.float32), 1.0), 2)
     with pytest.raises(TypeError, match="other types"):
-        _launch(compiled.address, compiled.token, (out, 1), 2)
+        _enter(compiled.address, compiled.token, (out, 1), 2)
+
+
+@njit(nogil=True)
+def _scale(out, x, factor, t, nt):
+    """out = x * factor over part t of nt."""
+    for i in range(out.shape[0] * t // nt, out.shape[0] * (t + 1) // nt):
+        out[i] = x[i] * factor
+
+
+def test_one_parallel_loop_serves_chunks_of_every_signature():
+    """The prange loop takes integers only: chunks of other argument types (and chunk kernels) add
+    a plain entry function each, never another compile of the parallel loop (0.25-0.45 s each on a
+    cold cache)."""
+    for dtype in (np.float64, np.float32, np.int32):
+        x = np.arange(9, dtype=dtype)
+        out = np.zeros_like(x)
+        in_parallel(_scale)(out, x, dtype(3), nt=2)
+        np.testing.assert_array_equal(out, 3 * x)
+    out = np.zeros(6)
+    in_parallel(_mark)(out, 0.5, nt=3)
+    np.testing.assert_array_equal(out, [0.5, 0.5, 1.5, 1.5, 2.5, 2.5])
+    assert len(_launch.signatures) == 1, _launch.signatures
 
 
 def test_the_token_is_the_same_in_another_process():

@@ -68,12 +68,13 @@ print("BENCH-CHILD " + json.dumps(out), flush=True)
 """
 
 
-def run_child(runtime: str, model_path: Path | None, inputs_file: Path | None, threads: int = 1,
+def run_child(runtime: str, model_path: Path | None, inputs_file: Path | None, threads: int | None = 1,
               imports_only: bool | str = False, env: dict | None = None, timeout: float = 1800.0) -> dict:
     """Run one fresh process that loads the model in ``runtime`` and runs one image.
 
     ``imports_only``: only import the runtime (``"kernels"``: pydeeplab with its
     operators and Numba kernels, which ``import pydeeplab`` alone does not load).
+    ``threads`` None: the runtime's default (every core), the BLAS variables left as they are.
 
     Returns its report: ``peak_kb`` (VmHWM), and wall-clock times (``time.time``)
     of ``spawn`` (just before the parent started it), ``t_start`` (the script's
@@ -84,7 +85,8 @@ def run_child(runtime: str, model_path: Path | None, inputs_file: Path | None, t
             "inputs": str(inputs_file) if inputs_file else None, "imports_only": imports_only,
             "resolver": _LITERT_RESOLVERS.get(runtime)}
     child_env = dict(os.environ if env is None else env)
-    child_env.update({k: str(threads) for k in BLAS_ENV})
+    if threads is not None:
+        child_env.update({k: str(threads) for k in BLAS_ENV})
     spawn = time.time()
     done = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(spec)], env=child_env,
                           capture_output=True, text=True, timeout=timeout)
@@ -157,7 +159,8 @@ def bench_cold(models: Sequence[BenchModel], inputs_files: dict[str, Path], runt
                compile_once: bool = True, log: Log | None = None) -> list[dict]:
     """Start-up rows: warm Numba cache (median of ``repeat`` after one warming run) and, for pydeeplab,
     an empty one (once: ``NUMBA_CACHE_DIR`` a new folder, the first-ever compile, with what the
-    process said on stderr meanwhile). For numba, ``compiled``: the first kernel whose compile
+    process said on stderr meanwhile). Each runtime at its default thread count, as a new user runs
+    it (``pydeeplab segment`` uses every core: on 2+, its first run also compiles the kernels' launchers). For numba, ``compiled``: the first kernel whose compile
     :func:`pydeeplab.compiling.compile_notice` saw (what makes the CLI announce it), None when
     everything came from the cache. Stand-in graphs (``latency_only``) are left out."""
     rows = []
@@ -175,12 +178,12 @@ def bench_cold(models: Sequence[BenchModel], inputs_files: dict[str, Path], runt
                 try:
                     path = _model_for(m, rt)
                     if cache is None:
-                        run_child(rt, path, inputs_files[m.name])  # warms the cache (and the OS file cache)
-                        done = [run_child(rt, path, inputs_files[m.name]) for _ in range(repeat)]
+                        run_child(rt, path, inputs_files[m.name], None)  # warms the cache (and the OS file cache)
+                        done = [run_child(rt, path, inputs_files[m.name], None) for _ in range(repeat)]
                     else:
                         with tempfile.TemporaryDirectory(prefix="pydeeplab-numba-cache-") as tmp:
                             env = dict(os.environ, NUMBA_CACHE_DIR=tmp)
-                            done = [run_child(rt, path, inputs_files[m.name], env=env)]
+                            done = [run_child(rt, path, inputs_files[m.name], None, env=env)]
                             row["stderr"] = done[0]["stderr"].strip()[:300]
                     if rt == "numba":  # the first kernel compiled (None: all from the cache)
                         row["compiled"] = next((r["compiled"] for r in done if r.get("compiled")), None)

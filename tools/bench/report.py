@@ -230,7 +230,7 @@ def _latency_section(report: dict) -> list[str]:
 
 
 def _startup_section(report: dict) -> list[str]:
-    cold, out = _opening(report, "cold", "Start-up (fresh `python -c` to the first result, 1 thread)")
+    cold, out = _opening(report, "cold", "Start-up (fresh `python -c` to the first result, the runtime's default threads: every core)")
     if cold is None:
         return out
     out += ["Empty cache: `NUMBA_CACHE_DIR` set to a new folder, so every kernel the model needs is compiled "
