@@ -89,8 +89,7 @@ def _frame(typingctx, args):
         frame = cgutils.alloca_once_value(builder, llargs[0])
         i64 = ir.IntType(64)
         trampoline = builder.ptrtoint(_trampoline(context, builder.module, sig.args[0]), i64)
-        pair = context.make_tuple(builder, sig.return_type, [trampoline, builder.ptrtoint(frame, i64)])
-        return pair
+        return context.make_tuple(builder, sig.return_type, [trampoline, builder.ptrtoint(frame, i64)])
 
     return types.UniTuple(types.int64, 2)(args), codegen
 
