@@ -242,11 +242,13 @@ def test_a_custom_operator_litert_cannot_run_gets_a_cut_graph_timed_on_both_side
 # -- goals ------------------------------------------------------------------------------------------
 
 
+def _lat(model, rt, n, ms):
+    """A latency row of a hand-made report."""
+    return {"model": model, "runtime": rt, "threads": n, "median_ms": ms, "min_ms": ms * 0.9, "samples": 3}
+
+
 def _hand_report() -> dict:
     """A report as a run returns it, made by hand: one model of each class, every goal kind."""
-    def lat(model, rt, n, ms):
-        return {"model": model, "runtime": rt, "threads": n, "median_ms": ms, "min_ms": ms * 0.9, "samples": 3}
-
     f, q = bench.FLOAT_MODEL, bench.QUANT_MODEL
     models = [{"model": f, "class": "float", "label": "", "inputs": ["float32[1, 257, 257, 3]"], "macs": 7 * 10**8,
                "operators": 70, "litert": "", "latency_only": False, "class_why": "55 of 55 convolutions read float32"},
@@ -258,10 +260,10 @@ def _hand_report() -> dict:
               {"model": "seg", "class": "uint8", "label": "", "inputs": ["uint8[1, 512, 512, 3]"], "macs": 10**9,
                "operators": 102, "litert": "LiteRT cannot run the custom operator ResizeArgmax", "latency_only": False,
                "class_why": "uint8"}]
-    latency = [lat(f, "numba", 1, 9.0), lat(f, "xnnpack", 1, 10.0), lat(f, "numba", 2, 5.0),   # 0.90x, 1.80x
-               lat(q, "numba", 1, 40.0), lat(q, "xnnpack", 1, 30.0), lat(q, "numba", 2, 30.0),  # 1.33x, 1.33x
-               lat("m_int8", "numba", 1, 15.0), lat("m_int8", "xnnpack", 1, 10.0),           # 1.50x: met, at the limit
-               lat("seg", "numba", 1, 50.0),
+    latency = [_lat(f, "numba", 1, 9.0), _lat(f, "xnnpack", 1, 10.0), _lat(f, "numba", 2, 5.0),   # 0.90x, 1.80x
+               _lat(q, "numba", 1, 40.0), _lat(q, "xnnpack", 1, 30.0), _lat(q, "numba", 2, 30.0),  # 1.33x, 1.33x
+               _lat("m_int8", "numba", 1, 15.0), _lat("m_int8", "xnnpack", 1, 10.0),           # 1.50x: met, at the limit
+               _lat("seg", "numba", 1, 50.0),
                {"model": "seg", "runtime": "xnnpack", "threads": 1, "error": "no XNNPACK figure: ResizeArgmax"}]
     cold = [{"model": f, "runtime": "numba", "numba_cache": "empty_cache", "total_s": 12.5, "runs": 1,
              "stderr": "", "compiled": "pydeeplab.kernels.conv.conv_float"},
@@ -296,6 +298,13 @@ def test_goals_from_a_hand_made_report():
     assert bench.goal_status(g) == "not measured"
     assert goals[("threads", f)]["measured"] == pytest.approx(1.8) and goals[("threads", f)]["met"]
     assert goals[("threads", q)]["met"] is False
+    assert goals[("threads", f)]["note"] == ""  # no XNNPACK 2-thread figure, no host check in this report
+    report["latency"].append(_lat(f, "xnnpack", 2, 8.0))
+    report["cpu_overlap"] = {"start": {"median": 1.02, "p90": 1.9}, "end": {"median": 1.5, "p90": 2.0}}
+    note = {(g["goal_id"], g["model"]): g for g in bench.evaluate_goals(report)}[("threads", f)]["note"]
+    assert note == ("LiteRT XNNPACK's own 2 threads vs 1 in this run: 1.25x; two threads busy at once took 1.02x "
+                    "(90th percentile 1.90x) at the start, 1.50x (90th percentile 2.00x) at the end the time of one "
+                    "(the host check)")
     assert ("threads", "m_int8") not in goals  # the thread goal names the float 257 and pascal_quant models
     assert goals[("cold", f)]["met"] is False and goals[("cold", f)]["margin"] == pytest.approx(2.5)
     assert goals[("cold", q)]["met"] is True
@@ -308,6 +317,21 @@ def test_goals_from_a_hand_made_report():
     assert goals[("numpy_memory", q)]["met"] is False and goals[("numpy_memory", "seg")]["met"] is True
     assert goals[("numpy_memory", q)]["note"] == "numba backend: 60.0 MB above its import"
     assert ("numpy_memory", f) not in goals  # a float model
+
+
+# -- the host check (tools/bench/host.py) -------------------------------------------------------------
+
+
+def test_the_host_check_finds_two_threads_on_one_cpu_in_turns():
+    """Threads confined to one CPU run in turns: the check must see about twice the time of one."""
+    code = ("import os, sys, json; sys.path.insert(0, sys.argv[1]); from bench.host import cpu_overlap; "
+            "os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+            "print(json.dumps(cpu_overlap(2, probes=4, busy_s=0.004, pause=0.0)))")
+    check = json.loads(subprocess.check_output([sys.executable, "-c", code, str(TOOLS)], text=True))
+    assert check["threads"] == 2 and check["probes"] == 4
+    assert 1.7 < check["median"] < 2.6 and check["in_turns"] >= 0.5, check  # (one probe's "alone" may be slowed)
+    line = bench.host.describe(check)
+    assert line.startswith(f"2 threads each busy 4 ms on arithmetic took {check['median']:.2f}x the time of one alone")
 
 
 # -- the written document ---------------------------------------------------------------------------
@@ -327,6 +351,8 @@ def test_write_from_a_saved_json_has_every_section(model, tmp_path, capsys):
     hand["profile"] = [{**p, "model": "m_int8"} for p in bench.run_bench(
         [model], runtimes=("numba",), threads=(1,), repeat=1, warmup=0, budget=0.0, pause=0.0, image=None,
         sections=("profile",), top=2)["profile"]]
+    hand["cpu_overlap"] = {"start": {"threads": 2, "probes": 30, "busy_ms": 5.0, "median": 1.03, "p90": 1.26,
+                                     "max": 1.62, "in_turns": 1 / 30}}
     hand["goals"] = bench.evaluate_goals(hand)
     saved.write_text(json.dumps(hand), encoding="utf-8")
     out = tmp_path / "BENCHMARKS.md"
@@ -336,6 +362,9 @@ def test_write_from_a_saved_json_has_every_section(model, tmp_path, capsys):
     for heading in bench.DOCUMENT_SECTIONS:
         assert f"\n{heading}" in text, heading
     assert "- **Command**: `python tools/bench.py`" in text and "- **Load average**" in text
+    assert ("- **CPUs at once** (the host check, tools/bench/host.py), at the start: 2 threads each busy 5 ms on "
+            "arithmetic took 1.03x the time of one alone (median of 30 probes; 90th percentile 1.26x, largest 1.62x; "
+            "above 1.5x, the host running the CPUs in turns, in 3% of them).") in text
     assert "int8 model: tools/quantize.py not available" in text
     assert "**7 met, 6 NOT met, 5 not measured** (of 18)" in text
     assert "NOT met, by 0.08x (7% of the goal)" in text

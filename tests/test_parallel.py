@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 import pytest
-from numba import njit, typeof
+from numba import njit, typeof, types
 
 from pydeeplab.kernels.parallel import _Compiled, _enter, _launch, in_parallel
 
@@ -59,7 +59,8 @@ def test_one_parallel_loop_serves_chunks_of_every_signature():
     out = np.zeros(6)
     in_parallel(_mark)(out, 0.5, nt=3)
     np.testing.assert_array_equal(out, [0.5, 0.5, 1.5, 1.5, 2.5, 2.5])
-    assert len(_launch.signatures) == 1, _launch.signatures
+    # (No signature at all when _enter came from the on-disk cache, _launch's code linked into it.)
+    assert set(_launch.signatures) <= {(types.int64,) * 4}, _launch.signatures
 
 
 def test_the_token_is_the_same_in_another_process():

@@ -15,7 +15,12 @@ What it measures, per model:
   so that the library's own footprint can be told from the model's.
 - **cold start**: time from spawning a fresh ``python -c`` to its first result,
   with a warm Numba cache, and once with an empty one (``NUMBA_CACHE_DIR`` set
-  to a new temporary folder: the first-ever JIT compile).
+  to a new temporary folder: the first-ever JIT compile), at each runtime's
+  default thread count, as a new user runs it.
+- **host check** (with the latency, on 2+ threads): whether the host runs the
+  machine's CPUs at the same time (:mod:`bench.host`), before and after the
+  latency rounds: a virtual machine's CPUs shared by the host run in turns, and
+  then no 2-thread time can halve a 1-thread one.
 - **profile**: per-operator time of pydeeplab's interpreter
   (``Interpreter.invoke_profiled``), summed by operator type, and the slowest
   operators with their shapes and achieved multiply-accumulate rate; after a
@@ -48,7 +53,7 @@ Goals (:mod:`bench.goals`): the ratios of issue 12 by model class, read from eac
 Modules: ``environment`` (machine, BLAS kernel, skewing variables), ``models`` (which models,
 their class, LiteRT stand-ins, the synthesized int8 model), ``runtimes`` (a runner per runtime),
 ``onnx_conversion``, ``latency``, ``processes`` (memory and start-up in fresh processes),
-``profile``, ``goals``, ``run`` (one run), ``report`` (Markdown), ``cli``.
+``host`` (the host check), ``profile``, ``goals``, ``run`` (one run), ``report`` (Markdown), ``cli``.
 """
 
 from __future__ import annotations

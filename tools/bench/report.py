@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .goals import (CLASS_TEXT, COLD_LIMIT_S, FLOAT_MODEL, NUMPY_UINT8_LIMIT_MB, QUANT_MODEL, RATIO_LIMITS,
                     THREAD_SPEEDUP, WARM_LIMIT_S, _median, _ratio, model_label)
+from .host import describe
 from .runtimes import LABELS, PYDEEPLAB_RUNTIMES, RUNTIMES
 
 #: A 1-minute load average at the start above this says other processes were running.
@@ -107,6 +108,8 @@ def _machine_lines(report: dict) -> list[str]:
         out.append(f"- **Not a quiet machine**: a load average of {start[0]:.2f} over the last minute before the run "
                    f"started, on {m['usable_cores']} usable cores, means other processes were running: the figures "
                    "are slower and noisier than on a quiet machine (see also the fastest-run ratios).")
+    for when, check in report.get("cpu_overlap", {}).items():
+        out.append(f"- **CPUs at once** (the host check, tools/bench/host.py), at the {when}: {describe(check)}.")
     c = report["config"]
     out.append(f"- **Input**: {c['image']}; {c['repeat']} timed runs per runtime and thread count after "
                f"{c['warmup']} warm-up (fewer, at least 3, past {c['budget_s']:.0f} s), alternating rounds in one "

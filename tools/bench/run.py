@@ -29,6 +29,15 @@ DEFAULT_IMAGE = "bird_segmentation.bmp"
 PROFILE_WORST = 3
 
 
+def _cpu_overlap(n: int, log: Log | None) -> dict:
+    """The host check of :mod:`.host` on ``n`` threads."""
+    from .host import cpu_overlap
+
+    if log:
+        log(f"host check: {n} threads busy at once against one")
+    return cpu_overlap(n)
+
+
 def _loads() -> list[float] | None:
     return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
 
@@ -111,6 +120,9 @@ def run_bench(models: Sequence[str | os.PathLike] | None = None, *, models_dir: 
         entries = bench_models(paths, work, synth_path, f"synthesized from {SYNTH_SOURCE}" if synth_path else "")
         report["models"] = [model_facts(m) for m in entries]
         inputs = {m.name: make_inputs(m.path, image) for m in entries}
+        overlap_check = "latency" in sections and max(threads) > 1 and os.environ.get(CHILD_ENV) != "1"
+        if overlap_check:
+            report["cpu_overlap"] = {"start": _cpu_overlap(max(threads), log)}
         if "latency" in sections:
             in_child = os.environ.get(CHILD_ENV) == "1"
             if blas.method == "threadpoolctl" or in_child:
@@ -129,6 +141,8 @@ def run_bench(models: Sequence[str | os.PathLike] | None = None, *, models_dir: 
                 real = [m.path for m in entries if not m.latency_only]
                 rows = latency_in_children(real, runtimes, threads, args, report["machine"], log)
             report["latency"] = rows
+        if overlap_check:
+            report["cpu_overlap"]["end"] = _cpu_overlap(max(threads), log)
         if "memory" in sections or "cold" in sections:
             files = {}
             for name, arrays in inputs.items():
