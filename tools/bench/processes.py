@@ -160,7 +160,8 @@ def bench_cold(models: Sequence[BenchModel], inputs_files: dict[str, Path], runt
     """Start-up rows: warm Numba cache (median of ``repeat`` after one warming run) and, for pydeeplab,
     an empty one (once: ``NUMBA_CACHE_DIR`` a new folder, the first-ever compile, with what the
     process said on stderr meanwhile). Each runtime at its default thread count, as a new user runs
-    it (``pydeeplab segment`` uses every core: on 2+, its first run also compiles the kernels' launchers). For numba, ``compiled``: the first kernel whose compile
+    it (``pydeeplab segment`` uses every core: on 2+, its first run also compiles the kernels'
+    launcher). For numba, ``compiled``: the first kernel whose compile
     :func:`pydeeplab.compiling.compile_notice` saw (what makes the CLI announce it), None when
     everything came from the cache. Stand-in graphs (``latency_only``) are left out."""
     rows = []

@@ -109,7 +109,8 @@ def _machine_lines(report: dict) -> list[str]:
                    f"started, on {m['usable_cores']} usable cores, means other processes were running: the figures "
                    "are slower and noisier than on a quiet machine (see also the fastest-run ratios).")
     for when, check in report.get("cpu_overlap", {}).items():
-        out.append(f"- **CPUs at once** (the host check, tools/bench/host.py), at the {when}: {describe(check)}.")
+        out.append(f"- **CPUs at once** (the host check, tools/bench/host.py), at the {when}: "
+                   f"{describe(check)}.")
     c = report["config"]
     out.append(f"- **Input**: {c['image']}; {c['repeat']} timed runs per runtime and thread count after "
                f"{c['warmup']} warm-up (fewer, at least 3, past {c['budget_s']:.0f} s), alternating rounds in one "
@@ -233,7 +234,8 @@ def _latency_section(report: dict) -> list[str]:
 
 
 def _startup_section(report: dict) -> list[str]:
-    cold, out = _opening(report, "cold", "Start-up (fresh `python -c` to the first result, the runtime's default threads: every core)")
+    cold, out = _opening(report, "cold", "Start-up (fresh `python -c` to the first result, the runtime's "
+                                         "default threads: every core)")
     if cold is None:
         return out
     out += ["Empty cache: `NUMBA_CACHE_DIR` set to a new folder, so every kernel the model needs is compiled "

@@ -15,6 +15,7 @@ from pydeeplab.models import data_dir
 
 from .environment import BlasThreads, git_commit, machine_info, openblas_warning, skewing_variables
 from .goals import RATIO_LIMITS, _median, _ratio, evaluate_goals
+from .host import cpu_overlap
 from .latency import CHILD_ENV, bench_latency, latency_in_children
 from .models import SYNTH_NAME, SYNTH_SOURCE, bench_models, find_models, make_inputs, model_facts, synthesized_int8
 from .onnx_conversion import onnx_cache_dir
@@ -31,8 +32,6 @@ PROFILE_WORST = 3
 
 def _cpu_overlap(n: int, log: Log | None) -> dict:
     """The host check of :mod:`.host` on ``n`` threads."""
-    from .host import cpu_overlap
-
     if log:
         log(f"host check: {n} threads busy at once against one")
     return cpu_overlap(n)
