@@ -16,7 +16,7 @@ every chunk: per signature of the chunks' arguments, :func:`_enter`, a plain fun
 stores the arguments in its frame and passes their address with that of a trampoline
 that loads them and calls the chunk. A ``prange`` launcher per signature cost 0.25-0.45 s
 of cold compile each (nine on the selfie segmenter: 3.3 s of its first image on two
-threads); :func:`_enter` costs about 0.06 s. On one thread the chunk is called directly
+threads); :func:`_enter` costs 0.1-0.3 s. On one thread the chunk is called directly
 and nothing of this is compiled.
 """
 
