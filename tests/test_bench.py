@@ -2,6 +2,7 @@
 goals, model classes and the written document, never timings."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -124,6 +125,19 @@ def test_memory_and_cold_start_in_fresh_processes(model, tmp_path):
     assert 0 < row["import_s"] < row["total_s"] and row["first_invoke_s"] >= 0
     parts = row["python_start_s"] + row["import_s"] + row["load_s"] + row["first_invoke_s"]
     assert abs(parts - row["total_s"]) < 1e-6
+
+
+def test_start_up_children_read_cached_bytecode_as_after_an_install(tmp_path):
+    # With PYTHONDONTWRITEBYTECODE (set on some machines) every child would compile pydeeplab's modules
+    # from source again: the start-up children write their bytecode under a folder of the bench's instead.
+    from bench.processes import startup_env
+
+    env = startup_env(str(tmp_path), {"PATH": "/usr/bin", "PYTHONDONTWRITEBYTECODE": "1", "NUMBA_CACHE_DIR": "x"})
+    assert env == {"PATH": "/usr/bin", "NUMBA_CACHE_DIR": "x", "PYTHONPYCACHEPREFIX": str(tmp_path)}
+    bench.run_child("numpy", None, None, imports_only=True,
+                    env=startup_env(str(tmp_path), dict(os.environ, PYTHONDONTWRITEBYTECODE="1")))
+    written = {p.name.split(".")[0] for p in tmp_path.rglob("*.pyc") if "pydeeplab" in p.parts}
+    assert {"interpreter", "reader", "threads"} <= written
 
 
 def test_latency_without_threadpoolctl_runs_each_thread_count_in_a_child(model):

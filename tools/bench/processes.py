@@ -155,6 +155,22 @@ def bench_memory(models: Sequence[BenchModel], inputs_files: dict[str, Path], ru
     return rows
 
 
+#: Set on some machines (this one, CI images): Python then writes no bytecode, and every process compiles
+#: pydeeplab's modules from source again (71 of them, 0.1 s of each start here, by cProfile), which a
+#: user does not pay: pip compiles the bytecode when it installs a package, and a checkout's is written
+#: on its first import.
+NO_BYTECODE = "PYTHONDONTWRITEBYTECODE"
+
+
+def startup_env(pycache: str, environ: dict | None = None) -> dict:
+    """The environment of a start-up child: ``environ`` (default this process's) with bytecode written,
+    and read again, under the folder ``pycache`` (``PYTHONPYCACHEPREFIX``): no file beside the sources,
+    and no :data:`NO_BYTECODE` to make each process compile them again."""
+    env = {k: v for k, v in (os.environ if environ is None else environ).items() if k != NO_BYTECODE}
+    env["PYTHONPYCACHEPREFIX"] = pycache
+    return env
+
+
 def bench_cold(models: Sequence[BenchModel], inputs_files: dict[str, Path], runtimes: Sequence[str], repeat: int,
                compile_once: bool = True, log: Log | None = None) -> list[dict]:
     """Start-up rows: warm Numba cache (median of ``repeat`` after one warming run) and, for pydeeplab,
@@ -163,7 +179,14 @@ def bench_cold(models: Sequence[BenchModel], inputs_files: dict[str, Path], runt
     it (``pydeeplab segment`` uses every core: on 2+, its first run also compiles the kernels'
     launcher). For numba, ``compiled``: the first kernel whose compile
     :func:`pydeeplab.compiling.compile_notice` saw (what makes the CLI announce it), None when
-    everything came from the cache. Stand-in graphs (``latency_only``) are left out."""
+    everything came from the cache. Stand-in graphs (``latency_only``) are left out. Python's bytecode
+    is cached for them all (:func:`startup_env`, in a folder of its own for the call), as after an install:
+    the first run of each model writes what it imports, before the timed ones."""
+    with tempfile.TemporaryDirectory(prefix="pydeeplab-bytecode-") as pycache:
+        return _bench_cold(models, inputs_files, runtimes, repeat, compile_once, startup_env(pycache), log)
+
+
+def _bench_cold(models, inputs_files, runtimes, repeat, compile_once, env, log) -> list[dict]:
     rows = []
     for m in models:
         if m.latency_only:
@@ -179,12 +202,12 @@ def bench_cold(models: Sequence[BenchModel], inputs_files: dict[str, Path], runt
                 try:
                     path = _model_for(m, rt)
                     if cache is None:
-                        run_child(rt, path, inputs_files[m.name], None)  # warms the cache (and the OS file cache)
-                        done = [run_child(rt, path, inputs_files[m.name], None) for _ in range(repeat)]
+                        # warms the caches: Numba's, the bytecode and the OS's file cache
+                        run_child(rt, path, inputs_files[m.name], None, env=env)
+                        done = [run_child(rt, path, inputs_files[m.name], None, env=env) for _ in range(repeat)]
                     else:
                         with tempfile.TemporaryDirectory(prefix="pydeeplab-numba-cache-") as tmp:
-                            env = dict(os.environ, NUMBA_CACHE_DIR=tmp)
-                            done = [run_child(rt, path, inputs_files[m.name], None, env=env)]
+                            done = [run_child(rt, path, inputs_files[m.name], None, env=dict(env, NUMBA_CACHE_DIR=tmp))]
                             row["stderr"] = done[0]["stderr"].strip()[:300]
                     if rt == "numba":  # the first kernel compiled (None: all from the cache)
                         row["compiled"] = next((r["compiled"] for r in done if r.get("compiled")), None)

@@ -239,7 +239,10 @@ def _startup_section(report: dict) -> list[str]:
     if cold is None:
         return out
     out += ["Empty cache: `NUMBA_CACHE_DIR` set to a new folder, so every kernel the model needs is compiled "
-            "(a new user's first image); warm cache: the median of the runs after one that filled it.", ""]
+            "(a new user's first image); warm cache: the median of the runs after one that filled it. Python's "
+            "bytecode is cached in both, as after an install (pip compiles it then): each model's first run writes "
+            "it to a folder of the bench's (`PYTHONPYCACHEPREFIX`; `PYTHONDONTWRITEBYTECODE`, where set, lifted "
+            "for these processes).", ""]
     rows = []
     for r in cold:
         what = LABELS[r["runtime"]] + ({"warm": ", warm Numba cache", "empty_cache": ", empty Numba cache"}
