@@ -13,16 +13,18 @@ import enum
 import math
 import os
 import sys
+import tempfile
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from .backends import resolve_backend
+from .compiling import compile_helper
 from .delegate import Delegate, load_delegate  # noqa: F401  (LiteRT's module has them: a drop-in for it)
 from .errors import ModelError, UnsupportedOperatorError
 from .folding import fold
@@ -192,6 +194,9 @@ class Interpreter:
             check_custom_op(name, prepare)
         self._num_threads = num_threads
         self._preserve = experimental_preserve_all_tensors
+        # For a helper process that compiles the kernels of the first run with this one (_first_run).
+        self._source = (os.fspath(model_path), None) if path_given else (None, model_content)
+        self._first_run_done = False
         self._views = _ViewToken()
         if self.backend == "numba":  # (as resolved: "auto" picks it too)
             start_numba_threads()  # before any kernel: see pydeeplab.threads (OpenMP spin count)
@@ -534,9 +539,27 @@ class Interpreter:
     def _invoke(self) -> None:
         with self._lock:
             self._require_allocated("Invoke called on model that is not ready")
-            with self._threads():
+            with self._threads(), self._first_run():
                 for step in self._program:
                     step.run(step.in_arrays, step.out_arrays)
+
+    def _first_run(self):
+        """The first run of the model's kernels (numba backend): where they are not in the cache yet, a
+        helper process compiles them too, from the last operator (:func:`pydeeplab.compiling.compile_helper`)."""
+        if self.backend != "numba" or self._subgraph_index != 0 or self._first_run_done:
+            return nullcontext()
+        self._first_run_done = True
+
+        def spec() -> dict:
+            path, content = self._source
+            if path is None:
+                fd, path = tempfile.mkstemp(prefix="pydeeplab-model-", suffix=".tflite")
+                with os.fdopen(fd, "wb") as f:
+                    f.write(content)
+            return {"model": path, "temporary": content is not None, "threads": self._num_threads,
+                    "preserve": self._preserve, "shapes": {i: list(self._shapes[i]) for i in self._graph.inputs}}
+
+        return compile_helper(spec)
 
     def invoke_profiled(self) -> list[tuple[int, str, float]]:
         """Run the graph like :meth:`invoke`, timing each operator: [(index, operator, seconds)]."""

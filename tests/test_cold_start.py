@@ -5,15 +5,21 @@ left alone); the model is a tiny synthesized one, so the cold run compiles only 
 small kernels.
 """
 
+import json
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from PIL import Image
 from test_segment import halves, tiny_logits_model
 
-from pydeeplab.compiling import COMPILING_MESSAGE, compile_notice
+from pydeeplab import compiling
+from pydeeplab.compiling import COMPILING_MESSAGE, HELPER_ENV, compile_helper, compile_notice
+from pydeeplab.tflite.options import AddOptions, Conv2DOptions
+from pydeeplab.tflite.schema import BuiltinOperator, Padding, TensorType
+from pydeeplab.tflite.writer import ModelBuilder
 
 LINE = f"pydeeplab: {COMPILING_MESSAGE}"
 
@@ -72,3 +78,164 @@ def test_notice_names_the_first_kernel_compiled_and_only_once():
         fresh(1)
         fresh(1.5)  # a second specialization: still one call
     assert seen == ["pydeeplab.kernels.probe.probe"]
+
+
+# --------------------------------------------------------------------------- the compile helper
+
+def two_kernel_model(path):
+    """float32 [1,16,16,8] -> CONV_2D 1x1 -> ADD of the input: two kernels to compile."""
+    rng = np.random.default_rng(0)
+    b = ModelBuilder(description="two kernels")
+    x = b.add_tensor("x", TensorType.FLOAT32, (1, 16, 16, 8))
+    y = b.add_tensor("y", TensorType.FLOAT32, (1, 16, 16, 8))
+    b.add_operator(BuiltinOperator.CONV_2D, [x, b.add_constant("w", rng.standard_normal((8, 1, 1, 8)).astype(np.float32)),
+                                             b.add_constant("b", rng.standard_normal(8).astype(np.float32))], [y],
+                   Conv2DOptions(padding=Padding.VALID, stride_w=1, stride_h=1))
+    z = b.add_tensor("z", TensorType.FLOAT32, (1, 16, 16, 8))
+    b.add_operator(BuiltinOperator.ADD, [y, x], [z], AddOptions())
+    b.set_inputs([x])
+    b.set_outputs([z])
+    path.write_bytes(b.finish())
+    return path
+
+
+#: A fresh process: the model's first run on the numba backend (the compile helper as configured),
+#: printing what it compiled (the first kernel, or None), the helper's exit status and the output.
+_FIRST_RUN = r"""
+import json, sys, numpy as np, pydeeplab
+from pydeeplab import compiling
+compiled = []
+it = pydeeplab.Interpreter(model_path=sys.argv[1], backend="numba")
+it.allocate_tensors()
+d = it.get_input_details()[0]
+it.set_tensor(d["index"], np.linspace(-1, 1, np.prod(d["shape"]), dtype=np.float32).reshape(d["shape"]))
+with compiling.compile_notice(compiled.append):
+    it.invoke()
+helper = compiling._last_helper
+print(json.dumps({"compiled": compiled[0] if compiled else None,
+                  "helper": None if helper is None else helper.returncode,
+                  "out": it.get_tensor(it.get_output_details()[0]["index"]).ravel().tolist()}))
+"""
+
+
+def _first_run(model, cache, helper="1"):
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache), HELPER_ENV: helper}
+    done = subprocess.run([sys.executable, "-c", _FIRST_RUN, str(model)], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_first_run_on_two_cpus_compiles_with_a_helper_and_leaves_a_whole_cache(tmp_path):
+    model = two_kernel_model(tmp_path / "m.tflite")
+    cache = tmp_path / "cache"
+    first = _first_run(model, cache)
+    assert first["compiled"] is not None
+    if len(os.sched_getaffinity(0)) >= 2:  # (CI's machine has 2)
+        assert first["helper"] is not None  # started, then stopped (reaped)
+    else:
+        assert first["helper"] is None
+    again = _first_run(model, cache)
+    assert again["compiled"] is None and again["helper"] is None  # all from the cache: no helper
+    alone = _first_run(model, tmp_path / "cache-alone", helper="0")
+    assert alone["compiled"] is not None and alone["helper"] is None
+    np.testing.assert_array_equal(first["out"], alone["out"])
+    assert first["out"] == again["out"]
+
+
+def test_the_helper_alone_compiles_every_kernel_of_the_first_run(tmp_path):
+    model = two_kernel_model(tmp_path / "m.tflite")
+    cache = tmp_path / "cache"
+    spec = {"model": str(model), "temporary": False, "threads": 2, "preserve": False, "shapes": {}}
+    done = subprocess.run([sys.executable, "-m", "pydeeplab.compiling", json.dumps(spec)], timeout=600,
+                          env={**os.environ, "NUMBA_CACHE_DIR": str(cache)}, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert _first_run(model, cache, helper="0")["compiled"] is None
+
+
+class _FakeProcess:
+    started: list = []
+
+    def __init__(self, args, **kwargs):
+        self.args, self.env, self.returncode = args, kwargs["env"], None
+        _FakeProcess.started.append(self)
+
+    def terminate(self):
+        self.returncode = -15
+
+    def wait(self):
+        return self.returncode
+
+
+def _fresh_kernel():
+    """A kernel of pydeeplab's that compiles when called (a new dispatcher, no disk cache)."""
+    from numba import njit
+
+    from pydeeplab.kernels import probe as module
+
+    return njit(module.probe.py_func)
+
+
+@pytest.mark.parametrize("case", ["two cpus", "one cpu", "turned off", "nothing compiled"])
+def test_the_helper_starts_at_the_first_kernel_compile_only_where_it_can_help(case, tmp_path, monkeypatch):
+    monkeypatch.setattr(compiling.subprocess, "Popen", _FakeProcess)
+    monkeypatch.setattr(compiling, "_allowed_cpus", lambda: 1 if case == "one cpu" else 2)
+    monkeypatch.setenv(HELPER_ENV, "0" if case == "turned off" else "1")
+    _FakeProcess.started = []
+    copy = tmp_path / "model.tflite"
+    copy.write_bytes(b"model")
+    spec = {"model": str(copy), "temporary": True}
+    kernel = _fresh_kernel()
+    with compile_helper(spec):
+        if case != "nothing compiled":
+            kernel(1)
+            kernel(2.5)  # a second compile: still one helper
+    if case != "two cpus":
+        assert _FakeProcess.started == [] and copy.exists()
+        return
+    (helper,) = _FakeProcess.started
+    assert helper.args[:3] == [sys.executable, "-m", "pydeeplab.compiling"] and json.loads(helper.args[3]) == spec
+    assert helper.env[HELPER_ENV] == "0"  # the helper starts no helper
+    assert helper.returncode == -15 and not copy.exists()  # stopped when the first run ended; its copy removed
+    assert not compiling._helper_running
+
+
+def test_cache_saves_take_the_folder_lock_and_write_the_data_before_the_index(tmp_path):
+    import fcntl
+    import threading
+
+    from numba.core.caching import IndexDataCacheFile
+
+    assert compiling.serialize_cache_saves()
+    entry = IndexDataCacheFile(str(tmp_path), "kernel", "stamp")
+    holder = os.open(tmp_path, os.O_RDONLY)  # another process's save, as far as flock is concerned
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    saving = threading.Thread(target=entry.save, args=(("sig", 1), b"code 1"))
+    saving.start()
+    saving.join(0.3)
+    assert saving.is_alive() and not list(tmp_path.iterdir())  # waits for the lock
+    os.close(holder)
+    saving.join(10)
+    assert entry.load(("sig", 1)) == b"code 1"
+
+    # Stopped between its two writes, a save leaves no index naming data it did not write: here a stale
+    # data file of an older source is where the new entry goes (Numba numbers them again from 1).
+    stale = tmp_path / "stale"
+    stale.mkdir()
+    IndexDataCacheFile(str(stale), "kernel", "old source").save(("sig",), b"old code")
+    entry = IndexDataCacheFile(str(stale), "kernel", "new source")
+    writes = []
+
+    def second_write_stops(method):
+        def run(*args):
+            writes.append(method.__name__)
+            if len(writes) == 2:
+                raise KeyboardInterrupt
+            return method(*args)
+        return run
+
+    entry._save_index, entry._save_data = second_write_stops(entry._save_index), second_write_stops(entry._save_data)
+    with pytest.raises(KeyboardInterrupt):
+        entry.save(("sig",), b"new code")
+    assert writes == ["_save_data", "_save_index"]
+    assert IndexDataCacheFile(str(stale), "kernel", "new source").load(("sig",)) is None  # not the old code
