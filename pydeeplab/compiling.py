@@ -148,7 +148,7 @@ def compile_helper(spec: dict | Callable[[], dict]) -> Iterator[None]:
 
     ``spec`` (or a function returning it, called when the helper starts): the model as
     :func:`_help` reads it. Nothing is started on a single CPU, without ``fcntl``, with
-    ``PYDEEPLAB_COMPILE_HELPER=0``, or while another helper of this process runs.
+    ``PYDEEPLAB_COMPILE_HELPER=0``, in a frozen application, or while another helper of this process runs.
     """
     global _helper_running
     started: list = []
@@ -170,7 +170,8 @@ def compile_helper(spec: dict | Callable[[], dict]) -> Iterator[None]:
             with _helper_lock:
                 _helper_running = False
 
-    if os.environ.get(HELPER_ENV) == "0" or _allowed_cpus() < 2:
+    # (A frozen application's executable is not a Python that could run the helper.)
+    if os.environ.get(HELPER_ENV) == "0" or _allowed_cpus() < 2 or getattr(sys, "frozen", False):
         yield
         return
     with compile_notice(lambda _name: start()):

@@ -195,7 +195,7 @@ class Interpreter:
         self._num_threads = num_threads
         self._preserve = experimental_preserve_all_tensors
         # For a helper process that compiles the kernels of the first run with this one (_first_run).
-        self._source = (os.fspath(model_path), None) if path_given else (None, model_content)
+        self._source = (os.path.abspath(model_path), None) if path_given else (None, model_content)
         self._first_run_done = False
         self._views = _ViewToken()
         if self.backend == "numba":  # (as resolved: "auto" picks it too)

@@ -176,11 +176,13 @@ def _fresh_kernel():
     return njit(module.probe.py_func)
 
 
-@pytest.mark.parametrize("case", ["two cpus", "one cpu", "turned off", "nothing compiled"])
+@pytest.mark.parametrize("case", ["two cpus", "one cpu", "turned off", "nothing compiled", "frozen application"])
 def test_the_helper_starts_at_the_first_kernel_compile_only_where_it_can_help(case, tmp_path, monkeypatch):
     monkeypatch.setattr(compiling.subprocess, "Popen", _FakeProcess)
     monkeypatch.setattr(compiling, "_allowed_cpus", lambda: 1 if case == "one cpu" else 2)
     monkeypatch.setenv(HELPER_ENV, "0" if case == "turned off" else "1")
+    if case == "frozen application":  # (PyInstaller's and cx_Freeze's mark)
+        monkeypatch.setattr(sys, "frozen", True, raising=False)
     _FakeProcess.started = []
     copy = tmp_path / "model.tflite"
     copy.write_bytes(b"model")
