@@ -190,9 +190,10 @@ def compile_helper(spec: dict | Callable[[], dict]) -> Iterator[None]:
 
 def _help(spec: dict) -> None:
     """The helper's work: plan the model as the first run does (``spec``: ``model`` a file, ``threads``,
-    ``preserve``, ``shapes`` {input tensor: shape}) and run its operators from the last to the first on
-    zeros, each kernel compiled on its first call and saved to the cache. An operator that fails on
-    them (zeros are not its real inputs) is passed over."""
+    ``preserve``, ``shapes`` {input tensor: shape}) and run its operators on zeros, each kernel compiled
+    on its first call and saved to the cache: first the first operator of each kind (:func:`_kind`), the
+    kind the first run reaches last first, then the others from the last. An operator that fails on
+    zeros (not its real inputs) is passed over."""
     serialize_cache_saves()
     import numpy as np
 
@@ -206,8 +207,7 @@ def _help(spec: dict) -> None:
     it._arena[...] = 0  # the intermediates too: a kernel may index with them
     for d in it.get_input_details():
         it.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
-    # The operators that are the first of their kind, last first: the kernels the first run compiles
-    # last (a kind's later operators mostly run the kernels its first one compiled); then the others.
+    # (A kind's later operators mostly run the kernels its first one compiled.)
     first: dict = {}
     for step in it._program:
         first.setdefault(_kind(step), step)

@@ -545,7 +545,7 @@ class Interpreter:
 
     def _first_run(self):
         """The first run of the model's kernels (numba backend): where they are not in the cache yet, a
-        helper process compiles them too, from the last operator (:func:`pydeeplab.compiling.compile_helper`)."""
+        helper process compiles them too, from the other end (:func:`pydeeplab.compiling.compile_helper`)."""
         if self.backend != "numba" or self._subgraph_index != 0 or self._first_run_done:
             return nullcontext()
         self._first_run_done = True

@@ -13,13 +13,11 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
+from test_bench import tiny_model  # a 3x3 CONV_2D and an ADD: two kernels to compile
 from test_segment import halves, tiny_logits_model
 
 from pydeeplab import compiling
 from pydeeplab.compiling import COMPILING_MESSAGE, HELPER_ENV, compile_helper, compile_notice
-from pydeeplab.tflite.options import AddOptions, Conv2DOptions
-from pydeeplab.tflite.schema import BuiltinOperator, Padding, TensorType
-from pydeeplab.tflite.writer import ModelBuilder
 
 LINE = f"pydeeplab: {COMPILING_MESSAGE}"
 
@@ -82,23 +80,6 @@ def test_notice_names_the_first_kernel_compiled_and_only_once():
 
 # --------------------------------------------------------------------------- the compile helper
 
-def two_kernel_model(path):
-    """float32 [1,16,16,8] -> CONV_2D 1x1 -> ADD of the input: two kernels to compile."""
-    rng = np.random.default_rng(0)
-    b = ModelBuilder(description="two kernels")
-    x = b.add_tensor("x", TensorType.FLOAT32, (1, 16, 16, 8))
-    y = b.add_tensor("y", TensorType.FLOAT32, (1, 16, 16, 8))
-    b.add_operator(BuiltinOperator.CONV_2D, [x, b.add_constant("w", rng.standard_normal((8, 1, 1, 8)).astype(np.float32)),
-                                             b.add_constant("b", rng.standard_normal(8).astype(np.float32))], [y],
-                   Conv2DOptions(padding=Padding.VALID, stride_w=1, stride_h=1))
-    z = b.add_tensor("z", TensorType.FLOAT32, (1, 16, 16, 8))
-    b.add_operator(BuiltinOperator.ADD, [y, x], [z], AddOptions())
-    b.set_inputs([x])
-    b.set_outputs([z])
-    path.write_bytes(b.finish())
-    return path
-
-
 #: A fresh process: the model's first run on the numba backend (the compile helper as configured),
 #: printing what it compiled (the first kernel, or None), the helper's exit status and the output.
 _FIRST_RUN = r"""
@@ -127,7 +108,7 @@ def _first_run(model, cache, helper="1"):
 
 
 def test_the_first_run_on_two_cpus_compiles_with_a_helper_and_leaves_a_whole_cache(tmp_path):
-    model = two_kernel_model(tmp_path / "m.tflite")
+    model = tiny_model(tmp_path / "m.tflite")
     cache = tmp_path / "cache"
     first = _first_run(model, cache)
     assert first["compiled"] is not None
@@ -144,7 +125,7 @@ def test_the_first_run_on_two_cpus_compiles_with_a_helper_and_leaves_a_whole_cac
 
 
 def test_the_helper_alone_compiles_every_kernel_of_the_first_run(tmp_path):
-    model = two_kernel_model(tmp_path / "m.tflite")
+    model = tiny_model(tmp_path / "m.tflite")
     cache = tmp_path / "cache"
     spec = {"model": str(model), "temporary": False, "threads": 2, "preserve": False, "shapes": {}}
     done = subprocess.run([sys.executable, "-m", "pydeeplab.compiling", json.dumps(spec)], timeout=600,
