@@ -112,7 +112,10 @@ def serialize_cache_saves() -> bool:
             except (AttributeError, OSError):  # no folder yet (Numba makes it before a save): as it was
                 return method(self, *args)
             try:
-                fcntl.flock(fd, mode)
+                try:
+                    fcntl.flock(fd, mode)
+                except OSError:  # a file system without locks (some network ones): as Numba alone does
+                    pass
                 return method(self, *args)
             finally:
                 os.close(fd)  # (releases the lock)

@@ -183,7 +183,7 @@ def test_the_helper_starts_at_the_first_kernel_compile_only_where_it_can_help(ca
     assert not compiling._helper_running
 
 
-def test_cache_saves_take_the_folder_lock_and_write_the_data_before_the_index(tmp_path):
+def test_cache_saves_take_the_folder_lock_and_write_the_data_before_the_index(tmp_path, monkeypatch):
     import fcntl
     import threading
 
@@ -200,6 +200,15 @@ def test_cache_saves_take_the_folder_lock_and_write_the_data_before_the_index(tm
     os.close(holder)
     saving.join(10)
     assert entry.load(("sig", 1)) == b"code 1"
+
+    # Where the file system has no locks, saves go on without one.
+    def no_locks(fd, mode):
+        raise OSError(37, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    entry.save(("sig", 3), b"code 3")
+    monkeypatch.undo()
+    assert entry.load(("sig", 3)) == b"code 3"
 
     # Stopped between its two writes, a save leaves no index naming data it did not write: here a stale
     # data file of an older source is where the new entry goes (Numba numbers them again from 1).
