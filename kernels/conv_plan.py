@@ -150,18 +150,23 @@ def with_contiguous_output(fill) -> Run:
     return run
 
 
-def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape, hard_swish: bool = False) -> Run | None:
+def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape, hard_swish: bool = False,
+                   residual: tuple[float, float] | None = None) -> Run | None:
     """The conv's run; with ``hard_swish``, that of the conv followed by HARD_SWISH where its kernel can
-    apply it (the float tiles of kernels.direct_conv), else None."""
+    apply it (the float tiles of kernels.direct_conv), else None; with ``residual`` (an ADD's activation
+    bounds), that of the conv followed by an ADD of the run's second input where its kernel can (the
+    1x1 tile), else None."""
     cout, kh, kw, cin = weights.shape
     n, oh, ow, _ = out_shape
     depth = kh * kw * cin
     (sh, sw), (dh, dw), (pt, pl) = stride, dilation, padding
     pointwise = kh == kw == 1 and stride == (1, 1) and padding == (0, 0)
+    if is_float(stage) and _IR_KERNELS and pointwise:
+        return _pointwise_tile_runner(weights, bias, stage, hard_swish=hard_swish, residual=residual)
+    if residual is not None:
+        return None
     if is_float(stage) and _IR_KERNELS and kh == 3 and dilation == (1, 1) and depth <= _DIRECT_DEPTH:
         return _direct_conv_runner(weights, bias, stage, stride, padding, hard_swish)
-    if is_float(stage) and _IR_KERNELS and pointwise:
-        return _pointwise_tile_runner(weights, bias, stage, hard_swish=hard_swish)
     if hard_swish:
         return None
     if is_float(stage):
@@ -260,14 +265,19 @@ def _direct_conv_runner(weights, bias, stage, stride, padding, hard_swish: bool)
     return with_contiguous_output(fill)
 
 
-def _pointwise_tile_runner(weights, bias, stage, bias_input: bool = False, hard_swish: bool = False) -> Run:
+def _pointwise_tile_runner(weights, bias, stage, bias_input: bool = False, hard_swish: bool = False,
+                           residual: tuple[float, float] | None = None) -> Run:
     """A float 1x1 stride-1 conv from the input pixels as they lie, 7 pixels x 32 channels at a time
     (kernels.direct_conv.conv_float_pointwise_tile). Against OpenBLAS's sgemm over blocks of 512 pixels
     (1 thread, GMAC/s): 33x33 480 -> 160 65 -> 80, 80 -> 480 59 -> 77, 192 -> 32 49 -> 83, 32 -> 192
     35 -> 66, 17x17 960 -> 320 67 -> 68, 65x65 12 -> 72 23 -> 36, 129x129 32 -> 144 36 -> 62.
-    With ``bias_input`` the bias is the run's second input instead (copied into the padded one)."""
+    With ``bias_input`` the bias is the run's second input instead (copied into the padded one); with
+    ``residual`` (the bounds of an ADD's activation) the run's second input is added to the conv's
+    output, then clamped to them (the conv and the ADD after it, ``pydeeplab.fusion``)."""
     wpack, b, out_args = _tile_operands(weights, bias, stage)
     swish = np.int64(hard_swish)
+    add = np.int64(residual is not None)
+    bounds = tuple(np.float32(v) for v in residual or (-np.inf, np.inf))
     conv = in_parallel(direct_conv.conv_float_pointwise_tile)
     cout = weights.shape[0]
 
@@ -275,7 +285,8 @@ def _pointwise_tile_runner(weights, bias, stage, bias_input: bool = False, hard_
         if bias_input:
             b[:cout] = inputs[1]
         x = np.ascontiguousarray(inputs[0])
-        conv(x, wpack, b, out, *out_args, swish, nt=numba_threads(out.size * x.shape[3]))
+        res = np.ascontiguousarray(inputs[1]) if add else out  # (not read without a residual)
+        conv(x, wpack, b, out, *out_args, swish, res, add, *bounds, nt=numba_threads(out.size * x.shape[3]))
 
     return with_contiguous_output(fill)
 

@@ -23,7 +23,7 @@ from numba import njit, types
 from numba.extending import intrinsic
 
 from .conv import _padded_row
-from .vector_ir import I64, fma, lanes_below, masked_store, pointer, splat
+from .vector_ir import I64, fma, lanes_below, masked_load, masked_store, pointer, splat
 
 #: Output pixels per tile.
 MR = 8
@@ -47,10 +47,13 @@ def pack_filter(weights: np.ndarray) -> np.ndarray:
 
 def _tile_of(mr: int, nb: int):
     """The tile of ``mr`` output pixels x ``nb`` blocks of 16 output channels, as an intrinsic:
-    ``tile(rows, lda, pixels, w, wstride, steps, out, ldc, bias, lanes, act_min, act_max, swish)`` computes
-    ``out[p * ldc + 16 b + l] = clamp(f(bias[16 b + l] + sum_i sum_q rows[i][p * lda + q] * w[b][i * steps + q, l]))``
-    for p < pixels, b < nb, and l < 16 (l < ``lanes`` in the last block), f the identity, or where
-    ``swish`` is not 0 HARD_SWISH, ``v * min(max(v + 3, 0), 6) / 6`` as the reference computes it.
+    ``tile(rows, lda, pixels, w, wstride, steps, out, ldc, bias, lanes, act_min, act_max, swish, res, res_min,
+    res_max)`` computes ``out[p * ldc + 16 b + l] = clamp(f(bias[16 b + l] + sum_i sum_q rows[i][p * lda + q] *
+    w[b][i * steps + q, l]))`` for p < pixels, b < nb, and l < 16 (l < ``lanes`` in the last block), f the
+    identity, or where ``swish`` is not 0 HARD_SWISH, ``v * min(max(v + 3, 0), 6) / 6`` as the reference
+    computes it. Where ``res`` (an address laid out as ``out``) is not 0, the clamped value plus
+    ``res[p * ldc + 16 b + l]``, clamped to [res_min, res_max], is stored instead: a residual ADD after
+    the conv, rounded as the two operators round.
 
     rows: UniTuple of the filter rows' input addresses (pixel 0's first input); lda: bytes
     between two pixels' windows; steps: inputs per filter row (KW * Cin); w: address of the first
@@ -61,13 +64,15 @@ def _tile_of(mr: int, nb: int):
     """
 
     @intrinsic
-    def tile(typingctx, rows, lda, pixels, w, wstride, steps, out, ldc, bias, lanes, act_min, act_max, swish):
+    def tile(typingctx, rows, lda, pixels, w, wstride, steps, out, ldc, bias, lanes, act_min, act_max, swish, res,
+             res_min, res_max):
         if not (isinstance(rows, types.UniTuple) and isinstance(rows.dtype, types.Integer)):
             return None
-        sig = types.void(rows, lda, pixels, w, wstride, steps, out, ldc, bias, lanes, act_min, act_max, swish)
+        sig = types.void(rows, lda, pixels, w, wstride, steps, out, ldc, bias, lanes, act_min, act_max, swish, res,
+                         res_min, res_max)
 
         def codegen(context, builder, signature, args):
-            rows_v, lda, pixels, w, wstride, steps, out, ldc, bias, lanes, lo, hi, swish = args
+            rows_v, lda, pixels, w, wstride, steps, out, ldc, bias, lanes, lo, hi, swish, res, res_lo, res_hi = args
             const = lambda v: ir.Constant(I64, v)  # noqa: E731
             last = builder.sub(pixels, const(1))
             starts = [builder.mul(builder.select(builder.icmp_signed("<", const(p), pixels), const(p), last), lda)
@@ -117,29 +122,43 @@ def _tile_of(mr: int, nb: int):
                 g = builder.select(builder.fcmp_ordered("<", six, g), six, g)
                 return builder.fdiv(builder.fmul(v, g), six)
 
-            def store(f):
+            rlo, rhi = splat(builder, res_lo, _VEC), splat(builder, res_hi, _VEC)
+
+            def clamp(v, low, high):
+                v = builder.select(builder.fcmp_ordered("<", v, low), low, v)
+                return builder.select(builder.fcmp_ordered(">", v, high), high, v)
+
+            def store(f, residual):
                 for p in range(mr):
                     with builder.if_then(builder.icmp_signed("<", const(p), pixels)):
-                        row = builder.add(out, builder.mul(builder.mul(const(p), ldc), const(4)))
+                        offset = builder.mul(builder.mul(const(p), ldc), const(4))
                         for b in range(nb):
-                            v = f(sums[p][b])
-                            v = builder.select(builder.fcmp_ordered("<", v, vlo), vlo, v)
-                            v = builder.select(builder.fcmp_ordered(">", v, vhi), vhi, v)
-                            at = pointer(builder, builder.add(row, const(4 * LANES * b)), _VEC)
+                            v = clamp(f(sums[p][b]), vlo, vhi)
+                            at = builder.add(offset, const(4 * LANES * b))
+                            dest = pointer(builder, builder.add(out, at), _VEC)
+                            add = pointer(builder, builder.add(res, at), _VEC)
                             if b < nb - 1:
-                                builder.store(v, at, align=4)
+                                if residual:
+                                    v = clamp(builder.fadd(v, builder.load(add, align=4)), rlo, rhi)
+                                builder.store(v, dest, align=4)
                                 continue
                             with builder.if_else(whole) as (all_lanes, some_lanes):
                                 with all_lanes:
-                                    builder.store(v, at, align=4)
+                                    u = clamp(builder.fadd(v, builder.load(add, align=4)), rlo, rhi) if residual else v
+                                    builder.store(u, dest, align=4)
                                 with some_lanes:
-                                    masked_store(builder, v, at, mask, 4)
+                                    if residual:
+                                        v = clamp(builder.fadd(v, masked_load(builder, add, mask, _VEC, 4)), rlo, rhi)
+                                    masked_store(builder, v, dest, mask, 4)
 
-            with builder.if_else(builder.icmp_signed("!=", swish, const(0))) as (swished, plain):
-                with swished:
-                    store(hard_swish)
-                with plain:
-                    store(lambda v: v)
+            with builder.if_else(builder.icmp_signed("!=", res, const(0))) as (added, alone):
+                for residual, branch in ((True, added), (False, alone)):
+                    with branch:
+                        with builder.if_else(builder.icmp_signed("!=", swish, const(0))) as (swished, plain):
+                            with swished:
+                                store(hard_swish, residual)
+                            with plain:
+                                store(lambda v: v, residual)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -176,6 +195,7 @@ def conv_float_direct(x, wpack, bias, out, sh, sw, pt, pl, act_min, act_max, swi
         slots[s, (pl + win) * cin :] = 0
         tags[s] = -1
     one = np.int64(1)  # (a literal 1 would compile conv._padded_row a second time, for Literal[int](1))
+    none = np.int64(0)  # no residual
     lda, ldc = 4 * sw * cin, cout
     w0, block = wpack.ctypes.data, wpack.strides[0]
     for r in range(rows * t // nt, rows * (t + 1) // nt):
@@ -192,31 +212,36 @@ def conv_float_direct(x, wpack, bias, out, sh, sw, pt, pl, act_min, act_max, swi
             for k in range(wpack.shape[0]):
                 _tile((r0 + at, r1 + at, r2 + at), lda, min(MR, ow - p), w0 + k * block, block, steps,
                       o + 4 * (p * cout + k * LANES), ldc, bias[k * LANES :].ctypes.data, cout - k * LANES,
-                      act_min, act_max, swish)
+                      act_min, act_max, swish, none, act_min, act_max)
 
 
 @njit(cache=True, nogil=True)
-def conv_float_pointwise_tile(x, wpack, bias, out, act_min, act_max, swish, t, nt):
+def conv_float_pointwise_tile(x, wpack, bias, out, act_min, act_max, swish, res, add, res_min, res_max, t, nt):
     """CONV_2D, float32, 1x1 with stride 1 and no padding, whose input pixels are the tile's rows
     as they lie. x [N, H, W, Cin]; wpack [NB, Cin, 16] (:func:`pack_filter`); bias [16 NB];
-    out [N, H, W, Cout]; swish as for :func:`conv_float_direct`. Part t of nt: pixels ``P * t // nt``
-    to ``P * (t + 1) // nt``, 7 at a time, 32 channels at a time (the last 16 alone where NB is odd)."""
+    out [N, H, W, Cout]; swish as for :func:`conv_float_direct`. Where ``add`` is not 0, a residual
+    ADD after the conv: ``res`` [N, H, W, Cout] (else not read) added to each output, then clamped
+    to [res_min, res_max]. Part t of nt: pixels ``P * t // nt`` to ``P * (t + 1) // nt``, 7 at a time,
+    32 channels at a time (the last 16 alone where NB is odd)."""
     cout = out.shape[3]
     cin = x.shape[3]
     pixels = out.size // cout
     lda, ldc = 4 * cin, cout
     x0, o0, w0, block, b0 = x.ctypes.data, out.ctypes.data, wpack.ctypes.data, wpack.strides[0], bias.ctypes.data
+    r0 = np.int64(res.ctypes.data) if add else np.int64(0)  # the tile adds no residual where its address is 0
     first, stop = pixels * t // nt, pixels * (t + 1) // nt
     pairs = wpack.shape[0] // 2 * 2
     for p in range(first, stop, 7):
         at = (x0 + p * lda,)
         m = min(7, stop - p)
         for k in range(0, pairs, 2):
-            _PAIR(at, lda, m, w0 + k * block, block, cin, o0 + 4 * (p * cout + k * LANES), ldc, b0 + 4 * k * LANES,
-                  cout - (k + 1) * LANES, act_min, act_max, swish)
+            o = 4 * (p * cout + k * LANES)
+            _PAIR(at, lda, m, w0 + k * block, block, cin, o0 + o, ldc, b0 + 4 * k * LANES, cout - (k + 1) * LANES,
+                  act_min, act_max, swish, r0 + o if add else r0, res_min, res_max)
         if pairs < wpack.shape[0]:
-            _SINGLE(at, lda, m, w0 + pairs * block, block, cin, o0 + 4 * (p * cout + pairs * LANES), ldc,
-                    b0 + 4 * pairs * LANES, cout - pairs * LANES, act_min, act_max, swish)
+            o = 4 * (p * cout + pairs * LANES)
+            _SINGLE(at, lda, m, w0 + pairs * block, block, cin, o0 + o, ldc, b0 + 4 * pairs * LANES,
+                    cout - pairs * LANES, act_min, act_max, swish, r0 + o if add else r0, res_min, res_max)
 
 
 __all__ = ["LANES", "MR", "conv_float_direct", "conv_float_pointwise_tile", "pack_filter"]

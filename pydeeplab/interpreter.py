@@ -28,8 +28,8 @@ from .compiling import compile_helper
 from .delegate import Delegate, load_delegate  # noqa: F401  (LiteRT's module has them: a drop-in for it)
 from .errors import ModelError, UnsupportedOperatorError
 from .folding import fold
-from .fusion import (Fusion, HardSwish, ResizeArgMax, affine_fusions, atrous_chains, multiply_adds, plan_fusions,
-                     pooled_projections)
+from .fusion import (Fusion, HardSwish, ResizeArgMax, affine_fusions, atrous_chains, conv_adds, multiply_adds,
+                     plan_fusions, pooled_projections)
 from .ops import REGISTRY, OpContext, TensorSpec
 from .ops.base import Prepare, Prepared, Run
 from .ops.custom import check_custom_op, lookup_custom_op
@@ -293,11 +293,15 @@ class Interpreter:
             affines = {} if self._preserve or self.backend != "numba" else affine_fusions(self._graph)
             # ASPP's projection sums its image-pooling branch (the same at every pixel) into its bias; an
             # ADD of a MUL's product does the MUL too. Both read other tensors than the graph says.
+            # An ADD of a 1x1 conv's output (a MobileNet residual) is added by the conv as it stores it.
             replans = {} if self._preserve or self.backend != "numba" else {
                 **pooled_projections(self._graph), **multiply_adds(self._graph)}
+            if not (self._preserve or self.backend != "numba"):
+                replans.update(conv_adds(self._graph, set(replans)))
             dropped: set[int] = set()  # operators planned, then left out of the run by a later one
             rewritten: dict[int, Operator] = {}  # by operator index: the operator as it runs
             inner: list[int] = []  # tensors inside a chain or a folded batch norm, which nothing writes
+            contexts: dict[int, OpContext] = {}  # the operators planned so far, as planned
             for op in self._graph.operators:
                 chain = chains.get(op.index)
                 as_conv = None if chain is None else chain.as_conv(self._graph, shapes[op.inputs[0]])
@@ -369,8 +373,9 @@ class Interpreter:
                     step.run, step.unfused_run = fused_run, prepared.run
                 elif fusion is not None:  # the producer's kernel cannot: both run
                     fused.remove(fusion)
+                contexts[op.index] = ctx
                 replan = replans.get(op.index)
-                planned = None if replan is None or values is not None else replan.plan(ctx, shapes)
+                planned = None if replan is None or values is not None else replan.plan(ctx, shapes, contexts)
                 if planned is not None:
                     step.run, step.inputs, step.unfused_run = planned[0], planned[1], prepared.run
                     dropped.update(planned[2])

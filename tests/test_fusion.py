@@ -1,7 +1,8 @@
 """Plan-time fusions (pydeeplab.fusion): a standalone RELU-family operator taken into the float convolution
 before it; atrous SPACE_TO_BATCH_ND / conv / BATCH_TO_SPACE_ND chains run as one dilated convolution; an
 ARG_MAX over channels computed by the RESIZE_BILINEAR before it; a batch norm folded into a conv; ASPP's
-image-pooling branch summed into its projection's bias."""
+image-pooling branch summed into its projection's bias; a HARD_SWISH applied by the conv tile before it; an
+ADD of a MUL's product in one pass; a residual ADD added by the 1x1 conv tile before it."""
 
 import numpy as np
 import pytest
@@ -504,3 +505,61 @@ def test_add_of_a_product_runs_as_one_pass(scale_shape, add_act, mul_act, extra_
     for o, ref, plain in zip(ours, theirs, runs[True][1]):
         np.testing.assert_allclose(o, ref, rtol=1e-6, atol=1e-6)
         np.testing.assert_array_equal(o, plain)  # the product rounded, then the sum: the same bits
+
+
+@pytest.mark.parametrize("filter_shape, residual_first, conv_act, add_act, residual_shape, extra_reader, fuses", [
+    ((40, 1, 1, 24), False, Activation.NONE, Activation.RELU6, None, False, True),  # a pair of blocks, a masked one
+    ((32, 1, 1, 12), True, Activation.RELU, Activation.NONE, None, False, True),  # the conv clamps first
+    ((16, 1, 1, 8), False, Activation.NONE, Activation.NONE, None, True, False),  # the conv's output read elsewhere
+    ((16, 3, 3, 8), False, Activation.NONE, Activation.NONE, None, False, False),  # 3x3: no tile that adds
+    ((16, 1, 1, 8), False, Activation.NONE, Activation.NONE, (1, 1, 1, 16), False, False),  # broadcast
+], ids=["pointwise-relu6", "residual-first", "read-elsewhere", "3x3", "broadcast"])
+def test_residual_add_after_a_1x1_conv_is_added_by_its_tile(filter_shape, residual_first, conv_act, add_act,
+                                                            residual_shape, extra_reader, fuses):
+    """MobileNet's residual: ADD(1x1 conv, block input) runs as the conv, adding the other input as it
+    stores each output: the same bits as the two operators (non-finite residuals included), on 1 and
+    2 threads, and within tolerance of LiteRT."""
+    rng = np.random.default_rng(12)
+    b = ModelBuilder(description="conv add")
+    f32 = TensorType.FLOAT32
+    cout, kh, kw, cin = filter_shape
+    shape = (1, 17, 18, cout)
+    residual_shape = residual_shape or shape
+    x, r = b.add_tensor("x", f32, (1, 17, 18, cin)), b.add_tensor("r", f32, residual_shape)
+    c, y = b.add_tensor("c", f32, shape), b.add_tensor("y", f32, shape)
+    b.add_operator(B.CONV_2D, [x, b.add_constant("w", rng.standard_normal(filter_shape).astype(np.float32)),
+                               b.add_constant("bias", rng.standard_normal(cout).astype(np.float32))], [c],
+                   Conv2DOptions(padding=Padding.SAME, stride_w=1, stride_h=1, fused_activation_function=conv_act))
+    b.add_operator(B.ADD, [r, c] if residual_first else [c, r], [y], AddOptions(fused_activation_function=add_act))
+    outputs = [y]
+    if extra_reader:
+        z = b.add_tensor("z", f32, shape)
+        b.add_operator(B.RELU, [c], [z])
+        outputs.append(z)
+    b.set_inputs([x, r])
+    b.set_outputs(outputs)
+    model = b.finish()
+    finite = [rng.standard_normal((1, 17, 18, cin)).astype(np.float32) * 2,
+              rng.standard_normal(residual_shape).astype(np.float32) * 4]
+    odd = [finite[0], finite[1].copy()]
+    odd[1].reshape(-1)[:5] = [np.inf, -np.inf, np.nan, -0.0, 1e38]
+
+    def run(inputs, **kwargs):
+        it = pydeeplab.Interpreter(model_content=model, backend="numba", **kwargs)
+        it.allocate_tensors()
+        for d, v in zip(it.get_input_details(), inputs):
+            it.set_tensor(d["index"], v)
+        it.invoke()
+        return it, [it.get_tensor(d["index"]) for d in it.get_output_details()]
+
+    theirs = run_litert(model, finite)
+    for inputs in (finite, odd):
+        _, plain = run(inputs, experimental_preserve_all_tensors=True)
+        for threads in (1, 2):
+            it, ours = run(inputs, num_threads=threads)
+            assert (B.CONV_2D not in [s.opcode for s in it._program]) == fuses  # the ADD step runs the conv
+            for o, p in zip(ours, plain):
+                np.testing.assert_array_equal(o, p)  # the conv's output rounded, then the sum: the same bits
+            if inputs is finite:
+                for o, ref in zip(ours, theirs):
+                    assert np.abs(o - ref).max() <= 1e-5 * (1 + np.abs(ref).max())

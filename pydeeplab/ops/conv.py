@@ -202,6 +202,14 @@ def fused_hard_swish_conv(ctx: OpContext):
     return _numba().conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape, hard_swish=True)
 
 
+def fused_conv_add(ctx: OpContext, bounds: tuple[float, float]):
+    """The run of a float CONV_2D (``ctx``, numba backend) followed by an ADD of another tensor of its
+    output's shape whose activation clamps to ``bounds`` (``pydeeplab.fusion``): inputs (the conv's
+    input, the other tensor), output the ADD's; None where the conv's kernel cannot add (only the 1x1 tile)."""
+    weights, bias, stage, stride, dilation, padding, out_shape = _conv_2d_plan(ctx)
+    return _numba().conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape, residual=bounds)
+
+
 def fused_pooled_projection(ctx: OpContext, varying: tuple[int, int], pooled: list[tuple[int, int]]):
     """The run of a float 1x1 stride-1 CONV_2D (``ctx``, numba backend) over a concatenation along the
     channels whose parts other than ``varying`` (first channel, channels) are the same at every pixel
