@@ -3,12 +3,13 @@
 import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
 from numba import njit, typeof, types
 
-from pydeeplab.kernels.parallel import _Compiled, _enter, _launch, in_parallel
+from pydeeplab.kernels.parallel import _Compiled, _enter, _gomp_ready, _launch, in_parallel
 
 
 @njit(nogil=True)
@@ -61,6 +62,77 @@ def test_one_parallel_loop_serves_chunks_of_every_signature():
     np.testing.assert_array_equal(out, [0.5, 0.5, 1.5, 1.5, 2.5, 2.5])
     # (No signature at all when _enter came from the on-disk cache, _launch's code linked into it.)
     assert set(_launch.signatures) <= {(types.int64,) * 4}, _launch.signatures
+
+
+def test_launches_on_gnu_openmp_call_libgomp_directly():
+    """Where Numba's threading layer is GNU OpenMP (Linux wheels), a launch of as many parts as threads
+    calls libgomp's GOMP_parallel itself (1 us of Numba's prange machinery less per launch): thread t
+    of the team runs part t, the caller thread 0; a launch of more parts than threads goes through
+    the prange loop. A refused argument type is refused there too."""
+    import numba
+    from numba.np.ufunc import omppool
+
+    from pydeeplab.kernels.parallel import _enter_gomp, team, team_thread_ids
+
+    if numba.threading_layer() != "omp" or omppool.openmp_vendor != "GNU" or not sys.platform.startswith("linux"):
+        pytest.skip("Numba's threading layer here is not GNU OpenMP on Linux")
+    assert _gomp_ready()
+    with team(2):
+        ids = team_thread_ids(2)
+        assert len(set(ids)) == 2 and threading.get_native_id() in ids
+        out = np.zeros(6)
+        in_parallel(_mark)(out, 0.5, nt=2)
+        np.testing.assert_array_equal(out, [0.5, 0.5, 0.5, 1.5, 1.5, 1.5])
+    compiled = _Compiled(_mark, (typeof(out), typeof(1.0)))
+    with pytest.raises(TypeError, match="other types"):
+        _enter_gomp(compiled.address, compiled.token, (out, 1), 2)
+
+
+def test_a_smaller_openmp_team_still_runs_every_part():
+    """GOMP_parallel may start fewer threads than asked (OMP_THREAD_LIMIT, OMP_DYNAMIC): each thread
+    then runs every T-th part, so none is skipped. In a child, where the limit is read at start."""
+    code = """
+import numpy as np
+from numba import njit
+from pydeeplab.kernels.parallel import in_parallel, team, _gomp_ready
+@njit(nogil=True)
+def mark(out, t, nt):
+    for i in range(out.shape[0] * t // nt, out.shape[0] * (t + 1) // nt):
+        out[i] += 1 + t
+out = np.zeros(8)
+with team(2):
+    in_parallel(mark)(out, nt=2)
+print(_gomp_ready(), out.tolist())
+"""
+    env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split(" ", 1)[1].strip() == str([1.0] * 4 + [2.0] * 4)
+
+
+def test_a_forked_child_does_not_call_libgomp_directly():
+    """libgomp is not fork-safe: in a child forked after a launch, launches go back to Numba's prange
+    loop (which stops the child with a message rather than hang)."""
+    code = """
+import os, sys, numpy as np
+from pydeeplab.kernels.parallel import in_parallel, team, _gomp_ready
+from numba import njit
+@njit(nogil=True)
+def mark(out, t, nt):
+    out[t] = 1
+with team(2):
+    in_parallel(mark)(np.zeros(2), nt=2)
+before = _gomp_ready()
+pid = os.fork()
+if pid == 0:
+    os._exit(0 if not _gomp_ready() else 3)
+_, status = os.waitpid(pid, 0)
+print(before, os.waitstatus_to_exitcode(status))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    ready, child = out.stdout.split()
+    assert child == "0"
 
 
 def test_the_token_is_the_same_in_another_process():
