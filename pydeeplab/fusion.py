@@ -85,7 +85,9 @@ import numpy as np
 
 from .ops.base import OpContext, Prepared, Run
 from .ops.padding import compute_padding_hw
+from .quantization import activation_range_float
 from .tflite.model import Operator, Subgraph
+from .tflite.options import AddOptions
 from .tflite.schema import Activation, BuiltinOperator, Padding, TensorType
 
 _ACTIVATIONS = {
@@ -569,8 +571,6 @@ class ConvAdd:
         them), or None where the shapes differ or the conv's kernel cannot add
         (:func:`pydeeplab.ops.conv.fused_conv_add`)."""
         from .ops.conv import fused_conv_add
-        from .quantization import activation_range_float
-        from .tflite.options import AddOptions
 
         conv = planned.get(self.conv.index)
         inner = self.conv.outputs[0]

@@ -283,20 +283,20 @@ class Interpreter:
                 self._check_size(tensors[i], shapes[i])
             steps = []
             folded: dict[int, np.ndarray] = {}
+            as_written = self._preserve or self.backend != "numba"  # no fusion: every tensor as the graph says
             # A RELU (or HARD_SWISH) that a convolution can apply itself, or an ARG_MAX that a resize
             # can compute itself, is skipped (pydeeplab.fusion).
-            fusions = {} if self._preserve or self.backend != "numba" else plan_fusions(self._graph)
+            fusions = {} if as_written else plan_fusions(self._graph)
             fused: list[Fusion | HardSwish | ResizeArgMax] = []
             # A dilated conv written as SPACE_TO_BATCH_ND, conv, BATCH_TO_SPACE_ND runs as one conv.
-            chains = {} if self._preserve or self.backend != "numba" else atrous_chains(self._graph)
+            chains = {} if as_written else atrous_chains(self._graph)
             # A batch norm left after a float conv (MUL, ADD by per-channel constants) goes into its weights.
-            affines = {} if self._preserve or self.backend != "numba" else affine_fusions(self._graph)
+            affines = {} if as_written else affine_fusions(self._graph)
             # ASPP's projection sums its image-pooling branch (the same at every pixel) into its bias; an
-            # ADD of a MUL's product does the MUL too. Both read other tensors than the graph says.
-            # An ADD of a 1x1 conv's output (a MobileNet residual) is added by the conv as it stores it.
-            replans = {} if self._preserve or self.backend != "numba" else {
-                **pooled_projections(self._graph), **multiply_adds(self._graph)}
-            if not (self._preserve or self.backend != "numba"):
+            # ADD of a MUL's product does the MUL too; an ADD of a 1x1 conv's output (a MobileNet residual)
+            # is added by the conv as it stores it. They read other tensors than the graph says.
+            replans = {} if as_written else {**pooled_projections(self._graph), **multiply_adds(self._graph)}
+            if not as_written:
                 replans.update(conv_adds(self._graph, set(replans)))
             dropped: set[int] = set()  # operators planned, then left out of the run by a later one
             rewritten: dict[int, Operator] = {}  # by operator index: the operator as it runs
