@@ -100,6 +100,8 @@ def test_main_json(model, capsys):
     assert report["command"].startswith("python tools/bench.py --models")
     assert report["config"]["image"] == "random (seed 0)"
     assert [(r["runtime"], r["samples"]) for r in report["latency"]] == [("numpy", 2), ("builtin", 2)]
+    assert all(len(r["samples_ms"]) == 2 and min(r["samples_ms"]) == pytest.approx(r["min_ms"], abs=1e-3)
+               for r in report["latency"])  # the runs themselves, in round order
     assert "memory" not in report and "cold" not in report
 
 
@@ -294,6 +296,26 @@ def _hand_report() -> dict:
             "latency": latency, "cold": cold, "memory": memory,
             "config": {"sections": ["latency", "memory", "cold"], "threads": [1, 2], "repeat": 3, "warmup": 1,
                        "budget_s": 20.0, "image": "bird", "runtimes": ["numba", "xnnpack"]}}
+
+
+def test_the_thread_goal_notes_the_ratio_round_by_round():
+    """The runs are kept in round order: the thread goal's note gives the 1-thread run over the 2-thread
+    run of the same round (a host spell slows both), except where each thread count ran in a process of
+    its own (no common rounds) or fewer than four rounds were kept."""
+    report = _hand_report()
+    f = bench.FLOAT_MODEL
+    for row in report["latency"]:
+        if row["model"] == f and row["runtime"] == "numba":
+            row["samples_ms"] = {1: [10, 10, 12, 10, 20], 2: [5, 6, 6, 5, 8]}[row["threads"]]
+    note = {(g["goal_id"], g["model"]): g for g in bench.evaluate_goals(report)}[("threads", f)]["note"]
+    assert note == "round by round (each round's two runs paired): median 2.00x, middle half 1.83-2.25x over 5 rounds"
+    report["config"]["latency_in_children"] = True
+    assert {(g["goal_id"], g["model"]): g for g in bench.evaluate_goals(report)}[("threads", f)]["note"] == ""
+    del report["config"]["latency_in_children"]
+    for row in report["latency"]:
+        if row.get("samples_ms"):
+            row["samples_ms"] = row["samples_ms"][:3]
+    assert {(g["goal_id"], g["model"]): g for g in bench.evaluate_goals(report)}[("threads", f)]["note"] == ""
 
 
 def test_goals_from_a_hand_made_report():

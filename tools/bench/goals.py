@@ -6,6 +6,8 @@ is met, NOT met (and by how much) or not measured (and why).
 
 from __future__ import annotations
 
+import statistics
+
 from .runtimes import LABELS
 
 #: The models the issue names for the thread-scaling goal (the float 257 and pascal_quant models).
@@ -43,6 +45,24 @@ def _latency_error(report: dict, model: str, runtime: str, threads: int = 1) -> 
         if r["model"] == model and r["runtime"] == runtime and r["threads"] == threads and "error" in r:
             return r["error"]
     return None
+
+
+def _paired(report: dict, model: str, runtime: str, a: int, b: int) -> str:
+    """The ratio of ``runtime``'s runs on ``a`` threads to its runs on ``b``, round by round (the two runs
+    of one round paired: a host spell slows both), as a note; "" where the runs were not kept or were
+    not timed in the same rounds."""
+    if report.get("config", {}).get("latency_in_children"):
+        return ""
+    runs = {}
+    for r in report.get("latency", []):
+        if r["model"] == model and r["runtime"] == runtime and r["threads"] in (a, b) and r.get("samples_ms"):
+            runs[r["threads"]] = r["samples_ms"]
+    pairs = [x / y for x, y in zip(runs.get(a, []), runs.get(b, [])) if y > 0]
+    if len(pairs) < 4:
+        return ""
+    q1, median, q3 = statistics.quantiles(pairs, n=4)
+    return (f"round by round (each round's two runs paired): median {median:.2f}x, middle half {q1:.2f}-{q3:.2f}x "
+            f"over {len(pairs)} rounds")
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -106,6 +126,9 @@ def evaluate_goals(report: dict) -> list[dict]:
         mins = _ratio(_median(report, m, "numba", 1, "min_ms"), _median(report, m, "numba", 2, "min_ms"))
         xnnpack = _ratio(_median(report, m, "xnnpack", 1), _median(report, m, "xnnpack", 2))
         notes = [] if one and two else ["1 and 2 threads not both timed"]
+        paired = _paired(report, m, "numba", 1, 2)
+        if paired:
+            notes.append(paired)
         if xnnpack:
             notes.append(f"LiteRT XNNPACK's own 2 threads vs 1 in this run: {xnnpack:.2f}x")
         overlap = report.get("cpu_overlap", {})

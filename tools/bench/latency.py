@@ -170,8 +170,10 @@ def _reference_outputs(runners: list[Runner]) -> dict[int, tuple[str, np.ndarray
 
 
 def _stats(samples: list[float]) -> dict:
+    """The statistics of a runner's timed runs, and the runs themselves in round order (``samples_ms``:
+    run k of every runner is from round k, so that two runners' runs pair by round)."""
     return {"median_ms": statistics.median(samples) * 1e3, "min_ms": min(samples) * 1e3,
-            "max_ms": max(samples) * 1e3, "samples": len(samples)}
+            "max_ms": max(samples) * 1e3, "samples": len(samples), "samples_ms": [round(s * 1e3, 4) for s in samples]}
 
 
 def latency_in_children(models: list[Path], runtimes: Sequence[str], threads: Sequence[int], args: list[str],

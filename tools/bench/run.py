@@ -130,6 +130,7 @@ def run_bench(models: Sequence[str | os.PathLike] | None = None, *, models_dir: 
                     rows += bench_latency(m, inputs[m.name], runtimes, threads, repeat, warmup, budget, pause, blas,
                                           cache, onnx_python, log)
             else:
+                report["config"]["latency_in_children"] = True  # (runs of other thread counts never in one round)
                 report["blas"]["note"] = ("threadpoolctl is not installed: each thread count was timed in its own "
                                           f"process with {', '.join(BLAS_ENV)} set to it")
                 args = ["--repeat", str(repeat), "--warmup", str(warmup), "--budget", str(budget), "--pause",
