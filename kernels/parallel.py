@@ -24,7 +24,7 @@ skips even the ``prange`` loop: :func:`_enter_gomp` calls libgomp's ``GOMP_paral
 ``#pragma omp parallel`` compiles to, with a function that runs part t on thread t
 (:func:`_gomp_ready` says where). Numba's loop around the same call costs about 1 us a launch
 (scheduling arrays, thread-count bookkeeping): a trivial 2-thread launch 3.4-3.7 -> 2.5 us; the
-257 float model on 2 threads, 54 launches an image, 9.25 -> 9.08 ms in a bench-like rotation, the
+257 float model on 2 threads, 55 launches an image, 9.25 -> 9.08 ms in a bench-like rotation, the
 selfie segmenter 3.11 -> 2.87 ms back to back (A/B in one process).
 """
 
