@@ -136,20 +136,20 @@ def _tile_of(mr: int, nb: int):
                             v = clamp(f(sums[p][b]), vlo, vhi)
                             at = builder.add(offset, const(4 * LANES * b))
                             dest = pointer(builder, builder.add(out, at), _VEC)
-                            add = pointer(builder, builder.add(res, at), _VEC)
+                            source = pointer(builder, builder.add(res, at), _VEC)
+
+                            def plus(v, read):  # the residual added and clamped, where the tile adds one
+                                return clamp(builder.fadd(v, read()), rlo, rhi) if residual else v
+
                             if b < nb - 1:
-                                if residual:
-                                    v = clamp(builder.fadd(v, builder.load(add, align=4)), rlo, rhi)
-                                builder.store(v, dest, align=4)
+                                builder.store(plus(v, lambda: builder.load(source, align=4)), dest, align=4)
                                 continue
                             with builder.if_else(whole) as (all_lanes, some_lanes):
                                 with all_lanes:
-                                    u = clamp(builder.fadd(v, builder.load(add, align=4)), rlo, rhi) if residual else v
-                                    builder.store(u, dest, align=4)
+                                    builder.store(plus(v, lambda: builder.load(source, align=4)), dest, align=4)
                                 with some_lanes:
-                                    if residual:
-                                        v = clamp(builder.fadd(v, masked_load(builder, add, mask, _VEC, 4)), rlo, rhi)
-                                    masked_store(builder, v, dest, mask, 4)
+                                    u = plus(v, lambda: masked_load(builder, source, mask, _VEC, 4))
+                                    masked_store(builder, u, dest, mask, 4)
 
             with builder.if_else(builder.icmp_signed("!=", res, const(0))) as (added, alone):
                 for residual, branch in ((True, added), (False, alone)):
