@@ -18,6 +18,7 @@ from test_segment import halves, tiny_logits_model
 
 from pydeeplab import compiling
 from pydeeplab.compiling import COMPILING_MESSAGE, HELPER_ENV, compile_helper, compile_notice
+from pydeeplab.kernels import load_without_compiler
 
 LINE = f"pydeeplab: {COMPILING_MESSAGE}"
 
@@ -132,6 +133,46 @@ def test_the_helper_alone_compiles_every_kernel_of_the_first_run(tmp_path):
                           env={**os.environ, "NUMBA_CACHE_DIR": str(cache)}, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert _first_run(model, cache, helper="0")["compiled"] is None
+
+
+# --------------------------------------------------------------------------- a warm start
+
+#: A fresh process: the model on 2 threads, then a cached function of the user's own (module
+#: ``users_code`` in the folder argv[2]); whether Numba's compiler registries were loaded after each
+#: (``numba.np.arraymath`` is one of the modules they import) and the model's output.
+_WARM_START = r"""
+import json, sys, numpy as np, pydeeplab
+it = pydeeplab.Interpreter(model_path=sys.argv[1], num_threads=2, backend="numba")
+it.allocate_tensors()
+d = it.get_input_details()[0]
+it.set_tensor(d["index"], np.linspace(-1, 1, np.prod(d["shape"]), dtype=np.float32).reshape(d["shape"]))
+it.invoke()
+after_model = "numba.np.arraymath" in sys.modules
+sys.path.insert(0, sys.argv[2])
+import users_code
+assert users_code.twice(2.5) == 5.0
+print(json.dumps({"out": it.get_tensor(it.get_output_details()[0]["index"]).ravel().tolist(),
+                  "after_model": after_model, "after_own": "numba.np.arraymath" in sys.modules}))
+"""
+
+
+def test_a_warm_start_loads_the_kernels_without_readying_numbas_compiler(tmp_path):
+    model = tiny_model(tmp_path / "m.tflite")
+    (tmp_path / "users_code.py").write_text("from numba import njit\n\n\n"
+                                            "@njit(cache=True)\ndef twice(x):\n    return 2 * x\n")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), HELPER_ENV: "0"}
+    runs = []
+    for _ in range(2):  # the first compiles and fills the cache, the second loads from it
+        done = subprocess.run([sys.executable, "-c", _WARM_START, str(model), str(tmp_path)], env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    cold, warm = runs
+    assert cold["after_model"]  # compiling readies the compiler
+    assert not warm["after_model"]  # the kernels came from the cache without it
+    assert warm["after_own"]  # the user's function loads as Numba does it
+    assert warm["out"] == cold["out"]
+    assert load_without_compiler()  # installed (by importing the kernels), idempotent
 
 
 class _FakeProcess:
