@@ -1,7 +1,8 @@
 """pydeeplab's Numba kernels.
 
-Importing the package makes a warm start load them from Numba's on-disk cache without readying
-Numba's compiler (:func:`load_without_compiler`).
+Importing the package imports no Numba (:mod:`.loaded_blas` is plain Python);
+:func:`load_without_compiler`, called before the first kernel runs, makes a warm start load them
+from Numba's on-disk cache without readying Numba's compiler.
 """
 
 from __future__ import annotations
@@ -45,6 +46,3 @@ def load_without_compiler() -> bool:
     load_overload._pydeeplab_lean = True
     cache.load_overload = load_overload
     return True
-
-
-load_without_compiler()

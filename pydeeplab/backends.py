@@ -54,13 +54,17 @@ _warned = False
 
 
 def _probe() -> NumbaStatus:
-    """Import Numba and compile one small kernel (the on-disk cache makes it cheap after the first run)."""
+    """Import Numba and compile one small kernel (the on-disk cache makes it cheap after the first run;
+    kernels load from it without readying Numba's compiler from here on)."""
     try:
         import numba
     except Exception as exc:  # ImportError, or OSError/RuntimeError from a broken llvmlite
         return NumbaStatus(False, None, f"Numba cannot be imported ({type(exc).__name__}: {exc})")
     try:
+        from .kernels import load_without_compiler
         from .kernels.probe import probe
+
+        load_without_compiler()
 
         if probe(20) != 21:  # pragma: no cover - a miscompiling JIT
             return NumbaStatus(False, numba.__version__, "Numba compiled a test kernel that gives wrong results")

@@ -137,11 +137,12 @@ def test_the_helper_alone_compiles_every_kernel_of_the_first_run(tmp_path):
 
 # --------------------------------------------------------------------------- a warm start
 
-#: A fresh process: the model on 2 threads, then a cached function of the user's own (module
+#: A fresh process: ``import pydeeplab`` (no Numba yet), the model on 2 threads, then a cached function of the user's own (module
 #: ``users_code`` in the folder argv[2]); whether Numba's compiler registries were loaded after each
 #: (``numba.np.arraymath`` is one of the modules they import) and the model's output.
 _WARM_START = r"""
 import json, sys, numpy as np, pydeeplab
+assert "numba" not in sys.modules  # (the NumPy backend and the CLI's help do without it)
 it = pydeeplab.Interpreter(model_path=sys.argv[1], num_threads=2, backend="numba")
 it.allocate_tensors()
 d = it.get_input_details()[0]
@@ -172,7 +173,7 @@ def test_a_warm_start_loads_the_kernels_without_readying_numbas_compiler(tmp_pat
     assert not warm["after_model"]  # the kernels came from the cache without it
     assert warm["after_own"]  # the user's function loads as Numba does it
     assert warm["out"] == cold["out"]
-    assert load_without_compiler()  # installed (by importing the kernels), idempotent
+    assert load_without_compiler()  # installed (by the backend's probe), idempotent
 
 
 class _FakeProcess:
