@@ -291,6 +291,51 @@ def _pointwise_tile_runner(weights, bias, stage, bias_input: bool = False, hard_
     return with_contiguous_output(fill)
 
 
+def squeeze_excite_runner(x_shape: tuple[int, ...], columns: bool, pool_bounds: tuple[float, float],
+                          convs: list[tuple]) -> Run | None:
+    """A squeeze-and-excite gate as one step: the global average of the run's input ``x_shape``
+    [1, H, W, C] (the column sums where ``columns``, else the window kernel; clamped to
+    ``pool_bounds``), one or two float 1x1 convs on it (``convs``: (weights, bias, stage) each, on the
+    1x1 tile), then LOGISTIC: the operators' own kernels in their order (the same bits), called one
+    after the other without the operators' steps. None with Numba's JIT disabled (no tile)."""
+    from .elementwise import LOGISTIC, LOGISTIC_ARGUMENT, elementwise_float
+    from .pool import average_pool_2d_float, global_average_pool_float
+
+    if not _IR_KERNELS:
+        return None
+    _, h, w, c = x_shape
+    pooled = np.zeros((1, 1, 1, c), np.float32)
+    pooled_rows = pooled.reshape(1, c)
+    pool_min, pool_max = (np.float32(v) for v in pool_bounds)
+    none, lo, hi = np.int64(0), np.float32(-np.inf), np.float32(np.inf)  # (LOGISTIC has no activation)
+    layers = []
+    for weights, bias, stage in convs:
+        wpack, b, (act_min, act_max) = _tile_operands(weights, bias, stage)
+        layers.append((wpack, b, np.zeros((1, 1, 1, weights.shape[0]), np.float32), act_min, act_max))
+    gate = layers[-1][2].reshape(1, -1)
+    exps = np.empty_like(gate)
+    tile = direct_conv.conv_float_pointwise_tile
+
+    def run(inputs, outputs) -> None:
+        x = inputs[0]
+        if columns:
+            global_average_pool_float(x.reshape(1, h, w * c), c, pooled_rows, pool_min, pool_max)
+        else:
+            average_pool_2d_float(x, pooled, h, w, 1, 1, 0, 0, pool_min, pool_max)
+        v = pooled
+        for wpack, b, out, act_min, act_max in layers:
+            tile(v, wpack, b, out, act_min, act_max, none, out, none, lo, hi, 0, 1)
+            v = out
+        elementwise_float(gate, gate, exps, LOGISTIC_ARGUMENT, lo, hi, 0, 1)
+        np.exp(exps, out=exps)
+        out = outputs[0].reshape(1, -1)
+        elementwise_float(gate, exps, out, LOGISTIC, lo, hi, 0, 1)
+        if not np.shares_memory(out, outputs[0]):
+            outputs[0][...] = out.reshape(outputs[0].shape)
+
+    return run
+
+
 def _direct_columns(out_width: int, in_width: int, sw: int, dw: int, pl: int) -> tuple[int, int]:
     """(lo, hi): the output columns of a float 3x3 depthwise conv that read the input rows
     as they are (``kernels.conv.depthwise3x3_float``). With stride 2 and no dilation:

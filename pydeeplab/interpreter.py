@@ -29,7 +29,7 @@ from .delegate import Delegate, load_delegate  # noqa: F401  (LiteRT's module ha
 from .errors import ModelError, UnsupportedOperatorError
 from .folding import fold
 from .fusion import (Fusion, HardSwish, ResizeArgMax, affine_fusions, atrous_chains, conv_adds, multiply_adds,
-                     plan_fusions, pooled_projections)
+                     plan_fusions, pooled_projections, squeeze_excites)
 from .ops import REGISTRY, OpContext, TensorSpec
 from .ops.base import Prepare, Prepared, Run
 from .ops.custom import check_custom_op, lookup_custom_op
@@ -294,10 +294,12 @@ class Interpreter:
             affines = {} if as_written else affine_fusions(self._graph)
             # ASPP's projection sums its image-pooling branch (the same at every pixel) into its bias; an
             # ADD of a MUL's product does the MUL too; an ADD of a 1x1 conv's output (a MobileNet residual)
-            # is added by the conv as it stores it. They read other tensors than the graph says.
+            # is added by the conv as it stores it; a squeeze-and-excite gate (pool, 1x1 convs, LOGISTIC) is one
+            # step. They read other tensors than the graph says.
             replans = {} if as_written else {**pooled_projections(self._graph), **multiply_adds(self._graph)}
             if not as_written:
                 replans.update(conv_adds(self._graph, set(replans)))
+                replans.update(squeeze_excites(self._graph, set(replans)))
             dropped: set[int] = set()  # operators planned, then left out of the run by a later one
             rewritten: dict[int, Operator] = {}  # by operator index: the operator as it runs
             inner: list[int] = []  # tensors inside a chain or a folded batch norm, which nothing writes

@@ -2,7 +2,8 @@
 before it; atrous SPACE_TO_BATCH_ND / conv / BATCH_TO_SPACE_ND chains run as one dilated convolution; an
 ARG_MAX over channels computed by the RESIZE_BILINEAR before it; a batch norm folded into a conv; ASPP's
 image-pooling branch summed into its projection's bias; a HARD_SWISH applied by the conv tile before it; an
-ADD of a MUL's product in one pass; a residual ADD added by the 1x1 conv tile before it."""
+ADD of a MUL's product in one pass; a residual ADD added by the 1x1 conv tile before it; a squeeze-and-excite
+gate (global average, 1x1 convs, LOGISTIC) as one step."""
 
 import numpy as np
 import pytest
@@ -563,3 +564,83 @@ def test_residual_add_after_a_1x1_conv_is_added_by_its_tile(filter_shape, residu
             if inputs is finite:
                 for o, ref in zip(ours, theirs):
                     assert np.abs(o - ref).max() <= 1e-5 * (1 + np.abs(ref).max())
+
+
+@pytest.mark.parametrize("channels, hidden, pool_act, relu_op, conv_act, case, fuses", [
+    (16, 8, Activation.NONE, B.RELU, Activation.NONE, "two convs", True),  # the column sums; a RELU taken in
+    (40, None, Activation.RELU, None, Activation.RELU6, "two convs", True),  # one conv; the window kernel
+    (24, 8, Activation.NONE, B.RELU6, Activation.NONE, "read elsewhere", False),  # a conv's output read twice
+    (16, 8, Activation.NONE, None, Activation.NONE, "not global", False),  # a 2x2 average
+    (16, 8, Activation.NONE, None, Activation.NONE, "3x3 conv", False),  # not a 1x1 filter
+    (16, 8, Activation.NONE, B.RELU, Activation.RELU_N1_TO_1, "two convs", False),  # a RELU the conv cannot take
+], ids=["selfie", "one-conv", "read-elsewhere", "not-global", "3x3", "clamp-after-clamp"])
+def test_squeeze_excite_gate_runs_as_one_step(channels, hidden, pool_act, relu_op, conv_act, case, fuses):
+    """pool -> conv (-> RELU) (-> conv) -> LOGISTIC -> MUL by the map: the gate is one step reading the map,
+    with the bits of the operators (on values of magnitudes spread enough that another order of the
+    pool's sums shows), on 1 and 2 threads, within tolerance of LiteRT; not where a tensor between has
+    another reader, the pool is not global or a filter not 1x1."""
+    rng = np.random.default_rng(21)
+    b = ModelBuilder(description="squeeze excite")
+    f32 = TensorType.FLOAT32
+    shape = (1, 9, 10, channels)
+    x = b.add_tensor("x", f32, shape)
+    pooled_hw = (2, 2) if case == "not global" else (1, 1)
+    pooled = b.add_tensor("pooled", f32, (1, *pooled_hw, channels))
+    window = (5, 5) if case == "not global" else shape[1:3]
+    b.add_operator(B.AVERAGE_POOL_2D, [x], [pooled], Pool2DOptions(
+        padding=Padding.VALID, stride_w=5, stride_h=5, filter_height=window[0], filter_width=window[1],
+        fused_activation_function=pool_act))
+    outputs = []
+
+    def conv(src, cin, cout, act, k=1):
+        name = f"conv{src}"
+        out = b.add_tensor(name, f32, (1, *pooled_hw, cout))
+        w = b.add_constant(name + "w", rng.standard_normal((cout, k, k, cin)).astype(np.float32) / 3)
+        bias = b.add_constant(name + "b", rng.standard_normal(cout).astype(np.float32))
+        b.add_operator(B.CONV_2D, [src, w, bias], [out], Conv2DOptions(padding=Padding.SAME, stride_w=1, stride_h=1,
+                                                                       fused_activation_function=act))
+        return out
+
+    t = conv(pooled, channels, hidden or channels, conv_act, k=3 if case == "3x3 conv" else 1)
+    if relu_op is not None:
+        r = b.add_tensor("r", f32, (1, *pooled_hw, hidden))
+        b.add_operator(relu_op, [t], [r])
+        if case == "read elsewhere":
+            outputs.append(r)
+        t = r
+    if hidden is not None:
+        t = conv(t, hidden, channels, Activation.NONE)
+    gate = b.add_tensor("gate", f32, (1, *pooled_hw, channels))
+    b.add_operator(B.LOGISTIC, [t], [gate])
+    y = b.add_tensor("y", f32, shape)
+    if case == "not global":
+        outputs.append(gate)
+    else:
+        b.add_operator(B.MUL, [x, gate], [y], MulOptions())
+        outputs.append(y)
+    b.set_inputs([x])
+    b.set_outputs(outputs)
+    model = b.finish()
+    finite = rng.standard_normal(shape).astype(np.float32) * 3
+    spread = (finite * 10.0 ** rng.uniform(-4, 4, shape)).astype(np.float32)  # where the order of the sums shows
+
+    def run(x, **kwargs):
+        it = pydeeplab.Interpreter(model_content=model, backend="numba", **kwargs)
+        it.allocate_tensors()
+        it.set_tensor(it.get_input_details()[0]["index"], x)
+        it.invoke()
+        return it, [it.get_tensor(d["index"]) for d in it.get_output_details()]
+
+    theirs = run_litert(model, [finite])
+    for values in (finite, spread):
+        _, plain = run(values, experimental_preserve_all_tensors=True)
+        for threads in (1, 2):
+            it, ours = run(values, num_threads=threads)
+            assert (B.AVERAGE_POOL_2D not in [s.opcode for s in it._program]) == fuses
+            for o, p in zip(ours, plain):
+                np.testing.assert_array_equal(o, p)  # the operators' own kernels in their order
+            if values is finite:
+                for o, ref in zip(ours, theirs):
+                    np.testing.assert_allclose(o, ref, rtol=1e-6, atol=1e-6)
+    if fuses:  # the tensors between read as zeros, as LiteRT's intermediates may
+        assert not it.get_tensor(pooled).any()

@@ -210,6 +210,19 @@ def fused_conv_add(ctx: OpContext, bounds: tuple[float, float]):
     return _numba().conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape, residual=bounds)
 
 
+def fused_squeeze_excite(pool: OpContext, convs: list[OpContext]):
+    """The run of a squeeze-and-excite gate (``pydeeplab.fusion``, numba backend): the global float
+    AVERAGE_POOL_2D ``pool``, the float 1x1 CONV_2Ds ``convs`` after it, then a LOGISTIC, as one
+    step that reads the pool's input and writes the LOGISTIC's output (the same bits); None where
+    the kernels cannot."""
+    from .pool import sums_columns
+
+    x = pool.inputs[0]
+    bounds = activation_range_float(pool.options.fused_activation_function)
+    return _numba().squeeze_excite_runner(tuple(x.shape), sums_columns(x.shape[3]), bounds,
+                                          [_conv_2d_plan(conv)[:3] for conv in convs])
+
+
 def fused_pooled_projection(ctx: OpContext, varying: tuple[int, int], pooled: list[tuple[int, int]]):
     """The run of a float 1x1 stride-1 CONV_2D (``ctx``, numba backend) over a concatenation along the
     channels whose parts other than ``varying`` (first channel, channels) are the same at every pixel

@@ -35,6 +35,12 @@ def window_counts(in_size: int, filter_size: int, stride: int, pad: int, out_siz
     return np.minimum(filter_size, in_size - start) - np.maximum(0, -start)
 
 
+def sums_columns(channels: int) -> bool:
+    """Whether the numba backend's float global average of ``channels`` channels sums down the map's
+    columns (``kernels.pool.global_average_pool_float``) rather than through the window kernel."""
+    return channels < 32
+
+
 @register(BuiltinOperator.AVERAGE_POOL_2D, BuiltinOperator.MAX_POOL_2D)
 def prepare_pool(ctx: OpContext) -> Prepared:
     ctx.expect_io(1)
@@ -90,7 +96,7 @@ def prepare_pool(ctx: OpContext) -> Prepared:
         def run(inputs, outputs):
             outputs[0][...] = ref.global_average_pool_2d(inputs[0], act_min, act_max)
         return Prepared((out_shape,), run)
-    if global_pool and x.dtype == np.float32 and c < 32:
+    if global_pool and x.dtype == np.float32 and sums_columns(c):
         from ..kernels.pool import global_average_pool_float
         from .elementwise import _view
 
