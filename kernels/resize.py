@@ -169,8 +169,13 @@ def resize_bilinear_arg_max(x, y_lo, y_hi, wy_lo, wy_hi, x_lo, x_hi, wx_lo, wx_h
 
 
 @njit(cache=True, nogil=True)
-def resize_bilinear_integer(x, y_lo, y_hi, wy_lo, wy_hi, x_lo, x_hi, w_left, w_right, half, out, t, nt):
-    """TFLite's ``ResizeBilinearInteger``: x [N, H, W, C] int8/int16 -> out, same dtype.
+def resize_bilinear_integer(x, y_lo, y_hi, wy_lo, wy_hi, x_lo, x_hi, w_left, w_right, half, zero_point, scale, out,
+                            t, nt):
+    """TFLite's ``ResizeBilinearInteger``: x [N, H, W, C] int8/int16 -> out, of x's dtype where
+    ``zero_point`` and ``scale`` are None; else float32, each result r stored as ``(r - zero_point) *
+    scale`` with a DEQUANTIZE's zero point (int32) and float32 scale (the resize and the DEQUANTIZE
+    after it, ``pydeeplab.fusion``), in float32 as ``kernels.quantize.dequantize_8bit`` computes it
+    (the same bits as DEQUANTIZE's product in double, rounded to float).
 
     Weights in 1/1024 units, all of one integer type wide enough for value * 2**21, which
     the blend is computed in: int32 for int8 (8 lanes a vector where int64 has 4; int64
@@ -198,7 +203,11 @@ def resize_bilinear_integer(x, y_lo, y_hi, wy_lo, wy_hi, x_lo, x_hi, w_left, w_r
             v = (top_l[i] * a_lo + bottom_l[i] * a_hi) * w_left[i] + (top_r[i] * a_lo + bottom_r[i] * a_hi) * w_right[i]
             # C: (v +- 2**19) / 2**20 with a truncating division: round the magnitude.
             q = (abs(v) + half) >> np.int32(20)  # (an int32 shift keeps int32 lanes for int8)
-            o[i] = q if v > 0 else -q
+            r = q if v > 0 else -q
+            if scale is None:  # (pruned at compile time: a None argument is a type of its own)
+                o[i] = r
+            else:
+                o[i] = np.float32(r - zero_point) * scale
 
 
 @njit(cache=True, nogil=True)

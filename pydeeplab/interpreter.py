@@ -28,8 +28,8 @@ from .compiling import compile_helper
 from .delegate import Delegate, load_delegate  # noqa: F401  (LiteRT's module has them: a drop-in for it)
 from .errors import ModelError, UnsupportedOperatorError
 from .folding import fold
-from .fusion import (Fusion, HardSwish, ResizeArgMax, affine_fusions, atrous_chains, conv_adds, multiply_adds,
-                     plan_fusions, pooled_projections, squeeze_excites)
+from .fusion import (Fusion, HardSwish, ResizeArgMax, ResizeDequantize, affine_fusions, atrous_chains, conv_adds,
+                     multiply_adds, plan_fusions, pooled_projections, squeeze_excites)
 from .ops import REGISTRY, OpContext, TensorSpec
 from .ops.base import Prepare, Prepared, Run
 from .ops.custom import check_custom_op, lookup_custom_op
@@ -284,10 +284,10 @@ class Interpreter:
             steps = []
             folded: dict[int, np.ndarray] = {}
             as_written = self._preserve or self.backend != "numba"  # no fusion: every tensor as the graph says
-            # A RELU (or HARD_SWISH) that a convolution can apply itself, or an ARG_MAX that a resize
-            # can compute itself, is skipped (pydeeplab.fusion).
+            # A RELU (or HARD_SWISH) that a convolution can apply itself, or an ARG_MAX (a DEQUANTIZE)
+            # that a resize can compute itself, is skipped (pydeeplab.fusion).
             fusions = {} if as_written else plan_fusions(self._graph)
-            fused: list[Fusion | HardSwish | ResizeArgMax] = []
+            fused: list[Fusion | HardSwish | ResizeArgMax | ResizeDequantize] = []
             # A dilated conv written as SPACE_TO_BATCH_ND, conv, BATCH_TO_SPACE_ND runs as one conv.
             chains = {} if as_written else atrous_chains(self._graph)
             # A batch norm left after a float conv (MUL, ADD by per-channel constants) goes into its weights.

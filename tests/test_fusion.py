@@ -3,7 +3,7 @@ before it; atrous SPACE_TO_BATCH_ND / conv / BATCH_TO_SPACE_ND chains run as one
 ARG_MAX over channels computed by the RESIZE_BILINEAR before it; a batch norm folded into a conv; ASPP's
 image-pooling branch summed into its projection's bias; a HARD_SWISH applied by the conv tile before it; an
 ADD of a MUL's product in one pass; a residual ADD added by the 1x1 conv tile before it; a squeeze-and-excite
-gate (global average, 1x1 convs, LOGISTIC) as one step."""
+gate (global average, 1x1 convs, LOGISTIC) as one step; a DEQUANTIZE computed by the int8 resize before it."""
 
 import numpy as np
 import pytest
@@ -263,6 +263,38 @@ def test_resize_then_arg_max_fused_only_where_it_holds(case):
         resized = it.run_op(0, [x, np.array([11, 13], np.int32)])[0]
         assert resized.shape == (1, 11, 13, 4)
         np.testing.assert_array_equal(resized.argmax(-1), ours[0])
+
+
+@pytest.mark.parametrize("dtype, size, flags, case, fuses", [
+    (np.int8, (37, 29), (False, False), None, True),
+    (np.int8, (37, 29), (True, False), None, True),
+    (np.int8, (13, 11), (False, True), None, True),
+    (np.int8, (7, 9), (False, False), None, False),  # the same size: the resize is a copy
+    (np.int8, (37, 29), (False, False), "resized is an output", False),
+    (np.uint8, (37, 29), (False, False), None, False),  # uint8 resizes with the float formula
+])
+def test_int8_resize_then_dequantize_is_one_kernel(dtype, size, flags, case, fuses):
+    """x (int8) -> RESIZE_BILINEAR -> r -> DEQUANTIZE -> y (float32), a float-I/O int8 DeepLab's tail: the
+    resize writes y itself where r has no other reader, with LiteRT's bits on 1 and 2 threads."""
+    rng = np.random.default_rng(8)
+    b = ModelBuilder(description="resize + dequantize")
+    tt, shape, q = tensor_type_of(np.dtype(dtype)), (1, 7, 9, 21), _q(0.0473, -5 if dtype == np.int8 else 120)
+    x, r = b.add_tensor("x", tt, shape, q), b.add_tensor("r", tt, (1, *size, 21), q)
+    y = b.add_tensor("y", TensorType.FLOAT32, (1, *size, 21))
+    b.add_operator(B.RESIZE_BILINEAR, [x, b.add_constant("size", np.array(size, np.int32))], [r],
+                   ResizeBilinearOptions(align_corners=flags[0], half_pixel_centers=flags[1]))
+    b.add_operator(B.DEQUANTIZE, [r], [y])
+    b.set_inputs([x])
+    b.set_outputs([y, r] if case == "resized is an output" else [y])
+    model = b.finish()
+    info = np.iinfo(dtype)
+    x = rng.integers(info.min, info.max + 1, shape).astype(dtype)
+    theirs = run_litert(model, [x])
+    for threads in (1, 2):
+        it, ours = _run(model, x, backend="numba", num_threads=threads)
+        assert (B.DEQUANTIZE not in [s.opcode for s in it._program]) == fuses
+        for a, t in zip(ours, theirs):
+            np.testing.assert_array_equal(a, t)
 
 
 def test_real_model_tail_fused_against_litert(model_path, image_path):

@@ -219,31 +219,58 @@ def prepare_resize_bilinear(ctx: OpContext) -> Prepared:
                        nt=numba_threads(out.size * 4))
                 if out is not outputs[0]:
                     outputs[0][...] = out
-    else:
+    elif ctx.backend == "numpy":
         ty, tx = bilinear_taps_integer(h, new_h, *flags), bilinear_taps_integer(w, new_w, *flags)
-        if ctx.backend == "numpy":
-            def run(inputs, outputs):
-                outputs[0][...] = ref.resize_bilinear_integer(inputs[0], ty, tx)
-        else:
-            from ..kernels import resize as kern
-            from ..kernels.parallel import in_parallel, numba_threads
 
-            resize = in_parallel(kern.resize_bilinear_integer)
-            # int8 blends in int32 where the sum cannot overflow it (weights in [-512, 1536]: |sum|
-            # < 2**29; only past-the-edge taps of a huge upscale grow larger); int16 needs int64.
-            acc = np.int32 if dtype == np.int8 and _integer_bound(ty, tx, 128) < 2**31 else np.int64
-            wy_lo, wy_hi = ty.w_lo.astype(acc), ty.w_hi.astype(acc)
-            w_left, w_right = column_weights(tx, c, acc)
-            half = acc(1 << 19)
-
-            def run(inputs, outputs):
-                # The kernel reads and writes whole rows as flat arrays: C order needed.
-                out = outputs[0] if outputs[0].flags.c_contiguous else np.empty(out_shape, dtype)
-                resize(np.ascontiguousarray(inputs[0]), ty.lo, ty.hi, wy_lo, wy_hi, tx.lo, tx.hi, w_left, w_right,
-                       half, out, nt=numba_threads(out.size * 4))
-                if out is not outputs[0]:
-                    outputs[0][...] = out
+        def run(inputs, outputs):
+            outputs[0][...] = ref.resize_bilinear_integer(inputs[0], ty, tx)
+    else:
+        run = _integer_run(ctx, out_shape, flags)
     return Prepared((out_shape,), run)
+
+
+def _integer_run(ctx: OpContext, out_shape: tuple[int, ...], flags: tuple[bool, bool],
+                 dequantize: tuple[int, np.float32] | None = None) -> Run:
+    """The numba backend's run of an int8/int16 RESIZE_BILINEAR (``kernels.resize.resize_bilinear_integer``);
+    with ``dequantize`` (zero point, float32 scale), of it and the DEQUANTIZE to float32 after it."""
+    from ..kernels import resize as kern
+    from ..kernels.parallel import in_parallel, numba_threads
+
+    _, h, w, c = ctx.inputs[0].shape
+    dtype = ctx.inputs[0].dtype
+    ty, tx = bilinear_taps_integer(h, out_shape[1], *flags), bilinear_taps_integer(w, out_shape[2], *flags)
+    resize = in_parallel(kern.resize_bilinear_integer)
+    # int8 blends in int32 where the sum cannot overflow it (weights in [-512, 1536]: |sum|
+    # < 2**29; only past-the-edge taps of a huge upscale grow larger); int16 needs int64.
+    acc = np.int32 if dtype == np.int8 and _integer_bound(ty, tx, 128) < 2**31 else np.int64
+    wy_lo, wy_hi = ty.w_lo.astype(acc), ty.w_hi.astype(acc)
+    w_left, w_right = column_weights(tx, c, acc)
+    half = acc(1 << 19)
+    zero_point, scale = (None, None) if dequantize is None else (np.int32(dequantize[0]), dequantize[1])
+    out_dtype = dtype if dequantize is None else np.dtype(np.float32)
+
+    def run(inputs, outputs):
+        # The kernel reads and writes whole rows as flat arrays: C order needed.
+        out = outputs[0] if outputs[0].flags.c_contiguous else np.empty(out_shape, out_dtype)
+        resize(np.ascontiguousarray(inputs[0]), ty.lo, ty.hi, wy_lo, wy_hi, tx.lo, tx.hi, w_left, w_right,
+               half, zero_point, scale, out, nt=numba_threads(out.size * 4))
+        if out is not outputs[0]:
+            outputs[0][...] = out
+
+    return run
+
+
+def fused_resize_bilinear_dequantize(ctx: OpContext, zero_point: int, scale: float) -> Run | None:
+    """The run of an int8 RESIZE_BILINEAR (planned as ``ctx``, numba backend) and the per-tensor
+    DEQUANTIZE (``zero_point``, ``scale``: a float32, as the model stores it) that alone reads its
+    output, as one kernel writing the DEQUANTIZE's float32 output (:mod:`pydeeplab.fusion`): the same
+    bits, one pass over memory fewer (a float-I/O int8 DeepLab's last two operators). None where the
+    resize is a copy (one pixel or the same size along each axis)."""
+    out_shape, flags = _bilinear_plan(ctx)
+    _, h, w, _ = ctx.inputs[0].shape
+    if ctx.inputs[0].dtype != np.int8 or (h in (1, out_shape[1]) and w in (1, out_shape[2])):
+        return None
+    return _integer_run(ctx, out_shape, flags, (zero_point, np.float32(scale)))
 
 
 def fused_resize_bilinear_arg_max(ctx: OpContext) -> Run:
