@@ -295,10 +295,11 @@ def _padded_row(x, b, iy, dh, pl, lc, rc, ring, tags, zero):
     at ``(pl + ix) * C`` for the columns ``ix < lc`` and ``ix >= rc`` (all of them when
     lc >= rc; the others are not read), zeros in the pad columns around them; the input
     row itself when no column is needed (lc = 0, rc = W). A row outside the input is
-    ``zero``. Converted rows are kept in ``ring`` [3, WP * C] (pad columns already
-    zero), slot ``((b * H + iy) // dh) % 3``, ``tags`` [3] naming the row each slot
-    holds: the three rows of one output row (dh apart) never share a slot, and output
-    rows taken dh apart (:func:`depthwise3x3_float`) find two of theirs already there.
+    ``zero``. Converted rows are kept in ``ring`` [S, WP * C] (pad columns already
+    zero; S = 3 for a 3x3 filter, 5 for a 5x5), slot ``((b * H + iy) // dh) % S``, ``tags``
+    [S] naming the row each slot holds: the S rows of one output row (dh apart) never share
+    a slot, and output rows taken dh apart (:func:`depthwise3x3_float`) find S - 1 of theirs
+    already there.
     """
     h, w, c = x.shape[1], x.shape[2], x.shape[3]
     if iy < 0 or iy >= h:
@@ -306,7 +307,7 @@ def _padded_row(x, b, iy, dh, pl, lc, rc, ring, tags, zero):
     if lc == 0 and rc == w:  # no pixel reads padding (then pl = 0): the input row itself
         return x[b, iy].reshape(w * c)
     tag = b * h + iy
-    slot = (tag // dh) % 3
+    slot = (tag // dh) % ring.shape[0]
     row = ring[slot]
     if tags[slot] != tag:
         src = x[b, iy].reshape(w * c)
@@ -419,22 +420,33 @@ def depthwise3x3_float(x, w9, bias, out, sh, sw, dh, dw, pt, pl, act_min, act_ma
 
 
 @njit(cache=True, nogil=True)
-def depthwise5x5_float(xp, w25, bias, out, sh, sw, act_min, act_max, t, nt):
+def depthwise5x5_float(x, w25, bias, out, sh, sw, pt, pl, act_min, act_max, ring, zero, t, nt):
     """DEPTHWISE_CONV_2D, float32, 5x5 filter, stride 1 or 2, no dilation nor depth multiplier
-    (MobileNetV3's), from the input already zero-padded: xp [N, (OH - 1) * sh + 5,
-    (OW - 1) * sw + 5, C]. w25 [25, Cp] the taps in TFLite's order and bias [Cp], zero past C
-    (Cp = C rounded up to 16); out [N, OH, OW, C]. Each output row is one run of
-    :mod:`.depthwise_row` over the five padded rows it reads. Part t of nt: output rows
-    ``rows * t // nt`` to ``rows * (t + 1) // nt``."""
+    (MobileNetV3's). x [N, H, W, C]; w25 [25, Cp] the taps in TFLite's order and bias [Cp], zero
+    past C (Cp = C rounded up to 16); out [N, OH, OW, C]. ring [nt, 5, WP * C] float32 scratch
+    (WP >= max(pl + W, (OW - 1) * sw + 5) padded columns) and zero [WP * C] zeros: each output row
+    is one run of :mod:`.depthwise_row` over the five zero-padded input rows it reads, kept in
+    ``ring[t]`` (:func:`_padded_row`; with stride 2 the next output row finds three of its rows
+    there). Part t of nt: output rows ``rows * t // nt`` to ``rows * (t + 1) // nt``."""
     n, oh, ow, c = out.shape
+    win = x.shape[2]
     rows = n * oh
     pixel = 4 * c
+    slots = ring[t]
+    tags = np.empty(slots.shape[0], np.int64)
+    for s in range(slots.shape[0]):  # the pad columns (the workspace is shared by every operator); no row yet
+        slots[s, : pl * c] = 0
+        slots[s, (pl + win) * c :] = 0
+        tags[s] = -1
     weights, b25 = w25.ctypes.data, bias.ctypes.data
     for r in range(rows * t // nt, rows * (t + 1) // nt):
         b, oy = r // oh, r % oh
-        iy = oy * sh
-        at = (xp[b, iy].ctypes.data, xp[b, iy + 1].ctypes.data, xp[b, iy + 2].ctypes.data, xp[b, iy + 3].ctypes.data,
-              xp[b, iy + 4].ctypes.data)
+        iy = oy * sh - pt
+        at = (_padded_row(x, b, iy, 1, pl, win, win, slots, tags, zero).ctypes.data,
+              _padded_row(x, b, iy + 1, 1, pl, win, win, slots, tags, zero).ctypes.data,
+              _padded_row(x, b, iy + 2, 1, pl, win, win, slots, tags, zero).ctypes.data,
+              _padded_row(x, b, iy + 3, 1, pl, win, win, slots, tags, zero).ctypes.data,
+              _padded_row(x, b, iy + 4, 1, pl, win, win, slots, tags, zero).ctypes.data)
         o = out[b, oy].ctypes.data
         if sw == 1:
             depthwise_row_shared1(at, pixel, pixel, weights, b25, act_min, act_max, o, pixel, ow, c)

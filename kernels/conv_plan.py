@@ -381,7 +381,7 @@ def depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x_
 
             return with_contiguous_output(fill3x3)
         if kh == kw == 5 and cout == cin and dilation == (1, 1) and sh == sw in (1, 2) and _IR_KERNELS:
-            return _depthwise5x5_runner(weights, b, out_args, stride, padding)
+            return _depthwise5x5_runner(weights, b, out_args, stride, padding, x_width, out_width)
         w3 = aligned(weights.reshape(kh, kw, cout), np.float32)
         zeros = aligned(np.zeros(cin), np.float32)
 
@@ -414,27 +414,26 @@ def depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x_
     return with_contiguous_output(fill)
 
 
-def _depthwise5x5_runner(weights, bias, out_args, stride, padding) -> Run:
-    """A float 5x5 depthwise conv (kernels.conv.depthwise5x5_float) on a zero-padded copy of its
-    input: 16x16x128 stride 1 0.109 -> 0.049 ms, against the tap-by-tap loops (1 thread)."""
+def _depthwise5x5_runner(weights, bias, out_args, stride, padding, x_width, out_width) -> Run:
+    """A float 5x5 depthwise conv (kernels.conv.depthwise5x5_float) over zero-padded copies of its input
+    rows: 16x16x128 stride 1 0.109 -> 0.049 ms against the tap-by-tap loops (1 thread). Each part pads
+    the rows it reads, in the kernel: the selfie segmenter's five 5x5 convs 266-285 -> 207-254 us on 2
+    threads, 244-251 -> 240-253 us on 1, against a padded copy of the whole input made by NumPy first
+    (sums of per-operator minima, four runs each)."""
     cout = weights.shape[3]
     lanes = -(-cout // DEPTHWISE_LANES) * DEPTHWISE_LANES
     w25 = aligned(np.pad(weights.reshape(25, cout), ((0, 0), (0, lanes - cout))), np.float32)
     b = aligned(np.pad(bias, (0, lanes - cout)), np.float32)
     (s, _), (pt, pl) = stride, padding
+    # Padded rows: every tap of every pixel reads inside them; 64-byte lines, as for the 3x3.
+    width = -(-max(pl + x_width, (out_width - 1) * s + 5) * cout // 16) * 16
+    zero = aligned(np.zeros(width), np.float32)
     depthwise = in_parallel(kernels.depthwise5x5_float)
 
     def fill(inputs, out) -> None:
-        x = inputs[0]
-        n, h, w, c = x.shape
-        xp = WORKSPACE.get(0, np.float32, (n, (out.shape[1] - 1) * s + 5, (out.shape[2] - 1) * s + 5, c))
-        rows, cols = min(h, xp.shape[1] - pt), min(w, xp.shape[2] - pl)  # (VALID: the last may go unread)
-        xp[:, :pt] = 0
-        xp[:, pt + rows :] = 0
-        xp[:, pt : pt + rows, :pl] = 0
-        xp[:, pt : pt + rows, pl + cols :] = 0
-        xp[:, pt : pt + rows, pl : pl + cols] = x[:, :rows, :cols]
-        depthwise(xp, w25, b, out, s, s, *out_args, nt=numba_threads(out.size * 25))
+        nt = numba_threads(out.size * 25)
+        ring = WORKSPACE.get(0, np.float32, (nt, 5, width))
+        depthwise(np.ascontiguousarray(inputs[0]), w25, b, out, s, s, pt, pl, *out_args, ring, zero, nt=nt)
 
     return with_contiguous_output(fill)
 

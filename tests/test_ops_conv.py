@@ -190,7 +190,7 @@ DW_CASES = [
     # every row read in place.
     ((4, 9, 9, 72), 1, (3, 3), (1, 1), (1, 1), VALID, RELU6, True),
     ((2, 11, 10, 20), 1, (3, 3), (1, 1), (2, 2), VALID, NONE, True),
-    # 5x5 (MobileNetV3's), float: runs of pixels over a zero-padded copy of the input.
+    # 5x5 (MobileNetV3's), float: runs of pixels over zero-padded copies of the input rows.
     ((1, 16, 16, 40), 1, (5, 5), (1, 1), (1, 1), SAME, RELU6, True),
     ((2, 17, 18, 33), 1, (5, 5), (2, 2), (1, 1), SAME, NONE, True),
     ((1, 12, 11, 20), 1, (5, 5), (2, 2), (1, 1), VALID, RELU, False),
