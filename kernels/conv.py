@@ -289,6 +289,18 @@ def _clamp(v, lo, hi):
     return min(max(v, lo), hi)
 
 
+@njit(cache=True, inline="always")
+def _fresh_ring(ring, pl, win, c):
+    """Make ``ring`` [S, WP * C] ready for :func:`_padded_row`: its pad columns zeroed (the workspace is
+    shared by every operator); returns its tags [S], no row held yet."""
+    tags = np.empty(ring.shape[0], np.int64)
+    for s in range(ring.shape[0]):
+        ring[s, : pl * c] = 0
+        ring[s, (pl + win) * c :] = 0
+        tags[s] = -1
+    return tags
+
+
 @njit(cache=True, nogil=True)
 def _padded_row(x, b, iy, dh, pl, lc, rc, ring, tags, zero):
     """Input row iy of batch b as a padded flat row [WP * C] of float32: input column ix
@@ -382,11 +394,7 @@ def depthwise3x3_float(x, w9, bias, out, sh, sw, dh, dw, pt, pl, act_min, act_ma
     win = x.shape[2]
     rows = n * oh
     slots = ring[t]
-    tags = np.empty(slots.shape[0], np.int64)
-    for s in range(slots.shape[0]):  # the pad columns (the workspace is shared by every operator); no row yet
-        slots[s, : pl * c] = 0
-        slots[s, (pl + win) * c :] = 0
-        tags[s] = -1
+    tags = _fresh_ring(slots, pl, win, c)
     # The input columns the padded rows need: those the pixels outside [lo, hi) read
     # (none at all, lc = 0 and rc = W, when every pixel reads the input rows).
     lc = min(win, (lo - 1) * sw - pl + 2 * dw + 1) if lo > 0 else 0
@@ -433,20 +441,17 @@ def depthwise5x5_float(x, w25, bias, out, sh, sw, pt, pl, act_min, act_max, ring
     rows = n * oh
     pixel = 4 * c
     slots = ring[t]
-    tags = np.empty(slots.shape[0], np.int64)
-    for s in range(slots.shape[0]):  # the pad columns (the workspace is shared by every operator); no row yet
-        slots[s, : pl * c] = 0
-        slots[s, (pl + win) * c :] = 0
-        tags[s] = -1
+    tags = _fresh_ring(slots, pl, win, c)
     weights, b25 = w25.ctypes.data, bias.ctypes.data
+    one = np.int64(1)  # (a literal 1 would compile _padded_row a second time, for Literal[int](1))
     for r in range(rows * t // nt, rows * (t + 1) // nt):
         b, oy = r // oh, r % oh
         iy = oy * sh - pt
-        at = (_padded_row(x, b, iy, 1, pl, win, win, slots, tags, zero).ctypes.data,
-              _padded_row(x, b, iy + 1, 1, pl, win, win, slots, tags, zero).ctypes.data,
-              _padded_row(x, b, iy + 2, 1, pl, win, win, slots, tags, zero).ctypes.data,
-              _padded_row(x, b, iy + 3, 1, pl, win, win, slots, tags, zero).ctypes.data,
-              _padded_row(x, b, iy + 4, 1, pl, win, win, slots, tags, zero).ctypes.data)
+        at = (_padded_row(x, b, iy, one, pl, win, win, slots, tags, zero).ctypes.data,
+              _padded_row(x, b, iy + 1, one, pl, win, win, slots, tags, zero).ctypes.data,
+              _padded_row(x, b, iy + 2, one, pl, win, win, slots, tags, zero).ctypes.data,
+              _padded_row(x, b, iy + 3, one, pl, win, win, slots, tags, zero).ctypes.data,
+              _padded_row(x, b, iy + 4, one, pl, win, win, slots, tags, zero).ctypes.data)
         o = out[b, oy].ctypes.data
         if sw == 1:
             depthwise_row_shared1(at, pixel, pixel, weights, b25, act_min, act_max, o, pixel, ow, c)

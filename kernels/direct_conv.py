@@ -22,7 +22,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-from .conv import _padded_row
+from .conv import _fresh_ring, _padded_row
 from .vector_ir import I64, fma, lanes_below, masked_load, masked_store, pointer, splat
 
 #: Output pixels per tile.
@@ -189,11 +189,7 @@ def conv_float_direct(x, wpack, bias, out, sh, sw, pt, pl, act_min, act_max, swi
     rows = n * oh
     steps = wpack.shape[1] // 3
     slots = ring[t]
-    tags = np.empty(slots.shape[0], np.int64)
-    for s in range(slots.shape[0]):  # the pad columns (the workspace is shared by every operator); no row yet
-        slots[s, : pl * cin] = 0
-        slots[s, (pl + win) * cin :] = 0
-        tags[s] = -1
+    tags = _fresh_ring(slots, pl, win, cin)
     one = np.int64(1)  # (a literal 1 would compile conv._padded_row a second time, for Literal[int](1))
     none = np.int64(0)  # no residual
     lda, ldc = 4 * sw * cin, cout
