@@ -316,24 +316,21 @@ def squeeze_excite_runner(x_shape: tuple[int, ...], columns: bool, pool_bounds: 
     exps = np.empty_like(gate)
     tile = direct_conv.conv_float_pointwise_tile
 
-    def run(inputs, outputs) -> None:
+    def fill(inputs, out) -> None:
         x = inputs[0]
         if columns:
             global_average_pool_float(x.reshape(1, h, w * c), c, pooled_rows, pool_min, pool_max)
         else:
             average_pool_2d_float(x, pooled, h, w, 1, 1, 0, 0, pool_min, pool_max)
         v = pooled
-        for wpack, b, out, act_min, act_max in layers:
-            tile(v, wpack, b, out, act_min, act_max, none, out, none, lo, hi, 0, 1)
-            v = out
+        for wpack, b, hidden, act_min, act_max in layers:
+            tile(v, wpack, b, hidden, act_min, act_max, none, hidden, none, lo, hi, 0, 1)
+            v = hidden
         elementwise_float(gate, gate, exps, LOGISTIC_ARGUMENT, lo, hi, 0, 1)
         np.exp(exps, out=exps)
-        out = outputs[0].reshape(1, -1)
-        elementwise_float(gate, exps, out, LOGISTIC, lo, hi, 0, 1)
-        if not np.shares_memory(out, outputs[0]):
-            outputs[0][...] = out.reshape(outputs[0].shape)
+        elementwise_float(gate, exps, out.reshape(1, -1), LOGISTIC, lo, hi, 0, 1)
 
-    return run
+    return with_contiguous_output(fill)
 
 
 def _direct_columns(out_width: int, in_width: int, sw: int, dw: int, pl: int) -> tuple[int, int]:
