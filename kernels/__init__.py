@@ -20,6 +20,8 @@ def load_without_compiler() -> bool:
     symbols it links to: Numba's runtime (NRT, set up here), its C helpers (there since the context
     was made) and the hash secret (``numba.cpython.hashing`` adds it when imported). Only loads of
     this package's kernels change; any other function in the process loads as Numba does it.
+    Checked with Numba 0.59.1 and 0.68.1: every shared model, warm, on 1 and 2 threads, gives the
+    outputs of a cold run without Numba's registries loaded.
     """
     try:
         from numba.core import caching

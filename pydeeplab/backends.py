@@ -65,7 +65,6 @@ def _probe() -> NumbaStatus:
         from .kernels.probe import probe
 
         load_without_compiler()
-
         if probe(20) != 21:  # pragma: no cover - a miscompiling JIT
             return NumbaStatus(False, numba.__version__, "Numba compiled a test kernel that gives wrong results")
     except Exception as exc:

@@ -228,7 +228,7 @@ class ResizeDequantize:
 
     def run(self, ctx: OpContext, prepared: Prepared) -> Run | None:
         """The fused run (reads the resize's inputs, writes the DEQUANTIZE's output), or None where the
-        resize is a copy or the scale not a float32 (then both run)."""
+        resize is a copy (then both run)."""
         from .ops.resize import fused_resize_bilinear_dequantize
 
         return fused_resize_bilinear_dequantize(ctx, self.zero_point, self.scale)
@@ -685,8 +685,8 @@ class SqueezeExcite:
         """(run, its inputs, operators no longer run, tensors no longer written) for the LOGISTIC (as
         planned: ``ctx``; tensors at ``shapes``; ``planned``, the operators planned before it), or None
         unless every operator is float32 on one image, the pool averages the whole map into one pixel,
-        the convs are 1x1 with stride 1 and each clamp after a conv went into it (:class:`Fusion`)
-        (:func:`pydeeplab.ops.conv.fused_squeeze_excite`)."""
+        the convs are 1x1 with stride 1 and each clamp after a conv went into it as a :class:`Fusion`
+        (the run: :func:`pydeeplab.ops.conv.fused_squeeze_excite`)."""
         from .ops.conv import fused_squeeze_excite
 
         pool = planned.get(self.pool.index)
