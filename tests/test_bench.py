@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -341,6 +342,10 @@ def test_goals_from_a_hand_made_report():
     assert note == ("LiteRT XNNPACK's own 2 threads vs 1 in this run: 1.25x; two threads busy at once took 1.02x "
                     "(90th percentile 1.90x) at the start, 1.50x (90th percentile 2.00x) at the end the time of one "
                     "(the host check)")
+    report["core_overlap"] = {"start": {"threads": 2, "median": 1.25}, "end": {"threads": 2, "median": 1.0}}
+    note = {(g["goal_id"], g["model"]): g for g in bench.evaluate_goals(report)}[("threads", f)]["note"]
+    assert note.endswith("the host's ceiling for compute-bound work on 2 threads: 1.60x at the start, 2.00x at the end "
+                         "(2 / the median of the host check on multiply-add-bound work)")
     assert ("threads", "m_int8") not in goals  # the thread goal names the float 257 and pascal_quant models
     assert goals[("cold", f)]["met"] is False and goals[("cold", f)]["margin"] == pytest.approx(2.5)
     assert goals[("cold", q)]["met"] is True
@@ -358,16 +363,40 @@ def test_goals_from_a_hand_made_report():
 # -- the host check (tools/bench/host.py) -------------------------------------------------------------
 
 
-def test_the_host_check_finds_two_threads_on_one_cpu_in_turns():
-    """Threads confined to one CPU run in turns: the check must see about twice the time of one."""
+@pytest.mark.parametrize("work", ["chain", "wide"])
+def test_the_host_check_finds_two_threads_on_one_cpu_in_turns(work):
+    """Threads confined to one CPU run in turns: both checks must see about twice the time of one."""
     code = ("import os, sys, json; sys.path.insert(0, sys.argv[1]); from bench.host import cpu_overlap; "
             "os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
-            "print(json.dumps(cpu_overlap(2, probes=4, busy_s=0.004, pause=0.0)))")
+            f"print(json.dumps(cpu_overlap(2, probes=4, busy_s=0.004, pause=0.0, work={work!r})))")
     check = json.loads(subprocess.check_output([sys.executable, "-c", code, str(TOOLS)], text=True))
-    assert check["threads"] == 2 and check["probes"] == 4
+    assert check["threads"] == 2 and check["probes"] == 4 and check["work"] == work
     assert 1.7 < check["median"] < 2.6 and check["in_turns"] >= 0.5, check  # (one probe's "alone" may be slowed)
     line = bench.host.describe(check)
-    assert line.startswith(f"2 threads each busy 4 ms on arithmetic took {check['median']:.2f}x the time of one alone")
+    if work == "chain":
+        assert line.startswith(f"2 threads each busy 4 ms on arithmetic took {check['median']:.2f}x the time of one alone")
+    else:
+        assert line.startswith("2 threads each keeping a core's multiply-add units busy for 4 ms took "
+                               f"{check['median']:.2f}x the time of one alone")
+        assert line.endswith(f"a compute-bound kernel's 2-thread speedup could reach {2 / check['median']:.2f}x at most")
+
+
+def test_the_wide_check_keeps_more_multiply_adds_in_flight_than_the_chain():
+    """The wide work is sixteen independent chains: on one thread it does sixteen times the chain's
+    multiply-adds in well under sixteen times its time (it is bound by the units, not by latency)."""
+    from bench.host import _busy, _busy_wide  # (tools/ is on the path: see the bench fixture)
+
+    _busy(10), _busy_wide(10)
+    steps = 200_000
+    chain = min(_timed(_busy, steps) for _ in range(5))
+    wide = min(_timed(_busy_wide, steps) for _ in range(5))
+    assert wide < 8 * chain, (wide, chain)
+
+
+def _timed(f, *args) -> float:
+    start = time.perf_counter()
+    f(*args)
+    return time.perf_counter() - start
 
 
 # -- the written document ---------------------------------------------------------------------------
@@ -389,6 +418,8 @@ def test_write_from_a_saved_json_has_every_section(model, tmp_path, capsys):
         sections=("profile",), top=2)["profile"]]
     hand["cpu_overlap"] = {"start": {"threads": 2, "probes": 30, "busy_ms": 5.0, "median": 1.03, "p90": 1.26,
                                      "max": 1.62, "in_turns": 1 / 30}}
+    hand["core_overlap"] = {"start": {"threads": 2, "probes": 30, "busy_ms": 5.0, "work": "wide", "median": 1.1,
+                                      "p90": 1.5, "max": 1.8, "in_turns": 0.1}}
     hand["goals"] = bench.evaluate_goals(hand)
     saved.write_text(json.dumps(hand), encoding="utf-8")
     out = tmp_path / "BENCHMARKS.md"
@@ -398,6 +429,7 @@ def test_write_from_a_saved_json_has_every_section(model, tmp_path, capsys):
     for heading in bench.DOCUMENT_SECTIONS:
         assert f"\n{heading}" in text, heading
     assert "- **Command**: `python tools/bench.py`" in text and "- **Load average**" in text
+    assert "- **Cores at once** (the host check on compute-bound work), at the start: 2 threads each keeping" in text
     assert ("- **CPUs at once** (the host check, tools/bench/host.py), at the start: 2 threads each busy 5 ms on "
             "arithmetic took 1.03x the time of one alone (median of 30 probes; 90th percentile 1.26x, largest 1.62x; "
             "above 1.5x, the host running the CPUs in turns, in 3% of them).") in text

@@ -20,7 +20,10 @@ What it measures, per model:
 - **host check** (with the latency, on 2+ threads): whether the host runs the
   machine's CPUs at the same time (:mod:`bench.host`), before and after the
   latency rounds: a virtual machine's CPUs shared by the host run in turns, and
-  then no 2-thread time can halve a 1-thread one.
+  then no 2-thread time can halve a 1-thread one; and, on arithmetic that keeps a
+  core's multiply-add units busy, whether they run on cores of their own (two
+  CPUs on one host core's hyperthreads share its units): the host's ceiling for
+  a compute-bound kernel's 2-thread speedup in that run.
 - **profile**: per-operator time of pydeeplab's interpreter
   (``Interpreter.invoke_profiled``), summed by operator type, and the slowest
   operators with their shapes and achieved multiply-accumulate rate; after a

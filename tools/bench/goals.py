@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import statistics
 
+from .host import ceiling
 from .runtimes import LABELS
 
 #: The models the issue names for the thread-scaling goal (the float 257 and pascal_quant models).
@@ -136,6 +137,11 @@ def evaluate_goals(report: dict) -> list[dict]:
             notes.append("two threads busy at once took " + ", ".join(
                 f"{c['median']:.2f}x (90th percentile {c['p90']:.2f}x) at the {when}" for when, c in overlap.items())
                 + " the time of one (the host check)")
+        cores = report.get("core_overlap", {})
+        if cores:
+            notes.append("the host's ceiling for compute-bound work on 2 threads: " + ", ".join(
+                f"{ceiling(c):.2f}x at the {when}" for when, c in cores.items()) + " (2 / the median of the host check "
+                "on multiply-add-bound work)")
         add("threads", m, f"{m}: numba 2 threads vs 1", "itself", f">= {THREAD_SPEEDUP:.2f}x faster",
             THREAD_SPEEDUP, "x", _ratio(one, two), higher_is_better=True, of_mins=mins, note="; ".join(notes))
     cold = report.get("cold", [])

@@ -111,6 +111,8 @@ def _machine_lines(report: dict) -> list[str]:
     for when, check in report.get("cpu_overlap", {}).items():
         out.append(f"- **CPUs at once** (the host check, tools/bench/host.py), at the {when}: "
                    f"{describe(check)}.")
+    for when, check in report.get("core_overlap", {}).items():
+        out.append(f"- **Cores at once** (the host check on compute-bound work), at the {when}: {describe(check)}.")
     c = report["config"]
     out.append(f"- **Input**: {c['image']}; {c['repeat']} timed runs per runtime and thread count after "
                f"{c['warmup']} warm-up (fewer, at least 3, past {c['budget_s']:.0f} s), alternating rounds in one "

@@ -30,11 +30,11 @@ DEFAULT_IMAGE = "bird_segmentation.bmp"
 PROFILE_WORST = 3
 
 
-def _cpu_overlap(n: int, log: Log | None) -> dict:
-    """The host check of :mod:`.host` on ``n`` threads."""
+def _cpu_overlap(n: int, log: Log | None, work: str) -> dict:
+    """The host check of :mod:`.host` on ``n`` threads, on ``work`` (:data:`.host.WORK`)."""
     if log:
-        log(f"host check: {n} threads busy at once against one")
-    return cpu_overlap(n)
+        log(f"host check: {n} threads busy at once against one ({work})")
+    return cpu_overlap(n, work=work)
 
 
 def _loads() -> list[float] | None:
@@ -121,7 +121,8 @@ def run_bench(models: Sequence[str | os.PathLike] | None = None, *, models_dir: 
         inputs = {m.name: make_inputs(m.path, image) for m in entries}
         overlap_check = "latency" in sections and max(threads) > 1 and os.environ.get(CHILD_ENV) != "1"
         if overlap_check:
-            report["cpu_overlap"] = {"start": _cpu_overlap(max(threads), log)}
+            report["cpu_overlap"] = {"start": _cpu_overlap(max(threads), log, "chain")}
+            report["core_overlap"] = {"start": _cpu_overlap(max(threads), log, "wide")}
         if "latency" in sections:
             in_child = os.environ.get(CHILD_ENV) == "1"
             if blas.method == "threadpoolctl" or in_child:
@@ -142,7 +143,8 @@ def run_bench(models: Sequence[str | os.PathLike] | None = None, *, models_dir: 
                 rows = latency_in_children(real, runtimes, threads, args, report["machine"], log)
             report["latency"] = rows
         if overlap_check:
-            report["cpu_overlap"]["end"] = _cpu_overlap(max(threads), log)
+            report["cpu_overlap"]["end"] = _cpu_overlap(max(threads), log, "chain")
+            report["core_overlap"]["end"] = _cpu_overlap(max(threads), log, "wide")
         if "memory" in sections or "cold" in sections:
             files = {}
             for name, arrays in inputs.items():
