@@ -7,9 +7,13 @@ import threading
 
 import numpy as np
 import pytest
+from llvmlite import ir
 from numba import njit, typeof, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
-from pydeeplab.kernels.parallel import _Compiled, _enter, _gomp_ready, _launch, in_parallel
+from pydeeplab.kernels.parallel import (_Compiled, _enter, _enter_one, _gomp_ready, _launch, _native_thread_id,
+                                       in_parallel)
 
 
 @njit(nogil=True)
@@ -46,6 +50,48 @@ def _scale(out, x, factor, t, nt):
     """out = x * factor over part t of nt."""
     for i in range(out.shape[0] * t // nt, out.shape[0] * (t + 1) // nt):
         out[i] = x[i] * factor
+
+
+@intrinsic
+def _meminfo_of(typingctx, array):
+    """The address of ``array``'s NRT meminfo (0 for a borrowed array)."""
+    def codegen(context, builder, sig, llargs):
+        meminfo = cgutils.create_struct_proxy(sig.args[0])(context, builder, value=llargs[0]).meminfo
+        return builder.ptrtoint(meminfo, ir.IntType(64))
+
+    return types.int64(array), codegen
+
+
+@njit(nogil=True)
+def _record_meminfo(seen, x, t, nt):
+    """seen[t] = the meminfo address of x (as part t sees it), and of a row of it."""
+    seen[t, 0] = _meminfo_of(x)
+    seen[t, 1] = _meminfo_of(x[t])
+
+
+@pytest.mark.parametrize("nt", [1, 2])
+def test_a_chunk_sees_its_arrays_borrowed(nt):
+    """Launched (and on one thread too), a chunk gets its arrays without NRT meminfo, so the views it
+    takes touch no reference count; through Numba's dispatcher the same array has one."""
+    seen, x = np.full((2, 2), -1, np.int64), np.zeros((2, 3))
+    in_parallel(_record_meminfo)(seen, x, nt=nt)
+    np.testing.assert_array_equal(seen[:nt], 0)
+    _record_meminfo(seen, x, 0, 1)  # (the dispatcher: a meminfo for the call)
+    assert seen[0, 0] != 0 and seen[0, 1] == seen[0, 0]
+
+
+@njit(nogil=True)
+def _record_thread(ids, t, nt):
+    ids[t] = _native_thread_id()
+
+
+def test_one_part_runs_on_the_calling_thread():
+    ids = np.zeros(1, np.int64)
+    compiled = _Compiled(_record_thread, (typeof(ids),))
+    _enter_one(compiled.address, compiled.token, (ids,))
+    assert ids[0] == threading.get_native_id()
+    with pytest.raises(TypeError, match="other types"):
+        _enter_one(compiled.address, compiled.token, (ids.astype(np.int32),))
 
 
 def test_one_parallel_loop_serves_chunks_of_every_signature():
