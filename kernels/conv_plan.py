@@ -27,7 +27,7 @@ from . import conv as kernels
 from . import depthwise_quantized, direct_conv, igemm
 from .depthwise_row import LANES as DEPTHWISE_LANES
 from .requantize import padded_channels, requant_table, requantize
-from .parallel import in_parallel, numba_threads
+from .parallel import in_parallel, launch_only, numba_threads
 
 #: run(inputs, outputs): an operator's planned computation (``pydeeplab.ops.base.Run``).
 Run = Callable[[list, list], None]
@@ -136,7 +136,9 @@ def aligned(values: np.ndarray, dtype) -> np.ndarray:
 
 
 def with_contiguous_output(fill) -> Run:
-    """run() for a ``fill(inputs, out)`` that needs a C-contiguous output (else it fills a temporary)."""
+    """run() for a ``fill(inputs, out)`` that needs a C-contiguous output (else it fills a temporary);
+    marked :func:`launch_only` where ``fill`` is (a temporary is another array at every run, which a
+    recording tells apart)."""
 
     def run(inputs, outputs) -> None:
         out = outputs[0]
@@ -147,7 +149,7 @@ def with_contiguous_output(fill) -> Run:
             fill(inputs, tmp)
             out[...] = tmp
 
-    return run
+    return launch_only(run) if getattr(fill, "launch_only", False) else run
 
 
 def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape, hard_swish: bool = False,
@@ -194,6 +196,7 @@ def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape, h
     else:
         conv = in_parallel(kernels.conv_pointwise_quantized if quads else kernels.conv_quantized)
 
+    @launch_only
     def fill(inputs, out) -> None:
         x = np.ascontiguousarray(inputs[0])
         nt = numba_threads(out.size * depth)
@@ -253,11 +256,14 @@ def _direct_conv_runner(weights, bias, stage, stride, padding, hard_swish: bool)
     conv = in_parallel(direct_conv.conv_float_direct)
     zeros: dict[int, np.ndarray] = {}  # a row of zeros per padded width (the input's width may change)
 
+    @launch_only
     def fill(inputs, out) -> None:
         x = np.ascontiguousarray(inputs[0])
         # Padded rows: every tap of every pixel reads inside them; whole 64-byte lines.
         width = -(-max(pl + x.shape[2], (out.shape[2] - 1) * sw + kw) * cin // 16) * 16
-        zero = zeros.setdefault(width, aligned(np.zeros(width), np.float32))
+        if width not in zeros:
+            zeros[width] = aligned(np.zeros(width), np.float32)
+        zero = zeros[width]
         nt = numba_threads(out.size * 3 * kw * cin)
         conv(x, wpack, b, out, sh, sw, pt, pl, *out_args, swish, WORKSPACE.get(0, np.float32, (nt, 3, width)), zero,
              nt=nt)
@@ -288,7 +294,7 @@ def _pointwise_tile_runner(weights, bias, stage, bias_input: bool = False, hard_
         res = np.ascontiguousarray(inputs[1]) if add else out  # (not read without a residual)
         conv(x, wpack, b, out, *out_args, swish, res, add, *bounds, nt=numba_threads(out.size * x.shape[3]))
 
-    return with_contiguous_output(fill)
+    return with_contiguous_output(fill if bias_input else launch_only(fill))
 
 
 def squeeze_excite_runner(x_shape: tuple[int, ...], columns: bool, pool_bounds: tuple[float, float],
@@ -370,6 +376,7 @@ def depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x_
             depthwise = in_parallel(kernels.depthwise3x3_float)
             lo, hi = _direct_columns(out_width, x_width, sw, dw, pl)
 
+            @launch_only
             def fill3x3(inputs, out) -> None:
                 nt = numba_threads(out.size * 9)
                 ring = WORKSPACE.get(0, np.float32, (nt, 3, width))
@@ -384,6 +391,7 @@ def depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x_
 
         depthwise_any = in_parallel(kernels.depthwise_conv_float)
 
+        @launch_only
         def fill(inputs, out) -> None:
             depthwise_any(np.ascontiguousarray(inputs[0]), w3, zeros, b, out, sh, sw, dh, dw, pt, pl, *out_args,
                           nt=numba_threads(out.size * kh * kw))
@@ -402,6 +410,7 @@ def depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x_
     wp = depthwise_quantized.ring_width(out_width, x_width, sw, dw, kw, pl)
     depthwise = in_parallel(depthwise_quantized.depthwise_conv_quantized)
 
+    @launch_only
     def fill(inputs, out) -> None:
         nt = numba_threads(out.size * kh * kw)
         ring = WORKSPACE.get(0, dtype, (nt, slots + 1, wp, cp))
@@ -427,6 +436,7 @@ def _depthwise5x5_runner(weights, bias, out_args, stride, padding, x_width, out_
     zero = aligned(np.zeros(width), np.float32)
     depthwise = in_parallel(kernels.depthwise5x5_float)
 
+    @launch_only
     def fill(inputs, out) -> None:
         nt = numba_threads(out.size * 25)
         ring = WORKSPACE.get(0, np.float32, (nt, 5, width))

@@ -28,6 +28,10 @@ pascal_quant 26.50 -> 26.28, the selfie segmenter 2.38 -> 2.28; 1 thread, each l
 the dispatcher against the borrowed frame, 13.61 -> 13.31 ms (the 3x3 depthwise 8%, the first
 convolution 8%), 45.32 -> 45.02 and 2.64 -> 2.54.
 
+Inside :func:`recording`, each launch also copies its frame (with the trampoline's address) into a
+buffer of its own: :func:`replay` calls recorded launches again, one after the other, in one compiled
+loop, which is how ``pydeeplab.replay`` runs most of a model's steps without Python between them.
+
 Where Numba's threading layer is GNU OpenMP (its Linux wheels), a launch of as many parts as threads
 skips even the ``prange`` loop: :func:`_enter_gomp` calls libgomp's ``GOMP_parallel``, what
 ``#pragma omp parallel`` compiles to, with a function that runs part t on thread t
@@ -44,6 +48,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -137,6 +142,34 @@ def _call(typingctx, trampoline, chunk, frame, t, nt):
     return types.none(trampoline, chunk, frame, t, nt), codegen
 
 
+#: Bytes a recorded launch's frame may take (:func:`recording`): an array argument takes 40 + 16 per
+#: dimension, a scalar 8; a chunk's arguments take a few hundred.
+FRAME_BYTES = 2048
+
+
+@intrinsic
+def _kept(typingctx, trampoline, frame, args, record):
+    """Where ``record`` (an address) is not 0: the trampoline, then the ``args`` frame at ``frame``
+    copied after it (at ``record + 64``), if it fits in FRAME_BYTES; returns the frame's size (0 where
+    nothing was recorded, -1 where it did not fit)."""
+    def codegen(context, builder, sig, llargs):
+        trampoline, frame, _, record = llargs
+        i64, i8p = ir.IntType(64), ir.IntType(8).as_pointer()
+        size = context.get_abi_sizeof(context.get_value_type(sig.args[2]))
+        result = cgutils.alloca_once_value(builder, ir.Constant(i64, 0))
+        with builder.if_then(builder.icmp_signed("!=", record, ir.Constant(i64, 0))):
+            if size > FRAME_BYTES:
+                builder.store(ir.Constant(i64, -1), result)
+            else:
+                builder.store(trampoline, builder.inttoptr(record, i64.as_pointer()))
+                into = builder.inttoptr(builder.add(record, ir.Constant(i64, 64)), i8p)
+                cgutils.memcpy(builder, into, builder.inttoptr(frame, i8p), ir.Constant(i64, size))
+                builder.store(ir.Constant(i64, size), result)
+        return builder.load(result)
+
+    return types.int64(trampoline, frame, args, record), codegen
+
+
 @njit(cache=True, parallel=True, nogil=True)
 def _launch(trampoline, chunk, frame, nt):
     """The parallel region: every argument an int64, so compiled once for every chunk."""
@@ -197,33 +230,64 @@ def _gomp_parallel(typingctx, trampoline, chunk, frame, nt):
 
 
 @njit(cache=True, nogil=True)
-def _enter_gomp(address, token, args, nt):
+def _enter_gomp(address, token, args, nt, record):
     """:func:`_enter` with the team started by libgomp itself (:func:`_gomp_parallel`)."""
     if token != _token_of(args):
         raise TypeError("a chunk kernel launched with arguments of other types than it was compiled for")
     trampoline, frame = _frame(args)
     _gomp_parallel(trampoline, address, frame, nt)
+    return _kept(trampoline, frame, args, record)
 
 
 @njit(cache=True, nogil=True)
-def _enter_one(address, token, args):
+def _enter_one(address, token, args, record):
     """``chunk(*args, 0, 1)`` on the calling thread, through the borrowed frame of a launch
     (:func:`_frame`): no thread pool is started."""
     if token != _token_of(args):
         raise TypeError("a chunk kernel launched with arguments of other types than it was compiled for")
     trampoline, frame = _frame(args)
     _call(trampoline, address, frame, np.int64(0), np.int64(1))
+    return _kept(trampoline, frame, args, record)
 
 
 @njit(cache=True, nogil=True)
-def _enter(address, token, args, nt):
+def _enter(address, token, args, nt, record):
     """``chunk(*args, t, nt)`` for t < nt on Numba's threads, ``address`` and ``token`` the chunk's
     (:class:`_Compiled`). Compiled once per signature of the chunks' arguments, as a plain function:
-    the ``prange`` loop is :func:`_launch`'s, compiled once."""
+    the ``prange`` loop is :func:`_launch`'s, compiled once. Where ``record`` (an address) is not 0,
+    the launch is copied there (:func:`_kept`, :func:`recording`)."""
     if token != _token_of(args):
         raise TypeError("a chunk kernel launched with arguments of other types than it was compiled for")
     trampoline, frame = _frame(args)
     _launch(trampoline, address, frame, nt)
+    return _kept(trampoline, frame, args, record)
+
+
+@njit(cache=True, nogil=True)
+def _replay_one(launches):
+    """Recorded launches (rows of :meth:`Launch.row`) of one part each, in order, on the calling thread."""
+    for i in range(launches.shape[0]):
+        _call(launches[i, 0], launches[i, 1], launches[i, 2], np.int64(0), np.int64(1))
+
+
+@njit(cache=True, nogil=True)
+def _replay_gomp(launches):
+    """Recorded launches in order, those of more than one part through libgomp (:func:`_enter_gomp`)."""
+    for i in range(launches.shape[0]):
+        if launches[i, 3] == 1:
+            _call(launches[i, 0], launches[i, 1], launches[i, 2], np.int64(0), np.int64(1))
+        else:
+            _gomp_parallel(launches[i, 0], launches[i, 1], launches[i, 2], launches[i, 3])
+
+
+@njit(cache=True, nogil=True)
+def _replay(launches):
+    """Recorded launches in order, those of more than one part through Numba's prange loop (:func:`_enter`)."""
+    for i in range(launches.shape[0]):
+        if launches[i, 3] == 1:
+            _call(launches[i, 0], launches[i, 1], launches[i, 2], np.int64(0), np.int64(1))
+        else:
+            _launch(launches[i, 0], launches[i, 1], launches[i, 2], launches[i, 3])
 
 
 #: Work (multiply-adds, or elements for kernels that only move data) below which a kernel runs
@@ -336,14 +400,87 @@ def in_parallel(chunk) -> Callable[..., None]:
         if not compiled:
             compiled.append(_Compiled(chunk, tuple(typeof(a) for a in args)))
         address, token = compiled[0].address, compiled[0].token
+        launches = getattr(_recorder, "launches", None)
+        kept = np.zeros(FRAME_BYTES + 128, np.uint8) if launches is not None else None
+        record = 0 if kept is None else kept.ctypes.data + -kept.ctypes.data % 64
         if nt == 1:
-            _enter_one(address, token, args)
-            return
-        size = getattr(_team, "size", None) or numba.get_num_threads()
-        enter = _enter_gomp if nt <= size and _gomp_ready() else _enter
-        enter(address, token, args, nt)
+            size = _enter_one(address, token, args, record)
+        else:
+            team_size = getattr(_team, "size", None) or numba.get_num_threads()
+            enter = _enter_gomp if nt <= team_size and _gomp_ready() else _enter
+            size = enter(address, token, args, nt, record)
+        if launches is not None:
+            launches.append(Launch(address, nt, args, kept, record if size > 0 else 0))
 
     return run
 
 
-__all__ = ["ELEMENT_WORK", "in_parallel", "numba_threads", "team", "team_thread_ids"]
+_recorder = threading.local()  # .launches: the list :func:`recording` fills, else absent or None
+
+
+class Launch(NamedTuple):
+    """One launch of a chunk, as :func:`recording` saw it: the chunk's address, its parts, the arguments
+    (kept, with the memory the recorded frame points into) and the copy of its frame."""
+
+    address: int
+    nt: int
+    args: tuple
+    kept: np.ndarray | None
+    record: int  # where the trampoline and the frame were copied (0: not recorded)
+
+    def same_as(self, other: "Launch") -> bool:
+        """Whether the two launches run the same chunk on the same memory with the same values."""
+        return (self.address == other.address and self.nt == other.nt and self.record != 0 and other.record != 0
+                and [_identity(a) for a in self.args] == [_identity(a) for a in other.args])
+
+    def row(self) -> tuple[int, int, int, int]:
+        """(trampoline, chunk, frame, parts): what :func:`replay` runs."""
+        trampoline = int(self.kept[self.record - self.kept.ctypes.data:][:8].view(np.int64)[0])
+        return trampoline, self.address, self.record + 64, self.nt
+
+
+def _identity(value) -> tuple:
+    """What a launch's argument is, as a replay would see it: an array's memory and layout, a value."""
+    if isinstance(value, np.ndarray):
+        return "array", value.ctypes.data, value.shape, value.strides, value.dtype.str
+    if isinstance(value, tuple):
+        return "tuple", tuple(_identity(v) for v in value)
+    return "value", type(value).__name__, value
+
+
+@contextmanager
+def recording() -> Iterator[list[Launch]]:
+    """The launches :func:`in_parallel`'s runs make in this thread inside the block, each with a copy of
+    its frame (the arguments as the chunk gets them, arrays borrowed): :func:`replay` runs them again
+    without Python. A recorded launch stands for its run only while every array it points into lives
+    unchanged (the caller keeps :attr:`Launch.args`) and the run would pass the same arguments."""
+    launches: list[Launch] = []
+    before = getattr(_recorder, "launches", None)
+    _recorder.launches = launches
+    try:
+        yield launches
+    finally:
+        _recorder.launches = before
+
+
+def launch_only(run: Callable) -> Callable:
+    """Mark ``run`` (a step's run, or the fill a conv's run wraps) as one :func:`in_parallel` launch
+    and nothing else: no NumPy or Python work a recorded launch would leave out (a copy of an
+    input, a buffer filled from one). ``pydeeplab.replay`` replays only marked steps."""
+    run.launch_only = True
+    return run
+
+
+def replay(rows: np.ndarray) -> None:
+    """Run recorded launches (int64 rows of :meth:`Launch.row`) in order, in one compiled loop, on this
+    thread's team (:func:`team`)."""
+    if not (rows[:, 3] > 1).any():
+        _replay_one(rows)
+    elif int(rows[:, 3].max()) <= (getattr(_team, "size", None) or numba.get_num_threads()) and _gomp_ready():
+        _replay_gomp(rows)
+    else:
+        _replay(rows)
+
+
+__all__ = ["ELEMENT_WORK", "FRAME_BYTES", "Launch", "in_parallel", "launch_only", "numba_threads", "recording",
+           "replay", "team", "team_thread_ids"]

@@ -33,6 +33,7 @@ from .fusion import (Fusion, HardSwish, ResizeArgMax, ResizeDequantize, affine_f
 from .ops import REGISTRY, OpContext, TensorSpec
 from .ops.base import Prepare, Prepared, Run
 from .ops.custom import check_custom_op, lookup_custom_op
+from .replay import Replays
 from .signature import SignatureRunner
 from .tflite.model import Model, Operator, Tensor
 from .tflite.reader import model_file_bytes, read_model
@@ -215,6 +216,7 @@ class Interpreter:
         self._arrays: list[np.ndarray | None] = [None] * len(self._graph.tensors)
         self._steps: list[_Step] = []
         self._program: list[_Step] = []  # the steps invoke runs: _steps without the folded ones
+        self._replays: Replays | None = None  # invoke's runs of _program (numba backend, main graph)
         self._folded: dict[int, np.ndarray] = {}  # tensor -> value computed at plan time
         self._allocated = False
         self._lock = threading.RLock()
@@ -406,6 +408,7 @@ class Interpreter:
             self._steps = steps
             skipped = {f.absorbed for f in fused} | dropped
             self._program = [s for s in steps if not s.folded and s.index not in skipped]
+            self._replays = Replays(self._program) if self.backend == "numba" and self._subgraph_index == 0 else None
             self._folded = folded
             self._allocated = True
 
@@ -547,8 +550,11 @@ class Interpreter:
         with self._lock:
             self._require_allocated("Invoke called on model that is not ready")
             with self._threads(), self._first_run():
-                for step in self._program:
-                    step.run(step.in_arrays, step.out_arrays)
+                if self._replays is not None:
+                    self._replays.run()  # (after two recorded runs, most steps without Python: see pydeeplab.replay)
+                else:
+                    for step in self._program:
+                        step.run(step.in_arrays, step.out_arrays)
 
     def _first_run(self):
         """The first run of the model's kernels (numba backend): where they are not in the cache yet, a

@@ -37,12 +37,12 @@ def test_a_launch_with_arguments_of_other_types_is_refused():
     for would be read as garbage, so the launcher checks their token first."""
     out = np.zeros(4)
     compiled = _Compiled(_mark, (typeof(out), typeof(1.0)))
-    _enter(compiled.address, compiled.token, (out, 1.0), 2)
+    _enter(compiled.address, compiled.token, (out, 1.0), 2, 0)
     np.testing.assert_array_equal(out, [1.0, 1.0, 2.0, 2.0])
     with pytest.raises(TypeError, match="other types"):
-        _enter(compiled.address, compiled.token, (out.astype(np.float32), 1.0), 2)
+        _enter(compiled.address, compiled.token, (out.astype(np.float32), 1.0), 2, 0)
     with pytest.raises(TypeError, match="other types"):
-        _enter(compiled.address, compiled.token, (out, 1), 2)
+        _enter(compiled.address, compiled.token, (out, 1), 2, 0)
 
 
 @njit(nogil=True)
@@ -88,10 +88,10 @@ def _record_thread(ids, t, nt):
 def test_one_part_runs_on_the_calling_thread():
     ids = np.zeros(1, np.int64)
     compiled = _Compiled(_record_thread, (typeof(ids),))
-    _enter_one(compiled.address, compiled.token, (ids,))
+    _enter_one(compiled.address, compiled.token, (ids,), 0)
     assert ids[0] == threading.get_native_id()
     with pytest.raises(TypeError, match="other types"):
-        _enter_one(compiled.address, compiled.token, (ids.astype(np.int32),))
+        _enter_one(compiled.address, compiled.token, (ids.astype(np.int32),), 0)
 
 
 def test_one_parallel_loop_serves_chunks_of_every_signature():
@@ -131,7 +131,7 @@ def test_launches_on_gnu_openmp_call_libgomp_directly():
         np.testing.assert_array_equal(out, [0.5, 0.5, 0.5, 1.5, 1.5, 1.5])
     compiled = _Compiled(_mark, (typeof(out), typeof(1.0)))
     with pytest.raises(TypeError, match="other types"):
-        _enter_gomp(compiled.address, compiled.token, (out, 1), 2)
+        _enter_gomp(compiled.address, compiled.token, (out, 1), 2, 0)
 
 
 def test_a_smaller_openmp_team_still_runs_every_part():

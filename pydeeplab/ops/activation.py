@@ -116,7 +116,7 @@ def _float_kernel_run(opcode: BuiltinOperator, shape: tuple[int, ...]):
     exponentials go to a buffer of their own: read from the output array it writes, the
     kernel's loop cannot be vectorized (97 -> 50 us there)."""
     from ..kernels import elementwise as kern
-    from ..kernels.parallel import ELEMENT_WORK, in_parallel, numba_threads
+    from ..kernels.parallel import ELEMENT_WORK, in_parallel, launch_only, numba_threads
 
     lo, hi = (np.float32(v) for v in _RELU_RANGES.get(opcode, (-np.inf, np.inf)))
     kernel, work, rows = in_parallel(kern.elementwise_float), math.prod(shape) * ELEMENT_WORK, image_rows(shape)
@@ -134,6 +134,7 @@ def _float_kernel_run(opcode: BuiltinOperator, shape: tuple[int, ...]):
 
     op = kern.HARD_SWISH if opcode == BuiltinOperator.HARD_SWISH else kern.CLAMP
 
+    @launch_only
     def run(inputs, outputs):
         x = inputs[0].reshape(rows)
         kernel(x, x, _view(outputs[0], rows), op, lo, hi, nt=numba_threads(work))

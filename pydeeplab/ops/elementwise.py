@@ -74,10 +74,11 @@ def _view(a: np.ndarray, shape) -> np.ndarray:
 def unary_lookup_run(table: np.ndarray) -> Run:
     """A ``run`` that maps input 0 through ``table`` (indexed by the input's byte) into output 0."""
     from ..kernels.elementwise import lookup_unary
-    from ..kernels.parallel import ELEMENT_WORK, in_parallel, numba_threads
+    from ..kernels.parallel import ELEMENT_WORK, in_parallel, launch_only, numba_threads
 
     lookup = in_parallel(lookup_unary)
 
+    @launch_only
     def run(inputs: Sequence[np.ndarray | None], outputs: Sequence[np.ndarray]) -> None:
         lookup(table, inputs[0].view(np.uint8).reshape(-1), _view(outputs[0], -1),
                nt=numba_threads(outputs[0].size * ELEMENT_WORK))
@@ -205,7 +206,7 @@ def _binary_lookup_run(table: np.ndarray, a_shape, b_shape, out_shape) -> Run | 
     """A ``run`` computing output 0 = table[input0, input1] with broadcasting, or None when
     the broadcast does not fit the kernel's six dimensions."""
     from ..kernels.elementwise import lookup_binary
-    from ..kernels.parallel import ELEMENT_WORK, in_parallel, numba_threads
+    from ..kernels.parallel import ELEMENT_WORK, in_parallel, launch_only, numba_threads
 
     merged = _merged_broadcast_shapes(a_shape, b_shape, out_shape)
     if merged is None:
@@ -213,6 +214,7 @@ def _binary_lookup_run(table: np.ndarray, a_shape, b_shape, out_shape) -> Run | 
     sa, sb, so = merged
     lookup = in_parallel(lookup_binary)
 
+    @launch_only
     def run(inputs: Sequence[np.ndarray | None], outputs: Sequence[np.ndarray]) -> None:
         a = np.broadcast_to(inputs[0].view(np.uint8).reshape(sa), so)
         b = np.broadcast_to(inputs[1].view(np.uint8).reshape(sb), so)
@@ -245,7 +247,7 @@ def quantized_binary_run(ctx: OpContext, spec: Callable[[np.ndarray, np.ndarray,
         else:
             spec(inputs[0], inputs[1], outputs[0])
 
-    return run
+    return fast if fast is not None and check is None else run
 
 
 _FLOAT_FNS = {BuiltinOperator.ADD: ref.add, BuiltinOperator.SUB: ref.sub, BuiltinOperator.MUL: ref.mul}
@@ -299,7 +301,7 @@ def _float_kernel_run(ctx: OpContext, a_shape, b_shape, out_shape, act_min: floa
     if layout is None:
         return None
     from ..kernels import elementwise as kern
-    from ..kernels.parallel import ELEMENT_WORK, in_parallel, numba_threads
+    from ..kernels.parallel import ELEMENT_WORK, in_parallel, launch_only, numba_threads
 
     op = {BuiltinOperator.ADD: kern.ADD, BuiltinOperator.SUB: kern.SUB, BuiltinOperator.MUL: kern.MUL}[ctx.opcode]
     (sa, row), (first, second) = layout, (1, 0) if swap else (0, 1)
@@ -312,7 +314,7 @@ def _float_kernel_run(ctx: OpContext, a_shape, b_shape, out_shape, act_min: floa
         kernel(inputs[first].reshape(sa), b_of(inputs[second]), _view(outputs[0], sa), op, lo, hi,
                nt=numba_threads(work))
 
-    return run
+    return launch_only(run) if k == 1 else run  # (k > 1: b_of fills a buffer from the input)
 
 
 def fused_multiply_add(ctx: OpContext, a_shape, s_shape, y_shape) -> Run | None:
@@ -326,7 +328,7 @@ def fused_multiply_add(ctx: OpContext, a_shape, s_shape, y_shape) -> Run | None:
             or not all(t.type == TensorType.FLOAT32 for t in (*ctx.inputs, ctx.outputs[0]))):
         return None
     from ..kernels import elementwise as kern
-    from ..kernels.parallel import ELEMENT_WORK, in_parallel, numba_threads
+    from ..kernels.parallel import ELEMENT_WORK, in_parallel, launch_only, numba_threads
 
     sa, row = layout
     sa, k = wide_rows(sa, row)
@@ -339,7 +341,7 @@ def fused_multiply_add(ctx: OpContext, a_shape, s_shape, y_shape) -> Run | None:
         kernel(inputs[0].reshape(sa), s_of(inputs[1]), inputs[2].reshape(sa), _view(outputs[0], sa), lo, hi,
                nt=numba_threads(work))
 
-    return run
+    return launch_only(run) if k == 1 else run  # (k > 1: s_of fills a buffer from the input)
 
 
 @register(BuiltinOperator.ADD, BuiltinOperator.SUB, BuiltinOperator.MUL)
