@@ -43,6 +43,7 @@ selfie segmenter 3.11 -> 2.87 ms back to back (A/B in one process).
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import threading
@@ -265,7 +266,9 @@ def _enter(address, token, args, nt, record):
 
 @njit(cache=True, nogil=True)
 def _replay_one(launches):
-    """Recorded launches (rows of :meth:`Launch.row`) of one part each, in order, on the calling thread."""
+    """Recorded launches (rows of :meth:`Launch.row`) of one part each, in order, on the calling thread.
+    (Three such loops, as three enters: :func:`_replay_gomp` links libgomp's symbol, which only a
+    process where it is loaded may, and :func:`_replay`'s prange loop starts Numba's threads.)"""
     for i in range(launches.shape[0]):
         _call(launches[i, 0], launches[i, 1], launches[i, 2], np.int64(0), np.int64(1))
 
@@ -435,8 +438,7 @@ class Launch(NamedTuple):
 
     def row(self) -> tuple[int, int, int, int]:
         """(trampoline, chunk, frame, parts): what :func:`replay` runs."""
-        trampoline = int(self.kept[self.record - self.kept.ctypes.data:][:8].view(np.int64)[0])
-        return trampoline, self.address, self.record + 64, self.nt
+        return ctypes.c_int64.from_address(self.record).value, self.address, self.record + 64, self.nt
 
 
 def _identity(value) -> tuple:
@@ -471,12 +473,12 @@ def launch_only(run: Callable) -> Callable:
     return run
 
 
-def replay(rows: np.ndarray) -> None:
-    """Run recorded launches (int64 rows of :meth:`Launch.row`) in order, in one compiled loop, on this
-    thread's team (:func:`team`)."""
-    if not (rows[:, 3] > 1).any():
+def replay(rows: np.ndarray, parts: int) -> None:
+    """Run recorded launches (int64 rows of :meth:`Launch.row`, ``parts`` the most parts of one) in
+    order, in one compiled loop, on this thread's team (:func:`team`)."""
+    if parts == 1:
         _replay_one(rows)
-    elif int(rows[:, 3].max()) <= (getattr(_team, "size", None) or numba.get_num_threads()) and _gomp_ready():
+    elif parts <= (getattr(_team, "size", None) or numba.get_num_threads()) and _gomp_ready():
         _replay_gomp(rows)
     else:
         _replay(rows)

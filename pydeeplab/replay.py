@@ -37,7 +37,7 @@ class _Plan:
 
     runs: int = 0
     first: list | None = None
-    segments: list | None = None  # each an int64 array of launch rows, or a step to run
+    segments: list | None = None  # each (int64 rows of launches, their most parts), or a step to run
     kept: list = field(default_factory=list)  # the recorded launches the rows point into
 
 
@@ -55,8 +55,8 @@ class Replays:
         plan = self._plans.setdefault((numba_threads(), threading.get_ident()), _Plan())
         if plan.segments is not None:
             for segment in plan.segments:
-                if isinstance(segment, np.ndarray):
-                    replay(segment)
+                if isinstance(segment, tuple):
+                    replay(*segment)
                 else:
                     segment.run(segment.in_arrays, segment.out_arrays)
             return
@@ -76,7 +76,7 @@ class Replays:
         plan = self._plans.get((numba_threads(), threading.get_ident()))
         if plan is None or plan.segments is None:
             return 0
-        return sum(len(s) for s in plan.segments if isinstance(s, np.ndarray))
+        return sum(len(s[0]) for s in plan.segments if isinstance(s, tuple))
 
     def _run_steps(self) -> None:
         for step in self._steps:
@@ -108,7 +108,8 @@ class Replays:
                 plan.kept.append(b[0])
             else:
                 segments.append(step)
-        plan.segments = [np.array(s, np.int64) if isinstance(s, list) else s for s in segments]
+        plan.segments = [(np.array(s, np.int64), max(row[3] for row in s)) if isinstance(s, list) else s
+                         for s in segments]
         plan.first = None
 
 

@@ -35,7 +35,7 @@ def test_a_recorded_launch_runs_again_on_the_memory_it_was_recorded_on(nt):
     np.testing.assert_array_equal(out, x + 1.5)
     x += 10.0  # new values in the same memory: the replay reads them
     with team(2):
-        replay(np.array([launches[0].row()], np.int64))
+        replay(np.array([launches[0].row()], np.int64), nt)
     np.testing.assert_array_equal(out, x + 1.5)
 
 
