@@ -575,7 +575,9 @@ class Interpreter:
         return compile_helper(spec)
 
     def invoke_profiled(self) -> list[tuple[int, str, float]]:
-        """Run the graph like :meth:`invoke`, timing each operator: [(index, operator, seconds)]."""
+        """Run the graph like :meth:`invoke`, timing each operator: [(index, operator, seconds)]. Step by
+        step, as invoke's first runs (later ones replay most steps' recorded kernel launches without
+        Python between them: :mod:`pydeeplab.replay`), so each time includes its step's Python."""
         with self._lock:
             self._require_allocated("Invoke called on model that is not ready")
             times = []
