@@ -52,7 +52,10 @@ class Replays:
         """One run of the steps, inside the run's thread team (``kernels.parallel.team``)."""
         from .kernels.parallel import numba_threads, replay
 
-        plan = self._plans.setdefault((numba_threads(), threading.get_ident()), _Plan())
+        key = (numba_threads(), threading.get_ident())
+        plan = self._plans.get(key)
+        if plan is None:  # (not setdefault: no new _Plan at every run)
+            plan = self._plans[key] = _Plan()
         if plan.segments is not None:
             for segment in plan.segments:
                 if isinstance(segment, tuple):
