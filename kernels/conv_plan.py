@@ -27,7 +27,7 @@ from . import conv as kernels
 from . import depthwise_quantized, direct_conv, igemm
 from .depthwise_row import LANES as DEPTHWISE_LANES
 from .requantize import padded_channels, requant_table, requantize
-from .parallel import in_parallel, launch_only, numba_threads
+from .parallel import in_parallel, numba_threads, recorded_call, replayable
 
 #: run(inputs, outputs): an operator's planned computation (``pydeeplab.ops.base.Run``).
 Run = Callable[[list, list], None]
@@ -137,7 +137,7 @@ def aligned(values: np.ndarray, dtype) -> np.ndarray:
 
 def with_contiguous_output(fill) -> Run:
     """run() for a ``fill(inputs, out)`` that needs a C-contiguous output (else it fills a temporary);
-    marked :func:`launch_only` where ``fill`` is (a temporary is another array at every run, which a
+    marked :func:`replayable` where ``fill`` is (a temporary is another array at every run, which a
     recording tells apart)."""
 
     def run(inputs, outputs) -> None:
@@ -149,7 +149,7 @@ def with_contiguous_output(fill) -> Run:
             fill(inputs, tmp)
             out[...] = tmp
 
-    return launch_only(run) if getattr(fill, "launch_only", False) else run
+    return replayable(run) if getattr(fill, "replayable", False) else run
 
 
 def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape, hard_swish: bool = False,
@@ -196,7 +196,7 @@ def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape, h
     else:
         conv = in_parallel(kernels.conv_pointwise_quantized if quads else kernels.conv_quantized)
 
-    @launch_only
+    @replayable
     def fill(inputs, out) -> None:
         x = np.ascontiguousarray(inputs[0])
         nt = numba_threads(out.size * depth)
@@ -256,7 +256,7 @@ def _direct_conv_runner(weights, bias, stage, stride, padding, hard_swish: bool)
     conv = in_parallel(direct_conv.conv_float_direct)
     zeros: dict[int, np.ndarray] = {}  # a row of zeros per padded width (the input's width may change)
 
-    @launch_only
+    @replayable
     def fill(inputs, out) -> None:
         x = np.ascontiguousarray(inputs[0])
         # Padded rows: every tap of every pixel reads inside them; whole 64-byte lines.
@@ -294,7 +294,7 @@ def _pointwise_tile_runner(weights, bias, stage, bias_input: bool = False, hard_
         res = np.ascontiguousarray(inputs[1]) if add else out  # (not read without a residual)
         conv(x, wpack, b, out, *out_args, swish, res, add, *bounds, nt=numba_threads(out.size * x.shape[3]))
 
-    return with_contiguous_output(fill if bias_input else launch_only(fill))
+    return with_contiguous_output(fill if bias_input else replayable(fill))
 
 
 def squeeze_excite_runner(x_shape: tuple[int, ...], columns: bool, pool_bounds: tuple[float, float],
@@ -302,8 +302,9 @@ def squeeze_excite_runner(x_shape: tuple[int, ...], columns: bool, pool_bounds: 
     """A squeeze-and-excite gate as one step: the global average of the run's input ``x_shape``
     [1, H, W, C] (the column sums where ``columns``, else the window kernel; clamped to
     ``pool_bounds``), one or two float 1x1 convs on it (``convs``: (weights, bias, stage) each, on the
-    1x1 tile), then LOGISTIC: the operators' own kernels in their order (the same bits), called one
-    after the other without the operators' steps. None with Numba's JIT disabled (no tile)."""
+    1x1 tile), then LOGISTIC: the operators' own kernels in their order (the same bits), launched one
+    after the other (one part each) without the operators' steps, and replayable with LOGISTIC's exp
+    (``pydeeplab.replay``). None with Numba's JIT disabled (no tile)."""
     from .elementwise import LOGISTIC, LOGISTIC_ARGUMENT, elementwise_float
     from .pool import average_pool_2d_float, global_average_pool_float
 
@@ -320,21 +321,24 @@ def squeeze_excite_runner(x_shape: tuple[int, ...], columns: bool, pool_bounds: 
         layers.append((wpack, b, np.zeros((1, 1, 1, weights.shape[0]), np.float32), act_min, act_max))
     gate = layers[-1][2].reshape(1, -1)
     exps = np.empty_like(gate)
-    tile = direct_conv.conv_float_pointwise_tile
+    pool = in_parallel(global_average_pool_float if columns else average_pool_2d_float)
+    tile = in_parallel(direct_conv.conv_float_pointwise_tile)
+    logistic = in_parallel(elementwise_float)
 
+    @replayable
     def fill(inputs, out) -> None:
-        x = inputs[0]
+        x = np.ascontiguousarray(inputs[0])
         if columns:
-            global_average_pool_float(x.reshape(1, h, w * c), c, pooled_rows, pool_min, pool_max)
+            pool(x.reshape(1, h, w * c), c, pooled_rows, pool_min, pool_max, nt=1)
         else:
-            average_pool_2d_float(x, pooled, h, w, 1, 1, 0, 0, pool_min, pool_max)
+            pool(x, pooled, h, w, 1, 1, 0, 0, pool_min, pool_max, nt=1)
         v = pooled
         for wpack, b, hidden, act_min, act_max in layers:
-            tile(v, wpack, b, hidden, act_min, act_max, none, hidden, none, lo, hi, 0, 1)
+            tile(v, wpack, b, hidden, act_min, act_max, none, hidden, none, lo, hi, nt=1)
             v = hidden
-        elementwise_float(gate, gate, exps, LOGISTIC_ARGUMENT, lo, hi, 0, 1)
-        np.exp(exps, out=exps)
-        elementwise_float(gate, exps, out.reshape(1, -1), LOGISTIC, lo, hi, 0, 1)
+        logistic(gate, gate, exps, LOGISTIC_ARGUMENT, lo, hi, nt=1)
+        recorded_call(np.exp, exps, exps)
+        logistic(gate, exps, out.reshape(1, -1), LOGISTIC, lo, hi, nt=1)
 
     return with_contiguous_output(fill)
 
@@ -376,7 +380,7 @@ def depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x_
             depthwise = in_parallel(kernels.depthwise3x3_float)
             lo, hi = _direct_columns(out_width, x_width, sw, dw, pl)
 
-            @launch_only
+            @replayable
             def fill3x3(inputs, out) -> None:
                 nt = numba_threads(out.size * 9)
                 ring = WORKSPACE.get(0, np.float32, (nt, 3, width))
@@ -391,7 +395,7 @@ def depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x_
 
         depthwise_any = in_parallel(kernels.depthwise_conv_float)
 
-        @launch_only
+        @replayable
         def fill(inputs, out) -> None:
             depthwise_any(np.ascontiguousarray(inputs[0]), w3, zeros, b, out, sh, sw, dh, dw, pt, pl, *out_args,
                           nt=numba_threads(out.size * kh * kw))
@@ -410,7 +414,7 @@ def depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x_
     wp = depthwise_quantized.ring_width(out_width, x_width, sw, dw, kw, pl)
     depthwise = in_parallel(depthwise_quantized.depthwise_conv_quantized)
 
-    @launch_only
+    @replayable
     def fill(inputs, out) -> None:
         nt = numba_threads(out.size * kh * kw)
         ring = WORKSPACE.get(0, dtype, (nt, slots + 1, wp, cp))
@@ -436,7 +440,7 @@ def _depthwise5x5_runner(weights, bias, out_args, stride, padding, x_width, out_
     zero = aligned(np.zeros(width), np.float32)
     depthwise = in_parallel(kernels.depthwise5x5_float)
 
-    @launch_only
+    @replayable
     def fill(inputs, out) -> None:
         nt = numba_threads(out.size * 25)
         ring = WORKSPACE.get(0, np.float32, (nt, 5, width))

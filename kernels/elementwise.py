@@ -77,6 +77,19 @@ ADD, SUB, MUL, CLAMP, HARD_SWISH, LOGISTIC_ARGUMENT, LOGISTIC = 0, 1, 2, 3, 4, 5
 
 
 @njit(cache=True, nogil=True)
+def repeat_row(row, out, t, nt):
+    """out[i] = row[0] for each row i of part t of nt: one row repeated, [1, C] -> [K, C] (a
+    squeeze-and-excite scale laid side by side for the wide rows of ``pydeeplab.ops.elementwise``).
+    Element by element: a row assignment (``out[i] = row[0]``) took 1.9 s to compile, its shape
+    check's error message included."""
+    first = row[0]
+    for i in range(out.shape[0] * t // nt, out.shape[0] * (t + 1) // nt):
+        into = out[i]
+        for j in range(into.shape[0]):
+            into[j] = first[j]
+
+
+@njit(cache=True, nogil=True)
 def multiply_add_float(a, s, y, out, lo, hi, t, nt):
     """out = clamp(a * s + y, lo, hi): a MUL, then the ADD of its product (a squeeze-and-excite scale
     and the residual after it), in one pass. The product is rounded to float32 before the sum, as

@@ -17,7 +17,9 @@ stores the arguments in its frame and passes their address with that of a trampo
 that loads them and calls the chunk. A ``prange`` launcher per signature cost 0.25-0.45 s
 of cold compile each (nine on the selfie segmenter: 3.3 s of its first image on two
 threads); :func:`_enter` costs 0.1-0.3 s. A part of one calls the chunk through the same
-frame on the calling thread (:func:`_enter_one`, 0.05-0.1 s of compile a signature).
+frame on the calling thread: in :func:`_enter_gomp` where launches go through libgomp (below),
+so that a signature launched both ways compiles once (the selfie segmenter's first image on two
+threads, empty cache: four such compiles, 0.08-0.13 s each), else :func:`_enter_one`.
 
 The frame holds the arrays borrowed (:func:`_borrowed`): without the NRT meminfo that Numba's
 unboxing gives each array, so that the views a chunk takes in its loops (a row, a slice of
@@ -30,7 +32,9 @@ convolution 8%), 45.32 -> 45.02 and 2.64 -> 2.54.
 
 Inside :func:`recording`, each launch also copies its frame (with the trampoline's address) into a
 buffer of its own: :func:`replay` calls recorded launches again, one after the other, in one compiled
-loop, which is how ``pydeeplab.replay`` runs most of a model's steps without Python between them.
+loop, which is how ``pydeeplab.replay`` runs most of a model's steps without Python between them;
+:func:`recorded_call` records the NumPy calls a run makes between its launches, which a replay makes
+again from Python.
 
 Where Numba's threading layer is GNU OpenMP (its Linux wheels), a launch of as many parts as threads
 skips even the ``prange`` loop: :func:`_enter_gomp` calls libgomp's ``GOMP_parallel``, what
@@ -232,11 +236,15 @@ def _gomp_parallel(typingctx, trampoline, chunk, frame, nt):
 
 @njit(cache=True, nogil=True)
 def _enter_gomp(address, token, args, nt, record):
-    """:func:`_enter` with the team started by libgomp itself (:func:`_gomp_parallel`)."""
+    """:func:`_enter` with the team started by libgomp itself (:func:`_gomp_parallel`), and a part of one
+    called on this thread, as :func:`_enter_one` does: one compile for a signature launched both ways."""
     if token != _token_of(args):
         raise TypeError("a chunk kernel launched with arguments of other types than it was compiled for")
     trampoline, frame = _frame(args)
-    _gomp_parallel(trampoline, address, frame, nt)
+    if nt == 1:
+        _call(trampoline, address, frame, np.int64(0), np.int64(1))
+    else:
+        _gomp_parallel(trampoline, address, frame, nt)
     return _kept(trampoline, frame, args, record)
 
 
@@ -396,9 +404,11 @@ def in_parallel(chunk) -> Callable[..., None]:
     compiled: list[_Compiled] = []
 
     def run(*args, nt: int) -> None:
-        if config.DISABLE_JIT:  # (plain Python: no launcher to compile)
+        if config.DISABLE_JIT:  # (plain Python: no launcher to compile, nothing a replay could run)
             for t in range(nt):
                 chunk(*args, t, nt)
+            if getattr(_recorder, "launches", None) is not None:
+                _recorder.launches.append(Launch(0, nt, args, None, 0))
             return
         if not compiled:
             compiled.append(_Compiled(chunk, tuple(typeof(a) for a in args)))
@@ -406,12 +416,12 @@ def in_parallel(chunk) -> Callable[..., None]:
         launches = getattr(_recorder, "launches", None)
         kept = np.zeros(FRAME_BYTES + 128, np.uint8) if launches is not None else None
         record = 0 if kept is None else kept.ctypes.data + -kept.ctypes.data % 64
-        if nt == 1:
+        if _gomp_ready() and (nt == 1 or nt <= (getattr(_team, "size", None) or numba.get_num_threads())):
+            size = _enter_gomp(address, token, args, nt, record)
+        elif nt == 1:
             size = _enter_one(address, token, args, record)
         else:
-            team_size = getattr(_team, "size", None) or numba.get_num_threads()
-            enter = _enter_gomp if nt <= team_size and _gomp_ready() else _enter
-            size = enter(address, token, args, nt, record)
+            size = _enter(address, token, args, nt, record)
         if launches is not None:
             launches.append(Launch(address, nt, args, kept, record if size > 0 else 0))
 
@@ -431,9 +441,10 @@ class Launch(NamedTuple):
     kept: np.ndarray | None
     record: int  # where the trampoline and the frame were copied (0: not recorded)
 
-    def same_as(self, other: "Launch") -> bool:
+    def same_as(self, other) -> bool:
         """Whether the two launches run the same chunk on the same memory with the same values."""
-        return (self.address == other.address and self.nt == other.nt and self.record != 0 and other.record != 0
+        return (isinstance(other, Launch) and self.address == other.address and self.nt == other.nt
+                and self.record != 0 and other.record != 0
                 and [_identity(a) for a in self.args] == [_identity(a) for a in other.args])
 
     def row(self) -> tuple[int, int, int, int]:
@@ -451,12 +462,14 @@ def _identity(value) -> tuple:
 
 
 @contextmanager
-def recording() -> Iterator[list[Launch]]:
+def recording() -> Iterator[list[Launch | Call]]:
     """The launches :func:`in_parallel`'s runs make in this thread inside the block, each with a copy of
     its frame (the arguments as the chunk gets them, arrays borrowed): :func:`replay` runs them again
-    without Python. A recorded launch stands for its run only while every array it points into lives
-    unchanged (the caller keeps :attr:`Launch.args`) and the run would pass the same arguments."""
-    launches: list[Launch] = []
+    without Python; and the calls made through :func:`recorded_call`, in order among them. A recorded
+    launch stands for its run only while every array it points into lives unchanged (the caller keeps
+    :attr:`Launch.args`) and the run would pass the same arguments. (Without the JIT, a launch is
+    recorded as one that cannot be replayed: ``record`` 0.)"""
+    launches: list[Launch | Call] = []
     before = getattr(_recorder, "launches", None)
     _recorder.launches = launches
     try:
@@ -465,24 +478,47 @@ def recording() -> Iterator[list[Launch]]:
         _recorder.launches = before
 
 
-def launch_only(run: Callable) -> Callable:
-    """Mark ``run`` (a step's run, or the fill a conv's run wraps) as one :func:`in_parallel` launch
-    and nothing else: no NumPy or Python work a recorded launch would leave out (a copy of an
-    input, a buffer filled from one). ``pydeeplab.replay`` replays only marked steps."""
-    run.launch_only = True
+def replayable(run: Callable) -> Callable:
+    """Mark ``run`` (a step's run, or the fill a conv's run wraps) as :func:`in_parallel` launches and
+    :func:`recorded_call` calls and nothing else that a replay of what was recorded would leave out
+    (a copy of an input, a buffer filled from one). ``pydeeplab.replay`` replays only marked steps."""
+    run.replayable = True
     return run
+
+
+class Call(NamedTuple):
+    """A call of a Python function (a NumPy function on fixed arrays, say) in a recorded run, made again
+    as it was by a replay (:func:`recorded_call`)."""
+
+    function: Callable
+    args: tuple
+
+    def same_as(self, other) -> bool:
+        """Whether the two calls call the same function on the same memory with the same values."""
+        return (isinstance(other, Call) and self.function is other.function
+                and [_identity(a) for a in self.args] == [_identity(a) for a in other.args])
+
+
+def recorded_call(function: Callable, *args) -> None:
+    """``function(*args)``, recorded as a :class:`Call` inside :func:`recording`: the NumPy work between
+    the launches of a :func:`replayable` run (LOGISTIC's exp), which a replay then makes from Python
+    between its compiled loops. The arguments are kept, as a launch's are."""
+    function(*args)
+    launches = getattr(_recorder, "launches", None)
+    if launches is not None:
+        launches.append(Call(function, args))
 
 
 def replay(rows: np.ndarray, parts: int) -> None:
     """Run recorded launches (int64 rows of :meth:`Launch.row`, ``parts`` the most parts of one) in
     order, in one compiled loop, on this thread's team (:func:`team`)."""
-    if parts == 1:
-        _replay_one(rows)
-    elif parts <= (getattr(_team, "size", None) or numba.get_num_threads()) and _gomp_ready():
+    if _gomp_ready() and (parts == 1 or parts <= (getattr(_team, "size", None) or numba.get_num_threads())):
         _replay_gomp(rows)
+    elif parts == 1:
+        _replay_one(rows)
     else:
         _replay(rows)
 
 
-__all__ = ["ELEMENT_WORK", "FRAME_BYTES", "Launch", "in_parallel", "launch_only", "numba_threads", "recording",
-           "replay", "team", "team_thread_ids"]
+__all__ = ["ELEMENT_WORK", "FRAME_BYTES", "Call", "Launch", "in_parallel", "numba_threads", "recorded_call",
+           "recording", "replay", "replayable", "team", "team_thread_ids"]

@@ -1,14 +1,15 @@
 """Pooling kernels (Numba): MAX_POOL_2D and AVERAGE_POOL_2D on NHWC arrays.
 
-One thread, output rows in order; channels are innermost, so each window tap reads
-one contiguous run of C values. Windows are clamped to the input exactly as in
-TFLite's reference kernels (``reference/pooling.h``), and the float average sums in
-the same order (window rows, then columns), but for a global average over few channels,
-which sums down the map's columns first, as the numpy backend does
-(:func:`global_average_pool_float`). Not parallel on purpose: segmentation
+Output rows in order; channels are innermost, so each window tap reads one contiguous
+run of C values. Windows are clamped to the input exactly as in TFLite's reference
+kernels (``reference/pooling.h``), and the float average sums in the same order (window
+rows, then columns), but for a global average over few channels, which sums down the
+map's columns first, as the numpy backend does (:func:`global_average_pool_float`).
+Each kernel does part t of nt of its output rows (``kernels.parallel.in_parallel``'s
+chunks), and the operators run them as one part, on the calling thread: segmentation
 networks pool little (DeepLab's ASPP image pooling, one global average over a 33x33
-map, takes 0.07-0.11 ms in the profiles of tools/bench.py), and a ``prange`` kernel
-costs 1-2 s more to compile on a cold cache than a plain one.
+map, takes 0.07-0.11 ms in the profiles of tools/bench.py). Launched as chunks, they
+are what a replay (``pydeeplab.replay``) runs without Python.
 The NumPy twin is ``pydeeplab.reference.pool``.
 """
 
@@ -38,7 +39,7 @@ def _window_sum(x, b, y0, y1, x0, x1, acc):
 
 
 @njit(cache=True, nogil=True)
-def max_pool_2d(x, out, fh, fw, sh, sw, ph, pw, lowest, act_min, act_max):
+def max_pool_2d(x, out, fh, fw, sh, sw, ph, pw, lowest, act_min, act_max, t, nt):
     """out[n, oy, ox, c] = clamp(max of x over the window, act_min, act_max).
 
     x: [N, H, W, C] float32 or integer; out: [N, OH, OW, C], same dtype. ``lowest``
@@ -47,7 +48,7 @@ def max_pool_2d(x, out, fh, fw, sh, sw, ph, pw, lowest, act_min, act_max):
     """
     n_b, h, w, c = x.shape
     _, oh, ow, _ = out.shape
-    for row in range(n_b * oh):
+    for row in range(n_b * oh * t // nt, n_b * oh * (t + 1) // nt):
         b = row // oh
         oy = row % oh
         y0, y1 = _window(oy, sh, ph, fh, h)
@@ -71,11 +72,11 @@ def max_pool_2d(x, out, fh, fw, sh, sw, ph, pw, lowest, act_min, act_max):
 
 
 @njit(cache=True, nogil=True)
-def average_pool_2d_float(x, out, fh, fw, sh, sw, ph, pw, act_min, act_max):
+def average_pool_2d_float(x, out, fh, fw, sh, sw, ph, pw, act_min, act_max, t, nt):
     """out = clamp(float32 sum over the window / number of covered inputs). x, out float32 NHWC."""
     n_b, h, w, c = x.shape
     _, oh, ow, _ = out.shape
-    for row in range(n_b * oh):
+    for row in range(n_b * oh * t // nt, n_b * oh * (t + 1) // nt):
         b = row // oh
         oy = row % oh
         y0, y1 = _window(oy, sh, ph, fh, h)
@@ -90,18 +91,19 @@ def average_pool_2d_float(x, out, fh, fw, sh, sw, ph, pw, act_min, act_max):
 
 
 @njit(cache=True, nogil=True)
-def global_average_pool_float(x, c, out, act_min, act_max):
+def global_average_pool_float(x, c, out, act_min, act_max, t, nt):
     """AVERAGE_POOL_2D whose one window is the whole map, float32: the sums down each column of
     the [H, W * C] map, then across the W column sums of each channel, the order in which
     ``pydeeplab.reference.pool.global_average_pool_2d`` adds (the same bits). Many independent
     sums: one vector of C sums, pixel after pixel, waits on each add (128x128x16: 65 us, NumPy's
     column sums 49 us, these 25 us; 64x64x24: 21 -> 8.5 us). x [N, H, W * C] (the map's rows),
-    C channels, out [N, C]. Rows by integer index: a reshape and a slice assignment here took 2.2 s
+    C channels, out [N, C]; batches ``N * t // nt`` to ``N * (t + 1) // nt`` (part t of nt, as
+    ``kernels.parallel.in_parallel`` runs it). Rows by integer index: a reshape and a slice assignment here took 2.2 s
     more to compile (2.97 -> 0.78 s on a cold cache)."""
     n_b, h, wc = x.shape
     columns = np.empty(wc, dtype=np.float32)
     count = np.float32(h * (wc // c))
-    for b in range(n_b):
+    for b in range(n_b * t // nt, n_b * (t + 1) // nt):
         first = x[b, 0]
         for j in range(wc):
             columns[j] = first[j]
@@ -118,14 +120,14 @@ def global_average_pool_float(x, c, out, act_min, act_max):
 
 
 @njit(cache=True, nogil=True)
-def average_pool_2d_int(x, out, fh, fw, sh, sw, ph, pw, act_min, act_max):
+def average_pool_2d_int(x, out, fh, fw, sh, sw, ph, pw, act_min, act_max, t, nt):
     """Integer average pool: the window sum divided by its count, rounded half away from zero.
 
     x, out: [N, H, W, C] / [N, OH, OW, C] uint8, int8 or int16; act_min/act_max int32.
     """
     n_b, h, w, c = x.shape
     _, oh, ow, _ = out.shape
-    for row in range(n_b * oh):
+    for row in range(n_b * oh * t // nt, n_b * oh * (t + 1) // nt):
         b = row // oh
         oy = row % oh
         y0, y1 = _window(oy, sh, ph, fh, h)

@@ -7,14 +7,17 @@ Python objects it touches have left the caches, and on two threads it is time th
 waits: measured on this 2-core machine, a run of the selfie segmenter with every kernel call a
 no-op took 0.40 ms back to back and 1.30 ms after the benchmark's 20 ms pause (71 steps).
 
-Most steps' runs are one kernel launch and nothing else (``kernels.parallel.launch_only``), and
-their arguments are the same arrays and values at every run, once the arena and the workspace
-are in place. :class:`Replays` records two runs of the plan; each marked step whose two launches
-ran the same chunk on the same memory with the same values (``Launch.same_as``) is replaced by
-its recorded launch, and consecutive ones run as one compiled loop (``kernels.parallel.replay``)
-that calls each chunk through its recorded frame. The other steps (two launches, NumPy work, a
-temporary array at every run) run as before, in order. The results are the same bits: the same
-kernels on the same arguments.
+Most steps' runs are kernel launches and nothing else (``kernels.parallel.replayable``), or
+launches around a NumPy call on fixed arrays made through ``kernels.parallel.recorded_call``
+(LOGISTIC's exp, a squeeze-and-excite scale's row repeated), and their arguments are the same
+arrays and values at every run, once the arena and the workspace are in place. :class:`Replays`
+records two runs of the plan; each marked step whose two recordings agree, launch by launch
+(same chunk, memory, values: ``Launch.same_as``) and call by call (``Call.same_as``), is replaced
+by what it recorded: consecutive launches run as one compiled loop (``kernels.parallel.replay``)
+that calls each chunk through its recorded frame, a call is made again from Python between two
+loops. The other steps (NumPy work on a temporary array, a copy of an input at every run) run as
+before, in order. The results are the same bits: the same kernels and calls on the same
+arguments.
 
 Recordings are per thread count and calling thread (the workspace is per thread), and are
 dropped when the arena is placed again (``allocate_tensors``).
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -37,8 +41,9 @@ class _Plan:
 
     runs: int = 0
     first: list | None = None
-    segments: list | None = None  # each (int64 rows of launches, their most parts), or a step to run
-    kept: list = field(default_factory=list)  # the recorded launches the rows point into
+    segments: list | None = None  # what a run calls in order: a loop of recorded launches, a call, a step
+    replayed: int = 0  # how many steps the segments run from their recordings
+    kept: list = field(default_factory=list)  # the recorded launches and calls the segments point into
 
 
 class Replays:
@@ -50,7 +55,7 @@ class Replays:
 
     def run(self) -> None:
         """One run of the steps, inside the run's thread team (``kernels.parallel.team``)."""
-        from .kernels.parallel import numba_threads, replay
+        from .kernels.parallel import numba_threads
 
         key = (numba_threads(), threading.get_ident())
         plan = self._plans.get(key)
@@ -58,10 +63,7 @@ class Replays:
             plan = self._plans[key] = _Plan()
         if plan.segments is not None:
             for segment in plan.segments:
-                if isinstance(segment, tuple):
-                    replay(*segment)
-                else:
-                    segment.run(segment.in_arrays, segment.out_arrays)
+                segment()
             return
         plan.runs += 1
         if plan.runs <= PLAIN_RUNS:
@@ -73,47 +75,59 @@ class Replays:
 
     @property
     def replayed_steps(self) -> int:
-        """How many steps the current thread's replay runs as recorded launches (0 before it is built)."""
+        """How many steps the current thread's replay runs from their recordings (0 before it is built)."""
         from .kernels.parallel import numba_threads
 
         plan = self._plans.get((numba_threads(), threading.get_ident()))
-        if plan is None or plan.segments is None:
-            return 0
-        return sum(len(s[0]) for s in plan.segments if isinstance(s, tuple))
+        return 0 if plan is None else plan.replayed
 
     def _run_steps(self) -> None:
         for step in self._steps:
             step.run(step.in_arrays, step.out_arrays)
 
     def _record(self) -> list:
-        """A run of the steps, with each marked step's launches (None for the steps not marked)."""
+        """A run of the steps, with each marked step's launches and calls (None for the steps not marked)."""
         from .kernels.parallel import recording
 
-        launches = []
+        recorded = []
         for step in self._steps:
-            if getattr(step.run, "launch_only", False):
+            if getattr(step.run, "replayable", False):
                 with recording() as made:
                     step.run(step.in_arrays, step.out_arrays)
-                launches.append(made)
+                recorded.append(made)
             else:
                 step.run(step.in_arrays, step.out_arrays)
-                launches.append(None)
-        return launches
+                recorded.append(None)
+        return recorded
 
     def _build(self, plan: _Plan, first: list, second: list) -> None:
-        """The segments: runs of consecutive steps whose two recordings agree, as launch rows."""
+        """The segments: consecutive recorded launches of the steps whose two recordings agree as one
+        loop, their calls between the loops, the other steps as they are."""
+        from .kernels.parallel import Call, replay
+
         segments: list = []
+        rows: list = []  # the launches of the loop being gathered
+
+        def close_loop() -> None:
+            if rows:
+                segments.append(partial(replay, np.array(rows, np.int64), max(row[3] for row in rows)))
+                rows.clear()
+
         for step, a, b in zip(self._steps, first, second):
-            if a is not None and b is not None and len(a) == len(b) == 1 and b[0].same_as(a[0]):
-                if not segments or not isinstance(segments[-1], list):
-                    segments.append([])
-                segments[-1].append(b[0].row())
-                plan.kept.append(b[0])
+            if a and b and len(a) == len(b) and all(y.same_as(x) for x, y in zip(a, b)):
+                for made in b:
+                    if isinstance(made, Call):
+                        close_loop()
+                        segments.append(partial(made.function, *made.args))
+                    else:
+                        rows.append(made.row())
+                plan.kept.extend(b)
+                plan.replayed += 1
             else:
-                segments.append(step)
-        plan.segments = [(np.array(s, np.int64), max(row[3] for row in s)) if isinstance(s, list) else s
-                         for s in segments]
-        plan.first = None
+                close_loop()
+                segments.append(partial(step.run, step.in_arrays, step.out_arrays))
+        close_loop()
+        plan.segments, plan.first = segments, None
 
 
 __all__ = ["PLAIN_RUNS", "Replays"]

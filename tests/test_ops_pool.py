@@ -122,5 +122,5 @@ def test_global_average_float_few_channels_is_numpys_column_sums_bit_for_bit(sha
     n, h, w, c = shape
     out = np.empty((n, c), np.float32)
     for lo, hi in ((-np.inf, np.inf), (0.0, 6.0)):
-        global_average_pool_float(x.reshape(n, h, w * c), c, out, np.float32(lo), np.float32(hi))
+        global_average_pool_float(x.reshape(n, h, w * c), c, out, np.float32(lo), np.float32(hi), 0, 1)
         np.testing.assert_array_equal(out, global_average_pool_2d(x, np.float32(lo), np.float32(hi)).reshape(n, c))

@@ -7,7 +7,8 @@ import pytest
 from numba import njit
 
 import pydeeplab
-from pydeeplab.kernels.parallel import FRAME_BYTES, in_parallel, launch_only, recording, replay, team
+from pydeeplab.kernels import parallel
+from pydeeplab.kernels.parallel import FRAME_BYTES, in_parallel, recorded_call, recording, replay, replayable, team
 from pydeeplab.replay import PLAIN_RUNS, Replays
 from pydeeplab.tflite.options import Conv2DOptions, DepthwiseConv2DOptions
 from pydeeplab.tflite.schema import BuiltinOperator as B
@@ -61,6 +62,33 @@ def test_a_launch_outside_a_recording_keeps_nothing():
     assert made == [] and FRAME_BYTES >= 1024
 
 
+def test_calls_are_recorded_in_order_among_the_launches_and_the_same_only_on_the_same_memory():
+    x, out = np.zeros((4, 2)), np.zeros((4, 2))
+    run = in_parallel(_add_rows)
+    with recording() as made:
+        run(x, 1.0, out, nt=1)
+        recorded_call(np.multiply, out, 2.0, out)
+        recorded_call(np.multiply, out, 2.0, out)
+        recorded_call(np.multiply, out.copy(), 2.0, out)  # another array
+        recorded_call(np.add, out, 2.0, out)  # another function
+    np.testing.assert_array_equal(out, np.full((4, 2), 10.0))  # ((1 * 2) * 2) * 2 + 2
+    launch, call = made[0], made[1]
+    assert [type(m).__name__ for m in made] == ["Launch", "Call", "Call", "Call", "Call"]
+    assert call.same_as(made[2]) and not call.same_as(made[3]) and not call.same_as(made[4])
+    assert not call.same_as(launch) and not launch.same_as(call)
+
+
+def test_a_launch_without_the_jit_is_recorded_as_one_that_cannot_be_replayed(monkeypatch):
+    x, out = np.zeros((4, 2)), np.zeros((4, 2))
+    run = in_parallel(_add_rows)
+    monkeypatch.setattr(parallel.config, "DISABLE_JIT", True)
+    with recording() as made:
+        run(x, 1.0, out, nt=2)
+        run(x, 1.0, out, nt=2)
+    np.testing.assert_array_equal(out, x + 1.0)
+    assert len(made) == 2 and made[0].record == 0 and not made[0].same_as(made[1])
+
+
 class _Step:
     """A step as the interpreter keeps one: its run and its arrays."""
 
@@ -69,38 +97,48 @@ class _Step:
 
 
 def _steps():
-    """Three steps on x -> a -> b -> c: a marked launch on fixed arrays, a marked launch on a temporary
-    copy of its input at every run, and a run that is not marked (NumPy)."""
-    x, a, b, c = np.zeros((4, 3)), np.zeros((4, 3)), np.zeros((4, 3)), np.zeros((4, 3))
+    """Four steps on x -> a -> b -> c -> d: a marked launch on fixed arrays, a marked launch on a
+    temporary copy of its input at every run, a run that is not marked (NumPy), and a marked run of
+    two launches around a recorded call."""
+    x, a, b, c, d = (np.zeros((4, 3)) for _ in range(5))
     add = in_parallel(_add_rows)
     copying = in_parallel(_add_rows)
-    fixed = launch_only(lambda ins, outs: add(ins[0], 1.0, outs[0], nt=1))
-    temporary = launch_only(lambda ins, outs: copying(ins[0].copy(), 2.0, outs[0], nt=1))
+    first, second = in_parallel(_add_rows), in_parallel(_add_rows)
+    fixed = replayable(lambda ins, outs: add(ins[0], 1.0, outs[0], nt=1))
+    temporary = replayable(lambda ins, outs: copying(ins[0].copy(), 2.0, outs[0], nt=1))
 
     def numpy_run(ins, outs):
         np.multiply(ins[0], 3.0, out=outs[0])
 
-    return x, c, [_Step(fixed, [x], [a]), _Step(temporary, [a], [b]), _Step(numpy_run, [b], [c])]
+    @replayable
+    def around_a_call(ins, outs):  # d = (c + 1) * 2 + 1
+        first(ins[0], 1.0, outs[0], nt=2)
+        recorded_call(np.multiply, outs[0], 2.0, outs[0])
+        second(outs[0], 1.0, outs[0], nt=2)
+
+    return x, d, [_Step(fixed, [x], [a]), _Step(temporary, [a], [b]), _Step(numpy_run, [b], [c]),
+                  _Step(around_a_call, [c], [d])]
 
 
-def test_only_marked_steps_whose_two_recordings_agree_are_replayed():
-    x, c, steps = _steps()
+@pytest.mark.parametrize("threads", [1, 2])
+def test_only_marked_steps_whose_two_recordings_agree_are_replayed(threads):
+    x, d, steps = _steps()
     replays = Replays(steps)
-    with team(1):
+    with team(threads):
         for k in range(RECORDED + 3):
             x[...] = k
             replays.run()
-            np.testing.assert_array_equal(c, (k + 3.0) * 3.0, err_msg=f"run {k}")
-        assert replays.replayed_steps == 1
+            np.testing.assert_array_equal(d, ((k + 3.0) * 3.0 + 1.0) * 2.0 + 1.0, err_msg=f"run {k}")
+        assert replays.replayed_steps == 2
 
 
 def test_each_thread_records_its_own_runs():
-    x, c, steps = _steps()
+    x, d, steps = _steps()
     replays = Replays(steps)
     with team(1):
         for _ in range(RECORDED):
             replays.run()
-        assert replays.replayed_steps == 1
+        assert replays.replayed_steps == 2
     seen = []
 
     def other() -> None:
@@ -115,7 +153,7 @@ def test_each_thread_records_its_own_runs():
 
 
 def _model(rng) -> bytes:
-    """x -> CONV_2D -> DEPTHWISE -> LOGISTIC (two launches and NumPy's exp: not replayed) -> CONV_2D."""
+    """x -> CONV_2D -> DEPTHWISE -> LOGISTIC (two launches around NumPy's exp) -> CONV_2D."""
     b = ModelBuilder(description="replay")
     f32 = TensorType.FLOAT32
     x = b.add_tensor("x", f32, (1, 12, 10, 3))
@@ -175,7 +213,7 @@ def test_an_interpreter_replays_its_launches_with_the_same_bits(threads):
         assert _replayed(it) == 0
         _feed(it, seed)
         it.invoke()
-    assert _replayed(it) == len(it._program) - 1  # all but the LOGISTIC
+    assert _replayed(it) == len(it._program)
     _same_as_step_by_step(it, [7, 8])
 
 

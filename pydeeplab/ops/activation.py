@@ -116,7 +116,7 @@ def _float_kernel_run(opcode: BuiltinOperator, shape: tuple[int, ...]):
     exponentials go to a buffer of their own: read from the output array it writes, the
     kernel's loop cannot be vectorized (97 -> 50 us there)."""
     from ..kernels import elementwise as kern
-    from ..kernels.parallel import ELEMENT_WORK, in_parallel, launch_only, numba_threads
+    from ..kernels.parallel import ELEMENT_WORK, in_parallel, numba_threads, recorded_call, replayable
 
     lo, hi = (np.float32(v) for v in _RELU_RANGES.get(opcode, (-np.inf, np.inf)))
     kernel, work, rows = in_parallel(kern.elementwise_float), math.prod(shape) * ELEMENT_WORK, image_rows(shape)
@@ -124,17 +124,18 @@ def _float_kernel_run(opcode: BuiltinOperator, shape: tuple[int, ...]):
         exps = np.empty(rows, np.float32)
         second = in_parallel(kern.elementwise_float)  # (one per call: a launcher keeps its first arguments' types)
 
-        def run(inputs, outputs):
+        @replayable
+        def logistic(inputs, outputs):
             x, nt = inputs[0].reshape(rows), numba_threads(work)
             kernel(x, x, exps, kern.LOGISTIC_ARGUMENT, lo, hi, nt=nt)
-            np.exp(exps, out=exps)
+            recorded_call(np.exp, exps, exps)
             second(x, exps, _view(outputs[0], rows), kern.LOGISTIC, lo, hi, nt=nt)
 
-        return run
+        return logistic
 
     op = kern.HARD_SWISH if opcode == BuiltinOperator.HARD_SWISH else kern.CLAMP
 
-    @launch_only
+    @replayable
     def run(inputs, outputs):
         x = inputs[0].reshape(rows)
         kernel(x, x, _view(outputs[0], rows), op, lo, hi, nt=numba_threads(work))

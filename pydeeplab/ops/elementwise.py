@@ -74,11 +74,11 @@ def _view(a: np.ndarray, shape) -> np.ndarray:
 def unary_lookup_run(table: np.ndarray) -> Run:
     """A ``run`` that maps input 0 through ``table`` (indexed by the input's byte) into output 0."""
     from ..kernels.elementwise import lookup_unary
-    from ..kernels.parallel import ELEMENT_WORK, in_parallel, launch_only, numba_threads
+    from ..kernels.parallel import ELEMENT_WORK, in_parallel, replayable, numba_threads
 
     lookup = in_parallel(lookup_unary)
 
-    @launch_only
+    @replayable
     def run(inputs: Sequence[np.ndarray | None], outputs: Sequence[np.ndarray]) -> None:
         lookup(table, inputs[0].view(np.uint8).reshape(-1), _view(outputs[0], -1),
                nt=numba_threads(outputs[0].size * ELEMENT_WORK))
@@ -190,14 +190,18 @@ def wide_rows(sa: tuple[int, int], sb: tuple[int, int]) -> tuple[tuple[int, int]
 
 def repeat_row(shape: tuple[int, int], k: int) -> Callable[[np.ndarray], np.ndarray]:
     """``f(b)``: b viewed as ``shape``, or, for k > 1, its one row k times side by side, [1, k * C], in
-    a buffer of its own (:func:`wide_rows`)."""
+    a buffer of its own (:func:`wide_rows`), filled by a kernel launch (which a replay makes again)."""
+    from ..kernels import elementwise as kern
+    from ..kernels.parallel import in_parallel
+
     if k == 1:
         return lambda b: b.reshape(shape)
     repeated = np.empty((k, shape[1]), np.float32)
+    wide, fill = repeated.reshape(1, -1), in_parallel(kern.repeat_row)
 
     def f(b: np.ndarray) -> np.ndarray:
-        repeated[...] = b.reshape(shape)
-        return repeated.reshape(1, -1)
+        fill(b.reshape(shape), repeated, nt=1)
+        return wide
 
     return f
 
@@ -206,7 +210,7 @@ def _binary_lookup_run(table: np.ndarray, a_shape, b_shape, out_shape) -> Run | 
     """A ``run`` computing output 0 = table[input0, input1] with broadcasting, or None when
     the broadcast does not fit the kernel's six dimensions."""
     from ..kernels.elementwise import lookup_binary
-    from ..kernels.parallel import ELEMENT_WORK, in_parallel, launch_only, numba_threads
+    from ..kernels.parallel import ELEMENT_WORK, in_parallel, replayable, numba_threads
 
     merged = _merged_broadcast_shapes(a_shape, b_shape, out_shape)
     if merged is None:
@@ -214,7 +218,7 @@ def _binary_lookup_run(table: np.ndarray, a_shape, b_shape, out_shape) -> Run | 
     sa, sb, so = merged
     lookup = in_parallel(lookup_binary)
 
-    @launch_only
+    @replayable
     def run(inputs: Sequence[np.ndarray | None], outputs: Sequence[np.ndarray]) -> None:
         a = np.broadcast_to(inputs[0].view(np.uint8).reshape(sa), so)
         b = np.broadcast_to(inputs[1].view(np.uint8).reshape(sb), so)
@@ -301,7 +305,7 @@ def _float_kernel_run(ctx: OpContext, a_shape, b_shape, out_shape, act_min: floa
     if layout is None:
         return None
     from ..kernels import elementwise as kern
-    from ..kernels.parallel import ELEMENT_WORK, in_parallel, launch_only, numba_threads
+    from ..kernels.parallel import ELEMENT_WORK, in_parallel, replayable, numba_threads
 
     op = {BuiltinOperator.ADD: kern.ADD, BuiltinOperator.SUB: kern.SUB, BuiltinOperator.MUL: kern.MUL}[ctx.opcode]
     (sa, row), (first, second) = layout, (1, 0) if swap else (0, 1)
@@ -310,11 +314,12 @@ def _float_kernel_run(ctx: OpContext, a_shape, b_shape, out_shape, act_min: floa
     lo, hi = np.float32(act_min), np.float32(act_max)
     kernel, work = in_parallel(kern.elementwise_float), math.prod(out_shape) * ELEMENT_WORK
 
+    @replayable
     def run(inputs, outputs):
         kernel(inputs[first].reshape(sa), b_of(inputs[second]), _view(outputs[0], sa), op, lo, hi,
                nt=numba_threads(work))
 
-    return launch_only(run) if k == 1 else run  # (k > 1: b_of fills a buffer from the input)
+    return run
 
 
 def fused_multiply_add(ctx: OpContext, a_shape, s_shape, y_shape) -> Run | None:
@@ -328,7 +333,7 @@ def fused_multiply_add(ctx: OpContext, a_shape, s_shape, y_shape) -> Run | None:
             or not all(t.type == TensorType.FLOAT32 for t in (*ctx.inputs, ctx.outputs[0]))):
         return None
     from ..kernels import elementwise as kern
-    from ..kernels.parallel import ELEMENT_WORK, in_parallel, launch_only, numba_threads
+    from ..kernels.parallel import ELEMENT_WORK, in_parallel, replayable, numba_threads
 
     sa, row = layout
     sa, k = wide_rows(sa, row)
@@ -337,11 +342,12 @@ def fused_multiply_add(ctx: OpContext, a_shape, s_shape, y_shape) -> Run | None:
     lo, hi = (np.float32(v) for v in activation_range_float(activation))
     kernel, work = in_parallel(kern.multiply_add_float), math.prod(out_shape) * ELEMENT_WORK
 
+    @replayable
     def run(inputs, outputs):
         kernel(inputs[0].reshape(sa), s_of(inputs[1]), inputs[2].reshape(sa), _view(outputs[0], sa), lo, hi,
                nt=numba_threads(work))
 
-    return launch_only(run) if k == 1 else run  # (k > 1: s_of fills a buffer from the input)
+    return run
 
 
 @register(BuiltinOperator.ADD, BuiltinOperator.SUB, BuiltinOperator.MUL)

@@ -97,11 +97,15 @@ def prepare_pool(ctx: OpContext) -> Prepared:
             outputs[0][...] = ref.global_average_pool_2d(inputs[0], act_min, act_max)
         return Prepared((out_shape,), run)
     if global_pool and x.dtype == np.float32 and sums_columns(c):
+        from ..kernels.parallel import in_parallel, replayable
         from ..kernels.pool import global_average_pool_float
         from .elementwise import _view
 
+        pool = in_parallel(global_average_pool_float)
+
+        @replayable
         def run(inputs, outputs):  # (_view: the kernel writes into the output, so no reshape may copy it)
-            global_average_pool_float(inputs[0].reshape(n, h, w * c), c, _view(outputs[0], (n, c)), act_min, act_max)
+            pool(inputs[0].reshape(n, h, w * c), c, _view(outputs[0], (n, c)), act_min, act_max, nt=1)
         return Prepared((out_shape,), run)
     if ctx.backend == "numpy" or (out_shape[1:3] == (1, 1) and not global_pool):
         if is_average:
@@ -115,17 +119,18 @@ def prepare_pool(ctx: OpContext) -> Prepared:
         return Prepared((out_shape,), run)
 
     from ..kernels import pool as kern
+    from ..kernels.conv_plan import with_contiguous_output
+    from ..kernels.parallel import in_parallel, replayable
 
     (fh, fw), (sh, sw), (ph, pw) = filt, stride, pads
     if not is_average:
-        def run(inputs, outputs):
-            kern.max_pool_2d(inputs[0], outputs[0], fh, fw, sh, sw, ph, pw, lowest, act_min, act_max)
+        pool, bounds = in_parallel(kern.max_pool_2d), (lowest, act_min, act_max)
     elif x.dtype == np.float32:
-        def run(inputs, outputs):
-            kern.average_pool_2d_float(inputs[0], outputs[0], fh, fw, sh, sw, ph, pw, act_min, act_max)
+        pool, bounds = in_parallel(kern.average_pool_2d_float), (act_min, act_max)
     else:
-        imin, imax = np.int32(act_min), np.int32(act_max)
+        pool, bounds = in_parallel(kern.average_pool_2d_int), (np.int32(act_min), np.int32(act_max))
 
-        def run(inputs, outputs):
-            kern.average_pool_2d_int(inputs[0], outputs[0], fh, fw, sh, sw, ph, pw, imin, imax)
-    return Prepared((out_shape,), run)
+    @replayable
+    def fill(inputs, out):
+        pool(np.ascontiguousarray(inputs[0]), out, fh, fw, sh, sw, ph, pw, *bounds, nt=1)
+    return Prepared((out_shape,), with_contiguous_output(fill))

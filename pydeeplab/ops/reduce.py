@@ -254,11 +254,11 @@ def prepare_arg_max(ctx: OpContext) -> Prepared:
             outputs[0][...] = ref.arg_max(inputs[0], axis)
     else:
         from ..kernels import reduce as kern
-        from ..kernels.parallel import in_parallel, launch_only, numba_threads
+        from ..kernels.parallel import in_parallel, replayable, numba_threads
 
         arg_max = in_parallel(kern.arg_max)
 
-        @launch_only
+        @replayable
         def run(inputs, outputs):
             arg_max(inputs[0].reshape(a, k, b), outputs[0].reshape(a, b), nt=numba_threads(inputs[0].size))
     return Prepared((out_shape,), run)

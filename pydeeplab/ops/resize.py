@@ -207,12 +207,12 @@ def prepare_resize_bilinear(ctx: OpContext) -> Prepared:
                 outputs[0][...] = ref.resize_bilinear(inputs[0], ty, tx, offset)
         else:
             from ..kernels import resize as kern
-            from ..kernels.parallel import in_parallel, launch_only, numba_threads
+            from ..kernels.parallel import in_parallel, replayable, numba_threads
 
             resize = in_parallel(kern.resize_bilinear_float)
             w_left, w_right = column_weights(tx, c, np.float32)
 
-            @launch_only  # (a temporary output is another array at every run: a recording tells)
+            @replayable  # (a temporary output is another array at every run: a recording tells)
             def run(inputs, outputs):
                 # The kernel reads and writes whole rows as flat arrays: C order needed.
                 out = outputs[0] if outputs[0].flags.c_contiguous else np.empty(out_shape, dtype)
@@ -235,7 +235,7 @@ def _integer_run(ctx: OpContext, out_shape: tuple[int, ...], flags: tuple[bool, 
     """The numba backend's run of an int8/int16 RESIZE_BILINEAR (``kernels.resize.resize_bilinear_integer``);
     with ``dequantize`` (zero point, float32 scale), of it and the DEQUANTIZE to float32 after it."""
     from ..kernels import resize as kern
-    from ..kernels.parallel import in_parallel, launch_only, numba_threads
+    from ..kernels.parallel import in_parallel, replayable, numba_threads
 
     _, h, w, c = ctx.inputs[0].shape
     dtype = ctx.inputs[0].dtype
@@ -250,7 +250,7 @@ def _integer_run(ctx: OpContext, out_shape: tuple[int, ...], flags: tuple[bool, 
     zero_point, scale = (None, None) if dequantize is None else (np.int32(dequantize[0]), dequantize[1])
     out_dtype = dtype if dequantize is None else np.dtype(np.float32)
 
-    @launch_only  # (a temporary output is another array at every run: a recording tells)
+    @replayable  # (a temporary output is another array at every run: a recording tells)
     def run(inputs, outputs):
         # The kernel reads and writes whole rows as flat arrays: C order needed.
         out = outputs[0] if outputs[0].flags.c_contiguous else np.empty(out_shape, out_dtype)
@@ -286,13 +286,13 @@ def fused_resize_bilinear_arg_max(ctx: OpContext) -> Run:
     one thread).
     """
     from ..kernels import resize as kern
-    from ..kernels.parallel import in_parallel, launch_only, numba_threads
+    from ..kernels.parallel import in_parallel, replayable, numba_threads
 
     out_shape, flags = _bilinear_plan(ctx)
     ty, tx, offset = _float_taps(ctx, out_shape, flags)
     fused = in_parallel(kern.resize_bilinear_arg_max)
 
-    @launch_only
+    @replayable
     def run(inputs, outputs):
         fused(np.ascontiguousarray(inputs[0]), *ty, *tx, offset, outputs[0].reshape(out_shape[:3]),
               nt=numba_threads(outputs[0].size * inputs[0].shape[3]))
@@ -313,11 +313,11 @@ def prepare_resize_nearest_neighbor(ctx: OpContext) -> Prepared:
             outputs[0][...] = ref.resize_nearest_neighbor(inputs[0], iy, ix)
     else:
         from ..kernels import resize as kern
-        from ..kernels.parallel import in_parallel, launch_only, numba_threads
+        from ..kernels.parallel import in_parallel, replayable, numba_threads
 
         resize = in_parallel(kern.resize_nearest_neighbor)
 
-        @launch_only
+        @replayable
         def run(inputs, outputs):
             resize(inputs[0], iy, ix, outputs[0], nt=numba_threads(outputs[0].size))
     return Prepared((out_shape,), run)

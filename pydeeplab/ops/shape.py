@@ -286,12 +286,12 @@ def _gather_run(index: np.ndarray, pad):
     """run() of the numba backend's SPACE_TO_BATCH_ND / BATCH_TO_SPACE_ND: output pixel p
     copies input pixel index[p], or is ``pad`` (``kernels.space_batch.gather_pixels``)."""
     from ..kernels import space_batch
-    from ..kernels.parallel import in_parallel, launch_only, numba_threads
+    from ..kernels.parallel import in_parallel, replayable, numba_threads
 
     gather = in_parallel(space_batch.gather_pixels)
     flat = np.ascontiguousarray(index.reshape(-1))
 
-    @launch_only  # (a temporary output or a copied input is another array at every run: a recording tells)
+    @replayable  # (a temporary output or a copied input is another array at every run: a recording tells)
     def run(inputs, outputs):
         out = outputs[0]
         target = out if out.flags.c_contiguous else np.empty(out.shape, out.dtype)

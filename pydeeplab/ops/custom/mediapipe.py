@@ -113,8 +113,11 @@ def _pixel_shuffle_run(weights: np.ndarray, bias: np.ndarray, x_shape: tuple[int
     blocks, then the bias (the selfie segmenter's last layer: 0.15 ms against 1.6 ms
     through the general TRANSPOSE_CONV kernel, and that kernel's 1.8 s of compile on a
     cold cache saved). float32; sums in BLAS's order, within the float contract of
-    MediaPipe's (bias first, then input channels in order).
+    MediaPipe's (bias first, then input channels in order). Its three NumPy calls on fixed arrays are
+    what a replay makes again (``pydeeplab.replay``).
     """
+    from ...kernels.parallel import recorded_call, replayable
+
     cout, kh, kw, cin = weights.shape
     n, h, w, _ = x_shape
     # Column (i, j, o) of wmat holds the weights that carry an input pixel to tap (i, j), channel o.
@@ -125,13 +128,14 @@ def _pixel_shuffle_run(weights: np.ndarray, bias: np.ndarray, x_shape: tuple[int
     row = np.dtype((np.void, kw * cout * 4))
     blocks = taps.view(row).reshape(n, h, w, kh).transpose(0, 1, 3, 2)  # [N, H, KH, W] in output order
 
+    @replayable
     def run(inputs, outputs) -> None:
-        np.matmul(inputs[0].reshape(n * h * w, cin), wmat, out=taps)
         out = outputs[0]
         if not out.flags.c_contiguous:
             raise ValueError("the output of Convolution2DTransposeBias must be a C-contiguous array")
-        np.copyto(out.reshape(-1).view(row).reshape(n, h, kh, w), blocks)
-        np.add(out, bias, out=out)
+        recorded_call(np.matmul, inputs[0].reshape(n * h * w, cin), wmat, taps)
+        recorded_call(np.copyto, out.reshape(-1).view(row).reshape(n, h, kh, w), blocks)
+        recorded_call(np.add, out, bias, out)
 
     return run
 

@@ -37,11 +37,11 @@ def prepare_resize_argmax(ctx: OpContext) -> Prepared:
     ctx.check_shape(out_shape, np.int32)
     if ctx.backend == "numba":
         from ...kernels import mlperf as kern
-        from ...kernels.parallel import in_parallel, launch_only, numba_threads
+        from ...kernels.parallel import in_parallel, replayable, numba_threads
 
         resize_argmax = in_parallel(kern.resize_argmax)
 
-        @launch_only
+        @replayable
         def run(inputs, outputs) -> None:
             resize_argmax(inputs[0], outputs[0].reshape(out_shape[:3]), nt=numba_threads(outputs[0].size * inputs[0].shape[3]))
     else:
