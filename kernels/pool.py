@@ -98,8 +98,8 @@ def global_average_pool_float(x, c, out, act_min, act_max, t, nt):
     sums: one vector of C sums, pixel after pixel, waits on each add (128x128x16: 65 us, NumPy's
     column sums 49 us, these 25 us; 64x64x24: 21 -> 8.5 us). x [N, H, W * C] (the map's rows),
     C channels, out [N, C]; batches ``N * t // nt`` to ``N * (t + 1) // nt`` (part t of nt, as
-    ``kernels.parallel.in_parallel`` runs it). Rows by integer index: a reshape and a slice assignment here took 2.2 s
-    more to compile (2.97 -> 0.78 s on a cold cache)."""
+    ``kernels.parallel.in_parallel`` runs it). Rows by integer index: a reshape and a slice
+    assignment here took 2.2 s more to compile (2.97 -> 0.78 s on a cold cache)."""
     n_b, h, wc = x.shape
     columns = np.empty(wc, dtype=np.float32)
     count = np.float32(h * (wc // c))
