@@ -113,12 +113,13 @@ def test_one_parallel_loop_serves_chunks_of_every_signature():
 def test_launches_on_gnu_openmp_call_libgomp_directly():
     """Where Numba's threading layer is GNU OpenMP (Linux wheels), a launch of as many parts as threads
     calls libgomp's GOMP_parallel itself (1 us of Numba's prange machinery less per launch): thread t
-    of the team runs part t, the caller thread 0; a launch of more parts than threads goes through
-    the prange loop. A refused argument type is refused there too."""
+    of the team runs part t, the caller thread 0; a launch of one part runs on the caller alone
+    (through the same enter); a launch of more parts than threads goes through the prange loop. A
+    refused argument type is refused there too."""
     import numba
     from numba.np.ufunc import omppool
 
-    from pydeeplab.kernels.parallel import _enter_gomp, team, team_thread_ids
+    from pydeeplab.kernels.parallel import _enter_gomp, _record_thread_ids, team, team_thread_ids
 
     if numba.threading_layer() != "omp" or omppool.openmp_vendor != "GNU" or not sys.platform.startswith("linux"):
         pytest.skip("Numba's threading layer here is not GNU OpenMP on Linux")
@@ -129,6 +130,9 @@ def test_launches_on_gnu_openmp_call_libgomp_directly():
         out = np.zeros(6)
         in_parallel(_mark)(out, 0.5, nt=2)
         np.testing.assert_array_equal(out, [0.5, 0.5, 0.5, 1.5, 1.5, 1.5])
+        alone = np.full(2, -1, np.int64)
+        in_parallel(_record_thread_ids)(alone, nt=1)  # a part of one: the same enter, on this thread alone
+        assert alone.tolist() == [threading.get_native_id(), -1]
     compiled = _Compiled(_mark, (typeof(out), typeof(1.0)))
     with pytest.raises(TypeError, match="other types"):
         _enter_gomp(compiled.address, compiled.token, (out, 1), 2, 0)
