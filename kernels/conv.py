@@ -33,12 +33,16 @@ the order, and the output stage wraps them to int32 as TFLite's accumulator does
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import config, njit, prange, types
+from numba.core.errors import TypingError
+from numba.extending import intrinsic
 
 from .blas import gemm
 from .depthwise_row import depthwise_row_shared1, depthwise_row_shared2
 from .igemm import LANES, MR, igemm
 from .requantize import requantize_rows
+from .vector_ir import masked_load, masked_store, splat
 
 # --------------------------------------------------------------------------- float output stages
 
@@ -71,6 +75,45 @@ def _bias_activation_into(acc, bias, act_min, act_max, out):
 # --------------------------------------------------------------------------- CONV_2D
 
 
+@intrinsic
+def _copy_short(typingctx, src, start, dst, base, n, offset):
+    """dst[base : base + n] = src[start : start + n] + offset for 1 <= n <= 16: one masked vector load
+    and one masked store (AVX-512 masks bytes, words and dwords), nothing outside the n elements
+    read or written. src, dst: C-contiguous 1-D integer or float arrays; the values are converted to
+    dst's type and offset is added in it (integers wrap as storing a wider sum would)."""
+    for name, arr in (("src", src), ("dst", dst)):
+        if not isinstance(arr, types.Array) or arr.ndim != 1 or arr.layout != "C":
+            raise TypingError(f"_copy_short: {name} must be a C-contiguous 1-D array, not {arr}")
+    sig = types.void(src, types.intp, dst, types.intp, types.intp, offset)
+
+    def codegen(context, builder, signature, args):
+        src_v, start_v, dst_v, base_v, n_v, offset_v = args
+        s_type, d_type = context.get_data_type(src.dtype), context.get_data_type(dst.dtype)
+        s_vec, d_vec = ir.VectorType(s_type, 16), ir.VectorType(d_type, 16)
+        s_ptr = builder.gep(context.make_array(src)(context, builder, src_v).data, [start_v])
+        d_ptr = builder.gep(context.make_array(dst)(context, builder, dst_v).data, [base_v])
+        bits = builder.sub(builder.shl(ir.Constant(n_v.type, 1), n_v), ir.Constant(n_v.type, 1))
+        mask = builder.bitcast(builder.trunc(bits, ir.IntType(16)), ir.VectorType(ir.IntType(1), 16))
+        v = masked_load(builder, builder.bitcast(s_ptr, s_vec.as_pointer()), mask, s_vec, src.dtype.bitwidth // 8)
+        if isinstance(dst.dtype, types.Float):
+            if isinstance(src.dtype, types.Float):
+                v = v if src.dtype == dst.dtype else builder.fpext(v, d_vec)
+            else:
+                v = builder.sitofp(v, d_vec) if src.dtype.signed else builder.uitofp(v, d_vec)
+            add = builder.fadd
+        else:
+            if src.dtype.bitwidth < dst.dtype.bitwidth:
+                v = builder.sext(v, d_vec) if src.dtype.signed else builder.zext(v, d_vec)
+            elif src.dtype.bitwidth > dst.dtype.bitwidth:
+                v = builder.trunc(v, d_vec)
+            add = builder.add
+        v = add(v, splat(builder, context.cast(builder, offset_v, offset, dst.dtype), d_vec))
+        masked_store(builder, v, builder.bitcast(d_ptr, d_vec.as_pointer()), mask, dst.dtype.bitwidth // 8)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 @njit(cache=True, inline="always")
 def _copy_run(src, start, dst, base, n, offset):
     """dst[base : base + n] = src[start : start + n] + offset (1-D arrays, indices >= 0)."""
@@ -81,11 +124,9 @@ def _copy_run(src, start, dst, base, n, offset):
         v = src[start : start + n]
         for k in range(n):
             d[k] = v[k] + offset
-    else:  # unsigned offsets: no negative-index wraparound on each short access (a first
-        # conv on RGB copies runs of 9 as fast as a gather through a table of tap offsets)
-        d0, s0 = np.uint64(base), np.uint64(start)
-        for k in range(n):
-            dst[d0 + np.uint64(k)] = src[s0 + np.uint64(k)] + offset
+    else:  # masked vector copies of up to 16 values
+        for k in range(0, n, 16):
+            _copy_short(src, start + k, dst, base + k, min(n - k, 16), offset)
 
 
 @njit(cache=True, nogil=True)
@@ -99,7 +140,8 @@ def _im2col(x, cols, row0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, offset):
     (iy, ix) is outside x. ``offset`` is ``-input_zero_point`` (0 for float).
     """
     _, h, w, c = x.shape
-    rows = cols.shape[0] // ow
+    rows, width = cols.shape[0] // ow, cols.shape[1]
+    dst = cols.reshape(cols.size)
     run = kw * c  # one window row: with dw == 1 its KW pixels are adjacent in x
     for rr in range(rows):
         r = row0 + rr
@@ -112,13 +154,23 @@ def _im2col(x, cols, row0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, offset):
                     cols[rr * ow + ox, i * run : (i + 1) * run] = 0
                 continue
             src = x[b, iy].reshape(w * c)
-            for ox in range(ow):
-                dst = cols[rr * ow + ox]
-                base = i * run
+            # Output columns lo .. hi read a whole window row inside x: one run of KW * C values,
+            # copied at once (an int8 first conv on RGB, 257x257 -> 129x129, runs of 9 values:
+            # 0.33 -> 0.04 ms, with a loop over every column testing each for the edges).
+            lo = min(ow, -(-pl // sw)) if dw == 1 else ow
+            hi = max(lo, min(ow, (w - kw + pl) // sw + 1))
+            row = rr * ow * width + i * run
+            if run <= 16:
+                for ox in range(lo, hi):
+                    _copy_short(src, (ox * sw - pl) * c, dst, row + ox * width, run, offset)
+            else:
+                for ox in range(lo, hi):
+                    _copy_run(src, (ox * sw - pl) * c, dst, row + ox * width, run, offset)
+            for ox in range(ow - (hi - lo)):  # the others, pixel by pixel, zeros outside x
+                if ox >= lo:
+                    ox += hi - lo
+                base = row + ox * width
                 ix0 = ox * sw - pl
-                if dw == 1 and ix0 >= 0 and ix0 + kw <= w:
-                    _copy_run(src, ix0 * c, dst, base, run, offset)
-                    continue
                 for j in range(kw):
                     ix = ix0 + j * dw
                     if ix >= 0 and ix < w:
@@ -509,3 +561,9 @@ def transpose_conv_gather(taps, h, w, sh, sw, pt, pl, bias, act_min, act_max, ac
                         a[k] += t[k]
             for k in range(cout):
                 a[k] = min(max(a[k] + bias[k], act_min), act_max)
+
+
+if config.DISABLE_JIT:  # the kernels run as plain Python (coverage, debugging)
+
+    def _copy_short(src, start, dst, base, n, offset):  # noqa: F811
+        dst[base : base + n] = src[start : start + n] + offset
