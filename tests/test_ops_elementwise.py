@@ -165,3 +165,31 @@ def test_wide_rows():
     row = np.arange(16, dtype=np.float32).reshape(1, 1, 1, 16)
     np.testing.assert_array_equal(repeat_row((1, 16), 9)(row), np.tile(row.reshape(1, 16), (1, 9)))
     assert repeat_row((4, 40), 1)(np.zeros((1, 4, 40), np.float32)).shape == (4, 40)
+
+
+def test_byte_table_lookup_every_length_and_part():
+    """8-bit -> 8-bit lookups (requantize, activations) through the run ops use, against
+    ``table[x]``: lengths around the 64-value steps of the VBMI kernel (its last values masked:
+    nothing past the output written), int8 and uint8 tables, 1 to 3 parts; where the CPU has
+    VBMI the run is that kernel's, else the scalar gather's."""
+    from pydeeplab.kernels import elementwise as kern
+    from pydeeplab.kernels.parallel import in_parallel
+    from pydeeplab.ops.elementwise import unary_lookup_run
+
+    rng = np.random.default_rng(4)
+    for dtype in (np.int8, np.uint8):
+        info = np.iinfo(dtype)
+        table = rng.integers(info.min, info.max + 1, 256).astype(dtype)
+        run = unary_lookup_run(table)
+        for n in (1, 2, 63, 64, 65, 127, 128, 129, 191, 1000, 4099):
+            x = rng.integers(info.min, info.max + 1, n).astype(dtype)
+            out = np.full(n + 64, 77, dtype)
+            run([x], [out[:n]])
+            np.testing.assert_array_equal(out[:n], table[x.view(np.uint8)], err_msg=f"{dtype.__name__} n={n}")
+            assert (out[n:] == 77).all()
+            if kern.HAVE_VBMI:
+                for nt in (1, 2, 3):
+                    out[:] = 77
+                    in_parallel(kern.lookup_bytes)(table, x.view(np.uint8), out[:n], nt=nt)
+                    np.testing.assert_array_equal(out[:n], table[x.view(np.uint8)], err_msg=f"n={n}, {nt} parts")
+                    assert (out[n:] == 77).all()

@@ -46,6 +46,28 @@ def test_quantize_float_non_finite(dtype):
         check_op(B.QUANTIZE, [T(x)], [T(None, dtype, quant=quant(0.5, zp))])
 
 
+@pytest.mark.parametrize("dtype", INT_TYPES, ids=lambda d: np.dtype(d).name)
+def test_quantize_kernel_rounds_ties_away_from_zero(dtype):
+    """The vectorized kernel's rounding (truncation, then one step away from zero where the
+    dropped fraction is at least a half) against the reference's on ties, the floats on either
+    side of them, values past 2**23 (no fraction) and at the int32 range's ends, at several scales."""
+    from pydeeplab.kernels.quantize import quantize_per_tensor
+    from pydeeplab.reference.quantize import quantize
+
+    ties = np.arange(-40, 41, dtype=np.float32) + np.float32(0.5)
+    x = np.concatenate([ties, np.nextafter(ties, np.float32(np.inf)), np.nextafter(ties, np.float32(-np.inf)),
+                        np.float32([0.49999997, -0.49999997, 8388609, -8388609, 8388607.5, -8388607.5,
+                                    2147483520, -2147483648, 2147483648, np.nan, -0.0]),
+                        np.random.default_rng(2).standard_normal(997).astype(np.float32) * 100])
+    info = np.iinfo(dtype)
+    for scale in (1.0, 0.5, 0.25, 3.0, 1e-7):
+        for zp in (0, 5, -3) if dtype != np.uint8 else (0, 128, 255):
+            ours, expected = np.empty(x.size, dtype), np.empty(x.size, dtype)
+            quantize_per_tensor(x, np.float32(scale), np.int64(zp), np.int64(info.min), np.int64(info.max), ours)
+            quantize(x, np.float32(scale), zp, expected)
+            np.testing.assert_array_equal(ours, expected, err_msg=f"scale {scale}, zero point {zp}")
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8], ids=["uint8", "int8"])
 def test_quantize_float_per_channel(dtype):
     rng = np.random.default_rng(31)

@@ -221,11 +221,15 @@ def test_the_elementwise_kernels_give_the_same_values_in_any_number_of_parts(lay
         "elementwise_float": (kern.elementwise_float, lambda: (a, row, np.empty_like(a), kern.ADD, lo, hi)),
         "multiply_add_float": (kern.multiply_add_float, lambda: (a, row, y, np.empty_like(a), lo, hi)),
         "lookup_unary": (kern.lookup_unary, lambda: (table[0], codes, np.empty_like(codes))),
+        "lookup_bytes": (kern.lookup_bytes, lambda: (table[0], codes, np.empty_like(codes))),
         "lookup_binary": (kern.lookup_binary, lambda: (table, codes.reshape(1, 1, 1, 1, rows, cols),
                                                        codes[::-1].reshape(1, 1, 1, 1, rows, cols),
                                                        np.empty((1, 1, 1, 1, rows, cols), np.uint8))),
     }
-    outputs = {"elementwise_float": 2, "multiply_add_float": 3, "lookup_unary": 2, "lookup_binary": 3}
+    outputs = {"elementwise_float": 2, "multiply_add_float": 3, "lookup_unary": 2, "lookup_bytes": 2,
+               "lookup_binary": 3}
+    if not kern.HAVE_VBMI:
+        del cases["lookup_bytes"]
     for name, (chunk, make) in cases.items():
         results = []
         for nt in (1, 2, 3):

@@ -73,10 +73,10 @@ def _view(a: np.ndarray, shape) -> np.ndarray:
 
 def unary_lookup_run(table: np.ndarray) -> Run:
     """A ``run`` that maps input 0 through ``table`` (indexed by the input's byte) into output 0."""
-    from ..kernels.elementwise import lookup_unary
+    from ..kernels.elementwise import HAVE_VBMI, lookup_bytes, lookup_unary
     from ..kernels.parallel import ELEMENT_WORK, in_parallel, replayable, numba_threads
 
-    lookup = in_parallel(lookup_unary)
+    lookup = in_parallel(lookup_bytes if HAVE_VBMI and table.dtype.itemsize == 1 else lookup_unary)
 
     @replayable
     def run(inputs: Sequence[np.ndarray | None], outputs: Sequence[np.ndarray]) -> None:
