@@ -111,6 +111,34 @@ def test_resize_bilinear_int8_past_the_edge():
     assert taps.lo.max() == 1 and taps.hi.max() == 1
 
 
+@pytest.mark.parametrize("flags", BILINEAR_FLAGS, ids=["plain", "align_corners", "half_pixel"])
+def test_resize_bilinear_int16(flags):
+    """int16 (TFLite's integer formula, blended in int64) over the full int16 range, up and down."""
+    q = quant(0.001, 0)
+    for k, (shape, hw) in enumerate(SIZES[:4]):
+        x = np.random.default_rng(k).integers(-(2**15), 2**15, shape).astype(np.int16)
+        check_op(B.RESIZE_BILINEAR, [T(x, quant=q), _size(hw)], [T(None, np.int16, quant=q)],
+                 ResizeBilinearOptions(0, 0, *flags))
+
+
+def test_resize_bilinear_int16_huge_upscale_column_weights():
+    """Where a column blend could pass int32 (int16 values, weights past 2**15: 33 -> 67,000 columns
+    without align_corners, TFLite's integer scale rounded from 0.504 up to 1/1024 overshooting the
+    last column), the numba backend takes the NumPy formula: both backends agree, and match LiteRT
+    where the taps stay inside the row."""
+    q = quant(0.001, 0)
+    x = np.random.default_rng(8).integers(-(2**15), 2**15, (1, 1, 33, 1)).astype(np.int16)
+    inputs, opts = [T(x, quant=q), _size((1, 67000))], ResizeBilinearOptions(0, 0, False, False)
+    taps = bilinear_taps_integer(33, 67000, False, False)
+    assert (np.abs(taps.w_lo) + np.abs(taps.w_hi)).max() >= 2**16
+    results = [run_ours_op(B.RESIZE_BILINEAR, inputs, [T(None, np.int16, (1, 1, 67000, 1), q)], opts, b)[0]
+               for b in ("numpy", "numba")]
+    np.testing.assert_array_equal(results[0], results[1])
+    (ref,) = run_litert(single_op_model(B.RESIZE_BILINEAR, inputs, [T(None, np.int16, quant=q)], opts), [x])
+    inside = np.arange(67000) // 1024 < 32
+    np.testing.assert_array_equal(results[0][:, :, inside], ref[:, :, inside])
+
+
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 def test_resize_bilinear_rejects_align_corners_with_half_pixel(backend):
     x = np.zeros((1, 4, 4, 1), np.float32)

@@ -113,6 +113,14 @@ def column_weights(tx: Taps, channels: int, dtype: np.dtype) -> tuple[np.ndarray
             np.ascontiguousarray(np.repeat(tx.w_hi, channels), dtype=dtype))
 
 
+def column_weight_pairs(tx: Taps, channels: int) -> np.ndarray:
+    """:func:`column_weights` interleaved, (w_lo, w_hi) per output element: [2 * OW * C], int16 where
+    every weight fits it (always but for output widths past ~60,000), else int32."""
+    pairs = np.stack(column_weights(tx, channels, np.int64), axis=1).reshape(-1)
+    small = pairs.size == 0 or np.abs(pairs).max() < 2**15
+    return np.ascontiguousarray(pairs, dtype=np.int16 if small else np.int32)
+
+
 def _integer_bound(ty: Taps, tx: Taps, largest: int) -> int:
     """The largest |blend| + 2**19 ``ResizeBilinearInteger`` can reach with |input| <= largest."""
     wy = int((np.abs(ty.w_lo) + np.abs(ty.w_hi)).max())
@@ -227,25 +235,34 @@ def prepare_resize_bilinear(ctx: OpContext) -> Prepared:
             outputs[0][...] = ref.resize_bilinear_integer(inputs[0], ty, tx)
     else:
         run = _integer_run(ctx, out_shape, flags)
+        if run is None:  # (column blends past int32: an int16 image resized to a width past ~60,000)
+            ty, tx = bilinear_taps_integer(h, new_h, *flags), bilinear_taps_integer(w, new_w, *flags)
+
+            def run(inputs, outputs):
+                outputs[0][...] = ref.resize_bilinear_integer(inputs[0], ty, tx)
     return Prepared((out_shape,), run)
 
 
 def _integer_run(ctx: OpContext, out_shape: tuple[int, ...], flags: tuple[bool, bool],
-                 dequantize: tuple[int, np.float32] | None = None) -> Run:
+                 dequantize: tuple[int, np.float32] | None = None) -> Run | None:
     """The numba backend's run of an int8/int16 RESIZE_BILINEAR (``kernels.resize.resize_bilinear_integer``);
-    with ``dequantize`` (zero point, float32 scale), of it and the DEQUANTIZE to float32 after it."""
+    with ``dequantize`` (zero point, float32 scale), of it and the DEQUANTIZE to float32 after it.
+    None where a column blend could pass int32 (the kernel's bound)."""
     from ..kernels import resize as kern
     from ..kernels.parallel import in_parallel, replayable, numba_threads
 
     _, h, w, c = ctx.inputs[0].shape
     dtype = ctx.inputs[0].dtype
     ty, tx = bilinear_taps_integer(h, out_shape[1], *flags), bilinear_taps_integer(w, out_shape[2], *flags)
+    largest = 128 if dtype == np.int8 else 2**15
+    if largest * int((np.abs(tx.w_lo) + np.abs(tx.w_hi)).max(initial=0)) >= 2**31:
+        return None
     resize = in_parallel(kern.resize_bilinear_integer)
     # int8 blends in int32 where the sum cannot overflow it (weights in [-512, 1536]: |sum|
     # < 2**29; only past-the-edge taps of a huge upscale grow larger); int16 needs int64.
     acc = np.int32 if dtype == np.int8 and _integer_bound(ty, tx, 128) < 2**31 else np.int64
     wy_lo, wy_hi = ty.w_lo.astype(acc), ty.w_hi.astype(acc)
-    w_left, w_right = column_weights(tx, c, acc)
+    w_pairs = column_weight_pairs(tx, c)
     half = acc(1 << 19)
     zero_point, scale = (None, None) if dequantize is None else (np.int32(dequantize[0]), dequantize[1])
     out_dtype = dtype if dequantize is None else np.dtype(np.float32)
@@ -254,7 +271,7 @@ def _integer_run(ctx: OpContext, out_shape: tuple[int, ...], flags: tuple[bool, 
     def run(inputs, outputs):
         # The kernel reads and writes whole rows as flat arrays: C order needed.
         out = outputs[0] if outputs[0].flags.c_contiguous else np.empty(out_shape, out_dtype)
-        resize(np.ascontiguousarray(inputs[0]), ty.lo, ty.hi, wy_lo, wy_hi, tx.lo, tx.hi, w_left, w_right,
+        resize(np.ascontiguousarray(inputs[0]), ty.lo, ty.hi, wy_lo, wy_hi, tx.lo, tx.hi, w_pairs,
                half, zero_point, scale, out, nt=numba_threads(out.size * 4))
         if out is not outputs[0]:
             outputs[0][...] = out
@@ -267,7 +284,7 @@ def fused_resize_bilinear_dequantize(ctx: OpContext, zero_point: int, scale: flo
     DEQUANTIZE (``zero_point``, ``scale``: a float32, as the model stores it) that alone reads its
     output, as one kernel writing the DEQUANTIZE's float32 output (:mod:`pydeeplab.fusion`): the same
     bits, one pass over memory fewer (a float-I/O int8 DeepLab's last two operators). None where the
-    resize is a copy (one pixel or the same size along each axis)."""
+    resize is a copy (one pixel or the same size along each axis) or the kernel cannot take it."""
     out_shape, flags = _bilinear_plan(ctx)
     _, h, w, _ = ctx.inputs[0].shape
     if ctx.inputs[0].dtype != np.int8 or (h in (1, out_shape[1]) and w in (1, out_shape[2])):
