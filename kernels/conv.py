@@ -116,17 +116,9 @@ def _copy_short(typingctx, src, start, dst, base, n, offset):
 
 @njit(cache=True, inline="always")
 def _copy_run(src, start, dst, base, n, offset):
-    """dst[base : base + n] = src[start : start + n] + offset (1-D arrays, indices >= 0)."""
-    if n >= 32:
-        # Slices give the loop indices Numba knows are non-negative: it then vectorizes
-        # (worth the slices' set-up cost only on long runs).
-        d = dst[base : base + n]
-        v = src[start : start + n]
-        for k in range(n):
-            d[k] = v[k] + offset
-    else:  # masked vector copies of up to 16 values
-        for k in range(0, n, 16):
-            _copy_short(src, start + k, dst, base + k, min(n - k, 16), offset)
+    """dst[base : base + n] = src[start : start + n] + offset (1-D arrays, indices >= 0), 16 values a step."""
+    for k in range(0, n, 16):
+        _copy_short(src, start + k, dst, base + k, min(n - k, 16), offset)
 
 
 @njit(cache=True, nogil=True)
@@ -160,7 +152,7 @@ def _im2col(x, cols, row0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, offset):
             lo = min(ow, -(-pl // sw)) if dw == 1 else ow
             hi = max(lo, min(ow, (w - kw + pl) // sw + 1))
             row = rr * ow * width + i * run
-            if run <= 16:
+            if run <= 16:  # (one masked copy each, without _copy_run's loop: 0.11 -> 0.04 ms above)
                 for ox in range(lo, hi):
                     _copy_short(src, (ox * sw - pl) * c, dst, row + ox * width, run, offset)
             else:
