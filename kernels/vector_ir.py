@@ -47,9 +47,15 @@ def fma(builder: ir.IRBuilder, a: ir.Value, b: ir.Value, c: ir.Value) -> ir.Valu
 
 
 def lanes_below(builder: ir.IRBuilder, count: ir.Value, lanes: int) -> ir.Value:
-    """The mask of the first ``count`` (an i64) of ``lanes`` lanes."""
-    vector = ir.VectorType(I64, lanes)
-    return builder.icmp_signed("<", ir.Constant(vector, list(range(lanes))), splat(builder, count, vector))
+    """The mask of the first ``count`` (an i64, any value) of ``lanes`` (at most 64) lanes: the low
+    bits of one integer (a mask register written by two scalar instructions, where comparing a vector
+    of lane numbers took several vector ones)."""
+    n = builder.select(builder.icmp_signed("<", count, ir.Constant(I64, lanes)), count, ir.Constant(I64, lanes))
+    n = builder.select(builder.icmp_signed(">", n, ir.Constant(I64, 0)), n, ir.Constant(I64, 0))
+    # n low bits set: all ones shifted right by 64 - n (a shift by 64, for n = 0, is undefined: selected out).
+    bits = builder.lshr(ir.Constant(I64, -1), builder.sub(ir.Constant(I64, 64), n))
+    bits = builder.select(builder.icmp_signed("==", n, ir.Constant(I64, 0)), ir.Constant(I64, 0), bits)
+    return builder.bitcast(builder.trunc(bits, ir.IntType(lanes)), ir.VectorType(I1, lanes))
 
 
 def masked_load(builder: ir.IRBuilder, at: ir.Value, mask: ir.Value, vector: ir.VectorType, align: int) -> ir.Value:
