@@ -239,9 +239,8 @@ def conv_quantized(x, wpack, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, input_of
     steps, the input pixels) are written as ``x + input_offset`` in cols_scratch's type,
     multiplied with wpack in int32 and the output stage follows. Either int16 rows
     ``x - x_zp`` (input_offset = -x_zp) times the centered filter ``w - w_zp``
-    (:func:`.igemm.pack_weights`): the product is TFLite's accumulator exactly; or, for an
-    int8 pointwise conv, uint8 rows ``x + 128`` times the int8 filter
-    (:func:`.igemm.pack_weights`, step 4), the bias then holding ``-(128 + x_zp) * sum_k w``.
+    (:func:`.igemm.pack_weights`): the product is TFLite's accumulator exactly (an 8-bit
+    pointwise conv takes :func:`conv_pointwise_quantized`'s uint8 x int8 form instead).
     cols_scratch [nt, >= rows * K'] (K' = the filter's depth rounded up to whole steps) and
     acc_scratch int32 [nt, >= rows * 16 * NB], rows = ``block * OW`` rounded up to a
     multiple of :data:`.igemm.MR`. Part t of nt
@@ -268,11 +267,27 @@ def conv_quantized(x, wpack, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, input_of
 
 
 @njit(cache=True, nogil=True)
-def conv_pointwise_quantized(x, wpack, bias, out, input_offset, table, out_zero_point, act_min, act_max, block,
-                             cols_scratch, acc_scratch, t, nt):
-    """:func:`conv_quantized` of a 1x1 stride-1 conv whose depth fills the product's steps: the
-    input pixels are the matrix rows. Its own kernel so that an int8 model's uint8 x int8
-    product does not compile an im2col it never runs."""
+def _add_row_sums(cols, factor, products):
+    """products[p, :] += factor * sum(cols[p, :]) for each row p of cols (uint8), in wrapping int32."""
+    for p in range(cols.shape[0]):
+        s = np.int64(0)
+        row = cols[p]
+        for k in range(row.shape[0]):
+            s += row[k]
+        term = np.int32(factor * s)
+        sums = products[p]
+        for j in range(sums.shape[0]):
+            sums[j] += term
+
+
+@njit(cache=True, nogil=True)
+def conv_pointwise_quantized(x, wpack, bias, out, input_offset, row_factor, table, out_zero_point, act_min, act_max,
+                             block, cols_scratch, acc_scratch, t, nt):
+    """:func:`conv_quantized` of a 1x1 stride-1 conv whose depth fills the product's steps, as uint8
+    inputs ``x + input_offset`` times an int8 filter (``conv_plan.conv_2d_runner`` says how an 8-bit
+    conv is put so): the input pixels are the matrix rows, and each pixel's sum of its row times
+    ``row_factor`` is added to its products (none where row_factor is 0). Its own kernel so that an
+    int8 model's uint8 x int8 product does not compile an im2col it never runs."""
     n, oh, ow, cout = out.shape
     width, lanes = _product_depth(wpack), LANES * wpack.shape[0]
     rows = n * oh
@@ -280,10 +295,13 @@ def conv_pointwise_quantized(x, wpack, bias, out, input_offset, table, out_zero_
     for r0 in range(rows * t // nt, rows * (t + 1) // nt, block):
         r1 = min(r0 + block, rows * (t + 1) // nt)
         m = (r1 - r0) * ow
-        _convert(x, r0 * ow, r1 * ow, cols_scratch[t][: m * width].reshape(m, width), input_offset)
+        cols = cols_scratch[t][: m * width].reshape(m, width)
+        _convert(x, r0 * ow, r1 * ow, cols, input_offset)
         mp = -(-m // MR) * MR  # the product works on MR rows at a time; rows past m are scratch
         products = acc_scratch[t][: mp * lanes].reshape(mp, lanes)
         igemm(cols_scratch[t][: mp * width].reshape(mp, width), wpack, products)
+        if row_factor != 0:
+            _add_row_sums(cols, row_factor, products[:m])
         requantize_rows(products, bias, table, out_zero_point, act_min, act_max, out2d[r0 * ow : r1 * ow])
 
 

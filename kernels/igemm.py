@@ -18,11 +18,13 @@ because Numba has no vector types and its own vectorizer does not keep a tile of
 sums in registers; the IR is plain LLVM (no target intrinsics), correct on every
 CPU LLVM targets, fast where the CPU has 16-bit multiply-adds.
 
-int8 models' pointwise convolutions may take the other form of the same tiles:
-uint8 inputs (``x + 128``) times int8 filters, four consecutive inputs per step
+8-bit pointwise convolutions take the other form of the same tiles: uint8 inputs
+(``x``, or ``x + 128`` for int8) times int8 filters (``w``, or ``w - 128`` for a uint8
+filter whose ``w - w_zp`` does not fit int8), four consecutive inputs per step
 (:func:`pack_weights` with step 4), one ``vpdpbusd`` (64 multiply-adds) per block where
 the CPU has AVX-512 VNNI (:data:`HAVE_VNNI`), and the same sum written as plain
-LLVM IR elsewhere. The caller takes ``128 * sum_k w`` off with the bias.
+LLVM IR elsewhere. The caller corrects the sum with the bias and a term per pixel
+(``conv_plan.conv_2d_runner``).
 """
 
 from __future__ import annotations
