@@ -2,11 +2,11 @@
 
 - :func:`conv_float` / :func:`conv_quantized`: a whole CONV_2D. Each thread takes
   a contiguous range of output rows and works through it in blocks: im2col of the
-  block's receptive fields into the thread's scratch rows (:func:`conv_float_pointwise`,
-  :func:`conv_pointwise_quantized`: none for a 1x1 stride-1 conv, whose input pixels
-  already are the matrix rows), one product in the same thread (float: BLAS,
-  :func:`pydeeplab.kernels.blas.gemm`; 8-bit: :mod:`.igemm`), then the output stage while
-  the block is still in cache. (A float conv with a shallow 3-row filter, or a 1x1 one
+  block's receptive fields into the thread's scratch rows (for a 1x1 stride-1 conv, whose
+  input pixels already are the matrix rows, none in :func:`conv_float_pointwise`, a copy
+  as uint8 in :func:`conv_quantized`), one product in the same thread (float: BLAS,
+  :func:`pydeeplab.kernels.blas.gemm`; 8-bit: :mod:`.igemm`, uint8 x int8), then the
+  output stage while the block is still in cache. (A float conv with a shallow 3-row filter, or a 1x1 one
   with few output channels: :mod:`.direct_conv`.)
 - :func:`depthwise3x3_float`: a float 3x3 DEPTHWISE_CONV_2D without depth multiplier
   (MobileNet's) on zero-padded copies of the input rows, several output pixels at once
@@ -122,14 +122,14 @@ def _copy_run(src, start, dst, base, n, offset):
 
 
 @njit(cache=True, nogil=True)
-def _im2col(x, cols, row0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, offset):
+def _im2col(x, cols, row0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, offset, fill):
     """Receptive fields of output rows ``row0 ..`` as matrix rows.
 
     x: [N, H, W, C]; cols: [R * OW, KH * KW * C] (float32 or float64), R output rows
     (output row r is pixel row ``r % OH`` of batch ``r // OH``). Element
     ``(rr * OW + ox, (i * KW + j) * C + c)`` becomes ``x[b, iy, ix, c] + offset``
-    with ``iy = oy * sh - pt + i * dh``, ``ix = ox * sw - pl + j * dw``, or 0 where
-    (iy, ix) is outside x. ``offset`` is ``-input_zero_point`` (0 for float).
+    with ``iy = oy * sh - pt + i * dh``, ``ix = ox * sw - pl + j * dw``, or ``fill`` where
+    (iy, ix) is outside x (0 for float; an 8-bit conv's input zero point plus offset).
     """
     _, h, w, c = x.shape
     rows, width = cols.shape[0] // ow, cols.shape[1]
@@ -143,7 +143,7 @@ def _im2col(x, cols, row0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, offset):
             iy = oy * sh - pt + i * dh
             if iy < 0 or iy >= h:
                 for ox in range(ow):
-                    cols[rr * ow + ox, i * run : (i + 1) * run] = 0
+                    cols[rr * ow + ox, i * run : (i + 1) * run] = fill
                 continue
             src = x[b, iy].reshape(w * c)
             # Output columns lo .. hi read a whole window row inside x: one run of KW * C values,
@@ -169,7 +169,7 @@ def _im2col(x, cols, row0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, offset):
                         _copy_run(src, ix * c, dst, base + j * c, c, offset)
                     else:
                         for k in range(c):
-                            dst[base + j * c + k] = 0
+                            dst[base + j * c + k] = fill
 
 
 @njit(cache=True, nogil=True)
@@ -207,7 +207,7 @@ def conv_float(x, wmat, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, act_min, act_
         r1 = min(r0 + block, rows * (t + 1) // nt)
         dst = out2d[r0 * ow : r1 * ow]
         cols = scratch[t][: (r1 - r0) * ow * depth].reshape((r1 - r0) * ow, depth)
-        _im2col(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, np.float32(0))
+        _im2col(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, np.float32(0), np.float32(0))
         gemm(cols, wmat, dst)
         _bias_activation_rows(dst, bias, act_min, act_max)
 
@@ -229,44 +229,6 @@ def conv_float_pointwise(x, wmat, bias, out, act_min, act_max, block, t, nt):
 
 
 @njit(cache=True, nogil=True)
-def conv_quantized(x, wpack, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, input_offset,
-                   table, out_zero_point, act_min, act_max, block, cols_scratch, acc_scratch, t, nt):
-    """CONV_2D, uint8/int8, as an integer product (:mod:`.igemm`).
-
-    x [N, H, W, Cin]; out [N, OH, OW, Cout]; table [6, >= Cout]
-    (:func:`.requantize.requant_table`); bias [>= Cout] int64 (int32 values). Per block of
-    output rows, the im2col rows (for a 1x1 stride-1 conv whose depth fills the product's
-    steps, the input pixels) are written as ``x + input_offset`` in cols_scratch's type,
-    multiplied with wpack in int32 and the output stage follows. Either int16 rows
-    ``x - x_zp`` (input_offset = -x_zp) times the centered filter ``w - w_zp``
-    (:func:`.igemm.pack_weights`): the product is TFLite's accumulator exactly (an 8-bit
-    pointwise conv takes :func:`conv_pointwise_quantized`'s uint8 x int8 form instead).
-    cols_scratch [nt, >= rows * K'] (K' = the filter's depth rounded up to whole steps) and
-    acc_scratch int32 [nt, >= rows * 16 * NB], rows = ``block * OW`` rounded up to a
-    multiple of :data:`.igemm.MR`. Part t of nt
-    (:func:`pydeeplab.kernels.parallel.in_parallel`): output rows ``rows * t // nt`` to
-    ``rows * (t + 1) // nt``.
-    """
-    n, oh, ow, cout = out.shape
-    width, lanes = _product_depth(wpack), LANES * wpack.shape[0]
-    rows = n * oh
-    out2d = out.reshape(rows * ow, cout)
-    direct = _pointwise(kh, kw, sh, sw, pt, pl) and kh * kw * x.shape[3] == width
-    for r0 in range(rows * t // nt, rows * (t + 1) // nt, block):
-        r1 = min(r0 + block, rows * (t + 1) // nt)
-        m = (r1 - r0) * ow
-        cols = cols_scratch[t][: m * width].reshape(m, width)
-        if direct:
-            _convert(x, r0 * ow, r1 * ow, cols, input_offset)
-        else:
-            _im2col(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, input_offset)
-        mp = -(-m // MR) * MR  # the product works on MR rows at a time; rows past m are scratch
-        products = acc_scratch[t][: mp * lanes].reshape(mp, lanes)
-        igemm(cols_scratch[t][: mp * width].reshape(mp, width), wpack, products)
-        requantize_rows(products, bias, table, out_zero_point, act_min, act_max, out2d[r0 * ow : r1 * ow])
-
-
-@njit(cache=True, nogil=True)
 def _add_row_sums(cols, factor, products):
     """products[p, :] += factor * sum(cols[p, :]) for each row p of cols (uint8), in wrapping int32."""
     for p in range(cols.shape[0]):
@@ -281,33 +243,48 @@ def _add_row_sums(cols, factor, products):
 
 
 @njit(cache=True, nogil=True)
-def conv_pointwise_quantized(x, wpack, bias, out, input_offset, row_factor, table, out_zero_point, act_min, act_max,
-                             block, cols_scratch, acc_scratch, t, nt):
-    """:func:`conv_quantized` of a 1x1 stride-1 conv whose depth fills the product's steps, as uint8
-    inputs ``x + input_offset`` times an int8 filter (``conv_plan.conv_2d_runner`` says how an 8-bit
-    conv is put so): the input pixels are the matrix rows, and each pixel's sum of its row times
-    ``row_factor`` is added to its products (none where row_factor is 0). Its own kernel so that an
-    int8 model's uint8 x int8 product does not compile an im2col it never runs."""
+def conv_quantized(x, wpack, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, input_offset, fill, row_factor,
+                   table, out_zero_point, act_min, act_max, block, cols_scratch, acc_scratch, t, nt):
+    """CONV_2D, uint8/int8, as a uint8 x int8 integer product (:mod:`.igemm`, four products a step).
+
+    x [N, H, W, Cin]; wpack: the filter as int8 ``v = w - w_sh`` (:func:`.igemm.pack_weights`,
+    step 4); out [N, OH, OW, Cout]; table [6, >= Cout] (:func:`.requantize.requant_table`);
+    bias [>= Cout] int64 (int32 values, with the filter's corrections: ``conv_plan.conv_2d_runner``
+    puts an 8-bit conv so). Per block of output rows, the im2col rows (for a 1x1 stride-1 conv
+    whose depth fills the product's steps, the input pixels) are written as uint8 ``u = x +
+    input_offset`` (``fill`` outside x: the zero point plus the offset), multiplied with wpack in
+    int32, each pixel's sum of u times ``row_factor`` added where it is not 0, and the output
+    stage follows. cols_scratch uint8 [nt, >= rows * K'] (K' = the filter's depth rounded up to
+    whole steps; the columns past the depth meet zeros in the filter) and acc_scratch int32 [nt,
+    >= rows * 16 * NB], rows = ``block * OW`` rounded up to a multiple of :data:`.igemm.MR`.
+    Part t of nt (:func:`pydeeplab.kernels.parallel.in_parallel`): output rows ``rows * t //
+    nt`` to ``rows * (t + 1) // nt``.
+    """
     n, oh, ow, cout = out.shape
     width, lanes = _product_depth(wpack), LANES * wpack.shape[0]
+    depth = kh * kw * x.shape[3]
     rows = n * oh
     out2d = out.reshape(rows * ow, cout)
+    direct = _pointwise(kh, kw, sh, sw, pt, pl) and depth == width
     for r0 in range(rows * t // nt, rows * (t + 1) // nt, block):
         r1 = min(r0 + block, rows * (t + 1) // nt)
         m = (r1 - r0) * ow
         cols = cols_scratch[t][: m * width].reshape(m, width)
-        _convert(x, r0 * ow, r1 * ow, cols, input_offset)
+        if direct:
+            _convert(x, r0 * ow, r1 * ow, cols, input_offset)
+        else:
+            _im2col(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, input_offset, fill)
         mp = -(-m // MR) * MR  # the product works on MR rows at a time; rows past m are scratch
         products = acc_scratch[t][: mp * lanes].reshape(mp, lanes)
         igemm(cols_scratch[t][: mp * width].reshape(mp, width), wpack, products)
         if row_factor != 0:
-            _add_row_sums(cols, row_factor, products[:m])
+            _add_row_sums(cols[:, :depth], row_factor, products[:m])
         requantize_rows(products, bias, table, out_zero_point, act_min, act_max, out2d[r0 * ow : r1 * ow])
 
 
 @njit(cache=True, inline="always")
 def _product_depth(wpack):
-    """The filter's depth rounded up to whole steps of the product (2 int16 or 4 int8 rows a step)."""
+    """The filter's depth rounded up to whole steps of the product (4 int8 rows a step)."""
     return wpack.shape[1] * (wpack.shape[2] // LANES)
 
 

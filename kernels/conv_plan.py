@@ -176,36 +176,31 @@ def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape, h
         dtype = np.dtype(np.float32)
         wmat = np.ascontiguousarray(weights.reshape(cout, depth).T, dtype=dtype)
     else:
+        # Bytes, four products a step (igemm, vpdpbusd): u = x + x_off in uint8 (x_off 128 for
+        # int8 inputs, 0 for uint8) times v = w - w_sh in int8, w_sh the filter's zero point
+        # where w - w_zp fits int8 (int8 filters, zero point 0), else 128 (uint8 filters:
+        # w - w_zp spans up to 255 values either side of 0). Per output, with K the depth,
+        #   sum (x - x_zp)(w - w_zp) = sum u v + (w_sh - w_zp) sum u
+        #                              - (x_off + x_zp) (sum v + K (w_sh - w_zp)):
+        # the last term per channel goes into the bias, the second per pixel (row_factor) is
+        # added by the kernel; a tap outside the input reads u = x_zp + x_off, adding 0 as TFLite
+        # skips it. The same int32 sum as TFLite's, wrapping alike. (Against int16 x int16 pairs,
+        # 32 products a step: pascal_quant's convs 36.0 -> 23.1 ms, 1 thread.)
         w_zp = stage.weight_zero_point
         centered = weights.reshape(cout, depth).astype(np.int64) - w_zp
         b, out_args = stage_args(stage, bias, cout)
-        row_factor = np.int64(0)
-        if pointwise and depth % 4 == 0:
-            # Bytes, four products a step (vpdpbusd): u = x + x_off in uint8 (x_off 128 for int8
-            # inputs, 0 for uint8) times v = w - w_sh in int8, w_sh the filter's zero point where
-            # w - w_zp fits int8 (int8 filters), else 128 (uint8 filters: w - w_zp spans up to
-            # 255 values either side of 0). Per output, with K the depth,
-            #   sum (x - x_zp)(w - w_zp) = sum u v + (w_sh - w_zp) sum u
-            #                              - (x_off + x_zp) (sum v + K (w_sh - w_zp)):
-            # the last term per channel goes into the bias, the second per pixel (row_factor)
-            # is added by the kernel. The same int32 sum as TFLite's, wrapping alike.
-            x_off = 128 if weights.dtype == np.int8 else 0
-            w_sh = w_zp if -128 <= centered.min() <= centered.max() <= 127 else (128 if weights.dtype == np.uint8 else 0)
-            v = centered + (w_zp - w_sh)
-            wpack = aligned(igemm.pack_weights(v.T, 4), np.int8)
-            b[:cout] -= (x_off + stage.input_zero_point) * (v.sum(axis=1) + depth * (w_sh - w_zp))
-            row_factor = np.int64(w_sh - w_zp)
-            cols_type, offset = np.uint8, np.int16(x_off)
-        else:  # centered int16 both sides, two products a step
-            wpack = aligned(igemm.pack_weights(centered.T), np.int16)
-            cols_type, offset = np.int16, np.int16(-stage.input_zero_point)
+        x_off = 128 if weights.dtype == np.int8 else 0
+        w_sh = w_zp if -128 <= centered.min() <= centered.max() <= 127 else (128 if weights.dtype == np.uint8 else 0)
+        v = centered + (w_zp - w_sh)
+        wpack = aligned(igemm.pack_weights(v.T), np.int8)
+        b[:cout] -= (x_off + stage.input_zero_point) * (v.sum(axis=1) + depth * (w_sh - w_zp))
+        row_factor, offset, pad = np.int64(w_sh - w_zp), np.int16(x_off), np.uint8(stage.input_zero_point + x_off)
         width, lanes = wpack.shape[1] * (wpack.shape[2] // igemm.LANES), igemm.LANES * wpack.shape[0]
-        quads = wpack.dtype == np.int8
     block = _block_rows(ow, depth, cout, _BLOCK_PIXELS_FLOAT if is_float(stage) else _BLOCK_PIXELS)
     if is_float(stage):
         conv = in_parallel(kernels.conv_float_pointwise if pointwise else kernels.conv_float)
     else:
-        conv = in_parallel(kernels.conv_pointwise_quantized if quads else kernels.conv_quantized)
+        conv = in_parallel(kernels.conv_quantized)
 
     @replayable
     def fill(inputs, out) -> None:
@@ -218,12 +213,10 @@ def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape, h
             conv(x, wmat, b, out, kh, kw, sh, sw, dh, dw, pt, pl, *out_args, block, scratch, nt=nt)
         else:
             rows = -(-block * ow // igemm.MR) * igemm.MR
-            cols = WORKSPACE.get(0, cols_type, (nt, rows * width))
+            cols = WORKSPACE.get(0, np.uint8, (nt, rows * width))
             acc = WORKSPACE.get(0, np.int32, (nt, rows * lanes))
-            if quads:
-                conv(x, wpack, b, out, offset, row_factor, *out_args, block, cols, acc, nt=nt)
-            else:
-                conv(x, wpack, b, out, kh, kw, sh, sw, dh, dw, pt, pl, offset, *out_args, block, cols, acc, nt=nt)
+            conv(x, wpack, b, out, kh, kw, sh, sw, dh, dw, pt, pl, offset, pad, row_factor, *out_args, block, cols, acc,
+                 nt=nt)
 
     return with_contiguous_output(fill)
 

@@ -1,30 +1,22 @@
-"""Integer matrix products for the quantized convolutions: int32 sums of int16 products, as TFLite sums.
+"""Integer matrix products for the quantized convolutions: uint8 x int8, int32 sums as TFLite sums.
 
 A quantized CONV_2D is ``acc[p, o] = sum_k (x[p, k] - x_zp) * (w[k, o] - w_zp)`` in
-TFLite's int32 accumulator. Both centered factors lie in [-255, 255], so they are
-held as int16 (the convolution writes its im2col rows as centered int16), every
-product fits int32, and the int32 sums here wrap exactly as TFLite's accumulator
-does (integer addition wraps the same whatever the order): the result is TFLite's
-accumulator bit for bit, whatever the depth.
+TFLite's int32 accumulator. The convolution writes its inputs as uint8 and its filter as
+int8, and corrects the sum with its bias and a term per pixel (``conv_plan.conv_2d_runner``):
+here is the product of the two, in int32 sums that wrap exactly as TFLite's accumulator does
+(integer addition wraps the same whatever the order), whatever the depth.
 
 The work is done in tiles of :data:`MR` pixels x 16 or 32 output channels whose
-int32 sums stay in vector registers for the whole K loop. Each step broadcasts two
-consecutive inputs of a pixel (one int32 holding the int16 pair) and multiplies
-them with the two filter rows packed side by side (:func:`pack_weights`), adding the
-two products of each lane into its sum: LLVM turns that expression into one
-``vpmaddwd`` (``vpdpwssd`` with AVX-512 VNNI: 32 multiply-adds per instruction,
-twice a float32 FMA's 16). The tile is written in LLVM IR through a Numba intrinsic
-because Numba has no vector types and its own vectorizer does not keep a tile of
-sums in registers; the IR is plain LLVM (no target intrinsics), correct on every
-CPU LLVM targets, fast where the CPU has 16-bit multiply-adds.
-
-8-bit pointwise convolutions take the other form of the same tiles: uint8 inputs
-(``x``, or ``x + 128`` for int8) times int8 filters (``w``, or ``w - 128`` for a uint8
-filter whose ``w - w_zp`` does not fit int8), four consecutive inputs per step
-(:func:`pack_weights` with step 4), one ``vpdpbusd`` (64 multiply-adds) per block where
-the CPU has AVX-512 VNNI (:data:`HAVE_VNNI`), and the same sum written as plain
-LLVM IR elsewhere. The caller corrects the sum with the bias and a term per pixel
-(``conv_plan.conv_2d_runner``).
+int32 sums stay in vector registers for the whole K loop. Each step broadcasts four
+consecutive inputs of a pixel (one int32 holding the four bytes) and multiplies them with
+the four filter rows packed side by side (:func:`pack_weights`), adding the four products
+of each lane into its sum: one ``vpdpbusd`` (64 multiply-adds per instruction, four times a
+float32 FMA's 16) where the CPU has AVX-512 VNNI (:data:`HAVE_VNNI`), else the same sum
+written as plain LLVM IR, correct on every CPU LLVM targets. (Against int16 pairs, 32
+multiply-adds a step, which uint8 filters needed before the per-pixel term: pascal_quant's
+1x1 convs 36.0 -> 23.1 ms, 1 thread.) The tile is written in LLVM IR through a Numba
+intrinsic because Numba has no vector types and its own vectorizer does not keep a tile
+of sums in registers.
 """
 
 from __future__ import annotations
@@ -57,21 +49,17 @@ _I32, _I64 = ir.IntType(32), ir.IntType(64)
 _SUMS = ir.VectorType(_I32, LANES)  # a block's int32 sums; also one step's 64 bytes of filter or a broadcast
 
 
-def pack_weights(w: np.ndarray, step: int = 2) -> np.ndarray:
-    """The filter ``w`` [K, N] (integers) as the tiles read it, ``step`` filter rows a step.
-
-    step 2 (the centered filter, int16 pairs): int16 [ceil(N / 16), ceil(K / 2), 32], block b,
-    pair q holding ``w[2q, 16b + i], w[2q + 1, 16b + i]`` at positions 2i, 2i + 1. step 4 (an
-    int8 filter, for uint8 x int8 quads): int8 [ceil(N / 16), ceil(K / 4), 64], ``w[4q + j, 16b + i]``
-    at position 4i + j. Padding (K not a multiple of the step, N not of 16) is zero, so it
-    adds nothing whatever the inputs there.
-    """
+def pack_weights(w: np.ndarray) -> np.ndarray:
+    """The filter ``w`` [K, N] (integers in the int8 range) as the tiles read it, four filter rows a
+    step: int8 [ceil(N / 16), ceil(K / 4), 64], ``w[4q + j, 16b + i]`` at position 4i + j of block b,
+    step q. Padding (K not a multiple of 4, N not of 16) is zero, so it adds nothing whatever the
+    inputs there."""
     k, n = w.shape
-    kp, np_ = -(-k // step) * step, -(-n // LANES) * LANES
-    padded = np.zeros((kp, np_), np.int16 if step == 2 else np.int8)
+    kp, np_ = -(-k // 4) * 4, -(-n // LANES) * LANES
+    padded = np.zeros((kp, np_), np.int8)
     padded[:k, :n] = w
-    return np.ascontiguousarray(padded.reshape(kp // step, step, np_ // LANES, LANES).transpose(2, 0, 3, 1)).reshape(
-        np_ // LANES, kp // step, step * LANES)
+    return np.ascontiguousarray(padded.reshape(kp // 4, 4, np_ // LANES, LANES).transpose(2, 0, 3, 1)).reshape(
+        np_ // LANES, kp // 4, 4 * LANES)
 
 
 def _lanes(builder: ir.IRBuilder, v: ir.Value, bits: int, extend) -> ir.Value:
@@ -91,12 +79,6 @@ def _sum_groups(builder: ir.IRBuilder, products: ir.Value, size: int) -> ir.Valu
     return total
 
 
-def _dot_pairs(builder: ir.IRBuilder, sums: ir.Value, x: ir.Value, w: ir.Value) -> ir.Value:
-    """sums + (int16 pairs of x) . (int16 pairs of w), lane by lane: LLVM's vpmaddwd / vpdpwssd pattern."""
-    products = builder.mul(_lanes(builder, x, 16, builder.sext), _lanes(builder, w, 16, builder.sext))
-    return builder.add(sums, _sum_groups(builder, products, 2))
-
-
 def _dot_quads(builder: ir.IRBuilder, sums: ir.Value, x: ir.Value, w: ir.Value) -> ir.Value:
     """sums + (uint8 quads of x) . (int8 quads of w), lane by lane: vpdpbusd where the CPU has it."""
     if HAVE_VNNI:
@@ -107,26 +89,21 @@ def _dot_quads(builder: ir.IRBuilder, sums: ir.Value, x: ir.Value, w: ir.Value) 
 
 
 def _tile(blocks: int):
-    """The intrinsic ``tile(a, lda, w, w_stride, steps, c, ldc, like)`` for ``blocks`` blocks of 16 channels.
+    """The intrinsic ``tile(a, lda, w, w_stride, steps, c, ldc)`` for ``blocks`` blocks of 16 channels.
 
-    Per step q (q < steps, steps >= 1) and row r < MR, four bytes of a's row r (at byte
-    4q) are broadcast and multiplied with 64 bytes of each block's filter (block j's at
-    ``w + j * w_stride + 64 q``), the products of each lane summed into ``c[r, 16 j + i]``
-    (int32, wrapping). ``like``, a value of a's element type, picks the step: int16
-    (:func:`_dot_pairs`, :func:`pack_weights` step 2) or uint8 (:func:`_dot_quads`,
-    :func:`pack_weights` step 4). Pointers and strides in bytes except ``ldc`` (int32
-    elements).
+    Per step q (q < steps, steps >= 1) and row r < MR, four bytes (uint8) of a's row r (at
+    byte 4q) are broadcast and multiplied with 64 bytes (int8) of each block's filter (block
+    j's at ``w + j * w_stride + 64 q``, :func:`pack_weights`), the products of each lane summed
+    into ``c[r, 16 j + i]`` (int32, wrapping: :func:`_dot_quads`). Pointers and strides in
+    bytes except ``ldc`` (int32 elements).
     """
 
     @intrinsic
-    def tile(typingctx, a, lda, w, w_stride, steps, c, ldc, like):
-        if like not in (types.int16, types.uint8):
-            return None
-        dot = _dot_pairs if like == types.int16 else _dot_quads
-        sig = types.void(types.intp, types.intp, types.intp, types.intp, types.intp, types.intp, types.intp, like)
+    def tile(typingctx, a, lda, w, w_stride, steps, c, ldc):
+        sig = types.void(types.intp, types.intp, types.intp, types.intp, types.intp, types.intp, types.intp)
 
         def codegen(context, builder, signature, args):
-            a, lda, w, w_stride, steps, c, ldc, _ = args
+            a, lda, w, w_stride, steps, c, ldc = args
             const = lambda v: ir.Constant(_I64, v)  # noqa: E731
             entry = builder.block
             loop = builder.append_basic_block("tile.loop")
@@ -147,7 +124,7 @@ def _tile(blocks: int):
             for r in range(MR):
                 at = builder.add(a, builder.add(builder.mul(const(r), lda), builder.mul(q, const(4))))
                 x = splat(builder, builder.load(builder.inttoptr(at, _I32.as_pointer()), align=1), _SUMS)
-                updated.append([dot(builder, sums[r][j], x, filters[j]) for j in range(blocks)])
+                updated.append([_dot_quads(builder, sums[r][j], x, filters[j]) for j in range(blocks)])
             q_next = builder.add(q, const(1))
             q.add_incoming(q_next, loop)
             for r in range(MR):
@@ -174,30 +151,25 @@ _tile2 = _tile(2)
 def igemm(a, wp, acc):
     """``acc = a @ w`` in wrapping int32, M a multiple of :data:`MR`; a and acc with unit stride along a row.
 
-    Either a int16 [M, >= 2 * KQ] and wp int16 [NB, KQ, 32] (:func:`pack_weights`), or a
-    uint8 [M, >= 4 * KQ] and wp int8 [NB, KQ, 64] (:func:`pack_weights`, step 4); acc int32
-    [M, >= 16 * NB]. Columns of ``a`` past the filter's K meet zeros in the packed filter:
-    they may hold anything.
+    a uint8 [M, >= 4 * KQ]; wp int8 [NB, KQ, 64] (:func:`pack_weights`); acc int32 [M, >= 16 * NB].
+    Columns of ``a`` past the filter's K meet zeros in the packed filter: they may hold anything.
     """
     m = a.shape[0]
     nb, steps = wp.shape[0], wp.shape[1]
     lda, ldc, w_stride = a.strides[0], acc.strides[0] // 4, wp.strides[0]
-    like = a[0, 0]  # its type picks the tile's step
     for p in range(0, m, MR):
         src = a[p:].ctypes.data
         for b in range(0, nb - 1, 2):
-            _tile2(src, lda, wp[b].ctypes.data, w_stride, steps, acc[p, LANES * b :].ctypes.data, ldc, like)
+            _tile2(src, lda, wp[b].ctypes.data, w_stride, steps, acc[p, LANES * b :].ctypes.data, ldc)
         if nb % 2:
-            _tile1(src, lda, wp[nb - 1].ctypes.data, w_stride, steps, acc[p, LANES * (nb - 1) :].ctypes.data, ldc,
-                   like)
+            _tile1(src, lda, wp[nb - 1].ctypes.data, w_stride, steps, acc[p, LANES * (nb - 1) :].ctypes.data, ldc)
 
 
 def igemm_numpy(a, wp, acc) -> None:
     """:func:`igemm` in NumPy (int64 product wrapped to int32): what runs when Numba's JIT is disabled."""
-    nb, steps, width = wp.shape
-    per = width // LANES  # 2 (int16 pairs) or 4 (int8 quads) filter rows per step
-    w = wp.reshape(nb, steps, LANES, per).transpose(1, 3, 0, 2).reshape(per * steps, nb * LANES)
-    product = a[:, : per * steps].astype(np.int64) @ w.astype(np.int64)
+    nb, steps, _ = wp.shape
+    w = wp.reshape(nb, steps, LANES, 4).transpose(1, 3, 0, 2).reshape(4 * steps, nb * LANES)
+    product = a[:, : 4 * steps].astype(np.int64) @ w.astype(np.int64)
     acc[:, : nb * LANES] = ((product + 2**31) % 2**32 - 2**31).astype(np.int32)
 
 

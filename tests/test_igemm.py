@@ -14,49 +14,6 @@ def _wrapped(product: np.ndarray) -> np.ndarray:
     return ((product + 2**31) % 2**32 - 2**31).astype(np.int32)
 
 
-@pytest.mark.parametrize("multiply", [igemm, igemm_numpy], ids=["numba", "numpy"])
-@pytest.mark.parametrize(("m", "k", "n"), [(1, 1, 1), (7, 3, 5), (8, 16, 16), (13, 27, 21), (24, 96, 48),
-                                           (37, 160, 40), (64, 255, 33), (9, 2, 80)])
-def test_matches_an_int64_product(multiply, m, k, n):
-    """Every tile shape (1 and 2 blocks, a partial last block, odd depth) gives the exact sums;
-    the column past an odd depth holds garbage that the zero-padded filter cancels."""
-    rng = np.random.default_rng(m * 1000 + k * 10 + n)
-    rows = -(-m // MR) * MR
-    a = rng.integers(-255, 256, (rows, k + k % 2)).astype(np.int16)
-    w = rng.integers(-255, 256, (k, n))
-    packed = pack_weights(w)
-    assert packed.shape == (-(-n // LANES), -(-k // 2), 2 * LANES) and packed.dtype == np.int16
-    acc = np.full((rows, packed.shape[0] * LANES), 12345, np.int32)
-    multiply(a, packed, acc)
-    np.testing.assert_array_equal(acc[:, :n], a[:, :k].astype(np.int64) @ w)
-    np.testing.assert_array_equal(acc[:, n:], 0)  # the padded channels: zero filters
-
-
-@pytest.mark.parametrize("multiply", [igemm, igemm_numpy], ids=["numba", "numpy"])
-def test_sums_wrap_as_int32(multiply):
-    """A depth whose sums leave int32 wraps exactly as TFLite's int32 accumulator does."""
-    k = 40_000
-    a = np.full((MR, k), 255, np.int16)
-    a[1] = -255
-    w = np.full((k, LANES), 255, np.int64)
-    w[:, 1] = -255
-    acc = np.zeros((MR, LANES), np.int32)
-    multiply(a, pack_weights(w), acc)
-    exact = a.astype(np.int64) @ w
-    assert np.abs(exact).max() > 2**31
-    np.testing.assert_array_equal(acc, _wrapped(exact))
-
-
-def test_strided_rows():
-    """Rows further apart than the depth (a slice of a wider scratch buffer) are read by their stride."""
-    rng = np.random.default_rng(0)
-    wide = rng.integers(-255, 256, (MR * 2, 40)).astype(np.int16)
-    w = rng.integers(-255, 256, (10, 20))
-    acc = np.zeros((MR * 2, 32), np.int32)
-    igemm(wide[:, :10], pack_weights(w), acc)
-    np.testing.assert_array_equal(acc[:, :20], wide[:, :10].astype(np.int64) @ w)
-
-
 def _quads_case(m, k, n, seed):
     rng = np.random.default_rng(seed)
     rows = -(-m // MR) * MR
@@ -67,17 +24,43 @@ def _quads_case(m, k, n, seed):
 
 @pytest.mark.parametrize("multiply", [igemm, igemm_numpy], ids=["numba", "numpy"])
 @pytest.mark.parametrize(("m", "k", "n"), [(1, 1, 1), (7, 3, 5), (8, 16, 16), (13, 27, 21), (24, 96, 48),
-                                           (37, 162, 40), (9, 4, 80)])
-def test_quads_match_an_int64_product(multiply, m, k, n):
-    """uint8 inputs x int8 filters, four per step (int8 models' pointwise convolutions): exact sums,
-    whatever lies in a row's columns past K (the packed filter is zero there)."""
+                                           (37, 162, 40), (64, 255, 33), (9, 4, 80)])
+def test_matches_an_int64_product(multiply, m, k, n):
+    """uint8 inputs x int8 filters, four per step: every tile shape (1 and 2 blocks, a partial
+    last block, a depth not a multiple of 4) gives the exact sums, whatever lies in a row's
+    columns past K (the packed filter is zero there)."""
     a, w = _quads_case(m, k, n, m * 1000 + k * 10 + n)
-    packed = pack_weights(w, 4)
+    packed = pack_weights(w)
     assert packed.shape == (-(-n // LANES), -(-k // 4), 4 * LANES) and packed.dtype == np.int8
     acc = np.full((a.shape[0], packed.shape[0] * LANES), 12345, np.int32)
     multiply(a, packed, acc)
     np.testing.assert_array_equal(acc[:, :n], a[:, :k].astype(np.int64) @ w)
-    np.testing.assert_array_equal(acc[:, n:], 0)
+    np.testing.assert_array_equal(acc[:, n:], 0)  # the padded channels: zero filters
+
+
+@pytest.mark.parametrize("multiply", [igemm, igemm_numpy], ids=["numba", "numpy"])
+def test_sums_wrap_as_int32(multiply):
+    """A depth whose sums leave int32 wraps exactly as TFLite's int32 accumulator does."""
+    k = 70_000
+    a = np.full((MR, k), 255, np.uint8)
+    a[1] = 1
+    w = np.full((k, LANES), 127, np.int64)
+    w[:, 1] = -128
+    acc = np.zeros((MR, LANES), np.int32)
+    multiply(a, pack_weights(w), acc)
+    exact = a.astype(np.int64) @ w
+    assert np.abs(exact).max() > 2**31
+    np.testing.assert_array_equal(acc, _wrapped(exact))
+
+
+def test_strided_rows():
+    """Rows further apart than the depth (a slice of a wider scratch buffer) are read by their stride."""
+    rng = np.random.default_rng(0)
+    wide = rng.integers(0, 256, (MR * 2, 40)).astype(np.uint8)
+    w = rng.integers(-128, 128, (12, 20))
+    acc = np.zeros((MR * 2, 32), np.int32)
+    igemm(wide[:, :12], pack_weights(w), acc)
+    np.testing.assert_array_equal(acc[:, :20], wide[:, :12].astype(np.int64) @ w)
 
 
 def test_quads_without_vnni(monkeypatch):
@@ -89,11 +72,11 @@ def test_quads_without_vnni(monkeypatch):
     def multiply(a, wp, acc):
         for p in range(0, a.shape[0], MR):
             tile(a[p:].ctypes.data, a.strides[0], wp[0].ctypes.data, wp.strides[0], wp.shape[1],
-                 acc[p:].ctypes.data, acc.strides[0] // 4, a[0, 0])
+                 acc[p:].ctypes.data, acc.strides[0] // 4)
 
     a, w = _quads_case(16, 40, 16, 5)
     acc = np.zeros((16, LANES), np.int32)
-    multiply(a, pack_weights(w, 4), acc)
+    multiply(a, pack_weights(w), acc)
     np.testing.assert_array_equal(acc, a[:, :40].astype(np.int64) @ w)
 
 

@@ -268,12 +268,13 @@ def test_transpose_conv(kind, case):
     check_op(TCONV, [out_shape, t.w, t.x, t.b], [t.out], TransposeConvOptions(pad, s[1], s[0], act))
 
 
-def _im2col_numpy(x, rows, row0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, offset, dtype):
-    """The im2col rows of output rows row0 .. row0 + rows, in NumPy: (x + offset) in dtype, 0 outside x."""
+def _im2col_numpy(x, rows, row0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, offset, fill, dtype):
+    """The im2col rows of output rows row0 .. row0 + rows, in NumPy: (x + offset) in dtype, fill outside x."""
     n, h, w, c = x.shape
-    padded = np.zeros((n, h + 2 * kh * dh + pt, w + 2 * kw * dw + pl, c), np.int64 if dtype != np.float32 else np.float64)
-    padded[:, pt : pt + h, pl : pl + w] = x.astype(padded.dtype) + offset
-    out = np.empty((rows * ow, kh * kw * c), padded.dtype)
+    wide = np.float64 if dtype == np.float32 else np.int64
+    padded = np.full((n, h + 2 * kh * dh + pt, w + 2 * kw * dw + pl, c), fill, wide)
+    padded[:, pt : pt + h, pl : pl + w] = x.astype(wide) + offset
+    out = np.empty((rows * ow, kh * kw * c), wide)
     for rr in range(rows):
         b, oy = divmod(row0 + rr, oh)
         for ox in range(ow):
@@ -282,17 +283,16 @@ def _im2col_numpy(x, rows, row0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, offset,
     return out.astype(dtype)  # integer sums wrap as the kernel's store does
 
 
-@pytest.mark.parametrize("types", [(np.int8, np.int16, -3), (np.int8, np.uint8, 128), (np.uint8, np.int16, -128),
-                                   (np.float32, np.float32, 0.0)], ids=["int8-int16", "int8-uint8", "uint8-int16",
-                                                                        "float32"])
+@pytest.mark.parametrize("types", [(np.int8, np.uint8, 128, 131), (np.uint8, np.uint8, 0, 140),
+                                   (np.float32, np.float32, 0.0, 0.0)], ids=["int8-uint8", "uint8-uint8", "float32"])
 def test_im2col_matches_numpy(types):
     """The Numba im2col (its window rows inside x as masked copies of up to 16 values, longer ones
-    as vector loops, the edges value by value) against NumPy over channels 1..20 (runs of 1 to 100
-    values), 1x1 to 5x5 windows, strides, dilations, paddings and a block straddling two images;
-    the columns past the window are left as they were."""
+    16 at a time, the edges value by value) against NumPy over channels 1..20 (runs of 1 to 100
+    values), 1x1 to 5x5 windows, strides, dilations, paddings (``fill`` outside x) and a block
+    straddling two images; the columns past the window are left as they were."""
     from pydeeplab.kernels.conv import _im2col
 
-    src, dst, offset = types
+    src, dst, offset, fill = types
     rng = np.random.default_rng(5)
     for c, (kh, kw), (sh, sw), (dh, dw), (pt, pl) in [
             (3, (3, 3), (2, 2), (1, 1), (1, 1)), (3, (3, 3), (2, 2), (1, 1), (0, 0)), (1, (3, 3), (1, 1), (1, 1), (1, 1)),
@@ -305,8 +305,11 @@ def test_im2col_matches_numpy(types):
         row0, rows = oh - 2, 4  # the last two output rows of image 0 and the first two of image 1
         width = kh * kw * c + 3
         cols = np.full((rows * ow, width), 77, dst)
-        _im2col(x, cols, row0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, dst(offset) if dst == np.float32 else np.int16(offset))
-        expected = _im2col_numpy(x, rows, row0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, offset, dst)
+        if dst == np.float32:
+            _im2col(x, cols, row0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, np.float32(offset), np.float32(fill))
+        else:
+            _im2col(x, cols, row0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, np.int16(offset), np.uint8(fill))
+        expected = _im2col_numpy(x, rows, row0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, offset, fill, dst)
         case = (c, kh, kw, sh, sw, dh, dw, pt, pl)
         np.testing.assert_array_equal(cols[:, : kh * kw * c], expected, err_msg=str(case))
         assert (cols[:, kh * kw * c :] == 77).all(), case
