@@ -8,7 +8,8 @@ multiplier and a clamp range, LOGISTIC and TANH a 256-entry table, HARD_SWISH it
 Backends: float TANH is NumPy in both; the numba backend runs RELU, RELU6,
 RELU_N1_TO_1 and HARD_SWISH as one pass of ``kernels/elementwise.elementwise_float``
 (NumPy takes two to five passes with temporaries) and LOGISTIC as two around NumPy's exp. Quantized, the numba backend tabulates the reference arithmetic on
-all 256 inputs at plan time and gathers (``kernels/elementwise.lookup_unary``).
+all 256 inputs at plan time and gathers (``kernels/elementwise.lookup_unary``, or ``lookup_bytes``
+64 values a step where the CPU has AVX-512 VBMI).
 """
 
 from __future__ import annotations
