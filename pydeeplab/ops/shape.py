@@ -9,7 +9,9 @@ begin/end/strides). A shape-like input that is not constant is refused, since
 pydeeplab plans static shapes; only RESHAPE then falls back to the static
 ``new_shape`` of its options. Both backends run the NumPy functions of
 ``reference/shape.py``, except SPACE_TO_BATCH_ND / BATCH_TO_SPACE_ND, which the numba
-backend runs as a gather of whole pixels planned by the reference (``kernels/space_batch.py``).
+backend runs as a gather of whole pixels planned by the reference (``kernels/space_batch.py``),
+and a uint8 CONCATENATION that requantizes, whose inputs it maps through tables of the
+reference's values (``kernels/elementwise.py``).
 """
 
 from __future__ import annotations
@@ -89,6 +91,8 @@ def prepare_concatenation(ctx: OpContext) -> Prepared:
     if first.type == TensorType.UINT8 and any(t.is_quantized for t in (*ctx.inputs, o)):
         scales, zps = zip(*(quantization_of(ctx, t, f"input {k}") for k, t in enumerate(ctx.inputs)))
         s_out, z_out = quantization_of(ctx, o, "output 0")
+        if ctx.backend == "numba":
+            return Prepared((out_shape,), _requantizing_concatenation(ctx, axis, scales, zps, s_out, z_out))
 
         def run(inputs, outputs):
             ref.concatenation_uint8(inputs, axis, scales, zps, s_out, z_out, outputs[0])
@@ -105,6 +109,31 @@ def prepare_concatenation(ctx: OpContext) -> Prepared:
         ref.concatenation(inputs, axis, outputs[0])
 
     return Prepared((out_shape,), run)
+
+
+def _requantizing_concatenation(ctx: OpContext, axis: int, scales, zps, s_out: float, z_out: int):
+    """The numba backend's uint8 CONCATENATION whose inputs are on other scales: each such input
+    mapped through a 256-entry table of the reference's requantization (bit-identical by
+    construction, ``elementwise.unary_lookup_run``) into a buffer of its own, then joined.
+    (ADE20K's decoder, 128x128x256 and x48 -> x304, 1 thread: 10.0 -> 0.36 ms.)"""
+    from .elementwise import unary_lookup_run
+
+    codes = np.arange(256, dtype=np.uint8)
+    lookups = [None if (s, z) == (s_out, z_out) else
+               unary_lookup_run(ref.requantize_uint8_for_concatenation(codes, s, z, s_out, z_out))
+               for s, z in zip(scales, zps)]
+    buffers = [None if lookup is None else np.empty(t.shape, np.uint8) for lookup, t in zip(lookups, ctx.inputs)]
+
+    def run(inputs, outputs):
+        parts = []
+        for x, lookup, buffer in zip(inputs, lookups, buffers):
+            if lookup is not None:
+                lookup([x], [buffer])
+                x = buffer
+            parts.append(x)
+        np.concatenate(parts, axis=axis, out=outputs[0])
+
+    return run
 
 
 # --------------------------------------------------------------- RESHAPE, SQUEEZE
