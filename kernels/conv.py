@@ -125,7 +125,8 @@ def _copy_run(src, start, dst, base, n, offset):
 def _im2col(x, cols, row0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, offset, fill):
     """Receptive fields of output rows ``row0 ..`` as matrix rows.
 
-    x: [N, H, W, C]; cols: [R * OW, KH * KW * C] (float32 or float64), R output rows
+    x: [N, H, W, C]; cols: [R * OW, >= KH * KW * C] (float32, or uint8 for an 8-bit conv; the
+    columns past the window left as they are), R output rows
     (output row r is pixel row ``r % OH`` of batch ``r // OH``). Element
     ``(rr * OW + ox, (i * KW + j) * C + c)`` becomes ``x[b, iy, ix, c] + offset``
     with ``iy = oy * sh - pt + i * dh``, ``ix = ox * sw - pl + j * dw``, or ``fill`` where
@@ -158,7 +159,7 @@ def _im2col(x, cols, row0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, offset, fill)
             else:
                 for ox in range(lo, hi):
                     _copy_run(src, (ox * sw - pl) * c, dst, row + ox * width, run, offset)
-            for ox in range(ow - (hi - lo)):  # the others, pixel by pixel, zeros outside x
+            for ox in range(ow - (hi - lo)):  # the others, pixel by pixel, fill outside x
                 if ox >= lo:
                     ox += hi - lo
                 base = row + ox * width
@@ -247,8 +248,8 @@ def conv_quantized(x, wpack, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, input_of
                    table, out_zero_point, act_min, act_max, block, cols_scratch, acc_scratch, t, nt):
     """CONV_2D, uint8/int8, as a uint8 x int8 integer product (:mod:`.igemm`, four products a step).
 
-    x [N, H, W, Cin]; wpack: the filter as int8 ``v = w - w_sh`` (:func:`.igemm.pack_weights`,
-    step 4); out [N, OH, OW, Cout]; table [6, >= Cout] (:func:`.requantize.requant_table`);
+    x [N, H, W, Cin]; wpack: the filter as int8 ``v = w - w_sh`` (:func:`.igemm.pack_weights`);
+    out [N, OH, OW, Cout]; table [6, >= Cout] (:func:`.requantize.requant_table`);
     bias [>= Cout] int64 (int32 values, with the filter's corrections: ``conv_plan.conv_2d_runner``
     puts an 8-bit conv so). Per block of output rows, the im2col rows (for a 1x1 stride-1 conv
     whose depth fills the product's steps, the input pixels) are written as uint8 ``u = x +

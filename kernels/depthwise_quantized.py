@@ -33,7 +33,7 @@ from numba import config, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .requantize import requantize_one
+from .requantize import halved_constants, requantize_one, rescale_int32
 from .vector_ir import fma as fused_multiply_add, lanes_below, masked_load, masked_store, splat as broadcast
 
 #: Channels per vector step (one 512-bit vector of float32 sums).
@@ -69,14 +69,6 @@ def _row_kernel_ir(context, builder, args, elem: ir.Type):
         return broadcast(builder, value, vector)
 
     zp_v, lo_v, hi_v = (splat(builder.trunc(v, i32), v32) for v in (zp, lo, hi))
-    h64 = ir.VectorType(i64, LANES // 2)
-
-    def halves(v):  # <16 x i64> -> its even and its odd lanes, <8 x i64> each
-        return tuple(builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(i32, LANES // 2),
-                                                               list(range(odd, LANES, 2)))) for odd in (0, 1))
-
-    def sign_extend_low(v):  # <8 x i64>: each lane's low 32 bits, sign-extended
-        return builder.ashr(builder.shl(v, splat(const(32), h64)), splat(const(32), h64))
 
     sums = [cgutils.alloca_once(builder, f_vec) for _ in range(PIXELS)]
 
@@ -87,12 +79,7 @@ def _row_kernel_ir(context, builder, args, elem: ir.Type):
 
         bias32 = builder.trunc(builder.load(pointer(builder.add(bias, builder.mul(k, const(8))), v64), align=8), v32)
         left = builder.trunc(row(_LEFT), v32)
-        # The 64-bit steps run on the even and the odd channels apart, each as 8 int64 lanes
-        # holding an int32 in their low half: no widening shuffles (measured: see the commit).
-        # The multiplier fits 31 bits; said so (sign-extended low halves), LLVM multiplies
-        # 32 x 32 -> 64 (vpmuldq).
-        mult = tuple(sign_extend_low(m) for m in halves(row(_MULT)))
-        nudge, nudge_pos, shift = (halves(row(r)) for r in (_NUDGE, _NUDGE_POS, _SHIFT))
+        halved = halved_constants(builder, *(row(r) for r in (_MULT, _NUDGE, _NUDGE_POS, _SHIFT)))
         mask = lanes_below(builder, builder.sub(cout, k), LANES)
         k_bytes = builder.mul(k, const(esize))
         with cgutils.for_range_slice(builder, const(0), ow, const(PIXELS), intp=i64) as (ox, _):
@@ -116,15 +103,7 @@ def _row_kernel_ir(context, builder, args, elem: ir.Type):
                         acc = builder.fptosi(acc, v32)
                     else:  # may pass 2**31: TFLite's int32 accumulator wraps
                         acc = builder.trunc(builder.fptosi(acc, v64), v32)
-                    total = builder.bitcast(builder.shl(builder.add(acc, bias32), left), h64)  # int32, wraps as in C
-                    parts = []
-                    for half, x in enumerate((sign_extend_low(total), builder.ashr(total, splat(const(32), h64)))):
-                        prod = builder.mul(x, mult[half])
-                        negative = builder.ashr(builder.add(prod, splat(const(1 << 30), h64)), splat(const(63), h64))
-                        nudged = builder.add(nudge[half], builder.and_(nudge_pos[half], builder.not_(negative)))
-                        parts.append(builder.bitcast(builder.ashr(builder.add(prod, nudged), shift[half]), v32))
-                    v = builder.shuffle_vector(parts[0], parts[1], ir.Constant(v32, [i + LANES * (i % 2) - i % 2
-                                                                                     for i in range(LANES)]))
+                    v = rescale_int32(builder, builder.shl(builder.add(acc, bias32), left), halved)  # int32 as in C
                     v = builder.add(v, zp_v)
                     v = builder.select(builder.icmp_signed("<", v, lo_v), lo_v, v)
                     v = builder.select(builder.icmp_signed(">", v, hi_v), hi_v, v)
@@ -196,8 +175,8 @@ def _convert_row(typingctx, src, dst, width, cin, cp, zero_point, like_src, like
                 with cgutils.for_range(builder, width, intp=i64) as pixels:
                     ix = pixels.index
                     with cgutils.for_range_slice(builder, zero, cin, step, intp=i64) as (c, _):
-                        convert(builder.add(src, builder.add(builder.mul(ix, cin), c)),
-                                builder.add(dst, builder.mul(builder.add(builder.mul(ix, cp), c), ir.Constant(i64, esize))),
+                        target = builder.mul(builder.add(builder.mul(ix, cp), c), ir.Constant(i64, esize))
+                        convert(builder.add(src, builder.add(builder.mul(ix, cin), c)), builder.add(dst, target),
                                 lanes_below(builder, builder.sub(cin, c), LANES))
         return context.get_dummy_value()
 

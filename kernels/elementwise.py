@@ -89,7 +89,8 @@ def _lookup64(typingctx, table, x, out, start, n):
         low = builder.call(vpermi2b, [quarters[0], index, quarters[1]])
         high = builder.call(vpermi2b, [quarters[2], index, quarters[3]])
         value = builder.select(builder.icmp_signed("<", index, ir.Constant(bytes64, None)), high, low)
-        masked_store(builder, value, builder.bitcast(builder.gep(data["out"], [start_v]), bytes64.as_pointer()), mask, 1)
+        at = builder.bitcast(builder.gep(data["out"], [start_v]), bytes64.as_pointer())
+        masked_store(builder, value, at, mask, 1)
         return context.get_dummy_value()
 
     return sig, codegen
