@@ -42,7 +42,7 @@ from .blas import gemm
 from .depthwise_row import depthwise_row_shared1, depthwise_row_shared2
 from .igemm import LANES, MR, igemm
 from .requantize import requantize_rows
-from .vector_ir import masked_load, masked_store, splat
+from .vector_ir import lanes_below, masked_load, masked_store, splat
 
 # --------------------------------------------------------------------------- float output stages
 
@@ -92,8 +92,7 @@ def _copy_short(typingctx, src, start, dst, base, n, offset):
         s_vec, d_vec = ir.VectorType(s_type, 16), ir.VectorType(d_type, 16)
         s_ptr = builder.gep(context.make_array(src)(context, builder, src_v).data, [start_v])
         d_ptr = builder.gep(context.make_array(dst)(context, builder, dst_v).data, [base_v])
-        bits = builder.sub(builder.shl(ir.Constant(n_v.type, 1), n_v), ir.Constant(n_v.type, 1))
-        mask = builder.bitcast(builder.trunc(bits, ir.IntType(16)), ir.VectorType(ir.IntType(1), 16))
+        mask = lanes_below(builder, n_v, 16, within=True)
         v = masked_load(builder, builder.bitcast(s_ptr, s_vec.as_pointer()), mask, s_vec, src.dtype.bitwidth // 8)
         if isinstance(dst.dtype, types.Float):
             if isinstance(src.dtype, types.Float):

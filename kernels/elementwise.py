@@ -28,7 +28,7 @@ from numba import config, njit, types
 from numba.core.errors import TypingError
 from numba.extending import intrinsic
 
-from .vector_ir import I1, I8, I64, declare, masked_load, masked_store
+from .vector_ir import I8, I64, declare, lanes_below, masked_load, masked_store
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -81,8 +81,7 @@ def _lookup64(typingctx, table, x, out, start, n):
                 for name, t, v in (("table", table, table_v), ("x", x, x_v), ("out", out, out_v))}
         quarters = [builder.load(builder.bitcast(builder.gep(data["table"], [ir.Constant(I64, 64 * k)]),
                                                  bytes64.as_pointer()), align=1) for k in range(4)]
-        bits = builder.lshr(ir.Constant(I64, -1), builder.sub(ir.Constant(I64, 64), n_v))  # n low bits set
-        mask = builder.bitcast(bits, ir.VectorType(I1, 64))
+        mask = lanes_below(builder, n_v, 64, within=True)
         index = masked_load(builder, builder.bitcast(builder.gep(data["x"], [start_v]), bytes64.as_pointer()), mask,
                             bytes64, 1)
         vpermi2b = declare(builder.module, "llvm.x86.avx512.vpermi2var.qi.512", bytes64, [bytes64] * 3)

@@ -10,7 +10,7 @@ from numba.extending import intrinsic
 from pydeeplab.kernels.vector_ir import I8, lanes_below, masked_store
 
 
-def _lanes_writer(lanes: int):
+def _lanes_writer(lanes: int, within: bool = False):
     """An intrinsic storing ``lanes`` ones through lanes_below(count) at an int8 array's start."""
 
     @intrinsic
@@ -22,7 +22,8 @@ def _lanes_writer(lanes: int):
             data = context.make_array(out)(context, builder, out_v).data
             vector = ir.VectorType(I8, lanes)
             at = builder.bitcast(data, vector.as_pointer())
-            masked_store(builder, ir.Constant(vector, [1] * lanes), at, lanes_below(builder, count_v, lanes), 1)
+            mask = lanes_below(builder, count_v, lanes, within=within)
+            masked_store(builder, ir.Constant(vector, [1] * lanes), at, mask, 1)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -44,3 +45,13 @@ def test_lanes_below_any_count():
             run(out, count)
             expected = (np.arange(lanes) < count).astype(np.int8)
             np.testing.assert_array_equal(out, expected, err_msg=f"{lanes} lanes, count {count}")
+
+
+def test_lanes_below_a_count_known_within_the_width():
+    """``within``: counts 1 .. lanes, without the clamp."""
+    for lanes in (16, 64):
+        run = _lanes_writer(lanes, within=True)
+        for count in (1, 2, lanes // 2, lanes - 1, lanes):
+            out = np.zeros(lanes, np.int8)
+            run(out, count)
+            np.testing.assert_array_equal(out, (np.arange(lanes) < count).astype(np.int8))
