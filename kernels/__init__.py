@@ -2,10 +2,37 @@
 
 Importing the package imports no Numba (:mod:`.loaded_blas` is plain Python);
 :func:`load_without_compiler`, called before the first kernel runs, makes a warm start load them
-from Numba's on-disk cache without readying Numba's compiler.
+from Numba's on-disk cache without readying Numba's compiler. Importing it also gives every kernel
+source one modification time (:func:`share_source_stamp`).
 """
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def share_source_stamp(folder: Path | None = None) -> None:
+    """Give every ``.py`` file of ``folder`` (this package's) the newest modification time among them.
+
+    Numba's on-disk cache keys a compiled function on its own source file (modification time and
+    size), but the code it keeps has the functions it calls from other files compiled in: after an
+    edit of igemm.py, conv.py's cached convolutions would still run the old product. With one time
+    for all, an edit of any kernel file makes every cached kernel recompile. A fresh install has one
+    time already (nothing is written); files that cannot be touched (a read-only install) are left.
+    """
+    files = list((folder or Path(__file__).parent).glob("*.py"))
+    stamps = {f: f.stat() for f in files}
+    newest = max((st.st_mtime_ns for st in stamps.values()), default=0)
+    for f, st in stamps.items():
+        if st.st_mtime_ns != newest:
+            try:
+                os.utime(f, ns=(st.st_atime_ns, newest))
+            except OSError:
+                pass
+
+
+share_source_stamp()
 
 
 def load_without_compiler() -> bool:

@@ -273,3 +273,23 @@ def test_cache_saves_take_the_folder_lock_and_write_the_data_before_the_index(tm
         entry.save(("sig",), b"new code")
     assert writes == ["_save_data", "_save_index"]
     assert IndexDataCacheFile(str(stale), "kernel", "new source").load(("sig",)) is None  # not the old code
+
+
+def test_every_kernel_source_shares_the_newest_modification_time(tmp_path):
+    """Numba keys a cached kernel on its own file only, though other files' functions are compiled
+    into it: share_source_stamp gives every source of the folder the newest time, so that an edit of
+    any one invalidates them all; the package's own sources share one after import."""
+    from pathlib import Path
+
+    import pydeeplab.kernels as kernels
+    from pydeeplab.kernels import share_source_stamp
+
+    for k, name in enumerate(("a.py", "b.py", "c.py")):
+        (tmp_path / name).write_text("x = 1\n")
+        os.utime(tmp_path / name, ns=(10**18, 10**18 + k * 10**9))
+    (tmp_path / "notes.txt").write_text("not a source\n")
+    os.utime(tmp_path / "notes.txt", ns=(10**18, 10**18))
+    share_source_stamp(tmp_path)
+    assert {(tmp_path / n).stat().st_mtime_ns for n in ("a.py", "b.py", "c.py")} == {10**18 + 2 * 10**9}
+    assert (tmp_path / "notes.txt").stat().st_mtime_ns == 10**18
+    assert len({f.stat().st_mtime_ns for f in Path(kernels.__file__).parent.glob("*.py")}) == 1
