@@ -121,11 +121,14 @@ def column_weight_pairs(tx: Taps, channels: int) -> np.ndarray:
     return np.ascontiguousarray(pairs, dtype=np.int16 if small else np.int32)
 
 
+def _weight_sum(taps: Taps) -> int:
+    """The largest |w_lo| + |w_hi| of an axis: how much a blend along it can grow a value."""
+    return int((np.abs(taps.w_lo) + np.abs(taps.w_hi)).max(initial=0))
+
+
 def _integer_bound(ty: Taps, tx: Taps, largest: int) -> int:
     """The largest |blend| + 2**19 ``ResizeBilinearInteger`` can reach with |input| <= largest."""
-    wy = int((np.abs(ty.w_lo) + np.abs(ty.w_hi)).max())
-    wx = int((np.abs(tx.w_lo) + np.abs(tx.w_hi)).max())
-    return largest * wy * wx + (1 << 19)
+    return largest * _weight_sum(ty) * _weight_sum(tx) + (1 << 19)
 
 
 def nearest_indices(in_size: int, out_size: int, align_corners: bool, half_pixel_centers: bool) -> np.ndarray:
@@ -255,7 +258,7 @@ def _integer_run(ctx: OpContext, out_shape: tuple[int, ...], flags: tuple[bool, 
     dtype = ctx.inputs[0].dtype
     ty, tx = bilinear_taps_integer(h, out_shape[1], *flags), bilinear_taps_integer(w, out_shape[2], *flags)
     largest = 128 if dtype == np.int8 else 2**15
-    if largest * int((np.abs(tx.w_lo) + np.abs(tx.w_hi)).max(initial=0)) >= 2**31:
+    if largest * _weight_sum(tx) >= 2**31:  # a column blend past int32
         return None
     resize = in_parallel(kern.resize_bilinear_integer)
     # int8 blends in int32 where the sum cannot overflow it (weights in [-512, 1536]: |sum|
