@@ -229,17 +229,17 @@ def conv_float_pointwise(x, wmat, bias, out, act_min, act_max, block, t, nt):
 
 
 @njit(cache=True, nogil=True)
-def _add_row_sums(cols, factor, products):
-    """products[p, :] += factor * sum(cols[p, :]) for each row p of cols (uint8), in wrapping int32."""
-    for p in range(cols.shape[0]):
+def _row_sums(cols, depth, factor, terms):
+    """terms[p] = factor * sum(cols[p, :depth]) for each row p of cols (uint8), wrapped to int32;
+    0 past cols' rows."""
+    m = cols.shape[0]
+    terms[m:] = 0
+    for p in range(m):
         s = np.int64(0)
         row = cols[p]
-        for k in range(row.shape[0]):
+        for k in range(depth):
             s += row[k]
-        term = np.int32(factor * s)
-        sums = products[p]
-        for j in range(sums.shape[0]):
-            sums[j] += term
+        terms[p] = np.int32(factor * s)
 
 
 @njit(cache=True, nogil=True)
@@ -253,10 +253,11 @@ def conv_quantized(x, wpack, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, input_of
     puts an 8-bit conv so). Per block of output rows, the im2col rows (for a 1x1 stride-1 conv
     whose depth fills the product's steps, the input pixels) are written as uint8 ``u = x +
     input_offset`` (``fill`` outside x: the zero point plus the offset), multiplied with wpack in
-    int32, each pixel's sum of u times ``row_factor`` added where it is not 0, and the output
+    int32 from each pixel's sum of u times ``row_factor`` (where that is not 0), and the output
     stage follows. cols_scratch uint8 [nt, >= rows * K'] (K' = the filter's depth rounded up to
     whole steps; the columns past the depth meet zeros in the filter) and acc_scratch int32 [nt,
-    >= rows * 16 * NB], rows = ``block * OW`` rounded up to a multiple of :data:`.igemm.MR`.
+    >= rows * (16 * NB + 1)] (the sums, then the pixels' terms), rows = ``block * OW`` rounded
+    up to a multiple of :data:`.igemm.MR`.
     Part t of nt (:func:`pydeeplab.kernels.parallel.in_parallel`): output rows ``rows * t //
     nt`` to ``rows * (t + 1) // nt``.
     """
@@ -276,9 +277,9 @@ def conv_quantized(x, wpack, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, input_of
             _im2col(x, cols, r0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, input_offset, fill)
         mp = -(-m // MR) * MR  # the product works on MR rows at a time; rows past m are scratch
         products = acc_scratch[t][: mp * lanes].reshape(mp, lanes)
-        igemm(cols_scratch[t][: mp * width].reshape(mp, width), wpack, products)
-        if row_factor != 0:
-            _add_row_sums(cols[:, :depth], row_factor, products[:m])
+        terms = acc_scratch[t][mp * lanes : mp * (lanes + 1)]
+        _row_sums(cols if row_factor != 0 else cols[:0], depth, row_factor, terms)
+        igemm(cols_scratch[t][: mp * width].reshape(mp, width), wpack, products, terms)
         requantize_rows(products, bias, table, out_zero_point, act_min, act_max, out2d[r0 * ow : r1 * ow])
 
 

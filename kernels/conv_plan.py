@@ -214,7 +214,7 @@ def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape, h
         else:
             rows = -(-block * ow // igemm.MR) * igemm.MR
             cols = WORKSPACE.get(0, np.uint8, (nt, rows * width))
-            acc = WORKSPACE.get(0, np.int32, (nt, rows * lanes))
+            acc = WORKSPACE.get(0, np.int32, (nt, rows * (lanes + 1)))  # the sums, then the pixels' terms
             conv(x, wpack, b, out, kh, kw, sh, sw, dh, dw, pt, pl, offset, pad, row_factor, *out_args, block, cols, acc,
                  nt=nt)
 

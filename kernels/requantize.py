@@ -121,18 +121,24 @@ def rescale_int32(builder: ir.IRBuilder, total: ir.Value, constants: tuple) -> i
     the 64-bit steps on the even and the odd channels apart, 8 int64 lanes each holding an int32 in
     their low half (vpmuldq on them, one shuffle to join the results), where widening 16 lanes to
     int64 and narrowing them back took 6 shuffles more per 16 outputs. <16 x i32> (each result
-    fits int32)."""
+    fits int32).
+
+    The rounding nudge of ``h >= 0`` (``h`` the rounding doubling high product) goes by the sign of
+    the total, one shift, where that of the product ``p`` took two steps (an add, a shift): with
+    the multiplier >= 0 the two differ only where h = 0 and the total is negative, and there the
+    result is 0 either way (``(p + 2**30 + c * 2**31) >> (31 + right)`` with ``0 <= p + 2**30 <
+    2**31`` and c or c + 1 at most ``2**(right - 1)``)."""
     mult, nudge, nudge_pos, shift = constants
     i64 = ir.IntType(64)
     h64 = ir.VectorType(i64, _VECTOR // 2)
     v32 = ir.VectorType(ir.IntType(32), _VECTOR)
+    sign = lambda v: builder.ashr(v, splat(builder, ir.Constant(i64, 63), h64))  # noqa: E731
     total = builder.bitcast(total, h64)
+    even = _low_halves(builder, total)
     odd = builder.ashr(total, splat(builder, ir.Constant(i64, 32), h64))
     parts = []
-    for half, x in enumerate((_low_halves(builder, total), odd)):
+    for half, (x, negative) in enumerate(((even, sign(even)), (odd, sign(total)))):
         p = builder.mul(x, mult[half])
-        negative = builder.ashr(builder.add(p, splat(builder, ir.Constant(i64, 1 << 30), h64)),
-                                splat(builder, ir.Constant(i64, 63), h64))
         nudged = builder.add(nudge[half], builder.and_(nudge_pos[half], builder.not_(negative)))
         parts.append(builder.bitcast(builder.ashr(builder.add(p, nudged), shift[half]), v32))
     return builder.shuffle_vector(parts[0], parts[1], ir.Constant(v32, [i + _VECTOR * (i % 2) - i % 2

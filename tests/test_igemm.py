@@ -26,16 +26,17 @@ def _quads_case(m, k, n, seed):
 @pytest.mark.parametrize(("m", "k", "n"), [(1, 1, 1), (7, 3, 5), (8, 16, 16), (13, 27, 21), (24, 96, 48),
                                            (37, 162, 40), (64, 255, 33), (9, 4, 80)])
 def test_matches_an_int64_product(multiply, m, k, n):
-    """uint8 inputs x int8 filters, four per step: every tile shape (1 and 2 blocks, a partial
-    last block, a depth not a multiple of 4) gives the exact sums, whatever lies in a row's
-    columns past K (the packed filter is zero there)."""
+    """uint8 inputs x int8 filters, four per step, from each row's own start: every tile shape (1
+    and 2 blocks, a partial last block, a depth not a multiple of 4) gives the exact sums,
+    whatever lies in a row's columns past K (the packed filter is zero there)."""
     a, w = _quads_case(m, k, n, m * 1000 + k * 10 + n)
+    init = np.random.default_rng(m).integers(-(2**31), 2**31, a.shape[0]).astype(np.int32)
     packed = pack_weights(w)
     assert packed.shape == (-(-n // LANES), -(-k // 4), 4 * LANES) and packed.dtype == np.int8
     acc = np.full((a.shape[0], packed.shape[0] * LANES), 12345, np.int32)
-    multiply(a, packed, acc)
-    np.testing.assert_array_equal(acc[:, :n], a[:, :k].astype(np.int64) @ w)
-    np.testing.assert_array_equal(acc[:, n:], 0)  # the padded channels: zero filters
+    multiply(a, packed, acc, init)
+    np.testing.assert_array_equal(acc[:, :n], _wrapped(a[:, :k].astype(np.int64) @ w + init[:, None]))
+    assert (acc[:, n:] == init[:, None]).all()  # the padded channels: zero filters
 
 
 @pytest.mark.parametrize("multiply", [igemm, igemm_numpy], ids=["numba", "numpy"])
@@ -47,7 +48,7 @@ def test_sums_wrap_as_int32(multiply):
     w = np.full((k, LANES), 127, np.int64)
     w[:, 1] = -128
     acc = np.zeros((MR, LANES), np.int32)
-    multiply(a, pack_weights(w), acc)
+    multiply(a, pack_weights(w), acc, np.zeros(MR, np.int32))
     exact = a.astype(np.int64) @ w
     assert np.abs(exact).max() > 2**31
     np.testing.assert_array_equal(acc, _wrapped(exact))
@@ -59,7 +60,7 @@ def test_strided_rows():
     wide = rng.integers(0, 256, (MR * 2, 40)).astype(np.uint8)
     w = rng.integers(-128, 128, (12, 20))
     acc = np.zeros((MR * 2, 32), np.int32)
-    igemm(wide[:, :12], pack_weights(w), acc)
+    igemm(wide[:, :12], pack_weights(w), acc, np.zeros(MR * 2, np.int32))
     np.testing.assert_array_equal(acc[:, :20], wide[:, :12].astype(np.int64) @ w)
 
 
@@ -69,15 +70,16 @@ def test_quads_without_vnni(monkeypatch):
     tile = module._tile(1)
 
     @njit
-    def multiply(a, wp, acc):
+    def multiply(a, wp, acc, init):
         for p in range(0, a.shape[0], MR):
             tile(a[p:].ctypes.data, a.strides[0], wp[0].ctypes.data, wp.strides[0], wp.shape[1],
-                 acc[p:].ctypes.data, acc.strides[0] // 4)
+                 acc[p:].ctypes.data, acc.strides[0] // 4, init[p:].ctypes.data)
 
     a, w = _quads_case(16, 40, 16, 5)
+    init = np.arange(-8, 8, dtype=np.int32) * 1000
     acc = np.zeros((16, LANES), np.int32)
-    multiply(a, pack_weights(w), acc)
-    np.testing.assert_array_equal(acc, a[:, :40].astype(np.int64) @ w)
+    multiply(a, pack_weights(w), acc, init)
+    np.testing.assert_array_equal(acc, a[:, :40].astype(np.int64) @ w + init[:, None])
 
 
 def test_vnni_follows_the_features_numba_compiles_for(monkeypatch):
