@@ -116,6 +116,20 @@ def test_conv_2d(kind, case):
     check_op(CONV, [t.x, t.w, t.b], [t.out], Conv2DOptions(pad, s[1], s[0], act, d[1], d[0]))
 
 
+@pytest.mark.parametrize("parts", [2, 3])
+@pytest.mark.parametrize("kind", ["uint8", "int8"])
+def test_pointwise_quantized_conv_split_by_pixels(kind, parts, monkeypatch):
+    """A quantized 1x1 conv in several parts splits its pixels, not its rows: parts that start
+    and end inside a row (31x37 pixels in 2 or 3 parts) give LiteRT's outputs."""
+    from pydeeplab.kernels import conv_plan
+
+    monkeypatch.setattr(conv_plan, "numba_threads", lambda work=None: parts)
+    shape, cout = (1, 31, 37, 24), 40
+    rng = np.random.default_rng(_seed("pointwise-parts", kind, parts))
+    t = _Tensors(kind, rng, shape, (cout, 1, 1, shape[3]), 0, shape[3], True)
+    check_op(CONV, [t.x, t.w, t.b], [t.out], Conv2DOptions(SAME, 1, 1, NONE, 1, 1), backends=("numba",))
+
+
 @pytest.mark.parametrize("opcode", [CONV, DW])
 def test_int8_per_tensor_filter(opcode):
     """An int8 filter with one scale: TFLite broadcasts it over the output channels."""
