@@ -41,7 +41,6 @@ from numba.extending import intrinsic
 from .blas import gemm
 from .depthwise_row import depthwise_row_shared1, depthwise_row_shared2
 from .igemm import LANES, MR, igemm
-from .requantize import requantize_rows
 from .vector_ir import lanes_below, masked_load, masked_store, splat
 
 # --------------------------------------------------------------------------- float output stages
@@ -244,26 +243,25 @@ def _row_sums(cols, depth, factor, terms):
 
 @njit(cache=True, nogil=True)
 def conv_quantized(x, wpack, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, input_offset, fill, row_factor,
-                   table, out_zero_point, act_min, act_max, block, cols_scratch, acc_scratch, t, nt):
-    """CONV_2D, uint8/int8, as a uint8 x int8 integer product (:mod:`.igemm`, four products a step).
+                   table, out_zero_point, act_min, act_max, block, cols_scratch, terms_scratch, t, nt):
+    """CONV_2D, uint8/int8, as a uint8 x int8 integer product with its output stage (:mod:`.igemm`).
 
     x [N, H, W, Cin]; wpack: the filter as int8 ``v = w - w_sh`` (:func:`.igemm.pack_weights`);
     out [N, OH, OW, Cout]; table [6, >= Cout] (:func:`.requantize.requant_table`);
     bias [>= Cout] int64 (int32 values, with the filter's corrections: ``conv_plan.conv_2d_runner``
-    puts an 8-bit conv so). Per block of output rows, the im2col rows (for a 1x1 stride-1 conv
-    whose depth fills the product's steps, the input pixels) are written as uint8 ``u = x +
-    input_offset`` (``fill`` outside x: the zero point plus the offset), multiplied with wpack in
-    int32 from each pixel's sum of u times ``row_factor`` (where that is not 0), and the output
-    stage follows. cols_scratch uint8 [nt, >= rows * K'] (K' = the filter's depth rounded up to
-    whole steps; the columns past the depth meet zeros in the filter) and acc_scratch int32 [nt,
-    >= rows * (16 * NB + 1)] (the sums, then the pixels' terms), rows = ``block * OW`` rounded
-    up to a multiple of :data:`.igemm.MR`.
-    Part t of nt (:func:`pydeeplab.kernels.parallel.in_parallel`): output rows ``rows * t //
-    nt`` to ``rows * (t + 1) // nt``; for a 1x1 stride-1 conv, pixels, so that two parts of a
-    33x33 map take 544 and 545 pixels, not 16 and 17 rows (a 3% longer wait for the second).
+    puts an 8-bit conv so); bias and table zero-padded to whole blocks of 16 channels. Per block of
+    output rows, the im2col rows (for a 1x1 stride-1 conv whose depth fills the product's steps,
+    the input pixels) are written as uint8 ``u = x + input_offset`` (``fill`` outside x: the zero
+    point plus the offset) and multiplied with wpack in int32, each pixel's sums starting from its
+    sum of u times ``row_factor``. cols_scratch uint8 [nt, >= rows * K'] (K' = the filter's depth
+    rounded up to whole steps; the columns past the depth meet zeros in the filter) and
+    terms_scratch int32 [nt, >= rows], rows = ``block * OW`` rounded up to a multiple of
+    :data:`.igemm.MR`. Part t of nt (:func:`pydeeplab.kernels.parallel.in_parallel`): output rows
+    ``rows * t // nt`` to ``rows * (t + 1) // nt``; for a 1x1 stride-1 conv, pixels, so that two
+    parts of a 33x33 map take 544 and 545 pixels, not 16 and 17 rows (a 3% longer wait for the second).
     """
     n, oh, ow, cout = out.shape
-    width, lanes = _product_depth(wpack), LANES * wpack.shape[0]
+    width = _product_depth(wpack)
     depth = kh * kw * x.shape[3]
     out2d = out.reshape(n * oh * ow, cout)
     direct = _pointwise(kh, kw, sh, sw, pt, pl) and depth == width
@@ -278,11 +276,10 @@ def conv_quantized(x, wpack, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, input_of
         else:
             _im2col(x, cols, u0, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, input_offset, fill)
         mp = -(-m // MR) * MR  # the product works on MR rows at a time; rows past m are scratch
-        products = acc_scratch[t][: mp * lanes].reshape(mp, lanes)
-        terms = acc_scratch[t][mp * lanes : mp * (lanes + 1)]
+        terms = terms_scratch[t][:mp]
         _row_sums(cols if row_factor != 0 else cols[:0], depth, row_factor, terms)
-        igemm(cols_scratch[t][: mp * width].reshape(mp, width), wpack, products, terms)
-        requantize_rows(products, bias, table, out_zero_point, act_min, act_max, out2d[p0 : p0 + m])
+        igemm(cols_scratch[t][: mp * width].reshape(mp, width), wpack, terms, bias, table, out_zero_point, act_min,
+              act_max, out2d[p0 : p0 + m])
 
 
 @njit(cache=True, inline="always")

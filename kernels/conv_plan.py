@@ -195,7 +195,7 @@ def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape, h
         wpack = aligned(igemm.pack_weights(v.T), np.int8)
         b[:cout] -= (x_off + stage.input_zero_point) * (v.sum(axis=1) + depth * (w_sh - w_zp))
         row_factor, offset, pad = np.int64(w_sh - w_zp), np.int16(x_off), np.uint8(stage.input_zero_point + x_off)
-        width, lanes = wpack.shape[1] * (wpack.shape[2] // igemm.LANES), igemm.LANES * wpack.shape[0]
+        width = wpack.shape[1] * (wpack.shape[2] // igemm.LANES)
     block = _block_rows(ow, depth, cout, _BLOCK_PIXELS_FLOAT if is_float(stage) else _BLOCK_PIXELS)
     if is_float(stage):
         conv = in_parallel(kernels.conv_float_pointwise if pointwise else kernels.conv_float)
@@ -214,9 +214,9 @@ def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape, h
         else:
             rows = -(-block * ow // igemm.MR) * igemm.MR
             cols = WORKSPACE.get(0, np.uint8, (nt, rows * width))
-            acc = WORKSPACE.get(0, np.int32, (nt, rows * (lanes + 1)))  # the sums, then the pixels' terms
-            conv(x, wpack, b, out, kh, kw, sh, sw, dh, dw, pt, pl, offset, pad, row_factor, *out_args, block, cols, acc,
-                 nt=nt)
+            terms = WORKSPACE.get(0, np.int32, (nt, rows))
+            conv(x, wpack, b, out, kh, kw, sh, sw, dh, dw, pt, pl, offset, pad, row_factor, *out_args, block, cols,
+                 terms, nt=nt)
 
     return with_contiguous_output(fill)
 

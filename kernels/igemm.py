@@ -1,10 +1,12 @@
-"""Integer matrix products for the quantized convolutions: uint8 x int8, int32 sums as TFLite sums.
+"""Integer matrix products for the quantized convolutions: uint8 x int8, int32 sums as TFLite sums,
+and TFLite's output stage on them.
 
 A quantized CONV_2D is ``acc[p, o] = sum_k (x[p, k] - x_zp) * (w[k, o] - w_zp)`` in
 TFLite's int32 accumulator. The convolution writes its inputs as uint8 and its filter as
 int8, and corrects the sum with its bias and a term per pixel (``conv_plan.conv_2d_runner``):
 here is the product of the two, in int32 sums that wrap exactly as TFLite's accumulator does
-(integer addition wraps the same whatever the order), whatever the depth.
+(integer addition wraps the same whatever the order), whatever the depth, requantized to the
+8-bit outputs while they are in registers (:func:`_tile_requantized`).
 
 The work is done in tiles of :data:`MR` pixels x 16 or 32 output channels whose
 int32 sums stay in vector registers for the whole K loop. Each step broadcasts four
@@ -16,7 +18,8 @@ written as plain LLVM IR, correct on every CPU LLVM targets. (Against int16 pair
 multiply-adds a step, which uint8 filters needed before the per-pixel term: pascal_quant's
 1x1 convs 36.0 -> 23.1 ms, 1 thread.) The tile is written in LLVM IR through a Numba
 intrinsic because Numba has no vector types and its own vectorizer does not keep a tile
-of sums in registers.
+of sums in registers. (Against storing the int32 sums and requantizing them in a second pass:
+257x257x16 -> x96 2.33 -> 2.14 ms, 33x33x80 -> x480 0.313 -> 0.292 ms, 1 thread.)
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from llvmlite import ir
 from numba import config, njit, types
 from numba.extending import intrinsic
 
-from .vector_ir import declare, splat
+from .requantize import _LEFT, _MULT, _NUDGE, _NUDGE_POS, _RIGHT, _SHIFT, halved_constants, requantize_one, rescale_int32
+from .vector_ir import declare, lanes_below, masked_store, splat
 
 #: Pixels per tile: 8 x 2 blocks of 16 int32 sums = 16 vector registers (of AVX-512's 32).
 MR = 8
@@ -46,6 +50,7 @@ def _target_has_vnni() -> bool:
 HAVE_VNNI = _target_has_vnni()
 
 _I32, _I64 = ir.IntType(32), ir.IntType(64)
+
 _SUMS = ir.VectorType(_I32, LANES)  # a block's int32 sums; also one step's 64 bytes of filter or a broadcast
 
 
@@ -88,57 +93,92 @@ def _dot_quads(builder: ir.IRBuilder, sums: ir.Value, x: ir.Value, w: ir.Value) 
     return builder.add(sums, _sum_groups(builder, products, 4))
 
 
-def _tile(blocks: int):
-    """The intrinsic ``tile(a, lda, w, w_stride, steps, c, ldc, init)`` for ``blocks`` blocks of 16 channels.
+def _tile_sums(builder: ir.IRBuilder, a, lda, w, w_stride, steps, init, blocks: int) -> list[list[ir.Value]]:
+    """The K loop of a tile: MR x ``blocks`` <16 x i32> sums, row r's from ``init[r]`` (int32) in every
+    lane; per step q (q < steps, steps >= 1) and row r, four bytes (uint8) of a's row r (at byte 4q)
+    broadcast and multiplied with 64 bytes (int8) of each block's filter (block j's at ``w + j *
+    w_stride + 64 q``, :func:`pack_weights`), the products of each lane summed in (int32, wrapping:
+    :func:`_dot_quads`). Addresses and strides in bytes; the builder is left after the loop."""
+    const = lambda v: ir.Constant(_I64, v)  # noqa: E731
+    starts = [splat(builder, builder.load(builder.inttoptr(builder.add(init, const(4 * r)), _I32.as_pointer()),
+                                          align=4), _SUMS) for r in range(MR)]
+    entry = builder.block
+    loop = builder.append_basic_block("tile.loop")
+    done = builder.append_basic_block("tile.done")
+    builder.branch(loop)  # steps >= 1: the loop body runs at least once
+    builder.position_at_end(loop)
+    q = builder.phi(_I64)
+    q.add_incoming(const(0), entry)
+    sums = [[builder.phi(_SUMS) for _ in range(blocks)] for _ in range(MR)]
+    for start, row in zip(starts, sums):
+        for s in row:
+            s.add_incoming(start, entry)
+    filters = []
+    for j in range(blocks):
+        at = builder.add(w, builder.add(builder.mul(const(j), w_stride), builder.mul(q, const(64))))
+        filters.append(builder.load(builder.inttoptr(at, _SUMS.as_pointer()), align=1))
+    updated = []
+    for r in range(MR):
+        at = builder.add(a, builder.add(builder.mul(const(r), lda), builder.mul(q, const(4))))
+        x = splat(builder, builder.load(builder.inttoptr(at, _I32.as_pointer()), align=1), _SUMS)
+        updated.append([_dot_quads(builder, sums[r][j], x, filters[j]) for j in range(blocks)])
+    q_next = builder.add(q, const(1))
+    q.add_incoming(q_next, loop)
+    for r in range(MR):
+        for j in range(blocks):
+            sums[r][j].add_incoming(updated[r][j], loop)
+    builder.cbranch(builder.icmp_signed("<", q_next, steps), loop, done)
+    builder.position_at_end(done)
+    return updated
 
-    Row r's sums (r < MR) start at ``init[r]`` (int32) in every lane. Per step q (q < steps,
-    steps >= 1) and row r, four bytes (uint8) of a's row r (at byte 4q) are broadcast and
-    multiplied with 64 bytes (int8) of each block's filter (block j's at ``w + j * w_stride +
-    64 q``, :func:`pack_weights`), the products of each lane summed into ``c[r, 16 j + i]``
-    (int32, wrapping: :func:`_dot_quads`). Pointers and strides in bytes except ``ldc`` (int32
-    elements).
+
+def _tile_requantized(blocks: int):
+    """The intrinsic ``tile(a, lda, w, w_stride, steps, out, ldo, init, bias, table, cp, rows, lanes, zp, lo,
+    hi)``: the sums of :func:`_tile_sums` through TFLite's output stage while they are in registers,
+    stored as 8-bit outputs: rows r < ``rows`` at ``out + r * ldo`` (bytes), block j's 16 channels
+    from byte 16 j, the last block's first ``lanes`` (1 .. 16) only.
+
+    ``bias`` (int64 [cp], int32 values) and ``table`` (int64 [6, cp], :func:`.requantize.requant_table`)
+    are addresses of the tile's first channel's entries, ``cp`` the table's row length; per channel
+    ``clamp(rescale(((sum + bias) << left)) + zp, lo, hi)`` in int32 as TFLite computes it
+    (:func:`.requantize.rescale_int32`; the clamp to the bounds less the zero point first, so that
+    no int32 sum can wrap), where a second pass over the int32 sums in memory did it before.
     """
 
     @intrinsic
-    def tile(typingctx, a, lda, w, w_stride, steps, c, ldc, init):
-        sig = types.void(*[types.intp] * 8)
+    def tile(typingctx, a, lda, w, w_stride, steps, out, ldo, init, bias, table, cp, rows, lanes, zp, lo, hi):
+        sig = types.void(*[types.intp] * 16)
 
         def codegen(context, builder, signature, args):
-            a, lda, w, w_stride, steps, c, ldc, init = args
+            a, lda, w, w_stride, steps, out, ldo, init, bias, table, cp, rows, lanes, zp, lo, hi = args
             const = lambda v: ir.Constant(_I64, v)  # noqa: E731
-            starts = [splat(builder, builder.load(builder.inttoptr(builder.add(init, const(4 * r)), _I32.as_pointer()),
-                                                  align=4), _SUMS) for r in range(MR)]
-            entry = builder.block
-            loop = builder.append_basic_block("tile.loop")
-            done = builder.append_basic_block("tile.done")
-            builder.branch(loop)  # steps >= 1: the loop body runs at least once
-            builder.position_at_end(loop)
-            q = builder.phi(_I64)
-            q.add_incoming(const(0), entry)
-            sums = [[builder.phi(_SUMS) for _ in range(blocks)] for _ in range(MR)]
-            for start, row in zip(starts, sums):
-                for s in row:
-                    s.add_incoming(start, entry)
-            filters = []
+            v64, v8 = ir.VectorType(_I64, LANES), ir.VectorType(ir.IntType(8), LANES)
+            sums = _tile_sums(builder, a, lda, w, w_stride, steps, init, blocks)
+            lo32, hi32, zp32 = (splat(builder, builder.trunc(v, _I32), _SUMS)
+                                for v in (builder.sub(lo, zp), builder.sub(hi, zp), zp))
+            last = lanes_below(builder, lanes, LANES, within=True)
             for j in range(blocks):
-                at = builder.add(w, builder.add(builder.mul(const(j), w_stride), builder.mul(q, const(64))))
-                filters.append(builder.load(builder.inttoptr(at, _SUMS.as_pointer()), align=1))
-            updated = []
-            for r in range(MR):
-                at = builder.add(a, builder.add(builder.mul(const(r), lda), builder.mul(q, const(4))))
-                x = splat(builder, builder.load(builder.inttoptr(at, _I32.as_pointer()), align=1), _SUMS)
-                updated.append([_dot_quads(builder, sums[r][j], x, filters[j]) for j in range(blocks)])
-            q_next = builder.add(q, const(1))
-            q.add_incoming(q_next, loop)
-            for r in range(MR):
-                for j in range(blocks):
-                    sums[r][j].add_incoming(updated[r][j], loop)
-            builder.cbranch(builder.icmp_signed("<", q_next, steps), loop, done)
-            builder.position_at_end(done)
-            for r in range(MR):
-                for j in range(blocks):
-                    at = builder.add(c, builder.mul(builder.add(builder.mul(const(r), ldc), const(LANES * j)), const(4)))
-                    builder.store(updated[r][j], builder.inttoptr(at, _SUMS.as_pointer()), align=4)
+                def row(k, j=j):  # table row k, the block's 16 channels
+                    at = builder.add(table, builder.mul(builder.add(builder.mul(const(k), cp), const(LANES * j)),
+                                                        const(8)))
+                    return builder.load(builder.inttoptr(at, v64.as_pointer()), align=8)
+
+                bias32 = builder.trunc(builder.load(builder.inttoptr(builder.add(bias, const(8 * LANES * j)),
+                                                                     v64.as_pointer()), align=8), _SUMS)
+                left = builder.trunc(row(_LEFT), _SUMS)
+                halved = halved_constants(builder, row(_MULT), row(_NUDGE), row(_NUDGE_POS), row(_SHIFT))
+                for r in range(MR):
+                    with builder.if_then(builder.icmp_signed("<", const(r), rows), likely=True):
+                        v = rescale_int32(builder, builder.shl(builder.add(sums[r][j], bias32), left), halved)
+                        v = builder.select(builder.icmp_signed("<", v, lo32), lo32, v)
+                        v = builder.select(builder.icmp_signed(">", v, hi32), hi32, v)
+                        v = builder.trunc(builder.add(v, zp32), v8)
+                        at = builder.inttoptr(builder.add(out, builder.add(builder.mul(const(r), ldo),
+                                                                           const(LANES * j))), v8.as_pointer())
+                        if j == blocks - 1:
+                            masked_store(builder, v, at, last, 1)
+                        else:
+                            builder.store(v, at, align=1)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -146,39 +186,53 @@ def _tile(blocks: int):
     return tile
 
 
-_tile1 = _tile(1)
-_tile2 = _tile(2)
+_tile1 = _tile_requantized(1)
+_tile2 = _tile_requantized(2)
 
 
 @njit(cache=True, nogil=True)
-def igemm(a, wp, acc, init):
-    """``acc = a @ w + init[:, None]`` in wrapping int32, M a multiple of :data:`MR`; a and acc with
-    unit stride along a row.
+def igemm(a, wp, init, bias, table, out_zero_point, act_min, act_max, out):
+    """``out = output_stage(a @ w + init[:, None] + bias)`` (TFLite's int32 sums, wrapping, then its
+    output stage), out [M, C] uint8/int8 with unit stride along a row.
 
-    a uint8 [M, >= 4 * KQ]; wp int8 [NB, KQ, 64] (:func:`pack_weights`); acc int32 [M, >= 16 * NB];
-    init int32 [M] contiguous, a term per row that its sums start from (the quantized conv's
-    per-pixel correction: where a pass added it to acc afterwards, 0.36 ms of pascal_quant's
-    257x257x16 -> x96 conv's 2.48). Columns of ``a`` past the filter's K meet zeros in the packed
-    filter: they may hold anything.
+    a uint8 [>= M rounded up to MR, >= 4 * KQ], unit stride along a row (the rows past M are read,
+    their outputs not written; columns past the filter's K meet zeros in the packed filter: they
+    may hold anything); wp int8 [NB, KQ, 64] (:func:`pack_weights`); init int32 [>= M rounded up
+    to MR], contiguous: a term per row that its sums start from (the quantized conv's per-pixel
+    correction: where a pass added it to the int32 sums afterwards, 0.36 ms of pascal_quant's
+    257x257x16 -> x96 conv's 2.48); bias int64 [16 NB] (int32 values) and table int64 [6, 16 NB]
+    (:func:`.requantize.requant_table`), zero-padded past C.
     """
-    m = a.shape[0]
+    m, c = out.shape
     nb, steps = wp.shape[0], wp.shape[1]
-    lda, ldc, w_stride = a.strides[0], acc.strides[0] // 4, wp.strides[0]
+    lda, ldo, w_stride, cp = a.strides[0], out.strides[0], wp.strides[0], table.shape[1]
+    zp, lo, hi = np.int64(out_zero_point), np.int64(act_min), np.int64(act_max)
     for p in range(0, m, MR):
-        src, start = a[p:].ctypes.data, init[p:].ctypes.data
+        src, start, rows = a[p:].ctypes.data, init[p:].ctypes.data, min(MR, m - p)
         for b in range(0, nb - 1, 2):
-            _tile2(src, lda, wp[b].ctypes.data, w_stride, steps, acc[p, LANES * b :].ctypes.data, ldc, start)
+            k = LANES * b
+            _tile2(src, lda, wp[b].ctypes.data, w_stride, steps, out[p, k:].ctypes.data, ldo, start,
+                   bias[k:].ctypes.data, table[0, k:].ctypes.data, cp, rows, min(LANES, c - k - LANES), zp, lo, hi)
         if nb % 2:
-            _tile1(src, lda, wp[nb - 1].ctypes.data, w_stride, steps, acc[p, LANES * (nb - 1) :].ctypes.data, ldc,
-                   start)
+            k = LANES * (nb - 1)
+            _tile1(src, lda, wp[nb - 1].ctypes.data, w_stride, steps, out[p, k:].ctypes.data, ldo, start,
+                   bias[k:].ctypes.data, table[0, k:].ctypes.data, cp, rows, c - k, zp, lo, hi)
 
 
-def igemm_numpy(a, wp, acc, init) -> None:
-    """:func:`igemm` in NumPy (int64 product wrapped to int32): what runs when Numba's JIT is disabled."""
+def igemm_numpy(a, wp, init, bias, table, out_zero_point, act_min, act_max, out) -> None:
+    """:func:`igemm` in NumPy (an int64 product wrapped to int32, the output stage one value at a time):
+    what runs when Numba's JIT is disabled."""
+    m, c = out.shape
     nb, steps, _ = wp.shape
-    w = wp.reshape(nb, steps, LANES, 4).transpose(1, 3, 0, 2).reshape(4 * steps, nb * LANES)
-    product = a[:, : 4 * steps].astype(np.int64) @ w.astype(np.int64) + init[:, None]
-    acc[:, : nb * LANES] = ((product + 2**31) % 2**32 - 2**31).astype(np.int32)
+    w = wp.reshape(nb, steps, LANES, 4).transpose(1, 3, 0, 2).reshape(4 * steps, nb * LANES)[:, :c]
+    product = a[:m, : 4 * steps].astype(np.int64) @ w.astype(np.int64) + init[:m, None] + bias[:c]
+    totals = (product + 2**31) % 2**32 - 2**31
+    result = np.empty((m, c), np.int64)
+    for r in range(m):
+        for k in range(c):
+            result[r, k] = requantize_one(totals[r, k], table[_MULT, k], table[_LEFT, k], table[_RIGHT, k],
+                                          out_zero_point, act_min, act_max)
+    out[...] = result.astype(out.dtype)  # (the low 8 bits, as the tile stores them)
 
 
 if config.DISABLE_JIT:  # the kernels run as plain Python (coverage, debugging)

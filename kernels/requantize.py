@@ -3,11 +3,11 @@
 For output channel c: ``clamp(MultiplyByQuantizedMultiplier(acc + bias[c], multiplier[c],
 shift[c]) + out_zero_point, act_min, act_max)``, where ``acc + bias`` is TFLite's int32
 accumulator and wraps as it does. The constants are prepared once per operator
-(:func:`requant_table`). :func:`requantize_rows` does a block of output pixels
-sixteen channels at a time (:func:`_rescale_columns`, written in LLVM IR: Numba's
-vectorizer stops at 256-bit vectors, four 64-bit products at a time, where AVX-512
-does eight) with a scalar loop for the last few channels.
-"""
+(:func:`requant_table`). The convolutions' tiles apply it to their sums in registers
+(:func:`rescale_int32`: :mod:`.igemm`, :mod:`.depthwise_quantized`); :func:`requantize_rows` does
+it to sums in memory (TRANSPOSE_CONV's), a block of output pixels sixteen channels at a time
+(:func:`_rescale_columns`, written in LLVM IR: Numba's vectorizer stops at 256-bit vectors, four
+64-bit products at a time, where AVX-512 does eight) with a scalar loop for the last few channels."""
 
 from __future__ import annotations
 
@@ -203,22 +203,6 @@ def _rescale_columns(typingctx, acc, k, bias, table, out_zero_point, act_min, ac
         out_elem = context.get_data_type(out.dtype)
         out_vector = ir.VectorType(out_elem, _VECTOR)
         mask = builder.icmp_signed("<", ir.Constant(v64, list(range(_VECTOR))), broadcast(lanes_v))
-        # int32 sums to outputs of at most 16 bits: :func:`rescale_int32` (17 instructions per 16
-        # outputs where the 64-bit form below takes 24: 129x129x48 int8 0.218 -> 0.159 ms), the
-        # clamp before the zero point (to bounds less the zero point, as int32): the same values
-        # without an int32 sum that could wrap.
-        narrow = acc.dtype == types.int32 and out_elem.width <= 16
-        if narrow:
-            halved = halved_constants(builder, constant(_MULT), nudge, nudge_pos, shift)
-            bias32 = builder.trunc(bias16, v32)
-            lo32, hi32 = (splat(builder, builder.trunc(builder.sub(bound, zp_v), i32), v32) for bound in (lo_v, hi_v))
-            zp32 = splat(builder, builder.trunc(zp_v, i32), v32)
-
-            def narrow_stage(a):
-                v = rescale_int32(builder, builder.add(a, bias32), halved)  # (TFLite's int32 sum wraps)
-                v = builder.select(builder.icmp_signed("<", v, lo32), lo32, v)
-                v = builder.select(builder.icmp_signed(">", v, hi32), hi32, v)
-                return builder.add(v, zp32)
         whole = builder.icmp_signed(">=", lanes_v, ir.Constant(i64, _VECTOR))
 
         entry = builder.block
@@ -229,20 +213,17 @@ def _rescale_columns(typingctx, acc, k, bias, table, out_zero_point, act_min, ac
         r = builder.phi(i64)
         r.add_incoming(ir.Constant(i64, 0), entry)
         a = load("acc", builder.add(builder.mul(r, acc_stride), element_offset("acc", k_v)))
-        if narrow:
-            v = narrow_stage(a)
-        else:
-            if isinstance(acc.dtype, types.Float):
-                a = builder.fptosi(a, v64)
-            elif acc.dtype.bitwidth < 64:
-                a = builder.sext(a, v64) if acc.dtype.signed else builder.zext(a, v64)
-            total = builder.sext(builder.trunc(builder.add(a, bias16), v32), v64)  # TFLite's int32 sum wraps
-            p = builder.mul(total, mult)
-            negative = builder.ashr(builder.add(p, _splat(ir.Constant(i64, 1 << 30))), _splat(ir.Constant(i64, 63)))
-            v = builder.ashr(builder.add(p, builder.add(nudge, builder.and_(nudge_pos, builder.not_(negative)))), shift)
-            v = builder.add(v, zp)
-            v = builder.select(builder.icmp_signed("<", v, lo), lo, v)
-            v = builder.select(builder.icmp_signed(">", v, hi), hi, v)
+        if isinstance(acc.dtype, types.Float):
+            a = builder.fptosi(a, v64)
+        elif acc.dtype.bitwidth < 64:
+            a = builder.sext(a, v64) if acc.dtype.signed else builder.zext(a, v64)
+        total = builder.sext(builder.trunc(builder.add(a, bias16), v32), v64)  # TFLite's int32 sum wraps
+        p = builder.mul(total, mult)
+        negative = builder.ashr(builder.add(p, _splat(ir.Constant(i64, 1 << 30))), _splat(ir.Constant(i64, 63)))
+        v = builder.ashr(builder.add(p, builder.add(nudge, builder.and_(nudge_pos, builder.not_(negative)))), shift)
+        v = builder.add(v, zp)
+        v = builder.select(builder.icmp_signed("<", v, lo), lo, v)
+        v = builder.select(builder.icmp_signed(">", v, hi), hi, v)
         if out_elem.width < v.type.element.width:
             v = builder.trunc(v, out_vector)
         at = address("out", builder.add(builder.mul(r, out_stride), element_offset("out", k_v)))

@@ -1,4 +1,5 @@
-"""kernels/igemm.py: the integer product of the quantized convolutions, against an int64 product."""
+"""kernels/igemm.py: the integer product of the quantized convolutions and its output stage, against
+an int64 product and the reference fixed-point functions."""
 
 import numpy as np
 import pytest
@@ -7,11 +8,29 @@ from numba import njit
 
 from pydeeplab.kernels import igemm as module
 from pydeeplab.kernels.igemm import LANES, MR, igemm, igemm_numpy, pack_weights
+from pydeeplab.kernels.requantize import requant_table
+from pydeeplab.reference.fixedpoint import multiply_by_quantized_multiplier
 
 
 def _wrapped(product: np.ndarray) -> np.ndarray:
     """int64 values wrapped to int32, as TFLite's accumulator wraps."""
-    return ((product + 2**31) % 2**32 - 2**31).astype(np.int32)
+    return (product + 2**31) % 2**32 - 2**31
+
+
+def _stage(multiplier, shift, channels):
+    """bias and table of the output stage for per-channel ``multiplier`` and ``shift`` (TFLite's
+    signed shift), zero-padded to whole blocks of 16 channels, as the conv plan pads them."""
+    width = -(-channels // LANES) * LANES
+    table = np.zeros((6, width), np.int64)
+    table[:, :channels] = requant_table(multiplier, np.maximum(shift, 0), np.maximum(-shift, 0))
+    return table
+
+
+def _expected(totals, bias, multiplier, shift, zp, lo, hi):
+    """The reference output stage of int64 ``totals`` [M, C] (before the bias)."""
+    wrapped = _wrapped(totals + bias)
+    return np.clip(multiply_by_quantized_multiplier(wrapped, multiplier.astype(np.int32), shift.astype(np.int32))
+                   + zp, lo, hi)
 
 
 def _quads_case(m, k, n, seed):
@@ -19,24 +38,75 @@ def _quads_case(m, k, n, seed):
     rows = -(-m // MR) * MR
     a = rng.integers(0, 256, (rows, -(-k // 4) * 4)).astype(np.uint8)
     w = rng.integers(-128, 128, (k, n))
-    return a, w
+    init = rng.integers(-(2**31), 2**31, rows).astype(np.int32)
+    return a, w, init
+
+
+def _run(multiply, a, w, init, bias, multiplier, shift, zp, lo, hi, dtype, m):
+    """``multiply`` on the case, its output [m, N] written into a buffer whose bytes past it must
+    stay as they were (the last block's channels and the last tile's rows past the output)."""
+    n = w.shape[1]
+    table = _stage(multiplier, shift, n)
+    padded_bias = np.zeros(table.shape[1], np.int64)
+    padded_bias[:n] = bias
+    guarded = np.full((m + 1, n + 5), 42, dtype)  # the output is [:m, :n]
+    multiply(a, pack_weights(w), init, padded_bias, table, zp, lo, hi, guarded[:m, :n])
+    assert (guarded[m] == 42).all() and (guarded[:, n:] == 42).all()
+    return guarded[:m, :n]
 
 
 @pytest.mark.parametrize("multiply", [igemm, igemm_numpy], ids=["numba", "numpy"])
 @pytest.mark.parametrize(("m", "k", "n"), [(1, 1, 1), (7, 3, 5), (8, 16, 16), (13, 27, 21), (24, 96, 48),
                                            (37, 162, 40), (64, 255, 33), (9, 4, 80)])
-def test_matches_an_int64_product(multiply, m, k, n):
-    """uint8 inputs x int8 filters, four per step, from each row's own start: every tile shape (1
-    and 2 blocks, a partial last block, a depth not a multiple of 4) gives the exact sums,
-    whatever lies in a row's columns past K (the packed filter is zero there)."""
-    a, w = _quads_case(m, k, n, m * 1000 + k * 10 + n)
-    init = np.random.default_rng(m).integers(-(2**31), 2**31, a.shape[0]).astype(np.int32)
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+def test_matches_an_int64_product_through_the_output_stage(multiply, m, k, n, dtype):
+    """uint8 inputs x int8 filters, four per step, from each row's own start, then TFLite's output
+    stage per channel: every tile shape (1 and 2 blocks, a partial last block, a depth not a
+    multiple of 4, a last tile of fewer rows) gives the reference's outputs, whatever lies in a
+    row's columns past K (the packed filter is zero there), and writes nothing past the output.
+    The start and the scale put most outputs inside the 8-bit range, not on its bounds."""
+    a, w, init = _quads_case(m, k, n, m * 1000 + k * 10 + n)
+    rng = np.random.default_rng(m + k + n)
+    init = rng.integers(-3000, 3000, init.shape).astype(np.int32)
     packed = pack_weights(w)
     assert packed.shape == (-(-n // LANES), -(-k // 4), 4 * LANES) and packed.dtype == np.int8
-    acc = np.full((a.shape[0], packed.shape[0] * LANES), 12345, np.int32)
-    multiply(a, packed, acc, init)
-    np.testing.assert_array_equal(acc[:, :n], _wrapped(a[:, :k].astype(np.int64) @ w + init[:, None]))
-    assert (acc[:, n:] == init[:, None]).all()  # the padded channels: zero filters
+    exact = a[:m, :k].astype(np.int64) @ w + init[:m, None]
+    multiplier = rng.integers(2**30, 2**31, n)
+    spread = max(1.0, float(np.abs(exact).max()))
+    shift = np.full(n, -int(np.ceil(np.log2(spread / 100))))  # |outputs| up to about 100
+    bias = rng.integers(-500, 500, n)
+    info = np.iinfo(dtype)
+    zp = 128 if dtype == np.uint8 else 0
+    ours = _run(multiply, a, w, init, bias, multiplier, shift, zp, info.min, info.max, dtype, m)
+    expected = _expected(exact, bias, multiplier, shift, zp, info.min, info.max)
+    np.testing.assert_array_equal(ours.astype(np.int64), expected)
+    inside = (expected > info.min) & (expected < info.max)
+    assert inside.mean() > 0.5
+
+
+@pytest.mark.parametrize("multiply", [igemm, igemm_numpy], ids=["numba", "numpy"])
+def test_the_output_stage_at_every_shift_and_edge(multiply):
+    """The output stage on chosen int32 sums (a zero filter: each row's sums are its start): ties,
+    negatives, both ends of the int32 range, sums with the bias that wrap, every shift TFLite can
+    produce (left shifts too), extreme multipliers; observed through the output's low 8 bits
+    (no clamp) and through 8-bit bounds with a zero point."""
+    rng = np.random.default_rng(11)
+    edges = [-(2**31), -(2**31) + 1, -(2**30), -3, -2, -1, 0, 1, 2, 3, 2**30, 2**31 - 1]
+    totals = np.concatenate([edges, rng.integers(-(2**31), 2**31, 600), rng.integers(-4096, 4096, 400)])
+    shift, multiplier = np.meshgrid(np.arange(-31, 31), [0, 1, 2**30, 1518500250, 2**31 - 1], indexing="ij")
+    shift, multiplier = shift.ravel(), multiplier.ravel()
+    n = shift.size  # 310: 19 whole blocks and one of 6 channels
+    m = totals.size  # not a multiple of MR: a last tile of fewer rows
+    a = np.zeros((-(-m // MR) * MR, 4), np.uint8)
+    init = np.zeros(a.shape[0], np.int32)
+    init[:m] = totals
+    w = np.zeros((4, n), np.int64)
+    bias = rng.integers(-(2**31), 2**31, n)
+    for dtype, zp, lo, hi in ((np.uint8, 0, -(2**31), 2**31 - 1), (np.uint8, 77, 0, 255), (np.int8, -9, -128, 127),
+                              (np.int8, 3, -20, 90)):
+        ours = _run(multiply, a, w, init, bias, multiplier, shift, zp, lo, hi, dtype, m)
+        expected = _expected(totals[:, None].astype(np.int64), bias, multiplier, shift, zp, lo, hi)
+        np.testing.assert_array_equal(ours, expected.astype(dtype), err_msg=f"{np.dtype(dtype)} zp {zp}")
 
 
 @pytest.mark.parametrize("multiply", [igemm, igemm_numpy], ids=["numba", "numpy"])
@@ -47,11 +117,12 @@ def test_sums_wrap_as_int32(multiply):
     a[1] = 1
     w = np.full((k, LANES), 127, np.int64)
     w[:, 1] = -128
-    acc = np.zeros((MR, LANES), np.int32)
-    multiply(a, pack_weights(w), acc, np.zeros(MR, np.int32))
     exact = a.astype(np.int64) @ w
     assert np.abs(exact).max() > 2**31
-    np.testing.assert_array_equal(acc, _wrapped(exact))
+    multiplier, shift = np.full(LANES, 2**30), np.full(LANES, 0)
+    ours = _run(multiply, a, w, np.zeros(MR, np.int32), np.zeros(LANES, np.int64), multiplier, shift, 0,
+                -(2**31), 2**31 - 1, np.uint8, MR)
+    np.testing.assert_array_equal(ours, _expected(exact, 0, multiplier, shift, 0, -(2**31), 2**31 - 1).astype(np.uint8))
 
 
 def test_strided_rows():
@@ -59,27 +130,32 @@ def test_strided_rows():
     rng = np.random.default_rng(0)
     wide = rng.integers(0, 256, (MR * 2, 40)).astype(np.uint8)
     w = rng.integers(-128, 128, (12, 20))
-    acc = np.zeros((MR * 2, 32), np.int32)
-    igemm(wide[:, :12], pack_weights(w), acc, np.zeros(MR * 2, np.int32))
-    np.testing.assert_array_equal(acc[:, :20], wide[:, :12].astype(np.int64) @ w)
+    multiplier, shift = np.full(20, 2**30), np.full(20, -8)
+    ours = _run(igemm, wide[:, :12], w, np.zeros(MR * 2, np.int32), np.zeros(20, np.int64), multiplier, shift, 128,
+                0, 255, np.uint8, MR * 2)
+    expected = _expected(wide[:, :12].astype(np.int64) @ w, 0, multiplier, shift, 128, 0, 255)
+    np.testing.assert_array_equal(ours, expected)
 
 
 def test_quads_without_vnni(monkeypatch):
-    """The plain-IR form of the four-product step (CPUs without AVX-512 VNNI) gives the same sums."""
+    """The plain-IR form of the four-product step (CPUs without AVX-512 VNNI) gives the same outputs."""
     monkeypatch.setattr(module, "HAVE_VNNI", False)
-    tile = module._tile(1)
+    tile = module._tile_requantized(1)
 
     @njit
-    def multiply(a, wp, acc, init):
+    def multiply(a, wp, init, bias, table, zp, lo, hi, out):
         for p in range(0, a.shape[0], MR):
             tile(a[p:].ctypes.data, a.strides[0], wp[0].ctypes.data, wp.strides[0], wp.shape[1],
-                 acc[p:].ctypes.data, acc.strides[0] // 4, init[p:].ctypes.data)
+                 out[p:].ctypes.data, out.strides[0], init[p:].ctypes.data, bias.ctypes.data, table.ctypes.data,
+                 table.shape[1], MR, LANES, zp, lo, hi)
 
-    a, w = _quads_case(16, 40, 16, 5)
+    a, w, init = _quads_case(16, 40, 16, 5)
     init = np.arange(-8, 8, dtype=np.int32) * 1000
-    acc = np.zeros((16, LANES), np.int32)
-    multiply(a, pack_weights(w), acc, init)
-    np.testing.assert_array_equal(acc, a[:, :40].astype(np.int64) @ w + init[:, None])
+    multiplier, shift = np.full(16, 1518500250), np.full(16, -10)
+    ours = _run(multiply, a, w, init, np.arange(16), multiplier, shift, 0, -128, 127, np.int8, 16)
+    expected = _expected(a[:, :40].astype(np.int64) @ w + init[:, None], np.arange(16), multiplier, shift, 0, -128, 127)
+    np.testing.assert_array_equal(ours, expected)
+    assert len(np.unique(ours)) > 20
 
 
 def test_vnni_follows_the_features_numba_compiles_for(monkeypatch):
