@@ -33,7 +33,8 @@ from numba import config, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .requantize import halved_constants, requantize_one, rescale_int32
+from .requantize import (_LEFT, _MULT, _NUDGE, _NUDGE_POS, _RIGHT, _SHIFT, halved_constants, requantize_one,
+                         rescale_int32)
 from .vector_ir import fma as fused_multiply_add, lanes_below, masked_load, masked_store, splat as broadcast
 
 #: Channels per vector step (one 512-bit vector of float32 sums).
@@ -41,10 +42,6 @@ LANES = 16
 #: Output pixels per step, sharing the load of each tap's 16 weights (measured: see the commit).
 PIXELS = 4
 
-# Rows of a requantization table (requantize.requant_table): multiplier, left shift, right
-# shift, and the folded rounding of the right shift (nudge, nudge where the product is
-# >= -2**30, shift).
-_MULT, _LEFT, _RIGHT, _NUDGE, _NUDGE_POS, _SHIFT = range(6)
 
 
 def ring_width(out_width: int, x_width: int, sw: int, dw: int, kw: int, pl: int) -> int:

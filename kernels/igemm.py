@@ -30,7 +30,8 @@ from llvmlite import ir
 from numba import config, njit, types
 from numba.extending import intrinsic
 
-from .requantize import _LEFT, _MULT, _NUDGE, _NUDGE_POS, _RIGHT, _SHIFT, halved_constants, requantize_one, rescale_int32
+from .requantize import (_LEFT, _MULT, _NUDGE, _NUDGE_POS, _RIGHT, _SHIFT, halved_constants, requantize_one,
+                         rescale_int32)
 from .vector_ir import declare, lanes_below, masked_store, splat
 
 #: Pixels per tile: 8 x 2 blocks of 16 int32 sums = 16 vector registers (of AVX-512's 32).
