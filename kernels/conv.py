@@ -1,13 +1,14 @@
 """Numba kernels of the convolutions (CONV_2D, DEPTHWISE_CONV_2D, TRANSPOSE_CONV).
 
 - :func:`conv_float` / :func:`conv_quantized`: a whole CONV_2D. Each thread takes
-  a contiguous range of output rows and works through it in blocks: im2col of the
-  block's receptive fields into the thread's scratch rows (for a 1x1 stride-1 conv, whose
-  input pixels already are the matrix rows, none in :func:`conv_float_pointwise`, a copy
-  as uint8 in :func:`conv_quantized`), one product in the same thread (float: BLAS,
-  :func:`pydeeplab.kernels.blas.gemm`; 8-bit: :mod:`.igemm`, uint8 x int8), then the
-  output stage while the block is still in cache. (A float conv with a shallow 3-row filter, or a 1x1 one
-  with few output channels: :mod:`.direct_conv`.)
+  a contiguous range of output rows (a quantized 1x1 conv: of pixels) and works through it in
+  blocks: im2col of the block's receptive fields into the thread's scratch rows (for a 1x1
+  stride-1 conv, whose input pixels already are the matrix rows, none in
+  :func:`conv_float_pointwise`, a copy as uint8 in :func:`conv_quantized`), one product in the
+  same thread (float: BLAS, :func:`pydeeplab.kernels.blas.gemm`, then the output stage while the
+  block is still in cache; 8-bit: :mod:`.igemm`, uint8 x int8, the output stage on its sums in
+  registers). (A float conv with a shallow 3-row filter, or a 1x1 one with few output channels:
+  :mod:`.direct_conv`.)
 - :func:`depthwise3x3_float`: a float 3x3 DEPTHWISE_CONV_2D without depth multiplier
   (MobileNet's) on zero-padded copies of the input rows, several output pixels at once
   (:mod:`.depthwise_row`), sharing the loads of input columns.

@@ -15,9 +15,9 @@ the semantics and why float64 products of quantized values are exact):
 - ``numba``: the runners of ``kernels/conv_plan.py`` (weights laid out for the
   kernels, scratch memory, argument lists). CONV_2D is one Numba kernel per call: each thread takes blocks of
   output rows through im2col into its scratch rows, a product in that thread (float:
-  BLAS sgemm; uint8/int8: ``kernels/igemm.py``, uint8 x int8 with corrections, summed in
-  int32 exactly as TFLite's accumulator), and the fused bias + activation or requantization
-  (``kernels/requantize.py``). DEPTHWISE_CONV_2D is a Numba kernel; TRANSPOSE_CONV a
+  BLAS sgemm, then the fused bias + activation; uint8/int8: ``kernels/igemm.py``, uint8 x int8
+  with corrections, summed in int32 exactly as TFLite's accumulator and requantized in registers,
+  ``kernels/requantize.py``'s arithmetic). DEPTHWISE_CONV_2D is a Numba kernel; TRANSPOSE_CONV a
   NumPy product between Numba kernels. A quantized depthwise sum (or transposed
   product) runs in float32 instead of float64 (twice as fast) when the weights prove
   that no partial sum can exceed 2**24, where float32 still counts integers exactly.
