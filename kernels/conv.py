@@ -243,14 +243,13 @@ def _row_sums(cols, depth, factor, terms):
 
 
 @njit(cache=True, nogil=True)
-def conv_quantized(x, wpack, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, input_offset, fill, row_factor,
-                   table, out_zero_point, act_min, act_max, block, cols_scratch, terms_scratch, t, nt):
+def conv_quantized(x, wpack, stage, out, kh, kw, sh, sw, dh, dw, pt, pl, input_offset, fill, row_factor,
+                   out_zero_point, act_min, act_max, block, cols_scratch, terms_scratch, t, nt):
     """CONV_2D, uint8/int8, as a uint8 x int8 integer product with its output stage (:mod:`.igemm`).
 
     x [N, H, W, Cin]; wpack: the filter as int8 ``v = w - w_sh`` (:func:`.igemm.pack_weights`);
-    out [N, OH, OW, Cout]; table [6, >= Cout] (:func:`.requantize.requant_table`);
-    bias [>= Cout] int64 (int32 values, with the filter's corrections: ``conv_plan.conv_2d_runner``
-    puts an 8-bit conv so); bias and table zero-padded to whole blocks of 16 channels. Per block of
+    out [N, OH, OW, Cout]; stage: the output stage's constants (:func:`.igemm.pack_stage`), the bias
+    with the filter's corrections (``conv_plan.conv_2d_runner`` puts an 8-bit conv so). Per block of
     output rows, the im2col rows (for a 1x1 stride-1 conv whose depth fills the product's steps,
     the input pixels) are written as uint8 ``u = x + input_offset`` (``fill`` outside x: the zero
     point plus the offset) and multiplied with wpack in int32, each pixel's sums starting from its
@@ -279,8 +278,8 @@ def conv_quantized(x, wpack, bias, out, kh, kw, sh, sw, dh, dw, pt, pl, input_of
         mp = -(-m // MR) * MR  # the product works on MR rows at a time; rows past m are scratch
         terms = terms_scratch[t][:mp]
         _row_sums(cols if row_factor != 0 else cols[:0], depth, row_factor, terms)
-        igemm(cols_scratch[t][: mp * width].reshape(mp, width), wpack, terms, bias, table, out_zero_point, act_min,
-              act_max, out2d[p0 : p0 + m])
+        igemm(cols_scratch[t][: mp * width].reshape(mp, width), wpack, terms, stage, out_zero_point, act_min, act_max,
+              out2d[p0 : p0 + m])
 
 
 @njit(cache=True, inline="always")

@@ -194,6 +194,7 @@ def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape, h
         v = centered + (w_zp - w_sh)
         wpack = aligned(igemm.pack_weights(v.T), np.int8)
         b[:cout] -= (x_off + stage.input_zero_point) * (v.sum(axis=1) + depth * (w_sh - w_zp))
+        constants = aligned(igemm.pack_stage(b, out_args[0]), np.int64)  # (tiles load them 64 bytes at a time)
         row_factor, offset, pad = np.int64(w_sh - w_zp), np.int16(x_off), np.uint8(stage.input_zero_point + x_off)
         width = wpack.shape[1] * (wpack.shape[2] // igemm.LANES)
     block = _block_rows(ow, depth, cout, _BLOCK_PIXELS_FLOAT if is_float(stage) else _BLOCK_PIXELS)
@@ -215,8 +216,8 @@ def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape, h
             rows = -(-block * ow // igemm.MR) * igemm.MR
             cols = WORKSPACE.get(0, np.uint8, (nt, rows * width))
             terms = WORKSPACE.get(0, np.int32, (nt, rows))
-            conv(x, wpack, b, out, kh, kw, sh, sw, dh, dw, pt, pl, offset, pad, row_factor, *out_args, block, cols,
-                 terms, nt=nt)
+            conv(x, wpack, constants, out, kh, kw, sh, sw, dh, dw, pt, pl, offset, pad, row_factor, *out_args[1:],
+                 block, cols, terms, nt=nt)
 
     return with_contiguous_output(fill)
 

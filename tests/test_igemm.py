@@ -7,7 +7,7 @@ import pytest
 from numba import njit
 
 from pydeeplab.kernels import igemm as module
-from pydeeplab.kernels.igemm import LANES, MR, igemm, igemm_numpy, pack_weights
+from pydeeplab.kernels.igemm import LANES, MR, igemm, igemm_numpy, pack_stage, pack_weights
 from pydeeplab.kernels.requantize import requant_table
 from pydeeplab.reference.fixedpoint import multiply_by_quantized_multiplier
 
@@ -17,13 +17,22 @@ def _wrapped(product: np.ndarray) -> np.ndarray:
     return (product + 2**31) % 2**32 - 2**31
 
 
-def _stage(multiplier, shift, channels):
-    """bias and table of the output stage for per-channel ``multiplier`` and ``shift`` (TFLite's
-    signed shift), zero-padded to whole blocks of 16 channels, as the conv plan pads them."""
+def _stage(bias, multiplier, shift):
+    """The output stage's constants (pack_stage) for per-channel ``bias``, ``multiplier`` and ``shift``
+    (TFLite's signed shift), zero-padded to whole blocks of 16 channels as the conv plan pads them,
+    64-byte aligned."""
+    channels = len(bias)
     width = -(-channels // LANES) * LANES
     table = np.zeros((6, width), np.int64)
     table[:, :channels] = requant_table(multiplier, np.maximum(shift, 0), np.maximum(-shift, 0))
-    return table
+    padded = np.zeros(width, np.int64)
+    padded[:channels] = bias
+    packed = pack_stage(padded, table)
+    raw = np.empty(packed.nbytes + 64, np.uint8)
+    start = -raw.ctypes.data % 64
+    aligned = raw[start : start + packed.nbytes].view(np.int64).reshape(packed.shape)
+    aligned[...] = packed
+    return aligned
 
 
 def _expected(totals, bias, multiplier, shift, zp, lo, hi):
@@ -46,11 +55,9 @@ def _run(multiply, a, w, init, bias, multiplier, shift, zp, lo, hi, dtype, m):
     """``multiply`` on the case, its output [m, N] written into a buffer whose bytes past it must
     stay as they were (the last block's channels and the last tile's rows past the output)."""
     n = w.shape[1]
-    table = _stage(multiplier, shift, n)
-    padded_bias = np.zeros(table.shape[1], np.int64)
-    padded_bias[:n] = bias
     guarded = np.full((m + 1, n + 5), 42, dtype)  # the output is [:m, :n]
-    multiply(a, pack_weights(w), init, padded_bias, table, zp, lo, hi, guarded[:m, :n])
+    multiply(a, pack_weights(w), init, _stage(np.broadcast_to(bias, n), multiplier, shift), zp, lo, hi,
+             guarded[:m, :n])
     assert (guarded[m] == 42).all() and (guarded[:, n:] == 42).all()
     return guarded[:m, :n]
 
@@ -137,17 +144,34 @@ def test_strided_rows():
     np.testing.assert_array_equal(ours, expected)
 
 
+def test_constants_at_any_address():
+    """The output stage's constants need not be 64-byte aligned (the tiles load them unaligned)."""
+    a, w, init = _quads_case(16, 20, 24, 3)
+    multiplier, shift, bias = np.full(24, 1518500250), np.full(24, -12), np.arange(24) * 100
+    aligned = _stage(bias, multiplier, shift)
+    raw = np.empty(aligned.nbytes + 128, np.uint8)
+    start = -raw.ctypes.data % 64 + 8  # 8 bytes past a 64-byte boundary
+    shifted = raw[start : start + aligned.nbytes].view(np.int64).reshape(aligned.shape)
+    assert shifted.ctypes.data % 64 == 8
+    shifted[...] = aligned
+    outs = [np.zeros((16, 24), np.int8) for _ in range(2)]
+    for stage, out in zip((aligned, shifted), outs):
+        igemm(a, pack_weights(w), init, stage, 0, -128, 127, out)
+    np.testing.assert_array_equal(outs[0], outs[1])
+    expected = _expected(a[:, :20].astype(np.int64) @ w + init[:, None], bias, multiplier, shift, 0, -128, 127)
+    np.testing.assert_array_equal(outs[1], expected)
+
+
 def test_quads_without_vnni(monkeypatch):
     """The plain-IR form of the four-product step (CPUs without AVX-512 VNNI) gives the same outputs."""
     monkeypatch.setattr(module, "HAVE_VNNI", False)
     tile = module._tile_requantized(1)
 
     @njit
-    def multiply(a, wp, init, bias, table, zp, lo, hi, out):
+    def multiply(a, wp, init, stage, zp, lo, hi, out):
         for p in range(0, a.shape[0], MR):
             tile(a[p:].ctypes.data, a.strides[0], wp[0].ctypes.data, wp.strides[0], wp.shape[1],
-                 out[p:].ctypes.data, out.strides[0], init[p:].ctypes.data, bias.ctypes.data, table.ctypes.data,
-                 table.shape[1], MR, LANES, zp, lo, hi)
+                 out[p:].ctypes.data, out.strides[0], init[p:].ctypes.data, stage.ctypes.data, MR, LANES, zp, lo, hi)
 
     a, w, init = _quads_case(16, 40, 16, 5)
     init = np.arange(-8, 8, dtype=np.int32) * 1000
