@@ -248,7 +248,7 @@ def conv_quantized(x, wpack, stage, out, kh, kw, sh, sw, dh, dw, pt, pl, input_o
     """CONV_2D, uint8/int8, as a uint8 x int8 integer product with its output stage (:mod:`.igemm`).
 
     x [N, H, W, Cin]; wpack: the filter as int8 ``v = w - w_sh`` (:func:`.igemm.pack_weights`);
-    out [N, OH, OW, Cout]; stage: the output stage's constants (:func:`.igemm.pack_stage`), the bias
+    out [N, OH, OW, Cout]; stage: the output stage's constants (:func:`.requantize.pack_stage`), the bias
     with the filter's corrections (``conv_plan.conv_2d_runner`` puts an 8-bit conv so). Per block of
     output rows, the im2col rows (for a 1x1 stride-1 conv whose depth fills the product's steps,
     the input pixels) are written as uint8 ``u = x + input_offset`` (``fill`` outside x: the zero

@@ -26,7 +26,7 @@ from numba import config
 from . import conv as kernels
 from . import depthwise_quantized, direct_conv, igemm
 from .depthwise_row import LANES as DEPTHWISE_LANES
-from .requantize import padded_channels, requant_table, requantize
+from .requantize import pack_stage, padded_channels, requant_table, requantize
 from .parallel import in_parallel, numba_threads, recorded_call, replayable
 
 #: run(inputs, outputs): an operator's planned computation (``pydeeplab.ops.base.Run``).
@@ -194,7 +194,7 @@ def conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape, h
         v = centered + (w_zp - w_sh)
         wpack = aligned(igemm.pack_weights(v.T), np.int8)
         b[:cout] -= (x_off + stage.input_zero_point) * (v.sum(axis=1) + depth * (w_sh - w_zp))
-        constants = aligned(igemm.pack_stage(b, out_args[0]), np.int64)  # (tiles load them 64 bytes at a time)
+        constants = aligned(pack_stage(b, out_args[0]), np.int64)  # (tiles load them 64 bytes at a time)
         row_factor, offset, pad = np.int64(w_sh - w_zp), np.int16(x_off), np.uint8(stage.input_zero_point + x_off)
         width = wpack.shape[1] * (wpack.shape[2] // igemm.LANES)
     block = _block_rows(ow, depth, cout, _BLOCK_PIXELS_FLOAT if is_float(stage) else _BLOCK_PIXELS)
@@ -410,6 +410,7 @@ def depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x_
     # summed exactly in the narrowest float type that can (kernels.depthwise_quantized).
     centered = weights.reshape(kh * kw, cout).astype(np.float64) - stage.weight_zero_point
     b, (table, out_zp, act_min, act_max) = stage_args(stage, bias, cout)
+    constants = aligned(pack_stage(b, table), np.int64)
     cp = b.shape[0]  # cout rounded up to whole vector steps (requantize.padded_channels)
     dtype = exact_dtype(acc_bound(stage, centered.T, x_dtype))
     w = np.zeros((kh * kw, cp), dtype)
@@ -423,7 +424,7 @@ def depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x_
     def fill(inputs, out) -> None:
         nt = numba_threads(out.size * kh * kw)
         ring = WORKSPACE.get(0, dtype, (nt, slots + 1, wp, cp))
-        depthwise(np.ascontiguousarray(inputs[0]), w, b, table, stage.input_zero_point, out_zp, act_min, act_max,
+        depthwise(np.ascontiguousarray(inputs[0]), w, constants, stage.input_zero_point, out_zp, act_min, act_max,
                   out, kh, kw, sh, sw, dh, dw, pt, pl, ring, nt=nt)
 
     return with_contiguous_output(fill)

@@ -33,8 +33,7 @@ from numba import config, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .requantize import (_LEFT, _MULT, _NUDGE, _NUDGE_POS, _RIGHT, _SHIFT, halved_constants, requantize_one,
-                         rescale_int32)
+from .requantize import STAGE_BYTES, output_stage, requantize_one, stage_bounds, stage_constants, unpack_stage
 from .vector_ir import fma as fused_multiply_add, lanes_below, masked_load, masked_store, splat as broadcast
 
 #: Channels per vector step (one 512-bit vector of float32 sums).
@@ -52,7 +51,7 @@ def ring_width(out_width: int, x_width: int, sw: int, dw: int, kw: int, pl: int)
 
 
 def _row_kernel_ir(context, builder, args, elem: ir.Type):
-    (ring, taps, ntaps, step, w, bias, table, cp, cout, zp, lo, hi, out, ow) = args
+    (ring, taps, ntaps, step, w, stage, cp, cout, zp, lo, hi, out, ow) = args
     i8, i32, i64 = ir.IntType(8), ir.IntType(32), ir.IntType(64)
     f_vec = ir.VectorType(elem, LANES)
     v32, v64, v8 = ir.VectorType(i32, LANES), ir.VectorType(i64, LANES), ir.VectorType(i8, LANES)
@@ -62,21 +61,13 @@ def _row_kernel_ir(context, builder, args, elem: ir.Type):
     def pointer(address, vector):
         return builder.inttoptr(address, vector.as_pointer())
 
-    def splat(value, vector):
-        return broadcast(builder, value, vector)
-
-    zp_v, lo_v, hi_v = (splat(builder.trunc(v, i32), v32) for v in (zp, lo, hi))
+    bounds = stage_bounds(builder, zp, lo, hi)
 
     sums = [cgutils.alloca_once(builder, f_vec) for _ in range(PIXELS)]
 
     with cgutils.for_range_slice(builder, const(0), cout, const(LANES), intp=i64) as (k, _):
-        def row(r):  # table row r, channels k .. k + 15
-            return builder.load(pointer(builder.add(table, builder.mul(builder.add(builder.mul(const(r), cp), k),
-                                                                       const(8))), v64), align=8)
-
-        bias32 = builder.trunc(builder.load(pointer(builder.add(bias, builder.mul(k, const(8))), v64), align=8), v32)
-        left = builder.trunc(row(_LEFT), v32)
-        halved = halved_constants(builder, *(row(r) for r in (_MULT, _NUDGE, _NUDGE_POS, _SHIFT)))
+        # (k / 16 blocks of STAGE_BYTES: k * STAGE_BYTES / 16, STAGE_BYTES a multiple of 16)
+        constants = stage_constants(builder, builder.add(stage, builder.mul(k, const(STAGE_BYTES // LANES))))
         mask = lanes_below(builder, builder.sub(cout, k), LANES)
         k_bytes = builder.mul(k, const(esize))
         with cgutils.for_range_slice(builder, const(0), ow, const(PIXELS), intp=i64) as (ox, _):
@@ -100,34 +91,31 @@ def _row_kernel_ir(context, builder, args, elem: ir.Type):
                         acc = builder.fptosi(acc, v32)
                     else:  # may pass 2**31: TFLite's int32 accumulator wraps
                         acc = builder.trunc(builder.fptosi(acc, v64), v32)
-                    v = rescale_int32(builder, builder.shl(builder.add(acc, bias32), left), halved)  # int32 as in C
-                    v = builder.add(v, zp_v)
-                    v = builder.select(builder.icmp_signed("<", v, lo_v), lo_v, v)
-                    v = builder.select(builder.icmp_signed(">", v, hi_v), hi_v, v)
+                    v = output_stage(builder, acc, constants, bounds)
                     at = builder.add(out, builder.add(builder.mul(pixel, cout), k))
                     masked_store(builder, builder.trunc(v, v8), pointer(at, v8), mask, 1)
     return context.get_dummy_value()
 
 
 @intrinsic
-def _row_kernel(typingctx, ring, taps, ntaps, step, w, bias, table, cp, cout, zp, lo, hi, out, ow, like):
+def _row_kernel(typingctx, ring, taps, ntaps, step, w, stage, cp, cout, zp, lo, hi, out, ow, like):
     """One output row of the depthwise convolution, with its output stage.
 
     Addresses (intp, bytes): ``ring``, the ring of padded centered rows; ``taps``, int64
     [ntaps], the byte offset from ``ring`` of each tap's first pixel (its slot's row and
     its column shift), output pixel ox reading ``ox * step`` bytes further; ``w``, the
-    centered filter [ntaps, cp] (the ring's type); ``bias`` int64 [cp] (int32 values) and
-    ``table`` int64 [6, cp] (``requant_table``); ``out``, the 8-bit output row [ow, cout].
-    cp: channels of a ring pixel, ``cout`` rounded up to 16 (rings, filter, bias and table
+    centered filter [ntaps, cp] (the ring's type); ``stage``, the output stage's constants
+    (``requantize.pack_stage``, cp / 16 blocks); ``out``, the 8-bit output row [ow, cout].
+    cp: channels of a ring pixel, ``cout`` rounded up to 16 (rings, filter and constants
     zero-padded there). zp, lo, hi: output zero point and clamp bounds. ``like``, a value
     of the ring's type (float32 or float64), picks the vector type.
     """
     if like not in (types.float32, types.float64):
         return None
-    sig = types.void(*([types.intp] * 14), like)
+    sig = types.void(*([types.intp] * 13), like)
 
     def codegen(context, builder, signature, args):
-        return _row_kernel_ir(context, builder, args[:14], context.get_data_type(like))
+        return _row_kernel_ir(context, builder, args[:13], context.get_data_type(like))
 
     return sig, codegen
 
@@ -181,14 +169,14 @@ def _convert_row(typingctx, src, dst, width, cin, cp, zero_point, like_src, like
 
 
 @njit(cache=True, nogil=True)
-def depthwise_conv_quantized(x, w, bias, table, x_zero_point, out_zero_point, act_min, act_max, out, kh, kw, sh, sw,
+def depthwise_conv_quantized(x, w, stage, x_zero_point, out_zero_point, act_min, act_max, out, kh, kw, sh, sw,
                              dh, dw, pt, pl, rings, t, nt):
     """DEPTHWISE_CONV_2D, uint8/int8 (see the module docstring); part t of nt of the output rows.
 
     x [N, H, W, C] uint8/int8; out [N, OH, OW, C * M] (x's type); w [KH * KW, CP] float32 or
     float64, the centered filter (``w - w_zp``), zero past C * M (CP: C * M rounded up to
-    16); bias int64 [CP] (int32 values, zero-padded); table int64 [6, CP]
-    (``requantize.requant_table``, zero-padded); rings [NT, S + 1, WP, CP] of w's type,
+    16); stage: the output stage's constants (``requantize.pack_stage``: the bias and
+    ``requant_table``, zero-padded); rings [NT, S + 1, WP, CP] of w's type,
     ``rings[t]`` this part's scratch: S >= (KH - 1) * DH + 1 slots of padded rows and a
     row of zeros, WP = :func:`ring_width`.
     """
@@ -236,13 +224,13 @@ def depthwise_conv_quantized(x, w, bias, table, x_zero_point, out_zero_point, ac
                     tags[slot] = tag
             for j in range(kw):
                 taps[i * kw + j] = ((slot * wp + j * dw) * cp) * esize
-        _row_kernel(ring.ctypes.data, taps.ctypes.data, kh * kw, sw * cp * esize, w.ctypes.data, bias.ctypes.data,
-                    table.ctypes.data, cp, cout, out_zero_point, act_min, act_max, out[b, oy].ctypes.data, ow, like)
+        _row_kernel(ring.ctypes.data, taps.ctypes.data, kh * kw, sw * cp * esize, w.ctypes.data, stage.ctypes.data,
+                    cp, cout, out_zero_point, act_min, act_max, out[b, oy].ctypes.data, ow, like)
 
 
 if config.DISABLE_JIT:  # the kernels run as plain Python (coverage, debugging): NumPy over whole rows
 
-    def depthwise_conv_quantized(x, w, bias, table, x_zero_point, out_zero_point, act_min, act_max,  # noqa: F811
+    def depthwise_conv_quantized(x, w, stage, x_zero_point, out_zero_point, act_min, act_max,  # noqa: F811
                                  out, kh, kw, sh, sw, dh, dw, pt, pl, rings, t, nt):
         n, h, win, cin = x.shape
         _, oh, ow, cout = out.shape
@@ -251,6 +239,7 @@ if config.DISABLE_JIT:  # the kernels run as plain Python (coverage, debugging):
         height = max(pt + h, (oh - 1) * sh + (kh - 1) * dh + 1)
         padded = np.zeros((n, height, ring_width(ow, win, sw, dw, kw, pl), cout), np.int64)
         padded[:, pt : pt + h, pl : pl + win] = centered
+        bias, multiplier, left, right = unpack_stage(stage, cout)
         rows = n * oh
         for r in range(rows * t // nt, rows * (t + 1) // nt):
             b, oy = r // oh, r % oh
@@ -262,8 +251,8 @@ if config.DISABLE_JIT:  # the kernels run as plain Python (coverage, debugging):
             for ox in range(ow):
                 for k in range(cout):
                     total = (acc[ox, k] + bias[k] + 2**31) % 2**32 - 2**31  # TFLite's int32 sum wraps
-                    out[b, oy, ox, k] = requantize_one(total, table[_MULT, k], table[_LEFT, k], table[_RIGHT, k],
-                                                       out_zero_point, act_min, act_max)
+                    out[b, oy, ox, k] = requantize_one(total, multiplier[k], left[k], right[k], out_zero_point,
+                                                       act_min, act_max)
 
 
 __all__ = ["LANES", "PIXELS", "depthwise_conv_quantized", "ring_width"]

@@ -30,7 +30,7 @@ from llvmlite import ir
 from numba import config, njit, types
 from numba.extending import intrinsic
 
-from .requantize import _LEFT, _MULT, _NUDGE, _NUDGE_POS, _SHIFT, requantize_one, rescale_int32
+from .requantize import STAGE_BYTES, output_stage, requantize_one, stage_bounds, stage_constants, unpack_stage
 from .vector_ir import declare, lanes_below, masked_store, splat
 
 #: Pixels per tile: 8 x 2 blocks of 16 int32 sums = 16 vector registers (of AVX-512's 32).
@@ -65,30 +65,6 @@ def pack_weights(w: np.ndarray) -> np.ndarray:
     padded[:k, :n] = w
     return np.ascontiguousarray(padded.reshape(kp // 4, 4, np_ // LANES, LANES).transpose(2, 0, 3, 1)).reshape(
         np_ // LANES, kp // 4, 4 * LANES)
-
-
-#: The rows of a block of :func:`pack_stage` (int32 rows hold 16 channels, int64 rows 8).
-_BIAS, _LEFT32, _MULT_EVEN, _MULT_ODD, _NUDGE_EVEN, _NUDGE_ODD, _POS_EVEN, _POS_ODD, _SHIFT_EVEN, _SHIFT_ODD = range(10)
-
-
-def pack_stage(bias: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """The output stage's constants as the tiles load them, int64 [NB, 10, 8] (64 bytes a row): per
-    block of 16 channels, the bias and the left shift as 16 int32, then the multiplier (as int32:
-    it fits 31 bits), the nudges and the shift of :func:`.requantize.requant_table`, each split into
-    the block's even and odd channels (:func:`.requantize.rescale_int32` works on the two halves),
-    8 values a row. bias int64 [16 NB] (int32 values) and table int64 [6, 16 NB]: zero-padded past
-    the channels. (Where each tile split the table's rows itself: the shuffles and conversions of
-    16 constant vectors per block, for every 8 pixels.)"""
-    nb = bias.shape[0] // LANES
-    stage = np.zeros((nb, 10, 8), np.int64)
-    words = stage.view(np.int32).reshape(nb, 10, 16)
-    words[:, _BIAS] = bias.astype(np.int32).reshape(nb, LANES)  # (int32 values; a sum past them wraps, as in TFLite)
-    words[:, _LEFT32] = table[_LEFT].reshape(nb, LANES)
-    for row, values in ((_MULT_EVEN, table[_MULT]), (_NUDGE_EVEN, table[_NUDGE]), (_POS_EVEN, table[_NUDGE_POS]),
-                        (_SHIFT_EVEN, table[_SHIFT])):
-        stage[:, row] = values.reshape(nb, 8, 2)[:, :, 0]
-        stage[:, row + 1] = values.reshape(nb, 8, 2)[:, :, 1]
-    return stage
 
 
 def _lanes(builder: ir.IRBuilder, v: ir.Value, bits: int, extend) -> ir.Value:
@@ -162,11 +138,10 @@ def _tile_requantized(blocks: int):
     as 8-bit outputs: rows r < ``rows`` at ``out + r * ldo`` (bytes), block j's 16 channels from
     byte 16 j, the last block's first ``lanes`` (1 .. 16) only.
 
-    ``stage``: the address of the tile's first block of :func:`pack_stage` (64-byte aligned, its rows
-    then each in one cache line; any address works); per
+    ``stage``: the address of the tile's first block of :func:`.requantize.pack_stage` (64-byte
+    aligned, its rows then each in one cache line; any address works); per
     channel ``clamp(rescale(((sum + bias) << left)) + zp, lo, hi)`` in int32 as TFLite computes it
-    (:func:`.requantize.rescale_int32`; the clamp to the bounds less the zero point first, so that
-    no int32 sum can wrap), where a second pass over the int32 sums in memory did it before.
+    (:func:`.requantize.output_stage`), where a second pass over the int32 sums in memory did it before.
     """
 
     @intrinsic
@@ -176,26 +151,15 @@ def _tile_requantized(blocks: int):
         def codegen(context, builder, signature, args):
             a, lda, w, w_stride, steps, out, ldo, init, stage, rows, lanes, zp, lo, hi = args
             const = lambda v: ir.Constant(_I64, v)  # noqa: E731
-            h64, h32, v8 = ir.VectorType(_I64, 8), ir.VectorType(_I32, 8), ir.VectorType(ir.IntType(8), LANES)
+            v8 = ir.VectorType(ir.IntType(8), LANES)
             sums = _tile_sums(builder, a, lda, w, w_stride, steps, init, blocks)
-            lo32, hi32, zp32 = (splat(builder, builder.trunc(v, _I32), _SUMS)
-                                for v in (builder.sub(lo, zp), builder.sub(hi, zp), zp))
+            bounds = stage_bounds(builder, zp, lo, hi)
             last = lanes_below(builder, lanes, LANES, within=True)
             for j in range(blocks):
-                def row(k, vector, j=j):  # row k of block j's constants (pack_stage)
-                    at = builder.add(stage, const(64 * (10 * j + k)))
-                    return builder.load(builder.inttoptr(at, vector.as_pointer()), align=8)
-
-                bias32, left = row(_BIAS, _SUMS), row(_LEFT32, _SUMS)
-                # The multiplier's halves as int32 sign-extended: LLVM multiplies 32 x 32 -> 64 (vpmuldq).
-                halved = (tuple(builder.sext(builder.trunc(row(k, h64), h32), h64) for k in (_MULT_EVEN, _MULT_ODD)),
-                          *((row(k, h64), row(k + 1, h64)) for k in (_NUDGE_EVEN, _POS_EVEN, _SHIFT_EVEN)))
+                constants = stage_constants(builder, builder.add(stage, const(STAGE_BYTES * j)))
                 for r in range(MR):
                     with builder.if_then(builder.icmp_signed("<", const(r), rows), likely=True):
-                        v = rescale_int32(builder, builder.shl(builder.add(sums[r][j], bias32), left), halved)
-                        v = builder.select(builder.icmp_signed("<", v, lo32), lo32, v)
-                        v = builder.select(builder.icmp_signed(">", v, hi32), hi32, v)
-                        v = builder.trunc(builder.add(v, zp32), v8)
+                        v = builder.trunc(output_stage(builder, sums[r][j], constants, bounds), v8)
                         at = builder.inttoptr(builder.add(out, builder.add(builder.mul(const(r), ldo),
                                                                            const(LANES * j))), v8.as_pointer())
                         if j == blocks - 1:
@@ -223,8 +187,8 @@ def igemm(a, wp, init, stage, out_zero_point, act_min, act_max, out):
     may hold anything); wp int8 [NB, KQ, 64] (:func:`pack_weights`); init int32 [>= M rounded up
     to MR], contiguous: a term per row that its sums start from (the quantized conv's per-pixel
     correction: where a pass added it to the int32 sums afterwards, 0.36 ms of pascal_quant's
-    257x257x16 -> x96 conv's 2.48); stage int64 [NB, 10, 8] (:func:`pack_stage`), C-contiguous,
-    best 64-byte aligned.
+    257x257x16 -> x96 conv's 2.48); stage int64 [NB, 10, 8] (:func:`.requantize.pack_stage`),
+    C-contiguous, best 64-byte aligned.
     """
     m, c = out.shape
     nb, steps = wp.shape[0], wp.shape[1]
@@ -248,16 +212,13 @@ def igemm_numpy(a, wp, init, stage, out_zero_point, act_min, act_max, out) -> No
     m, c = out.shape
     nb, steps, _ = wp.shape
     w = wp.reshape(nb, steps, LANES, 4).transpose(1, 3, 0, 2).reshape(4 * steps, nb * LANES)[:, :c]
-    words = stage.view(np.int32).reshape(nb, 10, 16)
-    bias, left = words[:, _BIAS].reshape(-1)[:c], words[:, _LEFT32].reshape(-1)[:c]
-    mult, shift = (np.stack([stage[:, k], stage[:, k + 1]], axis=2).reshape(-1)[:c] for k in (_MULT_EVEN, _SHIFT_EVEN))
+    bias, mult, left, right = unpack_stage(stage, c)
     product = a[:m, : 4 * steps].astype(np.int64) @ w.astype(np.int64) + init[:m, None] + bias
     totals = (product + 2**31) % 2**32 - 2**31
     result = np.empty((m, c), np.int64)
     for r in range(m):
         for k in range(c):
-            result[r, k] = requantize_one(totals[r, k], mult[k], left[k], shift[k] - 31, out_zero_point, act_min,
-                                          act_max)
+            result[r, k] = requantize_one(totals[r, k], mult[k], left[k], right[k], out_zero_point, act_min, act_max)
     out[...] = result.astype(out.dtype)  # (the low 8 bits, as the tile stores them)
 
 
@@ -265,4 +226,4 @@ if config.DISABLE_JIT:  # the kernels run as plain Python (coverage, debugging)
     igemm = igemm_numpy  # noqa: F811
 
 
-__all__ = ["HAVE_VNNI", "LANES", "MR", "igemm", "igemm_numpy", "pack_stage", "pack_weights"]
+__all__ = ["HAVE_VNNI", "LANES", "MR", "igemm", "igemm_numpy", "pack_weights"]

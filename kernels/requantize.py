@@ -94,30 +94,67 @@ def _rescale(total, multiplier, nudge, nudge_pos, shift, out_zero_point, act_min
     return min(max(v, act_min), act_max)
 
 
-def _even_odd(builder: ir.IRBuilder, v: ir.Value) -> tuple[ir.Value, ir.Value]:
-    """<16 x i64> -> its even and its odd lanes, <8 x i64> each."""
-    half = ir.VectorType(ir.IntType(32), _VECTOR // 2)
-    return tuple(builder.shuffle_vector(v, v, ir.Constant(half, list(range(odd, _VECTOR, 2)))) for odd in (0, 1))
-
-
 def _low_halves(builder: ir.IRBuilder, v: ir.Value) -> ir.Value:
     """<8 x i64>: each lane's low 32 bits, sign-extended."""
     return builder.ashr(builder.shl(v, splat(builder, ir.Constant(ir.IntType(64), 32), v.type)),
                         splat(builder, ir.Constant(ir.IntType(64), 32), v.type))
 
 
-def halved_constants(builder: ir.IRBuilder, mult, nudge, nudge_pos, shift) -> tuple:
-    """Rows ``_MULT``, ``_NUDGE``, ``_NUDGE_POS``, ``_SHIFT`` of :func:`requant_table` for 16 channels
-    (<16 x i64> each) as :func:`rescale_int32` takes them: split into their even and odd channels,
-    the multiplier's low 32 bits sign-extended (it fits 31 bits: said so, LLVM multiplies
-    32 x 32 -> 64 with vpmuldq)."""
-    return (tuple(_low_halves(builder, m) for m in _even_odd(builder, mult)), _even_odd(builder, nudge),
-            _even_odd(builder, nudge_pos), _even_odd(builder, shift))
+#: Rows of a block of :func:`pack_stage`: two of 16 int32, then eight of 8 int64 (the even and the
+#: odd channels of a table row); 64 bytes each.
+_BIAS, _LEFT32, _MULT_EVEN, _NUDGE_EVEN, _POS_EVEN, _SHIFT_EVEN = 0, 1, 2, 4, 6, 8
+#: Bytes of a block of :func:`pack_stage` (16 channels).
+STAGE_BYTES = 10 * 64
+
+
+def pack_stage(bias: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """The output stage's constants as the convolutions' tiles load them (:func:`stage_constants`),
+    int64 [NB, 10, 8] (64 bytes a row): per block of 16 channels, the bias and the left shift as 16
+    int32, then the multiplier, the nudges and the shift of :func:`requant_table`, each split into
+    the block's even and odd channels (:func:`rescale_int32` works on the two halves), 8 values a
+    row. bias int64 [16 NB] (int32 values) and table int64 [6, 16 NB]: zero-padded past the
+    channels. (Where each tile split the table's rows itself: the shuffles and conversions of 16
+    constant vectors per block, for every 8 pixels of a quantized conv.)"""
+    nb = bias.shape[0] // _VECTOR
+    stage = np.zeros((nb, 10, 8), np.int64)
+    words = stage.view(np.int32).reshape(nb, 10, 16)
+    words[:, _BIAS] = bias.astype(np.int32).reshape(nb, _VECTOR)  # (int32 values: a sum past them wraps)
+    words[:, _LEFT32] = table[_LEFT].reshape(nb, _VECTOR)
+    for row, k in ((_MULT_EVEN, _MULT), (_NUDGE_EVEN, _NUDGE), (_POS_EVEN, _NUDGE_POS), (_SHIFT_EVEN, _SHIFT)):
+        stage[:, row : row + 2] = table[k].reshape(nb, 8, 2).transpose(0, 2, 1)
+    return stage
+
+
+def unpack_stage(stage: np.ndarray, channels: int) -> tuple[np.ndarray, ...]:
+    """(bias, multiplier, left shift, right shift) of the first ``channels`` of :func:`pack_stage`'s
+    ``stage``, for :func:`requantize_one` (the kernels' NumPy twins)."""
+    nb = stage.shape[0]
+    words = stage.view(np.int32).reshape(nb, 10, 16)
+    bias, left = (words[:, row].reshape(-1)[:channels].astype(np.int64) for row in (_BIAS, _LEFT32))
+    mult, shift = (stage[:, row : row + 2].transpose(0, 2, 1).reshape(-1)[:channels]
+                   for row in (_MULT_EVEN, _SHIFT_EVEN))
+    return bias, mult, left, np.maximum(shift - 31, 0)
+
+
+def stage_constants(builder: ir.IRBuilder, address: ir.Value) -> tuple:
+    """IR: a block of :func:`pack_stage` at the integer ``address`` (i64, any alignment), as the
+    output stage takes it: (bias, left shift) <16 x i32> and the constants of :func:`rescale_int32`."""
+    i32, i64 = ir.IntType(32), ir.IntType(64)
+    v32, h64, h32 = ir.VectorType(i32, _VECTOR), ir.VectorType(i64, 8), ir.VectorType(i32, 8)
+
+    def row(k, vector):
+        at = builder.inttoptr(builder.add(address, ir.Constant(i64, 64 * k)), vector.as_pointer())
+        return builder.load(at, align=8)
+
+    # The multiplier's halves as int32 sign-extended: LLVM multiplies 32 x 32 -> 64 (vpmuldq).
+    mult = tuple(builder.sext(builder.trunc(row(k, h64), h32), h64) for k in (_MULT_EVEN, _MULT_EVEN + 1))
+    halves = tuple((row(k, h64), row(k + 1, h64)) for k in (_NUDGE_EVEN, _POS_EVEN, _SHIFT_EVEN))
+    return row(_BIAS, v32), row(_LEFT32, v32), (mult, *halves)
 
 
 def rescale_int32(builder: ir.IRBuilder, total: ir.Value, constants: tuple) -> ir.Value:
     """The folded output stage of :func:`requant_table` (no left shift; before the zero point and
-    the clamp) of 16 int32 totals (<16 x i32>), with ``constants`` from :func:`halved_constants`:
+    the clamp) of 16 int32 totals (<16 x i32>), with ``constants`` from :func:`stage_constants`:
     the 64-bit steps on the even and the odd channels apart, 8 int64 lanes each holding an int32 in
     their low half (vpmuldq on them, one shuffle to join the results), where widening 16 lanes to
     int64 and narrowing them back took 6 shuffles more per 16 outputs. <16 x i32> (each result
@@ -143,6 +180,25 @@ def rescale_int32(builder: ir.IRBuilder, total: ir.Value, constants: tuple) -> i
         parts.append(builder.bitcast(builder.ashr(builder.add(p, nudged), shift[half]), v32))
     return builder.shuffle_vector(parts[0], parts[1], ir.Constant(v32, [i + _VECTOR * (i % 2) - i % 2
                                                                          for i in range(_VECTOR)]))
+
+
+def stage_bounds(builder: ir.IRBuilder, zp: ir.Value, lo: ir.Value, hi: ir.Value) -> tuple:
+    """IR: the output zero point and clamp bounds (i64 values) as :func:`output_stage` takes them."""
+    i32 = ir.IntType(32)
+    return tuple(splat(builder, builder.trunc(v, i32), ir.VectorType(i32, _VECTOR))
+                 for v in (builder.sub(lo, zp), builder.sub(hi, zp), zp))
+
+
+def output_stage(builder: ir.IRBuilder, sums: ir.Value, constants: tuple, bounds: tuple) -> ir.Value:
+    """IR: TFLite's output stage of 16 int32 sums (<16 x i32>): ``clamp(rescale((sum + bias) << left)) +
+    zp`` in int32 as C computes it, ``constants`` from :func:`stage_constants` and ``bounds`` from
+    :func:`stage_bounds` (the clamp to the bounds less the zero point, so that no int32 sum wraps)."""
+    bias, left, halved = constants
+    below, above, zp = bounds
+    v = rescale_int32(builder, builder.shl(builder.add(sums, bias), left), halved)  # (the int32 sum wraps)
+    v = builder.select(builder.icmp_signed("<", v, below), below, v)
+    v = builder.select(builder.icmp_signed(">", v, above), above, v)
+    return builder.add(v, zp)
 
 
 def _splat(value: ir.Value) -> ir.Value:
@@ -296,4 +352,5 @@ if config.DISABLE_JIT:  # the kernels run as plain Python (coverage, debugging):
                                            out_zero_point, act_min, act_max)
 
 
-__all__ = ["padded_channels", "requant_table", "requantize", "requantize_one", "requantize_rows"]
+__all__ = ["STAGE_BYTES", "pack_stage", "padded_channels", "requant_table", "requantize", "requantize_one",
+           "output_stage", "requantize_rows", "rescale_int32", "stage_bounds", "stage_constants", "unpack_stage"]

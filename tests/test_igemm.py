@@ -7,8 +7,8 @@ import pytest
 from numba import njit
 
 from pydeeplab.kernels import igemm as module
-from pydeeplab.kernels.igemm import LANES, MR, igemm, igemm_numpy, pack_stage, pack_weights
-from pydeeplab.kernels.requantize import requant_table
+from pydeeplab.kernels.igemm import LANES, MR, igemm, igemm_numpy, pack_weights
+from pydeeplab.kernels.requantize import pack_stage, requant_table
 from pydeeplab.reference.fixedpoint import multiply_by_quantized_multiplier
 
 
