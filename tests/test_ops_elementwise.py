@@ -193,3 +193,118 @@ def test_byte_table_lookup_every_length_and_part():
                     in_parallel(kern.lookup_bytes)(table, x.view(np.uint8), out[:n], nt=nt)
                     np.testing.assert_array_equal(out[:n], table[x.view(np.uint8)], err_msg=f"n={n}, {nt} parts")
                     assert (out[n:] == 77).all()
+
+
+def _add_params(rng, dtype, scales, act_range=None):
+    from pydeeplab.quantization import add_params
+    from pydeeplab.reference.elementwise import ArithmeticParams
+
+    info = np.iinfo(dtype)
+    z1, z2, zo = (int(z) for z in rng.integers(info.min, info.max + 1, size=3))
+    lo, hi = act_range or (info.min, info.max)
+    p = add_params(*scales, left_shift=20)
+    return ArithmeticParams(p.left_shift, -z1, p.input1_multiplier, p.input1_shift, -z2, p.input2_multiplier,
+                            p.input2_shift, zo, p.output_multiplier, p.output_shift, lo, hi)
+
+
+@pytest.mark.parametrize("opcode", [BuiltinOperator.ADD, BuiltinOperator.SUB])
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8], ids=["uint8", "int8"])
+def test_checked_float_add_is_the_table_on_every_input_pair(opcode, dtype):
+    """``add_sub_checked`` (8-bit ADD / SUB in float32, blocks near a rounding boundary looked up) gives
+    TFLite's byte on all 65536 input pairs, for random scales, zero points and clamps. And its float32
+    path alone is right: with the pairs its check would look up (found here in NumPy, with a margin)
+    put last and a table of zeros, every block before them holds TFLite's bytes, so none of them was
+    looked up and each is the float32 path's."""
+    from pydeeplab.kernels.elementwise import CHECK_A, CHECK_B, CHECK_C, CHECK_EPS, CHECKED_BLOCK, add_sub_checked
+    from pydeeplab.ops.elementwise import binary_table, checked_add_constants
+    from pydeeplab.reference import elementwise as ref
+
+    rng = np.random.default_rng(11)
+    fn = ref.add_quantized if opcode == BuiltinOperator.ADD else ref.sub_quantized
+    info, flip = np.iinfo(dtype), np.uint8(0x80 if dtype == np.int8 else 0)
+    a, b = np.repeat(np.arange(256, dtype=np.uint8), 256), np.tile(np.arange(256, dtype=np.uint8), 256)
+    used = 0
+    for trial in range(40):
+        s1, s2, so = rng.uniform(0.002, 0.2), rng.uniform(0.002, 0.2), rng.uniform(0.01, 0.4)
+        act = tuple(sorted(int(v) for v in rng.integers(info.min, info.max + 1, 2))) if trial % 3 == 0 else None
+        try:
+            p = _add_params(rng, dtype, (s1, s2, so), act)
+        except ValueError:  # the output scale too small for ADD
+            continue
+        table = binary_table(lambda x1, x2, out: fn(x1, x2, p, out), dtype, dtype).view(np.uint8)
+        k = checked_add_constants(p, dtype, opcode == BuiltinOperator.SUB)
+        if k is None:
+            continue
+        used += 1
+        out = np.zeros(65536, np.uint8)
+        add_sub_checked(a, b, out, table, k, flip, 0, 1)
+        np.testing.assert_array_equal(out, table.reshape(-1), err_msg=f"{p}")
+        u = (np.arange(256, dtype=np.uint8) ^ flip).astype(np.float32)  # the kernel's u of each byte
+        y = (u[:, None] * k[CHECK_A] + (u[None, :] * k[CHECK_B] + k[CHECK_C])).reshape(-1)
+        near = np.abs(y - np.round(y)) < 2 * k[CHECK_EPS] + 1e-5
+        order = np.argsort(near, kind="stable")
+        out[:] = 0
+        add_sub_checked(a[order], b[order], out, np.zeros((256, 256), np.uint8), k, flip, 0, 1)
+        clear = (int((~near).sum()) // CHECKED_BLOCK) * CHECKED_BLOCK
+        assert clear > 60000
+        np.testing.assert_array_equal(out[:clear], table.reshape(-1)[order][:clear], err_msg=f"{p}")
+    assert used >= 30
+
+
+def test_checked_float_add_leaves_ties_to_the_table():
+    """Where many pairs fall on a rounding tie (equal scales, an output scale twice theirs: half of
+    the sums end in .5) float32 cannot decide them: no constants, the table lookup runs."""
+    from pydeeplab.ops.elementwise import checked_add_constants
+
+    p = _add_params(np.random.default_rng(12), np.uint8, (0.05, 0.05, 0.1))
+    assert checked_add_constants(p, np.uint8, False) is None
+    p = _add_params(np.random.default_rng(12), np.uint8, (0.05, 0.07, 0.09))
+    assert checked_add_constants(p, np.uint8, False) is not None
+
+
+@pytest.mark.parametrize("opcode", [BuiltinOperator.ADD, BuiltinOperator.SUB])
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8], ids=["uint8", "int8"])
+def test_quantized_same_shape_every_input_pair(opcode, dtype):
+    """Two same-shape 8-bit operands holding all 256 x 256 input pairs, against LiteRT: scales as a
+    calibration gives them (the numba backend's float32 ADD / SUB with its check), and decimal ones,
+    whose sums fall on exact rounding ties in one pair of 52 or more (the table lookup)."""
+    from pydeeplab.ops.elementwise import checked_add_constants
+
+    rng = np.random.default_rng(13)
+    values = np.arange(256, dtype=np.uint8).view(dtype)
+    a = np.repeat(values, 256).reshape(1, 64, 64, 16)
+    b = np.tile(values, 256).reshape(1, 64, 64, 16)
+    info = np.iinfo(dtype)
+    for s1, s2, so, act, checked in [(0.0123, 0.0456, 0.0789, Activation.RELU, True),
+                                     (0.0311234, 0.0473351, 0.0529771, Activation.NONE, True),
+                                     (0.0501377, 0.0029914, 0.0613052, Activation.RELU6, True),
+                                     (0.02, 0.02, 0.04, Activation.NONE, False),
+                                     (0.031, 0.047, 0.052, Activation.NONE, False)]:
+        z1, z2, zo = (int(z) for z in rng.integers(info.min, info.max + 1, size=3))
+        p = _add_params(np.random.default_rng(0), dtype, (s1, s2, so))._replace(
+            input1_offset=-z1, input2_offset=-z2, output_offset=zo)
+        assert (checked_add_constants(p, dtype, opcode == BuiltinOperator.SUB) is not None) == checked
+        check_op(opcode, [T(a, quant=quant(s1, z1)), T(b, quant=quant(s2, z2))],
+                 [T(None, dtype, quant=quant(so, zo))], OPS[opcode](act))
+
+
+def test_checked_float_add_in_parts():
+    """``add_sub_checked`` split into 1 to 3 parts (each its own blocks, the last one short) gives
+    the table's bytes, and writes nothing past the output."""
+    from pydeeplab.kernels.elementwise import add_sub_checked
+    from pydeeplab.kernels.parallel import in_parallel
+    from pydeeplab.ops.elementwise import binary_table, checked_add_constants
+    from pydeeplab.reference import elementwise as ref
+
+    rng = np.random.default_rng(14)
+    p = _add_params(rng, np.int8, (0.0311234, 0.0473351, 0.0529771))
+    k = checked_add_constants(p, np.int8, False)
+    assert k is not None
+    table = binary_table(lambda x1, x2, out: ref.add_quantized(x1, x2, p, out), np.int8, np.int8).view(np.uint8)
+    for n in (1, 5, 127, 128, 129, 1000, 4099):
+        a, b = (rng.integers(0, 256, n).astype(np.uint8) for _ in range(2))
+        for nt in (1, 2, 3):
+            out = np.full(n + 16, 77, np.uint8)
+            in_parallel(add_sub_checked)(a, b, out[:n], table, k, np.uint8(0x80), nt=nt)
+            np.testing.assert_array_equal(out[:n], table[a, b], err_msg=f"n={n}, {nt} parts")
+            assert (out[n:] == 77).all()

@@ -10,7 +10,10 @@ fused activation, split by rows over the threads; an irregular broadcast is NumP
 pass into the output, a second for a fused activation), as on the numpy backend.
 The quantized numba path evaluates the reference arithmetic once at plan time on all
 256 x 256 input pairs and gathers from that table (``kernels/elementwise.py``), which
-is bit-identical by construction.
+is bit-identical by construction; an ADD or SUB of two same-size operands computes the
+sum in float32 instead, twice as fast, where a bound worked out at plan time shows float32
+gives TFLite's byte, and looks up the blocks of values that lie too near a rounding
+boundary for it to tell (:func:`checked_add_constants`).
 
 This module also holds the small helpers the other elementwise-like families
 (activation, shape, quantize) share: reading per-tensor quantization and building
@@ -227,6 +230,73 @@ def _binary_lookup_run(table: np.ndarray, a_shape, b_shape, out_shape) -> Run | 
     return run
 
 
+def binary_table(spec: Callable[[np.ndarray, np.ndarray, np.ndarray], None], in_dtype: np.dtype,
+                 out_dtype: np.dtype) -> np.ndarray:
+    """Tabulate an 8-bit two-input function: ``spec(x1, x2, out)`` on all 256 x 256 input pairs, [256, 256]
+    of out_dtype indexed by the inputs' bytes (see :func:`all_values`)."""
+    values = all_values(in_dtype)
+    table = np.empty((256, 256), dtype=out_dtype)
+    spec(values[:, None], values[None, :], table)
+    return table
+
+
+def checked_add_constants(p: ref.ArithmeticParams, dtype: np.dtype, subtract: bool) -> np.ndarray | None:
+    """The float32 constants of ``kernels/elementwise.add_sub_checked`` for an 8-bit ADD (SUB with
+    ``subtract``) of TFLite's constants ``p`` on ``dtype`` tensors, or None where float32 is not
+    close enough to TFLite's arithmetic, or too many input pairs fall near a rounding boundary (the
+    table lookup then does it all).
+
+    The kernel's ``y = u1 * A + u2 * B + C`` (u the inputs' bytes, ``^ 0x80`` for int8) stands for
+    TFLite's w, of which the result is the floor: the sum (or difference) on the output's scale, the
+    zero point and the roundings' offset added. The bound ``eps`` on ``|y - w|`` is worked out here in
+    exact rationals, as the sum of: for each input, the largest distance over its 256 values between
+    TFLite's rescaled value (two roundings: ``reference.on_common_scale``) and the value times its
+    slope, on the output's scale; the constants' rounding to float32; half a float32 step of each
+    product and sum the kernel rounds (with fused multiply-adds or without), at the largest magnitude
+    it can take; and the roundings' offset's distance from the 1/2 in C (1/2 less or more
+    ``2**-(right + 1)``, by the sum's sign, for an output right shift ``right`` > 0). Then it is made
+    1/16 larger (and at least 2**-20).
+    """
+    from fractions import Fraction
+
+    from ..kernels.elementwise import CHECK_A, CHECK_B, CHECK_C, CHECK_EPS, CHECK_HI, CHECK_LO, CHECKED_BLOCK
+
+    values = np.arange(256) - (128 if np.dtype(dtype) == np.int8 else 0)  # the value of each u
+    right = -int(p.output_shift)
+    scale = Fraction(int(p.output_multiplier), 2 ** (31 + right))  # output units per unit of the common scale
+    slopes, error, c = [], Fraction(0), Fraction(int(p.output_offset)) + Fraction(1, 2)
+    for offset, multiplier, shift, sign in ((p.input1_offset, p.input1_multiplier, p.input1_shift, 1),
+                                            (p.input2_offset, p.input2_multiplier, p.input2_shift,
+                                             -1 if subtract else 1)):
+        slope = Fraction(int(multiplier) << int(p.left_shift), 2 ** (31 - int(shift))) * scale
+        exact = ref.on_common_scale(values, offset, p.left_shift, multiplier, shift)
+        error += max(abs(int(e) * scale - int(x) * slope) for e, x in zip(exact, values + offset))
+        slopes.append(sign * slope)
+        c += sign * slope * (int(offset) + int(values[0]))
+    constants = np.zeros(6, np.float32)
+    for k, v in ((CHECK_A, slopes[0]), (CHECK_B, slopes[1]), (CHECK_C, c)):
+        constants[k] = np.float32(float(v))
+        error += (255 if k != CHECK_C else 1) * abs(v - Fraction(float(constants[k])))
+    a_, b_, c_ = (abs(Fraction(float(constants[k]))) for k in (CHECK_A, CHECK_B, CHECK_C))
+    inner, outer = 255 * b_ + c_, 255 * (a_ + b_) + c_  # the largest u2 * B + C, and y
+    error += Fraction(1, 2**24) * (255 * a_ + 255 * b_ + inner + outer) * Fraction(2**20 + 1, 2**20)
+    if right > 0:
+        error += Fraction(1, 2 ** (right + 1))
+    # At least 2**-20: the kernel's 1 - eps, rounded to float32 (by up to 2**-25), still at least error below 1.
+    eps = max(np.float32(float(error * Fraction(17, 16))), np.float32(2**-20))
+    if not eps < np.float32(2**-9):
+        return None
+    constants[CHECK_EPS] = eps
+    constants[CHECK_LO], constants[CHECK_HI] = p.act_min, p.act_max
+    # The share of the 65536 input pairs near a boundary (float32 without fused multiply-adds: an estimate).
+    u = np.arange(256, dtype=np.float32)
+    y = u[:, None] * constants[CHECK_A] + (u[None, :] * constants[CHECK_B] + constants[CHECK_C])
+    near = np.mean(np.abs(y - np.round(y)) < eps)
+    if 1 - (1 - near) ** CHECKED_BLOCK > 0.25:  # a quarter of the blocks looked up: no faster than the table
+        return None
+    return constants
+
+
 def quantized_binary_run(ctx: OpContext, spec: Callable[[np.ndarray, np.ndarray, np.ndarray], None],
                          a: TensorSpec, b: TensorSpec, o: TensorSpec, out_shape: tuple[int, ...],
                          check: Callable[[np.ndarray], None] | None = None) -> Run:
@@ -238,10 +308,7 @@ def quantized_binary_run(ctx: OpContext, spec: Callable[[np.ndarray, np.ndarray,
     """
     fast = None
     if ctx.backend == "numba":
-        values = all_values(a.dtype)
-        table = np.empty((256, 256), dtype=o.dtype)
-        spec(values[:, None], values[None, :], table)
-        fast = _binary_lookup_run(table, a.shape, b.shape, out_shape)
+        fast = _binary_lookup_run(binary_table(spec, a.dtype, o.dtype), a.shape, b.shape, out_shape)
 
     def run(inputs: Sequence[np.ndarray | None], outputs: Sequence[np.ndarray]) -> None:
         if check is not None:
@@ -383,5 +450,32 @@ def prepare_arithmetic(ctx: OpContext) -> Prepared:
         raise ctx.error(f"{a.type.name} tensors are not supported (float32, uint8 and int8 are)")
     params = _quantized_params(ctx, a, b, o, activation)
     fn = _QUANTIZED_FNS[ctx.opcode]
-    return Prepared((out_shape,), quantized_binary_run(
-        ctx, lambda x1, x2, out: fn(x1, x2, params, out), a, b, o, out_shape))
+    spec = lambda x1, x2, out: fn(x1, x2, params, out)  # noqa: E731
+    fast = _checked_add_run(ctx, spec, params, a, b, o, out_shape)
+    return Prepared((out_shape,), fast or quantized_binary_run(ctx, spec, a, b, o, out_shape))
+
+
+def _checked_add_run(ctx: OpContext, spec, params, a: TensorSpec, b: TensorSpec, o: TensorSpec,
+                     out_shape) -> Run | None:
+    """The numba backend's run of an 8-bit ADD or SUB of two operands the output's size in float32 with
+    its check (``kernels/elementwise.add_sub_checked``), or None (another backend, a broadcast, or
+    constants float32 cannot follow: :func:`checked_add_constants`)."""
+    n = math.prod(out_shape)
+    if (ctx.backend != "numba" or ctx.opcode not in (BuiltinOperator.ADD, BuiltinOperator.SUB)
+            or math.prod(a.shape) != n or math.prod(b.shape) != n):
+        return None
+    constants = checked_add_constants(params, a.dtype, ctx.opcode == BuiltinOperator.SUB)
+    if constants is None:
+        return None
+    from ..kernels.elementwise import add_sub_checked
+    from ..kernels.parallel import ELEMENT_WORK, in_parallel, numba_threads, replayable
+
+    table, flip = binary_table(spec, a.dtype, o.dtype).view(np.uint8), np.uint8(0x80 if a.dtype == np.int8 else 0)
+    kernel = in_parallel(add_sub_checked)
+
+    @replayable
+    def run(inputs: Sequence[np.ndarray | None], outputs: Sequence[np.ndarray]) -> None:
+        kernel(inputs[0].view(np.uint8).reshape(-1), inputs[1].view(np.uint8).reshape(-1),
+               _view(outputs[0], -1).view(np.uint8), table, constants, flip, nt=numba_threads(n * ELEMENT_WORK))
+
+    return run
