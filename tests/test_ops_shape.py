@@ -151,6 +151,26 @@ def test_padv2(dtype):
     check_op(B.PADV2, [x, paddings, value], [_out(dtype, 0.03, None if dtype == np.float32 else 7)])
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16], ids=["uint8", "int8", "int16"])
+def test_pad_value_follows_the_inputs_quantization(dtype):
+    """pad.cc pads int8 and int16 with the output zero point only where the input has quantization
+    parameters (without, a plain 0 or PADV2's value, unchecked), uint8 always with the output's
+    (0 where it has none): an input without quantization before an output with a zero point."""
+    rng = np.random.default_rng(26)
+    info = np.iinfo(dtype)
+    x = T(rng.integers(info.min, info.max + 1, (1, 3, 4, 2)).astype(dtype))
+    paddings = T(np.array([[0, 0], [1, 2], [2, 1], [0, 0]], np.int32), const=True)
+    for out_zp in (-14 if dtype != np.uint8 else 14, 0):
+        check_op(B.PAD, [x, paddings], [_out(dtype, 0.0078125, out_zp)])
+        if dtype == np.uint8:
+            continue  # (a value must then share the output's scale and zero point)
+        value = T(np.array(5, dtype), const=True)
+        check_op(B.PADV2, [x, paddings, value], [_out(dtype, 0.0078125, out_zp)])
+    check_op(B.PAD, [x, paddings], [T(None, dtype)])  # no quantization anywhere: 0
+    x.quant = quant(0.0078125, -3 if dtype != np.uint8 else 3)  # with it: the output zero point
+    check_op(B.PAD, [x, paddings], [_out(dtype, 0.0078125, -3 if dtype != np.uint8 else 3)])
+
+
 def test_pad_errors():
     x = T(np.zeros((2, 3), np.float32))
     with pytest.raises(ModelError, match=r"must be a constant"):

@@ -52,7 +52,7 @@ def _params_or_zero(t: TensorSpec) -> tuple[float, int]:
 
 
 def _zero_value(o: TensorSpec) -> int:
-    """The padding value that means 0: the output zero point for quantized 8-bit data."""
+    """SPACE_TO_BATCH_ND's padding value: the output zero point for quantized 8-bit data, else 0."""
     return o.quantization.zero_point if (o.type in EIGHT_BIT and o.is_quantized) else 0
 
 
@@ -209,8 +209,11 @@ def prepare_squeeze(ctx: OpContext) -> Prepared:
 
 @register(BuiltinOperator.PAD, BuiltinOperator.PADV2)
 def prepare_pad(ctx: OpContext) -> Prepared:
-    """Pad with constant ``paddings`` [rank, 2]; the value is 0 (the output zero point for
-    8-bit data) or PADV2's scalar constant input 2."""
+    """Pad with constant ``paddings`` [rank, 2]; the value is PADV2's scalar constant input 2, else
+    0, which quantized data writes as the output zero point. As ``pad.cc`` decides: uint8 always
+    takes the quantized path, int8 and int16 where the input has quantization parameters (without,
+    the value is a plain 0); on that path a constant value must have the output's scale and zero
+    point."""
     x, o = ctx.same_type_io((2, 3))
     rank = len(x.shape)
     paddings = _int_constant(ctx, 1, "paddings", 2)
@@ -218,13 +221,13 @@ def prepare_pad(ctx: OpContext) -> Prepared:
         raise ctx.error(f"paddings have shape {paddings.shape}, need ({rank}, 2) for input shape {x.shape}")
     if (paddings < 0).any():
         raise ctx.error(f"paddings must be >= 0, got {paddings.tolist()}")
-    value = _zero_value(o)
+    quantized = x.type == TensorType.UINT8 or (x.type in (TensorType.INT8, TensorType.INT16) and x.is_quantized)
+    value = _params_or_zero(o)[1] if quantized else 0
     if len(ctx.inputs) == 3 and ctx.inputs[2] is not None:
         v = ctx.constant(2, "constant value")
         if v.size != 1 or ctx.inputs[2].type != x.type:
             raise ctx.error("the constant value (input 2) must be one element of the input's type")
-        if x.type in EIGHT_BIT and quantization_of(ctx, ctx.inputs[2], "input 2") != quantization_of(
-                ctx, o, "output 0"):
+        if quantized and _params_or_zero(ctx.inputs[2]) != _params_or_zero(o):
             raise ctx.error("the constant value must have the output's scale and zero point")
         value = v.reshape(()).item()
     out_shape = tuple(int(n + p0 + p1) for n, (p0, p1) in zip(x.shape, paddings))
