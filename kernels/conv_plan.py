@@ -417,6 +417,8 @@ def depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x_
     w[:, :cout] = centered
     w = aligned(w, dtype)
     slots = (kh - 1) * dh + 1  # the input rows one output row reads lie within this many
+    if out_width == 1:  # one output column: its stride moves nothing, and a huge one would size the ring
+        sw = 1
     wp = depthwise_quantized.ring_width(out_width, x_width, sw, dw, kw, pl)
     depthwise = in_parallel(depthwise_quantized.depthwise_conv_quantized)
 

@@ -299,6 +299,9 @@ class Atrous:
         filter_shape = tensors[self.conv.inputs[1]].shape
         if len(x_shape) != 4 or len(filter_shape) != 4:
             return None
+        weights = tensors[self.conv.inputs[1]].data
+        if weights is not None and weights.dtype.kind == "f" and not np.isfinite(weights).all():
+            return None  # (the chain multiplies its zero padding by a NaN or infinity; a dilated conv skips it)
         n = x_shape[0]
         channels = filter_shape[3 if self.conv.builtin == BuiltinOperator.DEPTHWISE_CONV_2D else 0]
         before, size, sub = [], [], []
@@ -361,7 +364,7 @@ def atrous_chains(graph: Subgraph) -> dict[int, Atrous]:
         if b2s.builtin != BuiltinOperator.BATCH_TO_SPACE_ND or len(b2s.inputs) != 3 or len(b2s.outputs) != 1:
             continue
         conv = writer.get(b2s.inputs[0])
-        if conv is None or conv.builtin not in _PRODUCERS or len(conv.outputs) != 1:
+        if conv is None or conv.builtin not in _PRODUCERS or len(conv.outputs) != 1 or not conv.inputs:
             continue
         s2b = writer.get(conv.inputs[0])
         if s2b is None or s2b.builtin != BuiltinOperator.SPACE_TO_BATCH_ND or len(s2b.inputs) != 3:

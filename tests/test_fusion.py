@@ -7,9 +7,10 @@ gate (global average, 1x1 convs, LOGISTIC) as one step; a DEQUANTIZE computed by
 
 import numpy as np
 import pytest
-from oracle import quant, run_litert
+from oracle import compare, quant, run_litert
 
 import pydeeplab
+from pydeeplab.errors import ModelError
 from pydeeplab.tflite.model import Quantization
 from pydeeplab.tflite.options import (AddOptions, ArgMaxOptions, ConcatenationOptions, Conv2DOptions,
                                        DepthwiseConv2DOptions, MulOptions, Pool2DOptions, ResizeBilinearOptions,
@@ -100,10 +101,11 @@ def _q(scale, zero_point):
 
 
 def _atrous_model(rng, hw, channels, block, pads, crops, dtype=np.float32, conv=B.DEPTHWISE_CONV_2D,
-                  k=3) -> tuple[bytes, dict]:
+                  k=3, poison=None) -> tuple[bytes, dict]:
     """ADD(x0, x0) -> x -> SPACE_TO_BATCH_ND -> s -> ``conv`` (VALID) -> d -> BATCH_TO_SPACE_ND -> y, then
     ADD(y, x0) -> z where y's shape allows. x is an intermediate that nothing reads after the chain: its
-    memory must outlive the fused conv, which reads it where the graph's DEPTHWISE read s."""
+    memory must outlive the fused conv, which reads it where the graph's DEPTHWISE read s. ``poison``: a
+    value (NaN, inf) put into some of the float filter's weights."""
     b = ModelBuilder(description="atrous")
     (bh, bw), h, w = block, *hw
     cout = channels if conv == B.DEPTHWISE_CONV_2D else 7
@@ -114,6 +116,8 @@ def _atrous_model(rng, hw, channels, block, pads, crops, dtype=np.float32, conv=
         t, qx, qy = TensorType.FLOAT32, None, None
         wq, bq = None, None
         weights = rng.standard_normal(shape).astype(np.float32)
+        if poison is not None:
+            weights.reshape(-1)[:: 7] = poison
         bias = rng.standard_normal(cout).astype(np.float32)
     else:  # 8-bit: the input's zero point is what SPACE_TO_BATCH_ND pads with
         t = TensorType.UINT8 if dtype == np.uint8 else TensorType.INT8
@@ -175,6 +179,38 @@ def test_atrous_chain_runs_as_one_dilated_convolution(hw, block, pads, crops, fu
     plain, (as_written,) = _run(model, x, backend="numba", experimental_preserve_all_tensors=True)
     assert len(plain._program) == len(it._program) + 2 * fused
     np.testing.assert_allclose(ours, as_written, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("poison", [np.nan, np.inf], ids=["nan", "inf"])
+def test_atrous_chain_with_a_nan_or_inf_filter_runs_as_written(poison):
+    """The chain multiplies SPACE_TO_BATCH_ND's zero padding by the filter (``0 * inf`` is NaN), which
+    a dilated convolution skips: a filter holding a NaN or an infinity keeps the chain as written,
+    LiteRT's non-finite outputs exactly."""
+    rng = np.random.default_rng(7)
+    model, _ = _atrous_model(rng, (13, 13), 19, (2, 2), [[2, 3], [2, 3]], [[0, 1], [0, 1]], poison=poison)
+    x = rng.standard_normal((1, 13, 13, 19)).astype(np.float32)
+    (ref,) = run_litert(model, [x])
+    it, (ours,) = _run(model, x, backend="numba")
+    assert B.SPACE_TO_BATCH_ND in [s.opcode for s in it._program]
+    assert not np.isfinite(ref).all()
+    compare(ours, ref, "the chain's output")
+
+
+def test_a_conv_without_inputs_before_batch_to_space_is_reported():
+    """A CONV_2D with no inputs (a damaged model) writing what BATCH_TO_SPACE_ND reads: the atrous chain
+    search passes it by and the conv's own check names the problem (it raised IndexError)."""
+    b = ModelBuilder(description="broken chain")
+    x = b.add_tensor("x", TensorType.FLOAT32, (4, 2, 2, 3))
+    y = b.add_tensor("y", TensorType.FLOAT32, (1, 4, 4, 3))
+    d = b.add_tensor("d", TensorType.FLOAT32, (4, 2, 2, 3))
+    b.add_operator(B.CONV_2D, [], [d], Conv2DOptions(padding=Padding.VALID, stride_w=1, stride_h=1))
+    b.add_operator(B.BATCH_TO_SPACE_ND, [d, b.add_constant("block", np.array([2, 2], np.int32)),
+                                         b.add_constant("crops", np.zeros((2, 2), np.int32))], [y])
+    b.set_inputs([x])
+    b.set_outputs([y])
+    it = pydeeplab.Interpreter(model_content=b.finish())
+    with pytest.raises(ModelError, match="CONV_2D.*expects 2 to 3 inputs, has 0"):
+        it.allocate_tensors()
 
 
 # -- RESIZE_BILINEAR -> ARG_MAX: one kernel, the resized tensor never written ------------------------------

@@ -474,3 +474,43 @@ def test_quantization_errors():
         _prepare(CONV, [xi, wi, None], [T(None, np.int8, (1, 4, 4, 3), quant=quant(0.2, 0))], Conv2DOptions(SAME, 1, 1))
     with pytest.raises(ModelError, match="no quantization parameters"):
         _prepare(CONV, [T(np.zeros((1, 4, 4, 2), np.uint8)), w, None], [out], Conv2DOptions(SAME, 1, 1))
+
+
+@pytest.mark.parametrize("kind", ["conv", "depthwise"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf], ids=["nan", "inf"])
+def test_a_filter_with_nan_or_inf_meets_only_the_input(kind, bad):
+    """TFLite skips the taps outside the input; the numba kernels multiply zero padding, and
+    ``0 * nan`` or ``0 * inf`` is NaN: such a filter runs as the reference does, the same non-finite
+    outputs as LiteRT's (a corrupted model; found by ``tools/fuzz.py --differential``)."""
+    rng = np.random.default_rng(31)
+    x = rng.standard_normal((1, 6, 7, 3)).astype(np.float32)
+    shape = (4, 3, 3, 3) if kind == "conv" else (1, 3, 3, 3)
+    w = rng.standard_normal(shape).astype(np.float32)
+    w.reshape(-1)[rng.choice(w.size, 5, replace=False)] = bad
+    b = rng.standard_normal(shape[0] if kind == "conv" else 3).astype(np.float32)
+    for stride in (1, 2):
+        if kind == "conv":
+            opcode, options = CONV, Conv2DOptions(SAME, stride, stride, NONE, 1, 1)
+        else:
+            opcode = BuiltinOperator.DEPTHWISE_CONV_2D
+            options = DepthwiseConv2DOptions(SAME, stride, stride, 1, NONE, 1, 1)
+        (ref,) = check_op(opcode, [T(x), T(w, const=True), T(b, const=True)], [T(None, np.float32)], options)
+        assert not np.isfinite(ref).all()
+
+
+def test_quantized_depthwise_with_a_huge_stride_keeps_its_scratch_small():
+    """One output column: the stride moves nothing. The 8-bit depthwise kernel's ring of padded rows
+    was sized by it (a stride of 2**30 asked for 33.8 TiB; found by ``tools/fuzz.py``); now the
+    output is LiteRT's and the scratch a few rows of the input."""
+    from pydeeplab.kernels.conv_plan import WORKSPACE
+
+    rng = np.random.default_rng(32)
+    x = T(rng.integers(0, 256, (1, 5, 9, 16)).astype(np.uint8), quant=quant(0.05, 120))
+    w = T(rng.integers(0, 256, (1, 3, 3, 16)).astype(np.uint8), quant=quant(0.02, 128), const=True)
+    b = T(rng.integers(-300, 300, 16).astype(np.int32), quant=quant(0.001, 0), const=True)
+    options = DepthwiseConv2DOptions(SAME, 30000, 2, 1, NONE, 1, 1)  # (LiteRT takes strides up to 32767)
+    largest = lambda: max((buf.nbytes for buf in WORKSPACE.buffers.values()), default=0)  # noqa: E731
+    before = largest()  # (the workspace grows to the largest request of the thread's operators so far)
+    (ref,) = check_op(DW, [x, w, b], [T(None, np.uint8, quant=quant(0.1, 100))], options, backends=("numba",))
+    assert ref.shape == (1, 3, 1, 16)
+    assert largest() <= max(before, 2**20)

@@ -150,6 +150,13 @@ def _stage(ctx: OpContext, x: TensorSpec, w: TensorSpec, bias: TensorSpec | None
         output_zero_point=out.quantization.zero_point, act_min=lo, act_max=hi)
 
 
+def _kernels_take(weights: np.ndarray) -> bool:
+    """Whether the numba backend's kernels compute this filter's convolution as TFLite does. Not a
+    float filter holding a NaN or an infinity: the kernels multiply the zero padding around the
+    input too (``0 * inf`` is NaN), where TFLite skips the taps outside it, as the reference does."""
+    return weights.dtype.kind != "f" or bool(np.isfinite(weights).all())
+
+
 def _numba():
     """The Numba side of the convolutions (weights laid out for the kernels, scratch memory,
     argument packs): imported on first use, so that the numpy backend needs no Numba."""
@@ -185,7 +192,7 @@ def prepare_conv_2d(ctx: OpContext) -> Prepared:
     Grouped convolutions (Cin a multiple of the filter's depth) are not supported.
     """
     weights, bias, stage, stride, dilation, padding, out_shape = _conv_2d_plan(ctx)
-    if ctx.backend == "numba":
+    if ctx.backend == "numba" and _kernels_take(weights):
         run = _numba().conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape)
     else:
 
@@ -199,6 +206,8 @@ def fused_hard_swish_conv(ctx: OpContext):
     """The run of a float CONV_2D (``ctx``, numba backend, no fused activation) followed by a
     HARD_SWISH, where the conv's kernel applies it to its sums (``pydeeplab.fusion``), else None."""
     weights, bias, stage, stride, dilation, padding, out_shape = _conv_2d_plan(ctx)
+    if not _kernels_take(weights):
+        return None
     return _numba().conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape, hard_swish=True)
 
 
@@ -274,7 +283,7 @@ def prepare_depthwise_conv_2d(ctx: OpContext) -> Prepared:
     stage = _stage(ctx, x, w, _spec(ctx, 2), out, opts.fused_activation_function, cout, channel_axis=3)
     out_shape = (n, oh, ow, cout)
     (sh, sw), (dh, dw), (pt, pl) = stride, dilation, padding
-    if ctx.backend == "numba":
+    if ctx.backend == "numba" and _kernels_take(weights):
         run = _numba().depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x.dtype, cin, wd,
                                                  ow)
     else:
