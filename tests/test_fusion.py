@@ -181,6 +181,7 @@ def test_atrous_chain_runs_as_one_dilated_convolution(hw, block, pads, crops, fu
     np.testing.assert_allclose(ours, as_written, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # (the reference on inf)
 @pytest.mark.parametrize("poison", [np.nan, np.inf], ids=["nan", "inf"])
 def test_atrous_chain_with_a_nan_or_inf_filter_runs_as_written(poison):
     """The chain multiplies SPACE_TO_BATCH_ND's zero padding by the filter (``0 * inf`` is NaN), which

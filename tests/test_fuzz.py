@@ -516,7 +516,7 @@ def test_bug_mean_with_a_zero_output_scale():
     """BUG (fuzz quant): a quantized MEAN whose output scale is 0 raises ZeroDivisionError
     in ops/reduce.py mean_multiplier. Fix: check in prepare_mean (reduce.py ``_quant``, or a
     helper shared by every op that reads quantization) that scales are finite and > 0,
-    raising ctx.error; conv.py already does ("quantization scales must be positive")."""
+    raising ctx.error; conv.py already does ("... quantization scale must be positive")."""
     from pydeeplab.tflite.model import Quantization
 
     ir = fuzz.to_ir(fuzz.synthetic_seeds()["zoo_uint8"])
@@ -553,3 +553,17 @@ def test_bug_numpy_backend_pads_for_taps_that_never_touch_the_input(tmp_path):
              fuzz.Case(1, 0, "pool", "options", "average pool filter_width 2**30", pool)]
     campaign = _run_in_worker(cases, tmp_path, "--backend", "numpy")
     assert not campaign.crashes, _describe(campaign.crashes)
+
+
+def test_differential_max_error_in_chunks():
+    """The differential's error over finite reference values, computed a chunk at a time (a whole large
+    output in float64 exceeded a worker's memory): the same as over the whole array, any chunk size."""
+    rng = np.random.default_rng(3)
+    ref = rng.standard_normal(1000).astype(np.float32)
+    ref[::17] = np.inf
+    ours = ref + rng.standard_normal(1000).astype(np.float32) * 1e-3
+    finite = np.isfinite(ref)
+    whole = float(np.abs(ours[finite].astype(np.float64) - ref[finite]).max())
+    for chunk in (1, 7, 64, 1000, 4096):
+        assert fuzz._max_error(ours, ref, finite, chunk) == whole
+    assert fuzz._max_error(ours, ref, np.zeros(1000, bool), 64) == 0.0

@@ -181,11 +181,16 @@ def test_uint8(api):
 
 
 def test_per_channel_and_dense_params(api):
-    """testPerChannelParams, testDenseTensorAccess: per-channel scales; empty sparsity of dense tensors."""
-    details = _allocated(api, _per_channel()).get_tensor_details()[1]
+    """testPerChannelParams, testDenseTensorAccess: per-channel scales; empty sparsity of dense tensors.
+    A per-channel tensor has no per-tensor ``quantization``: (0.0, 0), as TFLite's legacy params (it
+    gave the first channel's scale); a per-tensor one its own."""
+    all_details = _allocated(api, _per_channel()).get_tensor_details()
+    details = all_details[1]
     assert len(details["quantization_parameters"]["scales"]) == 8
     assert details["quantization_parameters"]["quantized_dimension"] == 0
     assert details["sparsity_parameters"] == {}
+    assert details["quantization"] == (0.0, 0) and all_details[2]["quantization"] == (0.0, 0)  # weights, bias
+    assert all_details[0]["quantization"] == (0.5, 0) and all_details[3]["quantization"] == (0.25, -3)
 
 
 # -- error propagation -----------------------------------------------------------------------

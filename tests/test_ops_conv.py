@@ -476,6 +476,7 @@ def test_quantization_errors():
         _prepare(CONV, [T(np.zeros((1, 4, 4, 2), np.uint8)), w, None], [out], Conv2DOptions(SAME, 1, 1))
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # (the reference on inf)
 @pytest.mark.parametrize("kind", ["conv", "depthwise"])
 @pytest.mark.parametrize("bad", [np.nan, np.inf], ids=["nan", "inf"])
 def test_a_filter_with_nan_or_inf_meets_only_the_input(kind, bad):
@@ -514,3 +515,17 @@ def test_quantized_depthwise_with_a_huge_stride_keeps_its_scratch_small():
     (ref,) = check_op(DW, [x, w, b], [T(None, np.uint8, quant=quant(0.1, 100))], options, backends=("numba",))
     assert ref.shape == (1, 3, 1, 16)
     assert largest() <= max(before, 2**20)
+
+
+def test_a_rescaling_multiplier_past_a_31_bit_left_shift_is_refused():
+    """A filter channel scale of 3e38 (a damaged model): TFLite would shift an int32 left by 129 bits,
+    undefined in C++ (LiteRT's outputs then are the compiler's); refused, the channel named."""
+    rng = np.random.default_rng(33)
+    scales = np.array([0.002, 0.003, 3e38], np.float32)
+    x = T(rng.integers(-128, 128, (1, 4, 4, 3)).astype(np.int8), quant=quant(0.05, 3))
+    w = T(rng.integers(-127, 128, (1, 3, 3, 3)).astype(np.int8), quant=quant(scales, np.zeros(3, np.int64), 3),
+          const=True)
+    options = DepthwiseConv2DOptions(SAME, 1, 1, 1, NONE, 1, 1)
+    for backend in ("numpy", "numba"):
+        with pytest.raises(ModelError, match="output channel 2's rescaling multiplier needs a left shift of"):
+            run_ours_op(DW, [x, w], [T(None, np.int8, (1, 4, 4, 3), quant(0.04, -2))], options, backend)

@@ -140,3 +140,32 @@ def test_bit_flips(float_bytes, data):
 def test_random_bytes(data):
     _read_or_model_error(data)
     _read_or_model_error(data[:4] + b"TFL3" + data[8:])
+
+
+@pytest.mark.parametrize("zero_points", [None, [0], [0, 0, 0]], ids=["none", "one", "three"])
+def test_scales_need_as_many_zero_points(zero_points):
+    """Two per-channel scales with no zero point, one, or three: TFLite's InterpreterBuilder refuses the
+    model ("Must have same number"), and so does the reader (it took zero points 0 for missing ones,
+    and one zero point for every channel); two load in both."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from pydeeplab.tflite.model import Quantization
+    from pydeeplab.tflite.writer import ModelBuilder
+
+    def model(zps) -> bytes:
+        b = ModelBuilder()
+        x = b.add_tensor("x", TensorType.INT8, (1, 2, 2, 3), Quantization(np.array([0.5], np.float32), np.array([0])))
+        q = Quantization(np.array([0.01, 0.02], np.float32), np.zeros(0 if zps is None else len(zps), np.int64))
+        w = b.add_constant("w", np.ones((2, 1, 1, 3), np.int8), q)
+        y = b.add_tensor("y", TensorType.INT8, (1, 2, 2, 2), Quantization(np.array([0.25], np.float32), np.array([0])))
+        b.add_operator(BuiltinOperator.CONV_2D, [x, w], [y], Conv2DOptions(stride_w=1, stride_h=1))
+        b.set_inputs([x])
+        b.set_outputs([y])
+        return b.finish()
+
+    with pytest.raises((ValueError, RuntimeError)):
+        Interpreter(model_content=model(zero_points)).allocate_tensors()
+    with pytest.raises(ModelError, match=f"{0 if zero_points is None else len(zero_points)} zero points for 2 scales"):
+        read_model(model(zero_points))
+    read_model(model([0, 0]))
+    Interpreter(model_content=model([0, 0]))

@@ -126,8 +126,13 @@ def _stage(ctx: OpContext, x: TensorSpec, w: TensorSpec, bias: TensorSpec | None
         if wq.quantized_dimension != channel_axis:
             raise ctx.error(f"per-channel filter quantization must be along dimension {channel_axis}, "
                             f"not {wq.quantized_dimension}")
-    if not (np.all(wq.scales > 0) and x.quantization.scale > 0 and out.quantization.scale > 0):
-        raise ctx.error("quantization scales must be positive")
+    for spec, what in ((x, "input"), (out, "output")):
+        if not spec.quantization.scale > 0:
+            why = (" (it has one per channel; TFLite's per-tensor scale of such a tensor is 0)"
+                   if spec.quantization.scales.size > 1 else "")
+            raise ctx.error(f"{what} quantization scale must be positive, is {spec.quantization.scale:g}{why}")
+    if not np.all(wq.scales > 0):
+        raise ctx.error("filter quantization scales must be positive")
     if x.type == TensorType.INT8 and np.any(wq.zero_points != 0):
         raise ctx.error("int8 filter zero points must be 0 (symmetric quantization)")
     s_in, s_out = x.quantization.scale, out.quantization.scale
@@ -142,6 +147,11 @@ def _stage(ctx: OpContext, x: TensorSpec, w: TensorSpec, bias: TensorSpec | None
         lo, hi = activation_range_quantized(act, s_out, out.quantization.zero_point, out.dtype)
     except ValueError as exc:
         raise ctx.error(f"bad quantization parameters: {exc}") from None
+    if np.any(shift > 31):  # (TFLite shifts an int32 left by it: undefined in C++ past 31 bits)
+        c = int(np.argmax(shift))
+        raise ctx.error(f"output channel {c}'s rescaling multiplier needs a left shift of {int(shift[c])} bits "
+                        f"(input scale x filter scale {s_in * float(wq.scales[min(c, wq.scales.size - 1)]):g} over "
+                        f"output scale {s_out:g}); TFLite's arithmetic is undefined past 31")
     w_zp = wq.zero_point if x.type == TensorType.UINT8 else 0
     return QuantizedStage(
         input_zero_point=x.quantization.zero_point, weight_zero_point=w_zp,

@@ -28,12 +28,14 @@ class Quantization:
 
     @property
     def scale(self) -> float:
-        """The (first) scale, as TFLite's per-tensor ``params.scale`` reports it."""
-        return float(self.scales[0]) if self.scales.size else 0.0
+        """TFLite's per-tensor ``params.scale`` (``GetLegacyQuantization``): the scale where there is
+        one scale and one zero point, else 0 (per-channel quantization has none)."""
+        return float(self.scales[0]) if self.scales.size == 1 and self.zero_points.size == 1 else 0.0
 
     @property
     def zero_point(self) -> int:
-        return int(self.zero_points[0]) if self.zero_points.size else 0
+        """TFLite's per-tensor ``params.zero_point``, as :attr:`scale`: 0 for per-channel quantization."""
+        return int(self.zero_points[0]) if self.scales.size == 1 and self.zero_points.size == 1 else 0
 
     @property
     def per_channel(self) -> bool:

@@ -327,6 +327,10 @@ def _read_quantization(t: _Table | None, shape: tuple[int, ...], who: str) -> Qu
     zero_points = t.array(QUANT_ZERO_POINT, "int64")
     if scales is None and zero_points is None and t._field(QUANT_MIN) == 0:
         return None
+    if scales is not None and scales.size and (zero_points is None or zero_points.size != scales.size):
+        # (InterpreterBuilder::ParseQuantization refuses the model: TFLite would have no zero point to read)
+        raise ModelError(f"{who}: {0 if zero_points is None else zero_points.size} zero points for "
+                         f"{scales.size} scales; TFLite needs one for each")
     scales = np.zeros(0, np.float32) if scales is None else scales
     zero_points = np.zeros(0, np.int64) if zero_points is None else zero_points
     dim = t.scalar(QUANT_DIMENSION, "int32")
@@ -335,8 +339,6 @@ def _read_quantization(t: _Table | None, shape: tuple[int, ...], who: str) -> Qu
             raise ModelError(
                 f"{who}: {scales.size} per-channel scales do not match dimension {dim} of shape {list(shape)}"
             )
-    if zero_points.size not in (0, 1, scales.size):
-        raise ModelError(f"{who}: {zero_points.size} zero points for {scales.size} scales")
     return Quantization(
         scales=scales,
         zero_points=zero_points,
