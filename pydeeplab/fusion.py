@@ -539,7 +539,7 @@ class PooledProjection:
         tensors: the concatenation, and the resizes read by it alone, are no longer run."""
         from .ops.conv import fused_pooled_projection
 
-        x, w = ctx.inputs[0], ctx.inputs[1]
+        x, w = ctx.inputs[0], ctx.inputs[1] if len(ctx.inputs) > 1 else None
         if (ctx.opcode != BuiltinOperator.CONV_2D or w is None or w.data is None or len(w.shape) != 4
                 or tuple(w.shape[1:3]) != (1, 1) or (ctx.options.stride_h, ctx.options.stride_w) != (1, 1)
                 or not x.type == w.type == ctx.outputs[0].type == TensorType.FLOAT32 or x.shape[0] != 1):

@@ -345,8 +345,8 @@ class Interpreter:
                     ctx = replace(ctx, inputs=(ctx.inputs[0], w, b, *ctx.inputs[3:]))
                 _check_quantization(ctx)
                 fusion = fusions.get(op.index)
-                if fusion is not None and not fusion.applies(ctx):
-                    fusion = None
+                if fusion is not None and not (ctx.inputs and ctx.outputs and fusion.applies(ctx)):
+                    fusion = None  # (an operator without inputs or outputs: its prepare says so)
                 if fusion is not None:
                     ctx = replace(ctx, options=fusion.options(op.options))
                     fused.append(fusion)

@@ -713,3 +713,20 @@ def test_squeeze_excite_gate_runs_as_one_step(channels, hidden, pool_act, relu_o
                     np.testing.assert_allclose(o, ref, rtol=1e-6, atol=1e-6)
     if fuses:  # the tensors between read as zeros, as LiteRT's intermediates may
         assert not it.get_tensor(pooled).any()
+
+
+def test_an_operator_without_inputs_that_a_fusion_would_take_is_reported():
+    """A RESIZE_BILINEAR with no inputs (a damaged model) where a resize -> ARG_MAX fusion would apply:
+    the fusion's check read its input 0 (IndexError at allocate); now the resize's own check names
+    the problem."""
+    b = ModelBuilder(description="broken resize")
+    x = b.add_tensor("x", TensorType.FLOAT32, (1, 4, 4, 3))
+    r = b.add_tensor("r", TensorType.FLOAT32, (1, 8, 8, 3))
+    y = b.add_tensor("y", TensorType.INT64, (1, 8, 8))
+    b.add_operator(B.RESIZE_BILINEAR, [], [r], ResizeBilinearOptions())
+    b.add_operator(B.ARG_MAX, [r, b.add_constant("axis", np.array([3], np.int32))], [y],
+                   ArgMaxOptions(output_type=TensorType.INT64))
+    b.set_inputs([x])
+    b.set_outputs([y])
+    with pytest.raises(ModelError, match="RESIZE_BILINEAR.*expects 2 inputs, has 0"):
+        pydeeplab.Interpreter(model_content=b.finish()).allocate_tensors()

@@ -567,3 +567,4 @@ def test_differential_max_error_in_chunks():
     for chunk in (1, 7, 64, 1000, 4096):
         assert fuzz._max_error(ours, ref, finite, chunk) == whole
     assert fuzz._max_error(ours, ref, np.zeros(1000, bool), 64) == 0.0
+    assert fuzz._max_error(None, ref, finite, 64) == float(np.abs(ref[finite]).max())  # (max |ref|)
