@@ -34,7 +34,8 @@ def quantize_multipliers(reals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ``frexp(real) = (q, shift)``, q in [0.5, 1), ``multiplier = round(q * 2**31)``
     (ties away from zero); a q that rounds up to 2**31 becomes 2**30 with shift + 1;
     0 gives (0, 0); a shift below -31 (|real| < ~2**-32) flushes to (0, 0).
-    Raises ValueError for a NaN or infinite multiplier (TFLite's result is undefined).
+    Raises ValueError for a NaN or infinite multiplier, and for one that needs a left shift past
+    31 bits (|real| >= 2**31): TFLite's results are undefined there (its int32 shift, in C++).
     """
     reals = np.asarray(reals, dtype=np.float64)
     if not np.all(np.isfinite(reals)):
@@ -48,6 +49,10 @@ def quantize_multipliers(reals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     flushed = shift < -31
     q_fixed = np.where(flushed, 0, q_fixed)
     shift = np.where(flushed, 0, shift)
+    if np.any(shift > 31):
+        big = reals[shift > 31].reshape(-1)[0]
+        raise ValueError(f"multiplier {big:g} needs a left shift of {int(shift.max())} bits; TFLite shifts an int32, "
+                         "undefined past 31 (a scale far too small or too large)")
     return q_fixed.astype(np.int32), shift.astype(np.int32)
 
 

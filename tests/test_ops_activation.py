@@ -96,3 +96,14 @@ def test_float_logistic_backends_agree_bit_for_bit():
     numpy_out, numba_out = (run_ours_op(B.LOGISTIC, [T(x)], [T(None, np.float32, x.shape)], None, backend)[0]
                             for backend in ("numpy", "numba"))
     np.testing.assert_array_equal(numba_out, numpy_out)
+
+
+@pytest.mark.parametrize("opcode", [BuiltinOperator.RELU, BuiltinOperator.RELU6])
+def test_relu_with_an_output_scale_far_too_small_is_refused(opcode):
+    """An int8 RELU whose output scale is 1e-30 (a damaged model; the differential fuzzer's): the
+    requantizing multiplier needs a left shift of about 100 bits, undefined in TFLite's int32
+    arithmetic (LiteRT's bytes are the compiler's); refused on both backends, saying so."""
+    x = T(np.arange(-128, 128, dtype=np.int8).reshape(1, 16, 16, 1), quant=quant(0.05, 3))
+    for backend in ("numpy", "numba"):
+        with pytest.raises(ModelError, match="needs a left shift of [0-9]+ bits; TFLite shifts an int32"):
+            run_ours_op(opcode, [x], [T(None, np.int8, (1, 16, 16, 1), quant(1e-30, 13))], None, backend)

@@ -51,10 +51,10 @@ def _down_scale_to_int16(multiplier: int) -> int:
 
 def _relu_spec(ctx: OpContext, s_in: float, z_in: int, s_out: float, z_out: int, dtype: np.dtype):
     # activations.cc divides the float scales in float32 before widening.
-    m, s = quantize_multiplier(float(np.float32(s_in) / np.float32(s_out)))
     lo, hi = _RELU_RANGES[ctx.opcode]
     info = np.iinfo(dtype)
     try:
+        m, s = quantize_multiplier(float(np.float32(s_in) / np.float32(s_out)))
         act_min = max(int(info.min), quantize_value(lo, s_out, z_out))
         act_max = int(info.max) if hi == float("inf") else min(int(info.max), quantize_value(hi, s_out, z_out))
     except ValueError as exc:
@@ -85,12 +85,15 @@ def _hard_swish_spec(ctx: OpContext, s_in: float, z_in: int, s_out: float, z_out
     # All in float32, as activations.cc HardSwishPrepare declares these scales float.
     hires_input_scale = np.float32(1.0 / 128.0) * np.float32(s_in)
     reluish_scale = np.float32(3.0) / np.float32(32768.0)
-    out_m, out_exp = quantize_multiplier(float(hires_input_scale / np.float32(s_out)))
+    try:
+        out_m, out_exp = quantize_multiplier(float(hires_input_scale / np.float32(s_out)))
+        rel_m, rel_exp = quantize_multiplier(float(hires_input_scale / reluish_scale))
+    except ValueError as exc:
+        raise ctx.error(str(exc)) from None
     if out_exp > 0:
         raise ctx.error(f"output scale {s_out} is too small for input scale {s_in} (output multiplier above 1)")
     if out_exp < -31:
         raise ctx.error(f"output scale {s_out} is too large for input scale {s_in}")
-    rel_m, rel_exp = quantize_multiplier(float(hires_input_scale / reluish_scale))
     params = ref.HardSwishParams(z_in, z_out, _down_scale_to_int16(rel_m), rel_exp,
                                  _down_scale_to_int16(out_m), out_exp)
 

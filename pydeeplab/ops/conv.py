@@ -147,11 +147,6 @@ def _stage(ctx: OpContext, x: TensorSpec, w: TensorSpec, bias: TensorSpec | None
         lo, hi = activation_range_quantized(act, s_out, out.quantization.zero_point, out.dtype)
     except ValueError as exc:
         raise ctx.error(f"bad quantization parameters: {exc}") from None
-    if np.any(shift > 31):  # (TFLite shifts an int32 left by it: undefined in C++ past 31 bits)
-        c = int(np.argmax(shift))
-        raise ctx.error(f"output channel {c}'s rescaling multiplier needs a left shift of {int(shift[c])} bits "
-                        f"(input scale x filter scale {s_in * float(wq.scales[min(c, wq.scales.size - 1)]):g} over "
-                        f"output scale {s_out:g}); TFLite's arithmetic is undefined past 31")
     w_zp = wq.zero_point if x.type == TensorType.UINT8 else 0
     return QuantizedStage(
         input_zero_point=x.quantization.zero_point, weight_zero_point=w_zp,

@@ -346,7 +346,10 @@ def _quantized_params(ctx: OpContext, a: TensorSpec, b: TensorSpec, o: TensorSpe
     if ctx.opcode == BuiltinOperator.MUL:
         # mul.cc multiplies and divides the float scales in float32 before widening.
         real = float(np.float32(s1) * np.float32(s2) / np.float32(so))
-        m, s = quantize_multiplier(real)
+        try:
+            m, s = quantize_multiplier(real)
+        except ValueError as exc:
+            raise ctx.error(str(exc)) from None
         return ref.MulParams(-z1, -z2, zo, m, s, act_min, act_max)
     try:
         p = add_params(s1, s2, so, left_shift=20)

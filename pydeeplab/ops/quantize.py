@@ -92,7 +92,10 @@ def prepare_quantize(ctx: OpContext) -> Prepared:
     s_in, z_in, s_out, z_out = in_out_quantization(ctx, x, o)
     if x.type == o.type == TensorType.INT16 and (z_in != 0 or z_out != 0):
         raise ctx.error("int16 -> int16 requantization needs zero points 0")
-    m, s = quantize_multiplier(float(np.float64(s_in) / np.float64(s_out)))
+    try:
+        m, s = quantize_multiplier(float(np.float64(s_in) / np.float64(s_out)))
+    except ValueError as exc:
+        raise ctx.error(str(exc)) from None
 
     def spec(v: np.ndarray, out: np.ndarray) -> None:
         ref.requantize(v, z_in, m, s, z_out, out)

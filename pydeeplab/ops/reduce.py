@@ -103,7 +103,10 @@ def prepare_mean(ctx: OpContext) -> Prepared:
         out_scale, out_zp = _quant(ctx, out, "output")
         if x.dtype == np.int16 and (in_zp != 0 or out_zp != 0):
             raise ctx.error("int16 MEAN needs zero points of 0")
-        mult, shift = mean_multiplier(in_scale, out_scale, r)
+        try:
+            mult, shift = mean_multiplier(in_scale, out_scale, r)
+        except ValueError as exc:
+            raise ctx.error(str(exc)) from None
         info = np.iinfo(x.dtype)
         qmin, qmax = int(info.min), int(info.max)
         if numpy_backend:
