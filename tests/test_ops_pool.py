@@ -124,3 +124,16 @@ def test_global_average_float_few_channels_is_numpys_column_sums_bit_for_bit(sha
     for lo, hi in ((-np.inf, np.inf), (0.0, 6.0)):
         global_average_pool_float(x.reshape(n, h, w * c), c, out, np.float32(lo), np.float32(hi), 0, 1)
         np.testing.assert_array_equal(out, global_average_pool_2d(x, np.float32(lo), np.float32(hi)).reshape(n, c))
+
+
+def test_max_pool_passes_nan_by():
+    """TFLite's float MAX_POOL is ``std::max(max, value)`` from the lowest float: a NaN is passed by,
+    a window of NaNs gives the lowest value (then the activation's clamp). The numpy backend's NumPy
+    max gave NaN (found by ``tools/fuzz.py --differential --backend numpy``)."""
+    rng = np.random.default_rng(41)
+    x = rng.standard_normal((1, 6, 7, 3)).astype(np.float32)
+    x[0, :2, :2, 0] = np.nan  # a whole window
+    x[0, 3, ::2, 1] = np.nan  # NaNs beside numbers
+    for act in (Activation.NONE, Activation.RELU6):
+        check_op(BuiltinOperator.MAX_POOL_2D, [T(x)], [T(None, np.float32)],
+                 Pool2DOptions(Padding.VALID, 2, 2, 2, 2, act))

@@ -34,10 +34,12 @@ def max_pool_2d(x: np.ndarray, filt: tuple[int, int], stride: tuple[int, int], p
                 out_hw: tuple[int, int], act_min, act_max) -> np.ndarray:
     """MAX_POOL_2D of an NHWC tensor (float32 or an integer type): [N, OH, OW, C], same dtype.
 
-    The maximum over each window's input elements, clamped to [act_min, act_max].
+    The maximum over each window's input elements, clamped to [act_min, act_max]. As TFLite's
+    ``std::max(max, value)`` from the type's lowest value, a NaN is passed by (a window of NaNs
+    gives the lowest value, then the clamp's).
     """
     lowest = np.finfo(x.dtype).min if x.dtype.kind == "f" else np.iinfo(x.dtype).min
-    m = _windows(x, filt, stride, pads, out_hw, lowest).max(axis=(-2, -1))
+    m = np.fmax.reduce(_windows(x, filt, stride, pads, out_hw, lowest), axis=(-2, -1), initial=lowest)
     return np.clip(m, act_min, act_max)
 
 
