@@ -22,12 +22,12 @@ from pathlib import Path
 import flatbuffers
 import numpy as np
 import pytest
-from oracle import compare
+from oracle import T, compare, single_op_model
 
 from pydeeplab import Interpreter, ModelError, read_model
 from pydeeplab.ops import REGISTRY
 from pydeeplab.tflite.options import (
-    AddOptions, ConcatenationOptions, Conv2DOptions, Pool2DOptions, ResizeNearestNeighborOptions)
+    AddOptions, ConcatenationOptions, Conv2DOptions, Pool2DOptions, ReshapeOptions, ResizeNearestNeighborOptions)
 from pydeeplab.tflite.schema import BuiltinOperator, Padding, TensorType
 from pydeeplab.tflite.writer import ModelBuilder
 
@@ -568,3 +568,17 @@ def test_differential_max_error_in_chunks():
         assert fuzz._max_error(ours, ref, finite, chunk) == whole
     assert fuzz._max_error(ours, ref, np.zeros(1000, bool), 64) == 0.0
     assert fuzz._max_error(None, ref, finite, 64) == float(np.abs(ref[finite]).max())  # (max |ref|)
+
+
+def test_differential_notes_overflow_near_the_float_limit():
+    """Inputs of 3e38: float sums overflow to inf in one summation order and not in another, outside
+    the float contract: a difference in non-finite values is noted, not counted as a mismatch. The
+    same difference with ordinary inputs still is one."""
+    model = single_op_model(BuiltinOperator.RESHAPE, [T(np.zeros((1, 4), np.float32))], [T(None, np.float32, (4,))],
+                            ReshapeOptions(new_shape=(4,)))
+    for value, kind in ((3e38, "ok"), (1.0, "mismatch")):
+        x = np.full((1, 4), value, np.float32)
+        ours = np.full(4, value, np.float32)
+        ours[1] = np.inf  # a value LiteRT's copy keeps finite
+        assert fuzz._differential(model, [(0, x)], [ours])["kind"] == kind
+    assert not fuzz._near_float_limit([(0, np.full(3, np.inf, np.float32)), (1, np.zeros(2, np.int8))])

@@ -1368,10 +1368,19 @@ def _differential(data: bytes, feeds: list[tuple[int, np.ndarray]], outputs: lis
                 problem = f"max error {err:.3g} > {tol:.3g}" if err > tol else None
         elif not np.array_equal(ours, ref):
             problem = f"{int(np.count_nonzero(ours != ref))} of {ref.size} elements differ"
+        if problem == "non-finite values differ" and _near_float_limit(feeds):
+            # Float sums of values near 3e38 overflow to inf in one summation order and not in another:
+            # outside the float contract, so noted, not counted (every such run of the 257 model did).
+            return {"kind": "ok", "stage": "done", "litert": f"output {k}: {problem} (inputs near the float32 limit)"}
         if problem:
             return {"kind": "mismatch", "stage": "differential", "type": "mismatch",
                     "message": f"output {k}: {problem}"}
     return {"kind": "ok", "stage": "done", "litert": "agrees"}
+
+
+def _near_float_limit(feeds: list[tuple[int, np.ndarray]]) -> bool:
+    """Whether a float input holds a finite value of magnitude 1e38 or more (:func:`_fill`'s 3e38)."""
+    return any(v.dtype.kind == "f" and bool((np.abs(v[np.isfinite(v)]) >= 1e38).any()) for _, v in feeds)
 
 
 def _details(it) -> None:
