@@ -1332,11 +1332,14 @@ def _max_error(ours: np.ndarray | None, ref: np.ndarray, finite: np.ndarray, chu
     """max |ours - ref| over the finite reference values (max |ref| for ``ours`` None), in float64,
     a few million values at a time (a whole 60-million-value output in float64 took 480 MiB: over a
     worker's memory limit)."""
-    b, f = ref.reshape(-1), finite.reshape(-1)
-    a = None if ours is None else ours.reshape(-1)
-    return max((float(np.abs((0.0 if a is None else a[k : k + chunk][f[k : k + chunk]].astype(np.float64))
-                              - b[k : k + chunk][f[k : k + chunk]]).max(initial=0.0))
-                for k in range(0, b.size, chunk)), default=0.0)
+    a, b, f = None if ours is None else ours.reshape(-1), ref.reshape(-1), finite.reshape(-1)
+    largest = 0.0
+    for k in range(0, b.size, chunk):
+        keep = f[k : k + chunk]
+        r = b[k : k + chunk][keep].astype(np.float64)
+        d = r if a is None else a[k : k + chunk][keep].astype(np.float64) - r
+        largest = max(largest, float(np.abs(d).max(initial=0.0)))
+    return largest
 
 
 def _differential(data: bytes, feeds: list[tuple[int, np.ndarray]], outputs: list[np.ndarray]) -> dict:
