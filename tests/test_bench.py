@@ -365,13 +365,15 @@ def test_goals_from_a_hand_made_report():
 
 @pytest.mark.parametrize("work", ["chain", "wide"])
 def test_the_host_check_finds_two_threads_on_one_cpu_in_turns(work):
-    """Threads confined to one CPU run in turns: both checks must see about twice the time of one."""
+    """Threads confined to one CPU run in turns: both checks must see about twice the time of one, in
+    most probes above the check's own in-turns threshold (1.5x). (With 4 probes and a median above
+    1.7x this failed once in a fresh-clone CI run on a busy host: median 1.63x.)"""
     code = ("import os, sys, json; sys.path.insert(0, sys.argv[1]); from bench.host import cpu_overlap; "
             "os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
-            f"print(json.dumps(cpu_overlap(2, probes=4, busy_s=0.004, pause=0.0, work={work!r})))")
+            f"print(json.dumps(cpu_overlap(2, probes=6, busy_s=0.004, pause=0.0, work={work!r})))")
     check = json.loads(subprocess.check_output([sys.executable, "-c", code, str(TOOLS)], text=True))
-    assert check["threads"] == 2 and check["probes"] == 4 and check["work"] == work
-    assert 1.7 < check["median"] < 2.6 and check["in_turns"] >= 0.5, check  # (one probe's "alone" may be slowed)
+    assert check["threads"] == 2 and check["probes"] == 6 and check["work"] == work
+    assert bench.host.IN_TURNS < check["median"] < 2.6 and check["in_turns"] >= 0.5, check  # (an "alone" may be slowed)
     line = bench.host.describe(check)
     if work == "chain":
         assert line.startswith(f"2 threads each busy 4 ms on arithmetic took {check['median']:.2f}x the time of one alone")
