@@ -570,15 +570,45 @@ def test_differential_max_error_in_chunks():
     assert fuzz._max_error(None, ref, finite, 64) == float(np.abs(ref[finite]).max())  # (max |ref|)
 
 
-def test_differential_notes_overflow_near_the_float_limit():
-    """Inputs of 3e38: float sums overflow to inf in one summation order and not in another, outside
-    the float contract: a difference in non-finite values is noted, not counted as a mismatch. The
-    same difference with ordinary inputs still is one."""
+def test_differential_judges_by_the_operators_fed_litert_inputs():
+    """An output outside the contract is a mismatch only where an operator fed LiteRT's own inputs is
+    (float errors grow along a chain of operators each within it): noted when every operator is within,
+    counted, naming the operator, when one is not. An operator fed values near the float32 limit (3e38:
+    sums overflow to inf in one order and not another) is not judged."""
     model = single_op_model(BuiltinOperator.RESHAPE, [T(np.zeros((1, 4), np.float32))], [T(None, np.float32, (4,))],
                             ReshapeOptions(new_shape=(4,)))
-    for value, kind in ((3e38, "ok"), (1.0, "mismatch")):
-        x = np.full((1, 4), value, np.float32)
-        ours = np.full(4, value, np.float32)
-        ours[1] = np.inf  # a value LiteRT's copy keeps finite
-        assert fuzz._differential(model, [(0, x)], [ours])["kind"] == kind
-    assert not fuzz._near_float_limit([(0, np.full(3, np.inf, np.float32)), (1, np.zeros(2, np.int8))])
+
+    def judged(x, shift=None, off=0.0):
+        """The differential of our run on x, our operator's outputs shifted by ``shift``, the output by ``off``."""
+        ours = Interpreter(model_content=model)
+        ours.allocate_tensors()
+        ours.set_tensor(ours.get_input_details()[0]["index"], x)
+        ours.invoke()
+        out = ours.get_tensor(ours.get_output_details()[0]["index"])
+        if shift is not None:  # our operator itself off
+            real = ours.run_op
+            ours.run_op = lambda index, feeds: [shift(y) for y in real(index, feeds)]
+            out = shift(out)
+        return fuzz._differential(model, [(0, x)], [out + np.float32(off)], ours)
+
+    x = np.array([[1.0, -2.0, 3.0, 0.5]], np.float32)
+    assert judged(x) == {"kind": "ok", "stage": "done", "litert": "agrees"}
+    noted = judged(x, off=1e-3)  # as a long chain of operators, each within the contract, could end
+    assert noted["kind"] == "ok" and noted["litert"].startswith("noted: output 0: max error 0.001"), noted
+
+    counted = judged(x, lambda y: y + np.float32(1e-3))
+    assert counted["kind"] == "mismatch", counted
+    assert counted["message"].startswith("output 0: max error 0.001") and \
+        "; operator 0 (RESHAPE) fed LiteRT's inputs: max error 0.001" in counted["message"], counted
+    counted = judged(x, lambda y: np.where(np.arange(4) == 2, np.nan, y))
+    assert counted["message"] == ("output 0: non-finite values differ; operator 0 (RESHAPE) fed LiteRT's inputs: "
+                                  "non-finite values differ"), counted
+
+    inf = lambda y: np.where(np.arange(4) == 1, np.inf, y)  # noqa: E731
+    near = judged(np.full((1, 4), 3e38, np.float32), inf)
+    assert near["kind"] == "ok" and near["litert"].endswith(
+        "(not judged, fed values near the float32 limit: operators 0)"), near
+    assert judged(np.full((1, 4), 1.0, np.float32), inf)["kind"] == "mismatch"
+    assert fuzz._near_float_limit(np.array([1.0, -3e38, np.inf], np.float32))
+    assert not fuzz._near_float_limit(np.array([np.inf, -np.inf, np.nan, 9e37], np.float32))
+    assert not fuzz._near_float_limit(np.array([2**31 - 1], np.int32))
