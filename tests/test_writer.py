@@ -22,7 +22,7 @@ from pydeeplab.tflite.options import (
     default_options,
 )
 from pydeeplab.tflite.reader import read_model
-from pydeeplab.tflite.schema import Activation, BuiltinOperator, Padding, TensorType
+from pydeeplab.tflite.schema import Activation, BuiltinOperator, MirrorPadMode, Padding, TensorType
 from pydeeplab.tflite.writer import ModelBuilder
 
 B = BuiltinOperator
@@ -303,6 +303,11 @@ def test_options_with_every_field_set_round_trip():
         B.UNPACK: O.UnpackOptions(2, 1),
         B.LEAKY_RELU: O.LeakyReluOptions(0.25),
         B.MAXIMUM: O.EmptyOptions(),
+        B.SPLIT: O.SplitOptions(3),
+        B.SPLIT_V: O.SplitVOptions(2),
+        B.MIRROR_PAD: O.MirrorPadOptions(MirrorPadMode.SYMMETRIC),
+        B.SLICE: O.EmptyOptions(),
+        B.EXPAND_DIMS: O.EmptyOptions(),
     }
     b = ModelBuilder()
     t = b.add_tensor("t", TensorType.FLOAT32, (1,))

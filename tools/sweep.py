@@ -56,10 +56,10 @@ from pydeeplab.tflite.model import Quantization  # noqa: E402
 from pydeeplab.tflite.options import (  # noqa: E402
     AddOptions, ArgMaxOptions, CastOptions, ConcatenationOptions, Conv2DOptions, DepthToSpaceOptions,
     DepthwiseConv2DOptions, DivOptions, EmptyOptions, FullyConnectedOptions, GatherOptions, LeakyReluOptions,
-    MulOptions, PackOptions, Pool2DOptions, ReducerOptions, ResizeBilinearOptions, ResizeNearestNeighborOptions,
-    ShapeOptions, SoftmaxOptions, SpaceToDepthOptions, StridedSliceOptions, SubOptions, TransposeConvOptions,
-    UnpackOptions)
-from pydeeplab.tflite.schema import Activation, BuiltinOperator, Padding, TensorType  # noqa: E402
+    MirrorPadOptions, MulOptions, PackOptions, Pool2DOptions, ReducerOptions, ResizeBilinearOptions,
+    ResizeNearestNeighborOptions, ShapeOptions, SoftmaxOptions, SpaceToDepthOptions, SplitOptions, SplitVOptions,
+    StridedSliceOptions, SubOptions, TransposeConvOptions, UnpackOptions)
+from pydeeplab.tflite.schema import Activation, BuiltinOperator, MirrorPadMode, Padding, TensorType  # noqa: E402
 
 DTYPES = ("float32", "uint8", "int8")
 QRANGE = {"uint8": (0, 255), "int8": (-128, 127)}
@@ -834,6 +834,57 @@ def shape_op(p: dict, dtype: str, rng) -> Case:
     return Case("SHAPE", dtype, p, [x], [T(None, out)], ShapeOptions(out_type=out))
 
 
+# Converters' cuts and pads (onnx2tf's and ai-edge-torch's SPLIT of C2f blocks and channel halves,
+# SLICE, EXPAND_DIMS, reflection padding): values move unchanged, whatever the outputs' parameters.
+
+
+def _ints_const(values, dtype=np.int32) -> T:
+    return T(np.array(values, dtype), const=True)
+
+
+def _parts(dtype: str, rng, n: int, shape=None) -> list[T]:
+    """n outputs of ``dtype``, each with parameters of its own (TFLite copies the values regardless)."""
+    return [T(None, _ttype(dtype), shape, None if dtype == "float32" else random_quant(rng, dtype)) for _ in range(n)]
+
+
+@builder("SPLIT")
+def split_op(p: dict, dtype: str, rng) -> Case:
+    x = random_tensor(rng, dtype, p["shape"])
+    return Case("SPLIT", dtype, p, [_ints_const([p["axis"]]), x], _parts(dtype, rng, p["n"]), SplitOptions(p["n"]))
+
+
+@builder("SPLIT_V")
+def split_v(p: dict, dtype: str, rng) -> Case:
+    x = random_tensor(rng, dtype, p["shape"])
+    sizes = p["sizes"]
+    return Case("SPLIT_V", dtype, p, [x, _ints_const(sizes, np.int64 if p["int64"] else np.int32),
+                                      _ints_const([p["axis"]])], _parts(dtype, rng, len(sizes)),
+                SplitVOptions(len(sizes)))
+
+
+@builder("SLICE")
+def slice_op(p: dict, dtype: str, rng) -> Case:
+    x = random_tensor(rng, dtype, p["shape"])
+    shape = tuple(n - b if k == -1 else k for n, b, k in zip(p["shape"], p["begin"], p["size"]))
+    index = np.int64 if p["int64"] else np.int32
+    # The output declared at its shape: LiteRT checks the declared rank.
+    return Case("SLICE", dtype, p, [x, _ints_const(p["begin"], index), _ints_const(p["size"], index)],
+                _parts(dtype, rng, 1, shape), None)
+
+
+@builder("EXPAND_DIMS")
+def expand_dims(p: dict, dtype: str, rng) -> Case:
+    x = random_tensor(rng, dtype, p["shape"])
+    return Case("EXPAND_DIMS", dtype, p, [x, _ints_const([p["axis"]])], [_out(dtype, x.quant)], None)
+
+
+@builder("MIRROR_PAD")
+def mirror_pad(p: dict, dtype: str, rng) -> Case:
+    x = random_tensor(rng, dtype, p["shape"])
+    return Case("MIRROR_PAD", dtype, p, [x, _ints_const(p["paddings"])], [_out(dtype, x.quant)],
+                MirrorPadOptions(MirrorPadMode[p["mode"]]))
+
+
 def _shapes4():
     return [[1, 4, 6, 3], [2, 3, 5, 2], [1, 7, 7, 8], [1, 1, 1, 5], [3, 6], [2, 3, 4]]
 
@@ -971,6 +1022,49 @@ def _shape_grid():
             yield dtype, dict(shape=shape, out_type=("INT32", "INT64")[i % 2], seed=i)
 
 
+@grid("SPLIT")
+def _split_grid():
+    for i, (shape, axis, n) in enumerate((([1, 4, 6, 8], 3, 2), ([1, 6, 5, 4], 1, 3), ([2, 3, 4], -1, 4),
+                                          ([6], 0, 6), ([2, 5, 3], 0, 1), ([1, 4, 4, 6], -3, 2))):
+        for dtype in DTYPES:
+            yield dtype, dict(shape=shape, axis=axis, n=n, seed=i)
+
+
+@grid("SPLIT_V")
+def _split_v_grid():
+    for i, (shape, axis, sizes) in enumerate((([1, 4, 6, 8], 3, [2, 6]), ([1, 6, 5, 4], 1, [1, -1, 2]),
+                                              ([2, 3, 4], -1, [0, 4]), ([7], 0, [3, 4]), ([2, 5, 3], 2, [-1]),
+                                              ([1, 4, 4, 6], -3, [1, 1, 1, 1]))):
+        for dtype in DTYPES:
+            yield dtype, dict(shape=shape, axis=axis, sizes=sizes, int64=i % 2 == 1, seed=i)
+
+
+@grid("SLICE")
+def _slice_grid():
+    for i, (shape, begin, size) in enumerate((([1, 6, 7, 3], [0, 1, 2, 0], [1, 4, -1, 2]), ([4, 5], [1, 0], [-1, 5]),
+                                              ([2, 3, 4], [1, 2, 3], [1, 1, 1]), ([1, 5, 5, 8], [0, 0, 0, 4], [-1, -1, -1, 4]),
+                                              ([6], [2], [0]), ([2, 2, 3, 2, 3], [1, 0, 1, 1, 0], [1, 2, 2, 1, -1]))):
+        for dtype in DTYPES:
+            yield dtype, dict(shape=shape, begin=begin, size=size, int64=i % 2 == 1, seed=i)
+
+
+@grid("EXPAND_DIMS")
+def _expand_dims_grid():
+    for i, (shape, axis) in enumerate((([4, 6, 3], 0), ([4, 6, 3], 3), ([4, 6, 3], -1), ([5], -2), ([2, 3], 1), ([], 0))):
+        for dtype in DTYPES:
+            yield dtype, dict(shape=shape, axis=axis, seed=i)
+
+
+@grid("MIRROR_PAD")
+def _mirror_pad_grid():
+    cases = (([1, 5, 6, 3], [[0, 0], [1, 1], [2, 2], [0, 0]]), ([1, 5, 6, 3], [[0, 0], [4, 0], [0, 5], [1, 2]]),
+             ([3, 4], [[2, 1], [3, 3]]), ([1, 2, 2, 1], [[0, 0], [1, 1], [1, 1], [0, 0]]), ([7], [[6, 6]]))
+    for i, (shape, paddings) in enumerate(cases):
+        for mode in ("REFLECT", "SYMMETRIC"):
+            for dtype in DTYPES:
+                yield dtype, dict(shape=shape, paddings=paddings, mode=mode, seed=i)
+
+
 def extra_strategies(st, seed, dtype_of, binary) -> dict:
     """Hypothesis strategies of the issue-11 operators (see :func:`strategies`)."""
 
@@ -1055,7 +1149,50 @@ def extra_strategies(st, seed, dtype_of, binary) -> dict:
         out_type = draw(st.sampled_from(("INT32", "INT64")))
         return draw(dtype_of("SHAPE")), dict(shape=shape(draw, 1, 5), out_type=out_type, seed=draw(seed))
 
+    @st.composite
+    def split_(draw):
+        shp = shape(draw, 1, 4)
+        axis = draw(st.integers(0, len(shp) - 1))
+        n = draw(st.sampled_from([k for k in range(1, shp[axis] + 1) if shp[axis] % k == 0]))
+        return draw(dtype_of("SPLIT")), dict(shape=shp, axis=axis - draw(st.sampled_from((0, len(shp)))), n=n,
+                                             seed=draw(seed))
+
+    @st.composite
+    def split_v_(draw):
+        shp = shape(draw, 1, 4)
+        axis = draw(st.integers(0, len(shp) - 1))
+        cuts = sorted(draw(st.lists(st.integers(0, shp[axis]), max_size=3)))
+        sizes = [b - a for a, b in zip([0, *cuts], [*cuts, shp[axis]])]
+        if draw(st.booleans()):
+            sizes[draw(st.integers(0, len(sizes) - 1))] = -1
+        return draw(dtype_of("SPLIT_V")), dict(shape=shp, axis=axis, sizes=sizes, int64=draw(st.booleans()),
+                                               seed=draw(seed))
+
+    @st.composite
+    def slice_(draw):
+        shp = shape(draw, 1, 5)
+        begin = [draw(st.integers(0, n)) for n in shp]
+        size = [draw(st.sampled_from((-1, draw(st.integers(0, n - b))))) for n, b in zip(shp, begin)]
+        return draw(dtype_of("SLICE")), dict(shape=shp, begin=begin, size=size, int64=draw(st.booleans()),
+                                             seed=draw(seed))
+
+    @st.composite
+    def expand_dims_(draw):
+        shp = shape(draw, 0, 4)
+        return draw(dtype_of("EXPAND_DIMS")), dict(shape=shp, axis=draw(st.integers(-len(shp) - 1, len(shp))),
+                                                   seed=draw(seed))
+
+    @st.composite
+    def mirror_pad_(draw):
+        mode = draw(st.sampled_from(("REFLECT", "SYMMETRIC")))
+        shp = shape(draw, 1, 4)
+        most = [n - (mode == "REFLECT") for n in shp]
+        paddings = [[draw(st.integers(0, m)), draw(st.integers(0, m))] for m in most]
+        return draw(dtype_of("MIRROR_PAD")), dict(shape=shp, paddings=paddings, mode=mode, seed=draw(seed))
+
     return {
+        "SPLIT": split_(), "SPLIT_V": split_v_(), "SLICE": slice_(), "EXPAND_DIMS": expand_dims_(),
+        "MIRROR_PAD": mirror_pad_(),
         "PRELU": prelu_(), "LEAKY_RELU": leaky(), "FULLY_CONNECTED": fc(),
         "DEPTH_TO_SPACE": d2s("DEPTH_TO_SPACE"), "SPACE_TO_DEPTH": d2s("SPACE_TO_DEPTH"),
         "MAXIMUM": binary("MAXIMUM"), "MINIMUM": binary("MINIMUM"), "DIV": binary("DIV"),

@@ -1,10 +1,12 @@
-"""TRANSPOSE, DEPTH_TO_SPACE, SPACE_TO_DEPTH, PACK, UNPACK, GATHER, SHAPE: moving elements.
+"""TRANSPOSE, DEPTH_TO_SPACE, SPACE_TO_DEPTH, PACK, UNPACK, SPLIT, SPLIT_V, GATHER, SHAPE: moving
+elements.
 
 Prepare follows TFLite's ``kernels/transpose.cc``, ``depth_to_space.cc``,
-``space_to_depth.cc``, ``pack.cc``, ``unpack.cc``, ``gather.cc`` and ``shape.cc``:
-output shapes from the input shapes and the constant inputs (the permutation,
-block size, axis), the same type checks, and for PACK / UNPACK the same
-requirement that 8-bit inputs and outputs share scale and zero point. Values are
+``space_to_depth.cc``, ``pack.cc``, ``unpack.cc``, ``split.cc``, ``split_v.cc``, ``gather.cc``
+and ``shape.cc``: output shapes from the input shapes and the constant inputs (the permutation,
+block size, axis, split sizes), the same type checks, and for PACK / UNPACK the same
+requirement that 8-bit inputs and outputs share scale and zero point (SPLIT copies values
+whatever the outputs' parameters, as TFLite does). Values are
 moved, never rescaled, so any type NumPy holds works (float32, uint8, int8, int16,
 int32, int64, bool where TFLite accepts it). Both backends run
 ``reference/layout.py``.
@@ -16,7 +18,7 @@ import numpy as np
 
 from ..reference import layout as ref
 from ..tflite.options import DepthToSpaceOptions, GatherOptions, PackOptions, ShapeOptions, SpaceToDepthOptions
-from ..tflite.options import UnpackOptions
+from ..tflite.options import SplitOptions, SplitVOptions, UnpackOptions
 from ..tflite.schema import BuiltinOperator, TensorType
 from .base import OpContext, Prepared, TensorSpec, register
 
@@ -26,6 +28,7 @@ _TRANSPOSE_TYPES = (_T.FLOAT32, _T.UINT8, _T.INT8, _T.INT16, _T.INT32, _T.INT64,
 _SPACE_TYPES = (_T.FLOAT32, _T.UINT8, _T.INT8, _T.INT32, _T.INT64)
 _PACK_TYPES = (_T.FLOAT32, _T.UINT8, _T.INT8, _T.INT16, _T.INT32, _T.INT64)
 _UNPACK_TYPES = (_T.FLOAT32, _T.UINT8, _T.INT8, _T.INT16, _T.INT32, _T.BOOL)
+_SPLIT_TYPES = (_T.FLOAT32, _T.UINT8, _T.INT8, _T.INT16, _T.INT32, _T.INT64)
 _GATHER_TYPES = (_T.FLOAT32, _T.FLOAT16, _T.UINT8, _T.INT8, _T.INT16, _T.INT32, _T.INT64, _T.BOOL)
 
 
@@ -169,6 +172,83 @@ def prepare_unpack(ctx: OpContext) -> Prepared:
         ref.unpack(inputs[0], axis, outputs)
 
     return Prepared((out_shape,) * len(ctx.outputs), run)
+
+
+# ------------------------------------------------------------------ SPLIT / SPLIT_V
+
+
+def _split_axis(ctx: OpContext, i: int, rank: int) -> int:
+    """The constant axis of input ``i`` (its first element, as TFLite reads it), in [0, rank)."""
+    data = ctx.constant(i, "axis")
+    if ctx.inputs[i].type != _T.INT32 or data.size < 1:
+        raise ctx.error(f"axis (input {i}) must hold an int32, has {ctx.inputs[i].type.name} {data.shape}")
+    value = int(data.reshape(-1)[0])
+    axis = value + rank if value < 0 else value
+    if not 0 <= axis < rank:
+        raise ctx.error(f"axis {value} is out of range for an input of rank {rank}")
+    return axis
+
+
+def _split(ctx: OpContext, i: int, axis: int, sizes: list[int]) -> Prepared:
+    """Input ``i`` cut along ``axis`` into outputs of ``sizes``, each of its type."""
+    x = ctx.inputs[i]
+    for k, o in enumerate(ctx.outputs):
+        if o.type != x.type:
+            raise ctx.error(f"output {k} type {o.type.name} differs from the input type {x.type.name}")
+    shapes = tuple(tuple(x.shape[:axis]) + (n,) + tuple(x.shape[axis + 1:]) for n in sizes)
+    cuts = np.cumsum(sizes)[:-1].tolist()
+
+    def run(inputs, outputs):
+        ref.split(inputs[i], axis, cuts, outputs)
+
+    return Prepared(shapes, run)
+
+
+@register(BuiltinOperator.SPLIT)
+def prepare_split(ctx: OpContext) -> Prepared:
+    """Cut input 1 into ``num_splits`` equal parts along the axis of input 0 (a constant)."""
+    options = ctx.options_as(SplitOptions)
+    if len(ctx.inputs) != 2 or None in ctx.inputs:
+        raise ctx.error(f"expects 2 inputs (axis, input), has {len(ctx.inputs)}")
+    if len(ctx.outputs) != options.num_splits:
+        raise ctx.error(f"num_splits = {options.num_splits} but the operator has {len(ctx.outputs)} outputs")
+    x = ctx.inputs[1]
+    _check_type(ctx, x, _SPLIT_TYPES)
+    axis = _split_axis(ctx, 0, len(x.shape))
+    n = options.num_splits
+    if n <= 0 or x.shape[axis] % n:
+        raise ctx.error(f"dimension {axis} of shape {x.shape} does not split into {n} equal parts")
+    return _split(ctx, 1, axis, [x.shape[axis] // n] * n)
+
+
+@register(BuiltinOperator.SPLIT_V)
+def prepare_split_v(ctx: OpContext) -> Prepared:
+    """Cut input 0 along the axis of input 2 into parts of the sizes of input 1 (constants; one size
+    may be -1: what the others leave)."""
+    options = ctx.options_as(SplitVOptions)
+    if len(ctx.inputs) != 3 or None in ctx.inputs:
+        raise ctx.error(f"expects 3 inputs (input, size_splits, axis), has {len(ctx.inputs)}")
+    if len(ctx.outputs) != options.num_splits:
+        raise ctx.error(f"num_splits = {options.num_splits} but the operator has {len(ctx.outputs)} outputs")
+    x = ctx.inputs[0]
+    _check_type(ctx, x, _SPLIT_TYPES)
+    if ctx.inputs[1].type not in (_T.INT32, _T.INT64):
+        raise ctx.error(f"size_splits must be int32 or int64, not {ctx.inputs[1].type.name}")
+    sizes = ctx.constant(1, "size_splits")
+    if sizes.ndim != 1 or sizes.size != len(ctx.outputs):
+        raise ctx.error(f"size_splits must be a vector of one size per output ({len(ctx.outputs)}), "
+                        f"has shape {sizes.shape}")
+    axis = _split_axis(ctx, 2, len(x.shape))
+    sizes = [int(v) for v in sizes]
+    total = x.shape[axis]
+    if sizes.count(-1) > 1 or any(v < -1 for v in sizes):
+        raise ctx.error(f"size_splits {sizes} must be sizes >= 0 and at most one -1")
+    rest = total - sum(v for v in sizes if v != -1)
+    if -1 in sizes and rest >= 0:
+        sizes[sizes.index(-1)] = rest
+    if sum(sizes) != total or -1 in sizes:
+        raise ctx.error(f"size_splits {sizes} do not add up to dimension {axis} of shape {x.shape}")
+    return _split(ctx, 0, axis, sizes)
 
 
 # ------------------------------------------------------------------------ GATHER

@@ -1,11 +1,11 @@
-"""CONCATENATION, RESHAPE, SQUEEZE, PAD (PADV2), SPACE_TO_BATCH_ND, BATCH_TO_SPACE_ND, TILE,
-STRIDED_SLICE.
+"""CONCATENATION, RESHAPE, SQUEEZE, EXPAND_DIMS, PAD (PADV2), MIRROR_PAD, SPACE_TO_BATCH_ND,
+BATCH_TO_SPACE_ND, TILE, STRIDED_SLICE, SLICE.
 
 Output shapes are computed here at plan time, as TFLite's Prepare functions do
-(``kernels/concatenation.cc``, ``reshape.cc``, ``squeeze.cc``, ``pad.cc``,
-``space_to_batch_nd.cc``, ``batch_to_space_nd.cc``, ``tile.cc``, ``strided_slice.cc``),
-from the input shapes and the constant shape-like inputs (paddings, block shapes,
-begin/end/strides). A shape-like input that is not constant is refused, since
+(``kernels/concatenation.cc``, ``reshape.cc``, ``squeeze.cc``, ``expand_dims.cc``, ``pad.cc``,
+``mirror_pad.cc``, ``space_to_batch_nd.cc``, ``batch_to_space_nd.cc``, ``tile.cc``,
+``strided_slice.cc``, ``slice.cc``), from the input shapes and the constant shape-like inputs
+(paddings, block shapes, begin/end/strides, axes). A shape-like input that is not constant is refused, since
 pydeeplab plans static shapes; only RESHAPE then falls back to the static
 ``new_shape`` of its options. Both backends run the NumPy functions of
 ``reference/shape.py``, except SPACE_TO_BATCH_ND / BATCH_TO_SPACE_ND, which the numba
@@ -19,8 +19,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..reference import shape as ref
-from ..tflite.options import ConcatenationOptions, ReshapeOptions, SqueezeOptions, StridedSliceOptions
-from ..tflite.schema import Activation, BuiltinOperator, TensorType
+from ..tflite.options import ConcatenationOptions, MirrorPadOptions, ReshapeOptions, SqueezeOptions
+from ..tflite.options import StridedSliceOptions
+from ..tflite.schema import Activation, BuiltinOperator, MirrorPadMode, TensorType
 from .base import OpContext, Prepared, TensorSpec, register
 from .elementwise import EIGHT_BIT, quantization_of
 
@@ -204,6 +205,22 @@ def prepare_squeeze(ctx: OpContext) -> Prepared:
     return Prepared((out_shape,), _reshape_run)
 
 
+@register(BuiltinOperator.EXPAND_DIMS)
+def prepare_expand_dims(ctx: OpContext) -> Prepared:
+    """Insert a dimension of size 1 at the constant ``axis`` of input 1 (one int32/int64 element; a
+    negative axis counts from the end of the output shape)."""
+    x, o = ctx.same_type_io(2)
+    data = _int_constant(ctx, 1, "axis")
+    if data.size != 1:
+        raise ctx.error(f"axis (input 1) must hold one element, has shape {data.shape}")
+    rank = len(x.shape)
+    value = int(data.reshape(-1)[0])
+    axis = value + rank + 1 if value < 0 else value
+    if not 0 <= axis <= rank:
+        raise ctx.error(f"axis {value} is out of range for an input of rank {rank} (from {-rank - 1} to {rank})")
+    return Prepared((tuple(x.shape[:axis]) + (1,) + tuple(x.shape[axis:]),), _reshape_run)
+
+
 # ------------------------------------------------------------------------- PAD
 
 
@@ -234,6 +251,43 @@ def prepare_pad(ctx: OpContext) -> Prepared:
 
     def run(inputs, outputs):
         ref.pad(inputs[0], paddings, value, outputs[0])
+
+    return Prepared((out_shape,), run)
+
+
+@register(BuiltinOperator.MIRROR_PAD)
+def prepare_mirror_pad(ctx: OpContext) -> Prepared:
+    """Pad with the input's mirror image by constant ``paddings`` [rank, 2]: REFLECT leaves the edge
+    element out of the image, SYMMETRIC repeats it; a padding longer than the image (the dimension,
+    less one for REFLECT) is refused, as LiteRT does."""
+    x, o = ctx.same_type_io(2)
+    if x.type in (TensorType.UINT8, TensorType.INT8, TensorType.INT16):
+        if _params_or_zero(x) != _params_or_zero(o):
+            raise ctx.error(f"input and output quantization (scale, zero point) must be equal, are "
+                            f"{_params_or_zero(x)} and {_params_or_zero(o)}")
+        if x.type == TensorType.INT16 and _params_or_zero(x)[1] != 0:
+            raise ctx.error("int16 data must have zero point 0")
+    mode = ctx.options_as(MirrorPadOptions).mode
+    offset = 1 if mode == MirrorPadMode.REFLECT else 0
+    rank = len(x.shape)
+    paddings = _int_constant(ctx, 1, "paddings", 2)
+    if paddings.shape != (rank, 2):
+        raise ctx.error(f"paddings have shape {paddings.shape}, need ({rank}, 2) for input shape {x.shape}")
+    sources = []
+    for d, (n, (left, right)) in enumerate(zip(x.shape, paddings.tolist())):
+        if left < 0 or right < 0:
+            raise ctx.error(f"paddings must be >= 0, got {paddings.tolist()}")
+        if max(left, right) > n - offset:
+            raise ctx.error(f"paddings {left} and {right} of dimension {d} (size {n}) exceed its {mode.name} "
+                            f"mirror image ({max(n - offset, 0)} elements)")
+        # Sources of the output indices: the mirror images read outward from the edges.
+        sources.append(np.array([left + offset - 1 - p for p in range(left)] + list(range(n))
+                                + [n - 1 - offset - q for q in range(right)], np.intp))
+    out_shape = tuple(len(k) for k in sources)
+    index = np.ix_(*sources)
+
+    def run(inputs, outputs):
+        ref.gather_grid(inputs[0], index, outputs[0])
 
     return Prepared((out_shape,), run)
 
@@ -500,5 +554,36 @@ def prepare_strided_slice(ctx: OpContext) -> Prepared:
 
     def run(inputs, outputs):
         ref.strided_slice(inputs[0], effective_shape, index, outputs[0])
+
+    return Prepared((tuple(out_shape),), run)
+
+
+# ------------------------------------------------------------------------ SLICE
+
+
+@register(BuiltinOperator.SLICE)
+def prepare_slice(ctx: OpContext) -> Prepared:
+    """The block of ``size`` elements from ``begin`` (constant int32/int64 vectors, one entry a
+    dimension; a size of -1 takes the rest of the dimension)."""
+    x, o = ctx.same_type_io(3)
+    rank = len(x.shape)
+    begin, size = _int_constant(ctx, 1, "begin", 1), _int_constant(ctx, 2, "size", 1)
+    if ctx.inputs[1].type != ctx.inputs[2].type:
+        raise ctx.error(f"begin and size must have one type, have {ctx.inputs[1].type.name} and "
+                        f"{ctx.inputs[2].type.name}")
+    if begin.size != rank or size.size != rank:
+        raise ctx.error(f"begin and size need {rank} entries (the input's rank), have {begin.size} and {size.size}")
+    index, out_shape = [], []
+    for d, (n, b, k) in enumerate(zip(x.shape, begin.tolist(), size.tolist())):
+        k = n - b if k == -1 else k
+        if not (0 <= b <= n and 0 <= k <= n - b):
+            raise ctx.error(f"begin {begin.tolist()} and size {size.tolist()} leave dimension {d} "
+                            f"of shape {x.shape}")
+        index.append(slice(b, b + k))
+        out_shape.append(k)
+    index, in_shape = tuple(index), tuple(x.shape)
+
+    def run(inputs, outputs):
+        ref.strided_slice(inputs[0], in_shape, index, outputs[0])
 
     return Prepared((tuple(out_shape),), run)

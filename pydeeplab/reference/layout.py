@@ -1,6 +1,6 @@
 """Operators that rearrange elements without changing them: TRANSPOSE, DEPTH_TO_SPACE,
-SPACE_TO_DEPTH, PACK, UNPACK, GATHER (``reference/transpose.h``, ``depth_to_space``,
-``space_to_depth``, ``pack.cc``, ``unpack.cc``, ``reference/gather.h``).
+SPACE_TO_DEPTH, PACK, UNPACK, SPLIT / SPLIT_V, GATHER (``reference/transpose.h``, ``depth_to_space``,
+``space_to_depth``, ``pack.cc``, ``unpack.cc``, ``reference/split.h``, ``reference/gather.h``).
 
 Quantized tensors move as their raw integers (TFLite checks at plan time that the
 parameters match where it cares). Both backends run these functions: the work is
@@ -43,6 +43,12 @@ def unpack(x: np.ndarray, axis: int, outs: Sequence[np.ndarray]) -> None:
     """UNPACK: ``outs[i] = x[..., i, ...]`` along ``axis``, the inverse of PACK."""
     for i, o in enumerate(outs):
         o[...] = np.take(x, i, axis=axis)
+
+
+def split(x: np.ndarray, axis: int, cuts: Sequence[int], outs: Sequence[np.ndarray]) -> None:
+    """SPLIT / SPLIT_V: ``outs`` the consecutive parts of x along ``axis``, cut before the indices ``cuts``."""
+    for o, part in zip(outs, np.split(x, cuts, axis=axis)):
+        o[...] = part
 
 
 def gather(params: np.ndarray, indices: np.ndarray, axis: int, batch_dims: int, out: np.ndarray) -> None:

@@ -1,5 +1,6 @@
-"""Data-movement operators: CONCATENATION, RESHAPE/SQUEEZE, PAD, SPACE_TO_BATCH_ND,
-BATCH_TO_SPACE_ND, TILE, STRIDED_SLICE.
+"""Data-movement operators: CONCATENATION, RESHAPE/SQUEEZE/EXPAND_DIMS, PAD, MIRROR_PAD (a gather
+planned from ``mirror_pad.cc``'s index map), SPACE_TO_BATCH_ND, BATCH_TO_SPACE_ND, TILE,
+STRIDED_SLICE and SLICE (a STRIDED_SLICE of unit steps).
 
 Every function writes the preallocated ``out`` (its shape fixed at plan time) and
 moves values unchanged, except uint8 CONCATENATION, which requantizes inputs whose
@@ -114,6 +115,12 @@ def batch_to_space_nd(x: np.ndarray, block_shape: Sequence[int], crops: np.ndarr
         cut = _block_slices(offsets, block_shape, [int(c0) for c0, _ in crops], x.shape[1:-1], out.shape[1:-1])
         if cut is not None:
             out[cut[1]] = batches[offsets][cut[0]]
+
+
+def gather_grid(x: np.ndarray, index: tuple[np.ndarray, ...], out: np.ndarray) -> None:
+    """``out = x[index]``, ``index`` one open-mesh index array a dimension (``np.ix_``): the
+    source of every output element, as MIRROR_PAD maps them."""
+    out[...] = x[index]
 
 
 def tile(x: np.ndarray, multiples: Sequence[int], out: np.ndarray) -> None:

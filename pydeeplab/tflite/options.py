@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from .schema import Activation, BuiltinOperator, BuiltinOptionsType, Padding, TensorType
+from .schema import Activation, BuiltinOperator, BuiltinOptionsType, MirrorPadMode, Padding, TensorType
 
 #: struct formats of the scalar field kinds; "vector:int32" is a vector of int32.
 SCALAR_KINDS = {"bool": "<?", "int8": "<b", "int32": "<i", "float32": "<f"}
@@ -194,6 +194,21 @@ class LeakyReluOptions:
 
 
 @dataclass(frozen=True)
+class SplitOptions:
+    num_splits: int = slot("int32", 0)
+
+
+@dataclass(frozen=True)
+class SplitVOptions:
+    num_splits: int = slot("int32", 0)
+
+
+@dataclass(frozen=True)
+class MirrorPadOptions:
+    mode: MirrorPadMode = slot("int8", MirrorPadMode.REFLECT, MirrorPadMode)
+
+
+@dataclass(frozen=True)
 class EmptyOptions:
     """An options table with no fields (PAD, TILE, QUANTIZE, ...)."""
 
@@ -238,6 +253,11 @@ OPTIONS_CLASSES: dict[BuiltinOptionsType, type] = {
     BuiltinOptionsType.UnpackOptions: UnpackOptions,
     BuiltinOptionsType.LeakyReluOptions: LeakyReluOptions,
     BuiltinOptionsType.SquaredDifferenceOptions: EmptyOptions,
+    BuiltinOptionsType.SplitOptions: SplitOptions,
+    BuiltinOptionsType.SplitVOptions: SplitVOptions,
+    BuiltinOptionsType.SliceOptions: EmptyOptions,
+    BuiltinOptionsType.ExpandDimsOptions: EmptyOptions,
+    BuiltinOptionsType.MirrorPadOptions: MirrorPadOptions,
 }
 
 #: operator -> the options union type its builtin_options must carry (absent: NONE is fine).
@@ -284,6 +304,11 @@ OPERATOR_OPTIONS: dict[BuiltinOperator, BuiltinOptionsType] = {
     BuiltinOperator.UNPACK: BuiltinOptionsType.UnpackOptions,
     BuiltinOperator.LEAKY_RELU: BuiltinOptionsType.LeakyReluOptions,
     BuiltinOperator.SQUARED_DIFFERENCE: BuiltinOptionsType.SquaredDifferenceOptions,
+    BuiltinOperator.SPLIT: BuiltinOptionsType.SplitOptions,
+    BuiltinOperator.SPLIT_V: BuiltinOptionsType.SplitVOptions,
+    BuiltinOperator.SLICE: BuiltinOptionsType.SliceOptions,
+    BuiltinOperator.EXPAND_DIMS: BuiltinOptionsType.ExpandDimsOptions,
+    BuiltinOperator.MIRROR_PAD: BuiltinOptionsType.MirrorPadOptions,
 }
 
 

@@ -73,6 +73,13 @@ class Padding(enum.IntEnum):
     VALID = 1
 
 
+class MirrorPadMode(enum.IntEnum):
+    """MIRROR_PAD's mode: REFLECT leaves the edge out of the mirror image, SYMMETRIC repeats it."""
+
+    REFLECT = 0
+    SYMMETRIC = 1
+
+
 class Activation(enum.IntEnum):
     """ActivationFunctionType: the activation fused into an operator."""
 
@@ -283,19 +290,24 @@ class BuiltinOptionsType(enum.IntEnum):
     SqueezeOptions = 30
     StridedSliceOptions = 32
     ExpOptions = 33
+    SplitOptions = 35
     LogSoftmaxOptions = 36
     CastOptions = 37
     DequantizeOptions = 38
     MaximumMinimumOptions = 39
     ArgMaxOptions = 40
+    SliceOptions = 48
     TransposeConvOptions = 49
     TileOptions = 51
+    ExpandDimsOptions = 52
     ShapeOptions = 55
     PackOptions = 59
     UnpackOptions = 64
     ResizeNearestNeighborOptions = 74
     LeakyReluOptions = 75
     SquaredDifferenceOptions = 76
+    MirrorPadOptions = 77
+    SplitVOptions = 79
     QuantizeOptions = 89
     HardSwishOptions = 91
     DepthToSpaceOptions = 94
