@@ -23,7 +23,7 @@ _SHOWN_OPTIONS = (
     "filter_height", "filter_width", "fused_activation_function", "align_corners", "half_pixel_centers",
     "axis", "keep_dims", "beta", "output_type",
     "keep_num_dims", "alpha", "block_size", "batch_dims", "values_count", "num", "out_type", "in_data_type",
-    "out_data_type", "num_splits", "mode",
+    "out_data_type", "num_splits", "mode", "approximate",
 )
 
 

@@ -11,6 +11,7 @@ import pytest
 from oracle import T, check_op, quant, run_ours_op
 
 from pydeeplab.errors import ModelError
+from pydeeplab.tflite.options import GeluOptions
 from pydeeplab.tflite.schema import BuiltinOperator
 
 B = BuiltinOperator
@@ -107,3 +108,32 @@ def test_relu_with_an_output_scale_far_too_small_is_refused(opcode):
     for backend in ("numpy", "numba"):
         with pytest.raises(ModelError, match="needs a left shift of [0-9]+ bits; TFLite shifts an int32"):
             run_ours_op(opcode, [x], [T(None, np.int8, (1, 16, 16, 1), quant(1e-30, 13))], None, backend)
+
+
+@pytest.mark.parametrize("approximate", [False, True], ids=["erfc", "tanh"])
+def test_gelu(approximate):
+    """GELU (transformer segmenters' MLPs): float within the contract, from -40 to 40 (erfc's far
+    tails, where 1 + erf cancels); uint8 / int8 on all 256 inputs bit-identical with TFLite's table
+    over 40 random scale sets each (its float ``erfcf`` / ``tanhf``)."""
+    rng = np.random.default_rng(14)
+    x = (rng.standard_normal((2, 7, 9, 5)) * 3).astype(np.float32)
+    x.flat[:8] = [-40.0, -12.0, -5.5, -0.0, 1e-8, 5.5, 12.0, 40.0]
+    options = GeluOptions(approximate)
+    check_op(B.GELU, [T(x)], [T(None, np.float32)], options)
+    for dtype in (np.uint8, np.int8):
+        info = np.iinfo(dtype)
+        cases = list(_cases(rng, dtype, 40)) + [(0.05, int(info.min) + 128, 0.03, int(info.min) + 20),
+                                                (0.1, int(info.min) + 200, 0.01, int(info.min) + 60)]
+        for s_in, z_in, s_out, z_out in cases:
+            check_op(B.GELU, [T(_all_values(dtype), quant=quant(s_in, z_in))],
+                     [T(None, dtype, quant=quant(s_out, z_out))], options)
+
+
+def test_erfc_is_within_float_precision():
+    import math
+
+    from pydeeplab.reference.activation import erfc
+
+    z = np.linspace(-9, 9, 20001)
+    exact = np.array([math.erfc(v) for v in z])
+    assert np.max(np.abs(erfc(z) - exact) / exact) < 1.5e-7

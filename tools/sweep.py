@@ -55,7 +55,8 @@ from pydeeplab.errors import ModelError  # noqa: E402
 from pydeeplab.tflite.model import Quantization  # noqa: E402
 from pydeeplab.tflite.options import (  # noqa: E402
     AddOptions, ArgMaxOptions, CastOptions, ConcatenationOptions, Conv2DOptions, DepthToSpaceOptions,
-    DepthwiseConv2DOptions, DivOptions, EmptyOptions, FullyConnectedOptions, GatherOptions, LeakyReluOptions,
+    DepthwiseConv2DOptions, DivOptions, EmptyOptions, FullyConnectedOptions, GatherOptions, GeluOptions,
+    LeakyReluOptions,
     MirrorPadOptions, MulOptions, PackOptions, Pool2DOptions, ReducerOptions, ResizeBilinearOptions,
     ResizeNearestNeighborOptions, ShapeOptions, SoftmaxOptions, SpaceToDepthOptions, SplitOptions, SplitVOptions,
     StridedSliceOptions, SubOptions, TransposeConvOptions, UnpackOptions)
@@ -885,6 +886,12 @@ def mirror_pad(p: dict, dtype: str, rng) -> Case:
                 MirrorPadOptions(MirrorPadMode[p["mode"]]))
 
 
+@builder("GELU")
+def gelu(p: dict, dtype: str, rng) -> Case:
+    x = random_tensor(rng, dtype, p["shape"])
+    return _finish("GELU", dtype, p, rng, [x], GeluOptions(approximate=p["approximate"]))
+
+
 def _shapes4():
     return [[1, 4, 6, 3], [2, 3, 5, 2], [1, 7, 7, 8], [1, 1, 1, 5], [3, 6], [2, 3, 4]]
 
@@ -1020,6 +1027,13 @@ def _shape_grid():
     for i, shape in enumerate(([1, 5, 6, 3], [7], [2, 3], [1, 1, 1, 1, 2])):
         for dtype in DTYPES:
             yield dtype, dict(shape=shape, out_type=("INT32", "INT64")[i % 2], seed=i)
+
+
+@grid("GELU")
+def _gelu_grid():
+    for i, (shape, approximate) in enumerate(itertools.product(_shapes4(), (False, True))):
+        for dtype in DTYPES:
+            yield dtype, dict(shape=shape, approximate=approximate, seed=i)
 
 
 @grid("SPLIT")
@@ -1190,8 +1204,12 @@ def extra_strategies(st, seed, dtype_of, binary) -> dict:
         paddings = [[draw(st.integers(0, m)), draw(st.integers(0, m))] for m in most]
         return draw(dtype_of("MIRROR_PAD")), dict(shape=shp, paddings=paddings, mode=mode, seed=draw(seed))
 
+    @st.composite
+    def gelu_(draw):
+        return draw(dtype_of("GELU")), dict(shape=shape(draw), approximate=draw(st.booleans()), seed=draw(seed))
+
     return {
-        "SPLIT": split_(), "SPLIT_V": split_v_(), "SLICE": slice_(), "EXPAND_DIMS": expand_dims_(),
+        "GELU": gelu_(), "SPLIT": split_(), "SPLIT_V": split_v_(), "SLICE": slice_(), "EXPAND_DIMS": expand_dims_(),
         "MIRROR_PAD": mirror_pad_(),
         "PRELU": prelu_(), "LEAKY_RELU": leaky(), "FULLY_CONNECTED": fc(),
         "DEPTH_TO_SPACE": d2s("DEPTH_TO_SPACE"), "SPACE_TO_DEPTH": d2s("SPACE_TO_DEPTH"),

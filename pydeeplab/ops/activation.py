@@ -1,11 +1,11 @@
-"""RELU, RELU6, RELU_N1_TO_1, LOGISTIC, TANH, HARD_SWISH: float32 and quantized uint8/int8.
+"""RELU, RELU6, RELU_N1_TO_1, LOGISTIC, TANH, HARD_SWISH, GELU: float32 and quantized uint8/int8.
 
 Prepare follows ``kernels/activations.cc`` (its Prepare functions and the
 reference kernel type's Eval): the quantized RELU family gets a requantizing
-multiplier and a clamp range, LOGISTIC and TANH a 256-entry table, HARD_SWISH its
+multiplier and a clamp range, LOGISTIC, TANH and GELU a 256-entry table, HARD_SWISH its
 16-bit multipliers.
 
-Backends: float TANH is NumPy in both; the numba backend runs RELU, RELU6,
+Backends: float TANH and GELU are NumPy in both; the numba backend runs RELU, RELU6,
 RELU_N1_TO_1 and HARD_SWISH as one pass of ``kernels/elementwise.elementwise_float``
 (NumPy takes two to five passes with temporaries) and LOGISTIC as two around NumPy's exp. Quantized, the numba backend tabulates the reference arithmetic on
 all 256 inputs at plan time and gathers (``kernels/elementwise.lookup_unary``, or ``lookup_bytes``
@@ -21,6 +21,7 @@ import numpy as np
 
 from ..quantization import quantize_multiplier, quantize_value
 from ..reference import activation as ref
+from ..tflite.options import GeluOptions
 from ..tflite.schema import BuiltinOperator, TensorType
 from .base import OpContext, Prepared, TensorSpec, register
 from .elementwise import EIGHT_BIT, _view, image_rows, in_out_quantization, quantized_unary_run, unary_run
@@ -71,6 +72,8 @@ def _table_spec(ctx: OpContext, s_in: float, z_in: int, s_out: float, z_out: int
         if np.float32(s_out) != np.float32(1.0 / 256):
             raise ctx.error(f"quantized LOGISTIC needs output scale 1/256 (TFLite's requirement), not {s_out}")
         fn = ref.logistic_float32
+    elif ctx.opcode == BuiltinOperator.GELU:
+        fn = ref.gelu_approximate_float32 if ctx.options_as(GeluOptions).approximate else ref.gelu_float32
     else:
         fn = ref.tanh_float32
     table = ref.lut_populate(fn, s_in, z_in, s_out, z_out, dtype)
@@ -108,7 +111,7 @@ def _quantized_spec(ctx: OpContext, x: TensorSpec, o: TensorSpec) -> Callable[[n
     s_in, z_in, s_out, z_out = in_out_quantization(ctx, x, o)
     if ctx.opcode in _RELU_RANGES:
         return _relu_spec(ctx, s_in, z_in, s_out, z_out, o.dtype)
-    if ctx.opcode in (BuiltinOperator.LOGISTIC, BuiltinOperator.TANH):
+    if ctx.opcode in (BuiltinOperator.LOGISTIC, BuiltinOperator.TANH, BuiltinOperator.GELU):
         return _table_spec(ctx, s_in, z_in, s_out, z_out, o.dtype)
     return _hard_swish_spec(ctx, s_in, z_in, s_out, z_out, o.dtype)
 
@@ -156,6 +159,23 @@ def prepare_activation(ctx: OpContext) -> Prepared:
         if ctx.backend == "numba" and ctx.opcode != BuiltinOperator.TANH:
             return Prepared((shape,), _float_kernel_run(ctx.opcode, shape))
         return Prepared((shape,), unary_run(_FLOAT_FNS[ctx.opcode]))
+    if x.type not in EIGHT_BIT:
+        raise ctx.error(f"{x.type.name} tensors are not supported (float32, uint8 and int8 are)")
+    return Prepared((shape,), quantized_unary_run(ctx, _quantized_spec(ctx, x, o), x.dtype, o.dtype))
+
+
+@register(BuiltinOperator.GELU)
+def prepare_gelu(ctx: OpContext) -> Prepared:
+    """GELU (``approximate``: its tanh form): output shape = input shape, same type."""
+    x, o = ctx.same_type_io()
+    shape = tuple(x.shape)
+    if x.type == TensorType.FLOAT32:
+        approximate = ctx.options_as(GeluOptions).approximate
+
+        def run(inputs, outputs):
+            ref.gelu(inputs[0], approximate, outputs[0])
+
+        return Prepared((shape,), run)
     if x.type not in EIGHT_BIT:
         raise ctx.error(f"{x.type.name} tensors are not supported (float32, uint8 and int8 are)")
     return Prepared((shape,), quantized_unary_run(ctx, _quantized_spec(ctx, x, o), x.dtype, o.dtype))

@@ -209,6 +209,11 @@ class MirrorPadOptions:
 
 
 @dataclass(frozen=True)
+class GeluOptions:
+    approximate: bool = slot("bool", False)
+
+
+@dataclass(frozen=True)
 class EmptyOptions:
     """An options table with no fields (PAD, TILE, QUANTIZE, ...)."""
 
@@ -258,6 +263,7 @@ OPTIONS_CLASSES: dict[BuiltinOptionsType, type] = {
     BuiltinOptionsType.SliceOptions: EmptyOptions,
     BuiltinOptionsType.ExpandDimsOptions: EmptyOptions,
     BuiltinOptionsType.MirrorPadOptions: MirrorPadOptions,
+    BuiltinOptionsType.GeluOptions: GeluOptions,
 }
 
 #: operator -> the options union type its builtin_options must carry (absent: NONE is fine).
@@ -309,6 +315,7 @@ OPERATOR_OPTIONS: dict[BuiltinOperator, BuiltinOptionsType] = {
     BuiltinOperator.SLICE: BuiltinOptionsType.SliceOptions,
     BuiltinOperator.EXPAND_DIMS: BuiltinOptionsType.ExpandDimsOptions,
     BuiltinOperator.MIRROR_PAD: BuiltinOptionsType.MirrorPadOptions,
+    BuiltinOperator.GELU: BuiltinOptionsType.GeluOptions,
 }
 
 
