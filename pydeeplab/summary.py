@@ -23,7 +23,7 @@ _SHOWN_OPTIONS = (
     "filter_height", "filter_width", "fused_activation_function", "align_corners", "half_pixel_centers",
     "axis", "keep_dims", "beta", "output_type",
     "keep_num_dims", "alpha", "block_size", "batch_dims", "values_count", "num", "out_type", "in_data_type",
-    "out_data_type", "num_splits", "mode", "approximate",
+    "out_data_type", "num_splits", "mode", "approximate", "adj_x", "adj_y",
 )
 
 
@@ -53,6 +53,11 @@ def operator_macs(op: Operator, tensors: tuple[Tensor, ...]) -> int:
     if code == BuiltinOperator.CUSTOM and op.code.custom_code == "Convolution2DTransposeBias":
         x, w = tensors[op.inputs[0]].shape, tensors[op.inputs[1]].shape  # MediaPipe's order: input, weights, bias
         return prod(x) * w[0] * w[1] * w[2] if len(w) == 4 and len(x) == 4 else 0
+    if code == BuiltinOperator.BATCH_MATMUL and len(op.inputs) == 2:
+        # One multiply-accumulate per output element and step of the inner dimension.
+        lhs = tensors[op.inputs[0]].shape
+        adj_x = getattr(op.options, "adj_x", False)
+        return prod(tensors[op.outputs[0]].shape) * lhs[-2 if adj_x else -1] if len(lhs) >= 2 else 0
     if code == BuiltinOperator.FULLY_CONNECTED:
         # One multiply-accumulate per (row, unit, depth): output elements x weights' depth.
         w = tensors[op.inputs[1]].shape

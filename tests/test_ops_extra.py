@@ -1,7 +1,8 @@
 """The builtin operators added for models in the wild (issue 11 item 3) against LiteRT's
 reference kernels, on both backends: PRELU, FULLY_CONNECTED, LEAKY_RELU, DEPTH_TO_SPACE,
 SPACE_TO_DEPTH, MAXIMUM, MINIMUM, DIV, SQUARED_DIFFERENCE, RSQRT, TRANSPOSE, EXP, SUM,
-REDUCE_MAX, LOG_SOFTMAX, CAST, GATHER, PACK, UNPACK, SHAPE.
+REDUCE_MAX, LOG_SOFTMAX, CAST, GATHER, PACK, UNPACK, SHAPE; and BATCH_MATMUL (transformer
+segmenters' attention).
 
 Float within the contract tolerance; uint8 / int8 bit-identical. Quantized unary
 operators are fed all 256 input values. tools/sweep.py sweeps the same operators over
@@ -16,8 +17,8 @@ from oracle import T, check_op, compare, quant, run_litert, run_ours_op, single_
 
 from pydeeplab.errors import ModelError
 from pydeeplab.tflite.options import (
-    CastOptions, DepthToSpaceOptions, DivOptions, EmptyOptions, FullyConnectedOptions, GatherOptions,
-    LeakyReluOptions, PackOptions, ReducerOptions, ShapeOptions, SpaceToDepthOptions, UnpackOptions)
+    BatchMatMulOptions, CastOptions, DepthToSpaceOptions, DivOptions, EmptyOptions, FullyConnectedOptions,
+    GatherOptions, LeakyReluOptions, PackOptions, ReducerOptions, ShapeOptions, SpaceToDepthOptions, UnpackOptions)
 from pydeeplab.tflite.schema import Activation, BuiltinOperator, TensorType
 
 B = BuiltinOperator
@@ -440,3 +441,111 @@ def test_broadcast_rank_limits():
                     EmptyOptions(), "numpy")
     # Five dimensions are within DIV's limit.
     check_op(B.DIV, [a, T(np.ones((1, 4, 1, 5, 1), np.float32))], [T(None, np.float32)], DivOptions())
+
+
+# ------------------------------------------------ BATCH_MATMUL (transformers' attention)
+
+_MATMUL_SHAPES = [  # lhs, rhs, adj_x, adj_y
+    ((4, 6), (6, 5), False, False),
+    ((2, 4, 6), (2, 6, 5), False, False),
+    ((1, 2, 16, 8), (1, 2, 12, 8), False, True),  # scores = q k^T
+    ((1, 2, 8, 16), (1, 2, 8, 12), True, False),
+    ((3, 1, 4, 6), (1, 2, 6, 5), False, False),  # batch dimensions broadcast both ways
+    ((2, 4, 6), (6, 5), False, False),  # a rank-2 rhs against a batch
+    ((1, 2, 1, 5, 7), (2, 1, 3, 7, 4), False, False),
+    ((5, 9), (3, 9, 2), False, False),
+]
+
+
+@pytest.mark.parametrize("lhs_shape, rhs_shape, adj_x, adj_y", _MATMUL_SHAPES)
+def test_batch_matmul(lhs_shape, rhs_shape, adj_x, adj_y):
+    """float32; int8 to int8 with zero points and scales of their own (the fixed-point rescale of
+    float(s_lhs * s_rhs) / s_out); int8 to int32 (raw sums); a constant rhs too."""
+    rng = RNG(31)
+    options = BatchMatMulOptions(adj_x, adj_y)
+    f = [T(rng.standard_normal(s).astype(np.float32)) for s in (lhs_shape, rhs_shape)]
+    check_op(B.BATCH_MATMUL, f, [T(None, np.float32)], options)
+    check_op(B.BATCH_MATMUL, [f[0], T(f[1].value, const=True)], [T(None, np.float32)], options)
+    for _ in range(4):
+        q = [T(rng.integers(-128, 128, s).astype(np.int8),
+               quant=quant(float(rng.uniform(0.005, 0.1)), int(rng.integers(-20, 20)))) for s in (lhs_shape, rhs_shape)]
+        depth = lhs_shape[-2] if adj_x else lhs_shape[-1]
+        s_out = float(rng.uniform(0.2, 1.5)) * q[0].quant.scale * q[1].quant.scale * 60 * np.sqrt(depth)
+        check_op(B.BATCH_MATMUL, q, [T(None, np.int8, quant=quant(s_out, int(rng.integers(-10, 10))))], options)
+    check_op(B.BATCH_MATMUL, q, [T(None, np.int32)], options)
+
+
+def test_batch_matmul_errors():
+    f = T(np.zeros((2, 3, 4), np.float32))
+
+    def fails(inputs, out, message, options=None):
+        with pytest.raises(ModelError, match=message):
+            run_ours_op(B.BATCH_MATMUL, inputs, [out], options or BatchMatMulOptions(), "numpy")
+
+    out = T(None, np.float32, (1,))
+    fails([f, T(np.zeros((2, 5, 4), np.float32))], out, "inner dimensions 4 and 5")
+    fails([f, T(np.zeros((3, 4, 4), np.float32))], out, "do not broadcast")
+    fails([T(np.zeros(4, np.float32)), T(np.zeros((4, 2), np.float32))], out, "rank 1")
+    fails([f, T(np.zeros((2, 4, 2), np.int8), quant=quant(0.1, 0))], out, "hybrid")
+    fails([T(np.zeros((2, 3, 4), np.int16), quant=quant(0.1, 0)), T(np.zeros((2, 4, 2), np.int16), quant=quant(0.1, 0))],
+          T(None, np.int16, (1,), quant(0.1, 0)), "int16 BATCH_MATMUL is not supported")
+    fails([T(np.zeros((2, 3, 4), np.uint8), quant=quant(0.1, 0)), T(np.zeros((2, 4, 2), np.uint8), quant=quant(0.1, 0))],
+          T(None, np.uint8, (1,), quant(0.1, 0)), "both float32 or both int8")
+
+
+def _attention_model(quantized: bool) -> tuple[bytes, np.ndarray]:
+    """A transformer segmenter's attention and MLP, as converters write them: x [1, 2, 16, 8] heads ->
+    scores = BATCH_MATMUL(x, x, adj_y) -> SOFTMAX -> BATCH_MATMUL with x -> GELU; int8 throughout when
+    ``quantized`` (SOFTMAX's fixed output parameters 1/256, -128)."""
+    from pydeeplab.tflite.options import GeluOptions, SoftmaxOptions
+    from pydeeplab.tflite.writer import ModelBuilder
+
+    rng = RNG(32)
+    kind = TensorType.INT8 if quantized else TensorType.FLOAT32
+
+    def q(scale, zp):
+        return quant(scale, zp) if quantized else None
+
+    b = ModelBuilder(description="attention")
+    x = b.add_tensor("x", kind, (1, 2, 16, 8), q(0.05, 3))
+    scores = b.add_tensor("scores", kind, (1, 2, 16, 16), q(0.2, -5))
+    probs = b.add_tensor("probs", kind, (1, 2, 16, 16), q(1 / 256, -128))
+    mixed = b.add_tensor("mixed", kind, (1, 2, 16, 8), q(0.03, 1))
+    y = b.add_tensor("y", kind, (1, 2, 16, 8), q(0.02, -60))
+    b.add_operator(B.BATCH_MATMUL, [x, x], [scores], BatchMatMulOptions(adj_y=True))
+    b.add_operator(B.SOFTMAX, [scores], [probs], SoftmaxOptions(0.5))
+    b.add_operator(B.BATCH_MATMUL, [probs, x], [mixed], BatchMatMulOptions())
+    b.add_operator(B.GELU, [mixed], [y], GeluOptions(False))
+    b.set_inputs([x])
+    b.set_outputs([y])
+    feed = rng.integers(-128, 128, (1, 2, 16, 8)).astype(np.int8) if quantized else \
+        rng.standard_normal((1, 2, 16, 8)).astype(np.float32)
+    return b.finish(), feed
+
+
+@pytest.mark.parametrize("quantized", [False, True], ids=["float32", "int8"])
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_attention_in_a_model(quantized, backend):
+    """BATCH_MATMUL, SOFTMAX and GELU through the reader, the default plan and the Interpreter."""
+    from pydeeplab import Interpreter
+
+    model, feed = _attention_model(quantized)
+    (ref,) = run_litert(model, [feed], "ref")
+    interp = Interpreter(model_content=model, backend=backend)
+    interp.allocate_tensors()
+    interp.set_tensor(interp.get_input_details()[0]["index"], feed)
+    interp.invoke()
+    compare(interp.get_tensor(interp.get_output_details()[0]["index"]), ref, f"attention [{backend}]", atol_scale=1e-4)
+
+
+def test_inspect_counts_batch_matmul_macs(tmp_path, capsys):
+    import json
+
+    from pydeeplab.cli import main
+
+    path = tmp_path / "attention.tflite"
+    path.write_bytes(_attention_model(True)[0])
+    assert main(["inspect", str(path), "--json"]) == 0
+    ops = json.loads(capsys.readouterr().out)["operators"]
+    assert [o["macs"] for o in ops if o["op"] == "BATCH_MATMUL"] == [2 * 16 * 16 * 8, 2 * 16 * 8 * 16]
+    assert ops[0]["options"] == {"adj_x": False, "adj_y": True} and ops[3]["options"] == {"approximate": False}

@@ -309,6 +309,7 @@ def test_options_with_every_field_set_round_trip():
         B.SLICE: O.EmptyOptions(),
         B.EXPAND_DIMS: O.EmptyOptions(),
         B.GELU: O.GeluOptions(True),
+        B.BATCH_MATMUL: O.BatchMatMulOptions(True, True, True),
     }
     b = ModelBuilder()
     t = b.add_tensor("t", TensorType.FLOAT32, (1,))

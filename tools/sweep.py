@@ -54,7 +54,7 @@ from oracle import T, compare, quant, run_litert, run_ours_op, single_op_model  
 from pydeeplab.errors import ModelError  # noqa: E402
 from pydeeplab.tflite.model import Quantization  # noqa: E402
 from pydeeplab.tflite.options import (  # noqa: E402
-    AddOptions, ArgMaxOptions, CastOptions, ConcatenationOptions, Conv2DOptions, DepthToSpaceOptions,
+    AddOptions, BatchMatMulOptions, ArgMaxOptions, CastOptions, ConcatenationOptions, Conv2DOptions, DepthToSpaceOptions,
     DepthwiseConv2DOptions, DivOptions, EmptyOptions, FullyConnectedOptions, GatherOptions, GeluOptions,
     LeakyReluOptions,
     MirrorPadOptions, MulOptions, PackOptions, Pool2DOptions, ReducerOptions, ResizeBilinearOptions,
@@ -892,6 +892,14 @@ def gelu(p: dict, dtype: str, rng) -> Case:
     return _finish("GELU", dtype, p, rng, [x], GeluOptions(approximate=p["approximate"]))
 
 
+@builder("BATCH_MATMUL", ("float32", "int8"))
+def batch_matmul(p: dict, dtype: str, rng) -> Case:
+    lhs, rhs = (random_tensor(rng, dtype, p[k]) for k in ("lhs", "rhs"))
+    if p["rhs_const"]:
+        rhs = T(rhs.value, quant=rhs.quant, const=True)
+    return _finish("BATCH_MATMUL", dtype, p, rng, [lhs, rhs], BatchMatMulOptions(p["adj_x"], p["adj_y"]))
+
+
 def _shapes4():
     return [[1, 4, 6, 3], [2, 3, 5, 2], [1, 7, 7, 8], [1, 1, 1, 5], [3, 6], [2, 3, 4]]
 
@@ -1034,6 +1042,16 @@ def _gelu_grid():
     for i, (shape, approximate) in enumerate(itertools.product(_shapes4(), (False, True))):
         for dtype in DTYPES:
             yield dtype, dict(shape=shape, approximate=approximate, seed=i)
+
+
+@grid("BATCH_MATMUL")
+def _batch_matmul_grid():
+    cases = (([4, 6], [6, 5], False, False), ([2, 4, 6], [2, 6, 5], False, False), ([1, 2, 16, 8], [1, 2, 12, 8], False, True),
+             ([1, 2, 8, 16], [1, 2, 8, 12], True, False), ([3, 1, 4, 6], [1, 2, 5, 4], True, True),
+             ([2, 4, 6], [6, 5], False, False), ([1, 2, 1, 5, 7], [2, 1, 3, 7, 4], False, False), ([1, 64], [64, 3], False, False))
+    for i, (lhs, rhs, adj_x, adj_y) in enumerate(cases):
+        for dtype in ("float32", "int8"):
+            yield dtype, dict(lhs=lhs, rhs=rhs, adj_x=adj_x, adj_y=adj_y, rhs_const=i % 2 == 1, seed=i)
 
 
 @grid("SPLIT")
@@ -1208,8 +1226,21 @@ def extra_strategies(st, seed, dtype_of, binary) -> dict:
     def gelu_(draw):
         return draw(dtype_of("GELU")), dict(shape=shape(draw), approximate=draw(st.booleans()), seed=draw(seed))
 
+    @st.composite
+    def batch_matmul_(draw):
+        batch_l, batch_r = shape(draw, 0, 3, 3), shape(draw, 0, 3, 3)
+        n = min(len(batch_l), len(batch_r))  # broadcastable: where both have a dimension, equal or one is 1
+        for k in range(1, n + 1):
+            if batch_l[-k] != batch_r[-k] and 1 not in (batch_l[-k], batch_r[-k]):
+                batch_r[-k] = draw(st.sampled_from((1, batch_l[-k])))
+        rows, depth, cols = (draw(st.integers(1, 12)) for _ in range(3))
+        adj_x, adj_y = draw(st.booleans()), draw(st.booleans())
+        return draw(dtype_of("BATCH_MATMUL")), dict(
+            lhs=batch_l + ([depth, rows] if adj_x else [rows, depth]), rhs=batch_r + ([cols, depth] if adj_y else [depth, cols]),
+            adj_x=adj_x, adj_y=adj_y, rhs_const=draw(st.booleans()), seed=draw(seed))
+
     return {
-        "GELU": gelu_(), "SPLIT": split_(), "SPLIT_V": split_v_(), "SLICE": slice_(), "EXPAND_DIMS": expand_dims_(),
+        "BATCH_MATMUL": batch_matmul_(), "GELU": gelu_(), "SPLIT": split_(), "SPLIT_V": split_v_(), "SLICE": slice_(), "EXPAND_DIMS": expand_dims_(),
         "MIRROR_PAD": mirror_pad_(),
         "PRELU": prelu_(), "LEAKY_RELU": leaky(), "FULLY_CONNECTED": fc(),
         "DEPTH_TO_SPACE": d2s("DEPTH_TO_SPACE"), "SPACE_TO_DEPTH": d2s("SPACE_TO_DEPTH"),

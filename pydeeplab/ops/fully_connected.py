@@ -1,4 +1,4 @@
-"""FULLY_CONNECTED: float32, uint8 (per tensor), int8 (per tensor or per channel).
+"""FULLY_CONNECTED: float32, uint8 (per tensor), int8 (per tensor or per channel); BATCH_MATMUL.
 
 Prepare follows TFLite's ``kernels/fully_connected.cc``: weights [units, depth], an
 optional bias [units] (absent as a missing third input or -1), the input flattened to
@@ -13,6 +13,12 @@ models (float input, 8-bit weights), shuffled weight layouts and int16 are refus
 with a message. Float: a BLAS product on both backends. 8-bit: the numpy backend runs
 ``reference/fully_connected.py`` (an exact float64 BLAS product, in blocks of rows), the
 numba backend ``kernels/fully_connected.py`` (int32 accumulation, parallel over rows).
+
+BATCH_MATMUL follows ``kernels/batch_matmul.cc``: operands of rank 2 to 5, ``adj_x`` / ``adj_y``
+swapping the last two dimensions, batch dimensions broadcast; float32, and int8 with an int8
+output (rescaled by the fixed-point multiplier of ``float(s_lhs * s_rhs) / s_out``) or an int32
+one (the raw sums). Hybrid (float and int8) and int16 operands are refused with a message. Both
+backends run the reference (BLAS products; exact float64 ones for int8).
 """
 
 from __future__ import annotations
@@ -20,11 +26,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..quantization import activation_range_float, activation_range_quantized, conv_output_multipliers
+from ..quantization import quantize_multiplier
 from ..reference import fully_connected as ref
-from ..tflite.options import FullyConnectedOptions
+from ..tflite.options import BatchMatMulOptions, FullyConnectedOptions
 from ..tflite.schema import BuiltinOperator, TensorType
 from .base import OpContext, Prepared, register
-from .elementwise import EIGHT_BIT, in_out_quantization
+from .elementwise import EIGHT_BIT, in_out_quantization, quantization_of
 
 
 def _weight_quantization(ctx: OpContext, w, units: int) -> tuple[np.ndarray, int]:
@@ -141,3 +148,68 @@ def prepare_fully_connected(ctx: OpContext) -> Prepared:
                                       outputs[0].reshape(rows, units))
 
     return Prepared((out_shape,), run)
+
+
+@register(BuiltinOperator.BATCH_MATMUL)
+def prepare_batch_matmul(ctx: OpContext) -> Prepared:
+    """``lhs @ rhs`` over broadcast batch dimensions (their adjoints with ``adj_x`` / ``adj_y``)."""
+    ctx.expect_io(2)
+    lhs, rhs, o = ctx.inputs[0], ctx.inputs[1], ctx.outputs[0]
+    options = ctx.options_as(BatchMatMulOptions)
+    adj_x, adj_y = options.adj_x, options.adj_y
+    if lhs.type == TensorType.FLOAT32 and rhs.type == TensorType.INT8:
+        raise ctx.error("hybrid BATCH_MATMUL (float32 lhs, int8 rhs) is not supported")
+    if TensorType.INT16 in (lhs.type, rhs.type):
+        raise ctx.error("int16 BATCH_MATMUL is not supported (float32 and int8 are)")
+    if lhs.type not in (TensorType.FLOAT32, TensorType.INT8) or rhs.type != lhs.type:
+        raise ctx.error(f"operands {lhs.type.name} and {rhs.type.name}: both float32 or both int8 are supported")
+    for t, what in ((lhs, "lhs"), (rhs, "rhs")):
+        if not 2 <= len(t.shape) <= 5:
+            raise ctx.error(f"{what} has rank {len(t.shape)}; 2 to 5 are supported (as in TFLite)")
+    rank = max(len(lhs.shape), len(rhs.shape))
+    a = (1,) * (rank - len(lhs.shape)) + tuple(lhs.shape)
+    b = (1,) * (rank - len(rhs.shape)) + tuple(rhs.shape)
+    batch = []
+    for d, (m, n) in enumerate(zip(a[:-2], b[:-2])):
+        if m != n and 1 not in (m, n):
+            raise ctx.error(f"batch dimension {d} of lhs {lhs.shape} and rhs {rhs.shape} do not broadcast")
+        batch.append(n if m == 1 else m)
+    rows, depth = (a[-1], a[-2]) if adj_x else (a[-2], a[-1])
+    depth_r, cols = (b[-1], b[-2]) if adj_y else (b[-2], b[-1])
+    if depth != depth_r:
+        raise ctx.error(f"lhs {lhs.shape} (adj_x={adj_x}) and rhs {rhs.shape} (adj_y={adj_y}) have inner "
+                        f"dimensions {depth} and {depth_r}")
+    out_shape = (*batch, rows, cols)
+
+    if lhs.type == TensorType.FLOAT32:
+        if o.type != TensorType.FLOAT32:
+            raise ctx.error(f"a float32 BATCH_MATMUL needs a float32 output, not {o.type.name}")
+
+        def run(inputs, outputs):
+            ref.batch_matmul(inputs[0].reshape(a), inputs[1].reshape(b), adj_x, adj_y, outputs[0])
+
+        return Prepared((out_shape,), run)
+    if depth * 255 * 255 >= 2**53:
+        raise ctx.error(f"an inner dimension of {depth} is too deep for exact sums")
+    if o.type == TensorType.INT32:
+
+        def run_int32(inputs, outputs):
+            ref.batch_matmul_int32(inputs[0].reshape(a), inputs[1].reshape(b), adj_x, adj_y, outputs[0])
+
+        return Prepared((out_shape,), run_int32)
+    if o.type != TensorType.INT8:
+        raise ctx.error(f"an int8 BATCH_MATMUL's output must be int8 or int32, not {o.type.name}")
+    s_l, z_l = quantization_of(ctx, lhs, "lhs")
+    s_r, z_r = quantization_of(ctx, rhs, "rhs")
+    s_o, z_o = quantization_of(ctx, o, "the output")
+    # kernel_util.cc GetQuantizedConvolutionMultipler: the scales' product in float, widened.
+    try:
+        multiplier, shift = quantize_multiplier(float(np.float32(s_l) * np.float32(s_r)) / float(np.float32(s_o)))
+    except ValueError as exc:
+        raise ctx.error(str(exc)) from None
+
+    def run_int8(inputs, outputs):
+        ref.batch_matmul_quantized(inputs[0].reshape(a), inputs[1].reshape(b), adj_x, adj_y, -z_l, -z_r, multiplier,
+                                   shift, z_o, outputs[0])
+
+    return Prepared((out_shape,), run_int8)

@@ -1,5 +1,5 @@
-"""FULLY_CONNECTED: the readable specification (``reference/fully_connected.h``,
-``reference/integer_ops/fully_connected.h``).
+"""FULLY_CONNECTED and BATCH_MATMUL: the readable specification (``reference/fully_connected.h``,
+``reference/integer_ops/fully_connected.h``, ``reference/batch_matmul.h``).
 
 The input is seen as [batch, depth] rows, the weights as [units, depth]. Float:
 ``clamp(x @ W.T + bias)``. Quantized (uint8, int8 per tensor or per channel): the
@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .fixedpoint import round_half_away, wrap_int32
+from .fixedpoint import multiply_by_quantized_multiplier, round_half_away, wrap_int32
 
 
 def fully_connected(x: np.ndarray, w_t: np.ndarray, bias: np.ndarray | None, act_min: float, act_max: float,
@@ -70,3 +70,33 @@ def fully_connected_quantized(x: np.ndarray, ws_t: np.ndarray, bias: np.ndarray 
         acc = accumulate(x[rows], ws_t, p.input_offset, bias)
         y = round_half_away(acc.astype(np.float64) * p.effective_scale).astype(np.int64) + p.output_offset
         out[rows] = np.clip(y, p.act_min, p.act_max)
+
+
+def _operands(lhs: np.ndarray, rhs: np.ndarray, adj_x: bool, adj_y: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The matrices of BATCH_MATMUL: the last two dimensions of each swapped where its adjoint is asked."""
+    return (np.swapaxes(lhs, -1, -2) if adj_x else lhs), (np.swapaxes(rhs, -1, -2) if adj_y else rhs)
+
+
+def batch_matmul(lhs: np.ndarray, rhs: np.ndarray, adj_x: bool, adj_y: bool, out: np.ndarray) -> None:
+    """Float BATCH_MATMUL: ``out[..., i, j] = sum_k L[..., i, k] R[..., k, j]``, L and R the operands
+    (their adjoints with ``adj_x`` / ``adj_y``), batch dimensions broadcast."""
+    a, b = _operands(lhs, rhs, adj_x, adj_y)
+    np.matmul(a, b, out=out)
+
+
+def batch_matmul_quantized(lhs: np.ndarray, rhs: np.ndarray, adj_x: bool, adj_y: bool, lhs_offset: int,
+                           rhs_offset: int, multiplier: int, shift: int, output_offset: int, out: np.ndarray) -> None:
+    """int8 BATCH_MATMUL: the int32 sums ``sum_k (L + lhs_offset)(R + rhs_offset)`` (offsets = -zero points),
+    rescaled by ``MultiplyByQuantizedMultiplier(multiplier, shift)``, offset and clamped to int8.
+    The sums are float64 products of integers below 2**53 (exact), wrapped as TFLite's int32."""
+    a, b = _operands(lhs, rhs, adj_x, adj_y)
+    acc = wrap_int32(np.matmul(a.astype(np.float64) + lhs_offset, b.astype(np.float64) + rhs_offset).astype(np.int64))
+    y = multiply_by_quantized_multiplier(acc, multiplier, shift) + output_offset
+    out[...] = np.clip(y, -128, 127)
+
+
+def batch_matmul_int32(lhs: np.ndarray, rhs: np.ndarray, adj_x: bool, adj_y: bool, out: np.ndarray) -> None:
+    """int8 BATCH_MATMUL with an int32 output: the raw products' sums, zero points not applied (as
+    TFLite's ``BatchMatMul<int8, int8, int32>``), wrapped as int32."""
+    a, b = _operands(lhs, rhs, adj_x, adj_y)
+    out[...] = wrap_int32(np.matmul(a.astype(np.float64), b.astype(np.float64)).astype(np.int64))

@@ -209,6 +209,13 @@ class MirrorPadOptions:
 
 
 @dataclass(frozen=True)
+class BatchMatMulOptions:
+    adj_x: bool = slot("bool", False)
+    adj_y: bool = slot("bool", False)
+    asymmetric_quantize_inputs: bool = slot("bool", False)
+
+
+@dataclass(frozen=True)
 class GeluOptions:
     approximate: bool = slot("bool", False)
 
@@ -264,6 +271,7 @@ OPTIONS_CLASSES: dict[BuiltinOptionsType, type] = {
     BuiltinOptionsType.ExpandDimsOptions: EmptyOptions,
     BuiltinOptionsType.MirrorPadOptions: MirrorPadOptions,
     BuiltinOptionsType.GeluOptions: GeluOptions,
+    BuiltinOptionsType.BatchMatMulOptions: BatchMatMulOptions,
 }
 
 #: operator -> the options union type its builtin_options must carry (absent: NONE is fine).
@@ -316,6 +324,7 @@ OPERATOR_OPTIONS: dict[BuiltinOperator, BuiltinOptionsType] = {
     BuiltinOperator.EXPAND_DIMS: BuiltinOptionsType.ExpandDimsOptions,
     BuiltinOperator.MIRROR_PAD: BuiltinOptionsType.MirrorPadOptions,
     BuiltinOperator.GELU: BuiltinOptionsType.GeluOptions,
+    BuiltinOperator.BATCH_MATMUL: BuiltinOptionsType.BatchMatMulOptions,
 }
 
 

@@ -308,6 +308,7 @@ class BuiltinOptionsType(enum.IntEnum):
     SquaredDifferenceOptions = 76
     MirrorPadOptions = 77
     SplitVOptions = 79
+    BatchMatMulOptions = 101
     GeluOptions = 116
     QuantizeOptions = 89
     HardSwishOptions = 91
