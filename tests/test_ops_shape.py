@@ -342,6 +342,9 @@ def test_slice_errors():
     with pytest.raises(ModelError, match="must be a constant"):
         run_ours_op(B.SLICE, [x, T(np.zeros(4, np.int32)), _vector([1] * 4)], [T(None, np.float32, (1,))], None,
                     "numpy")
+    with pytest.raises(ModelError, match="declared \\(1, 1, 1, 2\\), the slice is \\(1, 1, 1, 1\\)"):
+        run_ours_op(B.SLICE, [x, _vector([0] * 4), _vector([1] * 4)], [T(None, np.float32, (1, 1, 1, 2))], None,
+                    "numpy")
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
@@ -353,7 +356,10 @@ def test_expand_dims(dtype):
     check_op(B.EXPAND_DIMS, [_tensor(rng, (), dtype), _vector(0)], [_out(dtype)])  # a scalar, one-element axis
     for axis in (4, -5):
         with pytest.raises(ModelError, match="out of range"):
-            run_ours_op(B.EXPAND_DIMS, [x, _vector([axis])], [T(None, x.value.dtype, (1,))], None, "numpy")
+            run_ours_op(B.EXPAND_DIMS, [x, _vector([axis])], [T(None, x.value.dtype, (1,), x.quant)], None, "numpy")
+    if dtype != np.float32:  # LiteRT 2.3 checks the parameters are the input's
+        with pytest.raises(ModelError, match="quantization"):
+            run_ours_op(B.EXPAND_DIMS, [x, _vector([0])], [T(None, x.value.dtype, (1,), quant(0.5, 0))], None, "numpy")
 
 
 @pytest.mark.parametrize("dtype", [*DTYPES, np.int16, np.int64, np.float16], ids=[*DTYPE_IDS, "int16", "int64", "float16"])

@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pydeeplab import ModelError, read_model
-from pydeeplab.tflite.options import Conv2DOptions, DepthwiseConv2DOptions
+from pydeeplab.tflite.options import AddOptions, Conv2DOptions, DepthwiseConv2DOptions
 from pydeeplab.tflite.schema import Activation, BuiltinOperator, Padding, TensorType
 
 REAL_MODELS = ["deeplabv3_257_mv_gpu", "deeplabv3_mnv2_pascal_quant", "deeplabv3_mnv2_dm05_pascal_quant"]
@@ -169,3 +169,60 @@ def test_scales_need_as_many_zero_points(zero_points):
         read_model(model(zero_points))
     read_model(model([0, 0]))
     Interpreter(model_content=model([0, 0]))
+
+
+@pytest.mark.parametrize("dim, refused", [(0, False), (3, False), (4, True), (-1, True)])
+def test_quantized_dimension_outside_the_shape_is_refused_as_litert_refuses(dim, refused):
+    """InterpreterBuilder refuses a quantized_dimension outside the tensor's dimensions, with one
+    scale as with many (old TOCO files carry such biases); so does the reader, naming it."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from pydeeplab.tflite.model import Quantization
+    from pydeeplab.tflite.writer import ModelBuilder
+
+    b = ModelBuilder()
+    x = b.add_tensor("x", TensorType.INT8, (1, 2, 2, 3), Quantization(np.array([0.5], np.float32), np.array([0]),
+                                                                       quantized_dimension=dim))
+    y = b.add_tensor("y", TensorType.INT8, (1, 2, 2, 3), Quantization(np.array([0.5], np.float32), np.array([0])))
+    b.add_operator(BuiltinOperator.RELU, [x], [y])
+    b.set_inputs([x])
+    b.set_outputs([y])
+    data = b.finish()
+    if refused:
+        with pytest.raises((ValueError, RuntimeError)):
+            Interpreter(model_content=data).allocate_tensors()
+        with pytest.raises(ModelError, match=f"quantized_dimension {dim} is not a dimension of shape \\[1, 2, 2, 3\\]"):
+            read_model(data)
+    else:
+        Interpreter(model_content=data).allocate_tensors()
+        read_model(data)
+
+
+@pytest.mark.parametrize("case", ["variable with a buffer", "version 0", "version -1", "plain"])
+def test_models_litert_refuses_at_load_are_refused(case):
+    """A variable tensor with data of its own, and a builtin operator code of version below 1:
+    LiteRT refuses both when it builds the interpreter, and so does the reader, saying why."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from pydeeplab.tflite.writer import ModelBuilder
+
+    b = ModelBuilder()
+    x = b.add_tensor("x", TensorType.FLOAT32, (2, 3))
+    state = b.add_tensor("state", TensorType.FLOAT32, (2, 3), buffer=b.add_buffer(np.ones((2, 3), np.float32).tobytes()),
+                         is_variable=case == "variable with a buffer")
+    y = b.add_tensor("y", TensorType.FLOAT32, (2, 3))
+    version = {"version 0": 0, "version -1": -1}.get(case, 1)
+    b.add_operator(BuiltinOperator.ADD, [x, state], [y], AddOptions(), version=version)
+    b.set_inputs([x])
+    b.set_outputs([y])
+    data = b.finish()
+    if case == "plain":
+        Interpreter(model_content=data).allocate_tensors()
+        read_model(data)
+        return
+    with pytest.raises((ValueError, RuntimeError)):
+        Interpreter(model_content=data).allocate_tensors()
+    message = "is a variable with a buffer of its own" if case.startswith("variable") else \
+        f"operator code 0 \\(ADD\\) has version {version}; versions start at 1"
+    with pytest.raises(ModelError, match=message):
+        read_model(data)

@@ -397,6 +397,44 @@ def zoo_shape(dtype: str = "float32") -> bytes:
     return net.finish([x], [out, sig, up])
 
 
+def zoo_converters(dtype: str = "float32") -> bytes:
+    """What onnx2tf and ai-edge-torch write around convolutions and attention: SPLIT into channel
+    halves, MIRROR_PAD, SPLIT_V, SLICE, EXPAND_DIMS, BATCH_MATMUL (scores, then mixing) and GELU,
+    in float32 or int8."""
+    from pydeeplab.tflite.options import (
+        BatchMatMulOptions, ConcatenationOptions, GeluOptions, MirrorPadOptions, SplitOptions, SplitVOptions)
+    from pydeeplab.tflite.schema import BuiltinOperator as Op
+    from pydeeplab.tflite.schema import Padding
+
+    net = _Net(f"fuzz seed: converters' operators, {dtype}", dtype, seed=16)
+    b = net.b
+    x = net.input((1, 6, 6, 8))
+    halves = [net.tensor((1, 6, 6, 4), net.quants[x]) for _ in range(2)]
+    b.add_operator(Op.SPLIT, [net.const_int32([3]), x], halves, SplitOptions(2))
+    padded = net.tensor((1, 8, 8, 4), net.quants[x])
+    b.add_operator(Op.MIRROR_PAD, [halves[1], net.const_int32([[0, 0], [1, 1], [1, 1], [0, 0]])], [padded],
+                   MirrorPadOptions())
+    conv = net.conv(padded, 4, 3, padding=Padding.VALID)
+    joined = net.tensor((1, 6, 6, 8), net.quants[conv])
+    first = net.requantize(halves[0], conv) if net.quantized else halves[0]  # (int8 concatenates alike parameters)
+    b.add_operator(Op.CONCATENATION, [first, conv], [joined], ConcatenationOptions(3))
+    parts = [net.tensor((1, 6, 6, n), net.quants[joined]) for n in (3, 5)]
+    b.add_operator(Op.SPLIT_V, [joined, net.const_int32([3, -1]), net.const_int32([-1])], parts, SplitVOptions(2))
+    window = net.tensor((1, 4, 6, 5), net.quants[joined])
+    b.add_operator(Op.SLICE, [parts[1], net.const_int32([0, 1, 0, 0]), net.const_int32([-1, 4, -1, -1])], [window])
+    tokens = net.tensor((1, 1, 24, 5), net.quants[joined])
+    b.add_operator(Op.RESHAPE, [window, net.const_int32([1, 1, 24, 5])], [tokens])
+    scores = net.tensor((1, 1, 24, 24), net._act_quant(0.5))
+    b.add_operator(Op.BATCH_MATMUL, [tokens, tokens], [scores], BatchMatMulOptions(adj_y=True))
+    mixed = net.tensor((1, 1, 24, 5), net._act_quant(1.0))
+    b.add_operator(Op.BATCH_MATMUL, [scores, tokens], [mixed], BatchMatMulOptions())
+    out = net.tensor((1, 1, 24, 5), net._act_quant(0.5))
+    b.add_operator(Op.GELU, [mixed], [out], GeluOptions(True))
+    expanded = net.tensor((1, 1, 6, 6, 3), net.quants[joined])
+    b.add_operator(Op.EXPAND_DIMS, [parts[0], net.const_int32([0])], [expanded])
+    return net.finish([x], [out, expanded])
+
+
 def geometry(dtype: str = "float32") -> bytes:
     """Windowed operators whose output sizes all follow from the input's (no constant
     sizes but the final resize): the seed that the "geometry" mutator resizes to odd
@@ -424,6 +462,8 @@ def synthetic_seeds() -> dict[str, bytes]:
         "zoo_uint8": zoo_uint8(),
         "zoo_shape": zoo_shape("float32"),
         "zoo_shape_int8": zoo_shape("int8"),
+        "zoo_converters": zoo_converters("float32"),
+        "zoo_converters_int8": zoo_converters("int8"),
         "geometry_float": geometry("float32"),
         "geometry_uint8": geometry("uint8"),
         "geometry_int8": geometry("int8"),

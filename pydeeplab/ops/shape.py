@@ -210,6 +210,9 @@ def prepare_expand_dims(ctx: OpContext) -> Prepared:
     """Insert a dimension of size 1 at the constant ``axis`` of input 1 (one int32/int64 element; a
     negative axis counts from the end of the output shape)."""
     x, o = ctx.same_type_io(2)
+    if _params_or_zero(x) != _params_or_zero(o):
+        raise ctx.error(f"input and output quantization (scale, zero point) must be equal, are "
+                        f"{_params_or_zero(x)} and {_params_or_zero(o)}")
     data = _int_constant(ctx, 1, "axis")
     if data.size != 1:
         raise ctx.error(f"axis (input 1) must hold one element, has shape {data.shape}")
@@ -581,6 +584,8 @@ def prepare_slice(ctx: OpContext) -> Prepared:
                             f"of shape {x.shape}")
         index.append(slice(b, b + k))
         out_shape.append(k)
+    if tuple(o.shape) != tuple(out_shape):  # (LiteRT 2.3's Prepare checks the declared shape)
+        raise ctx.error(f"the output is declared {tuple(o.shape)}, the slice is {tuple(out_shape)}")
     index, in_shape = tuple(index), tuple(x.shape)
 
     def run(inputs, outputs):

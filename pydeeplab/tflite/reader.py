@@ -25,7 +25,7 @@ from flatbuffers import packer
 from ..errors import ModelError
 from .model import Model, Operator, OperatorCode, Quantization, SignatureDef, Subgraph, Tensor
 from .options import OPERATOR_OPTIONS, OPTIONS_CLASSES, SCALAR_KINDS, default_options
-from .schema import FILE_IDENTIFIER, SCHEMA_VERSION, BuiltinOperator, BuiltinOptionsType, TensorType
+from .schema import FILE_IDENTIFIER, SCHEMA_VERSION, BuiltinOperator, BuiltinOptionsType, TensorType, operator_name
 
 # Field slots of the tables we read (schema.fbs, in declaration order).
 MODEL_VERSION, MODEL_OPCODES, MODEL_SUBGRAPHS, MODEL_DESCRIPTION, MODEL_BUFFERS = 0, 1, 2, 3, 4
@@ -221,11 +221,15 @@ def _read_operator_code(t: _Table) -> OperatorCode:
     deprecated = t.scalar(OPCODE_DEPRECATED_BUILTIN, "int8")
     builtin = t.scalar(OPCODE_BUILTIN, "int32")
     # Old files only set the byte-sized deprecated field; new ones set both (the byte capped at 127).
-    return OperatorCode(
+    code = OperatorCode(
         builtin_code=max(builtin, deprecated),
         custom_code=t.string(OPCODE_CUSTOM),
         version=t.scalar(OPCODE_VERSION, "int32", 1),
     )
+    if code.custom_code is None and code.version < 1:  # (LiteRT's op resolver has no kernel for it)
+        raise ModelError(f"operator code {code.builtin_code} ({operator_name(code.builtin_code)}) has version "
+                         f"{code.version}; versions start at 1")
+    return code
 
 
 def _read_subgraph(
@@ -291,6 +295,9 @@ def _read_tensor(t: _Table, index: int, buffers: tuple[memoryview, ...]) -> Tens
     data = None
     if len(raw):
         data = _constant_view(raw, ttype, shape, who)
+    is_variable = bool(t.scalar(TENSOR_IS_VARIABLE, "bool", False))
+    if is_variable and data is not None:  # (as InterpreterBuilder refuses it)
+        raise ModelError(f"{who} is a variable with a buffer of its own; variables start from zeros")
     return Tensor(
         index=index,
         name=name,
@@ -298,7 +305,7 @@ def _read_tensor(t: _Table, index: int, buffers: tuple[memoryview, ...]) -> Tens
         shape=shape,
         shape_signature=shape if signature is None else _ints(signature),
         buffer=buffer_index,
-        is_variable=bool(t.scalar(TENSOR_IS_VARIABLE, "bool", False)),
+        is_variable=is_variable,
         quantization=_read_quantization(t.table(TENSOR_QUANT, f"{who} quantization"), shape, who),
         data=data,
         sparse=t._field(TENSOR_SPARSITY) != 0,
@@ -334,6 +341,9 @@ def _read_quantization(t: _Table | None, shape: tuple[int, ...], who: str) -> Qu
     scales = np.zeros(0, np.float32) if scales is None else scales
     zero_points = np.zeros(0, np.int64) if zero_points is None else zero_points
     dim = t.scalar(QUANT_DIMENSION, "int32")
+    if scales.size and (dim < 0 or (shape and dim >= len(shape))):
+        # (InterpreterBuilder::ParseQuantization refuses it whatever the number of scales)
+        raise ModelError(f"{who}: quantized_dimension {dim} is not a dimension of shape {list(shape)}")
     if scales.size > 1:
         if not 0 <= dim < len(shape) or shape[dim] != scales.size:
             raise ModelError(
