@@ -172,11 +172,11 @@ def test_unsupported_operators_are_all_named_at_load():
     x = b.add_tensor("x", TensorType.FLOAT32, (1, 4))
     y = b.add_tensor("y", TensorType.FLOAT32, (1, 4))
     z = b.add_tensor("z", TensorType.FLOAT32, (1, 4))
-    b.add_operator(BuiltinOperator.FLOOR, [x], [y])
+    b.add_operator(BuiltinOperator.CEIL, [x], [y])
     b.add_operator(BuiltinOperator.CUSTOM, [y], [z], custom_code="MyOp")
     b.set_inputs([x])
     b.set_outputs([z])
-    with pytest.raises(UnsupportedOperatorError, match=r"FLOOR \(operators 0\).*CUSTOM\(MyOp\) \(operators 1\)"):
+    with pytest.raises(UnsupportedOperatorError, match=r"CEIL \(operators 0\).*CUSTOM\(MyOp\) \(operators 1\)"):
         pydeeplab.Interpreter(model_content=b.finish())
 
 

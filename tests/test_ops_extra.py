@@ -549,3 +549,58 @@ def test_inspect_counts_batch_matmul_macs(tmp_path, capsys):
     ops = json.loads(capsys.readouterr().out)["operators"]
     assert [o["macs"] for o in ops if o["op"] == "BATCH_MATMUL"] == [2 * 16 * 16 * 8, 2 * 16 * 8 * 16]
     assert ops[0]["options"] == {"adj_x": False, "adj_y": True} and ops[3]["options"] == {"approximate": False}
+
+
+# ------------------------ ABS, NEG, SQRT, SQUARE, LOG, SIN, COS, FLOOR, SIGN, LOGICAL_NOT
+
+_MATH = [B.ABS, B.NEG, B.SQRT, B.SQUARE, B.LOG, B.SIN, B.COS, B.FLOOR, B.SIGN]
+
+
+@pytest.mark.parametrize("opcode", _MATH, ids=lambda o: o.name)
+def test_math_float(opcode):
+    """Float32 over signs, zero, large magnitudes, inf and NaN (LOG of 0 is -inf, of a negative NaN)."""
+    rng = RNG(33)
+    x = (rng.standard_normal((3, 5, 7)) * 4).astype(np.float32)
+    x.flat[:10] = [0.0, -0.0, 1e-30, -2.5, 2.5, 1e30, -1e30, np.inf, -np.inf, np.nan]
+    check_op(opcode, [T(x)], [T(None, np.float32)])
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32, np.int64], ids=str)
+def test_math_integers(dtype):
+    """NEG of raw integers (the lowest value stays itself), SIGN and ABS of int32, ABS of int16
+    without quantization: as LiteRT."""
+    info = np.iinfo(dtype)
+    x = np.array([info.min, info.min + 1, -7, -1, 0, 1, 9, info.max], dtype)
+    check_op(B.NEG, [T(x)], [T(None, dtype)])
+    if dtype == np.int32:
+        check_op(B.SIGN, [T(x)], [T(None, dtype)])
+    if dtype in (np.int16, np.int32):
+        check_op(B.ABS, [T(x)], [T(None, dtype)])
+
+
+def test_quantized_abs_and_log():
+    """int8 ABS (|q - zp_in| rescaled when the scales differ) and int8 LOG (its table), on all 256
+    values over random parameters; int16 ABS with zero points 0; bit-identical with LiteRT."""
+    rng = RNG(34)
+    x8 = np.arange(256, dtype=np.uint8).view(np.int8).reshape(16, 16)
+    for k in range(12):
+        s_in, z_in = float(rng.uniform(0.01, 0.2)), int(rng.integers(-128, 128))
+        s_out = s_in if k % 4 == 0 else float(rng.uniform(0.01, 0.2))
+        z_out = int(rng.integers(-128, 0))
+        check_op(B.ABS, [T(x8, quant=quant(s_in, z_in))], [T(None, np.int8, quant=quant(s_out, z_out))])
+        check_op(B.LOG, [T(x8, quant=quant(s_in, z_in))], [T(None, np.int8, quant=quant(float(rng.uniform(0.01, 0.05)),
+                                                                                       int(rng.integers(-128, 128))))])
+    x16 = np.array([-32768, -32767, -300, -1, 0, 1, 257, 32767], np.int16)
+    for s_in, s_out in ((0.01, 0.01), (0.01, 0.003), (0.02, 0.05)):
+        check_op(B.ABS, [T(x16, quant=quant(s_in, 0))], [T(None, np.int16, quant=quant(s_out, 0))])
+
+
+def test_logical_not_and_refusals():
+    check_op(B.LOGICAL_NOT, [T(np.array([[True, False, True]]))], [T(None, np.bool_)])
+    for opcode, x, message in ((B.SQRT, T(np.zeros(3, np.int8), quant=quant(0.1, 0)), "quantized INT8 SQRT"),
+                               (B.LOG, T(np.zeros(3, np.int16), quant=quant(0.1, 0)), "int16 LOG"),
+                               (B.SQUARE, T(np.zeros(3, np.int32)), "INT32 input is not supported"),
+                               (B.ABS, T(np.zeros(3, np.int16), quant=quant(0.1, 2)), "zero points of 0"),
+                               (B.LOGICAL_NOT, T(np.zeros(3, np.float32)), "FLOAT32 input is not supported")):
+        with pytest.raises(ModelError, match=message):
+            run_ours_op(opcode, [x], [T(None, x.value.dtype, (3,), x.quant)], None, "numpy")

@@ -886,6 +886,27 @@ def mirror_pad(p: dict, dtype: str, rng) -> Case:
                 MirrorPadOptions(MirrorPadMode[p["mode"]]))
 
 
+def _math_builder(op: str, dtypes: tuple[str, ...]):
+    """A sweep builder of a one-input math operator (float32 inputs of both signs; quantized ones
+    over the whole range, the output calibrated from the float twin)."""
+
+    @builder(op, dtypes)
+    def build(p: dict, dtype: str, rng) -> Case:
+        x = random_tensor(rng, dtype, p["shape"])
+        if op == "LOG" and dtype != "float32":  # (a calibration from log's -inf and NaN has no range)
+            return Case(op, dtype, p, [x], [_out(dtype, quant(float(rng.uniform(0.01, 0.05)),
+                                                              int(rng.integers(-128, 128))))], None)
+        return _finish(op, dtype, p, rng, [x], None)
+
+    return build
+
+
+for _op, _dtypes in (("ABS", ("float32", "int8")), ("NEG", ("float32",)), ("SQRT", ("float32",)),
+                     ("SQUARE", ("float32",)), ("LOG", ("float32", "int8")), ("SIN", ("float32",)),
+                     ("COS", ("float32",)), ("FLOOR", ("float32",)), ("SIGN", ("float32",))):
+    _math_builder(_op, _dtypes)
+
+
 @builder("GELU")
 def gelu(p: dict, dtype: str, rng) -> Case:
     x = random_tensor(rng, dtype, p["shape"])
@@ -1035,6 +1056,20 @@ def _shape_grid():
     for i, shape in enumerate(([1, 5, 6, 3], [7], [2, 3], [1, 1, 1, 1, 2])):
         for dtype in DTYPES:
             yield dtype, dict(shape=shape, out_type=("INT32", "INT64")[i % 2], seed=i)
+
+
+def _math_grid(op: str):
+    @grid(op)
+    def cases():
+        for i, shape in enumerate(_shapes4()):
+            for dtype in DTYPES:
+                yield dtype, dict(shape=shape, seed=i)
+
+    return cases
+
+
+for _op in ("ABS", "NEG", "SQRT", "SQUARE", "LOG", "SIN", "COS", "FLOOR", "SIGN"):
+    _math_grid(_op)
 
 
 @grid("GELU")
@@ -1240,6 +1275,7 @@ def extra_strategies(st, seed, dtype_of, binary) -> dict:
             adj_x=adj_x, adj_y=adj_y, rhs_const=draw(st.booleans()), seed=draw(seed))
 
     return {
+        **{op: unary(op) for op in ("ABS", "NEG", "SQRT", "SQUARE", "LOG", "SIN", "COS", "FLOOR", "SIGN")},
         "BATCH_MATMUL": batch_matmul_(), "GELU": gelu_(), "SPLIT": split_(), "SPLIT_V": split_v_(), "SLICE": slice_(), "EXPAND_DIMS": expand_dims_(),
         "MIRROR_PAD": mirror_pad_(),
         "PRELU": prelu_(), "LEAKY_RELU": leaky(), "FULLY_CONNECTED": fc(),

@@ -8,6 +8,12 @@
   Q3.28), applied to 1 << 20 and rescaled by ``1 / (sqrt(s_in) * s_out)``.
 - CAST: C++ ``static_cast`` between element types (float -> integer truncates toward
   zero; anything -> bool is ``!= 0``); quantization parameters are ignored.
+- ABS, NEG, SQRT, SQUARE, LOG, SIN, COS, FLOOR, SIGN, LOGICAL_NOT (``elementwise.cc``,
+  ``neg.cc``, ``floor.cc``, ``sign.cc``): the float32 function; ABS of quantized int8 / int16 as
+  ``|q - zp_in|`` rescaled by the fixed-point ``s_in / s_out`` (none when the scales are equal),
+  plus ``zp_out``, clamped; NEG of integers the raw values negated (wrapping, parameters
+  ignored); int8 LOG through the ``LUTPopulate`` table of ``std::log`` on float (the lowest
+  output value for inputs <= 0).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .activation import _expf, lut_populate
+from .activation import _expf, _libm_float_function, lut_populate
 from .fixedpoint import multiply_by_quantized_multiplier, rounding_divide_by_pot
 from .fixedpoint import saturating_rounding_doubling_high_mul as srdhm
 
@@ -119,3 +125,60 @@ def cast(x: np.ndarray, out: np.ndarray) -> None:
 
 
 __all__ = ["cast", "exp", "exp_table", "inv_sqrt_multiplier", "rsqrt", "rsqrt_quantized_value", "rsqrt_table"]
+
+
+# ------------------------------------------------ ABS, NEG, SQRT, SQUARE, LOG, SIN, COS, FLOOR, SIGN
+
+
+def square(x: np.ndarray, out: np.ndarray) -> None:
+    """SQUARE: ``x * x`` in float32 (inf past 1.8e19, as in C)."""
+    with np.errstate(over="ignore"):
+        np.multiply(x, x, out=out)
+
+
+def sign(x: np.ndarray, out: np.ndarray) -> None:
+    """SIGN (float32, int32): -1, 0 or 1 (NaN stays NaN)."""
+    np.sign(x, out=out)
+
+
+def negate(x: np.ndarray, out: np.ndarray) -> None:
+    """NEG: ``-x``; integers wrap (the lowest value stays itself), as C's conversion back does."""
+    np.negative(x, out=out)
+
+
+def absolute(x: np.ndarray, out: np.ndarray) -> None:
+    """ABS of int32 or unquantized int16: ``|x|``, the lowest value staying itself (C's abs, then the
+    conversion back)."""
+    np.abs(x, out=out)
+
+
+def logical_not(x: np.ndarray, out: np.ndarray) -> None:
+    """LOGICAL_NOT of bool."""
+    np.logical_not(x, out=out)
+
+
+def abs_quantized(x: np.ndarray, input_zero_point: int, multiplier: int | None, shift: int,
+                  output_zero_point: int, out: np.ndarray) -> None:
+    """Quantized ABS: ``|q - zp_in|``, times the fixed-point ``s_in / s_out`` unless ``multiplier`` is
+    None (equal scales), plus ``zp_out``, clamped to the output type."""
+    v = np.abs(x.astype(np.int64) - input_zero_point)
+    if multiplier is not None:
+        v = multiply_by_quantized_multiplier(v, multiplier, shift)
+    info = np.iinfo(out.dtype)
+    out[...] = np.clip(v + output_zero_point, info.min, info.max)
+
+
+_logf = _libm_float_function("logf", lambda v: np.log(v.astype(np.float32)))
+
+
+def log_table(input_scale: float, input_zero_point: int, output_scale: float, output_zero_point: int,
+              dtype: np.dtype) -> np.ndarray:
+    """The [256] LOG table of an int8 input: ``std::log`` on float, the lowest output value's real
+    number for inputs <= 0 (``elementwise.cc`` LogLUTPrepare)."""
+    lowest = np.float32((int(np.iinfo(dtype).min) - output_zero_point) * np.float32(output_scale))
+
+    def transform(v: np.ndarray) -> np.ndarray:
+        v = np.asarray(v, np.float32)
+        return np.where(v <= 0, lowest, _logf(np.where(v <= 0, np.float32(1), v)))
+
+    return lut_populate(transform, input_scale, input_zero_point, output_scale, output_zero_point, dtype)
