@@ -14,7 +14,7 @@ from pydeeplab.errors import ModelError
 from pydeeplab.kernels import reduce as kern
 from pydeeplab.ops.reduce import mean_multiplier, reduction_layout, softmax_params
 from pydeeplab.reference import reduce as ref
-from pydeeplab.tflite.options import ArgMaxOptions, ReducerOptions, SoftmaxOptions
+from pydeeplab.tflite.options import ArgMaxOptions, ArgMinOptions, ReducerOptions, SoftmaxOptions
 from pydeeplab.tflite.schema import BuiltinOperator, TensorType
 
 B = BuiltinOperator
@@ -247,3 +247,61 @@ def test_arg_max_rejects_bad_output_type(backend):
         run_ours_op(B.ARG_MAX, [x, axis], [T(None, np.float32, (2,))], ArgMaxOptions(TensorType.FLOAT32), backend)
     with pytest.raises(ModelError, match="differs from output_type"):
         run_ours_op(B.ARG_MAX, [x, axis], [T(None, np.int32, (2,))], ArgMaxOptions(TensorType.INT64), backend)
+
+
+# -- ARG_MIN, REDUCE_MIN -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8, np.int8, np.int32], ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("case", range(len(ARG_MAX_CASES)))
+def test_arg_min(case, dtype):
+    """The first index of the smallest value (ties: few distinct values), int32 and int64 output."""
+    shape, axis = ARG_MAX_CASES[case]
+    x = np.random.default_rng(40 + case).integers(0, 4, shape).astype(dtype)
+    x = T(x, quant=quant(0.1, 1)) if dtype in (np.uint8, np.int8) else T(x)
+    for out_type, odt in ((TensorType.INT32, np.int32), (TensorType.INT64, np.int64)):
+        check_op(B.ARG_MIN, [x, T(np.array([axis], np.int32), const=True)], [T(None, odt)], ArgMinOptions(out_type))
+
+
+def test_arg_min_nan():
+    """NaN is never the minimum; an all-NaN slice gives 0 (a non-trailing axis, as for ARG_MAX)."""
+    rng = np.random.default_rng(12)
+    x = rng.integers(-2, 2, (3, 6, 5)).astype(np.float32)
+    x[rng.random(x.shape) < 0.3] = np.nan
+    x[0, :, 0] = np.nan
+    check_op(B.ARG_MIN, [T(x), T(np.array([1], np.int64), const=True)], [T(None, np.int32)],
+             ArgMinOptions(TensorType.INT32))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8, np.int8, np.int16, np.int32, np.int64, np.bool_],
+                         ids=lambda d: np.dtype(d).name)
+def test_reduce_min(dtype):
+    """REDUCE_MIN over one and several axes, keep_dims or not; NaN never wins; quantized values compare raw."""
+    rng = np.random.default_rng(13)
+    shape = (2, 3, 4, 5)
+    if dtype == np.bool_:
+        x = T(rng.random(shape) < 0.8)
+    elif dtype == np.float32:
+        v = rng.standard_normal(shape).astype(np.float32)
+        v[rng.random(shape) < 0.2] = np.nan
+        x = T(v)
+    else:
+        info = np.iinfo(dtype)
+        v = rng.integers(max(info.min, -1000), min(info.max, 1000) + 1, shape).astype(dtype)
+        x = T(v, quant=quant(0.1, 0 if dtype == np.int16 else 3)) if dtype in (np.uint8, np.int8, np.int16) else T(v)
+    for axes, keep in (([1], False), ([1, 3], True), ([0, 1, 2, 3], False), ([-1], True)):
+        check_op(B.REDUCE_MIN, [x, T(np.array(axes, np.int32), const=True)], [T(None, dtype, quant=x.quant)],
+                 ReducerOptions(keep))
+
+
+@pytest.mark.parametrize("opcode", [B.REDUCE_MIN, B.REDUCE_MAX], ids=lambda o: o.name)
+def test_int16_min_max_need_zero_point_0(opcode):
+    """LiteRT refuses a quantized int16 REDUCE_MIN / REDUCE_MAX with another zero point; so does pydeeplab."""
+    from oracle import run_litert, single_op_model
+
+    x = T(np.zeros((2, 3), np.int16), quant=quant(0.1, 3))
+    args = ([x, T(np.array([1], np.int32), const=True)], [T(None, np.int16, (2,), quant(0.1, 3))], ReducerOptions(False))
+    with pytest.raises(RuntimeError, match="zero_point"):
+        run_litert(single_op_model(opcode, *args), [x.value])
+    with pytest.raises(ModelError, match="zero point 0"):
+        run_ours_op(opcode, *args, "numpy")

@@ -310,6 +310,8 @@ def test_options_with_every_field_set_round_trip():
         B.EXPAND_DIMS: O.EmptyOptions(),
         B.GELU: O.GeluOptions(True),
         B.BATCH_MATMUL: O.BatchMatMulOptions(True, True, True),
+        B.ARG_MIN: O.ArgMinOptions(TensorType.INT64),
+        B.REDUCE_MIN: O.ReducerOptions(True),
     }
     b = ModelBuilder()
     t = b.add_tensor("t", TensorType.FLOAT32, (1,))

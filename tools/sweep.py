@@ -54,7 +54,7 @@ from oracle import T, compare, quant, run_litert, run_ours_op, single_op_model  
 from pydeeplab.errors import ModelError  # noqa: E402
 from pydeeplab.tflite.model import Quantization  # noqa: E402
 from pydeeplab.tflite.options import (  # noqa: E402
-    AddOptions, BatchMatMulOptions, ArgMaxOptions, CastOptions, ConcatenationOptions, Conv2DOptions, DepthToSpaceOptions,
+    AddOptions, ArgMinOptions, BatchMatMulOptions, ArgMaxOptions, CastOptions, ConcatenationOptions, Conv2DOptions, DepthToSpaceOptions,
     DepthwiseConv2DOptions, DivOptions, EmptyOptions, FullyConnectedOptions, GatherOptions, GeluOptions,
     LeakyReluOptions,
     MirrorPadOptions, MulOptions, PackOptions, Pool2DOptions, ReducerOptions, ResizeBilinearOptions,
@@ -773,7 +773,7 @@ def _reducer(op: str):
     def build(p: dict, dtype: str, rng) -> Case:
         x = random_tensor(rng, dtype, p["shape"])
         axes = T(np.array(p["axes"], np.int32), const=True)
-        same = op == "REDUCE_MAX" or p.get("same_q", False)
+        same = op in ("REDUCE_MAX", "REDUCE_MIN") or p.get("same_q", False)
         return _finish(op, dtype, p, rng, [x, axes], ReducerOptions(keep_dims=p["keep_dims"]),
                        out_q="same" if same else "calibrate")
     return build
@@ -905,6 +905,17 @@ for _op, _dtypes in (("ABS", ("float32", "int8")), ("NEG", ("float32",)), ("SQRT
                      ("SQUARE", ("float32",)), ("LOG", ("float32", "int8")), ("SIN", ("float32",)),
                      ("COS", ("float32",)), ("FLOOR", ("float32",)), ("SIGN", ("float32",))):
     _math_builder(_op, _dtypes)
+
+
+builder("REDUCE_MIN")(_reducer("REDUCE_MIN"))
+
+
+@builder("ARG_MIN")
+def arg_min(p: dict, dtype: str, rng) -> Case:
+    x = random_tensor(rng, dtype, p["shape"])
+    out_type = TensorType[p["output_type"]]
+    return Case("ARG_MIN", dtype, p, [x, T(np.array([p["axis"]], np.int32), const=True)], [T(None, out_type)],
+                ArgMinOptions(output_type=out_type))
 
 
 @builder("GELU")
@@ -1070,6 +1081,15 @@ def _math_grid(op: str):
 
 for _op in ("ABS", "NEG", "SQRT", "SQUARE", "LOG", "SIN", "COS", "FLOOR", "SIGN"):
     _math_grid(_op)
+
+
+grid("REDUCE_MIN")(_reducer_grid)
+
+
+@grid("ARG_MIN")
+def _argmin_grid():
+    for dtype, params in _argmax_grid():
+        yield dtype, params
 
 
 @grid("GELU")
@@ -1274,7 +1294,15 @@ def extra_strategies(st, seed, dtype_of, binary) -> dict:
             lhs=batch_l + ([depth, rows] if adj_x else [rows, depth]), rhs=batch_r + ([cols, depth] if adj_y else [depth, cols]),
             adj_x=adj_x, adj_y=adj_y, rhs_const=draw(st.booleans()), seed=draw(seed))
 
+    @st.composite
+    def arg_min_(draw):
+        rank = draw(st.integers(2, 4))  # (rank >= 2: see argmax in strategies())
+        return draw(dtype_of("ARG_MIN")), dict(shape=[draw(st.integers(1, 6)) for _ in range(rank)],
+                                               axis=draw(st.integers(-rank, rank - 1)),
+                                               output_type=draw(st.sampled_from(("INT32", "INT64"))), seed=draw(seed))
+
     return {
+        "REDUCE_MIN": reducer("REDUCE_MIN"), "ARG_MIN": arg_min_(),
         **{op: unary(op) for op in ("ABS", "NEG", "SQRT", "SQUARE", "LOG", "SIN", "COS", "FLOOR", "SIGN")},
         "BATCH_MATMUL": batch_matmul_(), "GELU": gelu_(), "SPLIT": split_(), "SPLIT_V": split_v_(), "SLICE": slice_(), "EXPAND_DIMS": expand_dims_(),
         "MIRROR_PAD": mirror_pad_(),

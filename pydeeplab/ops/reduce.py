@@ -1,4 +1,5 @@
-"""Reductions over an axis: MEAN, SOFTMAX and ARG_MAX (TFLite ``kernels/reduce.cc``,
+"""Reductions over an axis: MEAN, SUM, REDUCE_MAX / REDUCE_MIN, SOFTMAX, ARG_MAX / ARG_MIN (TFLite
+``kernels/reduce.cc``,
 ``kernels/activations.cc`` (Softmax), ``kernels/arg_min_max.cc``).
 
 - MEAN: axes from a constant int32 input, ``keep_dims`` from ReducerOptions.
@@ -11,7 +12,8 @@
   reference kernel does it (output in units of 1/256 with zero point 0 for uint8,
   -128 for int8; 1/65536 with zero point -32768 for an int16 output).
 - ARG_MAX: the first index of the largest value along a constant axis (ties go
-  to the lowest index, NaN never wins), output int32 or int64 per ArgMaxOptions.
+  to the lowest index, NaN never wins), output int32 or int64 per ArgMaxOptions; ARG_MIN the
+  same for the smallest (both backends run the reference for it).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import numpy as np
 
 from ..quantization import quantize_multiplier
 from ..reference import reduce as ref
-from ..tflite.options import ArgMaxOptions, ReducerOptions, SoftmaxOptions
+from ..tflite.options import ArgMaxOptions, ArgMinOptions, ReducerOptions, SoftmaxOptions
 from ..tflite.schema import BuiltinOperator, TensorType
 from .base import OpContext, Prepared, register
 
@@ -228,10 +230,11 @@ def prepare_softmax(ctx: OpContext) -> Prepared:
     return Prepared((shape,), run)
 
 
-@register(BuiltinOperator.ARG_MAX)
+@register(BuiltinOperator.ARG_MAX, BuiltinOperator.ARG_MIN)
 def prepare_arg_max(ctx: OpContext) -> Prepared:
     ctx.expect_io(2)
-    opts = ctx.options_as(ArgMaxOptions)
+    minimum = ctx.opcode == BuiltinOperator.ARG_MIN
+    opts = ctx.options_as(ArgMinOptions if minimum else ArgMaxOptions)
     x, out = ctx.inputs[0], ctx.outputs[0]
     if opts.output_type not in (TensorType.INT32, TensorType.INT64):
         raise ctx.error(f"output_type must be INT32 or INT64, got {opts.output_type.name}")
@@ -248,11 +251,14 @@ def prepare_arg_max(ctx: OpContext) -> Prepared:
         raise ctx.error(f"the axis must have one element, has {axis_value.size}")
     (axis,) = _resolve_axes(ctx, axis_value, len(x.shape))
     if x.shape[axis] == 0:
-        raise ctx.error("cannot take ARG_MAX over an empty axis")
+        raise ctx.error(f"cannot take {ctx.name} over an empty axis")
     out_shape = tuple(s for d, s in enumerate(x.shape) if d != axis)
     _, (a, k, b) = reduction_layout(x.shape, (axis,))
 
-    if ctx.backend == "numpy":
+    if minimum:
+        def run(inputs, outputs):
+            outputs[0][...] = ref.arg_min(inputs[0], axis)
+    elif ctx.backend == "numpy":
         def run(inputs, outputs):
             outputs[0][...] = ref.arg_max(inputs[0], axis)
     else:
@@ -337,9 +343,9 @@ def prepare_sum(ctx: OpContext) -> Prepared:
     return Prepared((out_shape,), run)
 
 
-@register(BuiltinOperator.REDUCE_MAX)
+@register(BuiltinOperator.REDUCE_MAX, BuiltinOperator.REDUCE_MIN)
 def prepare_reduce_max(ctx: OpContext) -> Prepared:
-    """REDUCE_MAX over constant axes; quantized inputs keep their scale and zero point
+    """REDUCE_MAX / REDUCE_MIN over constant axes; quantized inputs keep their scale and zero point
     (TFLite requires the output's to be equal) and compare as raw integers."""
     x, out, axes, out_shape, _ = _reducer_shapes(ctx)
     if x.type not in (TensorType.FLOAT32, TensorType.INT32, TensorType.INT64, TensorType.UINT8,
@@ -348,8 +354,12 @@ def prepare_reduce_max(ctx: OpContext) -> Prepared:
     if x.dtype in _QUANTIZED and (x.is_quantized or out.is_quantized):
         if _quant(ctx, x, "input") != _quant(ctx, out, "output"):
             raise ctx.error("input and output scale and zero point must be equal (TFLite's requirement)")
+        if x.type == TensorType.INT16 and _quant(ctx, x, "input")[1] != 0:
+            raise ctx.error("int16 data must have zero point 0 (TFLite's requirement)")
+
+    reduce = ref.reduce_min if ctx.opcode == BuiltinOperator.REDUCE_MIN else ref.reduce_max
 
     def run(inputs, outputs):
-        outputs[0][...] = ref.reduce_max(inputs[0], axes).reshape(out_shape)
+        outputs[0][...] = reduce(inputs[0], axes).reshape(out_shape)
 
     return Prepared((out_shape,), run)

@@ -232,6 +232,29 @@ def reduce_max(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     return np.max(key, axis=axes, keepdims=True, initial=lowest).astype(x.dtype)
 
 
+def reduce_min(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """REDUCE_MIN over ``axes`` (keep_dims shape): ``in < current ? in : current`` from the type's
+    highest value, so NaN never wins and an empty reduction gives the highest value."""
+    if x.dtype == np.bool_:
+        return x.all(axis=axes, keepdims=True) if x.size else np.ones(
+            tuple(1 if d in axes else s for d, s in enumerate(x.shape)), bool)
+    highest = np.finfo(x.dtype).max if x.dtype.kind == "f" else np.iinfo(x.dtype).max
+    key = np.where(np.isnan(x), highest, x) if x.dtype.kind == "f" else x
+    return np.min(key, axis=axes, keepdims=True, initial=highest).astype(x.dtype)
+
+
+def arg_min(x: np.ndarray, axis: int) -> np.ndarray:
+    """ARG_MIN along ``axis`` (removed): the first index of the smallest value (ties to the lowest
+    index; NaN never a candidate, 0 when all are NaN), as :func:`arg_max` for the largest."""
+    if x.dtype.kind == "f":
+        nan = np.isnan(x)
+        key = np.where(nan, np.inf, x)
+        hit = (key == key.min(axis=axis, keepdims=True)) & ~nan
+    else:
+        hit = x == x.min(axis=axis, keepdims=True)
+    return np.where(hit.any(axis=axis), hit.argmax(axis=axis), 0)
+
+
 def sum_int8_float_rescale(x: np.ndarray, axes: tuple[int, ...], count: int, input_scale: float,
                            input_zero_point: int, output_scale: float, output_zero_point: int) -> np.ndarray:
     """int8 SUM as LiteRT's optimized ``QuantizedMeanOrSum`` computes it (keep_dims shape).

@@ -126,6 +126,11 @@ class ArgMaxOptions:
 
 
 @dataclass(frozen=True)
+class ArgMinOptions:
+    output_type: TensorType = slot("int8", TensorType.FLOAT32, TensorType)
+
+
+@dataclass(frozen=True)
 class TransposeConvOptions:
     padding: Padding = slot("int8", Padding.SAME, Padding)
     stride_w: int = slot("int32", 0)
@@ -272,6 +277,7 @@ OPTIONS_CLASSES: dict[BuiltinOptionsType, type] = {
     BuiltinOptionsType.MirrorPadOptions: MirrorPadOptions,
     BuiltinOptionsType.GeluOptions: GeluOptions,
     BuiltinOptionsType.BatchMatMulOptions: BatchMatMulOptions,
+    BuiltinOptionsType.ArgMinOptions: ArgMinOptions,
 }
 
 #: operator -> the options union type its builtin_options must carry (absent: NONE is fine).
@@ -325,6 +331,8 @@ OPERATOR_OPTIONS: dict[BuiltinOperator, BuiltinOptionsType] = {
     BuiltinOperator.MIRROR_PAD: BuiltinOptionsType.MirrorPadOptions,
     BuiltinOperator.GELU: BuiltinOptionsType.GeluOptions,
     BuiltinOperator.BATCH_MATMUL: BuiltinOptionsType.BatchMatMulOptions,
+    BuiltinOperator.ARG_MIN: BuiltinOptionsType.ArgMinOptions,
+    BuiltinOperator.REDUCE_MIN: BuiltinOptionsType.ReducerOptions,
 }
 
 

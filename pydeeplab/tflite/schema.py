@@ -300,6 +300,7 @@ class BuiltinOptionsType(enum.IntEnum):
     TransposeConvOptions = 49
     TileOptions = 51
     ExpandDimsOptions = 52
+    ArgMinOptions = 57
     ShapeOptions = 55
     PackOptions = 59
     UnpackOptions = 64
