@@ -604,3 +604,24 @@ def test_logical_not_and_refusals():
                                (B.LOGICAL_NOT, T(np.zeros(3, np.float32)), "FLOAT32 input is not supported")):
         with pytest.raises(ModelError, match=message):
             run_ours_op(opcode, [x], [T(None, x.value.dtype, (3,), x.quant)], None, "numpy")
+
+
+def test_pow():
+    """POW of float32 (signs, fractional exponents, 0 ** 0, negative ** fraction = NaN) and int32
+    (exponents from 0), broadcast; a negative int32 exponent is refused, as LiteRT refuses it."""
+    rng = RNG(35)
+    x = (rng.standard_normal((2, 3, 4)) * 3).astype(np.float32)
+    x.flat[:4] = [0.0, -2.0, 2.0, -0.5]
+    y = rng.uniform(-3, 3, (3, 1)).astype(np.float32)
+    y.flat[:2] = [0.0, 2.0]
+    check_op(B.POW, [T(x), T(y)], [T(None, np.float32)])
+    check_op(B.POW, [T(x), T(np.array([2.0], np.float32), const=True)], [T(None, np.float32)])
+    xi = rng.integers(-9, 10, (4, 5)).astype(np.int32)
+    yi = rng.integers(0, 6, (1, 5)).astype(np.int32)
+    check_op(B.POW, [T(xi), T(yi)], [T(None, np.int32)])
+    with pytest.raises(ModelError, match="negative"):
+        run_ours_op(B.POW, [T(xi), T(np.array([[1, -1, 2, 0, 1]], np.int32))], [T(None, np.int32, (4, 5))], None,
+                    "numpy")
+    with pytest.raises(ModelError, match="at most 4"):
+        run_ours_op(B.POW, [T(np.zeros((2, 1, 3, 1, 2), np.float32)), T(np.zeros((1, 4, 1, 5, 1), np.float32))],
+                    [T(None, np.float32, (1,))], None, "numpy")

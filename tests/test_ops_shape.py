@@ -518,3 +518,20 @@ def test_inspect_names_the_cuts_options(tmp_path, capsys):
     ops = {o["op"]: o["options"] for o in json.loads(capsys.readouterr().out)["operators"]}
     assert ops["SPLIT"] == {"num_splits": 2} and ops["SPLIT_V"] == {"num_splits": 2}
     assert ops["MIRROR_PAD"] == {"mode": "REFLECT"} and ops["SLICE"] == ops["EXPAND_DIMS"] == {}
+
+
+@pytest.mark.parametrize("dtype", [*DTYPES, np.int32, np.int64, np.bool_], ids=[*DTYPE_IDS, "int32", "int64", "bool"])
+def test_broadcast_to(dtype):
+    """BROADCAST_TO (onnx2tf's Expand): new leading dimensions, size-1 dimensions repeated, int32 and
+    int64 shapes; shapes that do not broadcast are refused."""
+    rng = np.random.default_rng(45)
+    x = _tensor(rng, (3, 1, 4), dtype) if dtype in DTYPES else T((rng.integers(-5, 5, (3, 1, 4))).astype(dtype))
+    out = _out(dtype) if dtype in DTYPES else T(None, dtype)
+    if dtype in DTYPES and dtype != np.float32:
+        out = T(None, dtype, quant=x.quant)
+    for shape, index_type in (([3, 5, 4], np.int32), ([2, 3, 5, 4], np.int64), ([3, 1, 4], np.int32),
+                              ([1, 1, 3, 2, 4], np.int32)):
+        check_op(B.BROADCAST_TO, [x, _vector(shape, index_type)], [out], version=2)  # (LiteRT registers 2 and 3)
+    for shape in ([3, 5, 5], [5, 4], [-1, 1, 4]):
+        with pytest.raises(ModelError, match="broadcast to|dimensions"):
+            run_ours_op(B.BROADCAST_TO, [x, _vector(shape)], [T(None, x.value.dtype, (1,), x.quant)], None, "numpy")

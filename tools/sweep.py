@@ -910,6 +910,13 @@ for _op, _dtypes in (("ABS", ("float32", "int8")), ("NEG", ("float32",)), ("SQRT
 builder("REDUCE_MIN")(_reducer("REDUCE_MIN"))
 
 
+@builder("POW", ("float32",))
+def pow_op(p: dict, dtype: str, rng) -> Case:
+    a = random_tensor(rng, dtype, p["a"], const=len(p["a"]) == 0)
+    b = T(rng.uniform(-3, 3, p["b"]).astype(np.float32), const=p.get("b_const", False) or len(p["b"]) == 0)
+    return Case("POW", dtype, p, [a, b], [_out(dtype)], None)
+
+
 @builder("ARG_MIN")
 def arg_min(p: dict, dtype: str, rng) -> Case:
     x = random_tensor(rng, dtype, p["shape"])
@@ -1084,6 +1091,7 @@ for _op in ("ABS", "NEG", "SQRT", "SQUARE", "LOG", "SIN", "COS", "FLOOR", "SIGN"
 
 
 grid("REDUCE_MIN")(_reducer_grid)
+grid("POW")(_binary2_grid)
 
 
 @grid("ARG_MIN")
@@ -1302,7 +1310,7 @@ def extra_strategies(st, seed, dtype_of, binary) -> dict:
                                                output_type=draw(st.sampled_from(("INT32", "INT64"))), seed=draw(seed))
 
     return {
-        "REDUCE_MIN": reducer("REDUCE_MIN"), "ARG_MIN": arg_min_(),
+        "REDUCE_MIN": reducer("REDUCE_MIN"), "ARG_MIN": arg_min_(), "POW": binary("POW"),
         **{op: unary(op) for op in ("ABS", "NEG", "SQRT", "SQUARE", "LOG", "SIN", "COS", "FLOOR", "SIGN")},
         "BATCH_MATMUL": batch_matmul_(), "GELU": gelu_(), "SPLIT": split_(), "SPLIT_V": split_v_(), "SLICE": slice_(), "EXPAND_DIMS": expand_dims_(),
         "MIRROR_PAD": mirror_pad_(),

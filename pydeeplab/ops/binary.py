@@ -1,7 +1,8 @@
-"""MAXIMUM, MINIMUM, DIV, SQUARED_DIFFERENCE: broadcasting binary operators beyond ADD/SUB/MUL.
+"""MAXIMUM, MINIMUM, DIV, SQUARED_DIFFERENCE, POW: broadcasting binary operators beyond ADD/SUB/MUL.
 
-Prepare follows TFLite's ``kernels/maximum_minimum.cc``, ``div.cc`` and
-``squared_difference.cc``: both inputs of one type, the output shape their broadcast,
+Prepare follows TFLite's ``kernels/maximum_minimum.cc``, ``div.cc``,
+``squared_difference.cc`` and ``pow.cc`` (float32 and int32; an int32 exponent below 0 is refused
+at run time, as TFLite refuses it): both inputs of one type, the output shape their broadcast,
 and for 8-bit DIV / SQUARED_DIFFERENCE the fixed-point constants computed from the
 float32 scales exactly as TFLite computes them (see each prepare). A quantized or
 int32 DIV whose divisor holds a zero is refused at run time, as TFLite refuses it.
@@ -154,3 +155,22 @@ def prepare_squared_difference(ctx: OpContext) -> Prepared:
     params = ref.ArithmeticParams(left_shift, -z1, m1, sh1, -z2, m2, sh2, zo, mo, sho, int(info.min), int(info.max))
     return Prepared((out_shape,), quantized_binary_run(
         ctx, lambda x, y, out: ref.squared_difference_quantized(x, y, params, out), a, b, o, out_shape))
+
+
+# ------------------------------------------------------------------------- POW
+
+
+@register(BuiltinOperator.POW)
+def prepare_pow(ctx: OpContext) -> Prepared:
+    """x ** y of two float32 or int32 tensors, broadcast over at most 4 dimensions (TFLite's loop)."""
+    a, b, _ = _inputs(ctx, (_T.FLOAT32, _T.INT32))
+    shape = broadcast_output_shape(ctx, a, b, 4)
+    if a.type == _T.FLOAT32:
+        return Prepared((shape,), lambda inputs, outputs: ref.power(inputs[0], inputs[1], outputs[0]))
+
+    def run(inputs, outputs):
+        if inputs[1].size and int(inputs[1].min()) < 0:
+            raise ctx.error("an int32 exponent is negative (TFLite refuses it too)")
+        ref.power(inputs[0], inputs[1], outputs[0])
+
+    return Prepared((shape,), run)

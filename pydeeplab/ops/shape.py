@@ -1,8 +1,8 @@
-"""CONCATENATION, RESHAPE, SQUEEZE, EXPAND_DIMS, PAD (PADV2), MIRROR_PAD, SPACE_TO_BATCH_ND,
-BATCH_TO_SPACE_ND, TILE, STRIDED_SLICE, SLICE.
+"""CONCATENATION, RESHAPE, SQUEEZE, EXPAND_DIMS, BROADCAST_TO, PAD (PADV2), MIRROR_PAD,
+SPACE_TO_BATCH_ND, BATCH_TO_SPACE_ND, TILE, STRIDED_SLICE, SLICE.
 
 Output shapes are computed here at plan time, as TFLite's Prepare functions do
-(``kernels/concatenation.cc``, ``reshape.cc``, ``squeeze.cc``, ``expand_dims.cc``, ``pad.cc``,
+(``kernels/concatenation.cc``, ``reshape.cc``, ``squeeze.cc``, ``expand_dims.cc``, ``broadcast_to.cc``, ``pad.cc``,
 ``mirror_pad.cc``, ``space_to_batch_nd.cc``, ``batch_to_space_nd.cc``, ``tile.cc``,
 ``strided_slice.cc``, ``slice.cc``), from the input shapes and the constant shape-like inputs
 (paddings, block shapes, begin/end/strides, axes). A shape-like input that is not constant is refused, since
@@ -222,6 +222,23 @@ def prepare_expand_dims(ctx: OpContext) -> Prepared:
     if not 0 <= axis <= rank:
         raise ctx.error(f"axis {value} is out of range for an input of rank {rank} (from {-rank - 1} to {rank})")
     return Prepared((tuple(x.shape[:axis]) + (1,) + tuple(x.shape[axis:]),), _reshape_run)
+
+
+@register(BuiltinOperator.BROADCAST_TO)
+def prepare_broadcast_to(ctx: OpContext) -> Prepared:
+    """The input repeated to the constant ``shape`` (input 1, int32 or int64; at most 8 dimensions):
+    its dimensions, aligned at the end, each equal to the shape's or 1 (``broadcast_to.cc``)."""
+    x, o = ctx.same_type_io(2)
+    shape = tuple(int(d) for d in _int_constant(ctx, 1, "shape", 1))
+    if len(shape) > 8 or len(shape) < len(x.shape):
+        raise ctx.error(f"shape {list(shape)} must have from {len(x.shape)} (the input's rank) to 8 dimensions")
+    if any(d < 0 for d in shape) or any(n not in (1, d) for n, d in zip(x.shape[::-1], shape[::-1])):
+        raise ctx.error(f"input shape {x.shape} does not broadcast to {list(shape)}")
+
+    def run(inputs, outputs):
+        outputs[0][...] = np.broadcast_to(inputs[0], shape)
+
+    return Prepared((shape,), run)
 
 
 # ------------------------------------------------------------------------- PAD

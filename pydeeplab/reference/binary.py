@@ -105,3 +105,15 @@ def squared_difference_quantized(a: np.ndarray, b: np.ndarray, p: ArithmeticPara
     x2 = on_common_scale(b, p.input2_offset, p.left_shift, p.input2_multiplier, p.input2_shift)
     d = x1 - x2
     rescale_to_output(d * d, p, out)
+
+
+def power(x: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:
+    """POW with broadcasting, ``std::pow`` as TFLite calls it: float32 (within the float contract:
+    NumPy's float32 power); int32 through double (exact below 2**53), converted back as x86 does
+    (an out-of-range result, undefined in C, gives the lowest int32)."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        if out.dtype != np.int32:
+            np.power(x, y, out=out)
+            return
+        r = np.power(x.astype(np.float64), y.astype(np.float64))
+        out[...] = np.where(np.abs(r) < 2.0**31, r, -(2.0**31)).astype(np.int32)
