@@ -625,3 +625,68 @@ def test_pow():
     with pytest.raises(ModelError, match="at most 4"):
         run_ours_op(B.POW, [T(np.zeros((2, 1, 3, 1, 2), np.float32)), T(np.zeros((1, 4, 1, 5, 1), np.float32))],
                     [T(None, np.float32, (1,))], None, "numpy")
+
+
+# ------------------------------------------------------------ comparisons, SELECT / SELECT_V2
+
+_COMPARE = [B.EQUAL, B.NOT_EQUAL, B.LESS, B.LESS_EQUAL, B.GREATER, B.GREATER_EQUAL]
+
+
+@pytest.mark.parametrize("opcode", _COMPARE, ids=lambda o: o.name)
+def test_comparisons(opcode):
+    """Raw values of float32 (with NaN and ties), int32, int64 (and bool for the equalities),
+    broadcast; uint8 / int8 with scales and zero points of their own (TFLite's fixed-point scaling:
+    values equal in real terms compare equal after it); int16 raw, quantized int16 EQUAL scaled."""
+    rng = RNG(36)
+    out = T(None, np.bool_)
+    a = rng.integers(-3, 4, (2, 3, 4)).astype(np.float32)
+    a.flat[:3] = np.nan
+    check_op(opcode, [T(a), T(rng.integers(-3, 4, (3, 1)).astype(np.float32))], [out])
+    for dtype in (np.int32, np.int64):
+        check_op(opcode, [T(rng.integers(-3, 4, (4, 5)).astype(dtype)), T(rng.integers(-3, 4, (5,)).astype(dtype))], [out])
+    if opcode in (B.EQUAL, B.NOT_EQUAL):
+        check_op(opcode, [T(rng.random((3, 4)) < 0.5), T(rng.random((1, 4)) < 0.5)], [out])
+    for dtype in (np.uint8, np.int8):
+        info = np.iinfo(dtype)
+        x = np.arange(256, dtype=np.uint8).view(dtype).reshape(16, 16)
+        for s_a, z_a, s_b, z_b in ((0.1, 0, 0.1, 0), (0.05, 10, 0.1, 5), (0.02, -3, 0.07, 40), (0.5, 100, 0.25, 0)):
+            z_a, z_b = int(np.clip(z_a, info.min, info.max)), int(np.clip(z_b, info.min, info.max))
+            check_op(opcode, [T(x, quant=quant(s_a, z_a)), T(x.T.copy(), quant=quant(s_b, z_b))], [out])
+    if opcode != B.NOT_EQUAL:
+        x16 = rng.integers(-5, 5, (3, 4)).astype(np.int16)
+        check_op(opcode, [T(x16), T(rng.integers(-5, 5, (3, 4)).astype(np.int16))], [out])
+    if opcode in (B.EQUAL, B.NOT_EQUAL):
+        x16 = rng.integers(-50, 50, (3, 4)).astype(np.int16)
+        check_op(opcode, [T(x16, quant=quant(0.1, 0)), T(x16 * 2, quant=quant(0.05, 0))], [out])
+
+
+def test_select():
+    """SELECT: a condition of x's shape, a scalar, a vector along the first dimension; SELECT_V2:
+    the three broadcast; values copied raw (float32, uint8, int32, bool)."""
+    rng = RNG(37)
+    for dtype in (np.float32, np.uint8, np.int32, np.bool_):
+        def t(shape):
+            v = rng.integers(0, 3, shape)
+            return T(v.astype(dtype))
+
+        out = T(None, dtype)
+        for cond_shape in ((3, 4, 2), (), (3,)):
+            check_op(B.SELECT, [T(rng.random(cond_shape) < 0.5), t((3, 4, 2)), t((3, 4, 2))], [out])
+        for cond_shape, x_shape, y_shape in (((3, 4, 2), (3, 4, 2), (3, 4, 2)), ((4, 1), (3, 1, 2), (2,)),
+                                             ((), (2, 3), (1, 3)), ((2, 1, 1, 1, 3), (1, 2, 1, 4, 1), (1, 3))):
+            check_op(B.SELECT_V2, [T(rng.random(cond_shape) < 0.5), t(x_shape), t(y_shape)], [out])
+
+
+def test_comparison_and_select_refusals():
+    f = T(np.zeros((2, 3), np.float32))
+    for opcode, inputs, out, message in (
+            (B.LESS, [f, T(np.zeros((2, 3), np.int32))], T(None, np.bool_, (2, 3)), "input types differ"),
+            (B.LESS, [T(np.zeros(2, np.bool_)), T(np.zeros(2, np.bool_))], T(None, np.bool_, (2,)), "BOOL inputs"),
+            (B.EQUAL, [T(np.zeros(2, np.uint8), quant=quant(1.5, 0)), T(np.zeros(2, np.uint8), quant=quant(0.1, 0))],
+             T(None, np.bool_, (2,)), "scale of 1 or more"),
+            (B.NOT_EQUAL, [T(np.zeros(2, np.int16)), T(np.zeros(2, np.int16))], T(None, np.bool_, (2,)), "unwritten"),
+            (B.SELECT, [T(np.zeros(3, np.bool_)), f, f], T(None, np.float32, (2, 3)), "first dimension"),
+            (B.SELECT_V2, [T(np.zeros((2, 1), np.bool_)), f, T(np.zeros((3, 3), np.float32))],
+             T(None, np.float32, (2, 3)), "do not broadcast")):
+        with pytest.raises(ModelError, match=message):
+            run_ours_op(opcode, inputs, [out], None, "numpy")

@@ -312,6 +312,9 @@ def test_options_with_every_field_set_round_trip():
         B.BATCH_MATMUL: O.BatchMatMulOptions(True, True, True),
         B.ARG_MIN: O.ArgMinOptions(TensorType.INT64),
         B.REDUCE_MIN: O.ReducerOptions(True),
+        B.ABS: O.EmptyOptions(),  # (converters write these empty tables: read as the operator's own)
+        B.POW: O.EmptyOptions(),
+        B.BROADCAST_TO: O.EmptyOptions(),
     }
     b = ModelBuilder()
     t = b.add_tensor("t", TensorType.FLOAT32, (1,))

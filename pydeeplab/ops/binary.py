@@ -1,8 +1,12 @@
-"""MAXIMUM, MINIMUM, DIV, SQUARED_DIFFERENCE, POW: broadcasting binary operators beyond ADD/SUB/MUL.
+"""MAXIMUM, MINIMUM, DIV, SQUARED_DIFFERENCE, POW, the comparisons (EQUAL, NOT_EQUAL, LESS,
+LESS_EQUAL, GREATER, GREATER_EQUAL) and SELECT / SELECT_V2: broadcasting operators beyond
+ADD/SUB/MUL.
 
 Prepare follows TFLite's ``kernels/maximum_minimum.cc``, ``div.cc``,
-``squared_difference.cc`` and ``pow.cc`` (float32 and int32; an int32 exponent below 0 is refused
-at run time, as TFLite refuses it): both inputs of one type, the output shape their broadcast,
+``squared_difference.cc``, ``pow.cc`` (float32 and int32; an int32 exponent below 0 is refused
+at run time, as TFLite refuses it), ``comparisons.cc`` (raw values of float32, int32, int64, bool
+and unquantized int16; uint8 / int8, and int16 EQUAL / NOT_EQUAL, through each input's scale as a
+fixed-point multiplier, scales below 1) and ``select.cc`` (values copied raw, any type): both inputs of one type, the output shape their broadcast,
 and for 8-bit DIV / SQUARED_DIFFERENCE the fixed-point constants computed from the
 float32 scales exactly as TFLite computes them (see each prepare). A quantized or
 int32 DIV whose divisor holds a zero is refused at run time, as TFLite refuses it.
@@ -174,3 +178,75 @@ def prepare_pow(ctx: OpContext) -> Prepared:
         ref.power(inputs[0], inputs[1], outputs[0])
 
     return Prepared((shape,), run)
+
+
+# ------------------------------------------------------------------ comparisons
+
+
+_COMPARISONS = (BuiltinOperator.EQUAL, BuiltinOperator.NOT_EQUAL, BuiltinOperator.LESS, BuiltinOperator.LESS_EQUAL,
+                BuiltinOperator.GREATER, BuiltinOperator.GREATER_EQUAL)
+
+
+@register(*_COMPARISONS)
+def prepare_comparison(ctx: OpContext) -> Prepared:
+    """A bool map of ``a OP b``, broadcast over at most 4 dimensions (TFLite's loop)."""
+    ctx.expect_io(2)
+    a, b = ctx.inputs
+    o, name = ctx.outputs[0], ctx.opcode.name
+    equality = ctx.opcode in (BuiltinOperator.EQUAL, BuiltinOperator.NOT_EQUAL)
+    if a.type != b.type:
+        raise ctx.error(f"input types differ: {a.type.name} and {b.type.name}")
+    if o.type != _T.BOOL:
+        raise ctx.error(f"the output must be bool, not {o.type.name}")
+    allowed = (_T.FLOAT32, _T.INT32, _T.INT64, _T.UINT8, _T.INT8, _T.INT16) + ((_T.BOOL,) if equality else ())
+    if a.type not in allowed:
+        raise ctx.error(f"{a.type.name} inputs are not supported ({', '.join(t.name.lower() for t in allowed)} are)")
+    shape = broadcast_output_shape(ctx, a, b, 4)
+    scaled = a.type in EIGHT_BIT or (a.type == _T.INT16 and equality and a.is_quantized)
+    if a.type == _T.INT16 and ctx.opcode == BuiltinOperator.NOT_EQUAL and not a.is_quantized:
+        raise ctx.error("NOT_EQUAL of unquantized int16 is not supported (LiteRT leaves its output unwritten)")
+    if not scaled:
+        return Prepared((shape,), lambda inputs, outputs: ref.compare(name, inputs[0], inputs[1], outputs[0]))
+    (s_a, z_a), (s_b, z_b) = quantization_of(ctx, a, "input 0"), quantization_of(ctx, b, "input 1")
+    multipliers, shifts = [], []
+    for s in (s_a, s_b):
+        if not float(np.float32(s)) < 1.0:
+            raise ctx.error(f"a quantized comparison of a scale of 1 or more ({s}) is not supported")
+        m, sh = quantize_multiplier_smaller_than_one_exp(float(np.float32(s)))
+        multipliers.append(m)
+        shifts.append(sh)
+
+    def run(inputs, outputs):
+        ref.compare_quantized(name, inputs[0], inputs[1], (-z_a, -z_b), tuple(multipliers), tuple(shifts), outputs[0])
+
+    return Prepared((shape,), run)
+
+
+@register(BuiltinOperator.SELECT, BuiltinOperator.SELECT_V2)
+def prepare_select(ctx: OpContext) -> Prepared:
+    """``x`` where the bool ``condition`` holds, else ``y``. SELECT: a condition of x's shape, a
+    scalar, or a vector along x's first dimension, x and y of one shape; SELECT_V2: the three
+    broadcast (at most 5 dimensions, TFLite's loop)."""
+    ctx.expect_io(3)
+    c, x, y = ctx.inputs
+    o = ctx.outputs[0]
+    if c.type != _T.BOOL:
+        raise ctx.error(f"the condition must be bool, not {c.type.name}")
+    if x.type != y.type or o.type != x.type:
+        raise ctx.error(f"x ({x.type.name}), y ({y.type.name}) and the output ({o.type.name}) must have one type")
+    if ctx.opcode == BuiltinOperator.SELECT:
+        if tuple(x.shape) != tuple(y.shape):
+            raise ctx.error(f"x {x.shape} and y {y.shape} must have one shape")
+        low_rank = len(c.shape) == 0 or (len(c.shape) == 1 and x.shape and c.shape[0] == x.shape[0])
+        if tuple(c.shape) != tuple(x.shape) and not low_rank:
+            raise ctx.error(f"the condition {c.shape} must have x's shape {x.shape}, be a scalar or a vector "
+                            "along x's first dimension")
+        shape = tuple(x.shape)
+    else:
+        try:
+            shape = tuple(int(d) for d in np.broadcast_shapes(c.shape, x.shape, y.shape))
+        except ValueError:
+            raise ctx.error(f"condition {c.shape}, x {x.shape} and y {y.shape} do not broadcast") from None
+        if len(shape) > 5 and not tuple(c.shape) == tuple(x.shape) == tuple(y.shape):
+            raise ctx.error(f"broadcasting needs {len(shape)} dimensions; TFLite's kernel broadcasts at most 5")
+    return Prepared((shape,), lambda inputs, outputs: ref.select(inputs[0], inputs[1], inputs[2], outputs[0]))

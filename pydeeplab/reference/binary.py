@@ -117,3 +117,31 @@ def power(x: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:
             return
         r = np.power(x.astype(np.float64), y.astype(np.float64))
         out[...] = np.where(np.abs(r) < 2.0**31, r, -(2.0**31)).astype(np.int32)
+
+
+#: the comparison of each comparison operator
+COMPARISONS = {"EQUAL": np.equal, "NOT_EQUAL": np.not_equal, "LESS": np.less, "LESS_EQUAL": np.less_equal,
+               "GREATER": np.greater, "GREATER_EQUAL": np.greater_equal}
+
+
+def compare(name: str, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """A comparison operator on raw values (float, integers, bool), broadcast: ``out`` bool."""
+    COMPARISONS[name](a, b, out=out)
+
+
+def compare_quantized(name: str, a: np.ndarray, b: np.ndarray, offsets: tuple[int, int],
+                      multipliers: tuple[int, int], shifts: tuple[int, int], out: np.ndarray) -> None:
+    """``ComparisonWithScaling``: each input's ``(q - zp) << 8`` times its own scale as a fixed-point
+    multiplier (``MultiplyByQuantizedMultiplierSmallerThanOneExp``), then compared."""
+    from .fixedpoint import multiply_by_quantized_multiplier_smaller_than_one_exp as scale
+
+    va, vb = ((v.astype(np.int64) + off) * 256 for v, off in zip((a, b), offsets))
+    COMPARISONS[name](scale(va, multipliers[0], shifts[0]), scale(vb, multipliers[1], shifts[1]), out=out)
+
+
+def select(condition: np.ndarray, x: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:
+    """SELECT / SELECT_V2: ``x`` where ``condition`` holds, else ``y`` (values copied raw), broadcast;
+    a rank-1 condition of SELECT picks whole slices along the first dimension."""
+    if condition.ndim == 1 and x.ndim > 1 and condition.shape[0] == x.shape[0]:
+        condition = condition.reshape((-1,) + (1,) * (x.ndim - 1))
+    np.copyto(out, np.where(condition, x, y))
