@@ -673,8 +673,11 @@ def test_select():
         for cond_shape in ((3, 4, 2), (), (3,)):
             check_op(B.SELECT, [T(rng.random(cond_shape) < 0.5), t((3, 4, 2)), t((3, 4, 2))], [out])
         for cond_shape, x_shape, y_shape in (((3, 4, 2), (3, 4, 2), (3, 4, 2)), ((4, 1), (3, 1, 2), (2,)),
-                                             ((), (2, 3), (1, 3)), ((2, 1, 1, 1, 3), (1, 2, 1, 4, 1), (1, 3))):
+                                             ((), (2, 3), (1, 3)), ((2, 1, 1, 1, 3), (1, 2, 1, 4, 1), (1, 3)),
+                                             ((3,), (3, 4, 3), (3, 1, 3))):  # (a vector broadcasts along the last)
             check_op(B.SELECT_V2, [T(rng.random(cond_shape) < 0.5), t(x_shape), t(y_shape)], [out])
+        # One value in every shape: the output keeps its declared shape, as select.cc does.
+        check_op(B.SELECT_V2, [T(np.array(True)), t((1, 1)), t(())], [T(None, dtype, (1,))])
 
 
 def test_comparison_and_select_refusals():

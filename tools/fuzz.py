@@ -399,12 +399,14 @@ def zoo_shape(dtype: str = "float32") -> bytes:
 
 def zoo_converters(dtype: str = "float32") -> bytes:
     """What onnx2tf and ai-edge-torch write around convolutions and attention: SPLIT into channel
-    halves, MIRROR_PAD, SPLIT_V, SLICE, EXPAND_DIMS, BATCH_MATMUL (scores, then mixing) and GELU,
+    halves, MIRROR_PAD, SPLIT_V, SLICE, EXPAND_DIMS, BATCH_MATMUL (scores, then mixing) and GELU; a
+    mask (GREATER, REDUCE_MAX / REDUCE_MIN, BROADCAST_TO, SELECT_V2); in float32 also POW, SQRT, ABS;
     in float32 or int8."""
     from pydeeplab.tflite.options import (
-        BatchMatMulOptions, ConcatenationOptions, GeluOptions, MirrorPadOptions, SplitOptions, SplitVOptions)
+        BatchMatMulOptions, ConcatenationOptions, GeluOptions, MirrorPadOptions, ReducerOptions, SplitOptions,
+        SplitVOptions)
     from pydeeplab.tflite.schema import BuiltinOperator as Op
-    from pydeeplab.tflite.schema import Padding
+    from pydeeplab.tflite.schema import Padding, TensorType
 
     net = _Net(f"fuzz seed: converters' operators, {dtype}", dtype, seed=16)
     b = net.b
@@ -432,7 +434,26 @@ def zoo_converters(dtype: str = "float32") -> bytes:
     b.add_operator(Op.GELU, [mixed], [out], GeluOptions(True))
     expanded = net.tensor((1, 1, 6, 6, 3), net.quants[joined])
     b.add_operator(Op.EXPAND_DIMS, [parts[0], net.const_int32([0])], [expanded])
-    return net.finish([x], [out, expanded])
+    # A mask: where the conv's output exceeds the first half's, it, else a broadcast row.
+    above = net.tensor((1, 6, 6, 4), None, TensorType.BOOL)
+    b.add_operator(Op.GREATER, [conv, first], [above])
+    row = net.tensor((1, 1, 1, 4), net.quants[conv])
+    b.add_operator(Op.REDUCE_MIN if net.quantized else Op.REDUCE_MAX, [conv, net.const_int32([1, 2])], [row],
+                   ReducerOptions(keep_dims=True))
+    spread = net.tensor((1, 6, 6, 4), net.quants[conv])
+    b.add_operator(Op.BROADCAST_TO, [row, net.const_int32([1, 6, 6, 4])], [spread], version=2)
+    masked = net.tensor((1, 6, 6, 4), net.quants[conv])
+    b.add_operator(Op.SELECT_V2, [above, conv, spread], [masked])
+    outputs = [out, expanded, masked]
+    if not net.quantized:  # a layer norm's statistics, as onnx2tf writes them
+        squared = net.tensor((1, 6, 6, 4))
+        b.add_operator(Op.POW, [masked, b.add_constant("two", np.array([2.0], np.float32))], [squared])
+        spread_sq = net.tensor((1, 6, 6, 4))
+        b.add_operator(Op.SQRT, [squared], [spread_sq])
+        norm = net.tensor((1, 6, 6, 4))
+        b.add_operator(Op.ABS, [spread_sq], [norm])
+        outputs.append(norm)
+    return net.finish([x], outputs)
 
 
 def geometry(dtype: str = "float32") -> bytes:

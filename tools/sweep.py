@@ -917,6 +917,35 @@ def pow_op(p: dict, dtype: str, rng) -> Case:
     return Case("POW", dtype, p, [a, b], [_out(dtype)], None)
 
 
+def _comparison(op: str):
+    def build(p: dict, dtype: str, rng) -> Case:
+        a = random_tensor(rng, dtype, p["a"], const=len(p["a"]) == 0)
+        b = random_tensor(rng, dtype, p["b"], const=p.get("b_const", False) or len(p["b"]) == 0)
+        if dtype != "float32":  # scales below 1, as TFLite's scaling needs
+            a.quant, b.quant = (quant(float(rng.uniform(0.005, 0.5)), q.zero_point) for q in (a.quant, b.quant))
+        return Case(op, dtype, p, [a, b], [T(None, TensorType.BOOL)], None)
+    return build
+
+
+for _op in ("EQUAL", "NOT_EQUAL", "LESS", "LESS_EQUAL", "GREATER", "GREATER_EQUAL"):
+    builder(_op)(_comparison(_op))
+
+
+@builder("SELECT_V2")
+def select_v2(p: dict, dtype: str, rng) -> Case:
+    x = random_tensor(rng, dtype, p["a"])
+    y = random_tensor(rng, dtype, p["b"], x.quant)
+    condition = T(rng.random(p["condition"]) < 0.5)
+    return Case("SELECT_V2", dtype, p, [condition, x, y], [_out(dtype, x.quant)], None)
+
+
+@builder("BROADCAST_TO")
+def broadcast_to(p: dict, dtype: str, rng) -> Case:
+    x = random_tensor(rng, dtype, p["shape"])
+    return Case("BROADCAST_TO", dtype, p, [x, T(np.array(p["to"], np.int32), const=True)], [_out(dtype, x.quant)],
+                None, version=2)  # (LiteRT registers versions 2 and 3)
+
+
 @builder("ARG_MIN")
 def arg_min(p: dict, dtype: str, rng) -> Case:
     x = random_tensor(rng, dtype, p["shape"])
@@ -1092,6 +1121,23 @@ for _op in ("ABS", "NEG", "SQRT", "SQUARE", "LOG", "SIN", "COS", "FLOOR", "SIGN"
 
 grid("REDUCE_MIN")(_reducer_grid)
 grid("POW")(_binary2_grid)
+for _op in ("EQUAL", "NOT_EQUAL", "LESS", "LESS_EQUAL", "GREATER", "GREATER_EQUAL"):
+    grid(_op)(_binary2_grid)
+
+
+@grid("SELECT_V2")
+def _select_v2_grid():
+    for i, (condition, a, b) in enumerate((([2, 3, 4], [2, 3, 4], [2, 3, 4]), ([3, 1], [2, 1, 4], [4]), ([], [2, 3], [1, 3]),
+                                           ([2, 1, 1, 1, 3], [1, 2, 1, 4, 1], [1, 3]))):
+        for dtype in DTYPES:
+            yield dtype, dict(condition=condition, a=a, b=b, seed=i)
+
+
+@grid("BROADCAST_TO")
+def _broadcast_to_grid():
+    for i, (shape, to) in enumerate((([3, 1, 4], [3, 5, 4]), ([4], [2, 3, 4]), ([1], [6]), ([2, 1], [1, 1, 2, 3]))):
+        for dtype in DTYPES:
+            yield dtype, dict(shape=shape, to=to, seed=i)
 
 
 @grid("ARG_MIN")
@@ -1309,8 +1355,26 @@ def extra_strategies(st, seed, dtype_of, binary) -> dict:
                                                axis=draw(st.integers(-rank, rank - 1)),
                                                output_type=draw(st.sampled_from(("INT32", "INT64"))), seed=draw(seed))
 
+    def suffix(draw, full):
+        """A shape that broadcasts to ``full``: a suffix of it with some dimensions set to 1."""
+        dims = full[len(full) - draw(st.integers(0, len(full))):]
+        return [1 if draw(st.booleans()) and draw(st.booleans()) else d for d in dims]
+
+    @st.composite
+    def select_v2_(draw):
+        full = [draw(st.integers(1, 4)) for _ in range(draw(st.integers(0, 4)))]
+        return draw(dtype_of("SELECT_V2")), dict(condition=suffix(draw, full), a=suffix(draw, full),
+                                                 b=suffix(draw, full), seed=draw(seed))
+
+    @st.composite
+    def broadcast_to_(draw):
+        full = [draw(st.integers(1, 4)) for _ in range(draw(st.integers(1, 5)))]
+        return draw(dtype_of("BROADCAST_TO")), dict(shape=suffix(draw, full), to=full, seed=draw(seed))
+
     return {
+        "SELECT_V2": select_v2_(), "BROADCAST_TO": broadcast_to_(),
         "REDUCE_MIN": reducer("REDUCE_MIN"), "ARG_MIN": arg_min_(), "POW": binary("POW"),
+        **{op: binary(op) for op in ("EQUAL", "NOT_EQUAL", "LESS", "LESS_EQUAL", "GREATER", "GREATER_EQUAL")},
         **{op: unary(op) for op in ("ABS", "NEG", "SQRT", "SQUARE", "LOG", "SIN", "COS", "FLOOR", "SIGN")},
         "BATCH_MATMUL": batch_matmul_(), "GELU": gelu_(), "SPLIT": split_(), "SPLIT_V": split_v_(), "SLICE": slice_(), "EXPAND_DIMS": expand_dims_(),
         "MIRROR_PAD": mirror_pad_(),

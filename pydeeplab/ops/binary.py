@@ -234,14 +234,17 @@ def prepare_select(ctx: OpContext) -> Prepared:
         raise ctx.error(f"the condition must be bool, not {c.type.name}")
     if x.type != y.type or o.type != x.type:
         raise ctx.error(f"x ({x.type.name}), y ({y.type.name}) and the output ({o.type.name}) must have one type")
-    if ctx.opcode == BuiltinOperator.SELECT:
+    along_first = False
+    if all(int(np.prod(t.shape, dtype=np.int64)) == 1 for t in (c, x, y, o)):
+        shape = tuple(o.shape)  # (select.cc keeps the declared output shape of one value)
+    elif ctx.opcode == BuiltinOperator.SELECT:
         if tuple(x.shape) != tuple(y.shape):
             raise ctx.error(f"x {x.shape} and y {y.shape} must have one shape")
         low_rank = len(c.shape) == 0 or (len(c.shape) == 1 and x.shape and c.shape[0] == x.shape[0])
         if tuple(c.shape) != tuple(x.shape) and not low_rank:
             raise ctx.error(f"the condition {c.shape} must have x's shape {x.shape}, be a scalar or a vector "
                             "along x's first dimension")
-        shape = tuple(x.shape)
+        shape, along_first = tuple(x.shape), len(c.shape) == 1 and tuple(c.shape) != tuple(x.shape)
     else:
         try:
             shape = tuple(int(d) for d in np.broadcast_shapes(c.shape, x.shape, y.shape))
@@ -249,4 +252,5 @@ def prepare_select(ctx: OpContext) -> Prepared:
             raise ctx.error(f"condition {c.shape}, x {x.shape} and y {y.shape} do not broadcast") from None
         if len(shape) > 5 and not tuple(c.shape) == tuple(x.shape) == tuple(y.shape):
             raise ctx.error(f"broadcasting needs {len(shape)} dimensions; TFLite's kernel broadcasts at most 5")
-    return Prepared((shape,), lambda inputs, outputs: ref.select(inputs[0], inputs[1], inputs[2], outputs[0]))
+    return Prepared((shape,), lambda inputs, outputs: ref.select(inputs[0], inputs[1], inputs[2], outputs[0],
+                                                                 along_first))

@@ -139,9 +139,10 @@ def compare_quantized(name: str, a: np.ndarray, b: np.ndarray, offsets: tuple[in
     COMPARISONS[name](scale(va, multipliers[0], shifts[0]), scale(vb, multipliers[1], shifts[1]), out=out)
 
 
-def select(condition: np.ndarray, x: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:
-    """SELECT / SELECT_V2: ``x`` where ``condition`` holds, else ``y`` (values copied raw), broadcast;
-    a rank-1 condition of SELECT picks whole slices along the first dimension."""
-    if condition.ndim == 1 and x.ndim > 1 and condition.shape[0] == x.shape[0]:
+def select(condition: np.ndarray, x: np.ndarray, y: np.ndarray, out: np.ndarray, along_first: bool = False) -> None:
+    """SELECT / SELECT_V2: ``x`` where ``condition`` holds, else ``y`` (values copied raw), broadcast
+    (SELECT_V2); with ``along_first`` (SELECT's rank-1 condition) whole slices along the first
+    dimension."""
+    if along_first:
         condition = condition.reshape((-1,) + (1,) * (x.ndim - 1))
-    np.copyto(out, np.where(condition, x, y))
+    np.copyto(out, np.where(condition, x, y).reshape(out.shape))
