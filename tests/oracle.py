@@ -279,6 +279,21 @@ def check_op(opcode, inputs: Sequence[T | None], outputs: Sequence[T], options=N
     return refs
 
 
+def check_model(model: bytes, feeds: Sequence[np.ndarray], backend: str, atol_scale: float = 1e-4) -> None:
+    """Run a whole model in LiteRT (BUILTIN_REF) and in pydeeplab's Interpreter (default plan, fusions
+    and all) on ``backend`` with ``feeds`` for its inputs; assert every output agrees."""
+    from pydeeplab import Interpreter
+
+    refs = run_litert(model, feeds, "ref")
+    interp = Interpreter(model_content=model, backend=backend)
+    interp.allocate_tensors()
+    for det, feed in zip(interp.get_input_details(), feeds):
+        interp.set_tensor(det["index"], feed)
+    interp.invoke()
+    for det, ref in zip(interp.get_output_details(), refs):
+        compare(interp.get_tensor(det["index"]), ref, f"{det['name']} [{backend}]", atol_scale)
+
+
 _START_DIR = Path.cwd()
 # A relative $PYDEEPLAB_DATA (the README's ../shared/data) names a folder seen from where the
 # tests started; some tests change directory, and subprocesses inherit the variable.

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from oracle import T, check_op, compare, quant, run_litert, run_ours_op, single_op_model
+from oracle import T, check_model, check_op, compare, quant, run_litert, run_ours_op, single_op_model
 
 from pydeeplab.errors import ModelError
 from pydeeplab.tflite.options import (
@@ -396,16 +396,8 @@ def _graph_model(quantized: bool) -> tuple[bytes, list[np.ndarray]]:
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 def test_new_operators_in_a_model(quantized, backend):
     """The new operators through the reader, the plan and the Interpreter, against LiteRT."""
-    from pydeeplab import Interpreter
-
     model, feeds = _graph_model(quantized)
-    refs = run_litert(model, feeds, "ref")
-    interp = Interpreter(model_content=model, backend=backend)
-    interp.allocate_tensors()
-    interp.set_tensor(interp.get_input_details()[0]["index"], feeds[0])
-    interp.invoke()
-    for det, ref in zip(interp.get_output_details(), refs):
-        compare(interp.get_tensor(det["index"]), ref, f"{det['name']} [{backend}]", atol_scale=1e-4)
+    check_model(model, feeds, backend)
 
 
 def test_inspect_names_new_options_and_fc_macs(tmp_path, capsys):
@@ -527,15 +519,8 @@ def _attention_model(quantized: bool) -> tuple[bytes, np.ndarray]:
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 def test_attention_in_a_model(quantized, backend):
     """BATCH_MATMUL, SOFTMAX and GELU through the reader, the default plan and the Interpreter."""
-    from pydeeplab import Interpreter
-
     model, feed = _attention_model(quantized)
-    (ref,) = run_litert(model, [feed], "ref")
-    interp = Interpreter(model_content=model, backend=backend)
-    interp.allocate_tensors()
-    interp.set_tensor(interp.get_input_details()[0]["index"], feed)
-    interp.invoke()
-    compare(interp.get_tensor(interp.get_output_details()[0]["index"]), ref, f"attention [{backend}]", atol_scale=1e-4)
+    check_model(model, [feed], backend)
 
 
 def test_inspect_counts_batch_matmul_macs(tmp_path, capsys):

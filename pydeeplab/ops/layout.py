@@ -204,14 +204,21 @@ def _split(ctx: OpContext, i: int, axis: int, sizes: list[int]) -> Prepared:
     return Prepared(shapes, run)
 
 
+def _split_options(ctx: OpContext, cls: type, inputs: tuple[str, ...]):
+    """The options of SPLIT / SPLIT_V (``cls``), once the operator has ``inputs`` (their names) and
+    ``num_splits`` outputs."""
+    options = ctx.options_as(cls)
+    if len(ctx.inputs) != len(inputs) or None in ctx.inputs:
+        raise ctx.error(f"expects {len(inputs)} inputs ({', '.join(inputs)}), has {len(ctx.inputs)}")
+    if len(ctx.outputs) != options.num_splits:
+        raise ctx.error(f"num_splits = {options.num_splits} but the operator has {len(ctx.outputs)} outputs")
+    return options
+
+
 @register(BuiltinOperator.SPLIT)
 def prepare_split(ctx: OpContext) -> Prepared:
     """Cut input 1 into ``num_splits`` equal parts along the axis of input 0 (a constant)."""
-    options = ctx.options_as(SplitOptions)
-    if len(ctx.inputs) != 2 or None in ctx.inputs:
-        raise ctx.error(f"expects 2 inputs (axis, input), has {len(ctx.inputs)}")
-    if len(ctx.outputs) != options.num_splits:
-        raise ctx.error(f"num_splits = {options.num_splits} but the operator has {len(ctx.outputs)} outputs")
+    options = _split_options(ctx, SplitOptions, ("axis", "input"))
     x = ctx.inputs[1]
     _check_type(ctx, x, _SPLIT_TYPES)
     axis = _split_axis(ctx, 0, len(x.shape))
@@ -225,11 +232,7 @@ def prepare_split(ctx: OpContext) -> Prepared:
 def prepare_split_v(ctx: OpContext) -> Prepared:
     """Cut input 0 along the axis of input 2 into parts of the sizes of input 1 (constants; one size
     may be -1: what the others leave)."""
-    options = ctx.options_as(SplitVOptions)
-    if len(ctx.inputs) != 3 or None in ctx.inputs:
-        raise ctx.error(f"expects 3 inputs (input, size_splits, axis), has {len(ctx.inputs)}")
-    if len(ctx.outputs) != options.num_splits:
-        raise ctx.error(f"num_splits = {options.num_splits} but the operator has {len(ctx.outputs)} outputs")
+    _split_options(ctx, SplitVOptions, ("input", "size_splits", "axis"))
     x = ctx.inputs[0]
     _check_type(ctx, x, _SPLIT_TYPES)
     if ctx.inputs[1].type not in (_T.INT32, _T.INT64):

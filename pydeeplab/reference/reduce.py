@@ -186,7 +186,7 @@ def softmax_quantized(x: np.ndarray, input_multiplier: int, input_left_shift: in
     return np.where(used, out, out_min).astype(out_dtype)
 
 
-# -- ARG_MAX -----------------------------------------------------------------------------------
+# -- ARG_MAX, ARG_MIN --------------------------------------------------------------------------
 
 def arg_max(x: np.ndarray, axis: int) -> np.ndarray:
     """ARG_MAX along ``axis`` (removed): the first index of the largest value.
@@ -201,16 +201,28 @@ def arg_max(x: np.ndarray, axis: int) -> np.ndarray:
     in an earlier lane hide later values; with NaN in such rows its index can
     differ from this one. Without NaN the results are identical.
     """
+    return _arg_extreme(x, axis, True)
+
+
+def _arg_extreme(x: np.ndarray, axis: int, largest: bool) -> np.ndarray:
+    """The first index along ``axis`` of the largest (smallest) value, NaN never a candidate."""
+    pick = np.max if largest else np.min
     if x.dtype.kind == "f":
         nan = np.isnan(x)
-        key = np.where(nan, -np.inf, x)
-        hit = (key == key.max(axis=axis, keepdims=True)) & ~nan
+        key = np.where(nan, -np.inf if largest else np.inf, x)
+        hit = (key == pick(key, axis=axis, keepdims=True)) & ~nan
     else:
-        hit = x == x.max(axis=axis, keepdims=True)
+        hit = x == pick(x, axis=axis, keepdims=True)
     return np.where(hit.any(axis=axis), hit.argmax(axis=axis), 0)
 
 
-# -- SUM, REDUCE_MAX ---------------------------------------------------------------------------
+def arg_min(x: np.ndarray, axis: int) -> np.ndarray:
+    """ARG_MIN along ``axis`` (removed): the first index of the smallest value (ties to the lowest
+    index; NaN never a candidate, 0 when all are NaN), as :func:`arg_max` for the largest."""
+    return _arg_extreme(x, axis, False)
+
+
+# -- SUM, REDUCE_MAX, REDUCE_MIN ---------------------------------------------------------------
 
 def reduce_sum(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     """SUM of a float32 or integer tensor over ``axes`` (keep_dims shape): float32 sums in
@@ -221,38 +233,28 @@ def reduce_sum(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     return (wrap_int32(total) if x.dtype == np.int32 else total).astype(x.dtype)
 
 
-def reduce_max(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-    """REDUCE_MAX over ``axes`` (keep_dims shape): ``in > current ? in : current`` from the
-    type's lowest value, so NaN never wins and an empty reduction gives the lowest value."""
+def _reduce_extreme(x: np.ndarray, axes: tuple[int, ...], largest: bool) -> np.ndarray:
+    """REDUCE_MAX (``largest``) or REDUCE_MIN over ``axes`` (keep_dims shape): ``in > current ? in :
+    current`` (``<`` for the smallest) from the type's lowest (highest) value, so NaN never wins and an
+    empty reduction gives that value; bool as any (all)."""
     if x.dtype == np.bool_:
-        return x.any(axis=axes, keepdims=True) if x.size else np.zeros(
-            tuple(1 if d in axes else s for d, s in enumerate(x.shape)), bool)
-    lowest = np.finfo(x.dtype).min if x.dtype.kind == "f" else np.iinfo(x.dtype).min
-    key = np.where(np.isnan(x), lowest, x) if x.dtype.kind == "f" else x
-    return np.max(key, axis=axes, keepdims=True, initial=lowest).astype(x.dtype)
+        if not x.size:
+            return np.full(tuple(1 if d in axes else s for d, s in enumerate(x.shape)), not largest)
+        return x.any(axis=axes, keepdims=True) if largest else x.all(axis=axes, keepdims=True)
+    info = np.finfo(x.dtype) if x.dtype.kind == "f" else np.iinfo(x.dtype)
+    start = info.min if largest else info.max
+    key = np.where(np.isnan(x), start, x) if x.dtype.kind == "f" else x
+    return (np.max if largest else np.min)(key, axis=axes, keepdims=True, initial=start).astype(x.dtype)
+
+
+def reduce_max(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """REDUCE_MAX over ``axes`` (keep_dims shape): see :func:`_reduce_extreme`."""
+    return _reduce_extreme(x, axes, True)
 
 
 def reduce_min(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-    """REDUCE_MIN over ``axes`` (keep_dims shape): ``in < current ? in : current`` from the type's
-    highest value, so NaN never wins and an empty reduction gives the highest value."""
-    if x.dtype == np.bool_:
-        return x.all(axis=axes, keepdims=True) if x.size else np.ones(
-            tuple(1 if d in axes else s for d, s in enumerate(x.shape)), bool)
-    highest = np.finfo(x.dtype).max if x.dtype.kind == "f" else np.iinfo(x.dtype).max
-    key = np.where(np.isnan(x), highest, x) if x.dtype.kind == "f" else x
-    return np.min(key, axis=axes, keepdims=True, initial=highest).astype(x.dtype)
-
-
-def arg_min(x: np.ndarray, axis: int) -> np.ndarray:
-    """ARG_MIN along ``axis`` (removed): the first index of the smallest value (ties to the lowest
-    index; NaN never a candidate, 0 when all are NaN), as :func:`arg_max` for the largest."""
-    if x.dtype.kind == "f":
-        nan = np.isnan(x)
-        key = np.where(nan, np.inf, x)
-        hit = (key == key.min(axis=axis, keepdims=True)) & ~nan
-    else:
-        hit = x == x.min(axis=axis, keepdims=True)
-    return np.where(hit.any(axis=axis), hit.argmax(axis=axis), 0)
+    """REDUCE_MIN over ``axes`` (keep_dims shape): see :func:`_reduce_extreme`."""
+    return _reduce_extreme(x, axes, False)
 
 
 def sum_int8_float_rescale(x: np.ndarray, axes: tuple[int, ...], count: int, input_scale: float,
