@@ -54,12 +54,11 @@ from oracle import T, compare, quant, run_litert, run_ours_op, single_op_model  
 from pydeeplab.errors import ModelError  # noqa: E402
 from pydeeplab.tflite.model import Quantization  # noqa: E402
 from pydeeplab.tflite.options import (  # noqa: E402
-    AddOptions, ArgMinOptions, BatchMatMulOptions, ArgMaxOptions, CastOptions, ConcatenationOptions, Conv2DOptions, DepthToSpaceOptions,
-    DepthwiseConv2DOptions, DivOptions, EmptyOptions, FullyConnectedOptions, GatherOptions, GeluOptions,
-    LeakyReluOptions,
-    MirrorPadOptions, MulOptions, PackOptions, Pool2DOptions, ReducerOptions, ResizeBilinearOptions,
-    ResizeNearestNeighborOptions, ShapeOptions, SoftmaxOptions, SpaceToDepthOptions, SplitOptions, SplitVOptions,
-    StridedSliceOptions, SubOptions, TransposeConvOptions, UnpackOptions)
+    AddOptions, ArgMaxOptions, ArgMinOptions, BatchMatMulOptions, CastOptions, ConcatenationOptions, Conv2DOptions,
+    DepthToSpaceOptions, DepthwiseConv2DOptions, DivOptions, EmptyOptions, FullyConnectedOptions, GatherOptions,
+    GeluOptions, LeakyReluOptions, MirrorPadOptions, MulOptions, PackOptions, Pool2DOptions, ReducerOptions,
+    ResizeBilinearOptions, ResizeNearestNeighborOptions, ShapeOptions, SoftmaxOptions, SpaceToDepthOptions,
+    SplitOptions, SplitVOptions, StridedSliceOptions, SubOptions, TransposeConvOptions, UnpackOptions)
 from pydeeplab.tflite.schema import Activation, BuiltinOperator, MirrorPadMode, Padding, TensorType  # noqa: E402
 
 DTYPES = ("float32", "uint8", "int8")
@@ -1127,8 +1126,9 @@ for _op in ("EQUAL", "NOT_EQUAL", "LESS", "LESS_EQUAL", "GREATER", "GREATER_EQUA
 
 @grid("SELECT_V2")
 def _select_v2_grid():
-    for i, (condition, a, b) in enumerate((([2, 3, 4], [2, 3, 4], [2, 3, 4]), ([3, 1], [2, 1, 4], [4]), ([], [2, 3], [1, 3]),
-                                           ([2, 1, 1, 1, 3], [1, 2, 1, 4, 1], [1, 3]))):
+    cases = (([2, 3, 4], [2, 3, 4], [2, 3, 4]), ([3, 1], [2, 1, 4], [4]), ([], [2, 3], [1, 3]),
+             ([2, 1, 1, 1, 3], [1, 2, 1, 4, 1], [1, 3]))
+    for i, (condition, a, b) in enumerate(cases):
         for dtype in DTYPES:
             yield dtype, dict(condition=condition, a=a, b=b, seed=i)
 
@@ -1155,9 +1155,10 @@ def _gelu_grid():
 
 @grid("BATCH_MATMUL")
 def _batch_matmul_grid():
-    cases = (([4, 6], [6, 5], False, False), ([2, 4, 6], [2, 6, 5], False, False), ([1, 2, 16, 8], [1, 2, 12, 8], False, True),
-             ([1, 2, 8, 16], [1, 2, 8, 12], True, False), ([3, 1, 4, 6], [1, 2, 5, 4], True, True),
-             ([2, 4, 6], [6, 5], False, False), ([1, 2, 1, 5, 7], [2, 1, 3, 7, 4], False, False), ([1, 64], [64, 3], False, False))
+    cases = (([4, 6], [6, 5], False, False), ([2, 4, 6], [2, 6, 5], False, False),
+             ([1, 2, 16, 8], [1, 2, 12, 8], False, True), ([1, 2, 8, 16], [1, 2, 8, 12], True, False),
+             ([3, 1, 4, 6], [1, 2, 5, 4], True, True), ([2, 4, 6], [6, 5], False, False),
+             ([1, 2, 1, 5, 7], [2, 1, 3, 7, 4], False, False), ([1, 64], [64, 3], False, False))
     for i, (lhs, rhs, adj_x, adj_y) in enumerate(cases):
         for dtype in ("float32", "int8"):
             yield dtype, dict(lhs=lhs, rhs=rhs, adj_x=adj_x, adj_y=adj_y, rhs_const=i % 2 == 1, seed=i)
@@ -1182,16 +1183,18 @@ def _split_v_grid():
 
 @grid("SLICE")
 def _slice_grid():
-    for i, (shape, begin, size) in enumerate((([1, 6, 7, 3], [0, 1, 2, 0], [1, 4, -1, 2]), ([4, 5], [1, 0], [-1, 5]),
-                                              ([2, 3, 4], [1, 2, 3], [1, 1, 1]), ([1, 5, 5, 8], [0, 0, 0, 4], [-1, -1, -1, 4]),
-                                              ([6], [2], [0]), ([2, 2, 3, 2, 3], [1, 0, 1, 1, 0], [1, 2, 2, 1, -1]))):
+    cases = (([1, 6, 7, 3], [0, 1, 2, 0], [1, 4, -1, 2]), ([4, 5], [1, 0], [-1, 5]), ([2, 3, 4], [1, 2, 3], [1, 1, 1]),
+             ([1, 5, 5, 8], [0, 0, 0, 4], [-1, -1, -1, 4]), ([6], [2], [0]),
+             ([2, 2, 3, 2, 3], [1, 0, 1, 1, 0], [1, 2, 2, 1, -1]))
+    for i, (shape, begin, size) in enumerate(cases):
         for dtype in DTYPES:
             yield dtype, dict(shape=shape, begin=begin, size=size, int64=i % 2 == 1, seed=i)
 
 
 @grid("EXPAND_DIMS")
 def _expand_dims_grid():
-    for i, (shape, axis) in enumerate((([4, 6, 3], 0), ([4, 6, 3], 3), ([4, 6, 3], -1), ([5], -2), ([2, 3], 1), ([], 0))):
+    cases = (([4, 6, 3], 0), ([4, 6, 3], 3), ([4, 6, 3], -1), ([5], -2), ([2, 3], 1), ([], 0))
+    for i, (shape, axis) in enumerate(cases):
         for dtype in DTYPES:
             yield dtype, dict(shape=shape, axis=axis, seed=i)
 
@@ -1345,7 +1348,8 @@ def extra_strategies(st, seed, dtype_of, binary) -> dict:
         rows, depth, cols = (draw(st.integers(1, 12)) for _ in range(3))
         adj_x, adj_y = draw(st.booleans()), draw(st.booleans())
         return draw(dtype_of("BATCH_MATMUL")), dict(
-            lhs=batch_l + ([depth, rows] if adj_x else [rows, depth]), rhs=batch_r + ([cols, depth] if adj_y else [depth, cols]),
+            lhs=batch_l + ([depth, rows] if adj_x else [rows, depth]),
+            rhs=batch_r + ([cols, depth] if adj_y else [depth, cols]),
             adj_x=adj_x, adj_y=adj_y, rhs_const=draw(st.booleans()), seed=draw(seed))
 
     @st.composite
@@ -1376,8 +1380,8 @@ def extra_strategies(st, seed, dtype_of, binary) -> dict:
         "REDUCE_MIN": reducer("REDUCE_MIN"), "ARG_MIN": arg_min_(), "POW": binary("POW"),
         **{op: binary(op) for op in ("EQUAL", "NOT_EQUAL", "LESS", "LESS_EQUAL", "GREATER", "GREATER_EQUAL")},
         **{op: unary(op) for op in ("ABS", "NEG", "SQRT", "SQUARE", "LOG", "SIN", "COS", "FLOOR", "SIGN")},
-        "BATCH_MATMUL": batch_matmul_(), "GELU": gelu_(), "SPLIT": split_(), "SPLIT_V": split_v_(), "SLICE": slice_(), "EXPAND_DIMS": expand_dims_(),
-        "MIRROR_PAD": mirror_pad_(),
+        "BATCH_MATMUL": batch_matmul_(), "GELU": gelu_(), "SPLIT": split_(), "SPLIT_V": split_v_(), "SLICE": slice_(),
+        "EXPAND_DIMS": expand_dims_(), "MIRROR_PAD": mirror_pad_(),
         "PRELU": prelu_(), "LEAKY_RELU": leaky(), "FULLY_CONNECTED": fc(),
         "DEPTH_TO_SPACE": d2s("DEPTH_TO_SPACE"), "SPACE_TO_DEPTH": d2s("SPACE_TO_DEPTH"),
         "MAXIMUM": binary("MAXIMUM"), "MINIMUM": binary("MINIMUM"), "DIV": binary("DIV"),

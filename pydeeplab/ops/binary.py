@@ -2,14 +2,15 @@
 LESS_EQUAL, GREATER, GREATER_EQUAL) and SELECT / SELECT_V2: broadcasting operators beyond
 ADD/SUB/MUL.
 
-Prepare follows TFLite's ``kernels/maximum_minimum.cc``, ``div.cc``,
-``squared_difference.cc``, ``pow.cc`` (float32 and int32; an int32 exponent below 0 is refused
-at run time, as TFLite refuses it), ``comparisons.cc`` (raw values of float32, int32, int64, bool
-and unquantized int16; uint8 / int8, and int16 EQUAL / NOT_EQUAL, through each input's scale as a
-fixed-point multiplier, scales below 1) and ``select.cc`` (values copied raw, any type): both inputs of one type, the output shape their broadcast,
+Prepare follows TFLite's ``kernels/maximum_minimum.cc``, ``div.cc`` and
+``squared_difference.cc``: both inputs of one type, the output shape their broadcast,
 and for 8-bit DIV / SQUARED_DIFFERENCE the fixed-point constants computed from the
 float32 scales exactly as TFLite computes them (see each prepare). A quantized or
 int32 DIV whose divisor holds a zero is refused at run time, as TFLite refuses it.
+POW follows ``pow.cc`` (float32 and int32; an int32 exponent below 0 is refused at run time, as
+TFLite refuses it); the comparisons ``comparisons.cc`` (raw values of float32, int32, int64, bool
+and unquantized int16; uint8 / int8, and quantized int16 EQUAL / NOT_EQUAL, through each input's
+scale as a fixed-point multiplier, scales below 1); SELECT ``select.cc`` (values copied raw).
 
 Backends: float and int32 are NumPy in both. 8-bit: the numba backend evaluates the
 reference arithmetic at plan time on all 256 x 256 input pairs and gathers

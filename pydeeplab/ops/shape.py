@@ -2,10 +2,11 @@
 SPACE_TO_BATCH_ND, BATCH_TO_SPACE_ND, TILE, STRIDED_SLICE, SLICE.
 
 Output shapes are computed here at plan time, as TFLite's Prepare functions do
-(``kernels/concatenation.cc``, ``reshape.cc``, ``squeeze.cc``, ``expand_dims.cc``, ``broadcast_to.cc``, ``pad.cc``,
-``mirror_pad.cc``, ``space_to_batch_nd.cc``, ``batch_to_space_nd.cc``, ``tile.cc``,
-``strided_slice.cc``, ``slice.cc``), from the input shapes and the constant shape-like inputs
-(paddings, block shapes, begin/end/strides, axes). A shape-like input that is not constant is refused, since
+(``kernels/concatenation.cc``, ``reshape.cc``, ``squeeze.cc``, ``expand_dims.cc``,
+``broadcast_to.cc``, ``pad.cc``, ``mirror_pad.cc``, ``space_to_batch_nd.cc``,
+``batch_to_space_nd.cc``, ``tile.cc``, ``strided_slice.cc``, ``slice.cc``), from the input shapes
+and the constant shape-like inputs (paddings, block shapes, begin/end/strides, axes). A shape-like
+input that is not constant is refused, since
 pydeeplab plans static shapes; only RESHAPE then falls back to the static
 ``new_shape`` of its options. Both backends run the NumPy functions of
 ``reference/shape.py``, except SPACE_TO_BATCH_ND / BATCH_TO_SPACE_ND, which the numba
@@ -50,6 +51,13 @@ def _same_quantization(ctx: OpContext, x: TensorSpec, o: TensorSpec) -> None:
 def _params_or_zero(t: TensorSpec) -> tuple[float, int]:
     """(scale, zero point) as TFLite's ``params`` holds them: (0, 0) without quantization."""
     return (t.quantization.scale, t.quantization.zero_point) if t.is_quantized else (0.0, 0)
+
+
+def _equal_params(ctx: OpContext, x: TensorSpec, o: TensorSpec) -> None:
+    """LiteRT's check that the output keeps the input's (scale, zero point), (0, 0) where absent."""
+    if _params_or_zero(x) != _params_or_zero(o):
+        raise ctx.error(f"input and output quantization (scale, zero point) must be equal, are "
+                        f"{_params_or_zero(x)} and {_params_or_zero(o)}")
 
 
 def _zero_value(o: TensorSpec) -> int:
@@ -210,9 +218,7 @@ def prepare_expand_dims(ctx: OpContext) -> Prepared:
     """Insert a dimension of size 1 at the constant ``axis`` of input 1 (one int32/int64 element; a
     negative axis counts from the end of the output shape)."""
     x, o = ctx.same_type_io(2)
-    if _params_or_zero(x) != _params_or_zero(o):
-        raise ctx.error(f"input and output quantization (scale, zero point) must be equal, are "
-                        f"{_params_or_zero(x)} and {_params_or_zero(o)}")
+    _equal_params(ctx, x, o)
     data = _int_constant(ctx, 1, "axis")
     if data.size != 1:
         raise ctx.error(f"axis (input 1) must hold one element, has shape {data.shape}")
@@ -282,9 +288,7 @@ def prepare_mirror_pad(ctx: OpContext) -> Prepared:
     less one for REFLECT) is refused, as LiteRT does."""
     x, o = ctx.same_type_io(2)
     if x.type in (TensorType.UINT8, TensorType.INT8, TensorType.INT16):
-        if _params_or_zero(x) != _params_or_zero(o):
-            raise ctx.error(f"input and output quantization (scale, zero point) must be equal, are "
-                            f"{_params_or_zero(x)} and {_params_or_zero(o)}")
+        _equal_params(ctx, x, o)
         if x.type == TensorType.INT16 and _params_or_zero(x)[1] != 0:
             raise ctx.error("int16 data must have zero point 0")
     mode = ctx.options_as(MirrorPadOptions).mode

@@ -92,11 +92,11 @@ def prepare_cast(ctx: OpContext) -> Prepared:
     return Prepared((tuple(x.shape),), unary_run(ref.cast))
 
 
-_MATH_FLOAT = {
+#: the NumPy ufunc of each float32 math operator (SQUARE and SIGN: ``reference/unary.py``)
+_NUMPY_MATH = {
     BuiltinOperator.ABS: np.abs, BuiltinOperator.NEG: np.negative, BuiltinOperator.SQRT: np.sqrt,
-    BuiltinOperator.SQUARE: None, BuiltinOperator.LOG: np.log, BuiltinOperator.SIN: np.sin,
-    BuiltinOperator.COS: np.cos, BuiltinOperator.FLOOR: np.floor, BuiltinOperator.SIGN: None,
-    BuiltinOperator.LOGICAL_NOT: None,
+    BuiltinOperator.LOG: np.log, BuiltinOperator.SIN: np.sin, BuiltinOperator.COS: np.cos,
+    BuiltinOperator.FLOOR: np.floor,
 }
 #: the other types each operator takes (LiteRT 2.3), beyond float32
 _MATH_TYPES = {
@@ -113,7 +113,7 @@ def _float_math(opcode: BuiltinOperator):
         return ref.square
     if opcode == BuiltinOperator.SIGN:
         return ref.sign
-    fn = _MATH_FLOAT[opcode]
+    fn = _NUMPY_MATH[opcode]
 
     def apply(x, out):
         with np.errstate(divide="ignore", invalid="ignore"):  # (log 0 = -inf, sqrt -1 = NaN, as in C)
@@ -122,7 +122,7 @@ def _float_math(opcode: BuiltinOperator):
     return apply
 
 
-@register(*_MATH_FLOAT)
+@register(*_NUMPY_MATH, BuiltinOperator.SQUARE, BuiltinOperator.SIGN, BuiltinOperator.LOGICAL_NOT)
 def prepare_math(ctx: OpContext) -> Prepared:
     """ABS, NEG, SQRT, SQUARE, LOG, SIN, COS, FLOOR, SIGN (float32 and the types of ``_MATH_TYPES``),
     LOGICAL_NOT (bool): output shape = input shape, same type."""

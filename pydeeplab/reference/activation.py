@@ -124,12 +124,13 @@ def relu_quantized(x: np.ndarray, input_zero_point: int, multiplier: int, shift:
 
 
 def _libm_float_function(name: str, fallback: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
-    """The C library's float32 function ``name`` (expf, tanhf) applied elementwise.
+    """The C library's float32 function ``name`` (expf, tanhf, erfcf, logf) applied elementwise.
 
-    TFLite fills its tables with ``std::exp`` / ``std::tanh`` on float, i.e. the C
-    library's expf / tanhf. NumPy's own float32 exp and tanh differ from glibc's in the
-    last bit for many inputs, which occasionally moves a table entry by one; calling
-    libm keeps the tables identical. Without a loadable libm, NumPy's is used.
+    TFLite fills its tables with ``std::exp`` / ``std::tanh`` (and GELU's ``std::erfc``, LOG's
+    ``std::log``) on float, i.e. the C library's expf / tanhf / erfcf / logf. NumPy's own float32
+    functions differ from glibc's in the last bit for many inputs, which occasionally moves a table
+    entry by one; calling libm keeps the tables identical. Without a loadable libm, NumPy's (or
+    :func:`erfc`) is used.
     """
     path = ctypes.util.find_library("m")
     try:
@@ -142,8 +143,8 @@ def _libm_float_function(name: str, fallback: Callable[[np.ndarray], np.ndarray]
         def numpy_instead(v: np.ndarray) -> np.ndarray:
             if not warned:  # said once per function, when a table first needs it
                 warned.append(True)
-                warnings.warn(f"the C library's {name} is not loadable here, so LOGISTIC/TANH tables use "
-                              f"NumPy's, which differs in the last bit for some inputs: uint8/int8 results "
+                warnings.warn(f"the C library's {name} is not loadable here, so the 8-bit tables that need it "
+                              f"use NumPy's, which differs in the last bit for some inputs: uint8/int8 results "
                               f"may then differ from TFLite's by 1", RuntimeWarning, stacklevel=2)
             return fallback(v)
 
