@@ -678,3 +678,24 @@ def test_comparison_and_select_refusals():
              T(None, np.float32, (2, 3)), "do not broadcast")):
         with pytest.raises(ModelError, match=message):
             run_ours_op(opcode, inputs, [out], None, "numpy")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8, np.int8, np.int32, np.int64, np.bool_], ids=lambda d: np.dtype(d).name)
+def test_gather_nd(dtype):
+    """GATHER_ND with index vectors of every length up to the params' rank, int16/int32/int64
+    indices, constant or not; an index out of range is refused (at plan time for constants)."""
+    rng = RNG(38)
+    params = T(rng.integers(0, 100, (3, 4, 5)).astype(dtype))
+    out = T(None, dtype)
+    for nd, index_type, const in ((1, np.int32, True), (2, np.int64, False), (3, np.int16, True), (2, np.int32, True)):
+        limits = np.array((3, 4, 5)[:nd])
+        idx = (rng.random((2, 3, nd)) * limits).astype(index_type)
+        check_op(B.GATHER_ND, [params, T(idx, const=const)], [out])
+    with pytest.raises(ModelError, match="out of range"):
+        run_ours_op(B.GATHER_ND, [params, T(np.array([[0, 4]], np.int32), const=True)], [T(None, dtype, (1, 5))], None,
+                    "numpy")
+    with pytest.raises(ModelError, match="exceed the params' rank"):
+        run_ours_op(B.GATHER_ND, [params, T(np.zeros((1, 4), np.int32), const=True)], [T(None, dtype, (1,))], None,
+                    "numpy")
+    with pytest.raises(ModelError, match="index -1 at \\(0, 1\\) is out of range"):  # indices given at run time
+        run_ours_op(B.GATHER_ND, [params, T(np.array([[0, -1]], np.int32))], [T(None, dtype, (1, 5))], None, "numpy")

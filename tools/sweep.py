@@ -945,6 +945,14 @@ def broadcast_to(p: dict, dtype: str, rng) -> Case:
                 None, version=2)  # (LiteRT registers versions 2 and 3)
 
 
+@builder("GATHER_ND")
+def gather_nd(p: dict, dtype: str, rng) -> Case:
+    x = random_tensor(rng, dtype, p["shape"])
+    limits = np.array(p["shape"][:p["nd"]])
+    idx = (rng.random(tuple(p["indices"]) + (p["nd"],)) * limits).astype(np.int32)
+    return Case("GATHER_ND", dtype, p, [x, T(idx, const=p["indices_const"])], [_out(dtype, x.quant)], None)
+
+
 @builder("ARG_MIN")
 def arg_min(p: dict, dtype: str, rng) -> Case:
     x = random_tensor(rng, dtype, p["shape"])
@@ -1138,6 +1146,14 @@ def _broadcast_to_grid():
     for i, (shape, to) in enumerate((([3, 1, 4], [3, 5, 4]), ([4], [2, 3, 4]), ([1], [6]), ([2, 1], [1, 1, 2, 3]))):
         for dtype in DTYPES:
             yield dtype, dict(shape=shape, to=to, seed=i)
+
+
+@grid("GATHER_ND")
+def _gather_nd_grid():
+    for i, (shape, nd, indices) in enumerate((([5, 4], 1, [3]), ([2, 6, 3], 2, [2, 2]), ([3, 4, 5], 3, [4]),
+                                              ([2, 3, 4, 2], 2, [1]), ([7], 1, [2, 3]))):
+        for dtype in DTYPES:
+            yield dtype, dict(shape=shape, nd=nd, indices=indices, indices_const=i % 2 == 0, seed=i)
 
 
 @grid("ARG_MIN")
@@ -1375,8 +1391,15 @@ def extra_strategies(st, seed, dtype_of, binary) -> dict:
         full = [draw(st.integers(1, 4)) for _ in range(draw(st.integers(1, 5)))]
         return draw(dtype_of("BROADCAST_TO")), dict(shape=suffix(draw, full), to=full, seed=draw(seed))
 
+    @st.composite
+    def gather_nd_(draw):
+        shp = shape(draw, 1, 4)
+        return draw(dtype_of("GATHER_ND")), dict(shape=shp, nd=draw(st.integers(1, len(shp))),
+                                                 indices=shape(draw, 0, 2, 4), indices_const=draw(st.booleans()),
+                                                 seed=draw(seed))
+
     return {
-        "SELECT_V2": select_v2_(), "BROADCAST_TO": broadcast_to_(),
+        "GATHER_ND": gather_nd_(), "SELECT_V2": select_v2_(), "BROADCAST_TO": broadcast_to_(),
         "REDUCE_MIN": reducer("REDUCE_MIN"), "ARG_MIN": arg_min_(), "POW": binary("POW"),
         **{op: binary(op) for op in ("EQUAL", "NOT_EQUAL", "LESS", "LESS_EQUAL", "GREATER", "GREATER_EQUAL")},
         **{op: unary(op) for op in ("ABS", "NEG", "SQRT", "SQUARE", "LOG", "SIN", "COS", "FLOOR", "SIGN")},

@@ -1,9 +1,9 @@
-"""TRANSPOSE, DEPTH_TO_SPACE, SPACE_TO_DEPTH, PACK, UNPACK, SPLIT, SPLIT_V, GATHER, SHAPE: moving
-elements.
+"""TRANSPOSE, DEPTH_TO_SPACE, SPACE_TO_DEPTH, PACK, UNPACK, SPLIT, SPLIT_V, GATHER, GATHER_ND,
+SHAPE: moving elements.
 
 Prepare follows TFLite's ``kernels/transpose.cc``, ``depth_to_space.cc``,
-``space_to_depth.cc``, ``pack.cc``, ``unpack.cc``, ``split.cc``, ``split_v.cc``, ``gather.cc``
-and ``shape.cc``: output shapes from the input shapes and the constant inputs (the permutation,
+``space_to_depth.cc``, ``pack.cc``, ``unpack.cc``, ``split.cc``, ``split_v.cc``, ``gather.cc``,
+``gather_nd.cc`` and ``shape.cc``: output shapes from the input shapes and the constant inputs (the permutation,
 block size, axis, split sizes), the same type checks, and for PACK / UNPACK the same
 requirement that 8-bit inputs and outputs share scale and zero point (SPLIT copies values
 whatever the outputs' parameters, as TFLite does). Values are
@@ -13,6 +13,8 @@ int32, int64, bool where TFLite accepts it). Both backends run
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -290,6 +292,42 @@ def prepare_gather(ctx: OpContext) -> Prepared:
         if idx.data is None:
             check(inputs[1])
         ref.gather(inputs[0], inputs[1], axis, batch_dims, outputs[0])
+
+    return Prepared((out_shape,), run)
+
+
+@register(BuiltinOperator.GATHER_ND)
+def prepare_gather_nd(ctx: OpContext) -> Prepared:
+    """Pick the slices of input 0 named by the index vectors along the last dimension of input 1
+    (int16/int32/int64): out.shape = indices.shape[:-1] + params.shape[nd:]."""
+    ctx.expect_io(2)
+    x, idx, o = ctx.inputs[0], ctx.inputs[1], ctx.outputs[0]
+    _check_type(ctx, x, _GATHER_TYPES, o)
+    if idx.type not in (_T.INT32, _T.INT64, _T.INT16):
+        raise ctx.error(f"indices must be int16, int32 or int64, not {idx.type.name}")
+    if len(x.shape) < 1 or len(idx.shape) < 1:
+        raise ctx.error(f"params {x.shape} and indices {idx.shape} must both be at least vectors")
+    nd = idx.shape[-1]
+    if nd > len(x.shape):
+        raise ctx.error(f"index vectors of length {nd} exceed the params' rank {len(x.shape)}")
+    if math.prod(x.shape) == 0 and math.prod(idx.shape) != 0:
+        raise ctx.error("cannot gather from empty params")
+    out_shape = tuple(idx.shape[:-1]) + tuple(x.shape[nd:])
+    limits = np.array(x.shape[:nd], np.int64)
+
+    def check(indices: np.ndarray) -> None:
+        bad = (indices < 0) | (indices >= limits)
+        if bad.any():
+            where = tuple(int(v) for v in np.argwhere(bad)[0])
+            raise ctx.error(f"index {int(indices[where])} at {where} is out of range for params {x.shape}")
+
+    if idx.data is not None:
+        check(idx.data)
+
+    def run(inputs, outputs):
+        if idx.data is None:
+            check(inputs[1])
+        ref.gather_nd(inputs[0], inputs[1], outputs[0])
 
     return Prepared((out_shape,), run)
 

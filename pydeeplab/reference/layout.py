@@ -1,5 +1,5 @@
 """Operators that rearrange elements without changing them: TRANSPOSE, DEPTH_TO_SPACE,
-SPACE_TO_DEPTH, PACK, UNPACK, SPLIT / SPLIT_V, GATHER (``reference/transpose.h``, ``depth_to_space``,
+SPACE_TO_DEPTH, PACK, UNPACK, SPLIT / SPLIT_V, GATHER, GATHER_ND (``reference/transpose.h``, ``depth_to_space``,
 ``space_to_depth``, ``pack.cc``, ``unpack.cc``, ``reference/split.h``, ``reference/gather.h``).
 
 Quantized tensors move as their raw integers (TFLite checks at plan time that the
@@ -69,3 +69,11 @@ def gather(params: np.ndarray, indices: np.ndarray, axis: int, batch_dims: int, 
     o = out.reshape((nb,) + out.shape[batch_dims:])
     for b in range(nb):
         o[b] = np.take(p[b], i[b], axis=axis - batch_dims)
+
+
+def gather_nd(params: np.ndarray, indices: np.ndarray, out: np.ndarray) -> None:
+    """GATHER_ND: ``out[i...] = params[indices[i..., 0], ..., indices[i..., nd - 1]]`` (indices valid and
+    non-negative): out.shape = indices.shape[:-1] + params.shape[nd:], nd = indices.shape[-1]."""
+    nd = indices.shape[-1]
+    picked = params[tuple(indices[..., k].astype(np.intp) for k in range(nd))]
+    out[...] = picked.reshape(out.shape)

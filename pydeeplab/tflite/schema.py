@@ -330,3 +330,4 @@ class BuiltinOptionsType(enum.IntEnum):
     SelectV2Options = 98
     BroadcastToOptions = 104
     SignOptions = 123
+    GatherNdOptions = 83
