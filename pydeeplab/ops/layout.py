@@ -285,15 +285,22 @@ def prepare_gather(ctx: OpContext) -> Prepared:
             bad = indices[(indices < 0) | (indices >= limit)].reshape(-1)[0]
             raise ctx.error(f"index {int(bad)} is out of range [0, {limit}) along axis {axis}")
 
+    return Prepared((out_shape,), _checked_run(idx, check, lambda inputs, outputs: ref.gather(
+        inputs[0], inputs[1], axis, batch_dims, outputs[0])))
+
+
+def _checked_run(idx: TensorSpec, check, gather):
+    """The run of a gather whose indices (input 1, ``idx``) ``check`` validates: once here when they
+    are constant, else at every run before ``gather(inputs, outputs)``."""
     if idx.data is not None:
         check(idx.data)
 
     def run(inputs, outputs):
         if idx.data is None:
             check(inputs[1])
-        ref.gather(inputs[0], inputs[1], axis, batch_dims, outputs[0])
+        gather(inputs, outputs)
 
-    return Prepared((out_shape,), run)
+    return run
 
 
 @register(BuiltinOperator.GATHER_ND)
@@ -321,15 +328,8 @@ def prepare_gather_nd(ctx: OpContext) -> Prepared:
             where = tuple(int(v) for v in np.argwhere(bad)[0])
             raise ctx.error(f"index {int(indices[where])} at {where} is out of range for params {x.shape}")
 
-    if idx.data is not None:
-        check(idx.data)
-
-    def run(inputs, outputs):
-        if idx.data is None:
-            check(inputs[1])
-        ref.gather_nd(inputs[0], inputs[1], outputs[0])
-
-    return Prepared((out_shape,), run)
+    return Prepared((out_shape,), _checked_run(idx, check, lambda inputs, outputs: ref.gather_nd(
+        inputs[0], inputs[1], outputs[0])))
 
 
 # ------------------------------------------------------------------------- SHAPE
