@@ -93,8 +93,9 @@ def average_pool_2d_float(x, out, fh, fw, sh, sw, ph, pw, act_min, act_max, t, n
 @njit(cache=True, nogil=True)
 def global_average_pool_float(x, c, out, act_min, act_max, t, nt):
     """AVERAGE_POOL_2D whose one window is the whole map, float32: the sums down each column of
-    the [H, W * C] map, then across the W column sums of each channel, the order in which
-    ``pydeeplab.reference.pool.global_average_pool_2d`` adds (the same bits). Many independent
+    the [H, W * C] map, then across the W column sums of each channel (TFLite adds pixel after
+    pixel, as ``pydeeplab.reference.pool.global_average_pool_2d`` does: the same sums to float
+    rounding, within the float contract). Many independent
     sums: one vector of C sums, pixel after pixel, waits on each add (128x128x16: 65 us, NumPy's
     column sums 49 us, these 25 us; 64x64x24: 21 -> 8.5 us). x [N, H, W * C] (the map's rows),
     C channels, out [N, C]; batches ``N * t // nt`` to ``N * (t + 1) // nt`` (part t of nt, as

@@ -112,18 +112,24 @@ def test_pool_rejects_type_mismatch(backend):
 
 
 @pytest.mark.parametrize("shape", [(1, 128, 128, 16), (2, 7, 5, 3), (1, 1, 9, 4), (1, 40, 1, 31)])
-def test_global_average_float_few_channels_is_numpys_column_sums_bit_for_bit(shape):
-    """The numba backend's global average over few channels adds in the numpy backend's order:
-    down each column of the map, then across (kernels/pool.global_average_pool_float)."""
+def test_global_average_float_few_channels_sums_columns_then_across(shape):
+    """The numba backend's global average over few channels adds down each column of the map, then
+    across the column sums (kernels/pool.global_average_pool_float): NumPy's sums over those axes
+    (sequential, not the last axis) bit for bit, and TFLite's pixel-by-pixel sums (the reference's)
+    to float rounding."""
     from pydeeplab.kernels.pool import global_average_pool_float
     from pydeeplab.reference.pool import global_average_pool_2d
 
     x = (np.random.default_rng(7).standard_normal(shape) * 100).astype(np.float32)
     n, h, w, c = shape
+    columns = x.reshape(n, h, w * c).sum(axis=1, dtype=np.float32)
+    totals = columns.reshape(n, w, c).sum(axis=1, dtype=np.float32)
     out = np.empty((n, c), np.float32)
     for lo, hi in ((-np.inf, np.inf), (0.0, 6.0)):
         global_average_pool_float(x.reshape(n, h, w * c), c, out, np.float32(lo), np.float32(hi), 0, 1)
-        np.testing.assert_array_equal(out, global_average_pool_2d(x, np.float32(lo), np.float32(hi)).reshape(n, c))
+        np.testing.assert_array_equal(out, np.clip(totals / np.float32(h * w), np.float32(lo), np.float32(hi)))
+        reference = global_average_pool_2d(x, np.float32(lo), np.float32(hi)).reshape(n, c)
+        np.testing.assert_allclose(out, reference, rtol=0, atol=1e-5 * (1 + np.abs(reference).max()))
 
 
 def test_max_pool_passes_nan_by():

@@ -86,11 +86,12 @@ def prepare_pool(ctx: OpContext) -> Prepared:
                       window_counts(w, filt[1], stride[1], pads[1], pad_w.out))
 
     # A global pool (DeepLab's ASPP image pooling, squeeze-and-excite: one window, the whole
-    # input) is one sum per channel: NumPy's column sums (the numpy backend's). The Numba
-    # kernels below are faster (1 thread) on 8-bit input, 33x33x320 uint8 177 -> 27 us, and on
-    # float input: the window kernel where there are many channels (16x16x128 15 -> 4 us,
-    # 33x33x160 32 -> 14 us), the column sums in Numba (the same bits as NumPy's) where there are
-    # few (128x128x16 49 -> 25 us, where the window kernel's one vector of sums took 68 us).
+    # input) is one sum per channel: the numpy backend's adds pixel after pixel, as TFLite (the
+    # same bits). The Numba kernels below are faster (1 thread) on 8-bit input, 33x33x320 uint8
+    # 177 -> 27 us, and on float input: the window kernel where there are many channels
+    # (16x16x128 15 -> 4 us, 33x33x160 32 -> 14 us; TFLite's order), column sums then across
+    # where there are few (128x128x16 25 us, where the window kernel's one vector of sums took
+    # 68 us; float rounding apart from TFLite's order).
     global_pool = is_average and out_shape[1:3] == (1, 1) and filt == (h, w) and pads == (0, 0)
     if global_pool and ctx.backend == "numpy":
         def run(inputs, outputs):

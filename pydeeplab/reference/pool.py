@@ -4,7 +4,8 @@ TFLite's reference kernels (``reference/pooling.h``, ``reference/integer_ops/poo
 clamp every window to the input: positions outside it are skipped, not padded
 with zeros, so a border window's average divides by the number of input
 elements it covers. Here the input is padded with a neutral value and the
-windows are strided views of it; the average divides by the precomputed count.
+windows are strided views of it; the average divides by the precomputed count. Float sums
+are taken in TFLite's order, so the float average is TFLite's to the bit.
 """
 
 from __future__ import annotations
@@ -53,23 +54,32 @@ def average_pool_2d(x: np.ndarray, filt: tuple[int, int], stride: tuple[int, int
     truncating division). Then clamped to [act_min, act_max].
     """
     win = _windows(x, filt, stride, pads, out_hw, 0)
-    acc = win.sum(axis=(-2, -1), dtype=np.float32 if x.dtype.kind == "f" else np.int64)
+    if x.dtype.kind == "f":  # float32 in TFLite's order: the taps row by row, one after the other
+        acc = _sequential_sum(win.reshape(*win.shape[:4], -1), axis=-1)
+    else:
+        acc = win.sum(axis=(-2, -1), dtype=np.int64)
     return _average(acc, counts[:, :, None], act_min, act_max, x.dtype)
+
+
+def _sequential_sum(values: np.ndarray, axis: int) -> np.ndarray:
+    """float32 sums along ``axis`` taken one term after the other from the first, as TFLite's loops add
+    (``np.add.accumulate`` is sequential, where ``np.sum`` adds pairwise): the same bits as TFLite.
+    Zeros of the padding change no sum (a window's skipped taps)."""
+    return np.add.accumulate(values, axis=axis, dtype=np.float32).take(-1, axis=axis)
 
 
 def global_average_pool_2d(x: np.ndarray, act_min, act_max) -> np.ndarray:
     """AVERAGE_POOL_2D whose one window is the whole input (DeepLab's image pooling, the
     squeeze-and-excite pools of MobileNetV3): [N, 1, 1, C], same dtype.
 
-    The same average as :func:`average_pool_2d`, summed without a padded copy: down
-    each column of the map first, then across the column sums (one pass over the
-    input, 10x faster). Integer sums are exact in any order; float32 ones differ
-    from TFLite's row-major order by rounding only, within the float contract.
+    The same average as :func:`average_pool_2d`, summed without a padded copy: float32
+    pixel after pixel in row-major order (TFLite's), integers exactly in any order.
     """
     n, h, w, c = x.shape
-    acc_dtype = np.float32 if x.dtype.kind == "f" else np.int64
-    columns = x.reshape(n, h, w * c).sum(axis=1, dtype=acc_dtype)
-    acc = columns.reshape(n, 1, w, c).sum(axis=2, dtype=acc_dtype)[:, :, None]
+    if x.dtype.kind == "f":
+        acc = _sequential_sum(x.reshape(n, h * w, c), axis=1).reshape(n, 1, 1, c)
+    else:
+        acc = x.reshape(n, h * w, c).sum(axis=1, dtype=np.int64).reshape(n, 1, 1, c)
     return _average(acc, np.full((1, 1, 1), h * w, dtype=np.int64), act_min, act_max, x.dtype)
 
 
