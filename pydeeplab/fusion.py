@@ -355,7 +355,9 @@ def atrous_chains(graph: Subgraph) -> dict[int, Atrous]:
     alone, not a graph output), float32 tensors or 8-bit ones whose quantization the chain's moves
     keep (SPACE_TO_BATCH_ND pads with the zero point, which the convolution's sum ignores as it
     ignores the taps outside its input), constant block shapes (the same in both) and
-    paddings / crops, a VALID stride-1 undilated convolution. The shapes are checked at plan time
+    paddings / crops, a VALID stride-1 undilated convolution whose filter has its input's type (not a
+    hybrid one: that quantizes each of the block**2 sub-images with parameters of its own, which
+    one dilated convolution over the whole input would not). The shapes are checked at plan time
     (:meth:`Atrous.as_conv`).
     """
     writer, readers = _writers_readers(graph)
@@ -373,6 +375,7 @@ def atrous_chains(graph: Subgraph) -> dict[int, Atrous]:
         chain = Atrous(s2b, conv, b2s)
         if (opts is None or opts.padding != Padding.VALID or (opts.stride_h, opts.stride_w) != (1, 1)
                 or (opts.dilation_h_factor, opts.dilation_w_factor) != (1, 1)
+                or len(conv.inputs) < 2 or graph.tensors[conv.inputs[1]].type != graph.tensors[conv.inputs[0]].type
                 or any(readers.get(i) != 1 or i in graph.outputs for i in chain.inner)
                 or not _same_numbers(graph, s2b.inputs[0], chain.inner[0])
                 or not _same_numbers(graph, chain.inner[1], b2s.outputs[0])

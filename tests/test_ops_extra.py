@@ -317,9 +317,9 @@ def test_errors():
     with pytest.raises(ModelError, match="16/256"):
         run_ours_op(B.LOG_SOFTMAX, [T(np.zeros((2, 3), np.uint8), quant=quant(0.1, 0))],
                     [T(None, np.uint8, (2, 3), quant(0.1, 0))], None, "numpy")
-    with pytest.raises(ModelError, match="hybrid"):
+    with pytest.raises(ModelError, match="hybrid FULLY_CONNECTED of UINT8 weights"):  # (int8 ones run)
         run_ours_op(B.FULLY_CONNECTED, [T(np.zeros((2, 3), np.float32)),
-                                        T(np.zeros((4, 3), np.int8), quant=quant(0.1, 0), const=True)],
+                                        T(np.zeros((4, 3), np.uint8), quant=quant(0.1, 128), const=True)],
                     [T(None, np.float32, (2, 4))], None, "numpy")
 
 

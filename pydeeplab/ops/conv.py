@@ -29,7 +29,7 @@ import numpy as np
 
 from ..quantization import activation_range_float, activation_range_quantized, conv_output_multipliers
 from ..reference import conv as reference
-from ..reference.conv import FloatStage, QuantizedStage, Stage
+from ..reference.conv import FloatStage, HybridStage, QuantizedStage, Stage
 from ..tflite.options import Conv2DOptions, DepthwiseConv2DOptions, TransposeConvOptions
 from ..tflite.schema import Activation, BuiltinOperator, TensorType
 from .base import OpContext, Prepared, TensorSpec, register
@@ -51,14 +51,19 @@ def _check_rank4(ctx: OpContext, spec: TensorSpec, what: str) -> None:
         raise ctx.error(f"{what} has an empty dimension: shape {spec.shape}")
 
 
-def _check_types(ctx: OpContext, x: TensorSpec, w: TensorSpec, out: TensorSpec) -> None:
+def _hybrid(x: TensorSpec, w: TensorSpec) -> bool:
+    """Whether a convolution is hybrid: float32 input, int8 filter (dynamic-range quantization)."""
+    return x.type == TensorType.FLOAT32 and w.type == TensorType.INT8
+
+
+def _check_types(ctx: OpContext, x: TensorSpec, w: TensorSpec, out: TensorSpec, hybrid_ok: bool = False) -> None:
     if x.type not in _DATA_TYPES:
         raise ctx.error(f"input type {x.type.name} is not supported (FLOAT32, UINT8, INT8)")
     if out.type != x.type:
         raise ctx.error(f"output type {out.type.name} differs from input type {x.type.name}")
-    if w.type != x.type:
-        raise ctx.error(f"filter type {w.type.name} with input type {x.type.name} is not supported "
-                        "(hybrid quantization)")
+    if w.type != x.type and not (hybrid_ok and _hybrid(x, w)):
+        what = "hybrid quantization: float32 input takes an INT8 filter" if hybrid_ok else "hybrid quantization"
+        raise ctx.error(f"filter type {w.type.name} with input type {x.type.name} is not supported ({what})")
 
 
 def _window(ctx: OpContext, opts, dilated: bool) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -79,7 +84,7 @@ def _conv_operands(ctx: OpContext, options_class: type):
     x, w, out = ctx.inputs[0], ctx.inputs[1], ctx.outputs[0]
     _check_rank4(ctx, x, "input")
     _check_rank4(ctx, w, "filter")
-    _check_types(ctx, x, w, out)
+    _check_types(ctx, x, w, out, hybrid_ok=True)
     return opts, x, w, out, ctx.constant(1, "the filter")
 
 
@@ -112,6 +117,8 @@ def _bias(ctx: OpContext, i: int, n_out: int, x: TensorSpec, zero_point_checked:
 def _stage(ctx: OpContext, x: TensorSpec, w: TensorSpec, bias: TensorSpec | None, out: TensorSpec,
            act: Activation, n_out: int, channel_axis: int) -> Stage:
     """The output stage: float clamp bounds, or every integer constant of a quantized conv."""
+    if _hybrid(x, w):
+        return _hybrid_stage(ctx, w, act, n_out, channel_axis)
     if x.type == TensorType.FLOAT32:
         return FloatStage(*activation_range_float(act))
     for spec, what in ((x, "input"), (w, "filter"), (out, "output")):
@@ -153,6 +160,48 @@ def _stage(ctx: OpContext, x: TensorSpec, w: TensorSpec, bias: TensorSpec | None
         multiplier=np.ascontiguousarray(np.broadcast_to(mult, (n_out,)), dtype=np.int32),
         shift=np.ascontiguousarray(np.broadcast_to(shift, (n_out,)), dtype=np.int32),
         output_zero_point=out.quantization.zero_point, act_min=lo, act_max=hi)
+
+
+def _hybrid_stage(ctx: OpContext, w: TensorSpec, act: Activation, n_out: int, channel_axis: int,
+                  transpose: bool = False) -> HybridStage:
+    """A hybrid convolution's stage, as TFLite's ``conv.cc``, ``depthwise_conv.cc`` and
+    ``transpose_conv.cc`` choose the path.
+
+    CONV_2D: filter scales that differ from channel to channel take ``EvalHybridPerChannel`` (the
+    input quantized with a zero point), one scale (or all equal) ``EvalHybrid`` (symmetric input, the
+    first scale). DEPTHWISE_CONV_2D has the per-channel path only: one scale per output channel.
+    TRANSPOSE_CONV too, a single scale standing for every channel. Filter zero points are not read
+    (TFLite's hybrid kernels take the filter as symmetric)."""
+    q = w.quantization
+    if q is None or q.scales.size == 0:
+        raise ctx.error("the int8 filter of a hybrid (float32) convolution has no quantization scales")
+    scales = np.asarray(q.scales, dtype=np.float32)
+    lo, hi = activation_range_float(act)
+    depthwise = channel_axis == 3
+    if transpose and scales.size == 1:
+        scales = np.full(n_out, scales[0], np.float32)
+    per_channel = depthwise or transpose or bool(np.any(scales != scales[0]))
+    if per_channel and (scales.size != n_out or (q.quantized_dimension != channel_axis and q.scales.size > 1)):
+        raise ctx.error(f"a hybrid {'depthwise ' if depthwise else ''}convolution needs one filter scale per output "
+                        f"channel along dimension {channel_axis} ({n_out}), has {scales.size} along "
+                        f"dimension {q.quantized_dimension}")
+    filter_scales = scales if per_channel else np.full(n_out, scales[0], np.float32)
+    return HybridStage(np.ascontiguousarray(filter_scales), lo, hi, asymmetric=per_channel,
+                       scale_first=per_channel and not depthwise)
+
+
+def _hybrid_run(function, weights: np.ndarray, bias: np.ndarray | None, stage: HybridStage, *geometry,
+                input_index: int = 0):
+    """The run of a hybrid convolution: each image of the batch quantized (as TFLite does, one set of
+    parameters an image), then the reference ``function`` on the int8 values (both backends)."""
+
+    def run(inputs, outputs) -> None:
+        x, out = inputs[input_index], outputs[0]
+        for b in range(x.shape[0]):
+            q, at = stage.for_input(x[b : b + 1])
+            function(q, weights, bias, out[b : b + 1], *geometry, at)
+
+    return run
 
 
 def _kernels_take(weights: np.ndarray) -> bool:
@@ -197,7 +246,9 @@ def prepare_conv_2d(ctx: OpContext) -> Prepared:
     Grouped convolutions (Cin a multiple of the filter's depth) are not supported.
     """
     weights, bias, stage, stride, dilation, padding, out_shape = _conv_2d_plan(ctx)
-    if ctx.backend == "numba" and _kernels_take(weights):
+    if isinstance(stage, HybridStage):
+        run = _hybrid_run(reference.conv_2d, weights, bias, stage, stride, dilation, padding)
+    elif ctx.backend == "numba" and _kernels_take(weights):
         run = _numba().conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape)
     else:
 
@@ -287,8 +338,12 @@ def prepare_depthwise_conv_2d(ctx: OpContext) -> Prepared:
     bias = _bias(ctx, 2, cout, x, zero_point_checked=True)
     stage = _stage(ctx, x, w, _spec(ctx, 2), out, opts.fused_activation_function, cout, channel_axis=3)
     out_shape = (n, oh, ow, cout)
-    (sh, sw), (dh, dw), (pt, pl) = stride, dilation, padding
-    if ctx.backend == "numba" and _kernels_take(weights):
+    if isinstance(stage, HybridStage):
+        if opts.depth_multiplier * cin != cout:  # (the hybrid kernel reads the option, the others the shapes)
+            raise ctx.error(f"depth_multiplier {opts.depth_multiplier} with {cin} input channels does not make "
+                            f"the filter's {cout} (a hybrid depthwise convolution reads the option)")
+        run = _hybrid_run(reference.depthwise_conv_2d, weights, bias, stage, stride, dilation, padding)
+    elif ctx.backend == "numba" and _kernels_take(weights):
         run = _numba().depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x.dtype, cin, wd,
                                                  ow)
     else:
@@ -316,7 +371,7 @@ def prepare_transpose_conv(ctx: OpContext) -> Prepared:
         raise ctx.error(f"output shape must have 4 elements, has {len(out_shape)}")
     _check_rank4(ctx, x, "input")
     _check_rank4(ctx, w, "filter")
-    _check_types(ctx, x, w, out)
+    _check_types(ctx, x, w, out, hybrid_ok=True)
     weights = ctx.constant(1, "the filter")
     n, h, wd, cin = x.shape
     cout, kh, kw, w_cin = w.shape
@@ -331,8 +386,14 @@ def prepare_transpose_conv(ctx: OpContext) -> Prepared:
                         f"{stride[0]}x{stride[1]} and {opts.padding.name} padding needs a "
                         f"{pad_h.out}x{pad_w.out} input, not {h}x{wd}")
     bias = _bias(ctx, 3, cout, x, zero_point_checked=x.type == TensorType.INT8)
-    stage = _stage(ctx, x, w, _spec(ctx, 3), out, opts.fused_activation_function, cout, channel_axis=0)
     padding = (pad_h.before, pad_w.before)
+    if _hybrid(x, w):
+        # (TFLite's HybridTransposeConv adds each product already scaled, in float32; this sums the
+        # integers first, then scales: the same value to float rounding.)
+        stage = _hybrid_stage(ctx, w, opts.fused_activation_function, cout, 0, transpose=True)
+        return Prepared((out_shape,), _hybrid_run(reference.transpose_conv, weights, bias, stage, stride, padding,
+                                                  input_index=2))
+    stage = _stage(ctx, x, w, _spec(ctx, 3), out, opts.fused_activation_function, cout, channel_axis=0)
     if ctx.backend == "numba":
         run = _numba().transpose_conv_runner(weights, bias, stage, stride, padding, x.shape, out_shape)
     else:

@@ -85,9 +85,11 @@ def prepare_fully_connected(ctx: OpContext) -> Prepared:
     def b_of(inputs):
         return inputs[2].reshape(-1) if has_bias else None
 
+    if x.type == TensorType.FLOAT32 and w.type == TensorType.INT8:
+        return _hybrid_fully_connected(ctx, w, o, bias, options, units, rows, depth, out_shape)
     if x.type == TensorType.FLOAT32:
         if w.type != TensorType.FLOAT32:
-            raise ctx.error(f"hybrid FULLY_CONNECTED (float32 input, {w.type.name} weights) is not supported")
+            raise ctx.error(f"hybrid FULLY_CONNECTED of {w.type.name} weights is not supported (INT8 weights are)")
         if o.type != TensorType.FLOAT32 or (has_bias and bias.type != TensorType.FLOAT32):
             raise ctx.error("a float32 FULLY_CONNECTED needs float32 output and bias")
         lo, hi = activation_range_float(options.fused_activation_function)
@@ -146,6 +148,33 @@ def prepare_fully_connected(ctx: OpContext) -> Prepared:
         weights = ws_t if ws_t is not None else ref.offset_weights(inputs[1], -z_w)
         ref.fully_connected_quantized(inputs[0].reshape(rows, depth), weights, b_of(inputs), params,
                                       outputs[0].reshape(rows, units))
+
+    return Prepared((out_shape,), run)
+
+
+def _hybrid_fully_connected(ctx: OpContext, w, o, bias, options, units: int, rows: int, depth: int,
+                            out_shape: tuple) -> Prepared:
+    """FULLY_CONNECTED of float32 input and int8 weights (dynamic-range quantization), as TFLite's
+    ``EvalHybridDense``: per-channel scales where there is one per unit along dimension 0, else the
+    first; the input symmetric unless ``asymmetric_quantize_inputs``. Both backends run the reference."""
+    if o.type != TensorType.FLOAT32 or (bias is not None and bias.type != TensorType.FLOAT32):
+        raise ctx.error("a hybrid FULLY_CONNECTED (float32 input, int8 weights) needs float32 output and bias")
+    q = w.quantization
+    if q is None or q.scales.size == 0:
+        raise ctx.error("the int8 weights of a hybrid FULLY_CONNECTED have no quantization scales")
+    scales = np.asarray(q.scales, dtype=np.float32)
+    if scales.size > 1 and (scales.size != units or q.quantized_dimension != 0):
+        raise ctx.error(f"hybrid FULLY_CONNECTED weights need one scale per unit along dimension 0 ({units}), "
+                        f"have {scales.size} along dimension {q.quantized_dimension}")
+    filter_scales = np.ascontiguousarray(np.broadcast_to(scales, (units,)), dtype=np.float32)
+    lo, hi = activation_range_float(options.fused_activation_function)
+    asymmetric = bool(options.asymmetric_quantize_inputs)
+    has_bias = bias is not None
+
+    def run(inputs, outputs):
+        ref.hybrid_fully_connected(inputs[0].reshape(rows, depth), inputs[1], filter_scales, asymmetric,
+                                   inputs[2].reshape(-1) if has_bias else None, lo, hi,
+                                   outputs[0].reshape(rows, units))
 
     return Prepared((out_shape,), run)
 

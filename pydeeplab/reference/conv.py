@@ -34,6 +34,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .fixedpoint import multiply_by_quantized_multiplier, wrap_int32
+from .quantize import asymmetric_quantize_floats, symmetric_quantize_floats
 
 #: A block of output rows holds at most about this many accumulator (or input) values:
 #: 2 MB of float64, small enough for the cache and for the 513x513 models' memory.
@@ -64,7 +65,36 @@ class QuantizedStage(NamedTuple):
     act_max: int
 
 
-Stage = FloatStage | QuantizedStage
+class HybridStage(NamedTuple):
+    """A hybrid convolution's output stage (float32 input and output, int8 filter: dynamic-range
+    quantization). The input is quantized to int8 at every run (``reference/quantize.py``); the
+    integer sums ``acc`` of ``w * (q - input_zero_point)`` become ``float(acc) * s_w[o] * s_in``,
+    then bias and clamp, in float32 as TFLite's kernels order the product: ``(acc * s_w) * s_in``
+    for CONV_2D per channel (``HybridConvPerChannel``), ``acc * (s_w * s_in)`` otherwise.
+
+    ``input_zero_point`` and ``input_scale`` are the run's (:meth:`for_input`); ``filter_scales``
+    float32 [Cout] (a per-tensor scale repeated).
+    """
+
+    filter_scales: np.ndarray
+    act_min: float
+    act_max: float
+    asymmetric: bool  # the input quantized with a zero point (per-channel filters), else symmetric
+    scale_first: bool  # acc * s_w first, then * s_in (CONV_2D per channel)
+    input_zero_point: int = 0
+    input_scale: np.float32 = np.float32(1)
+    weight_zero_point: int = 0
+
+    def for_input(self, x: np.ndarray) -> tuple[np.ndarray, "HybridStage"]:
+        """(int8 values, this stage with their scale and zero point): ``x`` quantized as TFLite does."""
+        if self.asymmetric:
+            q, scale, zero_point = asymmetric_quantize_floats(x)
+        else:
+            (q, scale), zero_point = symmetric_quantize_floats(x), 0
+        return q, self._replace(input_zero_point=zero_point, input_scale=scale)
+
+
+Stage = FloatStage | QuantizedStage | HybridStage
 
 
 def _centered_input(x: np.ndarray, stage: Stage) -> np.ndarray:
@@ -102,6 +132,16 @@ def _output_stage(acc: np.ndarray, bias: np.ndarray | None, stage: Stage, out: n
         if bias is not None:
             acc += bias  # float32, after the sum over taps, as TFLite
         np.clip(acc, stage.act_min, stage.act_max, out=out)
+        return
+    if isinstance(stage, HybridStage):
+        sums = wrap_int32(acc.astype(np.int64)).astype(np.float32)
+        if stage.scale_first:
+            value = sums * stage.filter_scales * stage.input_scale
+        else:
+            value = sums * (stage.filter_scales * stage.input_scale)
+        if bias is not None:
+            value += bias
+        np.clip(value, stage.act_min, stage.act_max, out=out)
         return
     total = acc.astype(np.int64)
     if bias is not None:
@@ -197,4 +237,4 @@ def transpose_conv(x: np.ndarray, weights: np.ndarray, bias: np.ndarray | None, 
     _output_stage(acc, bias, stage, out)
 
 
-__all__ = ["FloatStage", "QuantizedStage", "Stage", "conv_2d", "depthwise_conv_2d", "transpose_conv"]
+__all__ = ["FloatStage", "HybridStage", "QuantizedStage", "Stage", "conv_2d", "depthwise_conv_2d", "transpose_conv"]

@@ -19,6 +19,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .fixedpoint import multiply_by_quantized_multiplier, round_half_away, wrap_int32
+from .quantize import asymmetric_quantize_floats, symmetric_quantize_floats
 
 
 def fully_connected(x: np.ndarray, w_t: np.ndarray, bias: np.ndarray | None, act_min: float, act_max: float,
@@ -70,6 +71,31 @@ def fully_connected_quantized(x: np.ndarray, ws_t: np.ndarray, bias: np.ndarray 
         acc = accumulate(x[rows], ws_t, p.input_offset, bias)
         y = round_half_away(acc.astype(np.float64) * p.effective_scale).astype(np.int64) + p.output_offset
         out[rows] = np.clip(y, p.act_min, p.act_max)
+
+
+def hybrid_fully_connected(x: np.ndarray, w: np.ndarray, filter_scales: np.ndarray, asymmetric: bool,
+                           bias: np.ndarray | None, act_min: float, act_max: float, out: np.ndarray) -> None:
+    """Hybrid FULLY_CONNECTED (``EvalHybridDense``): float32 input and output, int8 weights.
+
+    Each input row is quantized to int8 on its own (symmetric, or with a zero point where the options
+    ask ``asymmetric_quantize_inputs``: ``reference/quantize.py``); the exact integer sums
+    ``q . w[u]`` (less ``zp * sum(w[u])``) become ``bias[u] + float(sum) * (s_in * s_w[u])`` in float32,
+    then the clamp. An input of zeros only gives the bias. x: [batch, depth]; w: int8 [units, depth];
+    filter_scales: float32 [units] (a per-tensor scale repeated); out: [batch, units].
+    """
+    base = np.zeros(w.shape[0], np.float32) if bias is None else bias.astype(np.float32)
+    if not x.any():  # (TFLite skips the product for an input of zeros)
+        np.clip(np.broadcast_to(base, out.shape), act_min, act_max, out=out)
+        return
+    w_t, row_sums = w.astype(np.float64).T, w.astype(np.int64).sum(axis=1)
+    for b in range(x.shape[0]):
+        if asymmetric:
+            q, scale, zero_point = asymmetric_quantize_floats(x[b])
+        else:
+            (q, scale), zero_point = symmetric_quantize_floats(x[b]), 0
+        sums = wrap_int32((q.astype(np.float64) @ w_t).astype(np.int64) - row_sums * zero_point)
+        out[b] = base + sums.astype(np.float32) * (scale * filter_scales)
+    np.clip(out, act_min, act_max, out=out)
 
 
 def _operands(lhs: np.ndarray, rhs: np.ndarray, adj_x: bool, adj_y: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -11,6 +11,11 @@ call (``reference/quantize.h``, ``requantize.h``, ``dequantize.h``,
 * integer -> float: ``float(double(scale) * (x - zero_point))`` per tensor, but
   ``float(scale[c] * (x - zero_point[c]))`` in float32 per channel;
 * float16 -> float32: exact widening.
+
+Hybrid operators (float32 activations, int8 weights: dynamic-range quantization) quantize their
+float input at every run, with parameters taken from the values themselves
+(``portable_tensor_utils.cc``): :func:`symmetric_quantize_floats` and
+:func:`asymmetric_quantize_floats`.
 """
 
 from __future__ import annotations
@@ -36,6 +41,61 @@ def quantize(x: np.ndarray, scale: np.ndarray | float, zero_point: np.ndarray | 
     as_int = np.where(in_range, rounded, _INT32_MIN).astype(np.int64)
     info = np.iinfo(out.dtype)
     out[...] = np.clip(wrap_int32(as_int + np.asarray(zero_point, dtype=np.int64)), info.min, info.max)
+
+
+#: Elements at a time of the vector loop of TFLite's hybrid input quantizers: these values are rounded
+#: as :func:`_round_vectorized` does, the remaining ``size % 8`` with ``std::round``.
+_VECTOR = 8
+
+
+def _round_vectorized(values: np.ndarray) -> np.ndarray:
+    """``RoundToNearest`` of ``neon_tensor_utils.cc`` as LiteRT's x86 build runs it (NEON through
+    NEON_2_SSE, no ARMv8 rounding instruction): ``trunc(x + (x < 0 ? -0.5f : 0.5f))``, the sum in
+    float32 (so 0.49999997f rounds to 1, where ``std::round`` gives 0)."""
+    half = np.where(values < 0, np.float32(-0.5), np.float32(0.5)).astype(np.float32)
+    return np.trunc(values + half)
+
+
+def _hybrid_round(products: np.ndarray) -> np.ndarray:
+    """The rounding of ``x * (1 / scale)`` in TFLite's hybrid quantizers: the first ``size - size % 8``
+    values (in memory order) as the vector loop rounds them, the rest with ``std::round``."""
+    flat = products.reshape(-1)
+    cut = flat.size - flat.size % _VECTOR
+    with np.errstate(invalid="ignore", over="ignore"):  # (NaN or infinite inputs: no TFLite value to match)
+        rounded = np.concatenate([_round_vectorized(flat[:cut]), round_half_away(flat[cut:])])
+    return np.nan_to_num(rounded).reshape(products.shape)
+
+
+def symmetric_quantize_floats(values: np.ndarray) -> tuple[np.ndarray, np.float32]:
+    """(int8 values, scaling factor) of ``SymmetricQuantizeFloats``: range ``max(|min|, |max|)``,
+    factor ``range / 127``, ``round(x * (127 / range))`` clamped to +-127, all in float32; all-zero
+    values give zeros and factor 1. (``neon_tensor_utils.cc``'s version, which LiteRT runs on x86 too.)"""
+    values = np.asarray(values, dtype=np.float32)
+    largest = np.maximum(np.abs(values.min()), np.abs(values.max())) if values.size else np.float32(0)
+    if largest == 0:
+        return np.zeros(values.shape, np.int8), np.float32(1)
+    quantized = _hybrid_round(values * (np.float32(127) / largest))
+    return np.clip(quantized, -127, 127).astype(np.int8), np.float32(largest / np.float32(127))
+
+
+def asymmetric_quantize_floats(values: np.ndarray) -> tuple[np.ndarray, np.float32, int]:
+    """(int8 values, scaling factor, zero point) of ``AsymmetricQuantizeFloats``
+    (``neon_tensor_utils.cc``'s version, which LiteRT runs on x86 too): the range
+    ``[min(0, min), max(0, max)]``, its width taken in float32, over 255 steps in double; the zero
+    point from whichever end gives the smaller error, rounded and kept in [-128, 127]; the values
+    ``zp + round(x * float(1.0 / factor))``, clamped. An empty range gives zeros, factor 1, zero point 0."""
+    values = np.asarray(values, dtype=np.float32)
+    low = min(np.float32(0), values.min()) if values.size else np.float32(0)
+    high = max(np.float32(0), values.max()) if values.size else np.float32(0)
+    if low == high:
+        return np.zeros(values.shape, np.int8), np.float32(1), 0
+    scale = float(np.float32(high - low)) / 255.0
+    low_steps, high_steps = float(low) / scale, float(high) / scale
+    zero_point = -128.0 - low_steps if 128.0 + abs(low_steps) < 127.0 + abs(high_steps) else 127.0 - high_steps
+    nudged = -128 if zero_point <= -128 else 127 if zero_point >= 127 else int(round_half_away(np.float64(zero_point)))
+    factor = np.float32(scale)
+    quantized = _hybrid_round(values * np.float32(1.0 / float(factor))) + nudged
+    return np.clip(quantized, -128, 127).astype(np.int8), factor, nudged
 
 
 def requantize(x: np.ndarray, input_zero_point: int, multiplier: int, shift: int, output_zero_point: int,
