@@ -14,7 +14,7 @@ import pytest
 from oracle import T, check_model, check_op, quant
 
 from pydeeplab.errors import ModelError
-from pydeeplab.reference.quantize import asymmetric_quantize_floats, symmetric_quantize_floats
+from pydeeplab.reference.quantize import quantize_floats
 from pydeeplab.tflite.model import Quantization
 from pydeeplab.tflite.options import (Conv2DOptions, DepthwiseConv2DOptions, FullyConnectedOptions,
                                       TransposeConvOptions)
@@ -121,13 +121,13 @@ def test_quantizers_round_as_litert_does():
     just_below_half = np.float32(0.49999997)
     values = np.full(9, just_below_half, np.float32)
     values[0] = 127.0  # range 127: the factor is 1, the values are rounded as they are
-    q, factor = symmetric_quantize_floats(values)
-    assert factor == 1.0 and q[0] == 127
+    q, p = quantize_floats(values, asymmetric=False)
+    assert p.factor == 1.0 and q[0] == 127
     assert list(q[1:8]) == [1] * 7 and q[8] == 0
-    q, factor, zero_point = asymmetric_quantize_floats(np.zeros(5, np.float32))
-    assert (factor, zero_point) == (1.0, 0) and not q.any()
-    q, factor, zero_point = asymmetric_quantize_floats(np.array([0.5, 2.0, 3.0], np.float32))
-    assert zero_point == -128 and q[-1] == 127  # all positive: the range starts at 0
+    q, p = quantize_floats(np.zeros(5, np.float32), asymmetric=True)
+    assert (p.factor, p.zero_point) == (1.0, 0) and not q.any()
+    q, p = quantize_floats(np.array([0.5, 2.0, 3.0], np.float32), asymmetric=True)
+    assert p.zero_point == -128 and q[-1] == 127  # all positive: the range starts at 0
 
 
 def _graph(x_shape, build) -> bytes:
@@ -212,3 +212,28 @@ def test_hybrid_refusals_name_the_problem():
              "depth_multiplier 2")
     uint8_filter = T(rng.integers(0, 256, (4, 3, 3, 4)).astype(np.uint8), const=True, quant=quant(0.01, 128))
     _refused(Op.CONV_2D, [x, uint8_filter, bias], Conv2DOptions(padding=SAME, stride_w=1, stride_h=1), "float32 input takes an INT8 filter")
+
+
+def test_numba_backend_sums_on_the_float_kernels_where_float32_is_exact(monkeypatch):
+    """The numba backend runs a hybrid CONV_2D / DEPTHWISE_CONV_2D on the float kernels (kernels/hybrid.py)
+    where the weights keep every partial sum an exact float32 integer, the reference elsewhere: LiteRT's
+    bits either way."""
+    from pydeeplab.reference import conv as reference
+
+    rng = np.random.default_rng(21)
+    opts = Conv2DOptions(padding=SAME, stride_w=1, stride_h=1)
+    small = [_input(rng, (1, 6, 7, 8)), _filter(rng, (5, 3, 3, 8), 0, True),
+             T(rng.standard_normal(5).astype(np.float32), const=True)]
+    calls = []
+    monkeypatch.setattr(reference, "conv_2d", lambda *a: calls.append(a) or pytest.fail("the reference ran"))
+    check_op(Op.CONV_2D, small, [T(None, np.float32)], opts, backends=("numba",), atol_scale=EXACT)
+    monkeypatch.undo()
+    # 600 input channels of weights +-127: 600 * 127 * 255 > 2**24, past float32's exact integers.
+    deep = [_input(rng, (1, 3, 3, 600)), T(np.where(rng.random((4, 1, 1, 600)) < 0.5, -127, 127).astype(np.int8),
+                                         const=True, quant=quant(np.float32([0.01, 0.02, 0.03, 0.04]), 0, 0)),
+            T(np.zeros(4, np.float32), const=True)]
+    ran = []
+    original = reference.conv_2d
+    monkeypatch.setattr(reference, "conv_2d", lambda *a: ran.append(1) or original(*a))
+    check_op(Op.CONV_2D, deep, [T(None, np.float32)], opts, backends=("numba",), atol_scale=EXACT)
+    assert ran

@@ -193,13 +193,44 @@ def _hybrid_stage(ctx: OpContext, w: TensorSpec, act: Activation, n_out: int, ch
 def _hybrid_run(function, weights: np.ndarray, bias: np.ndarray | None, stage: HybridStage, *geometry,
                 input_index: int = 0):
     """The run of a hybrid convolution: each image of the batch quantized (as TFLite does, one set of
-    parameters an image), then the reference ``function`` on the int8 values (both backends)."""
+    parameters an image), then the reference ``function`` on the int8 values."""
 
     def run(inputs, outputs) -> None:
         x, out = inputs[input_index], outputs[0]
         for b in range(x.shape[0]):
             q, at = stage.for_input(x[b : b + 1])
             function(q, weights, bias, out[b : b + 1], *geometry, at)
+
+    return run
+
+
+def _hybrid_numba_run(ctx: OpContext, weights: np.ndarray, bias: np.ndarray | None, stage: HybridStage,
+                      float_run, channel_axis: int):
+    """The numba backend's run of a hybrid CONV_2D or DEPTHWISE_CONV_2D (``kernels/hybrid.py``): the input
+    quantized image by image and written as float32 ``q - zp``, the float convolution ``float_run``
+    (``weights`` as float32, no bias, no clamp) summing the integers exactly, then the sums scaled in
+    place. None where the weights allow partial sums past float32's exact integers (the reference
+    runs then)."""
+    from ..kernels import hybrid as kern
+    from ..reference.quantize import hybrid_input
+
+    if not kern.exact_in_float32(weights, channel_axis, 255 if stage.asymmetric else 127):
+        return None
+    x_shape = tuple(ctx.inputs[0].shape)
+    centered = np.empty(x_shape, np.float32)
+    b = np.zeros(weights.shape[channel_axis], np.float32) if bias is None else bias.astype(np.float32)
+    lo, hi = np.float32(stage.act_min), np.float32(stage.act_max)
+
+    def run(inputs, outputs) -> None:
+        x, out = inputs[0], outputs[0]
+        factors = []
+        for k in range(x_shape[0]):
+            p = hybrid_input(*kern.value_range(x[k]), stage.asymmetric)
+            kern.center(x[k], p.inverse, p.zero_point, p.low, p.high, centered[k])
+            factors.append(p.factor)
+        float_run([centered], outputs)
+        for k, factor in enumerate(factors):
+            kern.rescale(out[k], factor, stage.filter_scales, b, stage.scale_first, lo, hi)
 
     return run
 
@@ -247,7 +278,12 @@ def prepare_conv_2d(ctx: OpContext) -> Prepared:
     """
     weights, bias, stage, stride, dilation, padding, out_shape = _conv_2d_plan(ctx)
     if isinstance(stage, HybridStage):
-        run = _hybrid_run(reference.conv_2d, weights, bias, stage, stride, dilation, padding)
+        run = None
+        if ctx.backend == "numba":
+            sums = FloatStage(*activation_range_float(Activation.NONE))
+            run = _hybrid_numba_run(ctx, weights, bias, stage, _numba().conv_2d_runner(
+                weights.astype(np.float32), None, sums, stride, dilation, padding, out_shape), 0)
+        run = run or _hybrid_run(reference.conv_2d, weights, bias, stage, stride, dilation, padding)
     elif ctx.backend == "numba" and _kernels_take(weights):
         run = _numba().conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape)
     else:
@@ -342,7 +378,13 @@ def prepare_depthwise_conv_2d(ctx: OpContext) -> Prepared:
         if opts.depth_multiplier * cin != cout:  # (the hybrid kernel reads the option, the others the shapes)
             raise ctx.error(f"depth_multiplier {opts.depth_multiplier} with {cin} input channels does not make "
                             f"the filter's {cout} (a hybrid depthwise convolution reads the option)")
-        run = _hybrid_run(reference.depthwise_conv_2d, weights, bias, stage, stride, dilation, padding)
+        run = None
+        if ctx.backend == "numba":
+            sums = FloatStage(*activation_range_float(Activation.NONE))
+            run = _hybrid_numba_run(ctx, weights, bias, stage, _numba().depthwise_conv_2d_runner(
+                weights.astype(np.float32), None, sums, stride, dilation, padding, np.dtype(np.float32), cin, wd,
+                ow), 3)
+        run = run or _hybrid_run(reference.depthwise_conv_2d, weights, bias, stage, stride, dilation, padding)
     elif ctx.backend == "numba" and _kernels_take(weights):
         run = _numba().depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x.dtype, cin, wd,
                                                  ow)

@@ -34,7 +34,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .fixedpoint import multiply_by_quantized_multiplier, wrap_int32
-from .quantize import asymmetric_quantize_floats, symmetric_quantize_floats
+from .quantize import quantize_floats
 
 #: A block of output rows holds at most about this many accumulator (or input) values:
 #: 2 MB of float64, small enough for the cache and for the 513x513 models' memory.
@@ -87,11 +87,8 @@ class HybridStage(NamedTuple):
 
     def for_input(self, x: np.ndarray) -> tuple[np.ndarray, "HybridStage"]:
         """(int8 values, this stage with their scale and zero point): ``x`` quantized as TFLite does."""
-        if self.asymmetric:
-            q, scale, zero_point = asymmetric_quantize_floats(x)
-        else:
-            (q, scale), zero_point = symmetric_quantize_floats(x), 0
-        return q, self._replace(input_zero_point=zero_point, input_scale=scale)
+        q, p = quantize_floats(x, self.asymmetric)
+        return q, self._replace(input_zero_point=p.zero_point, input_scale=p.factor)
 
 
 Stage = FloatStage | QuantizedStage | HybridStage

@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .fixedpoint import multiply_by_quantized_multiplier, round_half_away, wrap_int32
-from .quantize import asymmetric_quantize_floats, symmetric_quantize_floats
+from .quantize import quantize_floats
 
 
 def fully_connected(x: np.ndarray, w_t: np.ndarray, bias: np.ndarray | None, act_min: float, act_max: float,
@@ -89,12 +89,9 @@ def hybrid_fully_connected(x: np.ndarray, w: np.ndarray, filter_scales: np.ndarr
         return
     w_t, row_sums = w.astype(np.float64).T, w.astype(np.int64).sum(axis=1)
     for b in range(x.shape[0]):
-        if asymmetric:
-            q, scale, zero_point = asymmetric_quantize_floats(x[b])
-        else:
-            (q, scale), zero_point = symmetric_quantize_floats(x[b]), 0
-        sums = wrap_int32((q.astype(np.float64) @ w_t).astype(np.int64) - row_sums * zero_point)
-        out[b] = base + sums.astype(np.float32) * (scale * filter_scales)
+        q, p = quantize_floats(x[b], asymmetric)
+        sums = wrap_int32((q.astype(np.float64) @ w_t).astype(np.int64) - row_sums * p.zero_point)
+        out[b] = base + sums.astype(np.float32) * (p.factor * filter_scales)
     np.clip(out, act_min, act_max, out=out)
 
 

@@ -14,11 +14,12 @@ call (``reference/quantize.h``, ``requantize.h``, ``dequantize.h``,
 
 Hybrid operators (float32 activations, int8 weights: dynamic-range quantization) quantize their
 float input at every run, with parameters taken from the values themselves
-(``portable_tensor_utils.cc``): :func:`symmetric_quantize_floats` and
-:func:`asymmetric_quantize_floats`.
+(``portable_tensor_utils.cc``, ``neon_tensor_utils.cc``): :func:`quantize_floats`.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -66,36 +67,55 @@ def _hybrid_round(products: np.ndarray) -> np.ndarray:
     return np.nan_to_num(rounded).reshape(products.shape)
 
 
-def symmetric_quantize_floats(values: np.ndarray) -> tuple[np.ndarray, np.float32]:
-    """(int8 values, scaling factor) of ``SymmetricQuantizeFloats``: range ``max(|min|, |max|)``,
-    factor ``range / 127``, ``round(x * (127 / range))`` clamped to +-127, all in float32; all-zero
-    values give zeros and factor 1. (``neon_tensor_utils.cc``'s version, which LiteRT runs on x86 too.)"""
-    values = np.asarray(values, dtype=np.float32)
-    largest = np.maximum(np.abs(values.min()), np.abs(values.max())) if values.size else np.float32(0)
-    if largest == 0:
-        return np.zeros(values.shape, np.int8), np.float32(1)
-    quantized = _hybrid_round(values * (np.float32(127) / largest))
-    return np.clip(quantized, -127, 127).astype(np.int8), np.float32(largest / np.float32(127))
+class HybridInput(NamedTuple):
+    """How a hybrid operator quantizes its float input (``SymmetricQuantizeFloats`` or
+    ``AsymmetricQuantizeFloats``): ``q = clamp(round(x * inverse) + zero_point, low, high)``, the real
+    value of q being ``(q - zero_point) * factor``."""
+
+    inverse: np.float32
+    factor: np.float32
+    zero_point: int
+    low: int
+    high: int
 
 
-def asymmetric_quantize_floats(values: np.ndarray) -> tuple[np.ndarray, np.float32, int]:
-    """(int8 values, scaling factor, zero point) of ``AsymmetricQuantizeFloats``
-    (``neon_tensor_utils.cc``'s version, which LiteRT runs on x86 too): the range
-    ``[min(0, min), max(0, max)]``, its width taken in float32, over 255 steps in double; the zero
-    point from whichever end gives the smaller error, rounded and kept in [-128, 127]; the values
-    ``zp + round(x * float(1.0 / factor))``, clamped. An empty range gives zeros, factor 1, zero point 0."""
-    values = np.asarray(values, dtype=np.float32)
-    low = min(np.float32(0), values.min()) if values.size else np.float32(0)
-    high = max(np.float32(0), values.max()) if values.size else np.float32(0)
+def hybrid_input(low: float, high: float, asymmetric: bool) -> HybridInput:
+    """The quantization of values whose least and greatest are ``low`` and ``high``, as LiteRT's x86
+    build computes it (``neon_tensor_utils.cc``'s version, through NEON_2_SSE).
+
+    Symmetric: ``range = max(|low|, |high|)``, factor ``range / 127``, inverse ``127 / range``, all in
+    float32; values in +-127. Asymmetric: the range ``[min(0, low), max(0, high)]``, its width taken in
+    float32, over 255 steps in double; the zero point from whichever end gives the smaller error,
+    rounded and kept in [-128, 127]; inverse ``float(1.0 / factor)``. Values all zero: factor 1, and
+    an inverse of 0 gives the zeros TFLite writes. A NaN or an infinity among the values (where
+    TFLite's arithmetic has no defined result) gives the same zeros.
+    """
+    low, high = min(np.float32(0), np.float32(low)), max(np.float32(0), np.float32(high))
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return HybridInput(np.float32(0), np.float32(1), 0, -128 if asymmetric else -127, 127)
+    if not asymmetric:
+        largest = max(-low, high)
+        if largest == 0:
+            return HybridInput(np.float32(0), np.float32(1), 0, -127, 127)
+        return HybridInput(np.float32(127) / largest, largest / np.float32(127), 0, -127, 127)
     if low == high:
-        return np.zeros(values.shape, np.int8), np.float32(1), 0
+        return HybridInput(np.float32(0), np.float32(1), 0, -128, 127)
     scale = float(np.float32(high - low)) / 255.0
     low_steps, high_steps = float(low) / scale, float(high) / scale
     zero_point = -128.0 - low_steps if 128.0 + abs(low_steps) < 127.0 + abs(high_steps) else 127.0 - high_steps
     nudged = -128 if zero_point <= -128 else 127 if zero_point >= 127 else int(round_half_away(np.float64(zero_point)))
     factor = np.float32(scale)
-    quantized = _hybrid_round(values * np.float32(1.0 / float(factor))) + nudged
-    return np.clip(quantized, -128, 127).astype(np.int8), factor, nudged
+    return HybridInput(np.float32(1.0 / float(factor)), factor, nudged, -128, 127)
+
+
+def quantize_floats(values: np.ndarray, asymmetric: bool) -> tuple[np.ndarray, HybridInput]:
+    """(int8 values, their parameters): ``values`` (float32) quantized as a hybrid operator's input
+    (:func:`hybrid_input` of their own least and greatest)."""
+    values = np.asarray(values, dtype=np.float32)
+    with np.errstate(invalid="ignore"):  # (NaN or infinite values: see hybrid_input)
+        p = hybrid_input(values.min(initial=0), values.max(initial=0), asymmetric)
+        quantized = _hybrid_round(values * p.inverse) + p.zero_point
+    return np.clip(quantized, p.low, p.high).astype(np.int8), p
 
 
 def requantize(x: np.ndarray, input_zero_point: int, multiplier: int, shift: int, output_zero_point: int,
