@@ -201,3 +201,58 @@ def test_real_model_bit_exact(deeplab_257_int8):
     (ref,) = run_litert(qdata, [feed], "ref")
     for backend in ("numba", "numpy"):
         np.testing.assert_array_equal(_run_ours(qdata, feed, backend), ref, err_msg=backend)
+
+
+# --------------------------------------------------------------------------- dynamic range (hybrid)
+
+@pytest.mark.parametrize("name", ["deeplabv3_257_mv_gpu", "mobilenetv2_dm05_coco_fp16"])
+def test_dynamic_range_model_is_what_the_converter_writes(name, tmp_path):
+    """int8 weights where they have 1024 elements or more (per output channel: axis 0 for CONV_2D, 3 for
+    DEPTHWISE_CONV_2D), the small ones left float, float16 weights folded, the operators otherwise kept."""
+    src = require_data(f"models/{name}.tflite")
+    before = pydeeplab.read_model(src.read_bytes()).main
+    out = quantize.quantize_dynamic_range(src, tmp_path / "dr.tflite")
+    after = pydeeplab.read_model(out.read_bytes()).main
+    assert [op.name for op in after.operators] == [op.name for op in before.operators if op.builtin != Op.DEQUANTIZE]
+    hybrid = 0
+    for op in after.operators:
+        if op.builtin in (Op.CONV_2D, Op.DEPTHWISE_CONV_2D):
+            w = after.tensors[op.inputs[1]]
+            if w.type == TensorType.INT8:
+                hybrid += 1
+                axis = 0 if op.builtin == Op.CONV_2D else 3
+                assert w.data.size >= quantize.MIN_HYBRID_ELEMENTS
+                assert w.quantization.quantized_dimension == axis
+                assert w.quantization.scales.size == w.shape[axis] and not w.quantization.zero_points.any()
+                assert int(np.abs(w.data.astype(np.int64)).max()) == 127
+                assert after.tensors[op.inputs[2]].type == TensorType.FLOAT32  # the bias stays float
+            else:
+                assert w.type == TensorType.FLOAT32 and w.data.size < quantize.MIN_HYBRID_ELEMENTS
+    assert hybrid >= 40
+    assert all(after.tensors[i].type == TensorType.FLOAT32 for i in (*after.inputs, *after.outputs))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_dynamic_range_deeplab_runs_as_litert(backend, tmp_path):
+    """The hybrid 257 DeepLab against LiteRT's reference kernels: every hybrid operator, fed LiteRT's
+    own input, gives LiteRT's output bit for bit; the float ones stay within the float contract. Run
+    whole, float rounding differences get amplified by the hybrid operators' input quantization (a
+    changed maximum changes the scale): LiteRT's own optimized kernels differ from its reference as
+    much, so the labels are what is held there."""
+    from pydeeplab.verification import verify
+
+    out = quantize.quantize_dynamic_range(require_data("models/deeplabv3_257_mv_gpu.tflite"), tmp_path / "dr.tflite")
+    graph = pydeeplab.read_model(out.read_bytes()).main
+    report = verify(out, require_data("images/bird_segmentation.bmp"), backend=backend)
+    assert all(r.ok for r in report.isolated), [r for r in report.isolated if not r.ok]
+    for op, record in zip(graph.operators, report.isolated):
+        if op.builtin in (Op.CONV_2D, Op.DEPTHWISE_CONV_2D) and graph.tensors[op.inputs[1]].type == TensorType.INT8:
+            assert record.max_abs == 0.0, record
+    assert report.cascaded[-1].argmax_agreement >= 0.999
+
+
+def test_dynamic_range_refuses_a_model_with_nothing_to_quantize(capsys, tmp_path):
+    src = require_data("models/deeplabv3_mnv2_pascal_quant.tflite")
+    assert quantize.main([str(src), "--out", str(tmp_path / "x.tflite"), "--dynamic-range"]) == 2
+    assert "nothing to quantize" in capsys.readouterr().err
+    assert not (tmp_path / "x.tflite").exists()

@@ -31,11 +31,19 @@ Any other operator is refused with :class:`QuantizeError` naming it.
 
 The activation parameters reuse :func:`synth.uint8_params` (the uint8 grid shifted by
 128 is the int8 grid: same scale, zero point minus 128).
+
+``--dynamic-range`` (:func:`quantize_dynamic_range`) writes the other kind TF2's converter
+makes, without a representative dataset: int8 weights (per output channel for convolutions,
+per tensor for FULLY_CONNECTED) and float activations, the hybrid operators quantizing their
+input at every run; weights under 1024 elements stay float, as the converter leaves them.
+
+    python tools/quantize.py deeplabv3_257_mv_gpu.tflite --out deeplabv3_257_dr.tflite --dynamic-range
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from collections.abc import Iterable, Sequence
@@ -377,6 +385,88 @@ def quantize_int8(model_path: str | os.PathLike, out_path: str | os.PathLike,
 
 
 # ---------------------------------------------------------------------------------------
+# Dynamic-range (hybrid) quantization
+# ---------------------------------------------------------------------------------------
+
+#: Operators whose constant float weights dynamic-range quantization stores as int8, with the axis of
+#: their per-channel scales (None: one scale for the tensor) and the operator version TFLite's
+#: converter writes for the hybrid form.
+HYBRID = {Op.CONV_2D: (0, 5), Op.DEPTHWISE_CONV_2D: (3, 6), Op.TRANSPOSE_CONV: (0, 3),
+          Op.FULLY_CONNECTED: (None, 9)}
+#: Weights with fewer elements stay float32 (the converter's ``min_elements_for_weights``).
+MIN_HYBRID_ELEMENTS = 1024
+
+
+def quantize_dynamic_range(model_path: str | os.PathLike, out_path: str | os.PathLike) -> Path:
+    """Write the dynamic-range quantized version of the float32 model ``model_path`` to ``out_path``:
+    TF2's converter with ``optimizations=[DEFAULT]`` and no representative dataset.
+
+    The weights of CONV_2D, DEPTHWISE_CONV_2D, TRANSPOSE_CONV (int8 symmetric, one scale per output
+    channel) and FULLY_CONNECTED (one scale, inputs quantized with a zero point at run time) become
+    int8 where they have at least :data:`MIN_HYBRID_ELEMENTS` elements; the operators then run hybrid
+    (float32 activations, each input quantized at every run). float16 weights behind a DEQUANTIZE are
+    folded into float32 first. Everything else is copied. Returns ``Path(out_path)``.
+    """
+    model = read_model(Path(model_path).read_bytes())
+    if len(model.subgraphs) != 1:
+        raise QuantizeError(f"the model has {len(model.subgraphs)} subgraphs; only single-subgraph models are handled")
+    g, consts = model.main, float_constants(model)
+    b = ModelBuilder(description="pydeeplab tools/quantize.py --dynamic-range")
+    new: dict[int, int] = {}
+
+    def tensor(i: int) -> int:
+        if i < 0 or i in new:
+            return new.get(i, i)
+        t = g.tensors[i]
+        if i in consts:
+            new[i] = b.add_constant(t.name, consts[i], None, TensorType.FLOAT32)
+        elif t.is_constant:
+            new[i] = b.add_constant(t.name, np.asarray(t.data), t.quantization, t.type)
+        else:
+            new[i] = b.add_tensor(t.name, t.type, t.shape, t.quantization, shape_signature=t.shape_signature,
+                                  is_variable=t.is_variable)
+        return new[i]
+
+    hybrid = 0
+    for op in g.operators:
+        if op.builtin == Op.DEQUANTIZE and op.outputs[0] in consts:
+            continue  # folded float16 weights
+        version, options = op.code.version, op.options
+        k = 1  # the weights (TRANSPOSE_CONV's too: its output shape comes first, its input third)
+        quantized = (op.builtin in HYBRID and len(op.inputs) > k and op.inputs[k] in consts
+                     and consts[op.inputs[k]].size >= MIN_HYBRID_ELEMENTS)
+        inputs = [-1 if quantized and j == k else tensor(i) for j, i in enumerate(op.inputs)]
+        if quantized:
+            axis, version = HYBRID[op.builtin]
+            w = consts[op.inputs[k]]
+            if axis is None:
+                largest = float(np.max(np.abs(w)))
+                scale = np.float32(largest / 127.0 if largest > 0 else 1.0)
+                qw = np.clip(np.round(w / np.float64(scale)), -127, 127).astype(np.int8)
+                wq = Quantization(scales=np.array([scale], np.float32), zero_points=np.zeros(1, np.int64))
+                options = dataclasses.replace(options, asymmetric_quantize_inputs=True)
+            else:
+                qw, wq = symmetric_per_channel(w, axis)
+            inputs[k] = b.add_constant(f"{g.tensors[op.inputs[k]].name}/int8", qw, wq, TensorType.INT8)
+            hybrid += 1
+        b.add_operator(op.builtin, inputs, [tensor(i) for i in op.outputs], options, version,
+                       custom_code=op.code.custom_code, custom_options=op.custom_options)
+    if not hybrid:
+        raise QuantizeError(f"no operator of {', '.join(sorted(Op(c).name for c in HYBRID))} with constant weights "
+                            f"of {MIN_HYBRID_ELEMENTS} elements or more: nothing to quantize")
+    b.set_inputs([tensor(i) for i in g.inputs])
+    b.set_outputs([tensor(i) for i in g.outputs])
+    for name, data in model.metadata.items():
+        b.add_metadata(name, data)
+    for sig in model.signature_defs:
+        b.add_signature(sig.key, {k: new[v] for k, v in sig.inputs.items()},
+                        {k: new[v] for k, v in sig.outputs.items()}, sig.subgraph_index)
+    out = Path(out_path)
+    write_bytes(out, b.finish())
+    return out
+
+
+# ---------------------------------------------------------------------------------------
 # Checking the result
 # ---------------------------------------------------------------------------------------
 
@@ -406,12 +496,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python tools/quantize.py",
         description="Quantize a float32 .tflite model to int8 (per-channel weights, float input and output), "
-                    "as TF2's converter does with a representative dataset.",
+                    "as TF2's converter does with a representative dataset; or, with --dynamic-range, "
+                    "its weights only (hybrid operators), as the converter does without one.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
                "  python tools/quantize.py ../shared/data/models/deeplabv3_257_mv_gpu.tflite \\\n"
                "      --out deeplabv3_257_int8.tflite\n"
                "  python tools/quantize.py model.tflite --out model_int8.tflite --images a.jpg b.png --agreement\n"
+               "  python tools/quantize.py model.tflite --out model_dr.tflite --dynamic-range\n"
                "  pydeeplab verify deeplabv3_257_int8.tflite --image ../shared/data/images/cat.bmp --backend numpy\n\n"
                "Calibration images default to the photographs in $PYDEEPLAB_DATA/images.")
     ap.add_argument("model", help="float32 .tflite model")
@@ -420,12 +512,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--agreement", action="store_true",
                     help="then print, per image, the share of pixels whose label the int8 model keeps (LiteRT)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    ap.add_argument("--dynamic-range", action="store_true",
+                    help="int8 weights only (no calibration): CONV_2D, DEPTHWISE_CONV_2D, TRANSPOSE_CONV and "
+                         "FULLY_CONNECTED then run hybrid, their float input quantized at every run")
     args = ap.parse_args(argv)
     from pydeeplab.errors import ModelError
     from pydeeplab.image import ImageError
+    if args.dynamic_range and args.images:
+        ap.error("--dynamic-range takes no calibration images")
     try:
-        images = args.images or default_images()
-        out = quantize_int8(args.model, args.out, images, progress=not args.quiet)
+        if args.dynamic_range:
+            images = []
+            out = quantize_dynamic_range(args.model, args.out)
+        else:
+            images = args.images or default_images()
+            out = quantize_int8(args.model, args.out, images, progress=not args.quiet)
     except (QuantizeError, ModelError, ImageError, OSError) as exc:
         print(f"quantize: {exc}", file=sys.stderr)
         return 2
@@ -433,8 +534,8 @@ def main(argv: list[str] | None = None) -> int:
     counts: dict[str, int] = {}
     for op in model.main.operators:
         counts[op.name] = counts.get(op.name, 0) + 1
-    print(f"{out}: {out.stat().st_size:,} bytes, calibrated on {len(images)} image(s); "
-          + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    how = "weights only (dynamic range)" if args.dynamic_range else f"calibrated on {len(images)} image(s)"
+    print(f"{out}: {out.stat().st_size:,} bytes, {how}; " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     if args.agreement:
         for p, a in zip(images, label_agreement(args.model, out, images)):
             print(f"  {Path(p).name}: labels equal to the float model's on {a:.2%} of pixels")

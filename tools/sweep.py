@@ -62,6 +62,9 @@ from pydeeplab.tflite.options import (  # noqa: E402
 from pydeeplab.tflite.schema import Activation, BuiltinOperator, MirrorPadMode, Padding, TensorType  # noqa: E402
 
 DTYPES = ("float32", "uint8", "int8")
+#: The convolutions and FULLY_CONNECTED are swept hybrid too: float32 input and output, int8 weights
+#: (dynamic-range quantization), the input quantized at every run.
+HYBRID_DTYPES = DTYPES + ("hybrid",)
 QRANGE = {"uint8": (0, 255), "int8": (-128, 127)}
 BACKENDS = ("numpy", "numba")
 ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
@@ -75,7 +78,9 @@ CI_SEED = 20240601
 # ---------------------------------------------------------------------------------------
 
 def _ttype(dtype: str) -> TensorType:
-    return {"float32": TensorType.FLOAT32, "uint8": TensorType.UINT8, "int8": TensorType.INT8}[dtype]
+    """The activations' type of a case's dtype (a hybrid case's are float32)."""
+    return {"float32": TensorType.FLOAT32, "uint8": TensorType.UINT8, "int8": TensorType.INT8,
+            "hybrid": TensorType.FLOAT32}[dtype]
 
 
 def range_quant(lo: float, hi: float, dtype: str) -> Quantization:
@@ -99,7 +104,7 @@ def random_tensor(rng: np.random.Generator, dtype: str, shape, q: Quantization |
                   const: bool = False) -> T:
     """A random input tensor: standard normal floats, or uniform raw integers over the whole range."""
     shape = tuple(int(d) for d in shape)
-    if dtype == "float32":
+    if dtype in ("float32", "hybrid"):
         return T(rng.standard_normal(shape).astype(np.float32), const=const)
     qmin, qmax = QRANGE[dtype]
     q = q if q is not None else random_quant(rng, dtype)
@@ -199,6 +204,9 @@ def _filters(p: dict, dtype: str, rng, shape: tuple, channel_dim: int, fan_in: i
     if dtype == "float32":
         w = T((rng.standard_normal(shape) / math.sqrt(fan_in)).astype(np.float32), const=True)
         b = T(rng.standard_normal(cout).astype(np.float32), const=True)
+    elif dtype == "hybrid":  # int8 weights, one scale per channel (or one, where asked), float bias
+        w = _hybrid_weights(rng, shape, channel_dim, p.get("per_channel", True))
+        b = T(rng.standard_normal(cout).astype(np.float32), const=True)
     elif dtype == "uint8":
         wq = quant(float(10 ** rng.uniform(-3, -1)), int(rng.integers(0, 256)))
         w = T(rng.integers(0, 256, shape).astype(np.uint8), quant=wq, const=True)
@@ -213,13 +221,19 @@ def _filters(p: dict, dtype: str, rng, shape: tuple, channel_dim: int, fan_in: i
     return w, (b if p.get("bias", True) else None)
 
 
+def _hybrid_weights(rng, shape: tuple, channel_dim: int, per_channel: bool) -> T:
+    """int8 weights in [-127, 127], symmetric, scales one per slice along ``channel_dim`` or one."""
+    scales = (10 ** rng.uniform(-3, -1, shape[channel_dim] if per_channel else 1)).astype(np.float32)
+    return T(rng.integers(-127, 128, shape).astype(np.int8), quant=quant(scales, 0, channel_dim), const=True)
+
+
 def _finish(op: str, dtype: str, p: dict, rng, inputs: list[T | None], options, *,
             out_q: str = "calibrate", out_type: str | None = None, version: int = 1,
             expect_reject: bool = False, n_out: int = 1) -> Case:
     """Complete a case with its output tensor(s): ``out_q`` "calibrate" (from the float twin),
     "same" (the first input's parameters), or "none"."""
     opcode = BuiltinOperator[op]
-    if dtype == "float32" or out_q == "none":
+    if dtype in ("float32", "hybrid") or out_q == "none":
         q = None
     elif out_q == "same":
         q = inputs[0].quant
@@ -235,7 +249,7 @@ def _conv_inputs(x: T, w: T, b: T | None) -> list[T]:
     return [x, w] if b is None else [x, w, b]
 
 
-@builder("CONV_2D")
+@builder("CONV_2D", HYBRID_DTYPES)
 def conv_2d(p: dict, dtype: str, rng) -> Case:
     n, h, w, cin, cout, kh, kw = (p[k] for k in ("n", "h", "w", "cin", "cout", "kh", "kw"))
     x = random_tensor(rng, dtype, (n, h, w, cin))
@@ -248,7 +262,7 @@ def conv_2d(p: dict, dtype: str, rng) -> Case:
     return _finish("CONV_2D", dtype, p, rng, _conv_inputs(x, wt, b), opts)
 
 
-@builder("DEPTHWISE_CONV_2D")
+@builder("DEPTHWISE_CONV_2D", HYBRID_DTYPES)
 def depthwise_conv_2d(p: dict, dtype: str, rng) -> Case:
     n, h, w, cin, m, kh, kw = (p[k] for k in ("n", "h", "w", "cin", "multiplier", "kh", "kw"))
     x = random_tensor(rng, dtype, (n, h, w, cin))
@@ -260,7 +274,7 @@ def depthwise_conv_2d(p: dict, dtype: str, rng) -> Case:
     return _finish("DEPTHWISE_CONV_2D", dtype, p, rng, _conv_inputs(x, wt, b), opts)
 
 
-@builder("TRANSPOSE_CONV")
+@builder("TRANSPOSE_CONV", HYBRID_DTYPES)
 def transpose_conv(p: dict, dtype: str, rng) -> Case:
     n, h, w, cin, cout, kh, kw = (p[k] for k in ("n", "h", "w", "cin", "cout", "kh", "kw"))
     sh, sw = p["stride"]
@@ -440,11 +454,12 @@ def _conv_grid():
         odd = i % 2 == 0
         h = _spatial(k, d, s, pad, odd)
         w = _spatial(k, d, s, pad, not odd) if k > 1 else h + 1
-        for dtype in DTYPES:
+        for dtype in HYBRID_DTYPES:
+            extra = dict(per_channel=i % 3 != 1) if dtype == "hybrid" else {}
             yield dtype, dict(n=1, h=h, w=w, cin=3, cout=4, kh=k, kw=k, stride=[s, s], dilation=[d, d],
-                              padding=pad, act=ACTIVATIONS[i % 4], seed=i)
+                              padding=pad, act=ACTIVATIONS[i % 4], seed=i, **extra)
     # Non-square kernels, strides and dilations, batch 2.
-    for i, dtype in enumerate(DTYPES):
+    for i, dtype in enumerate(HYBRID_DTYPES):
         yield dtype, dict(n=2, h=9, w=8, cin=5, cout=3, kh=3, kw=1, stride=[2, 1], dilation=[1, 2],
                           padding="SAME", act="RELU6", seed=100 + i)
         yield dtype, dict(n=1, h=10, w=11, cin=2, cout=6, kh=2, kw=5, stride=[1, 3], dilation=[3, 1],
@@ -459,7 +474,7 @@ def _dw_grid():
         odd = i % 2 == 0
         h = _spatial(k, d, s, pad, odd)
         w = _spatial(k, d, s, pad, not odd) if k > 1 else h + 1
-        for dtype in DTYPES:
+        for dtype in HYBRID_DTYPES:
             yield dtype, dict(n=1, h=h, w=w, cin=3, multiplier=m, kh=k, kw=k, stride=[s, s],
                               dilation=[d, d], padding=pad, act=ACTIVATIONS[i % 4], bias=i % 5 != 2, seed=i)
 
@@ -468,7 +483,7 @@ def _dw_grid():
 def _tconv_grid():
     combos = itertools.product((1, 2, 3), (2, 3, 4), ("SAME", "VALID"))
     for i, (s, k, pad) in enumerate(combos):
-        for dtype in DTYPES:
+        for dtype in HYBRID_DTYPES:
             yield dtype, dict(n=1, h=4 + i % 3, w=5, cin=3, cout=2, kh=k, kw=k, stride=[s, s], padding=pad,
                               act="NONE", bias=i % 2 == 0, seed=i)
 
@@ -674,13 +689,16 @@ def leaky_relu(p: dict, dtype: str, rng) -> Case:
     return _finish("LEAKY_RELU", dtype, p, rng, [x], LeakyReluOptions(alpha=p["alpha"]))
 
 
-@builder("FULLY_CONNECTED")
+@builder("FULLY_CONNECTED", HYBRID_DTYPES)
 def fully_connected(p: dict, dtype: str, rng) -> Case:
     shape, units = p["shape"], p["units"]
     depth = shape[-1]
     x = random_tensor(rng, dtype, shape)
     if dtype == "float32":
         w = T((rng.standard_normal((units, depth)) / math.sqrt(depth)).astype(np.float32), const=True)
+        b = T(rng.standard_normal(units).astype(np.float32), const=True)
+    elif dtype == "hybrid":
+        w = _hybrid_weights(rng, (units, depth), 0, p["per_channel"])
         b = T(rng.standard_normal(units).astype(np.float32), const=True)
     elif dtype == "int8" and p["per_channel"]:
         ws = (10 ** rng.uniform(-3, -1, units)).astype(np.float32)
@@ -692,7 +710,8 @@ def fully_connected(p: dict, dtype: str, rng) -> Case:
         w = T(_ints(rng, dtype, (units, depth)), quant=wq, const=True)
         bs = float(np.float32(x.quant.scale) * np.float32(wq.scale))
         b = T(rng.integers(-(2**14), 2**14, units).astype(np.int32), quant=quant(bs, 0), const=True)
-    opts = FullyConnectedOptions(fused_activation_function=Activation[p["act"]], keep_num_dims=p["keep_num_dims"])
+    opts = FullyConnectedOptions(fused_activation_function=Activation[p["act"]], keep_num_dims=p["keep_num_dims"],
+                                 asymmetric_quantize_inputs=p.get("asymmetric", False))
     return _finish("FULLY_CONNECTED", dtype, p, rng, [x, w] + ([b] if p["bias"] else []), opts)
 
 
@@ -999,9 +1018,10 @@ def _fc_grid():
     shapes = ([1, 16], [4, 8], [2, 3, 12], [1, 5, 5, 7], [3, 1])
     for i, shape in enumerate(shapes):
         for j, (bias, keep) in enumerate(itertools.product((True, False), (False, True))):
-            for dtype in DTYPES:
+            for dtype in HYBRID_DTYPES:
+                extra = dict(asymmetric=(i + j) % 2 == 0) if dtype == "hybrid" else {}
                 yield dtype, dict(shape=shape, units=(5, 1, 12, 3)[j], bias=bias, keep_num_dims=keep,
-                                  act=ACTIVATIONS[(i + j) % 4], per_channel=j % 2 == 0, seed=10 * i + j)
+                                  act=ACTIVATIONS[(i + j) % 4], per_channel=j % 2 == 0, seed=10 * i + j, **extra)
 
 
 @grid("DEPTH_TO_SPACE")
@@ -1247,7 +1267,7 @@ def extra_strategies(st, seed, dtype_of, binary) -> dict:
         return draw(dtype_of("FULLY_CONNECTED")), dict(
             shape=shape(draw, 1, 3, 8) + [draw(st.integers(1, 40))], units=draw(st.integers(1, 16)),
             bias=draw(st.booleans()), keep_num_dims=draw(st.booleans()), act=draw(st.sampled_from(ACTIVATIONS)),
-            per_channel=draw(st.booleans()), seed=draw(seed))
+            per_channel=draw(st.booleans()), asymmetric=draw(st.booleans()), seed=draw(seed))
 
     @st.composite
     def d2s(draw, op):
@@ -1446,6 +1466,7 @@ def strategies() -> dict:
                  seed=draw(seed))
         if op == "CONV_2D":
             d["cout"] = draw(st.integers(1, 8))
+            d["per_channel"] = draw(st.booleans())  # (read by hybrid cases only)
         else:
             d["multiplier"] = draw(st.sampled_from((1, 1, 2, 3)))
             d["bias"] = draw(st.booleans())
@@ -1712,7 +1733,7 @@ class Sweep:
         ops = sorted({k[0] for k in self.counts}, key=lambda o: OPS.index(o) if o in OPS else 99)
         lines = [f"{'operator':24} {'dtype':8} {'cases':>6} {'pass':>6} {'reject':>6} {'fail':>5}  other"]
         for op in ops:
-            for dtype in DTYPES:
+            for dtype in HYBRID_DTYPES:
                 c = {s: n for (o, d, s), n in self.counts.items() if o == op and d == dtype}
                 if not c:
                     continue
