@@ -5,8 +5,9 @@ at this run (``pydeeplab.reference.quantize``), then scales the sum back to floa
 numbers, ``q - zp`` (at most 255 in magnitude) and the int8 weights are integers whose products and
 partial sums stay exact below 2**24: where the weights prove that bound for every output channel
 (:func:`exact_in_float32`), the float convolution kernels compute ``acc`` exactly, in any order, at
-their speed. Around them, one pass quantizes the input (:func:`center`) and one scales the sums
-(:func:`rescale`), with TFLite's arithmetic: the same bits as the reference functions.
+their speed. Around them, one pass quantizes the input (:func:`center`, after NumPy's vectorized
+least and greatest value) and one scales the sums (:func:`rescale`), with TFLite's arithmetic: the
+same bits as the reference functions.
 """
 
 from __future__ import annotations
@@ -28,60 +29,49 @@ def exact_in_float32(weights: np.ndarray, channel_axis: int, input_bound: int) -
 
 
 @njit(cache=True, nogil=True)
-def value_range(x):
-    """(least, greatest) of the float32 values of the image ``x`` [H, W, C] (NaN where one is NaN)."""
-    low = high = x[0, 0, 0]
-    for i in range(x.shape[0]):
-        for j in range(x.shape[1]):
-            for k in range(x.shape[2]):
-                v = x[i, j, k]
-                if v != v:
-                    return v, v
-                low = min(low, v)
-                high = max(high, v)
-    return low, high
-
-
-@njit(cache=True, nogil=True)
-def center(x, inverse, zero_point, low, high, out):
-    """out = q - zero_point as float32, q = clamp(round(x * inverse) + zero_point, low, high): an image
-    x [H, W, C] quantized as LiteRT's x86 build quantizes a hybrid input (``pydeeplab.reference.quantize``):
-    the first ``N - N % 8`` values in memory order rounded as ``trunc(v + 0.5f)`` (NEON_2_SSE's
-    RoundToNearest), the rest with ``std::round``. inverse float32; the others integers."""
-    h, w, c = x.shape
-    cut = h * w * c - (h * w * c) % 8
+def center(x, inverse, zero_point, low, high, out, t, nt):
+    """out = q - zero_point as float32, q = clamp(round(x * inverse) + zero_point, low, high), for rows
+    ``R * t // nt`` to ``R * (t + 1) // nt`` of an image x [R, C]: quantized as LiteRT's x86 build
+    quantizes a hybrid input (``pydeeplab.reference.quantize``), the first ``R * C - R * C % 8`` values
+    rounded as ``trunc(v + 0.5f)`` (NEON_2_SSE's RoundToNearest), the rest with ``std::round``. inverse
+    float32; the others integers."""
+    r, c = x.shape
+    cut = r * c - (r * c) % 8
     zp, lo, hi = np.float32(zero_point), np.float32(low), np.float32(high)
-    half = np.float32(0.5)
-    i = 0
-    for y in range(h):
-        for xx in range(w):
+    half, one = np.float32(0.5), np.float32(1)
+    for i in range(r * t // nt, r * (t + 1) // nt):
+        row, dst = x[i], out[i]
+        if (i + 1) * c <= cut:  # the vector loop's values only: a loop without branches
             for k in range(c):
-                v = x[y, xx, k] * inverse
-                if i < cut:
-                    r = np.trunc(v + (-half if v < 0 else half))
+                v = row[k] * inverse
+                q = np.trunc(v + np.copysign(half, v)) + zp
+                q = np.float32(0) + zp if q != q else q
+                dst[k] = min(max(q, lo), hi) - zp
+        else:
+            for k in range(c):
+                v = row[k] * inverse
+                if i * c + k < cut:
+                    rounded = np.trunc(v + np.copysign(half, v))
                 else:
-                    t = np.trunc(v)
-                    r = t + (np.float32(1) if v > 0 else np.float32(-1)) if np.abs(v - t) >= half else t
-                if r != r:  # NaN (the reference's nan_to_num)
-                    r = np.float32(0)
-                out[y, xx, k] = min(max(r + zp, lo), hi) - zp
-                i += 1
+                    rounded = np.trunc(v)
+                    if np.abs(v - rounded) >= half:
+                        rounded += one if v > 0 else -one
+                q = rounded + zp
+                q = np.float32(0) + zp if q != q else q  # NaN: the reference's nan_to_num
+                dst[k] = min(max(q, lo), hi) - zp
 
 
 @njit(cache=True, nogil=True)
-def rescale(acc, factor, filter_scales, bias, scale_first, act_min, act_max):
-    """In place, acc [H, W, C] (the exact integer sums of one image): ``float(acc) * s_w[c] * s_in +
-    bias[c]``, clamped; the products ``(acc * s_w) * s_in`` where ``scale_first``, else
-    ``acc * (s_w * s_in)``. All float32."""
-    h, w, c = acc.shape
-    products = np.empty(c, np.float32)
-    for k in range(c):
-        products[k] = filter_scales[k] * factor
-    for y in range(h):
-        for xx in range(w):
+def rescale(acc, factor, filter_scales, products, bias, scale_first, act_min, act_max, t, nt):
+    """In place, rows ``R * t // nt`` to ``R * (t + 1) // nt`` of acc [R, C] (the exact integer sums of
+    one image): ``float(acc) * s_w[c] * s_in + bias[c]``, clamped; the products ``(acc * s_w) * s_in``
+    where ``scale_first``, else ``acc * products`` (``products = s_w * s_in``). All float32."""
+    r, c = acc.shape
+    for i in range(r * t // nt, r * (t + 1) // nt):
+        row = acc[i]
+        if scale_first:
             for k in range(c):
-                if scale_first:
-                    v = acc[y, xx, k] * filter_scales[k] * factor
-                else:
-                    v = acc[y, xx, k] * products[k]
-                acc[y, xx, k] = min(max(v + bias[k], act_min), act_max)
+                row[k] = min(max(row[k] * filter_scales[k] * factor + bias[k], act_min), act_max)
+        else:
+            for k in range(c):
+                row[k] = min(max(row[k] * products[k] + bias[k], act_min), act_max)

@@ -20,6 +20,15 @@ chain such a difference feeds every later operator and grows legitimately
 (measured: up to 111 LSB inside the quantized DeepLab models, with every isolated
 operator within 1), so there integer differences against builtin are counted
 and reported, not judged: the isolated mode is the judge.
+
+A hybrid model (float activations, int8 weights: dynamic-range quantization) quantizes its float
+inputs at every hybrid operator with parameters taken from the values: a float difference of one
+unit in the last place can move that scale, and so every value after it. Run whole, LiteRT's own
+optimized kernels then differ from its reference kernels by up to 0.9 on logits of 20 and agree on
+99.83-99.91% of the labels (the dynamic-range 257 and fp16 COCO DeepLabs of
+``tools/quantize.py --dynamic-range``, the shared photographs). So a hybrid model's cascaded float
+outputs are judged by their labels alone (:data:`HYBRID_ARGMAX_MIN_AGREEMENT`); the isolated mode,
+where each hybrid operator must give LiteRT's numbers, is the judge of the arithmetic.
 """
 
 from __future__ import annotations
@@ -37,6 +46,9 @@ from .tflite.surgery import litert_equivalent
 FLOAT_ISOLATED_RTOL = 1e-5
 FLOAT_FINAL_ATOL = 1e-4
 ARGMAX_MIN_AGREEMENT = 0.9999
+#: The labels a hybrid model's cascaded output must keep (see the module docstring).
+HYBRID_ARGMAX_MIN_AGREEMENT = 0.995
+_HYBRID_WEIGHTS = {"CONV_2D": (0, 1), "DEPTHWISE_CONV_2D": (0, 1), "TRANSPOSE_CONV": (2, 1), "FULLY_CONNECTED": (0, 1)}
 #: Isolated integer outputs may differ from LiteRT's optimized kernels by this many LSB.
 BUILTIN_LSB_TOLERANCE = 1
 
@@ -208,6 +220,20 @@ def compare_isolated(ours: Interpreter, run: LiteRun, lsb_tolerance: int = BUILT
     return records
 
 
+def hybrid_operators(graph: Subgraph) -> list[int]:
+    """The operators of ``graph`` that run hybrid: float32 input, int8 weights."""
+    from .tflite.schema import TensorType
+
+    found = []
+    for op in graph.operators:
+        x, w = _HYBRID_WEIGHTS.get(op.name, (-1, -1))
+        if x >= 0 and max(x, w) < len(op.inputs) and min(op.inputs[x], op.inputs[w]) >= 0 \
+                and graph.tensors[op.inputs[x]].type == TensorType.FLOAT32 \
+                and graph.tensors[op.inputs[w]].type == TensorType.INT8:
+            found.append(op.index)
+    return found
+
+
 def compare_cascaded(ours: Interpreter, run: LiteRun) -> list[OpRecord]:
     """Run our whole graph on the same inputs and compare every operator's output with LiteRT's.
 
@@ -219,6 +245,7 @@ def compare_cascaded(ours: Interpreter, run: LiteRun) -> list[OpRecord]:
     """
     g = ours.model.main
     last = len(g.operators) - 1
+    hybrid = bool(hybrid_operators(g))
     for d, x in zip(ours.get_input_details(), run.inputs):
         ours.set_tensor(d["index"], x)
     ours.invoke()
@@ -231,7 +258,13 @@ def compare_cascaded(ours: Interpreter, run: LiteRun) -> list[OpRecord]:
         rec = _record(op, last, out, ref, 0.0, run.against)
         if ref.dtype.kind in "iu" and run.against == "builtin":
             rec.tolerance, rec.ok = float("inf"), True
-        if ref.dtype.kind == "f":
+        if ref.dtype.kind == "f" and hybrid:
+            rec.tolerance = float("inf")
+            rec.ok = rec.argmax_agreement is None or rec.argmax_agreement >= HYBRID_ARGMAX_MIN_AGREEMENT
+            if op.outputs[0] in g.outputs:
+                rec.note = (f"hybrid model: values not bounded, labels must agree on "
+                            f"{HYBRID_ARGMAX_MIN_AGREEMENT:.1%} (see pydeeplab.verification)")
+        elif ref.dtype.kind == "f":
             rec.tolerance = FLOAT_FINAL_ATOL if op.outputs[0] in g.outputs else float("inf")
             rec.ok = bool(rec.max_abs <= rec.tolerance) and (
                 rec.argmax_agreement is None or rec.argmax_agreement >= ARGMAX_MIN_AGREEMENT)

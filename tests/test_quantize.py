@@ -239,7 +239,7 @@ def test_dynamic_range_deeplab_runs_as_litert(backend, tmp_path):
     whole, float rounding differences get amplified by the hybrid operators' input quantization (a
     changed maximum changes the scale): LiteRT's own optimized kernels differ from its reference as
     much, so the labels are what is held there."""
-    from pydeeplab.verification import verify
+    from pydeeplab.verification import hybrid_operators, verify
 
     out = quantize.quantize_dynamic_range(require_data("models/deeplabv3_257_mv_gpu.tflite"), tmp_path / "dr.tflite")
     graph = pydeeplab.read_model(out.read_bytes()).main
@@ -249,6 +249,8 @@ def test_dynamic_range_deeplab_runs_as_litert(backend, tmp_path):
         if op.builtin in (Op.CONV_2D, Op.DEPTHWISE_CONV_2D) and graph.tensors[op.inputs[1]].type == TensorType.INT8:
             assert record.max_abs == 0.0, record
     assert report.cascaded[-1].argmax_agreement >= 0.999
+    assert report.ok and "hybrid model" in report.cascaded[-1].note  # judged by its labels (verification.py)
+    assert len(hybrid_operators(graph)) == 41  # the convolutions with 1024 weights or more
 
 
 def test_dynamic_range_refuses_a_model_with_nothing_to_quantize(capsys, tmp_path):

@@ -212,25 +212,31 @@ def _hybrid_numba_run(ctx: OpContext, weights: np.ndarray, bias: np.ndarray | No
     place. None where the weights allow partial sums past float32's exact integers (the reference
     runs then)."""
     from ..kernels import hybrid as kern
+    from ..kernels.parallel import ELEMENT_WORK, in_parallel, numba_threads
     from ..reference.quantize import hybrid_input
+    from .elementwise import _view
 
     if not kern.exact_in_float32(weights, channel_axis, 255 if stage.asymmetric else 127):
         return None
-    x_shape = tuple(ctx.inputs[0].shape)
-    centered = np.empty(x_shape, np.float32)
-    b = np.zeros(weights.shape[channel_axis], np.float32) if bias is None else bias.astype(np.float32)
+    (n, h, w, c), cout = ctx.inputs[0].shape, weights.shape[channel_axis]
+    centered = np.empty((n, h * w, c), np.float32)
+    b = np.zeros(cout, np.float32) if bias is None else bias.astype(np.float32)
     lo, hi = np.float32(stage.act_min), np.float32(stage.act_max)
+    center, rescale = in_parallel(kern.center), in_parallel(kern.rescale)
 
     def run(inputs, outputs) -> None:
-        x, out = inputs[0], outputs[0]
+        x, out = inputs[0].reshape(n, h * w, c), outputs[0]
+        sums = _view(out, (n, -1, cout))
+        nt = min(numba_threads(x[0].size * ELEMENT_WORK), h * w)
         factors = []
-        for k in range(x_shape[0]):
-            p = hybrid_input(*kern.value_range(x[k]), stage.asymmetric)
-            kern.center(x[k], p.inverse, p.zero_point, p.low, p.high, centered[k])
+        for k in range(n):
+            p = hybrid_input(x[k].min(), x[k].max(), stage.asymmetric)  # (NumPy's are vectorized; NaN passes)
+            center(x[k], p.inverse, p.zero_point, p.low, p.high, centered[k], nt=nt)
             factors.append(p.factor)
-        float_run([centered], outputs)
+        float_run([centered.reshape(n, h, w, c)], outputs)
         for k, factor in enumerate(factors):
-            kern.rescale(out[k], factor, stage.filter_scales, b, stage.scale_first, lo, hi)
+            rescale(sums[k], factor, stage.filter_scales, stage.filter_scales * factor, b, stage.scale_first, lo, hi,
+                    nt=min(numba_threads(sums[k].size * ELEMENT_WORK), sums.shape[1]))
 
     return run
 
