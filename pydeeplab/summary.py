@@ -15,7 +15,7 @@ from collections import Counter
 from math import prod
 
 from .tflite.model import Model, Operator, Tensor
-from .tflite.schema import BuiltinOperator, BuiltinOptionsType
+from .tflite.schema import BuiltinOperator, BuiltinOptionsType, TensorType
 
 # The options worth a column: the ones that change what an operator computes.
 _SHOWN_OPTIONS = (
@@ -83,11 +83,30 @@ def _union_name(union_type: int) -> str:
         return f"BuiltinOptions type {union_type}"
 
 
+#: Operators that run hybrid with float32 input and int8 weights: (input index, weights index).
+_HYBRID_OPERANDS = {BuiltinOperator.CONV_2D: (0, 1), BuiltinOperator.DEPTHWISE_CONV_2D: (0, 1),
+                    BuiltinOperator.TRANSPOSE_CONV: (2, 1), BuiltinOperator.FULLY_CONNECTED: (0, 1)}
+
+
+def hybrid_operators(graph) -> list[int]:
+    """The operators of ``graph`` (a Subgraph) that run hybrid: float32 input, int8 weights
+    (dynamic-range quantization; see docs/operators.md)."""
+    found = []
+    for op in graph.operators:
+        x, w = _HYBRID_OPERANDS.get(op.builtin, (-1, -1))
+        if 0 <= x and max(x, w) < len(op.inputs) and min(op.inputs[x], op.inputs[w]) >= 0 \
+                and graph.tensors[op.inputs[x]].type == TensorType.FLOAT32 \
+                and graph.tensors[op.inputs[w]].type == TensorType.INT8:
+            found.append(op.index)
+    return found
+
+
 def summarize(model: Model) -> dict:
     """The whole summary as plain JSON-ready data."""
     g = model.main
     t = g.tensors
     ops = []
+    hybrid = set(hybrid_operators(g))
     for op in g.operators:
         ops.append({
             "index": op.index,
@@ -96,6 +115,7 @@ def summarize(model: Model) -> dict:
             "outputs": [list(t[i].shape) for i in op.outputs],
             "options": _option_values(op.options),
             "macs": operator_macs(op, t),
+            "hybrid": op.index in hybrid,
         })
         if op.ignored_options_type:
             ops[-1]["ignored_options"] = _union_name(op.ignored_options_type)
@@ -146,10 +166,15 @@ def format_summary(s: dict) -> str:
         io = f"{shapes} -> {'x'.join(map(str, o['outputs'][0])) if o['outputs'] else '-'}"
         macs = f"{o['macs']:,}" if o["macs"] else ""
         ignored = f"  (ignored stray {o['ignored_options']}, as LiteRT does)" if o.get("ignored_options") else ""
-        lines.append(f"{o['index']:>3}  {o['op']:18} {io:44} {macs:>12}  {_fmt_options(o['options'])}{ignored}")
+        hybrid = "  hybrid: int8 weights" if o.get("hybrid") else ""
+        lines.append(f"{o['index']:>3}  {o['op']:18} {io:44} {macs:>12}  {_fmt_options(o['options'])}{hybrid}{ignored}")
     tot = s["totals"]
     lines.append("")
     lines.append("operators: " + ", ".join(f"{k} {v}" for k, v in tot["by_type"].items()) + f" ({tot['operators']} in all)")
+    hybrid = sum(1 for o in s["operators"] if o.get("hybrid"))
+    if hybrid:
+        lines.append(f"hybrid: {hybrid} operator(s) take float32 input with int8 weights (dynamic-range "
+                     "quantization): each quantizes its input at every run")
     stray = [o for o in s["operators"] if o.get("ignored_options")]
     if stray:
         lines.append(f"ignored options: {len(stray)} operator(s) carry an options union of a type they do not "

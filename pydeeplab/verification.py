@@ -40,6 +40,7 @@ import numpy as np
 
 from .image import load_rgb, resize_rgb, to_model_input
 from .interpreter import Interpreter
+from .summary import hybrid_operators
 from .tflite.model import Subgraph
 from .tflite.surgery import litert_equivalent
 
@@ -48,7 +49,6 @@ FLOAT_FINAL_ATOL = 1e-4
 ARGMAX_MIN_AGREEMENT = 0.9999
 #: The labels a hybrid model's cascaded output must keep (see the module docstring).
 HYBRID_ARGMAX_MIN_AGREEMENT = 0.995
-_HYBRID_WEIGHTS = {"CONV_2D": (0, 1), "DEPTHWISE_CONV_2D": (0, 1), "TRANSPOSE_CONV": (2, 1), "FULLY_CONNECTED": (0, 1)}
 #: Isolated integer outputs may differ from LiteRT's optimized kernels by this many LSB.
 BUILTIN_LSB_TOLERANCE = 1
 
@@ -218,20 +218,6 @@ def compare_isolated(ours: Interpreter, run: LiteRun, lsb_tolerance: int = BUILT
         records.append(_annotate(_record(op, last, out, run.tensor(op.outputs[0]), FLOAT_ISOLATED_RTOL, run.against,
                                          lsb_tolerance), op, run))
     return records
-
-
-def hybrid_operators(graph: Subgraph) -> list[int]:
-    """The operators of ``graph`` that run hybrid: float32 input, int8 weights."""
-    from .tflite.schema import TensorType
-
-    found = []
-    for op in graph.operators:
-        x, w = _HYBRID_WEIGHTS.get(op.name, (-1, -1))
-        if x >= 0 and max(x, w) < len(op.inputs) and min(op.inputs[x], op.inputs[w]) >= 0 \
-                and graph.tensors[op.inputs[x]].type == TensorType.FLOAT32 \
-                and graph.tensors[op.inputs[w]].type == TensorType.INT8:
-            found.append(op.index)
-    return found
 
 
 def compare_cascaded(ours: Interpreter, run: LiteRun) -> list[OpRecord]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from oracle import require_data
 
 # tools/ is not an installed package: import the harness from the repository's tools folder.
 TOOLS = Path(__file__).resolve().parent.parent / "tools"
@@ -491,7 +492,7 @@ def test_int8_model_without_tools_quantize_is_said_and_the_run_goes_on(model, tm
     monkeypatch.setattr(bench.models, "TOOLS_DIR", tmp_path)  # a tools folder without quantize.py
     report = bench.run_bench([model, bench.SYNTH_NAME], runtimes=("numpy",), threads=(1,), repeat=1, warmup=0,
                              budget=0.0, pause=0.0, image=None, sections=("latency",), synth_cache=tmp_path / "c")
-    assert report["notes"] == ["int8 model: tools/quantize.py not available"]
+    assert report["notes"] == [f"{bench.SYNTH_NAME}: tools/quantize.py not available"]
     assert [f["model"] for f in report["models"]] == ["tiny"] and report["latency"][0]["samples"] == 1
     assert not (tmp_path / "c").exists()
 
@@ -519,6 +520,29 @@ def test_int8_model_is_built_once_with_quantize_int8_and_cached(model, tmp_path)
     path, note = bench.synthesized_int8(model, tmp_path / "other", tools_dir=tools, images=[model], progress=False)
     assert path is None and "ValueError: unsupported operator" in note
     assert not [p for p in (tmp_path / "other").rglob("*") if p.is_file()]  # nothing half-written
+
+
+def test_dynamic_range_model_is_built_once_without_images_and_classed_hybrid(tmp_path):
+    """The dynamic-range model comes from tools/quantize.py's quantize_dynamic_range (no calibration),
+    cached like the int8 one, and its class is read from the graph: hybrid."""
+    src = require_data("models/deeplabv3_257_mv_gpu.tflite")
+    real, _ = bench.synthesized(bench.HYBRID_NAME, src, tmp_path / "real")  # the repository's tools/quantize.py
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "quantize.py").write_text(
+        "import pathlib, shutil\n"
+        "def quantize_dynamic_range(model_path, out_path):\n"
+        "    calls = pathlib.Path(out_path).parent.parent / 'calls.txt'\n"
+        "    calls.write_text(calls.read_text() + 'x' if calls.exists() else 'x')\n"
+        f"    shutil.copyfile({str(real)!r}, out_path)\n", encoding="utf-8")
+    first, note = bench.synthesized(bench.HYBRID_NAME, src, tmp_path / "cache", tools_dir=tools)
+    assert first is not None and first.name == "deeplabv3_257_mv_gpu_dr.tflite"
+    again, note = bench.synthesized(bench.HYBRID_NAME, src, tmp_path / "cache", tools_dir=tools)
+    assert again == first and "cached" in note and (tmp_path / "cache" / "calls.txt").read_text() == "x"
+    assert "calibration_images" not in json.loads(first.with_suffix(".json").read_text())
+    facts = bench.classify_model(read_model(first.read_bytes()))
+    assert facts["class"] == "hybrid" and "41 of them with int8 weights" in facts["why"]
+    assert bench.classify_model(read_model(src.read_bytes()))["class"] == "float"
 
 
 def test_settle_waits_for_another_threads_spin_to_end():

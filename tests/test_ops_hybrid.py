@@ -237,3 +237,23 @@ def test_numba_backend_sums_on_the_float_kernels_where_float32_is_exact(monkeypa
     monkeypatch.setattr(reference, "conv_2d", lambda *a: ran.append(1) or original(*a))
     check_op(Op.CONV_2D, deep, [T(None, np.float32)], opts, backends=("numba",), atol_scale=EXACT)
     assert ran
+
+
+def test_inspect_marks_hybrid_operators():
+    from pydeeplab.summary import format_summary, summarize
+    from pydeeplab.tflite.reader import read_model
+
+    rng = np.random.default_rng(3)
+
+    def build(b, x):
+        y, shape = _conv(b, rng, x, (1, 6, 6, 4), 8, "hybrid_conv")
+        w = b.add_constant("float_w", rng.standard_normal((3, 1, 1, 8)).astype(np.float32))
+        out = b.add_tensor("out", TensorType.FLOAT32, (1, 6, 6, 3))
+        b.add_operator(Op.CONV_2D, [y, w, -1], [out], Conv2DOptions(padding=SAME, stride_w=1, stride_h=1))
+        return out
+
+    summary = summarize(read_model(_graph((1, 6, 6, 4), build)))
+    assert [o["hybrid"] for o in summary["operators"]] == [True, False]
+    text = format_summary(summary)
+    rows = [line for line in text.splitlines() if "CONV_2D" in line]
+    assert "hybrid: int8 weights" in rows[0] and "hybrid" not in rows[1] and "hybrid: 1 operator(s)" in text

@@ -239,7 +239,8 @@ def test_dynamic_range_deeplab_runs_as_litert(backend, tmp_path):
     whole, float rounding differences get amplified by the hybrid operators' input quantization (a
     changed maximum changes the scale): LiteRT's own optimized kernels differ from its reference as
     much, so the labels are what is held there."""
-    from pydeeplab.verification import hybrid_operators, verify
+    from pydeeplab.summary import hybrid_operators
+    from pydeeplab.verification import verify
 
     out = quantize.quantize_dynamic_range(require_data("models/deeplabv3_257_mv_gpu.tflite"), tmp_path / "dr.tflite")
     graph = pydeeplab.read_model(out.read_bytes()).main

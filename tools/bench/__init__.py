@@ -73,8 +73,8 @@ from .cli import add_arguments, build_parser, load_report, main, run_from_args  
 from .environment import BlasThreads, machine_info, openblas_warning, skewing_variables  # noqa: E402
 from .goals import FLOAT_MODEL, QUANT_MODEL, RATIO_LIMITS, evaluate_goals  # noqa: E402
 from .latency import bench_latency, latency_in_children, measure  # noqa: E402
-from .models import (SYNTH_NAME, BenchModel, bench_models, classify_model, find_models,  # noqa: E402
-                     make_inputs, model_facts, synthesized_int8)
+from .models import (HYBRID_NAME, SYNTH_NAME, BenchModel, bench_models, classify_model, find_models,  # noqa: E402
+                     make_inputs, model_facts, synthesized, synthesized_int8)
 from .processes import bench_cold, bench_memory, run_child  # noqa: E402
 from .profile import bench_profile  # noqa: E402
 from .report import DOCUMENT_SECTIONS, format_report, goal_status, write_document  # noqa: E402
@@ -82,9 +82,9 @@ from .run import DEFAULT_SECTIONS, SECTIONS, run_bench  # noqa: E402
 from .runtimes import LABELS, PYDEEPLAB_RUNTIMES, RUNTIMES, Runner, Unavailable, make_runner  # noqa: E402
 
 __all__ = ["BenchModel", "BlasThreads", "DEFAULT_SECTIONS", "DOCUMENT_SECTIONS", "FLOAT_MODEL", "LABELS",
-           "PYDEEPLAB_RUNTIMES", "QUANT_MODEL", "RATIO_LIMITS", "RUNTIMES", "Runner", "SECTIONS", "SYNTH_NAME",
+           "PYDEEPLAB_RUNTIMES", "QUANT_MODEL", "RATIO_LIMITS", "RUNTIMES", "Runner", "SECTIONS", "SYNTH_NAME", "HYBRID_NAME",
            "Unavailable", "add_arguments", "bench_cold", "bench_latency", "bench_memory", "bench_models",
            "bench_profile", "build_parser", "classify_model", "evaluate_goals", "find_models", "format_report",
            "goal_status", "latency_in_children", "load_report", "machine_info", "main", "make_inputs",
            "make_runner", "measure", "model_facts", "openblas_warning", "run_bench", "run_child", "run_from_args",
-           "skewing_variables", "synthesized_int8", "write_document"]
+           "skewing_variables", "synthesized", "synthesized_int8", "write_document"]

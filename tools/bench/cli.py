@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .environment import openblas_warning
 from .goals import evaluate_goals
-from .models import SYNTH_NAME
+from .models import HYBRID_NAME, SYNTH_NAME
 from .report import format_report, write_document
 from .run import DEFAULT_IMAGE, DEFAULT_SECTIONS, PROFILE_WORST, SECTIONS, run_bench
 from .runtimes import RUNTIMES
@@ -35,7 +35,8 @@ def epilog(prog: str = PROG) -> str:
             f"  {prog} --models deeplabv3_257_mv_gpu --repeat 3 --sections latency\n"
             f"  {prog} --models deeplabv3_257_mv_gpu --backends numba xnnpack --threads 1 --repeat 5\n"
             f"  {prog} --sections profile --models deeplabv3_mnv2_pascal_quant --backends numba\n"
-            f"  {prog} --models {SYNTH_NAME} --backends numba xnnpack   # the synthesized int8 model\n\n"
+            f"  {prog} --models {SYNTH_NAME} --backends numba xnnpack   # the synthesized int8 model\n"
+            f"  {prog} --models {HYBRID_NAME} --backends numba xnnpack     # the dynamic-range one\n\n"
             "The machine's OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE, if set, change OpenBLAS's kernels: the\n"
             "harness warns; unset them for the command with `env -u ...` as above.")
 
@@ -50,13 +51,14 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of the ``bench`` command (for a subcommand parser: then call :func:`run_from_args`)."""
     p.add_argument("--models", nargs="+", metavar="MODEL",
-                   help="model paths or names in the models folder (default: all, and the synthesized int8 model "
-                        f"{SYNTH_NAME}); commas also separate")
+                   help="model paths or names in the models folder (default: all, and the synthesized models "
+                        f"{SYNTH_NAME} and {HYBRID_NAME}); commas also separate")
     p.add_argument("--models-dir", help="folder of .tflite models (default: $PYDEEPLAB_DATA/models, "
                                         "else ../shared/data/models beside the checkout)")
     p.add_argument("--no-synth", action="store_true",
-                   help=f"leave out {SYNTH_NAME}, the int8 per-channel model that tools/quantize.py builds from "
-                        "deeplabv3_257_mv_gpu (built once into ~/.cache/pydeeplab/synth/)")
+                   help=f"leave out {SYNTH_NAME} and {HYBRID_NAME}, the int8 per-channel and dynamic-range models "
+                        "that tools/quantize.py builds from deeplabv3_257_mv_gpu (built once into "
+                        "~/.cache/pydeeplab/synth/)")
     p.add_argument("--synth-cache", help="folder of synthesized models (default: ~/.cache/pydeeplab/synth)")
     p.add_argument("--backends", "--runtimes", nargs="+", metavar="NAME", dest="runtimes",
                    help=f"runtimes to time, of: {', '.join(RUNTIMES)} (default: all)")

@@ -24,6 +24,11 @@ from pydeeplab.models import data_dir
 #: The real float model the int8 model is synthesized from, and the synthesized model's name.
 SYNTH_SOURCE = "deeplabv3_257_mv_gpu"
 SYNTH_NAME = f"{SYNTH_SOURCE}_int8"
+#: The dynamic-range (hybrid) model tools/quantize.py builds from the same source.
+HYBRID_NAME = f"{SYNTH_SOURCE}_dr"
+#: Synthesized model name -> (the suffix of its file name after the source's, tools/quantize.py's
+#: function that builds it, whether that calibrates on images).
+SYNTHESIZED = {SYNTH_NAME: ("_int8", "quantize_int8", True), HYBRID_NAME: ("_dr", "quantize_dynamic_range", False)}
 #: tools/, where tools/quantize.py lives (beside this package).
 TOOLS_DIR = Path(__file__).resolve().parent.parent
 
@@ -75,11 +80,12 @@ _COMPUTE_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CO
 
 def classify_model(model) -> dict:
     """The class of a parsed :class:`pydeeplab.tflite.model.Model` for the goals: ``float``, ``uint8``,
-    ``int8`` or ``other``, with ``why`` (what in the graph says so) and the facts it rests on.
+    ``int8``, ``hybrid`` (float activations, some convolutions with int8 weights) or ``other``, with ``why`` (what in the graph says so) and the facts it rests on.
 
     The class is the dtype most convolutions read (their activation input): float32 is
     ``float`` (float16 weights dequantized included), uint8 ``uint8``, int8 ``int8``.
     """
+    from pydeeplab.summary import hybrid_operators
     from pydeeplab.tflite.schema import BuiltinOperator, TensorType
 
     g = model.main
@@ -103,6 +109,10 @@ def classify_model(model) -> dict:
         return {"class": "other", "why": "no convolution to read a compute dtype from", **facts}
     dominant, n = counts.most_common(1)[0]
     of = f"{n} of {len(compute)} convolutions read {dominant.name.lower()}"
+    hybrid = len(hybrid_operators(g))
+    if dominant == TensorType.FLOAT32 and hybrid:
+        return {"class": "hybrid", "why": f"{of}, {hybrid} of them with int8 weights (dynamic-range quantization)",
+                **facts}
     if dominant == TensorType.FLOAT32:
         why = of + (f"; {fp16} float16 weight tensors dequantized" if fp16 else "; float32 weights")
         return {"class": "float", "why": why, **facts}
@@ -126,26 +136,29 @@ def synth_cache_dir() -> Path:
     return user_cache_dir() / "synth"
 
 
-def synthesized_int8(source: Path, cache_dir: Path | None = None, tools_dir: Path | None = None,
-                     images: Sequence[Path] | None = None, progress: bool = True) -> tuple[Path | None, str]:
-    """The int8 per-channel model built from the float model ``source`` by ``tools/quantize.py``.
+def synthesized(name: str, source: Path, cache_dir: Path | None = None, tools_dir: Path | None = None,
+                images: Sequence[Path] | None = None, progress: bool = True) -> tuple[Path | None, str]:
+    """The model ``name`` (one of :data:`SYNTHESIZED`) built from the float model ``source`` by
+    ``tools/quantize.py``: the int8 per-channel model, or the dynamic-range one.
 
-    Built once into ``cache_dir/<source and quantizer digests>/<stem>_int8.tflite`` (written to a temporary name, then
-    renamed) and reused. ``images``: calibration images (None: the quantizer's default, the shared
-    photographs). Returns ``(path, note)``; ``path`` is None when it cannot be had, and ``note``
-    says why ("int8 model: tools/quantize.py not available", or the quantizer's error).
+    Built once into ``cache_dir/<source and quantizer digests>/<source stem><suffix>.tflite`` (written to
+    a temporary name, then renamed) and reused. ``images``: calibration images of the int8 model (None: the
+    quantizer's default, the shared photographs). Returns ``(path, note)``; ``path`` is None when it
+    cannot be had, and ``note`` says why ("<name>: tools/quantize.py not available", or the
+    quantizer's error).
     """
     from pydeeplab.models import sha256_file
 
+    suffix, function, calibrated = SYNTHESIZED[name]
     source = Path(source)
     script = Path(tools_dir if tools_dir is not None else TOOLS_DIR) / "quantize.py"
     if not script.exists():
-        return None, "int8 model: tools/quantize.py not available"
+        return None, f"{name}: tools/quantize.py not available"
     if not source.exists():
-        return None, f"int8 model: its source {source} is missing"
+        return None, f"{name}: its source {source} is missing"
     # Keyed by the source and the quantizer: a changed tools/quantize.py builds a new model.
     digest = f"{sha256_file(source)[:12]}-{sha256_file(script)[:8]}"
-    target = (Path(cache_dir) if cache_dir is not None else synth_cache_dir()) / digest / f"{source.stem}_int8.tflite"
+    target = (Path(cache_dir) if cache_dir is not None else synth_cache_dir()) / digest / f"{source.stem}{suffix}.tflite"
     label = f"synthesized from {source.stem} by tools/quantize.py"
     if target.exists():
         return target, f"{label} (cached {target})"
@@ -155,27 +168,37 @@ def synthesized_int8(source: Path, cache_dir: Path | None = None, tools_dir: Pat
         spec = importlib.util.spec_from_file_location("quantize", script)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        quantize_int8 = module.quantize_int8
+        build = getattr(module, function)
     except Exception as exc:
-        return None, f"int8 model: tools/quantize.py not usable: {type(exc).__name__}: {exc}"
+        return None, f"{name}: tools/quantize.py not usable: {type(exc).__name__}: {exc}"
     images = list(images) if images is not None else None
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=".tflite", dir=target.parent)
     os.close(fd)
     try:
-        quantize_int8(source, Path(tmp), images, progress=progress)
+        if calibrated:
+            build(source, Path(tmp), images, progress=progress)
+        else:
+            build(source, Path(tmp))
         if os.path.getsize(tmp) == 0:
             raise RuntimeError("it wrote an empty file")
         os.replace(tmp, target)
     except Exception as exc:
-        return None, f"int8 model: tools/quantize.py failed on {source.name}: {type(exc).__name__}: {exc}"
+        return None, f"{name}: tools/quantize.py failed on {source.name}: {type(exc).__name__}: {exc}"
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    meta = {"source": str(source), "source_sha256": sha256_file(source), "tool": "tools/quantize.py quantize_int8",
-            "calibration_images": [str(p) for p in images] if images is not None else "tools/quantize.py's default"}
+    meta = {"source": str(source), "source_sha256": sha256_file(source), "tool": f"tools/quantize.py {function}"}
+    if calibrated:
+        meta["calibration_images"] = [str(p) for p in images] if images is not None else "tools/quantize.py's default"
     target.with_suffix(".json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
     return target, f"{label} (built into {target})"
+
+
+def synthesized_int8(source: Path, cache_dir: Path | None = None, tools_dir: Path | None = None,
+                     images: Sequence[Path] | None = None, progress: bool = True) -> tuple[Path | None, str]:
+    """:func:`synthesized` of the int8 per-channel model (:data:`SYNTH_NAME`)."""
+    return synthesized(SYNTH_NAME, source, cache_dir, tools_dir, images, progress)
 
 
 # -- what a run times -------------------------------------------------------------------------------
@@ -200,17 +223,17 @@ class BenchModel:
     facts: dict = field(default_factory=dict)
 
 
-def bench_models(paths: Sequence[Path], workdir: Path, synth: Path | None = None,
-                 synth_label: str = "") -> list[BenchModel]:
-    """The models of a run: each of ``paths`` (and ``synth``); for a model with a custom operator
-    that no builtin computes, also its graph cut before that operator, which both sides run
-    (written into ``workdir``, which must outlive the run)."""
+def bench_models(paths: Sequence[Path], workdir: Path,
+                 synthesized_models: Sequence[tuple[Path, str, str]] = ()) -> list[BenchModel]:
+    """The models of a run: each of ``paths``, then the ``synthesized_models`` ((path, name, label)
+    each); for a model with a custom operator that no builtin computes, also its graph cut before
+    that operator, which both sides run (written into ``workdir``, which must outlive the run)."""
     from pydeeplab.tflite.reader import read_model
     from pydeeplab.tflite.schema import BuiltinOperator
     from pydeeplab.tflite.surgery import litert_equivalent
 
     out = []
-    items = [(p, p.stem, "") for p in paths] + ([(synth, SYNTH_NAME, synth_label)] if synth is not None else [])
+    items = [(p, p.stem, "") for p in paths] + list(synthesized_models)
     for path, name, label in items:
         content = path.read_bytes()
         eq = litert_equivalent(content)

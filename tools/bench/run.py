@@ -17,7 +17,7 @@ from .environment import BlasThreads, git_commit, machine_info, openblas_warning
 from .goals import RATIO_LIMITS, _median, _ratio, evaluate_goals
 from .host import cpu_overlap
 from .latency import CHILD_ENV, bench_latency, latency_in_children
-from .models import SYNTH_NAME, SYNTH_SOURCE, bench_models, find_models, make_inputs, model_facts, synthesized_int8
+from .models import SYNTH_SOURCE, SYNTHESIZED, bench_models, find_models, make_inputs, model_facts, synthesized
 from .onnx_conversion import onnx_cache_dir
 from .processes import bench_cold, bench_memory
 from .profile import bench_profile
@@ -61,9 +61,9 @@ def run_bench(models: Sequence[str | os.PathLike] | None = None, *, models_dir: 
     """Run the benchmark; returns the report as a JSON-able dict (see :func:`bench.report.format_report`).
 
     ``models``: paths or names in ``models_dir`` (default: every model of
-    ``<data>/models``, plus the int8 model synthesized from deeplabv3_257_mv_gpu unless ``synth`` is
-    False; with ``models`` given, the int8 model only when its name ``deeplabv3_257_mv_gpu_int8`` is
-    among them). ``runtimes``: a subset of :data:`RUNTIMES`. ``image``: a path, ``"default"``
+    ``<data>/models``, plus the int8 and the dynamic-range models synthesized from deeplabv3_257_mv_gpu
+    unless ``synth`` is False; with ``models`` given, a synthesized model only when its name,
+    ``deeplabv3_257_mv_gpu_int8`` or ``deeplabv3_257_mv_gpu_dr``, is among them). ``runtimes``: a subset of :data:`RUNTIMES`. ``image``: a path, ``"default"``
     (``bird_segmentation.bmp`` of the data folder, or random input when it is missing) or None
     (seeded random input). ``sections``: a subset of :data:`SECTIONS`. ``repeat`` timed runs per
     runtime and thread count (fewer for one whose runs passed ``budget`` seconds, at least 3).
@@ -79,9 +79,9 @@ def run_bench(models: Sequence[str | os.PathLike] | None = None, *, models_dir: 
     if repeat < 1 or not threads or any(n < 1 for n in threads):
         raise ValueError("repeat and thread counts must be >= 1")
     names = [str(m) for m in models] if models else None
-    want_synth = synth and (names is None or SYNTH_NAME in names)
+    want_synth = [n for n in SYNTHESIZED if synth and (names is None or n in names)]
     if names is not None:
-        names = [n for n in names if n != SYNTH_NAME]
+        names = [n for n in names if n not in SYNTHESIZED]
     paths = find_models(names, models_dir) if names or names is None else []
     if image == "default":
         candidate = data_dir() / "images" / DEFAULT_IMAGE
@@ -102,21 +102,23 @@ def run_bench(models: Sequence[str | os.PathLike] | None = None, *, models_dir: 
                    "sections": list(sections), "onnx_cache": str(cache), "synth": want_synth},
         "notes": [],
     }
-    synth_path, synth_note = None, ""
+    built = []
     if want_synth:
         source = next((p for p in paths if p.stem == SYNTH_SOURCE), None)
         if source is None:
             source = data_dir() / "models" / f"{SYNTH_SOURCE}.tflite"
-        if log:
-            log(f"int8 model: from {source.name} with tools/quantize.py (built once, cached)")
-        synth_path, synth_note = synthesized_int8(source, Path(synth_cache) if synth_cache else None,
-                                                  progress=log is not None)
-        report["notes"].append(synth_note)
-        if log:
-            log(synth_note)
+        for name in want_synth:
+            if log:
+                log(f"{name}: from {source.name} with tools/quantize.py (built once, cached)")
+            path, note = synthesized(name, source, Path(synth_cache) if synth_cache else None, progress=log is not None)
+            report["notes"].append(note)
+            if log:
+                log(note)
+            if path is not None:
+                built.append((path, name, f"synthesized from {SYNTH_SOURCE}"))
     with tempfile.TemporaryDirectory(prefix="pydeeplab-bench-") as tmp:
         work = Path(tmp)
-        entries = bench_models(paths, work, synth_path, f"synthesized from {SYNTH_SOURCE}" if synth_path else "")
+        entries = bench_models(paths, work, built)
         report["models"] = [model_facts(m) for m in entries]
         inputs = {m.name: make_inputs(m.path, image) for m in entries}
         overlap_check = "latency" in sections and max(threads) > 1 and os.environ.get(CHILD_ENV) != "1"
