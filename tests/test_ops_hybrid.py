@@ -106,6 +106,14 @@ def test_hybrid_fully_connected(asymmetric, per_channel, rows, depth, units, act
     check_op(Op.FULLY_CONNECTED, inputs, [T(None, np.float32)], opts, atol_scale=EXACT)
 
 
+@pytest.mark.parametrize("act", [Activation.TANH, Activation.SIGN_BIT])
+def test_hybrid_fully_connected_applies_every_fused_activation(act):
+    """The hybrid kernel applies TANH and SIGN_BIT too (TFLite's ApplyActivationToVector)."""
+    rng = np.random.default_rng(int(act))
+    inputs = [_input(rng, (3, 24)), _filter(rng, (6, 24), 0, True), T(rng.standard_normal(6).astype(np.float32), const=True)]
+    check_op(Op.FULLY_CONNECTED, inputs, [T(None, np.float32)], FullyConnectedOptions(fused_activation_function=act))
+
+
 def test_hybrid_fully_connected_of_zeros_gives_the_bias():
     rng = np.random.default_rng(5)
     inputs = [T(np.zeros((2, 16), np.float32)), _filter(rng, (4, 16), 0, True),

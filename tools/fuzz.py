@@ -456,6 +456,48 @@ def zoo_converters(dtype: str = "float32") -> bytes:
     return net.finish([x], outputs)
 
 
+def zoo_hybrid() -> bytes:
+    """A dynamic-range quantized graph: float32 activations, int8 weights (TF2's converter without a
+    representative dataset). Hybrid CONV_2D per channel (asymmetric input) and per tensor (symmetric),
+    DEPTHWISE_CONV_2D, FULLY_CONNECTED with asymmetric inputs, and TRANSPOSE_CONV at a branch's end."""
+    from pydeeplab.tflite.options import (
+        Conv2DOptions, DepthwiseConv2DOptions, FullyConnectedOptions, TransposeConvOptions)
+    from pydeeplab.tflite.schema import Activation, BuiltinOperator as Op
+    from pydeeplab.tflite.schema import Padding
+
+    net = _Net("fuzz seed: hybrid operators (float32 activations, int8 weights)", "float32", seed=17)
+    b, rng = net.b, net.rng
+
+    def weights(shape, axis, per_channel=True):
+        scales = rng.uniform(0.004, 0.02, shape[axis] if per_channel else 1).astype(np.float32)
+        net.n += 1
+        return b.add_constant(f"w{net.n}", rng.integers(-127, 128, shape).astype(np.int8), net._q(scales, 0, axis))
+
+    def bias(n):
+        net.n += 1
+        return b.add_constant(f"b{net.n}", (rng.standard_normal(n) * 0.1).astype(np.float32))
+
+    x = net.input((1, 8, 8, 4))
+    a = net.tensor((1, 8, 8, 8))
+    b.add_operator(Op.CONV_2D, [x, weights((8, 3, 3, 4), 0), bias(8)], [a], Conv2DOptions(
+        padding=Padding.SAME, stride_w=1, stride_h=1, fused_activation_function=Activation.RELU6), version=5)
+    d = net.tensor((1, 4, 4, 8))
+    b.add_operator(Op.DEPTHWISE_CONV_2D, [a, weights((1, 3, 3, 8), 3), bias(8)], [d], DepthwiseConv2DOptions(
+        padding=Padding.SAME, stride_w=2, stride_h=2, depth_multiplier=1), version=6)
+    c = net.tensor((1, 4, 4, 6))
+    b.add_operator(Op.CONV_2D, [d, weights((6, 1, 1, 8), 0, per_channel=False), bias(6)], [c],
+                   Conv2DOptions(padding=Padding.SAME, stride_w=1, stride_h=1), version=2)
+    flat = net.tensor((1, 96))
+    b.add_operator(Op.RESHAPE, [c, net.const_int32([1, 96])], [flat])
+    logits = net.tensor((1, 5))
+    b.add_operator(Op.FULLY_CONNECTED, [flat, weights((5, 96), 0, per_channel=False), bias(5)], [logits],
+                   FullyConnectedOptions(asymmetric_quantize_inputs=True), version=9)
+    up = net.tensor((1, 8, 8, 3))
+    b.add_operator(Op.TRANSPOSE_CONV, [net.const_int32([1, 8, 8, 3]), weights((3, 3, 3, 6), 0), c, bias(3)], [up],
+                   TransposeConvOptions(padding=Padding.SAME, stride_w=2, stride_h=2), version=3)
+    return net.finish([x], [logits, up])
+
+
 def geometry(dtype: str = "float32") -> bytes:
     """Windowed operators whose output sizes all follow from the input's (no constant
     sizes but the final resize): the seed that the "geometry" mutator resizes to odd
@@ -485,6 +527,7 @@ def synthetic_seeds() -> dict[str, bytes]:
         "zoo_shape_int8": zoo_shape("int8"),
         "zoo_converters": zoo_converters("float32"),
         "zoo_converters_int8": zoo_converters("int8"),
+        "zoo_hybrid": zoo_hybrid(),
         "geometry_float": geometry("float32"),
         "geometry_uint8": geometry("uint8"),
         "geometry_int8": geometry("int8"),
@@ -1466,12 +1509,19 @@ def _isolated_misfit(ours, lite, unjudged: list[int]) -> str | None:
     None. An operator fed a finite float of magnitude 1e38 or more is not judged (its index is appended
     to ``unjudged``): its float sums overflow to inf in one order and not in another (TFLite's clamps
     turn an inf into the largest float, 3.4e38), and TFLite's conversions of such values to integers are
-    undefined."""
+    undefined. Nor is a hybrid operator (float32 input, int8 weights) fed a NaN or an infinity: it
+    converts ``NaN * 0`` or ``NaN`` to int32, undefined in C++ (pydeeplab quantizes such an input as
+    zeros; see docs/operators.md); nor a hybrid FULLY_CONNECTED with a weight of -128
+    (:func:`_hybrid_unjudged`)."""
+    from pydeeplab.summary import hybrid_operators
+
     graph = ours.model.main
+    hybrid = set(hybrid_operators(graph))
     for op in graph.operators:
         feeds = [None if i < 0 else graph.tensors[i].data if graph.tensors[i].data is not None else lite.get_tensor(i)
                  for i in op.inputs]
-        if any(_near_float_limit(v) for v in feeds if v is not None):
+        if any(_near_float_limit(v) for v in feeds if v is not None) or (
+                op.index in hybrid and _hybrid_unjudged(op, feeds, graph.tensors[op.inputs[1]].quantization)):
             unjudged.append(op.index)
             continue
         for index, mine in zip(op.outputs, ours.run_op(op.index, feeds)):
@@ -1479,6 +1529,19 @@ def _isolated_misfit(ours, lite, unjudged: list[int]) -> str | None:
             if problem:
                 return f"operator {op.index} ({op.name}) fed LiteRT's inputs: {problem}"
     return None
+
+
+def _hybrid_unjudged(op, feeds: list, weights_quantization) -> bool:
+    """Whether a hybrid operator's inputs leave LiteRT without a result to hold pydeeplab to: a NaN or an
+    infinity in its float input (see :func:`_isolated_misfit`); a weight scale of 1e38 or more (the
+    products of the sums and the scales overflow to inf in one order and not in another, as float sums
+    of values near the limit do); or a FULLY_CONNECTED weight of -128, whose products LiteRT 2.3.0's
+    x86 kernel negates in 8 bits (pydeeplab sums exactly; ``pydeeplab/ops/fully_connected.py``)."""
+    if any(v.dtype.kind == "f" and not np.isfinite(v).all() for v in feeds if v is not None):
+        return True
+    if weights_quantization is not None and (np.abs(weights_quantization.scales) >= 1e38).any():
+        return True
+    return op.name == "FULLY_CONNECTED" and feeds[1] is not None and bool((feeds[1] == -128).any())
 
 
 def _near_float_limit(v: np.ndarray) -> bool:

@@ -204,20 +204,23 @@ def _hybrid_run(function, weights: np.ndarray, bias: np.ndarray | None, stage: H
     return run
 
 
-def _hybrid_numba_run(ctx: OpContext, weights: np.ndarray, bias: np.ndarray | None, stage: HybridStage,
-                      float_run, channel_axis: int):
-    """The numba backend's run of a hybrid CONV_2D or DEPTHWISE_CONV_2D (``kernels/hybrid.py``): the input
-    quantized image by image and written as float32 ``q - zp``, the float convolution ``float_run``
-    (``weights`` as float32, no bias, no clamp) summing the integers exactly, then the sums scaled in
-    place. None where the weights allow partial sums past float32's exact integers (the reference
-    runs then)."""
+def _hybrid_runner(ctx: OpContext, reference_function, float_runner, weights: np.ndarray, bias: np.ndarray | None,
+                   stage: HybridStage, channel_axis: int, *geometry):
+    """The run of a hybrid CONV_2D or DEPTHWISE_CONV_2D. On the numba backend (``kernels/hybrid.py``),
+    where the weights keep every partial sum an exact float32 integer: the input quantized image by
+    image and written as float32 ``q - zp``, the float convolution ``float_runner(weights, stage)`` (the
+    weights as float32, no bias, no clamp) summing the integers exactly, then the sums scaled in
+    place. Elsewhere, the reference ``reference_function`` (:func:`_hybrid_run`)."""
     from ..kernels import hybrid as kern
+
+    bound = 255 if stage.asymmetric else 127  # largest |q - zp|
+    if ctx.backend != "numba" or not kern.exact_in_float32(weights, channel_axis, bound):
+        return _hybrid_run(reference_function, weights, bias, stage, *geometry)
     from ..kernels.parallel import ELEMENT_WORK, in_parallel, numba_threads
     from ..reference.quantize import hybrid_input
     from .elementwise import _view
 
-    if not kern.exact_in_float32(weights, channel_axis, 255 if stage.asymmetric else 127):
-        return None
+    float_run = float_runner(weights.astype(np.float32), FloatStage(*activation_range_float(Activation.NONE)))
     (n, h, w, c), cout = ctx.inputs[0].shape, weights.shape[channel_axis]
     centered = np.empty((n, h * w, c), np.float32)
     b = np.zeros(cout, np.float32) if bias is None else bias.astype(np.float32)
@@ -284,12 +287,8 @@ def prepare_conv_2d(ctx: OpContext) -> Prepared:
     """
     weights, bias, stage, stride, dilation, padding, out_shape = _conv_2d_plan(ctx)
     if isinstance(stage, HybridStage):
-        run = None
-        if ctx.backend == "numba":
-            sums = FloatStage(*activation_range_float(Activation.NONE))
-            run = _hybrid_numba_run(ctx, weights, bias, stage, _numba().conv_2d_runner(
-                weights.astype(np.float32), None, sums, stride, dilation, padding, out_shape), 0)
-        run = run or _hybrid_run(reference.conv_2d, weights, bias, stage, stride, dilation, padding)
+        run = _hybrid_runner(ctx, reference.conv_2d, lambda w, sums: _numba().conv_2d_runner(
+            w, None, sums, stride, dilation, padding, out_shape), weights, bias, stage, 0, stride, dilation, padding)
     elif ctx.backend == "numba" and _kernels_take(weights):
         run = _numba().conv_2d_runner(weights, bias, stage, stride, dilation, padding, out_shape)
     else:
@@ -384,13 +383,9 @@ def prepare_depthwise_conv_2d(ctx: OpContext) -> Prepared:
         if opts.depth_multiplier * cin != cout:  # (the hybrid kernel reads the option, the others the shapes)
             raise ctx.error(f"depth_multiplier {opts.depth_multiplier} with {cin} input channels does not make "
                             f"the filter's {cout} (a hybrid depthwise convolution reads the option)")
-        run = None
-        if ctx.backend == "numba":
-            sums = FloatStage(*activation_range_float(Activation.NONE))
-            run = _hybrid_numba_run(ctx, weights, bias, stage, _numba().depthwise_conv_2d_runner(
-                weights.astype(np.float32), None, sums, stride, dilation, padding, np.dtype(np.float32), cin, wd,
-                ow), 3)
-        run = run or _hybrid_run(reference.depthwise_conv_2d, weights, bias, stage, stride, dilation, padding)
+        run = _hybrid_runner(ctx, reference.depthwise_conv_2d, lambda w, sums: _numba().depthwise_conv_2d_runner(
+            w, None, sums, stride, dilation, padding, np.dtype(np.float32), cin, wd, ow), weights, bias, stage, 3,
+                             stride, dilation, padding)
     elif ctx.backend == "numba" and _kernels_take(weights):
         run = _numba().depthwise_conv_2d_runner(weights, bias, stage, stride, dilation, padding, x.dtype, cin, wd,
                                                  ow)

@@ -156,7 +156,12 @@ def _hybrid_fully_connected(ctx: OpContext, w, o, bias, options, units: int, row
                             out_shape: tuple) -> Prepared:
     """FULLY_CONNECTED of float32 input and int8 weights (dynamic-range quantization), as TFLite's
     ``EvalHybridDense``: per-channel scales where there is one per unit along dimension 0, else the
-    first; the input symmetric unless ``asymmetric_quantize_inputs``. Both backends run the reference."""
+    first; the input symmetric unless ``asymmetric_quantize_inputs``; any fused activation, TANH and
+    SIGN_BIT included (the hybrid kernel applies them all). Both backends run the reference.
+
+    LiteRT 2.3.0's x86 kernel gets a product of a -128 weight and a negative input wrong (its SSSE3
+    dot product negates the weight in 8 bits); a later LiteRT widens to 16 bits first. pydeeplab sums
+    exactly. Converters write symmetric weights in [-127, 127], which that case never meets."""
     if o.type != TensorType.FLOAT32 or (bias is not None and bias.type != TensorType.FLOAT32):
         raise ctx.error("a hybrid FULLY_CONNECTED (float32 input, int8 weights) needs float32 output and bias")
     q = w.quantization
@@ -167,13 +172,12 @@ def _hybrid_fully_connected(ctx: OpContext, w, o, bias, options, units: int, row
         raise ctx.error(f"hybrid FULLY_CONNECTED weights need one scale per unit along dimension 0 ({units}), "
                         f"have {scales.size} along dimension {q.quantized_dimension}")
     filter_scales = np.ascontiguousarray(np.broadcast_to(scales, (units,)), dtype=np.float32)
-    lo, hi = activation_range_float(options.fused_activation_function)
-    asymmetric = bool(options.asymmetric_quantize_inputs)
+    activation, asymmetric = options.fused_activation_function, bool(options.asymmetric_quantize_inputs)
     has_bias = bias is not None
 
     def run(inputs, outputs):
         ref.hybrid_fully_connected(inputs[0].reshape(rows, depth), inputs[1], filter_scales, asymmetric,
-                                   inputs[2].reshape(-1) if has_bias else None, lo, hi,
+                                   inputs[2].reshape(-1) if has_bias else None, activation,
                                    outputs[0].reshape(rows, units))
 
     return Prepared((out_shape,), run)

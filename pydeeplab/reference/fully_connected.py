@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..tflite.schema import Activation
 from .fixedpoint import multiply_by_quantized_multiplier, round_half_away, wrap_int32
 from .quantize import quantize_floats
 
@@ -73,26 +74,43 @@ def fully_connected_quantized(x: np.ndarray, ws_t: np.ndarray, bias: np.ndarray 
         out[rows] = np.clip(y, p.act_min, p.act_max)
 
 
+def apply_activation_to_vector(values: np.ndarray, activation: Activation) -> None:
+    """TFLite's ``ApplyActivationToVector`` in place on float32 ``values``, as the hybrid kernels apply a
+    fused activation: no clamp at all for NONE; ``std::max(0.0f, x)`` and the like (a NaN becomes the
+    bound); tanh; ``std::signbit`` (1 or 0) for SIGN_BIT."""
+    if activation == Activation.RELU:
+        values[...] = np.where(0 < values, values, np.float32(0))
+    elif activation in (Activation.RELU6, Activation.RELU_N1_TO_1):
+        low, high = (np.float32(0), np.float32(6)) if activation == Activation.RELU6 else (np.float32(-1), np.float32(1))
+        capped = np.where(high < values, high, values)
+        values[...] = np.where(low < capped, capped, low)
+    elif activation == Activation.TANH:
+        np.tanh(values, out=values)
+    elif activation == Activation.SIGN_BIT:
+        values[...] = np.signbit(values)
+
+
 def hybrid_fully_connected(x: np.ndarray, w: np.ndarray, filter_scales: np.ndarray, asymmetric: bool,
-                           bias: np.ndarray | None, act_min: float, act_max: float, out: np.ndarray) -> None:
+                           bias: np.ndarray | None, activation: Activation, out: np.ndarray) -> None:
     """Hybrid FULLY_CONNECTED (``EvalHybridDense``): float32 input and output, int8 weights.
 
     Each input row is quantized to int8 on its own (symmetric, or with a zero point where the options
     ask ``asymmetric_quantize_inputs``: ``reference/quantize.py``); the exact integer sums
     ``q . w[u]`` (less ``zp * sum(w[u])``) become ``bias[u] + float(sum) * (s_in * s_w[u])`` in float32,
-    then the clamp. An input of zeros only gives the bias. x: [batch, depth]; w: int8 [units, depth];
-    filter_scales: float32 [units] (a per-tensor scale repeated); out: [batch, units].
+    then the activation (:func:`apply_activation_to_vector`). An input of zeros only gives the bias.
+    x: [batch, depth]; w: int8 [units, depth]; filter_scales: float32 [units] (a per-tensor scale
+    repeated); out: [batch, units].
     """
     base = np.zeros(w.shape[0], np.float32) if bias is None else bias.astype(np.float32)
     if not x.any():  # (TFLite skips the product for an input of zeros)
-        np.clip(np.broadcast_to(base, out.shape), act_min, act_max, out=out)
-        return
-    w_t, row_sums = w.astype(np.float64).T, w.astype(np.int64).sum(axis=1)
-    for b in range(x.shape[0]):
-        q, p = quantize_floats(x[b], asymmetric)
-        sums = wrap_int32((q.astype(np.float64) @ w_t).astype(np.int64) - row_sums * p.zero_point)
-        out[b] = base + sums.astype(np.float32) * (p.factor * filter_scales)
-    np.clip(out, act_min, act_max, out=out)
+        out[...] = base
+    else:
+        w_t, row_sums = w.astype(np.float64).T, w.astype(np.int64).sum(axis=1)
+        for b in range(x.shape[0]):
+            q, p = quantize_floats(x[b], asymmetric)
+            sums = wrap_int32((q.astype(np.float64) @ w_t).astype(np.int64) - row_sums * p.zero_point)
+            out[b] = base + sums.astype(np.float32) * (p.factor * filter_scales)
+    apply_activation_to_vector(out, activation)
 
 
 def _operands(lhs: np.ndarray, rhs: np.ndarray, adj_x: bool, adj_y: bool) -> tuple[np.ndarray, np.ndarray]:
