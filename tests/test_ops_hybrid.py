@@ -265,3 +265,13 @@ def test_inspect_marks_hybrid_operators():
     text = format_summary(summary)
     rows = [line for line in text.splitlines() if "CONV_2D" in line]
     assert "hybrid: int8 weights" in rows[0] and "hybrid" not in rows[1] and "hybrid: 1 operator(s)" in text
+
+
+def test_hybrid_fully_connected_with_run_time_weights():
+    """Weights that are a model input (not a constant) are read at every run."""
+    rng = np.random.default_rng(8)
+    w = _filter(rng, (5, 12), 0, True)
+    w.const = False
+    inputs = [_input(rng, (2, 12)), w, T(rng.standard_normal(5).astype(np.float32), const=True)]
+    check_op(Op.FULLY_CONNECTED, inputs, [T(None, np.float32)],
+             FullyConnectedOptions(asymmetric_quantize_inputs=True), atol_scale=EXACT)

@@ -174,9 +174,11 @@ def _hybrid_fully_connected(ctx: OpContext, w, o, bias, options, units: int, row
     filter_scales = np.ascontiguousarray(np.broadcast_to(scales, (units,)), dtype=np.float32)
     activation, asymmetric = options.fused_activation_function, bool(options.asymmetric_quantize_inputs)
     has_bias = bias is not None
+    constant = None if w.data is None else ref.hybrid_weights(w.data)  # (run-time weights: at every run)
 
     def run(inputs, outputs):
-        ref.hybrid_fully_connected(inputs[0].reshape(rows, depth), inputs[1], filter_scales, asymmetric,
+        weights = constant if constant is not None else ref.hybrid_weights(inputs[1])
+        ref.hybrid_fully_connected(inputs[0].reshape(rows, depth), weights, filter_scales, asymmetric,
                                    inputs[2].reshape(-1) if has_bias else None, activation,
                                    outputs[0].reshape(rows, units))
 

@@ -90,22 +90,29 @@ def apply_activation_to_vector(values: np.ndarray, activation: Activation) -> No
         values[...] = np.signbit(values)
 
 
-def hybrid_fully_connected(x: np.ndarray, w: np.ndarray, filter_scales: np.ndarray, asymmetric: bool,
-                           bias: np.ndarray | None, activation: Activation, out: np.ndarray) -> None:
+def hybrid_weights(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the int8 weights [units, depth] as float64 [depth, units], their row sums int64 [units]): what
+    :func:`hybrid_fully_connected` multiplies by (plan time for constant weights)."""
+    return np.ascontiguousarray(w.astype(np.float64).T), w.astype(np.int64).sum(axis=1)
+
+
+def hybrid_fully_connected(x: np.ndarray, weights: tuple[np.ndarray, np.ndarray], filter_scales: np.ndarray,
+                           asymmetric: bool, bias: np.ndarray | None, activation: Activation,
+                           out: np.ndarray) -> None:
     """Hybrid FULLY_CONNECTED (``EvalHybridDense``): float32 input and output, int8 weights.
 
     Each input row is quantized to int8 on its own (symmetric, or with a zero point where the options
     ask ``asymmetric_quantize_inputs``: ``reference/quantize.py``); the exact integer sums
     ``q . w[u]`` (less ``zp * sum(w[u])``) become ``bias[u] + float(sum) * (s_in * s_w[u])`` in float32,
     then the activation (:func:`apply_activation_to_vector`). An input of zeros only gives the bias.
-    x: [batch, depth]; w: int8 [units, depth]; filter_scales: float32 [units] (a per-tensor scale
-    repeated); out: [batch, units].
+    x: [batch, depth]; weights: :func:`hybrid_weights`; filter_scales: float32 [units] (a per-tensor
+    scale repeated); out: [batch, units].
     """
-    base = np.zeros(w.shape[0], np.float32) if bias is None else bias.astype(np.float32)
+    w_t, row_sums = weights
+    base = np.zeros(w_t.shape[1], np.float32) if bias is None else bias.astype(np.float32)
     if not x.any():  # (TFLite skips the product for an input of zeros)
         out[...] = base
     else:
-        w_t, row_sums = w.astype(np.float64).T, w.astype(np.int64).sum(axis=1)
         for b in range(x.shape[0]):
             q, p = quantize_floats(x[b], asymmetric)
             sums = wrap_int32((q.astype(np.float64) @ w_t).astype(np.int64) - row_sums * p.zero_point)
