@@ -203,3 +203,23 @@ def test_screenshot_in_docs_is_a_report():
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text("utf-8")
     assert "docs/figures/report.png" in readme and "pydeeplab report" in readme
     assert np.asarray(im.convert("L")).std() > 20  # not a blank page
+
+
+def test_report_of_a_hybrid_model_says_so(tmp_path):
+    """A dynamic-range model (tools/quantize.py --dynamic-range): float activations, int8 weights. The
+    report names its arithmetic hybrid and compares it with its float shadow (dequantized weights)."""
+    import importlib.util
+
+    from oracle import require_data
+
+    # tools/quantize.py by its path (another test may have put a stand-in "quantize" on sys.path).
+    spec = importlib.util.spec_from_file_location("pydeeplab_tools_quantize",
+                                                  Path(__file__).resolve().parent.parent / "tools" / "quantize.py")
+    quantize = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(quantize)
+    src = require_data("models/deeplabv3_257_mv_gpu.tflite")
+    model = quantize.quantize_dynamic_range(src, tmp_path / "dr.tflite")
+    html = pydeeplab.report(model, require_data("images/cat.bmp"), tmp_path / "dr.html", litert=False,
+                            max_thumbnail_ops=1)
+    assert "hybrid: float32 activations, int8 weights (41 operators quantize their input at every run" in html
+    assert "Final labels: the hybrid model and its float shadow agree" in html

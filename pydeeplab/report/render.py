@@ -182,7 +182,7 @@ def _summary_section(d: ReportData) -> str:
             ("operators", f"{tot['operators']}: " + ", ".join(f"{k} {v}" for k, v in tot["by_type"].items())),
             ("parameters", f"{tot['parameters']:,} ({tot['weight_bytes']:,} bytes)"),
             ("multiply-accumulates", f"{tot['macs']:,} ({tot['macs'] / 1e9:.2f} G)"),
-            ("arithmetic", "quantized (integer kernels)" if d.quantized else "float"),
+            ("arithmetic", _arithmetic(d)),
             ("pydeeplab backend", d.backend),
             ("time", f"invoke {d.timings.get('invoke_s', 0) * 1e3:.1f} ms (per-operator profile, one run); "
                      f"whole report {d.timings.get('total_s', 0):.1f} s")]
@@ -351,6 +351,15 @@ def _litert_section(d: ReportData) -> str:
             f"<th></th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
+def _arithmetic(d: ReportData) -> str:
+    """What the model computes in: float, quantized, or hybrid (float activations, int8 weights)."""
+    hybrid = sum(1 for o in d.summary["operators"] if o.get("hybrid"))
+    if hybrid:
+        return (f"hybrid: float32 activations, int8 weights ({hybrid} operators quantize their input at every "
+                "run: dynamic-range quantization)")
+    return "quantized (integer kernels)" if d.quantized else "float"
+
+
 def _quant_section(d: ReportData) -> str:
     c = d.comparison
     if not d.quantized:
@@ -371,8 +380,9 @@ def _quant_section(d: ReportData) -> str:
                     + "".join(f"<td class=n>{_num(r['rmse_over_scale'], '.3f')}</td><td class=n>{_num(r['mean_error'])}"
                               f"</td><td class=n>{_num(r['max_abs_error'])}</td>" for r in (a, b))
                     + f"<td>{_num(b['label_agreement'], '.4f')}</td></tr>")
+    kind = "hybrid" if any(o.get("hybrid") for o in d.summary["operators"]) else "integer"
     agree = ("" if c.quant_label_agreement is None else
-             f"<p><b>Final labels: the integer model and its float shadow agree on "
+             f"<p><b>Final labels: the {kind} model and its float shadow agree on "
              f"{100 * c.quant_label_agreement:.2f}% of pixels.</b></p>")
     return (f"{agree}<p class='note'>Error = dequantized integer output &minus; float output of the same operator in "
             "the float shadow (the same graph with dequantized weights, no requantization). Isolated: the float "
