@@ -67,6 +67,7 @@ def test_latency_and_profile_structure(model, tmp_path):
         assert 0 < r["min_ms"] <= r["median_ms"] <= r["max_ms"]
         assert r["check"]["against"] == "ref"
         assert r["check"]["max_abs_diff"] <= 1e-4  # every runtime computed the same model
+        assert r["check"]["labels_equal"] == 1.0  # (the tiny model's 4 scores per pixel: its labels)
     # No converter can run with a Python that does not exist: reported, not fatal.
     assert "error" in rows["onnxruntime"] or "median_ms" in rows["onnxruntime"]
 
@@ -543,6 +544,14 @@ def test_dynamic_range_model_is_built_once_without_images_and_classed_hybrid(tmp
     facts = bench.classify_model(read_model(first.read_bytes()))
     assert facts["class"] == "hybrid" and "41 of them with int8 weights" in facts["why"]
     assert bench.classify_model(read_model(src.read_bytes()))["class"] == "float"
+
+
+def test_output_check_text_gives_the_labels_of_scores():
+    from bench.report import _check_text
+
+    check = {"against": "builtin", "max_abs_diff": 0.83, "labels_equal": 0.99875}
+    assert _check_text(check) == "max abs diff 0.83, labels 99.875% equal vs builtin"
+    assert _check_text({"against": "ref", "max_abs_diff": 1e-6}) == "max abs diff 1e-06 vs ref"
 
 
 def test_settle_waits_for_another_threads_spin_to_end():

@@ -45,7 +45,8 @@ def _check_text(check: dict | None) -> str:
     if "error" in check:
         return f"vs {check['against']}: {check['error']}"
     if "max_abs_diff" in check:
-        return f"max abs diff {check['max_abs_diff']:.2g} vs {check['against']}"
+        labels = f", labels {100 * check['labels_equal']:.3f}% equal" if "labels_equal" in check else ""
+        return f"max abs diff {check['max_abs_diff']:.2g}{labels} vs {check['against']}"
     return f"{100 * check['equal_fraction']:.3f}% = {check['against']}"
 
 

@@ -133,13 +133,17 @@ def _onnx_runner(model_path: Path, inputs: list[np.ndarray], threads: int, cache
 
 
 def _agreement(out: np.ndarray, ref: np.ndarray) -> dict:
-    """How an output agrees with a reference output: max |diff| (float) or fraction equal (integer)."""
+    """How an output agrees with a reference output: max |diff| (float; for scores per class also the
+    fraction of equal labels) or fraction equal (integer)."""
     if out.shape != ref.shape and out.ndim == 4 and out.transpose(0, 2, 3, 1).shape == ref.shape:
         out = out.transpose(0, 2, 3, 1)  # an NCHW ONNX graph
     if out.shape != ref.shape:
         return {"error": f"shape {list(out.shape)} vs {list(ref.shape)}"}
     if ref.dtype.kind == "f":
-        return {"max_abs_diff": float(np.abs(out.astype(np.float64) - ref.astype(np.float64)).max())}
+        check = {"max_abs_diff": float(np.abs(out.astype(np.float64) - ref.astype(np.float64)).max())}
+        if ref.ndim == 4 and ref.shape[-1] > 1:  # scores per class: the labels they give
+            check["labels_equal"] = float(np.mean(out.argmax(-1) == ref.argmax(-1)))
+        return check
     return {"equal_fraction": float(np.mean(out == ref))}
 
 
